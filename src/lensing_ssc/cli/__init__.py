@@ -1,0 +1,68 @@
+"""The ``lensing-ssc`` command (also ``python -m lensing_ssc``).
+
+Each command group is a module of its own (``_config.py``, ...) holding a ``typer.Typer``;
+this module assembles them and turns ``lensing_ssc`` errors into one clear line on stderr
+and exit status 2, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lensing_ssc._version import __version__
+from lensing_ssc.cli._config import config_app
+from lensing_ssc.core.base.exceptions import LensingSSCError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="lensing-ssc",
+    help="Weak-lensing super-sample covariance: patch statistics that survive, resume and scale out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_app, name="config")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"lensing-ssc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Weak-lensing super-sample covariance: patch statistics that survive, resume and scale out."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        app(args=argv, prog_name="lensing-ssc", standalone_mode=False)
+    except LensingSSCError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

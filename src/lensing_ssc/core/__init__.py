@@ -1,0 +1,1 @@
+"""Core building blocks: exceptions (``base``), configuration (``config``) and crash-safe I/O (``io``)."""

@@ -1,0 +1,1 @@
+"""Foundations shared by every area: the exception tree."""

@@ -1,0 +1,1 @@
+"""Running long jobs: the managers (:mod:`.managers`) and the resumable task runner."""

@@ -1,0 +1,63 @@
+"""The managers that keep a long job alive and legible.
+
+``ResourceManager`` watches memory, CPU and disk against the job's real limits;
+``CheckpointManager`` saves and restores state crash-safely; ``ProgressManager`` shows
+progress in a terminal and as heartbeat lines in batch logs; ``CacheManager`` caches
+expensive results in memory and on disk; ``LogManager`` writes structured logs;
+``ManagerContext`` builds all five and coordinates them.
+
+Names are imported on first use, so ``import lensing_ssc.processing.managers`` stays cheap
+for command-line tools that need only one manager.
+
+Example:
+    >>> from lensing_ssc.processing.managers import CacheManager
+    >>> with CacheManager(max_size_mb=64) as cache:
+    ...     cache.put("answer", 42)
+    ...     cache.get("answer")
+    42
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lensing_ssc.processing.managers.cache_manager import CacheManager
+    from lensing_ssc.processing.managers.checkpoint_manager import CheckpointManager
+    from lensing_ssc.processing.managers.context import ManagerContext
+    from lensing_ssc.processing.managers.log_manager import LogManager
+    from lensing_ssc.processing.managers.progress_manager import ProgressManager
+    from lensing_ssc.processing.managers.resource_manager import ResourceManager
+
+__all__ = [
+    "CacheManager",
+    "CheckpointManager",
+    "LogManager",
+    "ManagerContext",
+    "ProgressManager",
+    "ResourceManager",
+]
+
+_MODULES = {
+    "CacheManager": "cache_manager",
+    "CheckpointManager": "checkpoint_manager",
+    "LogManager": "log_manager",
+    "ManagerContext": "context",
+    "ProgressManager": "progress_manager",
+    "ResourceManager": "resource_manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _MODULES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
