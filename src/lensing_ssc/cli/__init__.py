@@ -19,7 +19,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="lensing-ssc",
-    help="Weak-lensing super-sample covariance: patch statistics that survive, resume and scale out.",
+    help="Weak-lensing super-sample covariance: patch statistics that survive and resume.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,31 +36,30 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Show the version and exit.",
     ),
 ) -> None:
     """Weak-lensing super-sample covariance: patch statistics that survive, resume and scale out."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    Usage errors are reported by click (status 2); a ``lensing_ssc`` error becomes one line
+    ``error: ...`` on stderr and status 2.
+    """
     try:
-        app(args=argv, prog_name="lensing-ssc", standalone_mode=False)
+        app(args=argv, prog_name="lensing-ssc", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except LensingSSCError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
 
 

@@ -11,14 +11,18 @@ from lensing_ssc.core.config import ProcessingConfig
 
 __all__ = ["config_app"]
 
-config_app = typer.Typer(help="Show, validate and describe run configurations.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Show, validate and describe run configurations.", no_args_is_help=True
+)
 
 _FORMATS = ("yaml", "toml", "json")
 
 
 @config_app.command("show")
 def show(
-    path: Path | None = typer.Argument(None, help="Config file (YAML, TOML or JSON); defaults if omitted."),
+    path: Path | None = typer.Argument(
+        None, help="Config file (YAML, TOML or JSON); defaults if omitted."
+    ),
     fmt: str = typer.Option("yaml", "--format", "-f", help="Output format: yaml, toml or json."),
 ) -> None:
     """Print the effective configuration: defaults, then the file, then LENSING_SSC_* variables."""

@@ -1,1 +1,4 @@
-"""Core building blocks: exceptions (``base``), configuration (``config``) and crash-safe I/O (``io``)."""
+"""Core building blocks shared by every area.
+
+``base`` holds the exception tree, ``config`` the run configuration and ``io`` crash-safe I/O.
+"""

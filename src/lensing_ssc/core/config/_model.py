@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ from lensing_ssc.core.config._sections import (
 )
 
 __all__ = ["ProcessingConfig"]
+
+# Where the data being validated came from, for error messages: (file, {field: env var}).
+# Set by ``from_dict`` around construction, read by ``__init__`` when validation fails.
+_ORIGIN: ContextVar[tuple[str | None, Mapping[str, str]]] = ContextVar(
+    "lensing_ssc_config_origin", default=(None, {})
+)
 
 
 class ProcessingConfig(BaseModel):
@@ -60,6 +67,15 @@ class ProcessingConfig(BaseModel):
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
+        except ValidationError as exc:
+            source, field_sources = _ORIGIN.get()
+            raise translate_validation_error(
+                exc, type(self), source=source, field_sources=field_sources
+            ) from exc
+
+    def __setattr__(self, name: str, value: object) -> None:
+        try:
+            super().__setattr__(name, value)
         except ValidationError as exc:
             raise translate_validation_error(exc, type(self)) from exc
 
@@ -106,16 +122,16 @@ class ProcessingConfig(BaseModel):
         overrides, field_sources = env_overrides(
             environ, top_level={"run_dir"}, sections=set(cls.model_fields) - {"run_dir"}
         )
-        merged = merge(data, overrides)
+        token = _ORIGIN.set((source, field_sources))
         try:
-            return cls.model_validate(merged)
-        except ValidationError as exc:
-            raise translate_validation_error(
-                exc, cls, source=source, field_sources=field_sources
-            ) from exc
+            return cls(**merge(data, overrides))
+        finally:
+            _ORIGIN.reset(token)
 
     @classmethod
-    def from_file(cls, path: str | Path, *, env: Mapping[str, str] | bool = True) -> ProcessingConfig:
+    def from_file(
+        cls, path: str | Path, *, env: Mapping[str, str] | bool = True
+    ) -> ProcessingConfig:
         """Read a YAML, TOML or JSON file (by suffix), then apply environment overrides.
 
         Example:
@@ -126,7 +142,9 @@ class ProcessingConfig(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessingConfig:
         """Defaults overridden by ``LENSING_SSC_*`` environment variables."""
-        return cls.from_dict({}, source="the environment", env=os.environ if environ is None else environ)
+        return cls.from_dict(
+            {}, source="the environment", env=os.environ if environ is None else environ
+        )
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ProcessingConfig:

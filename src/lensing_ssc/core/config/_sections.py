@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lensing_ssc.core.config._errors import translate_validation_error
 
 __all__ = [
     "CacheSection",
@@ -32,6 +34,12 @@ class Section(BaseModel):
     """Base of every section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise translate_validation_error(exc, type(self)) from exc
 
 
 class ResourcesSection(Section):

@@ -1,0 +1,84 @@
+"""The ``lensing-ssc`` command: version, and the ``config`` group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lensing_ssc import __version__
+from lensing_ssc.cli import main
+
+
+def test_version_through_python_dash_m() -> None:
+    """`python -m lensing_ssc --version` prints the package version and exits 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "lensing_ssc", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"lensing-ssc {__version__}"
+
+
+def test_config_show_prints_the_defaults_as_yaml(capsys: pytest.CaptureFixture[str]) -> None:
+    """`config show` with no file prints a YAML config that validates."""
+    assert main(["config", "show"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["run_dir"] == "runs/default"
+    assert shown["resources"]["warning_fraction"] == 0.8
+
+
+def test_config_show_applies_file_and_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`config show FILE --format json` shows the file's values overridden by the environment."""
+    path = tmp_path / "c.toml"
+    path.write_text('run_dir = "runs/a"\n[cache]\nmax_entries = 10\n')
+    monkeypatch.setenv("LENSING_SSC_CACHE__MAX_ENTRIES", "20")
+    assert main(["config", "show", str(path), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run_dir"] == "runs/a"
+    assert shown["cache"]["max_entries"] == 20
+
+
+def test_config_validate_accepts_a_good_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config validate` exits 0 and says the file is valid."""
+    path = tmp_path / "ok.yaml"
+    path.write_text("resources: {memory_limit_mb: 100}\n")
+    assert main(["config", "validate", str(path)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_config_validate_rejects_a_bad_file_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad file gives exit status 2 and an error line naming field and value, no traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("cache: {max_entries: -5}\n")
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "cache.max_entries" in err
+    assert "-5" in err
+    assert "Traceback" not in err
+
+
+def test_config_schema_is_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`config schema` prints the JSON schema with every section."""
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"resources", "checkpoint", "cache", "logging", "progress"} <= set(schema["properties"])
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown command exits non-zero with click's usage message."""
+    assert main(["frobnicate"]) == 2
+    assert "No such command" in capsys.readouterr().err

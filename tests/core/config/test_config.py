@@ -1,0 +1,316 @@
+"""ProcessingConfig: defaults, files, environment overrides, schema and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lensing_ssc.core.base.exceptions import ConfigError
+from lensing_ssc.core.config import ProcessingConfig
+
+FILE_SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def test_defaults_work_and_put_every_directory_under_run_dir() -> None:
+    """A config built with no arguments is valid and keeps all files under run_dir."""
+    config = ProcessingConfig(run_dir="runs/x")
+    assert config.checkpoint_dir == Path("runs/x/checkpoints")
+    assert config.cache_dir == Path("runs/x/cache")
+    assert config.log_file == Path("runs/x/logs/lensing_ssc.log")
+    assert config.status_file == Path("runs/x/status.json")
+    assert config.resources.warning_fraction == 0.8
+    assert config.cache.eviction_policy == "lru"
+
+
+def test_explicit_directories_override_run_dir_and_disk_cache_can_be_off() -> None:
+    """A section's own dir wins over run_dir; cache.disk=false means no cache dir."""
+    config = ProcessingConfig(run_dir="r", checkpoint={"dir": "/scratch/ck"}, cache={"disk": False})
+    assert config.checkpoint_dir == Path("/scratch/ck")
+    assert config.cache_dir is None
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".toml", ".json"])
+def test_file_round_trip_in_each_format(tmp_path: Path, suffix: str) -> None:
+    """to_file then from_file gives back the same configuration in YAML, TOML and JSON."""
+    config = ProcessingConfig(
+        run_dir=tmp_path / "run",
+        resources={"memory_limit_mb": 4000, "monitor_interval": 0.5},
+        checkpoint={"max_checkpoints": 3, "compression": "gzip"},
+        logging={"level": "debug", "format": "JSON"},
+    )
+    path = config.to_file(tmp_path / f"config{suffix}")
+    loaded = ProcessingConfig.from_file(path, env=False)
+    assert loaded == config
+    assert loaded.logging.level == "DEBUG"
+    assert loaded.logging.format == "json"
+
+
+def test_yaml_file_as_the_design_shows(tmp_path: Path) -> None:
+    """The YAML example of the design document loads as written."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "run_dir: runs/example\n"
+        "resources:  {memory_limit_mb: 8000, monitor_interval: 1.0, warning_fraction: 0.8}\n"
+        "checkpoint: {max_checkpoints: 5, compression: zstd}\n"
+        "cache:      {max_size_mb: 512, max_entries: 1000, eviction_policy: lru}\n"
+        "logging:    {level: INFO, format: json}\n"
+        "progress:   {enabled: true}\n"
+    )
+    config = ProcessingConfig.from_file(path)
+    assert config.resources.memory_limit_mb == 8000
+    assert config.checkpoint.compression == "zstd"
+    assert config.checkpoint_dir == Path("runs/example/checkpoints")
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    """An empty YAML file is a valid config of defaults."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert ProcessingConfig.from_file(path) == ProcessingConfig()
+
+
+def test_environment_overrides_file_values(tmp_path: Path) -> None:
+    """LENSING_SSC_<SECTION>__<FIELD> beats the file, with its text parsed as a scalar."""
+    path = tmp_path / "c.yaml"
+    path.write_text("resources: {memory_limit_mb: 8000}\nprogress: {enabled: true}\n")
+    env = {
+        "LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB": "4000",
+        "LENSING_SSC_PROGRESS__ENABLED": "false",
+        "LENSING_SSC_RUN_DIR": "/tmp/elsewhere",
+        "LENSING_SSC_UNRELATED_SETTING": "ignored",
+        "HOME": "/root",
+    }
+    config = ProcessingConfig.from_file(path, env=env)
+    assert config.resources.memory_limit_mb == 4000
+    assert config.progress.enabled is False
+    assert config.run_dir == Path("/tmp/elsewhere")
+
+
+def test_environment_override_from_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_env reads the real process environment."""
+    monkeypatch.setenv("LENSING_SSC_CACHE__EVICTION_POLICY", "lfu")
+    assert ProcessingConfig.from_env().cache.eviction_policy == "lfu"
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    """An invalid override is reported with the variable it came from."""
+    env = {"LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB": "-1"}
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_env(env)
+    assert info.value.field == "resources.memory_limit_mb"
+    assert info.value.source == "LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB"
+    assert info.value.value == -1
+    assert "LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB" in str(info.value)
+
+
+def test_environment_variable_for_unknown_section() -> None:
+    """A variable naming a section that does not exist is an error, not silently ignored."""
+    with pytest.raises(ConfigError, match="unknown config section 'resorces'") as info:
+        ProcessingConfig.from_env({"LENSING_SSC_RESORCES__MEMORY_LIMIT_MB": "1"})
+    assert info.value.source == "LENSING_SSC_RESORCES__MEMORY_LIMIT_MB"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value", "fragment"),
+    [
+        (
+            "resources: {memory_limit_mb: lots}\n",
+            "resources.memory_limit_mb",
+            "lots",
+            "valid number",
+        ),
+        (
+            "resources: {memory_limit_mb: -100}\n",
+            "resources.memory_limit_mb",
+            -100,
+            "greater than 0",
+        ),
+        ("cache: {max_entries: 0}\n", "cache.max_entries", 0, "greater than 0"),
+        ("resources: {warning_fraction: 1.5}\n", "resources.warning_fraction", 1.5, "less than 1"),
+        ("cache: {eviction_policy: random}\n", "cache.eviction_policy", "random", "'lru'"),
+        ("logging: {level: LOUD}\n", "logging.level", "LOUD", "'INFO'"),
+    ],
+)
+def test_bad_values_name_file_field_and_value(
+    tmp_path: Path, text: str, field: str, value: object, fragment: str
+) -> None:
+    """A wrong type or out-of-range value raises ConfigError naming file, field and value."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_file(path, env=False)
+    err = info.value
+    assert (err.field, err.value, err.source) == (field, value, str(path))
+    message = str(err)
+    assert str(path) in message
+    assert field in message
+    assert repr(value) in message
+    assert fragment in message
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path: Path) -> None:
+    """A misspelt key is rejected with a 'did you mean'."""
+    path = tmp_path / "typo.yaml"
+    path.write_text("resources: {memory_limt_mb: 100}\n")
+    with pytest.raises(ConfigError, match=r"did you mean 'memory_limit_mb'\?") as info:
+        ProcessingConfig.from_file(path, env=False)
+    assert info.value.field == "resources.memory_limt_mb"
+    assert str(path) in str(info.value)
+
+
+def test_unknown_section_suggests_the_close_one() -> None:
+    """A misspelt section name is rejected with a 'did you mean'."""
+    with pytest.raises(ConfigError, match=r"did you mean 'checkpoint'\?"):
+        ProcessingConfig.from_dict({"checkpoints": {}})
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    """Every invalid field is listed, not only the first."""
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps({"cache": {"max_entries": -1, "max_size_mb": "big"}}))
+    with pytest.raises(ConfigError, match="2 configuration errors") as info:
+        ProcessingConfig.from_file(path, env=False)
+    assert "cache.max_entries" in str(info.value)
+    assert "cache.max_size_mb" in str(info.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    """Broken YAML reports the file and the line where parsing failed."""
+    path = tmp_path / "broken.yaml"
+    path.write_text("resources:\n  memory_limit_mb: 100\n  - oops\n")
+    with pytest.raises(ConfigError, match=r"malformed YAML in .*broken\.yaml.* at line 3") as info:
+        ProcessingConfig.from_file(path)
+    assert info.value.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "pattern"),
+    [
+        ("broken.toml", "[resources\nmemory_limit_mb = 1\n", "malformed TOML"),
+        ("broken.json", '{"resources": ', "malformed JSON .* line 1"),
+        ("list.yaml", "- a\n- b\n", "must hold a mapping of sections, not list"),
+    ],
+)
+def test_malformed_toml_json_and_non_mapping(
+    tmp_path: Path, name: str, text: str, pattern: str
+) -> None:
+    """Broken TOML/JSON and a file that is not a mapping raise ConfigError naming the file."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        ProcessingConfig.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_and_unknown_suffix(tmp_path: Path) -> None:
+    """A missing file and an unreadable suffix raise ConfigError naming the path."""
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        ProcessingConfig.from_file(missing)
+    assert info.value.value == str(missing)
+    odd = tmp_path / "config.ini"
+    odd.write_text("[x]\n")
+    with pytest.raises(ConfigError, match=r"use one of \.json, \.toml, \.yaml, \.yml"):
+        ProcessingConfig.from_file(odd)
+
+
+def test_constructor_and_assignment_raise_config_error() -> None:
+    """Building or changing a config in code is validated the same way as a file."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig(checkpoint={"max_checkpoints": -2})
+    assert info.value.field == "checkpoint.max_checkpoints"
+    config = ProcessingConfig()
+    with pytest.raises(ConfigError, match="monitor_interval"):
+        config.resources.monitor_interval = 0
+
+
+def test_json_schema_describes_sections_and_limits() -> None:
+    """The schema lists every section and encodes the limits validation enforces."""
+    schema = ProcessingConfig.json_schema()
+    assert set(schema["properties"]) == {
+        "run_dir",
+        "resources",
+        "checkpoint",
+        "cache",
+        "logging",
+        "progress",
+    }
+    resources = schema["$defs"]["ResourcesSection"]["properties"]
+    assert resources["monitor_interval"]["exclusiveMinimum"] == 0
+    json.dumps(schema)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> ProcessingConfig:
+    """Random valid configurations."""
+    positive = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)
+    return ProcessingConfig(
+        run_dir=draw(st.from_regex(r"[a-z][a-z0-9_/]{0,20}", fullmatch=True)),
+        resources={
+            "memory_limit_mb": draw(st.none() | positive),
+            "monitor_interval": draw(positive),
+            "warning_fraction": draw(st.floats(min_value=0.01, max_value=0.99)),
+            "graceful_stop": draw(st.booleans()),
+        },
+        checkpoint={
+            "max_checkpoints": draw(st.integers(1, 1000)),
+            "compression": draw(st.sampled_from(["auto", "none", "gzip", "zstd", "lz4"])),
+            "keep_tags": draw(st.lists(st.text("abcdefgh", min_size=1), max_size=3)),
+        },
+        cache={
+            "max_entries": draw(st.integers(1, 10**6)),
+            "eviction_policy": draw(st.sampled_from(["lru", "lfu", "fifo"])),
+            "default_ttl": draw(st.none() | positive),
+        },
+        logging={"level": draw(st.sampled_from(["DEBUG", "INFO", "WARNING"]))},
+        progress={"enabled": draw(st.booleans())},
+    )
+
+
+@FILE_SETTINGS
+@given(config=configs(), suffix=st.sampled_from([".yaml", ".toml", ".json"]))
+def test_property_any_valid_config_round_trips_through_files(
+    tmp_path: Path, config: ProcessingConfig, suffix: str
+) -> None:
+    """Every valid configuration survives writing and reading in every format."""
+    path = config.to_file(tmp_path / f"c{suffix}")
+    assert ProcessingConfig.from_file(path, env=False) == config
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    field=st.sampled_from(
+        [
+            ("resources", "memory_limit_mb"),
+            ("resources", "monitor_interval"),
+            ("cache", "max_size_mb"),
+            ("cache", "max_entries"),
+            ("checkpoint", "max_checkpoints"),
+            ("logging", "max_bytes"),
+            ("progress", "heartbeat_interval"),
+        ]
+    ),
+    value=st.integers(max_value=0) | st.floats(max_value=0, allow_nan=False),
+)
+def test_property_non_positive_limits_are_always_rejected(
+    field: tuple[str, str], value: float
+) -> None:
+    """Zero or negative limits never pass validation, and the error names the field."""
+    section, name = field
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_dict({section: {name: value}})
+    assert info.value.field == f"{section}.{name}"
+
+
+@settings(max_examples=60, deadline=None)
+@given(limit=st.integers(1, 10**7))
+def test_property_environment_integer_override(limit: int) -> None:
+    """Any positive integer given in the environment reaches the field unchanged."""
+    env = {"LENSING_SSC_CACHE__MAX_ENTRIES": str(limit)}
+    assert ProcessingConfig.from_env(env).cache.max_entries == limit
