@@ -148,3 +148,13 @@ def test_connections_without_the_token_are_ignored() -> None:
             pm.get_status()
         reporter.update(3)
         assert pm.get_status()["current"] == 3
+
+
+def test_no_reporters_from_a_closed_manager() -> None:
+    """Asking a closed manager for a reporter raises ProgressError instead of a stray socket."""
+    pm = ProgressManager(enabled=False)
+    pm.close()
+    with pytest.raises(
+        ProgressError, match="cannot hand out a reporter: the progress manager is closed"
+    ):
+        pm.reporter()

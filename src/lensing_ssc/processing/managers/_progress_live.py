@@ -13,11 +13,14 @@ Plain heartbeat lines for files and pipes are in ``_progress_display``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import io
 import logging
 import sys
+import threading
+import weakref
 from typing import Any, TextIO
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -94,6 +97,36 @@ def _is_tty(stream: Any) -> bool:
         return False
 
 
+class _Cell:
+    """Key of the Jupyter cell's console in :data:`_consoles`."""
+
+
+_CELL = _Cell()
+_consoles: weakref.WeakKeyDictionary[Any, Console] = weakref.WeakKeyDictionary()
+_consoles_lock = threading.Lock()
+
+
+def _shared_console(stream: TextIO | None, *, jupyter: bool) -> Console:
+    """One console per output, so managers open at the same time stack their tables.
+
+    rich draws every live display of a console together (the first one started renders
+    the others below it); two consoles on one terminal would overwrite each other.
+    """
+    if stream is not None:  # sys.stderr may be an open display's redirection of the terminal
+        stream = getattr(stream, "rich_proxied_file", stream)
+    key: Any = _CELL if jupyter or stream is None else stream
+    with _consoles_lock:
+        console = _consoles.get(key)
+        if console is None:
+            if jupyter:
+                console = Console(force_jupyter=True)
+            else:
+                console = Console(file=stream, force_terminal=True, force_jupyter=False)
+            with contextlib.suppress(TypeError):  # a stream without weak references: not shared
+                _consoles[key] = console
+        return console
+
+
 class LiveDisplay:
     """A rich live table, redrawn by the manager's refresher thread.
 
@@ -104,10 +137,7 @@ class LiveDisplay:
 
     def __init__(self, stream: TextIO | None, *, jupyter: bool = False) -> None:
         self.mode = "jupyter" if jupyter else "terminal"
-        if jupyter:
-            self._console = Console(force_jupyter=True)
-        else:
-            self._console = Console(file=stream, force_terminal=True, force_jupyter=False)
+        self._console = _shared_console(stream, jupyter=jupyter)
         # Redirect print() only where it would land on this same screen.
         self._live = Live(
             console=self._console,

@@ -46,6 +46,7 @@ class TaskTree:
         self._ids = itertools.count()
         self._tasks: weakref.WeakValueDictionary[int, ProgressTask] = weakref.WeakValueDictionary()
         self._server: ReportServer | None = None
+        self._closed = False
 
     def register(self, task: ProgressTask) -> int:
         task_id = next(self._ids)
@@ -54,6 +55,12 @@ class TaskTree:
 
     def reporter(self, task_id: int) -> ProgressReporter:
         with self.lock:
+            if self._closed:
+                raise ProgressError(
+                    "cannot hand out a reporter: the progress manager is closed",
+                    value=task_id,
+                    hint="create reporters while the manager's with-block is running",
+                )
             if self._server is None:
                 self._server = ReportServer(self._deliver)
             return self._server.reporter(task_id)
@@ -70,6 +77,7 @@ class TaskTree:
 
     def close(self) -> None:
         with self.lock:
+            self._closed = True
             server, self._server = self._server, None
         if server is not None:
             server.close()

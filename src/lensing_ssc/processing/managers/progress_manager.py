@@ -178,7 +178,11 @@ class ProgressManager(ProgressTask):
 
     def _run(self) -> None:
         while not self._stop.wait(self._tick_seconds):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # a broken display must not take the job down: stop drawing
+                (self._logger or _log).exception("progress display failed; no more redraws")
+                return
 
     def refresh(self) -> None:
         """Draw now (or write a heartbeat if one is due) and run callbacks if work was done.
