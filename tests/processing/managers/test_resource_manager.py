@@ -1,0 +1,564 @@
+"""ResourceManager: the seed's API, limits and warnings, callbacks, monitor, stop, history.
+
+Most tests script the samples (a fake sampler) so every limit can be crossed on purpose;
+the seed examples and the job-memory tests use the real sampler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lensing_ssc.core.base.exceptions import ResourceError
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.processing.managers import ResourceManager
+from lensing_ssc.processing.managers.resource_manager import (
+    MONITOR_THREAD_NAME,
+    LimitReport,
+    ResourceUsage,
+)
+
+
+class ScriptedSampler:
+    """Returns the scripted figures in turn, then repeats the last; counts its calls."""
+
+    def __init__(self, *figures: dict[str, Any]) -> None:
+        self.figures = list(figures) or [{"memory_mb": 100.0}]
+        self.calls = 0
+        self.closed = False
+
+    def sample(self) -> ResourceUsage:
+        figures = self.figures[min(self.calls, len(self.figures) - 1)]
+        self.calls += 1
+        return ResourceUsage(timestamp=time.time(), **figures)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def isolated(tmp_path: Path) -> dict[str, Any]:
+    """Arguments that keep this machine's cgroups out of the test and watch tmp_path."""
+    return {
+        "cgroup_root": tmp_path / "no_cgroup",
+        "proc_cgroup": tmp_path / "no_cgroup",
+        "disk_path": tmp_path,
+    }
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds, failing the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached in time")
+        time.sleep(0.005)
+
+
+# -- the seed's examples -----------------------------------------------------------------
+def test_seed_basic_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's context-manager example checks limits and prints the job's memory."""
+    with ResourceManager(memory_limit_mb=8000) as rm:
+        rm.check_limits()  # Raises exception if exceeded
+        usage = rm.get_current_usage()
+        print(f"Memory: {usage.memory_mb:.1f}MB")
+    assert capsys.readouterr().out.startswith("Memory: ")
+    assert usage.memory_mb is not None
+    assert 0 < usage.memory_mb < 8000
+
+
+def test_seed_callback_example_warns_from_the_monitor(isolated: dict[str, Any]) -> None:
+    """A warning callback registered as in the seed is called by the monitor thread."""
+    seen: list[tuple[ResourceUsage, dict[str, str], str]] = []
+
+    def on_warning(usage, warnings):
+        seen.append((usage, warnings, threading.current_thread().name))
+
+    sampler = ScriptedSampler({"memory_mb": 3300.0})
+    rm = ResourceManager(memory_limit_mb=4000, monitor_interval=0.01, sampler=sampler, **isolated)
+    rm.add_warning_callback(on_warning)
+    rm.start_monitoring()
+    try:
+        wait_until(lambda: seen)
+    finally:
+        rm.close()
+    usage, warnings, thread_name = seen[0]
+    assert usage.memory_mb == 3300.0
+    assert warnings == {
+        "memory": "job memory 3300.0 MB is 82% of the 4000.0 MB limit (user): warning at 80%"
+    }
+    assert thread_name == MONITOR_THREAD_NAME
+
+
+# -- check_limits ------------------------------------------------------------------------
+def test_check_limits_raises_naming_the_figure_limit_and_source(isolated) -> None:
+    """An exceeded memory limit raises ResourceError with the figures and the offending sample."""
+    sampler = ScriptedSampler({"memory_mb": 4100.0})
+    rm = ResourceManager(memory_limit_mb=4000, sampler=sampler, **isolated)
+    with rm, pytest.raises(ResourceError) as caught:
+        rm.check_limits()
+    message = str(caught.value)
+    assert message.startswith(
+        "job memory 4100.0 MB is 102% of the 4000.0 MB limit (user): limit exceeded"
+    )
+    assert "set graceful_stop=True to checkpoint and stop in time" in message  # the hint
+    assert isinstance(caught.value.value, ResourceUsage)
+    assert caught.value.value.memory_mb == 4100.0
+
+
+def test_check_limits_without_raising_returns_the_report(isolated) -> None:
+    """raise_on_exceed=False returns a report listing the exceeded resources instead."""
+    sampler = ScriptedSampler({"memory_mb": 4100.0})
+    with ResourceManager(memory_limit_mb=4000, sampler=sampler, **isolated) as rm:
+        report = rm.check_limits(raise_on_exceed=False)
+    assert isinstance(report, LimitReport)
+    assert not report.ok
+    assert set(report.exceeded) == {"memory"}
+    assert report.usage.memory_fraction == pytest.approx(4100 / 4000)
+
+
+def test_check_limits_between_samples_serves_the_monitors_sample(isolated) -> None:
+    """While the monitor runs, check_limits never samples and takes microseconds."""
+    sampler = ScriptedSampler({"memory_mb": 100.0})
+    with ResourceManager(
+        memory_limit_mb=4000, monitor_interval=60, sampler=sampler, **isolated
+    ) as rm:
+        wait_until(lambda: sampler.calls >= 1)
+        timings = []
+        for _ in range(2000):
+            start = time.perf_counter()
+            rm.check_limits()
+            timings.append(time.perf_counter() - start)
+        assert sampler.calls == 1
+    assert sorted(timings)[len(timings) // 2] < 20e-6
+
+
+def test_check_limits_without_monitor_resamples_once_per_interval(isolated) -> None:
+    """Without the monitor, check_limits samples only when the last sample is an interval old."""
+    sampler = ScriptedSampler({"memory_mb": 100.0})
+    rm = ResourceManager(memory_limit_mb=4000, monitor_interval=0.2, sampler=sampler, **isolated)
+    try:
+        for _ in range(100):
+            rm.check_limits()
+        assert sampler.calls == 1
+        time.sleep(0.25)
+        rm.check_limits()
+        assert sampler.calls == 2
+    finally:
+        rm.close()
+
+
+def test_breach_seen_by_monitor_raises_at_next_check_even_if_gone(isolated) -> None:
+    """A breach the monitor saw makes the next check_limits raise once, though memory fell back."""
+    sampler = ScriptedSampler({"memory_mb": 5000.0}, {"memory_mb": 100.0})
+    with ResourceManager(
+        memory_limit_mb=4000, monitor_interval=0.01, sampler=sampler, **isolated
+    ) as rm:
+        wait_until(lambda: sampler.calls >= 3)
+        with pytest.raises(ResourceError, match=r"job memory 5000\.0 MB"):
+            rm.check_limits()
+        assert rm.check_limits().ok
+
+
+def test_breach_raises_on_every_check_while_it_lasts(isolated) -> None:
+    """While the latest sample is over a limit, each check_limits call raises."""
+    sampler = ScriptedSampler({"memory_mb": 5000.0})
+    with ResourceManager(
+        memory_limit_mb=4000, monitor_interval=60, sampler=sampler, **isolated
+    ) as rm:
+        for _ in range(3):
+            with pytest.raises(ResourceError):
+                rm.check_limits()
+        assert sampler.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "figures", "resource", "message"),
+    [
+        (
+            {"cpu_limit_percent": 150},
+            {"cpu_percent": 190.0},
+            "cpu",
+            "job CPU 190% against the 150.0% limit: limit exceeded",
+        ),
+        (
+            {"disk_limit_percent": 90},
+            {"disk_percent": 95.5},
+            "disk",
+            "disk 95.5% used against the 90.0% limit: limit exceeded",
+        ),
+        (
+            {"disk_min_free_gb": 10},
+            {"disk_free_gb": 4.0},
+            "disk_free",
+            "disk has 4.00 GB free, the minimum is 10.0 GB: limit exceeded",
+        ),
+        (
+            {"swap_limit_percent": 50},
+            {"swap_percent": 75.0},
+            "swap",
+            "swap 75.0% used against the 50.0% limit: limit exceeded",
+        ),
+        (
+            {"memory_limit_mb": 1000},
+            {"memory_mb": 1200.0},
+            "memory",
+            "job memory 1200.0 MB is 120% of the 1000.0 MB limit (user): limit exceeded",
+        ),
+    ],
+)
+def test_each_limit_is_enforced(isolated, kwargs, figures, resource, message) -> None:
+    """CPU, disk percent, disk free space, swap and memory limits each report their breach."""
+    with ResourceManager(sampler=ScriptedSampler(figures), **kwargs, **isolated) as rm:
+        report = rm.check_limits(raise_on_exceed=False)
+    assert report.exceeded == {resource: message}
+    assert report.warnings == report.exceeded  # past the limit is past the warning level too
+
+
+@pytest.mark.parametrize(
+    ("fraction", "figures", "warned"),
+    [
+        (0.8, {"memory_mb": 850.0, "disk_free_gb": 12.0}, {"memory", "disk_free"}),
+        (0.9, {"memory_mb": 850.0, "disk_free_gb": 12.0}, set()),
+        (0.9, {"memory_mb": 950.0, "disk_free_gb": 11.0}, {"memory", "disk_free"}),
+    ],
+)
+def test_warning_fraction_sets_when_figures_warn(isolated, fraction, figures, warned) -> None:
+    """A figure warns once it passes warning_fraction of its limit (free space: limit/fraction)."""
+    rm = ResourceManager(
+        memory_limit_mb=1000,
+        disk_min_free_gb=10,
+        warning_fraction=fraction,
+        sampler=ScriptedSampler(figures),
+        **isolated,
+    )
+    with rm:
+        report = rm.check_limits()
+    assert set(report.warnings) == warned
+    assert report.ok
+
+
+def test_unreadable_figures_are_not_judged(isolated) -> None:
+    """Figures the sampler could not read (None) never warn or exceed, and never crash."""
+    rm = ResourceManager(
+        memory_limit_mb=1,
+        cpu_limit_percent=1,
+        disk_min_free_gb=1,
+        sampler=ScriptedSampler({}),
+        **isolated,
+    )
+    with rm:
+        report = rm.check_limits()
+    assert (report.warnings, report.exceeded) == ({}, {})
+
+
+# -- callbacks ---------------------------------------------------------------------------
+def test_callbacks_fire_when_a_figure_enters_the_state_not_every_sample(isolated) -> None:
+    """Warning and limit callbacks fire on entering warning or breach, not again while in it.
+
+    A figure that rises from the warning band past the limit does not warn a second time.
+    """
+    sampler = ScriptedSampler(
+        *[{"memory_mb": m} for m in (850.0, 860.0, 1100.0, 1200.0, 100.0, 900.0)]
+    )
+    warnings: list[dict[str, str]] = []
+    breaches: list[dict[str, str]] = []
+    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
+    rm.add_warning_callback(lambda usage, w: warnings.append(w))
+    rm.add_limit_callback(lambda usage, e: breaches.append(e))
+    with rm:
+        for _ in range(6):
+            rm.get_current_usage()
+    assert [list(w) for w in warnings] == [["memory"], ["memory"]]
+    assert "850.0 MB" in warnings[0]["memory"]
+    assert "900.0 MB" in warnings[1]["memory"]
+    assert len(breaches) == 1
+    assert "1100.0 MB" in breaches[0]["memory"]
+
+
+def test_a_jump_straight_past_the_limit_still_calls_warning_callbacks(isolated) -> None:
+    """A spike from far below to above the limit within one sample warns as well as breaches."""
+    sampler = ScriptedSampler({"memory_mb": 100.0}, {"memory_mb": 1500.0})
+    warned: list[dict[str, str]] = []
+    breached: list[dict[str, str]] = []
+    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
+    rm.add_warning_callback(lambda usage, w: warned.append(w))
+    rm.add_limit_callback(lambda usage, e: breached.append(e))
+    rm.get_current_usage()
+    assert warned == []
+    rm.get_current_usage()
+    rm.close()
+    assert warned == breached
+    assert list(warned[0]) == ["memory"]
+
+
+def test_failing_callback_is_logged_and_never_kills_the_monitor(
+    isolated, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A callback that raises is logged with its traceback; later callbacks and samples go on."""
+    sampler = ScriptedSampler({"memory_mb": 900.0}, {"memory_mb": 100.0}, {"memory_mb": 900.0})
+    later: list[float] = []
+
+    def broken(usage, warnings):
+        raise RuntimeError("callback bug")
+
+    rm = ResourceManager(memory_limit_mb=1000, monitor_interval=0.01, sampler=sampler, **isolated)
+    rm.add_warning_callback(broken)
+    rm.add_warning_callback(lambda usage, warnings: later.append(usage.memory_mb))
+    with caplog.at_level("ERROR", logger="lensing_ssc.processing.managers.resource"), rm:
+        wait_until(lambda: len(later) >= 2 and sampler.calls >= 5)
+        assert rm.is_monitoring
+    failures = [r for r in caplog.records if "callback" in r.getMessage()]
+    assert len(failures) >= 2
+    assert failures[0].exc_info is not None
+    assert str(failures[0].exc_info[1]) == "callback bug"
+
+
+# -- graceful stop -----------------------------------------------------------------------
+def test_graceful_stop_on_breach_sets_flag_and_calls_stop_callbacks_once(isolated) -> None:
+    """With graceful_stop, a breach requests a stop once: flag, reason and stop callbacks."""
+    reasons: list[str] = []
+    sampler = ScriptedSampler({"memory_mb": 1100.0}, {"memory_mb": 10.0}, {"memory_mb": 1300.0})
+    rm = ResourceManager(memory_limit_mb=1000, graceful_stop=True, sampler=sampler, **isolated)
+    rm.add_stop_callback(reasons.append)
+    assert not rm.stop_requested
+    for _ in range(3):
+        rm.get_current_usage()
+    assert rm.stop_requested
+    assert rm.get_status()["stop_requested"] is True
+    rm.close()
+    assert reasons == ["resource limit exceeded: memory"]
+    assert rm.stop_reason == "resource limit exceeded: memory"
+
+
+def test_without_graceful_stop_a_breach_requests_no_stop(isolated) -> None:
+    """graceful_stop off (the default): breaches raise in check_limits but request no stop."""
+    with ResourceManager(
+        memory_limit_mb=1000, sampler=ScriptedSampler({"memory_mb": 2e3}), **isolated
+    ) as rm:
+        with pytest.raises(ResourceError):
+            rm.check_limits()
+        assert not rm.stop_requested
+
+
+def test_request_stop_by_hand_is_idempotent(isolated) -> None:
+    """request_stop (e.g. from a SIGUSR1 handler) sets the flag once and keeps the first reason."""
+    reasons: list[str] = []
+    with ResourceManager(sampler=ScriptedSampler(), **isolated) as rm:
+        rm.add_stop_callback(reasons.append)
+        assert rm.request_stop("SIGUSR1") is True
+        assert rm.request_stop("memory") is False
+        assert (rm.stop_requested, rm.stop_reason) == (True, "SIGUSR1")
+    assert reasons == ["SIGUSR1"]
+
+
+# -- history, peaks, status --------------------------------------------------------------
+def test_history_is_a_bounded_ring_buffer_oldest_first(isolated) -> None:
+    """history keeps the last history_size samples, oldest first."""
+    sampler = ScriptedSampler(*[{"memory_mb": float(m)} for m in range(8)])
+    rm = ResourceManager(history_size=5, sampler=sampler, **isolated)
+    for _ in range(8):
+        rm.get_current_usage()
+    history = rm.history
+    rm.close()
+    assert [u.memory_mb for u in history] == [3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def test_peak_usage_keeps_the_worst_of_each_figure(isolated) -> None:
+    """peak_usage holds each figure's maximum, and the minimum of free space."""
+    sampler = ScriptedSampler(
+        {"memory_mb": 100.0, "cpu_percent": 80.0, "disk_free_gb": 50.0},
+        {"memory_mb": 300.0, "cpu_percent": 20.0, "disk_free_gb": 40.0},
+        {"memory_mb": 200.0, "cpu_percent": None, "disk_free_gb": 45.0},
+    )
+    rm = ResourceManager(sampler=sampler, **isolated)
+    for _ in range(3):
+        rm.get_current_usage()
+    peak = rm.peak_usage
+    rm.close()
+    assert (peak.memory_mb, peak.cpu_percent, peak.disk_free_gb) == (300.0, 80.0, 40.0)
+
+
+def test_status_is_json_ready_and_names_the_limit_source(isolated) -> None:
+    """get_status is a JSON-serialisable dict with the limit, its source, current and peak."""
+    sampler = ScriptedSampler({"memory_mb": 900.0})
+    with ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated) as rm:
+        status = json.loads(json.dumps(rm.get_status()))
+    assert status["memory_limit"] == {"limit_mb": 1000.0, "source": "user"}
+    assert status["current"]["memory_mb"] == 900.0
+    assert status["current"]["memory_fraction"] == pytest.approx(0.9)
+    assert status["peak"]["memory_mb"] == 900.0
+    assert set(status["warnings"]) == {"memory"}
+    assert status["exceeded"] == {}
+    assert status["monitoring"] is True
+    assert status["stop_requested"] is False
+
+
+def test_usage_report_lists_limit_figures_and_warnings(isolated) -> None:
+    """The text report shows the limit with its source, memory now and at peak, and warnings."""
+    sampler = ScriptedSampler({"memory_mb": 700.0}, {"memory_mb": 900.0}, {"memory_mb": 500.0})
+    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
+    for _ in range(3):
+        rm.get_current_usage()
+    report = rm.get_usage_report()
+    rm.close()
+    assert "memory limit : 1000.0 MB (user)" in report
+    assert "job memory MB:      500.0   peak      900.0" in report
+    assert "samples      : 3 (every 1 s)" in report
+
+
+# -- the monitor thread and lifetime ---------------------------------------------------
+def test_monitor_is_a_named_daemon_thread_joined_on_close(isolated) -> None:
+    """The monitor runs as a named daemon thread that is gone after close()."""
+    rm = ResourceManager(monitor_interval=0.01, sampler=ScriptedSampler(), **isolated)
+    rm.start_monitoring()
+    rm.start_monitoring()  # a second start is a no-op
+    threads = [t for t in threading.enumerate() if t.name == MONITOR_THREAD_NAME]
+    assert len(threads) == 1
+    assert threads[0].daemon
+    rm.close()
+    rm.close()  # idempotent
+    assert not threads[0].is_alive()
+    assert not rm.is_monitoring
+
+
+def test_closed_manager_refuses_to_sample_or_monitor(isolated) -> None:
+    """After close(), sampling and monitoring raise ResourceError; the sampler is closed."""
+    sampler = ScriptedSampler()
+    rm = ResourceManager(sampler=sampler, **isolated)
+    rm.close()
+    assert sampler.closed
+    with pytest.raises(ResourceError, match="this ResourceManager is closed"):
+        rm.get_current_usage()
+    with pytest.raises(ResourceError, match="cannot start monitoring"):
+        rm.start_monitoring()
+
+
+def test_stop_monitoring_from_a_callback_does_not_deadlock(isolated) -> None:
+    """A limit callback may stop the monitor it runs in."""
+    sampler = ScriptedSampler({"memory_mb": 2000.0})
+    rm = ResourceManager(memory_limit_mb=1000, monitor_interval=0.01, sampler=sampler, **isolated)
+    rm.add_limit_callback(lambda usage, exceeded: rm.stop_monitoring())
+    rm.start_monitoring()
+    wait_until(lambda: not rm.is_monitoring)
+    calls = sampler.calls
+    time.sleep(0.05)
+    assert sampler.calls == calls
+    rm.close()
+
+
+def test_concurrent_sampling_keeps_history_consistent(isolated) -> None:
+    """Threads sampling alongside the monitor all land in history, in time order."""
+    rm = ResourceManager(monitor_interval=0.005, history_size=10_000, **isolated)
+    with rm:
+        workers = [
+            threading.Thread(target=lambda: [rm.get_current_usage() for _ in range(30)])
+            for _ in range(3)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    history = rm.history
+    assert len(history) >= 90
+    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(history))
+    assert all(u.memory_mb is not None for u in history)
+
+
+# -- configuration and bad input ---------------------------------------------------------
+def test_settings_come_from_config_and_explicit_arguments_win(tmp_path: Path) -> None:
+    """Config values apply; an explicit argument overrides its config value."""
+    config = ProcessingConfig(
+        run_dir=tmp_path,
+        resources={
+            "memory_limit_mb": 500,
+            "cpu_limit_percent": 150,
+            "monitor_interval": 0.5,
+            "warning_fraction": 0.7,
+            "history_size": 10,
+            "graceful_stop": True,
+        },
+    )
+    rm = ResourceManager(
+        memory_limit_mb=300, monitor_interval=2.0, config=config, sampler=ScriptedSampler()
+    )
+    s = rm.settings
+    rm.close()
+    assert (s.memory_limit_mb, s.monitor_interval) == (300.0, 2.0)
+    assert (s.cpu_limit_percent, s.warning_fraction, s.history_size, s.graceful_stop) == (
+        150.0,
+        0.7,
+        10,
+        True,
+    )
+    assert s.disk_path == tmp_path
+
+
+def test_disk_path_defaults_to_run_dir_or_its_nearest_existing_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watched filesystem is the run directory's, even before it exists; else the cwd's."""
+    config = ProcessingConfig(run_dir=tmp_path / "runs" / "new")
+    rm = ResourceManager(config=config, sampler=ScriptedSampler())
+    assert rm.settings.disk_path == tmp_path
+    rm.close()
+    monkeypatch.chdir(tmp_path)
+    rm = ResourceManager(sampler=ScriptedSampler())
+    assert rm.settings.disk_path == tmp_path
+    rm.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"memory_limit_mb": 0}, "memory_limit_mb must be a finite number > 0, got 0"),
+        ({"memory_limit_mb": -5}, "memory_limit_mb must be a finite number > 0, got -5"),
+        ({"memory_limit_mb": math.inf}, "memory_limit_mb must be a finite number > 0, got inf"),
+        ({"memory_limit_mb": math.nan}, "memory_limit_mb must be a number, got nan"),
+        ({"memory_limit_mb": "8000"}, "memory_limit_mb must be a number, got '8000'"),
+        ({"memory_limit_mb": True}, "memory_limit_mb must be a number, got True"),
+        ({"memory_limit_percent": 0}, "memory_limit_percent must be a finite number > 0, got 0"),
+        ({"memory_limit_percent": 101}, "memory_limit_percent must be at most 100, got 101"),
+        ({"cpu_limit_percent": -1}, "cpu_limit_percent must be a finite number > 0, got -1"),
+        ({"disk_limit_percent": 150}, "disk_limit_percent must be at most 100, got 150"),
+        ({"disk_min_free_gb": 0}, "disk_min_free_gb must be a finite number > 0, got 0"),
+        ({"swap_limit_percent": -2}, "swap_limit_percent must be a finite number > 0, got -2"),
+        ({"monitor_interval": 0}, "monitor_interval must be a finite number > 0, got 0"),
+        ({"monitor_interval": -1.5}, "monitor_interval must be a finite number > 0, got -1.5"),
+        ({"warning_fraction": 0}, "warning_fraction must be between 0 and 1 (exclusive), got 0.0"),
+        ({"warning_fraction": 1}, "warning_fraction must be between 0 and 1 (exclusive), got 1.0"),
+        (
+            {"warning_fraction": 1.5},
+            "warning_fraction must be between 0 and 1 (exclusive), got 1.5",
+        ),
+        ({"history_size": 0}, "history_size must be a positive integer, got 0"),
+        ({"history_size": 2.5}, "history_size must be a positive integer, got 2.5"),
+        ({"graceful_stop": "yes"}, "graceful_stop must be True or False, got 'yes'"),
+    ],
+)
+def test_bad_settings_raise_resource_error_naming_the_value(kwargs, message) -> None:
+    """Each invalid setting raises ResourceError whose message names the setting and value."""
+    with pytest.raises(ResourceError) as caught:
+        ResourceManager(sampler=ScriptedSampler(), **kwargs)
+    assert str(caught.value).startswith(message)
+    value = next(iter(kwargs.values()))
+    if isinstance(value, float) and math.isnan(value):
+        assert math.isnan(caught.value.value)
+    elif "warning_fraction" not in kwargs:
+        assert caught.value.value == value
+
+
+def test_disk_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    """An explicit disk_path that does not exist raises ResourceError naming the path."""
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(ResourceError) as caught:
+        ResourceManager(disk_path=missing, sampler=ScriptedSampler())
+    assert str(caught.value).startswith(f"disk_path {str(missing)!r} does not exist")
+    assert caught.value.value == str(missing)
