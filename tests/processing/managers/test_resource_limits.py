@@ -250,3 +250,19 @@ def test_rlimit_as_is_a_limit_with_its_source(tmp_path: Path) -> None:
         timeout=60,
     ).stdout
     assert out.split() == ["6144.0", "RLIMIT_AS"]
+
+
+def test_refresh_limits_picks_up_a_changed_cgroup_limit(tmp_path: Path) -> None:
+    """After the job's cgroup limit changes (scontrol update), refresh_limits reads the new one."""
+    rm = _manager_over(tmp_path, 4 * GIB)
+    try:
+        assert rm.memory_limit is not None
+        assert rm.memory_limit.limit_mb == 4096.0
+        (tmp_path / "cg" / "job" / "memory.max").write_text(str(2 * GIB))
+        assert rm.memory_limit.limit_mb == 4096.0  # read once, not on every sample
+        refreshed = rm.refresh_limits()
+        assert refreshed is not None
+        assert refreshed.limit_mb == 2048.0
+        assert rm.thresholds.memory_limit_mb == 2048.0
+    finally:
+        rm.close()

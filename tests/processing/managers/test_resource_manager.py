@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lensing_ssc.core.base.exceptions import ResourceError
 from lensing_ssc.core.config import ProcessingConfig
@@ -562,3 +564,47 @@ def test_disk_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
         ResourceManager(disk_path=missing, sampler=ScriptedSampler())
     assert str(caught.value).startswith(f"disk_path {str(missing)!r} does not exist")
     assert caught.value.value == str(missing)
+
+
+# -- properties of the judgement ---------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    memory=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=20),
+    limit=st.floats(1, 1e6, allow_nan=False),
+    fraction=st.floats(0.05, 0.95),
+)
+def test_judgement_and_peak_follow_the_figures(memory, limit, fraction) -> None:
+    """Exceeded iff above the limit, warned iff at or above fraction x limit; peak is the max."""
+    from lensing_ssc.processing.managers._resource.usage import Thresholds, evaluate, fold_peak
+
+    thresholds = Thresholds(memory_limit_mb=limit, memory_source="user", warning_fraction=fraction)
+    peak = None
+    for value in memory:
+        usage = ResourceUsage(timestamp=0.0, memory_mb=value, memory_limit_mb=limit)
+        report = evaluate(usage, thresholds)
+        assert ("memory" in report.exceeded) == (value > limit)
+        assert ("memory" in report.warnings) == (value >= fraction * limit)
+        peak = fold_peak(peak, usage)
+    assert peak is not None
+    assert peak.memory_mb == max(memory)
+
+
+def test_resource_usage_is_frozen_and_module_exports_are_exact() -> None:
+    """Samples cannot be altered after the fact, and the module exports its sorted public names."""
+    import dataclasses
+
+    from lensing_ssc.processing.managers import resource_manager
+
+    usage = ResourceUsage(timestamp=0.0, memory_mb=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        usage.memory_mb = 2.0  # type: ignore[misc]
+    assert resource_manager.__all__ == sorted(resource_manager.__all__)
+    assert set(resource_manager.__all__) == {
+        "CgroupReader",
+        "LimitReport",
+        "MemoryLimit",
+        "ResourceManager",
+        "ResourceUsage",
+        "Sampler",
+        "Thresholds",
+    }
