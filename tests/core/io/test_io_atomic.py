@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import stat
+import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,6 +147,65 @@ def test_big_writes_are_streamed_to_disk_as_they_go(
     calls.clear()
     atomic_write(path, data, fsync=False)
     assert calls == []
+
+
+@needs_proc
+def test_replaced_big_file_is_released_off_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replacing a big file hands the last hold on the old file to a background release,
+    which closes it: the caller does not wait for its blocks to be freed, and no
+    descriptor leaks."""
+    monkeypatch.setattr(_atomic, "_RELEASE_IN_BACKGROUND", 1000)
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"o" * 5000)
+    held: list[int] = []
+    monkeypatch.setattr(_atomic, "_release_later", held.append)
+    atomic_write(path, b"n" * 6000)
+    assert path.read_bytes() == b"n" * 6000
+    assert len(held) == 1
+    assert fd_path(held[0]).endswith("big.bin (deleted)")
+    assert os.pread(held[0], 10, 0) == b"o" * 10
+    os.close(held[0])
+    monkeypatch.undo()
+
+    monkeypatch.setattr(_atomic, "_RELEASE_IN_BACKGROUND", 1000)
+    before = set(os.listdir("/proc/self/fd"))
+    atomic_write(path, b"m" * 7000)
+    for thread in threading.enumerate():
+        if thread.name == "lensing_ssc-io-release":
+            thread.join(timeout=10)
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert path.read_bytes() == b"m" * 7000
+
+
+@needs_proc
+def test_failed_rename_over_a_big_file_leaks_nothing(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the rename over a big file fails, the hold on the old file is closed at once and
+    the old content stays."""
+    monkeypatch.setattr(_atomic, "_RELEASE_IN_BACKGROUND", 10)
+    before = set(os.listdir("/proc/self/fd"))
+
+    def failing_replace(src: str, dst: str) -> None:
+        raise OSError(errno.EXDEV, "injected rename failure")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="injected rename failure"):
+        atomic_write(target, NEW)
+    monkeypatch.undo()
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert target.read_bytes() == OLD
+    assert temp_files(target.parent) == []
+
+
+def test_small_files_are_released_in_line(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a small file starts no background thread."""
+    held: list[int] = []
+    monkeypatch.setattr(_atomic, "_release_later", held.append)
+    atomic_write(target, NEW)
+    assert held == []
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -381,8 +441,6 @@ def test_fsync_directory_on_missing_path_raises(tmp_path: Path) -> None:
 def test_temp_name_sits_beside_target_and_names_its_writer(tmp_path: Path) -> None:
     """Temp names are hidden, in the target's directory, carry host, pid and thread, and
     are unique per call."""
-    import threading
-
     target = tmp_path / "cache.entry"
     first, second = temp_name_for(target), temp_name_for(target)
     assert first != second

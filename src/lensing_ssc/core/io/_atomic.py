@@ -8,6 +8,10 @@ killed outright (SIGKILL, the scheduler's time limit) cannot clean up after itse
 temporary names carry the writer's host, pid and thread, and :func:`cleanup_temp_files`
 removes the ones whose writer is gone.
 
+Big writes are streamed to disk as they go and a big replaced file is freed off the
+caller's thread (see ``_STREAM_SLICE`` and ``_RELEASE_IN_BACKGROUND``), so a 1 GiB
+checkpoint costs no more than a plain write and fsync of the same bytes.
+
 This module does not lock: two writers of one target both succeed and the last rename wins.
 Compression is in :mod:`._codecs`, checksums in :mod:`._hashing`.
 """
@@ -59,6 +63,12 @@ _MAX_HOST_CHARS = 64
 _STREAM_SLICE = 64 << 20
 _fadvise = getattr(os, "posix_fadvise", None)
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
+# Freeing the blocks of a replaced multi-GB file takes the kernel a noticeable time (about
+# 0.2 s per GiB on ext4). Holding the old file open across the rename moves that work to
+# the moment the last descriptor closes, which a short-lived background thread does.
+# Windows cannot rename over an open file, so it frees in line.
+_RELEASE_IN_BACKGROUND = 64 << 20
+_DEFER_RELEASE = os.name != "nt"
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _OPEN_FLAGS |= getattr(os, "O_BINARY", 0)
 # Filesystems that cannot sync a directory say so with one of these; the rename is then as
@@ -127,10 +137,23 @@ def _fsync_file(fd: int) -> None:
         os.fsync(fd)
 
 
+def _close_quietly(fd: int) -> None:
+    # A failed close of a read-only descriptor loses nothing; the kernel has released it.
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _release_later(fd: int) -> None:
+    """Close ``fd`` (the last hold on a replaced file) in a daemon thread."""
+    threading.Thread(
+        target=_close_quietly, args=(fd,), name="lensing_ssc-io-release", daemon=True
+    ).start()
+
+
 class _PendingFile:
     """A temporary file beside ``target`` that is either committed by rename or discarded."""
 
-    __slots__ = ("advised", "fd", "fsync", "position", "previous", "target", "temp")
+    __slots__ = ("advised", "fd", "fsync", "old_size", "position", "previous", "target", "temp")
 
     def __init__(self, target: Path, *, fsync: bool) -> None:
         self.target = target
@@ -151,12 +174,14 @@ class _PendingFile:
                 "(create it first, e.g. Path(...).mkdir(parents=True, exist_ok=True))",
                 str(parent),
             ) from exc
-        try:  # keep the permissions of the file being replaced
-            mode = os.stat(target).st_mode & 0o7777
+        try:
+            old = os.stat(target)
         except OSError:
-            mode = None
-        if mode is not None and hasattr(os, "fchmod"):
-            os.fchmod(self.fd, mode)
+            self.old_size = 0
+        else:
+            self.old_size = old.st_size
+            if hasattr(os, "fchmod"):  # keep the permissions of the file being replaced
+                os.fchmod(self.fd, old.st_mode & 0o7777)
 
     def write(self, data: Any) -> int:
         view = byte_view(data)
@@ -185,9 +210,26 @@ class _PendingFile:
             _fsync_file(self.fd)
         fd, self.fd = self.fd, -1
         os.close(fd)
-        os.replace(self.temp, self.target)
+        old_fd = self._hold_old_file()
+        try:
+            os.replace(self.temp, self.target)
+        except BaseException:
+            if old_fd >= 0:
+                os.close(old_fd)
+            raise
+        if old_fd >= 0:
+            _release_later(old_fd)
         if self.fsync:
             fsync_directory(self.target.parent)
+
+    def _hold_old_file(self) -> int:
+        """Open a big file about to be replaced, so that freeing it can happen off-thread."""
+        if not _DEFER_RELEASE or self.old_size < _RELEASE_IN_BACKGROUND:
+            return -1
+        try:
+            return os.open(self.target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:  # gone or unreadable: it is simply released by the rename
+            return -1
 
     def discard(self) -> None:
         if self.fd >= 0:
