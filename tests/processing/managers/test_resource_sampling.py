@@ -6,6 +6,7 @@ crash when they vanish, and must never use psutil's slow ``memory_full_info``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,32 @@ def test_children_vanishing_mid_sampling_never_crash_the_reader() -> None:
         reader.close()
     assert all(isinstance(result, JobFigures) for result in results)
     assert all(result is not None and result.process_count >= 1 for result in results)
+
+
+@needs_procfs
+def test_descriptors_follow_threads_and_are_all_released_on_close() -> None:
+    """Threads that come and go leave no descriptors behind, and close() releases them all."""
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    reader = ProcfsJobReader()
+    reader.read()
+    steady = open_fds()
+    for _ in range(20):
+        done = threading.Event()
+        threads = [threading.Thread(target=done.wait) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        reader.read()
+        done.set()
+        for thread in threads:
+            thread.join()
+    reader.read()
+    assert open_fds() == steady
+    reader.close()
+    assert open_fds() == before
 
 
 @needs_procfs

@@ -83,7 +83,9 @@ class ProcfsJobReader:
         self._max_open = max_open
         self._page = os.sysconf("SC_PAGE_SIZE")
         self._ticks = float(os.sysconf("SC_CLK_TCK"))
-        self._fds: dict[tuple[int, int], int] = {}  # (pid, tid) -> fd; tid 0 is the stat file
+        # pid -> {tid: fd} of each thread's children file, with tid 0 for the stat file.
+        self._fds: dict[int, dict[int, int]] = {}
+        self._open = 0
         self._lock = threading.Lock()
 
     @staticmethod
@@ -106,7 +108,7 @@ class ProcfsJobReader:
                 pid = stack.pop()
                 if pid in seen:
                     continue
-                data = self._pread((pid, 0), f"{self._proc}/{pid}/stat")
+                data = self._pread(pid, 0, f"{self._proc}/{pid}/stat")
                 if data is None:
                     if pid == self.pid:
                         return None
@@ -134,31 +136,43 @@ class ProcfsJobReader:
             tids = os.listdir(f"{self._proc}/{pid}/task")
         except OSError:
             return []
+        live = {0, *(int(name) for name in tids)}
+        cached = self._fds.get(pid, {})
+        for tid in [tid for tid in cached if tid not in live]:  # threads that ended
+            self._close(pid, tid)
         children: list[int] = []
         for name in tids:
-            data = self._pread((pid, int(name)), f"{self._proc}/{pid}/task/{name}/children")
+            data = self._pread(pid, int(name), f"{self._proc}/{pid}/task/{name}/children")
             if data:
                 children.extend(int(child) for child in data.split())
         return children
 
-    def _pread(self, key: tuple[int, int], path: str) -> bytes | None:
-        fd = self._fds.get(key)
+    def _pread(self, pid: int, tid: int, path: str) -> bytes | None:
+        fd = self._fds.get(pid, {}).get(tid)
         if fd is not None:
             data = self._read_all(fd)
             if data is not None:
                 return data
             # The process behind the cached descriptor is gone; its pid may be reused.
-            os.close(self._fds.pop(key))
+            self._close(pid, tid)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
         data = self._read_all(fd)
-        if data is not None and len(self._fds) < self._max_open:
-            self._fds[key] = fd
+        if data is not None and self._open < self._max_open:
+            self._fds.setdefault(pid, {})[tid] = fd
+            self._open += 1
         else:
             os.close(fd)
         return data
+
+    def _close(self, pid: int, tid: int) -> None:
+        by_tid = self._fds[pid]
+        os.close(by_tid.pop(tid))
+        self._open -= 1
+        if not by_tid:
+            del self._fds[pid]
 
     @staticmethod
     def _read_all(fd: int) -> bytes | None:
@@ -174,8 +188,9 @@ class ProcfsJobReader:
         return data
 
     def _forget_except(self, live: set[int]) -> None:
-        for key in [key for key in self._fds if key[0] not in live]:
-            os.close(self._fds.pop(key))
+        for pid in [pid for pid in self._fds if pid not in live]:
+            for tid in list(self._fds[pid]):
+                self._close(pid, tid)
 
 
 class PsutilJobReader:
