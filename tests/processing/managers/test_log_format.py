@@ -52,15 +52,23 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def test_json_line_carries_the_documented_keys(tmp_path: Path) -> None:
     """JSON lines have UTC ISO time, level, logger, message, and context and extras on top."""
     path = tmp_path / "run.log"
-    with LogManager(file_path=path, format_type="json", console=False) as log_mgr, \
-            log_mgr.log_context(map_id=7, step="smooth"):
+    with (
+        LogManager(file_path=path, format_type="json", console=False) as log_mgr,
+        log_mgr.log_context(map_id=7, step="smooth"),
+    ):
         log_mgr.get_logger("fmt").warning("κ map %s done", "A", extra={"npix": 3072})
     (line,) = _lines(path)
     stamp = datetime.fromisoformat(line.pop("time").replace("Z", "+00:00"))
     assert stamp.utcoffset() == timedelta(0)
     assert abs(datetime.now(timezone.utc) - stamp) < timedelta(minutes=1)
-    assert line == {"level": "WARNING", "logger": "lensing_ssc.fmt", "message": "κ map A done",
-                    "map_id": 7, "step": "smooth", "npix": 3072}
+    assert line == {
+        "level": "WARNING",
+        "logger": "lensing_ssc.fmt",
+        "message": "κ map A done",
+        "map_id": 7,
+        "step": "smooth",
+        "npix": 3072,
+    }
 
 
 def test_json_exception_has_type_message_traceback(tmp_path: Path) -> None:
@@ -88,10 +96,19 @@ def test_json_never_crashes_on_odd_extras(tmp_path: Path) -> None:
     circular.append(circular)
     path = tmp_path / "run.log"
     with LogManager(file_path=path, format_type="json", console=False) as log_mgr:
-        log_mgr.get_logger("fmt").info("odd", extra={
-            "obj": Path("/x"), "nan": math.nan, "inf": -math.inf, "tags": {"b", "a"},
-            "raw": b"\x00", "loop": circular, "bad": Unprintable(), "tuple_key": {(1, 2): 3},
-        })
+        log_mgr.get_logger("fmt").info(
+            "odd",
+            extra={
+                "obj": Path("/x"),
+                "nan": math.nan,
+                "inf": -math.inf,
+                "tags": {"b", "a"},
+                "raw": b"\x00",
+                "loop": circular,
+                "bad": Unprintable(),
+                "tuple_key": {(1, 2): 3},
+            },
+        )
         log_mgr.get_logger("fmt").info("after")
     odd, after = _lines(path)
     assert (odd["obj"], odd["nan"], odd["inf"], odd["tags"]) == ("/x", "nan", "-inf", ["a", "b"])
@@ -105,8 +122,10 @@ def test_json_never_crashes_on_odd_extras(tmp_path: Path) -> None:
 def test_field_named_like_a_fixed_key_keeps_both(tmp_path: Path) -> None:
     """A context field called 'level' is written as 'level_' and the real level stays."""
     path = tmp_path / "run.log"
-    with LogManager(file_path=path, format_type="json", console=False) as log_mgr, \
-            log_mgr.log_context(level="tomographic bin 2"):
+    with (
+        LogManager(file_path=path, format_type="json", console=False) as log_mgr,
+        log_mgr.log_context(level="tomographic bin 2"),
+    ):
         log_mgr.get_logger("fmt").info("clash")
     (line,) = _lines(path)
     assert (line["level"], line["level_"]) == ("INFO", "tomographic bin 2")
@@ -114,15 +133,18 @@ def test_field_named_like_a_fixed_key_keeps_both(tmp_path: Path) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3)
-    | st.tuples(inner, inner) | st.frozensets(st.integers(), max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(), inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.frozensets(st.integers(), max_size=3)
+    ),
     max_leaves=8,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(fields=st.dictionaries(st.text(min_size=1), json_values, max_size=5),
-       message=st.text())
+@given(fields=st.dictionaries(st.text(min_size=1), json_values, max_size=5), message=st.text())
 def test_json_formatter_always_emits_one_valid_line(fields: dict[str, Any], message: str) -> None:
     """Whatever the message and fields, the JSON formatter writes one strict-JSON line."""
     record = logging.LogRecord("lensing_ssc.h", logging.INFO, __file__, 1, message, None, None)
@@ -140,13 +162,16 @@ def test_json_formatter_always_emits_one_valid_line(fields: dict[str, Any], mess
 def test_standard_format(tmp_path: Path) -> None:
     """Standard lines: local time, level, logger, message, then [name=value ...]."""
     path = tmp_path / "run.log"
-    with LogManager(file_path=path, console=False) as log_mgr, \
-            log_mgr.log_context(operation="data_processing", note="two words"):
+    with (
+        LogManager(file_path=path, console=False) as log_mgr,
+        log_mgr.log_context(operation="data_processing", note="two words"),
+    ):
         log_mgr.get_logger("fmt").info("Validating input data")
     line = path.read_text().rstrip("\n")
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO     lensing_ssc\.fmt: Validating input data "
-        r'\[operation=data_processing note="two words"\]', line
+        r'\[operation=data_processing note="two words"\]',
+        line,
     ), line
 
 
@@ -243,14 +268,18 @@ def test_context_is_per_asyncio_task(tmp_path: Path) -> None:
 
         asyncio.run(main())
     assert {line["message"]: line["task"] for line in _lines(path)} == {
-        "from a": "a", "from b": "b", "from c": "c"}
+        "from a": "a",
+        "from b": "b",
+        "from c": "c",
+    }
 
 
 def test_context_captured_at_call_not_at_write(tmp_path: Path) -> None:
     """A record keeps the fields in force when it was logged, even if written later."""
     path = tmp_path / "run.log"
-    with LogManager(file_path=path, format_type="json", console=False,
-                    flush_interval=60) as log_mgr:
+    with LogManager(
+        file_path=path, format_type="json", console=False, flush_interval=60
+    ) as log_mgr:
         log = log_mgr.get_logger("late")
         with log_context(phase="one"):
             log.info("first")

@@ -35,8 +35,9 @@ def read_json(path: Path) -> list[dict]:
 
 def test_seed_example_works_as_written(tmp_path: Path) -> None:
     """The README's LogManager example runs and writes JSON lines with context and timings."""
-    log_mgr = LogManager(level="INFO", file_path=tmp_path / "logs/processing.log",
-                         format_type="json", console=False)
+    log_mgr = LogManager(
+        level="INFO", file_path=tmp_path / "logs/processing.log", format_type="json", console=False
+    )
     logger = log_mgr.get_logger("my_module")
     logger.info("Processing started")
     with log_mgr.log_context(operation="data_processing", step="validation"):
@@ -111,8 +112,13 @@ def test_root_and_other_libraries_untouched(tmp_path: Path) -> None:
     before = (list(root.handlers), root.level, list(other.handlers), other.level, other.propagate)
     path = tmp_path / "run.log"
     with LogManager(file_path=path, console=False):
-        during = (list(root.handlers), root.level, list(other.handlers), other.level,
-                  other.propagate)
+        during = (
+            list(root.handlers),
+            root.level,
+            list(other.handlers),
+            other.level,
+            other.propagate,
+        )
         other.warning("from another library")
     assert during == before
     assert "from another library" not in path.read_text()
@@ -208,9 +214,9 @@ def test_below_level_records_are_not_written(tmp_path: Path) -> None:
 
 def test_config_gives_defaults_and_arguments_override(tmp_path: Path) -> None:
     """Without arguments the config's logging section applies; explicit arguments win."""
-    config = ProcessingConfig(run_dir=tmp_path / "run", logging={"level": "DEBUG",
-                                                                 "format": "json",
-                                                                 "console": False})
+    config = ProcessingConfig(
+        run_dir=tmp_path / "run", logging={"level": "DEBUG", "format": "json", "console": False}
+    )
     with LogManager(config=config) as log_mgr:
         log_mgr.get_logger("cfg").debug("from config")
         status = log_mgr.get_status()
@@ -218,11 +224,15 @@ def test_config_gives_defaults_and_arguments_override(tmp_path: Path) -> None:
     assert (status["level"], status["format"], status["console"]) == ("DEBUG", "json", False)
     assert read_json(config.log_file)[0]["message"] == "from config"
     other = tmp_path / "other.log"
-    with LogManager(level="WARNING", file_path=other, format_type="standard",
-                    config=config) as log_mgr:
+    with LogManager(
+        level="WARNING", file_path=other, format_type="standard", config=config
+    ) as log_mgr:
         status = log_mgr.get_status()
-    assert (status["level"], status["format"], status["file"]) == ("WARNING", "standard",
-                                                                   str(other))
+    assert (status["level"], status["format"], status["file"]) == (
+        "WARNING",
+        "standard",
+        str(other),
+    )
 
 
 @pytest.mark.parametrize("level", ["VERBOSE", "", -1, True, 2.5])
@@ -237,8 +247,11 @@ def test_unknown_level_is_a_logging_error(level: object) -> None:
 
 def test_unknown_format_is_a_logging_error() -> None:
     """An unknown format raises LoggingError listing standard, json and detailed."""
-    with pytest.raises(LoggingError, match=r"unknown log format 'xml' \(use one of "
-                       r"standard, json, detailed\)") as info:
+    with pytest.raises(
+        LoggingError,
+        match=r"unknown log format 'xml' \(use one of "
+        r"standard, json, detailed\)",
+    ) as info:
         LogManager(format_type="xml", console=False)
     assert info.value.value == "xml"
 
@@ -274,8 +287,9 @@ def test_bad_numbers_are_logging_errors(kwargs: dict, message: str) -> None:
 
 def test_non_string_logger_name_is_a_logging_error() -> None:
     """get_logger with a non-string name raises LoggingError."""
-    with LogManager(console=False) as log_mgr, pytest.raises(
-        LoggingError, match="logger name must be a string, got 42"
+    with (
+        LogManager(console=False) as log_mgr,
+        pytest.raises(LoggingError, match="logger name must be a string, got 42"),
     ):
         log_mgr.get_logger(42)  # type: ignore[arg-type]
 
@@ -390,7 +404,10 @@ def test_operations_metrics_and_errors(tmp_path: Path) -> None:
     assert (metric["value"], metric["unit"]) == (12.5, "maps/s")
     assert stats.metrics == {"throughput": {"value": 12.5, "unit": "maps/s"}}
     assert (error["message"], error["exc_type"], error["stage"]) == (
-        "lookup failed", "KeyError", "merge")
+        "lookup failed",
+        "KeyError",
+        "merge",
+    )
     assert "Traceback" in error["traceback"]
 
 

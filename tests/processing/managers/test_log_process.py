@@ -50,7 +50,10 @@ def _run_child(path: Path, *parts: str) -> subprocess.Popen[str]:
     code = "".join(textwrap.dedent(part) for part in (CHILD_PRELUDE, *parts))
     return subprocess.Popen(
         [sys.executable, "-c", code, str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -216,15 +219,18 @@ def _fork_child(n: int, tag: int) -> None:
         log.info("from a forked child", extra={"tag": tag, "i": i})
 
 
-@pytest.mark.skipif(not hasattr(multiprocessing, "get_all_start_methods")
-                    or "fork" not in multiprocessing.get_all_start_methods(),
-                    reason="needs the fork start method")
+@pytest.mark.skipif(
+    not hasattr(multiprocessing, "get_all_start_methods")
+    or "fork" not in multiprocessing.get_all_start_methods(),
+    reason="needs the fork start method",
+)
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_forked_children_write_through_the_parent(tmp_path: Path) -> None:
     """Children forked while a manager is open send their records to the parent's one file."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=4000,
-                    backup_count=1000):
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=4000, backup_count=1000
+    ):
         ctx = multiprocessing.get_context("fork")
         children = [ctx.Process(target=_fork_child, args=(300, tag)) for tag in range(3)]
         for child in children:
@@ -248,8 +254,9 @@ def test_spawned_pool_workers_attach(tmp_path: Path) -> None:
     with LogManager(file_path=base, format_type="json", console=False) as log_mgr:
         config = log_mgr.worker_config(pool="maps")
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=LogManager.attach_worker,
-                                 initargs=(config,)) as pool:
+        with ProcessPoolExecutor(
+            2, mp_context=ctx, initializer=LogManager.attach_worker, initargs=(config,)
+        ) as pool:
             assert list(pool.map(_pool_task, range(50))) == list(range(50))
     lines = [json.loads(line) for line in base.read_text().splitlines()]
     assert sorted(line["i"] for line in lines) == list(range(50))
@@ -267,12 +274,14 @@ def _rotating_worker(config: LogWorkerConfig, proc: int, n: int) -> None:
 
 def _processes_exactly_once(tmp_path: Path, procs: int, per: int, max_bytes: int) -> None:
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=max_bytes,
-                    backup_count=10_000) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=max_bytes, backup_count=10_000
+    ) as log_mgr:
         config = log_mgr.worker_config()
         ctx = multiprocessing.get_context("spawn")
-        workers = [ctx.Process(target=_rotating_worker, args=(config, p, per))
-                   for p in range(procs)]
+        workers = [
+            ctx.Process(target=_rotating_worker, args=(config, p, per)) for p in range(procs)
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -325,3 +334,21 @@ def test_closed_manager_has_no_worker_config() -> None:
     log_mgr.close()
     with pytest.raises(LoggingError, match="this LogManager is closed"):
         log_mgr.worker_config()
+
+
+def test_worker_without_parent_falls_back_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker whose parent closed reports it once and writes its records to stderr."""
+    parent = LogManager(file_path=tmp_path / "run.log", console=False)
+    worker = LogManager.attach_worker(parent.worker_config())
+    parent.close()
+    log = worker.get_logger("orphan")
+    log.warning("first orphan record")
+    worker.flush()
+    log.warning("second orphan record")
+    worker.close()
+    err = capsys.readouterr().err
+    assert err.count("lensing_ssc: logging to the parent process's log writer") == 1
+    assert "first orphan record" in err
+    assert "second orphan record" in err

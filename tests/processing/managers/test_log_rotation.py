@@ -43,8 +43,14 @@ def _log_numbers(log_mgr: LogManager, n: int) -> None:
 def test_rotation_keeps_every_record_once_in_order(tmp_path: Path) -> None:
     """Rotating at 2 kB: no file passes the limit, and the files hold 0..n-1 once, in order."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=2000,
-                    backup_count=1000, flush_interval=0.01) as log_mgr:
+    with LogManager(
+        file_path=base,
+        format_type="json",
+        console=False,
+        max_bytes=2000,
+        backup_count=1000,
+        flush_interval=0.01,
+    ) as log_mgr:
         _log_numbers(log_mgr, 600)
     backups = list_backups(base)
     assert len(backups) >= 10
@@ -57,8 +63,9 @@ def test_rotation_keeps_every_record_once_in_order(tmp_path: Path) -> None:
 def test_backup_names_are_timestamps(tmp_path: Path) -> None:
     """Rotated files are named <name>.<UTC time>[-n].gz and sort oldest first."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=300,
-                    backup_count=1000) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=300, backup_count=1000
+    ) as log_mgr:
         _log_numbers(log_mgr, 40)
     names = [p.name for p in list_backups(base)]
     assert names
@@ -69,8 +76,9 @@ def test_backup_names_are_timestamps(tmp_path: Path) -> None:
 def test_backup_count_keeps_the_newest(tmp_path: Path) -> None:
     """With backup_count=3, the three newest rotated files survive and the oldest go."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=1000,
-                    backup_count=3) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=1000, backup_count=3
+    ) as log_mgr:
         _log_numbers(log_mgr, 400)
     backups = list_backups(base)
     assert len(backups) == 3
@@ -92,8 +100,9 @@ def test_compression_runs_on_the_archiver_thread(
 
     monkeypatch.setattr(_log_sinks.gzip, "open", spy_open)
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=500,
-                    backup_count=100) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=500, backup_count=100
+    ) as log_mgr:
         _log_numbers(log_mgr, 30)
         log_mgr.flush()
         deadline = time.monotonic() + 10
@@ -106,8 +115,14 @@ def test_compression_runs_on_the_archiver_thread(
 def test_uncompressed_backups_when_asked(tmp_path: Path) -> None:
     """compress_rotated=False keeps plain rotated files."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=500,
-                    backup_count=100, compress_rotated=False) as log_mgr:
+    with LogManager(
+        file_path=base,
+        format_type="json",
+        console=False,
+        max_bytes=500,
+        backup_count=100,
+        compress_rotated=False,
+    ) as log_mgr:
         _log_numbers(log_mgr, 30)
     backups = list_backups(base)
     assert backups
@@ -118,8 +133,9 @@ def test_uncompressed_backups_when_asked(tmp_path: Path) -> None:
 def test_backup_count_zero_never_rotates(tmp_path: Path) -> None:
     """backup_count=0 turns rotation off, as in the stdlib: one growing file."""
     base = tmp_path / "run.log"
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=500,
-                    backup_count=0) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=500, backup_count=0
+    ) as log_mgr:
         _log_numbers(log_mgr, 30)
     assert list_backups(base) == []
     assert base.stat().st_size > 500
@@ -166,8 +182,9 @@ def test_appends_to_an_existing_file(tmp_path: Path) -> None:
     """A second run appends to the log file and counts its size for rotation."""
     base = tmp_path / "run.log"
     base.write_bytes(b"x" * 900 + b"\n")
-    with LogManager(file_path=base, format_type="json", console=False, max_bytes=1000,
-                    backup_count=10) as log_mgr:
+    with LogManager(
+        file_path=base, format_type="json", console=False, max_bytes=1000, backup_count=10
+    ) as log_mgr:
         _log_numbers(log_mgr, 5)
     (backup,) = list_backups(base)
     assert _read(backup) == b"x" * 900 + b"\n"

@@ -51,15 +51,17 @@ def test_formatting_happens_on_the_writer_thread(tmp_path: Path) -> None:
             rendered_on.append(threading.current_thread().name)
             return "probe"
 
-    with LogManager(file_path=tmp_path / "run.log", format_type="json",
-                    console=False) as log_mgr:
+    with LogManager(
+        file_path=tmp_path / "run.log", format_type="json", console=False, flush_interval=60
+    ) as log_mgr:
         log_mgr.get_logger("w").info("with probe", extra={"probe": Probe()})
         assert rendered_on == []
         log_mgr.flush()
     assert rendered_on == [threading.current_thread().name]  # flush drains on the caller
     rendered_on.clear()
-    with LogManager(file_path=tmp_path / "run2.log", format_type="json", console=False,
-                    flush_interval=0.01) as log_mgr:
+    with LogManager(
+        file_path=tmp_path / "run2.log", format_type="json", console=False, flush_interval=0.01
+    ) as log_mgr:
         log_mgr.get_logger("w").info("with probe", extra={"probe": Probe()})
         deadline = time.monotonic() + 5
         while not rendered_on and time.monotonic() < deadline:
@@ -191,8 +193,7 @@ def _count_thread_records(path: Path) -> Counter[tuple[int, int]]:
 
 def _threads_exactly_once(tmp_path: Path, threads: int, per: int) -> None:
     path = tmp_path / "threads.log"
-    with LogManager(file_path=path, format_type="json", console=False,
-                    max_bytes=None) as log_mgr:
+    with LogManager(file_path=path, format_type="json", console=False, max_bytes=None) as log_mgr:
         log = log_mgr.get_logger("threads")
 
         def work(t: int) -> None:

@@ -48,8 +48,10 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "taskName",
     CONTEXT_ATTR,
 }
+_BASE = list(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+_BASE_LEN, _LAST_BASE = len(_BASE), _BASE[-1]
 #: Attributes of a record that has no extras but carries its context.
-_PLAIN_LEN = len(vars(logging.LogRecord("", 0, "", 0, "", (), None))) + 1
+_PLAIN_LEN = _BASE_LEN + 1
 _NO_FIELDS: Mapping[str, Any] = {}
 _JSON_KEYS = frozenset({"time", "level", "logger", "message", "exc_type", "exc_message"}) | {
     "traceback",
@@ -81,11 +83,16 @@ def _fields(record: logging.LogRecord, static: Mapping[str, Any]) -> Mapping[str
     context: Mapping[str, Any] = attrs.get(CONTEXT_ATTR) or _NO_FIELDS
     if len(attrs) == _PLAIN_LEN and CONTEXT_ATTR in attrs and not static:
         return context  # fast path: a record with no extras (counting is cheaper than sets)
-    extra_names = attrs.keys() - _RESERVED
+    names = list(attrs)
+    if len(names) > _BASE_LEN and names[_BASE_LEN - 1] == _LAST_BASE:
+        # LogRecord.__init__ sets its attributes first, so extras follow, in the caller's order
+        extra_names = [n for n in names[_BASE_LEN:] if n not in _RESERVED]
+    else:
+        extra_names = [n for n in names if n not in _RESERVED]
     if not extra_names and not static:
         return context
     merged = {**static, **context}
-    for name in sorted(extra_names):
+    for name in extra_names:
         merged[name] = attrs[name]
     return merged
 

@@ -1,11 +1,13 @@
-"""A manager's link to other processes of its run: the parent's socket, a worker's sink.
+"""A manager's links outside its process: the parent's socket, a worker's sink, the file.
 
 :class:`WorkerLink` owns the parent side (the :class:`~._log_transport.LogReceiver`,
 opened on ``worker_config()`` or just before a ``fork``) and the child side after a fork
 (connect to the parent on the first record, then write through a
 :class:`~._log_transport.ParentSink`; fall back to stderr if the parent cannot be reached).
 :func:`connect_worker` and :func:`worker_settings` build a worker's sink and settings
-from a :class:`~._log_settings.LogWorkerConfig` for ``LogManager.attach_worker``.
+from a :class:`~._log_settings.LogWorkerConfig` for ``LogManager.attach_worker``, and
+:func:`make_worker_config` the config a parent hands out; :func:`open_log_file` opens the
+parent's file sink and archiver from its settings.
 The wire format and threads are in :mod:`._log_transport`; process hooks in
 :mod:`._log_process`.
 """
@@ -22,11 +24,16 @@ from lensing_ssc.processing.managers._log_settings import (
     LogWorkerConfig,
     parse_level,
 )
-from lensing_ssc.processing.managers._log_sinks import ConsoleSink, RotatingFileSink, Sink
+from lensing_ssc.processing.managers._log_sinks import (
+    Archiver,
+    ConsoleSink,
+    RotatingFileSink,
+    Sink,
+)
 from lensing_ssc.processing.managers._log_transport import LogReceiver, ParentSink
 from lensing_ssc.processing.managers._log_writer import EnqueueHandler, LogPipeline
 
-__all__ = ["WorkerLink", "connect_worker", "worker_settings"]
+__all__ = ["WorkerLink", "connect_worker", "make_worker_config", "open_log_file", "worker_settings"]
 
 Report = Callable[[str, BaseException], None]
 
@@ -154,3 +161,55 @@ def worker_settings(config: LogWorkerConfig) -> LogSettings:
         timing_level=config.timing_level,
         handle_sigterm=False,
     )
+
+
+def make_worker_config(
+    settings: LogSettings, address: Any, token: str, fields: dict[str, Any]
+) -> LogWorkerConfig:
+    """The config a parent with ``settings`` hands to its workers."""
+    return LogWorkerConfig(
+        address=address,
+        token=token,
+        level=settings.level,
+        format_type=settings.format_type,
+        capture=settings.capture,
+        capture_root=settings.capture_root,
+        propagate=settings.propagate,
+        flush_interval=settings.flush_interval,
+        queue_size=settings.queue_size,
+        timing_level=settings.timing_level,
+        fields=fields,
+    )
+
+
+def open_log_file(
+    settings: LogSettings, report: Report
+) -> tuple[RotatingFileSink, Archiver | None]:
+    """The parent's file sink and (when rotating or pruning) its archiver, not yet started.
+
+    Raises:
+        LoggingError: when the file cannot be created or opened for appending.
+    """
+    path = settings.file_path
+    if path is None:
+        raise LoggingError("no log file configured", hint="pass file_path=...")
+    archiver = None
+    if settings.rotates or settings.retention_days is not None:
+        archiver = Archiver(
+            path,
+            compress=settings.compress_rotated and settings.rotates,
+            backup_count=settings.backup_count if settings.rotates else None,
+            retention_days=settings.retention_days,
+            report=report,
+        )
+    try:
+        sink = RotatingFileSink(
+            path, max_bytes=settings.max_bytes if settings.rotates else None, archiver=archiver
+        )
+    except OSError as exc:
+        raise LoggingError(
+            f"cannot open log file {str(path)!r} for writing: {exc.strerror or exc}",
+            value=str(path),
+            hint="choose a writable path, or file_path=None for console only",
+        ) from exc
+    return sink, archiver

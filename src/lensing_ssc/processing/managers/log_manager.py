@@ -66,6 +66,8 @@ from lensing_ssc.processing.managers._log_timing import (
 from lensing_ssc.processing.managers._log_workers import (
     WorkerLink,
     connect_worker,
+    make_worker_config,
+    open_log_file,
     worker_settings,
 )
 from lensing_ssc.processing.managers._log_writer import EnqueueHandler, LogPipeline
@@ -163,7 +165,7 @@ class LogManager:
         self._file: RotatingFileSink | None = None
         sinks: list[Sink] = []
         if settings.file_path is not None:
-            self._file = self._open_file(settings.file_path, settings)
+            self._file, self._archiver = open_log_file(settings, self._report)
             sinks.append(self._file)
         if settings.console:
             sinks.append(ConsoleSink())
@@ -172,28 +174,6 @@ class LogManager:
             self._archiver.start()
         if settings.handle_sigterm:
             self._sigterm = _log_process.SigtermChain(self.flush)
-
-    def _open_file(self, path: Path, settings: LogSettings) -> RotatingFileSink:
-        if settings.rotates or settings.retention_days is not None:
-            self._archiver = Archiver(
-                path,
-                compress=settings.compress_rotated and settings.rotates,
-                backup_count=settings.backup_count if settings.rotates else None,
-                retention_days=settings.retention_days,
-                report=self._report,
-            )
-        try:
-            return RotatingFileSink(
-                path,
-                max_bytes=settings.max_bytes if settings.rotates else None,
-                archiver=self._archiver,
-            )
-        except OSError as exc:
-            raise LoggingError(
-                f"cannot open log file {str(path)!r} for writing: {exc.strerror or exc}",
-                value=str(path),
-                hint="choose a writable path, or file_path=None for console only",
-            ) from exc
 
     def _report(self, what: str, exc: BaseException) -> None:
         self._pipeline.report(what, exc)
@@ -352,22 +332,9 @@ class LogManager:
             if self._closed:
                 raise LoggingError("this LogManager is closed", hint="create a new one")
             address, token = self._link.address()
-        s = self._settings
         if self._worker is not None:
             fields = {**self._worker.fields, **fields}
-        return LogWorkerConfig(
-            address=address,
-            token=token,
-            level=s.level,
-            format_type=s.format_type,
-            capture=s.capture,
-            capture_root=s.capture_root,
-            propagate=s.propagate,
-            flush_interval=s.flush_interval,
-            queue_size=s.queue_size,
-            timing_level=s.timing_level,
-            fields=fields,
-        )
+        return make_worker_config(self._settings, address, token, fields)
 
     @classmethod
     def attach_worker(cls, config: LogWorkerConfig) -> LogManager:
