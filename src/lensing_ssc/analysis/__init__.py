@@ -1,0 +1,83 @@
+"""The science of lensing_ssc: convergence maps, patches, noise, smoothing, statistics, theory.
+
+A pure numerical library, with no files, threads or managers: the patch-statistics pipeline
+calls :func:`compute_patch_statistics` once per patch and merges the results with
+:mod:`lensing_ssc.analysis.covariance`. Modules, by concern:
+
+* :mod:`.spectra` — convergence power spectrum models (analytic halofit model, tables);
+* :mod:`.fields` — Gaussian and lognormal flat-sky fields; :mod:`.ssc` — SSC patch sets;
+* :mod:`.patches` — Fibonacci-grid gnomonic patches of HEALPix maps; ``.npy``/``.fits`` patches;
+* :mod:`.noise`, :mod:`.smoothing` — shape noise and Gaussian smoothing;
+* :mod:`.statistics` — power spectrum, bispectrum, PDF, peaks, minima, Minkowski functionals;
+* :mod:`.theory` — Gaussian predictions (Tomita 1986; Bond & Efstathiou 1987);
+* :mod:`.covariance` — mean, scatter, covariance, correlation, SSC covariance ratio;
+* :mod:`.settings` — :class:`StatisticsSettings`.
+
+Conventions, formulas and references: ``docs/analysis.md``.
+"""
+
+from __future__ import annotations
+
+from lensing_ssc.analysis.covariance import (
+    EnsembleSummary,
+    covariance_ratio,
+    stack_patch_statistics,
+    summarize,
+    summarize_statistics,
+)
+from lensing_ssc.analysis.fields import gaussian_field, lognormal_field
+from lensing_ssc.analysis.noise import add_shape_noise, noise_sigma
+from lensing_ssc.analysis.patch_statistics import (
+    compute_patch_statistics,
+    statistic_key,
+    statistic_keys,
+)
+from lensing_ssc.analysis.patches import (
+    HealpixPatches,
+    cut_healpix_patches,
+    fibonacci_grid,
+    gnomonic_patch,
+    load_flat_patch,
+    patch_centers,
+)
+from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
+from lensing_ssc.analysis.smoothing import gaussian_smooth
+from lensing_ssc.analysis.spectra import (
+    ConvergenceSpectrum,
+    HalofitConvergenceSpectrum,
+    TabulatedSpectrum,
+)
+from lensing_ssc.analysis.ssc import SSCPatchSets, cut_subpatches, ssc_patch_sets
+from lensing_ssc.analysis.theory import SpectralMoments, spectral_moments_on_grid
+
+__all__ = [
+    "STATISTIC_NAMES",
+    "ConvergenceSpectrum",
+    "EnsembleSummary",
+    "HalofitConvergenceSpectrum",
+    "HealpixPatches",
+    "SSCPatchSets",
+    "SpectralMoments",
+    "StatisticsSettings",
+    "TabulatedSpectrum",
+    "add_shape_noise",
+    "compute_patch_statistics",
+    "covariance_ratio",
+    "cut_healpix_patches",
+    "cut_subpatches",
+    "fibonacci_grid",
+    "gaussian_field",
+    "gaussian_smooth",
+    "gnomonic_patch",
+    "load_flat_patch",
+    "lognormal_field",
+    "noise_sigma",
+    "patch_centers",
+    "spectral_moments_on_grid",
+    "ssc_patch_sets",
+    "stack_patch_statistics",
+    "statistic_key",
+    "statistic_keys",
+    "summarize",
+    "summarize_statistics",
+]
