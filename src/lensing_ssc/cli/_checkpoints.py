@@ -1,0 +1,158 @@
+"""``lensing-ssc checkpoints list|show|verify|delete``: inspect a run's checkpoints.
+
+Each command takes a run directory (its checkpoints live in ``RUN_DIR/checkpoints``) or a
+checkpoint directory itself. ``list``, ``show`` and ``verify`` only read: they work on a
+finished run, a copy, or a directory another job is still writing to. ``verify`` exits 1
+when it finds damage. The saving and loading are :class:`CheckpointManager`'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.processing.managers.checkpoint_manager import CheckpointInfo, CheckpointManager
+
+__all__ = ["checkpoints_app"]
+
+checkpoints_app = typer.Typer(
+    help="List, show, verify and delete the checkpoints of a run.", no_args_is_help=True
+)
+
+_RUN_DIR = typer.Argument(..., help="Run directory (or its checkpoints/ directory).")
+_JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _checkpoint_dir(run_dir: Path) -> Path:
+    for candidate in (run_dir / "checkpoints", run_dir):
+        if (candidate / "manifests").is_dir():
+            return candidate
+    raise CheckpointError(
+        f"no checkpoints found in {str(run_dir)!r}",
+        value=str(run_dir),
+        hint="give the run directory (holding checkpoints/) or a checkpoint directory",
+    )
+
+
+def _manager(run_dir: Path, *, read_only: bool = True) -> CheckpointManager:
+    return CheckpointManager(_checkpoint_dir(run_dir), read_only=read_only)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@checkpoints_app.command("list")
+def list_checkpoints(run_dir: Path = _RUN_DIR, as_json: bool = _JSON) -> None:
+    """List checkpoints, newest first: id, time, step, size, tags, description."""
+    with _manager(run_dir) as manager:
+        infos = manager.list_checkpoints()
+        damaged = manager.get_status()["damaged"]
+    if as_json:
+        _echo_json([info.to_dict() for info in infos])
+        return
+    if not infos and not damaged:
+        typer.echo(f"no checkpoints in {manager.checkpoint_dir}")
+    for info in infos:
+        step = "-" if info.step is None else str(info.step)
+        tags = ",".join(info.tags) or "-"
+        when = info.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(
+            f"{info.id}  {when}  step {step:>6}  {_size(info.size):>10}  {tags}  {info.description}"
+        )
+    for checkpoint_id in damaged:
+        typer.echo(f"{checkpoint_id}  DAMAGED manifest: run `verify {checkpoint_id}`", err=True)
+
+
+def _describe(info: CheckpointInfo) -> list[str]:
+    lines = [
+        f"id:              {info.id}",
+        f"created:         {info.created_at.isoformat(timespec='seconds')}",
+        f"description:     {info.description}",
+        f"tags:            {', '.join(info.tags) or '-'}",
+        f"step:            {'-' if info.step is None else info.step}",
+        f"size:            {_size(info.size)} ({info.blobs} blobs)",
+        f"written:         {_size(info.written_bytes)}",
+        f"data:            {_size(info.data_bytes)} before compression",
+        f"format:          {info.format}, compression {info.compression}",
+        f"written by:      lensing_ssc {info.package_version} on {info.host} (pid {info.pid})",
+    ]
+    if info.pickled:
+        lines.append(f"pickled pieces:  {', '.join(info.pickled)}")
+    return lines
+
+
+@checkpoints_app.command("show")
+def show(
+    run_dir: Path = _RUN_DIR,
+    checkpoint_id: str | None = typer.Argument(
+        None, help="Id or unique prefix; newest if omitted."
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Show one checkpoint's record (the newest by default)."""
+    with _manager(run_dir) as manager:
+        info = manager.get_checkpoint_info(checkpoint_id)
+    if as_json:
+        _echo_json(info.to_dict())
+    else:
+        typer.echo("\n".join(_describe(info)))
+
+
+@checkpoints_app.command("verify")
+def verify(
+    run_dir: Path = _RUN_DIR,
+    checkpoint_id: str | None = typer.Argument(
+        None, help="Id or unique prefix; newest if omitted."
+    ),
+    check_all: bool = typer.Option(False, "--all", help="Verify every checkpoint."),
+    as_json: bool = _JSON,
+) -> None:
+    """Read every byte of a checkpoint and check its checksums; exit 1 on damage."""
+    with _manager(run_dir) as manager:
+        if check_all:
+            ids = [info.id for info in manager.list_checkpoints()]
+            ids = sorted(ids + manager.get_status()["damaged"], reverse=True)
+            reports = [manager.verify_checkpoint(cid) for cid in ids]
+        else:
+            reports = [manager.verify_checkpoint(checkpoint_id)]
+    if as_json:
+        _echo_json([report.to_dict() for report in reports])
+    else:
+        for report in reports:
+            state = "ok" if report.ok else "DAMAGED"
+            typer.echo(
+                f"{report.checkpoint_id}: {state} "
+                f"({report.checked_files} files, {_size(report.checked_bytes)})"
+            )
+            for problem in report.problems:
+                typer.echo(f"  {problem}")
+    if not all(report.ok for report in reports):
+        raise typer.Exit(1)
+
+
+@checkpoints_app.command("delete")
+def delete(
+    run_dir: Path = _RUN_DIR,
+    checkpoint_id: str = typer.Argument(..., help="Id or unique prefix of the checkpoint."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete one checkpoint; data no other checkpoint uses is removed too."""
+    with _manager(run_dir, read_only=False) as manager:
+        if not yes:
+            typer.confirm(f"delete checkpoint {checkpoint_id}?", abort=True)
+        deleted = manager.delete_checkpoint(checkpoint_id)
+    typer.echo(f"deleted {deleted}")
