@@ -91,8 +91,10 @@ def check_ramp(result: dict, interval: float, slack: float, min_rate: float | No
     ``min_rate`` (GiB/s) is the ramp the scenario needs; a loaded machine may not reach it.
     """
     fired, crossed = result["fired"], result["crossed"]
-    if min_rate is not None:
-        assert result["rate_gib_s"] >= min_rate
+    if min_rate is not None and result["rate_gib_s"] < min_rate:
+        # The scenario needs the ramp; a machine too loaded to allocate that fast cannot
+        # show anything about the monitor, so say so instead of failing or passing.
+        pytest.skip(f"this machine allocated only {result['rate_gib_s']:.2f} GiB/s")
     assert set(fired) == {"warning", "limit"}
     assert fired["warning"][0] <= fired["limit"][0]
     assert fired["warning"][0] - crossed["warning"] <= interval + slack
