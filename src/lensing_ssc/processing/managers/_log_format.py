@@ -23,6 +23,7 @@ import logging
 import math
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
@@ -105,7 +106,7 @@ def _traceback_text(record: logging.LogRecord) -> str | None:
     return record.exc_text or None
 
 
-class RecordFormatter:
+class RecordFormatter(ABC):
     """Base of the formatters: ``formatter(record) -> str`` (one record, ending in newline)."""
 
     name = ""
@@ -116,8 +117,9 @@ class RecordFormatter:
         #: Fields written with every record (a worker's ``worker_config(**fields)``).
         self.static_fields: Mapping[str, Any] = {}
 
+    @abstractmethod
     def __call__(self, record: logging.LogRecord) -> str:
-        raise LookupError(f"{type(self).__name__} does not format records")
+        """The record as text, ending in a newline."""
 
     def _local_time(self, created: float) -> str:
         second = int(created)

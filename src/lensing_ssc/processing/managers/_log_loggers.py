@@ -97,13 +97,6 @@ def detach(handler: logging.Handler) -> None:
                 del _stacks[name]
 
 
-def active_handler(name: str) -> logging.Handler | None:
-    """The handler now attached at ``name`` by a manager, if any (for tests and status)."""
-    with _lock:
-        stack = _stacks.get(name)
-        return stack[-1].handler if stack else None
-
-
 def reset() -> None:
     """Detach every manager's handler and restore all loggers (tests' clean slate)."""
     with _lock:

@@ -117,7 +117,6 @@ class Archiver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.compressed = 0
-        self.deleted = 0
 
     def start(self) -> None:
         """Queue leftovers of an earlier run, then start the thread."""
@@ -183,7 +182,6 @@ class Archiver:
         for path in doomed:
             try:
                 path.unlink()
-                self.deleted += 1
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -267,8 +265,4 @@ class RotatingFileSink:
             self._archiver.submit(target)
 
     def close(self) -> None:
-        self._file.close()
-
-    def abandon(self) -> None:
-        """Drop the file after a ``fork``: the parent process keeps writing it."""
         self._file.close()

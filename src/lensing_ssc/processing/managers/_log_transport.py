@@ -81,7 +81,6 @@ class LogReceiver:
         self._closing = threading.Event()
         self._grace = 0.0
         self._thread: threading.Thread | None = None
-        self.connections = 0
 
     def start(self) -> None:
         """Start the receiver thread (idempotent)."""
@@ -126,7 +125,6 @@ class LogReceiver:
             return
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, _Connection(sock))
-        self.connections += 1
 
     def _read(self, selector: selectors.BaseSelector, conn: _Connection) -> None:
         try:

@@ -121,10 +121,6 @@ class WorkerLink:
             self._receiver.close(grace)
             self._receiver = None
 
-    @property
-    def connections(self) -> int:
-        return self._receiver.connections if self._receiver is not None else 0
-
 
 def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink:
     """A sink to the parent's writer.
