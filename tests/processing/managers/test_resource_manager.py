@@ -1,13 +1,12 @@
-"""ResourceManager: the seed's API, limits and warnings, callbacks, monitor, stop, history.
+"""ResourceManager: the seed's API, check_limits, each limit and warning, settings.
 
 Most tests script the samples (a fake sampler) so every limit can be crossed on purpose;
-the seed examples and the job-memory tests use the real sampler.
+the seed examples use the real sampler. Callbacks, stop, history and the monitor thread
+are in ``test_resource_monitor.py``.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
 import threading
 import time
@@ -24,25 +23,9 @@ from lensing_ssc.processing.managers import ResourceManager
 from lensing_ssc.processing.managers.resource_manager import (
     MONITOR_THREAD_NAME,
     LimitReport,
+    ReplaySampler,
     ResourceUsage,
 )
-
-
-class ScriptedSampler:
-    """Returns the scripted figures in turn, then repeats the last; counts its calls."""
-
-    def __init__(self, *figures: dict[str, Any]) -> None:
-        self.figures = list(figures) or [{"memory_mb": 100.0}]
-        self.calls = 0
-        self.closed = False
-
-    def sample(self) -> ResourceUsage:
-        figures = self.figures[min(self.calls, len(self.figures) - 1)]
-        self.calls += 1
-        return ResourceUsage(timestamp=time.time(), **figures)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture
@@ -83,7 +66,7 @@ def test_seed_callback_example_warns_from_the_monitor(isolated: dict[str, Any]) 
     def on_warning(usage, warnings):
         seen.append((usage, warnings, threading.current_thread().name))
 
-    sampler = ScriptedSampler({"memory_mb": 3300.0})
+    sampler = ReplaySampler({"memory_mb": 3300.0})
     rm = ResourceManager(memory_limit_mb=4000, monitor_interval=0.01, sampler=sampler, **isolated)
     rm.add_warning_callback(on_warning)
     rm.start_monitoring()
@@ -102,7 +85,7 @@ def test_seed_callback_example_warns_from_the_monitor(isolated: dict[str, Any]) 
 # -- check_limits ------------------------------------------------------------------------
 def test_check_limits_raises_naming_the_figure_limit_and_source(isolated) -> None:
     """An exceeded memory limit raises ResourceError with the figures and the offending sample."""
-    sampler = ScriptedSampler({"memory_mb": 4100.0})
+    sampler = ReplaySampler({"memory_mb": 4100.0})
     rm = ResourceManager(memory_limit_mb=4000, sampler=sampler, **isolated)
     with rm, pytest.raises(ResourceError) as caught:
         rm.check_limits()
@@ -117,7 +100,7 @@ def test_check_limits_raises_naming_the_figure_limit_and_source(isolated) -> Non
 
 def test_check_limits_without_raising_returns_the_report(isolated) -> None:
     """raise_on_exceed=False returns a report listing the exceeded resources instead."""
-    sampler = ScriptedSampler({"memory_mb": 4100.0})
+    sampler = ReplaySampler({"memory_mb": 4100.0})
     with ResourceManager(memory_limit_mb=4000, sampler=sampler, **isolated) as rm:
         report = rm.check_limits(raise_on_exceed=False)
     assert isinstance(report, LimitReport)
@@ -128,7 +111,7 @@ def test_check_limits_without_raising_returns_the_report(isolated) -> None:
 
 def test_check_limits_between_samples_serves_the_monitors_sample(isolated) -> None:
     """While the monitor runs, check_limits never samples and takes microseconds."""
-    sampler = ScriptedSampler({"memory_mb": 100.0})
+    sampler = ReplaySampler({"memory_mb": 100.0})
     with ResourceManager(
         memory_limit_mb=4000, monitor_interval=60, sampler=sampler, **isolated
     ) as rm:
@@ -144,7 +127,7 @@ def test_check_limits_between_samples_serves_the_monitors_sample(isolated) -> No
 
 def test_check_limits_without_monitor_resamples_once_per_interval(isolated) -> None:
     """Without the monitor, check_limits samples only when the last sample is an interval old."""
-    sampler = ScriptedSampler({"memory_mb": 100.0})
+    sampler = ReplaySampler({"memory_mb": 100.0})
     rm = ResourceManager(memory_limit_mb=4000, monitor_interval=0.2, sampler=sampler, **isolated)
     try:
         for _ in range(100):
@@ -159,7 +142,7 @@ def test_check_limits_without_monitor_resamples_once_per_interval(isolated) -> N
 
 def test_breach_seen_by_monitor_raises_at_next_check_even_if_gone(isolated) -> None:
     """A breach the monitor saw makes the next check_limits raise once, though memory fell back."""
-    sampler = ScriptedSampler({"memory_mb": 5000.0}, {"memory_mb": 100.0})
+    sampler = ReplaySampler({"memory_mb": 5000.0}, {"memory_mb": 100.0})
     with ResourceManager(
         memory_limit_mb=4000, monitor_interval=0.01, sampler=sampler, **isolated
     ) as rm:
@@ -171,7 +154,7 @@ def test_breach_seen_by_monitor_raises_at_next_check_even_if_gone(isolated) -> N
 
 def test_breach_raises_on_every_check_while_it_lasts(isolated) -> None:
     """While the latest sample is over a limit, each check_limits call raises."""
-    sampler = ScriptedSampler({"memory_mb": 5000.0})
+    sampler = ReplaySampler({"memory_mb": 5000.0})
     with ResourceManager(
         memory_limit_mb=4000, monitor_interval=60, sampler=sampler, **isolated
     ) as rm:
@@ -218,7 +201,7 @@ def test_breach_raises_on_every_check_while_it_lasts(isolated) -> None:
 )
 def test_each_limit_is_enforced(isolated, kwargs, figures, resource, message) -> None:
     """CPU, disk percent, disk free space, swap and memory limits each report their breach."""
-    with ResourceManager(sampler=ScriptedSampler(figures), **kwargs, **isolated) as rm:
+    with ResourceManager(sampler=ReplaySampler(figures), **kwargs, **isolated) as rm:
         report = rm.check_limits(raise_on_exceed=False)
     assert report.exceeded == {resource: message}
     assert report.warnings == report.exceeded  # past the limit is past the warning level too
@@ -238,7 +221,7 @@ def test_warning_fraction_sets_when_figures_warn(isolated, fraction, figures, wa
         memory_limit_mb=1000,
         disk_min_free_gb=10,
         warning_fraction=fraction,
-        sampler=ScriptedSampler(figures),
+        sampler=ReplaySampler(figures),
         **isolated,
     )
     with rm:
@@ -253,225 +236,12 @@ def test_unreadable_figures_are_not_judged(isolated) -> None:
         memory_limit_mb=1,
         cpu_limit_percent=1,
         disk_min_free_gb=1,
-        sampler=ScriptedSampler({}),
+        sampler=ReplaySampler({}),
         **isolated,
     )
     with rm:
         report = rm.check_limits()
     assert (report.warnings, report.exceeded) == ({}, {})
-
-
-# -- callbacks ---------------------------------------------------------------------------
-def test_callbacks_fire_when_a_figure_enters_the_state_not_every_sample(isolated) -> None:
-    """Warning and limit callbacks fire on entering warning or breach, not again while in it.
-
-    A figure that rises from the warning band past the limit does not warn a second time.
-    """
-    sampler = ScriptedSampler(
-        *[{"memory_mb": m} for m in (850.0, 860.0, 1100.0, 1200.0, 100.0, 900.0)]
-    )
-    warnings: list[dict[str, str]] = []
-    breaches: list[dict[str, str]] = []
-    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
-    rm.add_warning_callback(lambda usage, w: warnings.append(w))
-    rm.add_limit_callback(lambda usage, e: breaches.append(e))
-    with rm:
-        for _ in range(6):
-            rm.get_current_usage()
-    assert [list(w) for w in warnings] == [["memory"], ["memory"]]
-    assert "850.0 MB" in warnings[0]["memory"]
-    assert "900.0 MB" in warnings[1]["memory"]
-    assert len(breaches) == 1
-    assert "1100.0 MB" in breaches[0]["memory"]
-
-
-def test_a_jump_straight_past_the_limit_still_calls_warning_callbacks(isolated) -> None:
-    """A spike from far below to above the limit within one sample warns as well as breaches."""
-    sampler = ScriptedSampler({"memory_mb": 100.0}, {"memory_mb": 1500.0})
-    warned: list[dict[str, str]] = []
-    breached: list[dict[str, str]] = []
-    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
-    rm.add_warning_callback(lambda usage, w: warned.append(w))
-    rm.add_limit_callback(lambda usage, e: breached.append(e))
-    rm.get_current_usage()
-    assert warned == []
-    rm.get_current_usage()
-    rm.close()
-    assert warned == breached
-    assert list(warned[0]) == ["memory"]
-
-
-def test_failing_callback_is_logged_and_never_kills_the_monitor(
-    isolated, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A callback that raises is logged with its traceback; later callbacks and samples go on."""
-    sampler = ScriptedSampler({"memory_mb": 900.0}, {"memory_mb": 100.0}, {"memory_mb": 900.0})
-    later: list[float] = []
-
-    def broken(usage, warnings):
-        raise RuntimeError("callback bug")
-
-    rm = ResourceManager(memory_limit_mb=1000, monitor_interval=0.01, sampler=sampler, **isolated)
-    rm.add_warning_callback(broken)
-    rm.add_warning_callback(lambda usage, warnings: later.append(usage.memory_mb))
-    with caplog.at_level("ERROR", logger="lensing_ssc.processing.managers.resource"), rm:
-        wait_until(lambda: len(later) >= 2 and sampler.calls >= 5)
-        assert rm.is_monitoring
-    failures = [r for r in caplog.records if "callback" in r.getMessage()]
-    assert len(failures) >= 2
-    assert failures[0].exc_info is not None
-    assert str(failures[0].exc_info[1]) == "callback bug"
-
-
-# -- graceful stop -----------------------------------------------------------------------
-def test_graceful_stop_on_breach_sets_flag_and_calls_stop_callbacks_once(isolated) -> None:
-    """With graceful_stop, a breach requests a stop once: flag, reason and stop callbacks."""
-    reasons: list[str] = []
-    sampler = ScriptedSampler({"memory_mb": 1100.0}, {"memory_mb": 10.0}, {"memory_mb": 1300.0})
-    rm = ResourceManager(memory_limit_mb=1000, graceful_stop=True, sampler=sampler, **isolated)
-    rm.add_stop_callback(reasons.append)
-    assert not rm.stop_requested
-    for _ in range(3):
-        rm.get_current_usage()
-    assert rm.stop_requested
-    assert rm.get_status()["stop_requested"] is True
-    rm.close()
-    assert reasons == ["resource limit exceeded: memory"]
-    assert rm.stop_reason == "resource limit exceeded: memory"
-
-
-def test_without_graceful_stop_a_breach_requests_no_stop(isolated) -> None:
-    """graceful_stop off (the default): breaches raise in check_limits but request no stop."""
-    with ResourceManager(
-        memory_limit_mb=1000, sampler=ScriptedSampler({"memory_mb": 2e3}), **isolated
-    ) as rm:
-        with pytest.raises(ResourceError):
-            rm.check_limits()
-        assert not rm.stop_requested
-
-
-def test_request_stop_by_hand_is_idempotent(isolated) -> None:
-    """request_stop (e.g. from a SIGUSR1 handler) sets the flag once and keeps the first reason."""
-    reasons: list[str] = []
-    with ResourceManager(sampler=ScriptedSampler(), **isolated) as rm:
-        rm.add_stop_callback(reasons.append)
-        assert rm.request_stop("SIGUSR1") is True
-        assert rm.request_stop("memory") is False
-        assert (rm.stop_requested, rm.stop_reason) == (True, "SIGUSR1")
-    assert reasons == ["SIGUSR1"]
-
-
-# -- history, peaks, status --------------------------------------------------------------
-def test_history_is_a_bounded_ring_buffer_oldest_first(isolated) -> None:
-    """history keeps the last history_size samples, oldest first."""
-    sampler = ScriptedSampler(*[{"memory_mb": float(m)} for m in range(8)])
-    rm = ResourceManager(history_size=5, sampler=sampler, **isolated)
-    for _ in range(8):
-        rm.get_current_usage()
-    history = rm.history
-    rm.close()
-    assert [u.memory_mb for u in history] == [3.0, 4.0, 5.0, 6.0, 7.0]
-
-
-def test_peak_usage_keeps_the_worst_of_each_figure(isolated) -> None:
-    """peak_usage holds each figure's maximum, and the minimum of free space."""
-    sampler = ScriptedSampler(
-        {"memory_mb": 100.0, "cpu_percent": 80.0, "disk_free_gb": 50.0},
-        {"memory_mb": 300.0, "cpu_percent": 20.0, "disk_free_gb": 40.0},
-        {"memory_mb": 200.0, "cpu_percent": None, "disk_free_gb": 45.0},
-    )
-    rm = ResourceManager(sampler=sampler, **isolated)
-    for _ in range(3):
-        rm.get_current_usage()
-    peak = rm.peak_usage
-    rm.close()
-    assert (peak.memory_mb, peak.cpu_percent, peak.disk_free_gb) == (300.0, 80.0, 40.0)
-
-
-def test_status_is_json_ready_and_names_the_limit_source(isolated) -> None:
-    """get_status is a JSON-serialisable dict with the limit, its source, current and peak."""
-    sampler = ScriptedSampler({"memory_mb": 900.0})
-    with ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated) as rm:
-        status = json.loads(json.dumps(rm.get_status()))
-    assert status["memory_limit"] == {"limit_mb": 1000.0, "source": "user"}
-    assert status["current"]["memory_mb"] == 900.0
-    assert status["current"]["memory_fraction"] == pytest.approx(0.9)
-    assert status["peak"]["memory_mb"] == 900.0
-    assert set(status["warnings"]) == {"memory"}
-    assert status["exceeded"] == {}
-    assert status["monitoring"] is True
-    assert status["stop_requested"] is False
-
-
-def test_usage_report_lists_limit_figures_and_warnings(isolated) -> None:
-    """The text report shows the limit with its source, memory now and at peak, and warnings."""
-    sampler = ScriptedSampler({"memory_mb": 700.0}, {"memory_mb": 900.0}, {"memory_mb": 500.0})
-    rm = ResourceManager(memory_limit_mb=1000, sampler=sampler, **isolated)
-    for _ in range(3):
-        rm.get_current_usage()
-    report = rm.get_usage_report()
-    rm.close()
-    assert "memory limit : 1000.0 MB (user)" in report
-    assert "job memory MB:      500.0   peak      900.0" in report
-    assert "samples      : 3 (every 1 s)" in report
-
-
-# -- the monitor thread and lifetime ---------------------------------------------------
-def test_monitor_is_a_named_daemon_thread_joined_on_close(isolated) -> None:
-    """The monitor runs as a named daemon thread that is gone after close()."""
-    rm = ResourceManager(monitor_interval=0.01, sampler=ScriptedSampler(), **isolated)
-    rm.start_monitoring()
-    rm.start_monitoring()  # a second start is a no-op
-    threads = [t for t in threading.enumerate() if t.name == MONITOR_THREAD_NAME]
-    assert len(threads) == 1
-    assert threads[0].daemon
-    rm.close()
-    rm.close()  # idempotent
-    assert not threads[0].is_alive()
-    assert not rm.is_monitoring
-
-
-def test_closed_manager_refuses_to_sample_or_monitor(isolated) -> None:
-    """After close(), sampling and monitoring raise ResourceError; the sampler is closed."""
-    sampler = ScriptedSampler()
-    rm = ResourceManager(sampler=sampler, **isolated)
-    rm.close()
-    assert sampler.closed
-    with pytest.raises(ResourceError, match="this ResourceManager is closed"):
-        rm.get_current_usage()
-    with pytest.raises(ResourceError, match="cannot start monitoring"):
-        rm.start_monitoring()
-
-
-def test_stop_monitoring_from_a_callback_does_not_deadlock(isolated) -> None:
-    """A limit callback may stop the monitor it runs in."""
-    sampler = ScriptedSampler({"memory_mb": 2000.0})
-    rm = ResourceManager(memory_limit_mb=1000, monitor_interval=0.01, sampler=sampler, **isolated)
-    rm.add_limit_callback(lambda usage, exceeded: rm.stop_monitoring())
-    rm.start_monitoring()
-    wait_until(lambda: not rm.is_monitoring)
-    calls = sampler.calls
-    time.sleep(0.05)
-    assert sampler.calls == calls
-    rm.close()
-
-
-def test_concurrent_sampling_keeps_history_consistent(isolated) -> None:
-    """Threads sampling alongside the monitor all land in history, in time order."""
-    rm = ResourceManager(monitor_interval=0.005, history_size=10_000, **isolated)
-    with rm:
-        workers = [
-            threading.Thread(target=lambda: [rm.get_current_usage() for _ in range(30)])
-            for _ in range(3)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    history = rm.history
-    assert len(history) >= 90
-    assert all(a.timestamp <= b.timestamp for a, b in itertools.pairwise(history))
-    assert all(u.memory_mb is not None for u in history)
 
 
 # -- configuration and bad input ---------------------------------------------------------
@@ -489,7 +259,7 @@ def test_settings_come_from_config_and_explicit_arguments_win(tmp_path: Path) ->
         },
     )
     rm = ResourceManager(
-        memory_limit_mb=300, monitor_interval=2.0, config=config, sampler=ScriptedSampler()
+        memory_limit_mb=300, monitor_interval=2.0, config=config, sampler=ReplaySampler()
     )
     s = rm.settings
     rm.close()
@@ -508,11 +278,11 @@ def test_disk_path_defaults_to_run_dir_or_its_nearest_existing_parent(
 ) -> None:
     """The watched filesystem is the run directory's, even before it exists; else the cwd's."""
     config = ProcessingConfig(run_dir=tmp_path / "runs" / "new")
-    rm = ResourceManager(config=config, sampler=ScriptedSampler())
+    rm = ResourceManager(config=config, sampler=ReplaySampler())
     assert rm.settings.disk_path == tmp_path
     rm.close()
     monkeypatch.chdir(tmp_path)
-    rm = ResourceManager(sampler=ScriptedSampler())
+    rm = ResourceManager(sampler=ReplaySampler())
     assert rm.settings.disk_path == tmp_path
     rm.close()
 
@@ -548,7 +318,7 @@ def test_disk_path_defaults_to_run_dir_or_its_nearest_existing_parent(
 def test_bad_settings_raise_resource_error_naming_the_value(kwargs, message) -> None:
     """Each invalid setting raises ResourceError whose message names the setting and value."""
     with pytest.raises(ResourceError) as caught:
-        ResourceManager(sampler=ScriptedSampler(), **kwargs)
+        ResourceManager(sampler=ReplaySampler(), **kwargs)
     assert str(caught.value).startswith(message)
     value = next(iter(kwargs.values()))
     if isinstance(value, float) and math.isnan(value):
@@ -561,7 +331,7 @@ def test_disk_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
     """An explicit disk_path that does not exist raises ResourceError naming the path."""
     missing = tmp_path / "no" / "such" / "dir"
     with pytest.raises(ResourceError) as caught:
-        ResourceManager(disk_path=missing, sampler=ScriptedSampler())
+        ResourceManager(disk_path=missing, sampler=ReplaySampler())
     assert str(caught.value).startswith(f"disk_path {str(missing)!r} does not exist")
     assert caught.value.value == str(missing)
 
@@ -603,6 +373,7 @@ def test_resource_usage_is_frozen_and_module_exports_are_exact() -> None:
         "CgroupReader",
         "LimitReport",
         "MemoryLimit",
+        "ReplaySampler",
         "ResourceManager",
         "ResourceUsage",
         "Sampler",

@@ -38,6 +38,7 @@ from lensing_ssc.processing.managers._resource.limits import (
     user_memory_limits,
 )
 from lensing_ssc.processing.managers._resource.monitor import PeriodicThread
+from lensing_ssc.processing.managers._resource.replay import ReplaySampler
 from lensing_ssc.processing.managers._resource.report import render_report
 from lensing_ssc.processing.managers._resource.sampling import UsageSampler
 from lensing_ssc.processing.managers._resource.settings import resolve_settings
@@ -58,6 +59,7 @@ __all__ = [
     "CgroupReader",
     "LimitReport",
     "MemoryLimit",
+    "ReplaySampler",
     "ResourceManager",
     "ResourceUsage",
     "Sampler",
@@ -102,7 +104,7 @@ class ResourceManager:
         cgroup_root: Where the cgroup filesystems are mounted.
         proc_cgroup: The file listing this process's cgroups.
         sampler: Takes the samples (closed by :meth:`close`); the built-in one reads
-            ``/proc`` and psutil.
+            ``/proc`` and psutil, :class:`ReplaySampler` replays chosen figures in tests.
 
     Entering a ``with`` block starts the monitor; leaving it closes the manager. All
     methods are thread-safe.
