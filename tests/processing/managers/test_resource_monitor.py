@@ -208,6 +208,15 @@ def test_monitor_is_a_named_daemon_thread_joined_on_close(isolated) -> None:
     assert not rm.is_monitoring
 
 
+def test_status_of_a_closed_manager_never_raises(isolated) -> None:
+    """A manager closed before any sample still reports its status and text report."""
+    rm = ResourceManager(memory_limit_mb=1000, sampler=ReplaySampler(), **isolated)
+    rm.close()
+    status = rm.get_status()
+    assert (status["current"], status["peak"], status["samples"]) == (None, None, 0)
+    assert "job memory MB:        n/a   peak        n/a" in rm.get_usage_report()
+
+
 def test_closed_manager_refuses_to_sample_or_monitor(isolated) -> None:
     """After close(), sampling and monitoring raise ResourceError; the sampler is closed."""
     sampler = ReplaySampler()

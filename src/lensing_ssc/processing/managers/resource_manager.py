@@ -358,8 +358,15 @@ class ResourceManager:
         return peak if peak is not None else self._take_sample().usage
 
     def get_status(self) -> dict[str, Any]:
-        """JSON-ready snapshot: limits, the latest sample and its judgement, peaks, stop state."""
-        report = self._report or self._take_sample()
+        """JSON-ready snapshot: limits, the latest sample and its judgement, peaks, stop state.
+
+        Takes a sample when there is none yet, unless the manager is closed (then the
+        figures are ``None``).
+        """
+        report = self._report
+        if report is None and not self._closed:
+            report = self._take_sample()
+        peak = self._peak
         return {
             "monitoring": self.is_monitoring,
             "monitor_interval": self.settings.monitor_interval,
@@ -368,10 +375,10 @@ class ResourceManager:
             "memory_limit": self._memory_limit.as_dict() if self._memory_limit else None,
             "memory_limits": [limit.as_dict() for limit in self._memory_limits],
             "thresholds": self.thresholds.as_dict(),
-            "current": report.usage.as_dict(),
-            "peak": self.peak_usage.as_dict(),
-            "warnings": dict(report.warnings),
-            "exceeded": dict(report.exceeded),
+            "current": report.usage.as_dict() if report else None,
+            "peak": peak.as_dict() if peak else None,
+            "warnings": dict(report.warnings) if report else {},
+            "exceeded": dict(report.exceeded) if report else {},
             "graceful_stop": self.settings.graceful_stop,
             "stop_requested": self.stop_requested,
             "stop_reason": self._stop_reason,

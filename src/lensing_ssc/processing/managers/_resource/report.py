@@ -38,8 +38,9 @@ def render_report(status: dict[str, Any]) -> str:
         if limit
         else "  memory limit : none found",
     ]
+    current, peaks = status["current"] or {}, status["peak"] or {}
     for label, key in _ROWS:
-        now, peak = status["current"][key], status["peak"][key]
+        now, peak = current.get(key), peaks.get(key)
         lines.append(f"  {label:<13}: {_fmt(now):>10}   peak {_fmt(peak):>10}")
     lines.append(f"  samples      : {status['samples']} (every {status['monitor_interval']:g} s)")
     lines.extend(f"  WARNING  {text}" for text in status["warnings"].values())
