@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lensing_ssc.core.base.exceptions import ResourceError
 from lensing_ssc.processing.managers._resource.alerts import CallbackList
@@ -40,7 +40,7 @@ from lensing_ssc.processing.managers._resource.limits import (
 from lensing_ssc.processing.managers._resource.monitor import PeriodicThread
 from lensing_ssc.processing.managers._resource.replay import ReplaySampler
 from lensing_ssc.processing.managers._resource.report import render_report
-from lensing_ssc.processing.managers._resource.sampling import UsageSampler
+from lensing_ssc.processing.managers._resource.sampling import Sampler, UsageSampler
 from lensing_ssc.processing.managers._resource.settings import resolve_settings
 from lensing_ssc.processing.managers._resource.usage import (
     LimitReport,
@@ -71,14 +71,6 @@ _log = logging.getLogger("lensing_ssc.processing.managers.resource")
 AlertCallback = Callable[[ResourceUsage, dict[str, str]], object]
 StopCallback = Callable[[str], object]
 MONITOR_THREAD_NAME = "lensing_ssc-resource-monitor"
-
-
-class Sampler(Protocol):
-    """Takes one :class:`ResourceUsage` per call (substitute it in tests or exotic systems)."""
-
-    def sample(self) -> ResourceUsage: ...
-
-    def close(self) -> None: ...
 
 
 class ResourceManager:

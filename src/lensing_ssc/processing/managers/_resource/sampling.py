@@ -35,6 +35,7 @@ __all__ = [
     "MachineFigures",
     "ProcfsJobReader",
     "PsutilJobReader",
+    "Sampler",
     "UsageSampler",
     "default_job_reader",
 ]
@@ -55,6 +56,14 @@ class JobFigures:
     rss_bytes: int
     cpu_seconds: float
     process_count: int
+
+
+class Sampler(Protocol):
+    """Takes one :class:`ResourceUsage` per call; the ResourceManager's ``sampler=``."""
+
+    def sample(self) -> ResourceUsage: ...
+
+    def close(self) -> None: ...
 
 
 class JobReader(Protocol):
