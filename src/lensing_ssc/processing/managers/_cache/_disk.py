@@ -1,0 +1,478 @@
+"""The disk tier: values that outlive the process, shared by every process of a run.
+
+Layout of a cache directory::
+
+    index.sqlite (+ -wal, -shm)    the index (:mod:`._index`)
+    values/ab/<key digest>.<token>.val   value files of large values (:mod:`._values`)
+
+A put encodes the value and, if it is large, writes its value file (atomically and
+durably, outside any lock) *before* one index transaction makes it visible and evicts
+what no longer fits; replaced and evicted files are unlinked after the commit. A process
+killed at any moment therefore leaves either the old entry or the new one, and at worst a
+value file no entry refers to, which :meth:`DiskTier.sweep` removes later. Readers take no
+write lock: access times, use counts and counters are batched and written with the next
+write transaction (or once a second). A corrupt or missing value is a miss, and its entry
+is removed. Value file names come from the digest of the key's canonical encoding plus a
+random token, so keys never become paths and concurrent writers never share a file.
+
+Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
+cumulative totals of every process kept in the index for ``lensing-ssc cache stats``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import CacheError
+from lensing_ssc.core.io import cleanup_temp_files, fsync_directory, hash_bytes
+
+from ._index import COUNTERS, Index, Row, Victim
+from ._stats import TierStats
+from ._values import (
+    CorruptEntry,
+    Encoded,
+    decode_value,
+    encode_value,
+    read_value_file,
+    verify_digest,
+    write_value_file,
+)
+
+__all__ = ["INDEX_NAME", "DiskTier"]
+
+INDEX_NAME = "index.sqlite"
+VALUES_DIR = "values"
+INLINE_LIMIT = 64 << 10  # payloads up to this many bytes live in the index row
+_FLUSH_EVERY = 1.0  # seconds between batched writes of reads, at most
+_FLUSH_PENDING = 4096  # ... or this many distinct keys read
+_SWEEP_EVERY = 3600.0  # seconds between sweeps for orphaned value files
+_ORPHAN_AGE = 600.0  # seconds a value file without an entry is left to its writer
+
+
+class DiskTier:
+    """A directory of cached values with a SQLite index, safe across processes.
+
+    Args:
+        directory: The cache directory; created if missing.
+        max_bytes: Most payload bytes stored; a value larger than this alone is rejected.
+        policy: ``"lru"``, ``"lfu"`` or ``"fifo"``, the order of eviction.
+        codec: Compression spec for :func:`lensing_ssc.core.io.compress`.
+        memory_map: Return raw arrays from value files as read-only memory maps.
+
+    Raises:
+        CacheError: The directory cannot be created or written, or holds a foreign index.
+    """
+
+    def __init__(
+        self, directory: Path, *, max_bytes: int, policy: str, codec: Any, memory_map: bool
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self.codec = codec
+        self.memory_map = memory_map
+        self._values = directory / VALUES_DIR
+        self._lock = threading.Lock()
+        self._pending: dict[bytes, list[float]] = {}
+        self._counts = dict.fromkeys(COUNTERS, 0)
+        self._dirty = False  # counts hold increments not yet written
+        self._locked = _Locked(self)
+        self._write = _Write(self)
+        self.hits = self.misses = self.evictions = self.expirations = self.rejected = 0
+        self._last_flush = time.monotonic()
+        self._pid = os.getpid()
+        self._index = self._open()
+        if self._sweep_due():
+            self.sweep()
+
+    def _open(self) -> Index:
+        try:
+            self._values.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self._values):
+                pass
+            return Index(self.directory / INDEX_NAME, policy=self.policy)
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(
+                f"cache directory {str(self.directory)!r} is not usable: {exc}",
+                value=str(self.directory),
+                hint="give a writable directory (cache_dir=...) or cache_dir=None for memory only",
+            ) from exc
+
+    def _current_index(self) -> Index:
+        """The index connection of this process (lock held); reopened after a fork."""
+        if os.getpid() != self._pid:  # a SQLite connection must not cross a fork
+            self._pid = os.getpid()
+            self._pending.clear()
+            self._index = self._open()
+        return self._index
+
+    def _failed(self, exc: sqlite3.Error) -> CacheError:
+        return CacheError(
+            f"the cache index in {str(self.directory)!r} failed: {exc}",
+            value=str(self.directory),
+            hint="another process may hold it too long; if it is damaged, clear the "
+            "cache (lensing-ssc cache clear RUN_DIR)",
+        )
+
+    def _drain(self, index: Index, conn: sqlite3.Connection) -> None:
+        """Write the batched reads inside an open transaction."""
+        if self._pending or self._dirty:
+            index.flush(conn, self._pending, self._counts)
+            self._pending.clear()
+            self._counts = dict.fromkeys(COUNTERS, 0)
+            self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        setattr(self, name, getattr(self, name) + amount)
+        self._counts[name] += amount
+        self._dirty = True
+
+    def _unlink(self, victims: Sequence[Victim]) -> None:
+        for victim in victims:
+            if victim.file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._values / victim.file)
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, key: bytes, *, count: bool = True) -> tuple[Any, Row] | None:
+        """The value stored under ``key`` and its row, or ``None``.
+
+        Args:
+            key: The canonical encoding of the key.
+            count: Count the hit or miss and the access (``False`` for polling).
+        """
+        for _ in range(3):  # a value file may be replaced between reading its row and it
+            with self._locked as index:
+                row = index.find(key)
+            if row is None:
+                break
+            if row.expires is not None and row.expires <= time.time():
+                with self._write as (index, conn):
+                    removed = index.delete_row(conn, row)
+                    if removed:
+                        self._count("expirations")
+                self._unlink(removed)
+                break
+            try:
+                value = self._load(row)
+            except FileNotFoundError:
+                with self._locked as index:
+                    if index.find(key) != row:
+                        continue  # replaced meanwhile: read the new entry
+                self._drop(row)
+                break
+            except CorruptEntry:
+                self._drop(row)
+                break
+            if not count:
+                return value, row
+            with self._lock:
+                self._count("hits")
+                seen = self._pending.get(key)
+                if seen is None:
+                    self._pending[key] = [time.time(), 1]
+                else:
+                    seen[0] = time.time()
+                    seen[1] += 1
+                due = (
+                    len(self._pending) >= _FLUSH_PENDING
+                    or time.monotonic() - self._last_flush > _FLUSH_EVERY
+                )
+            if due:
+                self.flush()
+            return value, row
+        if count:
+            with self._lock:
+                self._count("misses")
+        return None
+
+    def _load(self, row: Row) -> Any:
+        if row.inline is not None:
+            if not verify_digest(row.inline, row.digest):
+                raise CorruptEntry("inline value fails its digest")
+            return decode_value(row.kind, row.codec, row.meta, row.inline)
+        if row.file is None:
+            raise CorruptEntry("entry has neither an inline value nor a value file")
+        return read_value_file(
+            self._values / row.file,
+            kind=row.kind,
+            codec=row.codec,
+            meta=row.meta,
+            size=row.size,
+            digest=row.digest,
+            memory_map=self.memory_map,
+        )
+
+    def _drop(self, row: Row) -> None:
+        with self._write as (index, conn):
+            removed = index.delete_row(conn, row)
+        self._unlink(removed)
+
+    def contains(self, key: bytes) -> bool:
+        """Whether ``key`` has an entry that has not expired (its value is not read)."""
+        with self._locked as index:
+            return index.contains(key, time.time())
+
+    # -- writing ------------------------------------------------------------------------
+    def put(
+        self, key: bytes, value: Any, *, label: Any, ttl: float | None, tags: tuple[str, ...]
+    ) -> bool:
+        """Store ``value`` under ``key``; ``False`` if it alone exceeds the byte limit.
+
+        Args:
+            key: The canonical encoding of the key.
+            value: The value.
+            label: The key as the user gave it, named in errors.
+            ttl: Seconds to live, or ``None``.
+            tags: Tags of the entry.
+
+        Raises:
+            CacheError: ``value`` cannot be pickled, or the directory cannot be written.
+        """
+        encoded = encode_value(value, key=label, codec=self.codec)
+        if encoded.size > self.max_bytes:
+            with self._write as (index, conn):
+                stale = index.delete_keys(conn, [key])
+                self._count("rejected")
+            self._unlink(stale)
+            return False
+        name = None
+        if encoded.size > INLINE_LIMIT:
+            name = self._write_file(key, encoded)
+        fields = {
+            "kind": encoded.kind,
+            "codec": encoded.codec,
+            "meta": encoded.meta,
+            "size": encoded.size,
+            "digest": encoded.digest,
+            "inline": None if name is not None else encoded.payload(),
+            "file": name,
+            "expires": None if ttl is None else time.time() + ttl,
+        }
+        try:
+            with self._write as (index, conn):
+                now = time.time()
+                used, replaced = index.insert(conn, key, fields, tags, now)
+                removed, evicted = index.evict(conn, used, self.max_bytes, now)
+                self.evictions += evicted  # the lock is held: counts stay exact
+                self.expirations += len(removed) - evicted
+        except BaseException:
+            if name is not None:
+                self._unlink([Victim(name, 0)])
+            raise
+        self._unlink(removed if replaced is None else [replaced, *removed])
+        return True
+
+    def _write_file(self, key: bytes, encoded: Encoded) -> str:
+        digest = hash_bytes(key).partition(":")[2]
+        bucket = self._values / digest[:2]
+        if not bucket.is_dir():
+            bucket.mkdir(exist_ok=True)
+            fsync_directory(self._values)
+        name = f"{digest[:2]}/{digest}.{secrets.token_hex(4)}.val"
+        try:
+            write_value_file(self._values / name, encoded)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot write a value file in {str(self._values)!r}: {exc}",
+                value=str(self._values),
+                hint="free disk space or lower disk_max_size_mb",
+            ) from exc
+        return name
+
+    def delete(self, keys: Sequence[bytes]) -> int:
+        """Remove the entries of ``keys``; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_keys(conn, keys)
+        self._unlink(removed)
+        return len(removed)
+
+    def invalidate(self, tags: Sequence[str]) -> list[bytes]:
+        """Remove every entry carrying any of ``tags``; the encoded keys removed."""
+        with self._write as (index, conn):
+            removed = index.delete_tagged(conn, tags)
+        self._unlink(removed)
+        return [victim.key for victim in removed]
+
+    def clear(self) -> int:
+        """Remove every entry; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_all(conn)
+        self._unlink(removed)
+        return len(removed)
+
+    def expire(self) -> int:
+        """Remove every expired entry; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_expired(conn, time.time())
+            self.expirations += len(removed)
+        self._unlink(removed)
+        return len(removed)
+
+    def flush(self) -> None:
+        """Write batched access times and counters to the index now."""
+        with self._lock:
+            idle = not self._pending and not any(self._counts.values())
+        if not idle:
+            with self._write:
+                pass
+
+    # -- upkeep -------------------------------------------------------------------------
+    def _sweep_due(self) -> bool:
+        with self._locked as index:
+            last = index.meta("swept")
+        return last is None or time.time() - float(last) > _SWEEP_EVERY
+
+    def sweep(self, *, orphan_age: float = _ORPHAN_AGE) -> int:
+        """Remove value files no entry refers to and temporary files of dead writers.
+
+        Args:
+            orphan_age: Only remove unreferenced files not modified for this many seconds
+                (a live writer commits its entry right after writing its file).
+
+        Returns:
+            The number of files removed.
+        """
+        with self._locked as index:
+            known = index.files()
+        removed = 0
+        now = time.time()
+        for bucket in sorted(self._values.iterdir()):
+            if not bucket.is_dir():
+                continue
+            removed += len(cleanup_temp_files(bucket))
+            for path in bucket.glob("*.val"):
+                name = f"{bucket.name}/{path.name}"
+                with contextlib.suppress(FileNotFoundError):
+                    if name not in known and now - path.stat().st_mtime > orphan_age:
+                        path.unlink()
+                        removed += 1
+        with self._write as (index, conn):
+            index.set_meta(conn, "swept", now)
+        return removed
+
+    # -- reporting ----------------------------------------------------------------------
+    def stats(self) -> TierStats:
+        """This process's counters, and the bytes and entries the directory holds."""
+        with self._locked as index:
+            totals = index.totals()
+            return TierStats.build(
+                "disk",
+                self.hits,
+                self.misses,
+                evictions=self.evictions,
+                expirations=self.expirations,
+                rejected=self.rejected,
+                bytes=totals["bytes"],
+                entries=totals["entries"],
+                max_bytes=self.max_bytes,
+                max_entries=None,
+            )
+
+    def totals(self) -> dict[str, Any]:
+        """Cumulative counters of every process, bytes, entries and entries per tag."""
+        self.flush()
+        with self._locked as index:
+            totals: dict[str, Any] = index.totals()
+            totals["tags"] = index.tag_counts()
+        return totals
+
+    def close(self) -> None:
+        """Flush batched reads and close the index."""
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                if os.getpid() == self._pid:
+                    self._index.close()
+
+    # -- leases -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease_transaction(self) -> Iterator[tuple[Index, sqlite3.Connection]]:
+        """A write transaction for :mod:`._memoize`'s lease handling."""
+        with self._write as pair:
+            yield pair
+
+
+class _Locked:
+    """``with tier._locked as index``: the tier's lock and this process's connection.
+
+    A class rather than a generator context manager: the disk tier enters one per call,
+    and this costs a fraction of ``contextlib.contextmanager``. SQLite errors leave as
+    ``CacheError``.
+    """
+
+    __slots__ = ("tier",)
+
+    def __init__(self, tier: DiskTier) -> None:
+        self.tier = tier
+
+    def __enter__(self) -> Index:
+        tier = self.tier
+        tier._lock.acquire()
+        try:
+            return tier._current_index()
+        except BaseException:
+            tier._lock.release()
+            raise
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        self.tier._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise self.tier._failed(exc) from exc
+
+
+class _Write:
+    """``with tier._write as (index, conn)``: one write transaction, lock held.
+
+    It begins with the batched reads, commits on success and rolls back on any exception.
+    Only one thread holds the lock, so keeping the index on the instance is safe.
+    """
+
+    __slots__ = ("index", "tier")
+
+    def __init__(self, tier: DiskTier) -> None:
+        self.tier = tier
+        self.index: Index | None = None
+
+    def __enter__(self) -> tuple[Index, sqlite3.Connection]:
+        tier = self.tier
+        index = tier._locked.__enter__()
+        try:
+            conn = index.begin()
+        except BaseException as exc:
+            tier._locked.__exit__(type(exc), exc, None)
+            raise
+        self.index = index
+        try:
+            tier._drain(index, conn)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        return index, conn
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        index, self.index = self.index, None
+        try:
+            if index is not None:
+                if exc is None:
+                    index.commit()
+                else:
+                    index.rollback()
+        except sqlite3.Error as failure:
+            if index is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    index.rollback()
+            self.tier._locked.__exit__(type(failure), failure, None)
+            raise
+        self.tier._locked.__exit__(kind, exc, trace)

@@ -1,0 +1,162 @@
+"""One cache directory, several real processes: concurrent use, and writers killed mid-put."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensing_ssc.processing.managers import CacheManager
+
+_HAMMER = textwrap.dedent(
+    """
+    import random, sys
+    import numpy as np
+    from lensing_ssc.processing.managers import CacheManager
+
+    cache_dir, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    rng = random.Random(worker)
+    # A tiny memory tier sends most gets to disk, where the processes meet.
+    with CacheManager(max_entries=8, cache_dir=cache_dir) as cache:
+        for i in range(count):
+            value = np.full(1 + i % 50, worker * 100_000 + i) if i % 3 else (worker, i, "x" * i)
+            cache.put((worker, i), value, tags=[f"w{worker}", f"m{i % 7}"])
+            other = (rng.randrange(4), rng.randrange(count))
+            found = cache.get(other)
+            if found is not None:
+                expected = other[0] * 100_000 + other[1]
+                ok = found[0] == other[0] if isinstance(found, tuple) else found[0] == expected
+                assert ok, (other, found)
+            mine = cache.get((worker, i))
+            assert mine is not None, i
+        disk = cache.get_stats().disk
+    print("done", disk.hits, disk.misses, flush=True)
+    """
+)
+
+
+def _check_index(cache_dir: Path) -> tuple[int, int]:
+    """Integrity and totals of the index; returns (entries, bytes)."""
+    with sqlite3.connect(cache_dir / "index.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        count, size = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM entries"
+        ).fetchone()
+        totals = conn.execute("SELECT entries, bytes FROM totals").fetchone()
+        orphan_tags = conn.execute(
+            "SELECT count(*) FROM tags WHERE entry NOT IN (SELECT id FROM entries)"
+        ).fetchone()
+    assert totals == (count, size)
+    assert orphan_tags == (0,)
+    return count, size
+
+
+def test_four_processes_share_one_cache_dir(tmp_path: Path) -> None:
+    """4 processes x 1000 puts and gets at once: no errors, nothing dropped, totals exact."""
+    cache_dir = tmp_path / "cache"
+    CacheManager(cache_dir=cache_dir).close()
+    count = 1000
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _HAMMER, str(cache_dir), str(worker), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(4)
+    ]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, outputs
+    assert _check_index(cache_dir)[0] == 4 * count
+    reported = [tuple(map(int, out.split()[1:])) for out, _ in outputs]
+    with CacheManager(cache_dir=cache_dir) as cache:
+        totals = cache._disk.totals()  # type: ignore[union-attr]
+        # every process's disk hits and misses reached the shared totals, none lost
+        assert totals["hits"] == sum(hits for hits, _ in reported)
+        assert totals["misses"] == sum(misses for _, misses in reported)
+        for worker in range(4):
+            for i in range(count):
+                value = cache.get((worker, i))
+                if i % 3:
+                    assert value[0] == worker * 100_000 + i
+                else:
+                    assert value == (worker, i, "x" * i)
+        cache.shrink(0)
+        assert cache.invalidate_by_tags(["w2"]) == count
+        assert cache.invalidate_by_tags(["m0"]) == 3 * len(range(0, count, 7))
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from lensing_ssc.processing.managers import CacheManager
+
+    cache_dir, start = sys.argv[1], int(sys.argv[2])
+    with CacheManager(max_entries=4, cache_dir=cache_dir, disk_max_size_mb=24) as cache:
+        print("ready", flush=True)
+        i = start
+        while True:
+            size = (1 + i % 5) * 100_000 if i % 2 else 1 + i % 100
+            cache.put(i, np.full(size, float(i)), tags=[f"t{i % 3}"])
+            i += 1
+    """
+)
+
+
+def _kill_writers(cache_dir: Path, rounds: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for round_ in range(rounds):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(cache_dir), str(round_ * 10_000)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.05, 0.6))
+        writer.send_signal(signal.SIGKILL)
+        writer.communicate(timeout=30)
+        assert writer.returncode == -signal.SIGKILL
+        _check_consistent(cache_dir)
+
+
+def _check_consistent(cache_dir: Path) -> None:
+    entries, _ = _check_index(cache_dir)
+    with sqlite3.connect(cache_dir / "index.sqlite") as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM entries")]
+    assert len(keys) == entries
+    with CacheManager(max_entries=4, cache_dir=cache_dir, disk_max_size_mb=24) as cache:
+        for raw in keys:
+            i = int(raw[1:-1])  # canonical encoding of an int key: b"i<n>:"
+            value = cache.get(i)
+            assert value is not None, f"entry {i} unreadable after a kill"
+            assert value.shape == ((1 + i % 5) * 100_000 if i % 2 else 1 + i % 100,)
+            assert np.all(value == float(i))
+        assert cache.get_stats().disk.entries == entries  # type: ignore[union-attr]
+        disk = cache._disk
+        assert disk is not None
+        disk.sweep(orphan_age=0)
+        referenced = disk._index.files()
+        on_disk = {f"{p.parent.name}/{p.name}" for p in (cache_dir / "values").glob("*/*")}
+        assert on_disk == referenced  # no orphan or temp file survives a sweep
+
+
+def test_writer_killed_mid_put_leaves_the_cache_consistent(tmp_path: Path) -> None:
+    """SIGKILL a writer at random moments: every entry still reads back whole and right."""
+    _kill_writers(tmp_path / "cache", rounds=4, seed=1)
+
+
+@pytest.mark.slow
+def test_writer_killed_mid_put_many_times(tmp_path: Path) -> None:
+    """Thirty SIGKILLs at random moments never leave a torn entry or wrong totals."""
+    _kill_writers(tmp_path / "cache", rounds=30, seed=2)
