@@ -12,6 +12,7 @@ import sys
 import typer
 
 from lensing_ssc._version import __version__
+from lensing_ssc.cli._cache import cache_app
 from lensing_ssc.cli._checkpoints import checkpoints_app
 from lensing_ssc.cli._config import config_app
 from lensing_ssc.core.base.exceptions import LensingSSCError
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(cache_app, name="cache")
 app.add_typer(checkpoints_app, name="checkpoints")
 
 

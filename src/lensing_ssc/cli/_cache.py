@@ -1,0 +1,109 @@
+"""``lensing-ssc cache stats|clear|invalidate``: inspect and empty a run's disk cache.
+
+Each command takes the run directory (its cache is ``RUN_DIR/cache``) or a cache directory
+itself, or ``--cache-dir`` for a cache kept elsewhere (``cache.dir`` in the config). The
+commands work on the disk tier every process of the run shares; memory tiers live and die
+with their processes. The cache itself is :mod:`lensing_ssc.processing.managers.cache_manager`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lensing_ssc.core.base.exceptions import CacheError
+from lensing_ssc.processing.managers._cache._disk import INDEX_NAME, DiskTier
+
+__all__ = ["cache_app"]
+
+cache_app = typer.Typer(help="Show, clear and invalidate a run's disk cache.", no_args_is_help=True)
+
+_RUN_DIR = typer.Argument(
+    ..., help="Run directory (its cache is RUN_DIR/cache) or a cache directory."
+)
+_CACHE_DIR = typer.Option(None, "--cache-dir", help="The cache directory, when not RUN_DIR/cache.")
+_UNBOUNDED = 1 << 62  # the commands never store, so the byte limit never applies
+
+
+def _open(run_dir: Path, cache_dir: Path | None) -> DiskTier:
+    candidates = [cache_dir] if cache_dir is not None else [run_dir / "cache", run_dir]
+    for directory in candidates:
+        if (directory / INDEX_NAME).is_file():
+            return DiskTier(
+                directory, max_bytes=_UNBOUNDED, policy="lru", codec="none", memory_map=False
+            )
+    raise CacheError(
+        f"no cache found in {' or '.join(repr(str(path)) for path in candidates)}",
+        value=str(candidates[0]),
+        hint="pass the run directory of a run that used a disk cache, or --cache-dir",
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+@cache_app.command("stats")
+def stats(
+    run_dir: Path = _RUN_DIR,
+    cache_dir: Path | None = _CACHE_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Entries, bytes, tags and the hits and misses of every process so far."""
+    disk = _open(run_dir, cache_dir)
+    try:
+        totals = disk.totals()
+    finally:
+        disk.close()
+    lookups = totals["hits"] + totals["misses"]
+    totals["hit_rate"] = totals["hits"] / lookups if lookups else 0.0
+    totals["cache_dir"] = str(disk.directory)
+    if as_json:
+        typer.echo(json.dumps(totals, indent=2, sort_keys=True))
+        return
+    typer.echo(f"cache       {disk.directory}")
+    typer.echo(f"entries     {totals['entries']}")
+    typer.echo(f"size        {_mib(totals['bytes'])}")
+    typer.echo(
+        f"lookups     {lookups} (hits {totals['hits']}, misses {totals['misses']}, "
+        f"hit rate {totals['hit_rate']:.1%})"
+    )
+    typer.echo(
+        f"removed     evicted {totals['evictions']}, expired {totals['expirations']}, "
+        f"rejected {totals['rejected']}"
+    )
+    tags = totals["tags"]
+    if tags:
+        listed = ", ".join(f"{tag} ({count})" for tag, count in sorted(tags.items()))
+        typer.echo(f"tags        {listed}")
+
+
+@cache_app.command("clear")
+def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None:
+    """Remove every entry of the disk cache."""
+    disk = _open(run_dir, cache_dir)
+    try:
+        size = disk.totals()["bytes"]
+        removed = disk.clear()
+    finally:
+        disk.close()
+    typer.echo(f"removed {removed} entries ({_mib(size)}) from {disk.directory}")
+
+
+@cache_app.command("invalidate")
+def invalidate(
+    run_dir: Path = _RUN_DIR,
+    tags: list[str] = typer.Option(
+        ..., "--tag", "-t", help="Remove entries with this tag (repeatable)."
+    ),
+    cache_dir: Path | None = _CACHE_DIR,
+) -> None:
+    """Remove every entry carrying any of the given tags."""
+    disk = _open(run_dir, cache_dir)
+    try:
+        removed = len(disk.invalidate(tags))
+    finally:
+        disk.close()
+    typer.echo(f"removed {removed} entries tagged {', '.join(tags)} from {disk.directory}")
