@@ -11,8 +11,10 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -339,8 +341,6 @@ def test_sigkill_two_hundred_times(tmp_path: Path) -> None:
 
 def test_killed_job_resumes_in_a_new_interpreter(tmp_path: Path) -> None:
     """A job SIGKILLed mid-run and restarted as a new Python process continues its steps."""
-    import subprocess
-
     script = (
         "import sys, numpy as np\n"
         "from lensing_ssc.processing.managers import CheckpointManager\n"
@@ -424,3 +424,16 @@ def test_processes_sharing_a_directory_write_whole_distinct_checkpoints(tmp_path
             assert state["own"][0] == state["worker"] * 100.0 + state["i"]
         ckpt.save_checkpoint({"final": True})  # retention and collection run once more, alone
         assert blob_names(tmp_path) == referenced_blob_names(ckpt)
+
+
+def test_disk_full_during_a_large_pipelined_save(tmp_path: Path, disk_budget: list[int]) -> None:
+    """ENOSPC in a save hashed ahead on a helper thread still fails cleanly and stops it."""
+    with CheckpointManager(tmp_path, compression="none") as ckpt:
+        ckpt.save_checkpoint({"step": 1})
+        disk_budget[0] = 10 << 20  # the second of three 8 MiB arrays hits the full disk
+        big = {"a": [np.full(1 << 20, float(i)) for i in range(3)]}
+        with pytest.raises(CheckpointError, match="No space left on device"):
+            ckpt.save_checkpoint(big)
+        assert temp_files(tmp_path) == []
+        assert ckpt.load_checkpoint() == {"step": 1}
+    assert not any(t.name.startswith("lensing_ssc-checkpoint-hash") for t in threading.enumerate())

@@ -444,3 +444,31 @@ def test_temp_files_of_dead_writers_are_removed_on_start(tmp_path: Path) -> None
     assert is_temp_file(leftover)
     with CheckpointManager(tmp_path):
         assert not leftover.exists()
+
+
+def test_large_states_hash_ahead_and_round_trip(tmp_path: Path) -> None:
+    """A state above 16 MiB (hashed on a helper thread) saves, dedupes and verifies whole."""
+    rng = np.random.default_rng(3)
+    arrays = [rng.random(1 << 20) for _ in range(3)]  # 3 x 8 MiB
+    with CheckpointManager(tmp_path, compression="none") as ckpt:
+        first = ckpt.save_checkpoint({"a": arrays})
+        again = ckpt.save_checkpoint({"a": [arrays[0], arrays[1], arrays[2] + 1.0]})
+        assert again.written_bytes < 0.4 * first.written_bytes
+        assert ckpt.verify_checkpoint(first.id).ok
+        for got, want in zip(ckpt.load_checkpoint(first.id)["a"], arrays, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert not any(t.name.startswith("lensing_ssc-checkpoint-hash") for t in threading.enumerate())
+
+
+def test_async_saves_reuse_their_copy_buffers(tmp_path: Path) -> None:
+    """After a background save the copy buffers are kept for the next one, until close()."""
+    arr = np.ones(500_000)
+    ckpt = CheckpointManager(tmp_path)
+    assert ckpt.get_status()["snapshot_buffer_bytes"] == 0
+    ckpt.save_checkpoint_async({"a": arr}).result(timeout=30)
+    assert ckpt.get_status()["snapshot_buffer_bytes"] == arr.nbytes
+    arr[:] = 2.0
+    ckpt.save_checkpoint_async({"a": arr}).result(timeout=30)
+    np.testing.assert_array_equal(ckpt.load_checkpoint()["a"], arr)
+    ckpt.close()
+    assert ckpt.get_status()["snapshot_buffer_bytes"] == 0

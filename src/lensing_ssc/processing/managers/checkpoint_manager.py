@@ -100,7 +100,7 @@ class CheckpointManager:
         read_only: bool = False,
         config: ProcessingConfig | None = None,
     ) -> None:
-        section = merge_settings(
+        self.settings = section = merge_settings(
             config,
             max_checkpoints=max_checkpoints,
             compression=compression,
@@ -109,7 +109,6 @@ class CheckpointManager:
             auto_save_interval=auto_save_interval,
             allow_pickle=allow_pickle,
         )
-        self.settings = section
         self._codec = resolve_codec(section.compression).name
         if checkpoint_dir is not None:
             root = Path(checkpoint_dir).expanduser()
@@ -129,17 +128,7 @@ class CheckpointManager:
         self._futures: set[Future[CheckpointInfo]] = set()
         self._closed = False
         if not read_only:
-            try:
-                self._store.open()
-            except OSError as exc:
-                where = (
-                    f" ({exc.filename})" if exc.filename and str(exc.filename) != str(root) else ""
-                )
-                raise CheckpointError(
-                    f"cannot use checkpoint directory {str(root)!r}: {exc.strerror or exc}{where}",
-                    value=str(root),
-                    hint="pass a writable checkpoint_dir or set checkpoint.dir in the config",
-                ) from exc
+            self._store.open()
             self._maintain(retention=False)
 
     # -- saving ------------------------------------------------------------------------

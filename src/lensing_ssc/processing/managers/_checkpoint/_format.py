@@ -17,7 +17,8 @@ the digest of every byte before it: any changed byte anywhere in the file is det
 The manifest names every blob the checkpoint needs, so it is written last and renamed into
 place: that rename is the one moment a checkpoint comes into existence.
 
-What goes into a manifest is decided by :mod:`._saving`; the state tree by :mod:`._encode`.
+The ``read_*`` helpers read a blob's payload back and check it chunk by chunk. What goes
+into a manifest is decided by :mod:`._saving`; the state tree by :mod:`._encode`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from lensing_ssc.core.io import hash_bytes, parse_digest, verify_digest
+from lensing_ssc.core.io import Hasher, decompress, hash_bytes, parse_digest, verify_digest
 
 __all__ = [
     "BLOB_HEADER_SIZE",
@@ -47,6 +48,9 @@ __all__ = [
     "make_checkpoint_id",
     "pack_blob_header",
     "pack_manifest",
+    "read_and_hash",
+    "read_decompressed",
+    "read_exactly",
     "unpack_blob_header",
     "unpack_manifest",
 ]
@@ -56,6 +60,8 @@ FORMAT_VERSION = 1
 MANIFEST_SUFFIX = ".json"
 BLOB_HEADER_SIZE = 128
 
+_READ_CHUNK = 64 << 20
+_HASH_CHUNK = 4 << 20  # read and hash raw blobs in steps that stay in the CPU cache
 _MAGIC = b"LSSCBLOB"
 _BLOB_VERSION = 1
 # magic, version, codec, raw size, stored size, digest of the stored bytes, zero padding
@@ -215,3 +221,49 @@ def unpack_manifest(data: bytes, what: str) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise UnsupportedVersionError(what, f"format version {version!r} (this package reads 1)")
     return manifest
+
+
+# -- reading blob payloads ---------------------------------------------------------------
+
+
+def read_exactly(fh: Any, into: memoryview, what: str) -> None:
+    """Fill ``into`` from ``fh``; a short file is damage."""
+    done = 0
+    while done < into.nbytes:
+        got = fh.readinto(into[done : done + _READ_CHUNK])
+        if not got:
+            raise DamagedError(what, "file is truncated")
+        done += got
+
+
+def read_and_hash(
+    fh: Any, digest: str, raw_size: int, what: str, target: memoryview | None
+) -> None:
+    """Read ``raw_size`` bytes (into ``target``, or a scratch buffer) and check ``digest``.
+
+    Each chunk is hashed right after it is read, while it is still in the CPU cache.
+    """
+    hasher = Hasher(parse_digest(digest)[0])
+    buffer = target if target is not None else memoryview(bytearray(min(raw_size, _HASH_CHUNK)))
+    for start in range(0, raw_size, _HASH_CHUNK):
+        size = min(_HASH_CHUNK, raw_size - start)
+        chunk = buffer[start : start + size] if target is not None else buffer[:size]
+        read_exactly(fh, chunk, what)
+        hasher.update(chunk)
+    if hasher.hexdigest() != digest:
+        raise DamagedError(what, "checksum mismatch")
+
+
+def read_decompressed(fh: Any, header: BlobHeader, raw_size: int, what: str) -> bytes:
+    """Read a compressed payload, check its own digest, then decompress it."""
+    stored = memoryview(bytearray(header.stored_size))
+    read_exactly(fh, stored, what)
+    if not verify_digest(stored, header.stored_digest):
+        raise DamagedError(what, "checksum mismatch in the compressed data")
+    try:
+        data = decompress(header.codec, stored)
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise DamagedError(what, f"cannot decompress: {exc}") from exc
+    if len(data) != raw_size:
+        raise DamagedError(what, "decompressed length differs from the manifest's")
+    return data

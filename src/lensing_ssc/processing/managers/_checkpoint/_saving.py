@@ -9,12 +9,14 @@ removes. Timing, threads and error translation are the manager's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ import numpy as np
 from lensing_ssc._version import __version__
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.config import CheckpointSection, ProcessingConfig
-from lensing_ssc.processing.managers._checkpoint._encode import EncodedState, encode_state
+from lensing_ssc.core.io import hash_bytes
+from lensing_ssc.processing.managers._checkpoint._encode import EncodedState, Piece, encode_state
 from lensing_ssc.processing.managers._checkpoint._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 INLINE_LIMIT = 4096  # bytes; smaller arrays, bytes and pickles stay in the manifest
+_PIPELINE_ABOVE = 16 << 20  # bytes; larger snapshots hash the next piece while writing one
 
 
 def merge_settings(config: ProcessingConfig | None, **explicit: Any) -> CheckpointSection:
@@ -160,6 +164,24 @@ def take_snapshot(
     return Snapshot(checkpoint_id, encoded, meta)
 
 
+def _digests(pieces: list[Piece]) -> Generator[str | None, None, None]:
+    """Digests of ``pieces`` in order, computed one piece ahead on a helper thread.
+
+    Hashing releases the GIL, so hashing the next piece overlaps writing this one. Small
+    snapshots are hashed by :meth:`CheckpointStore.put_blob` itself (``None`` here).
+    """
+    if len(pieces) < 2 or sum(piece.nbytes for piece in pieces) < _PIPELINE_ABOVE:
+        yield from (None for _ in pieces)
+        return
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lensing_ssc-checkpoint-hash")
+    try:
+        futures = [executor.submit(hash_bytes, piece.data) for piece in pieces]
+        for future in futures:
+            yield future.result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def write_snapshot(
     store: CheckpointStore, snapshot: Snapshot, *, codec: str
 ) -> tuple[dict[str, Any], Path, int]:
@@ -171,14 +193,16 @@ def write_snapshot(
     Raises:
         OSError: The disk refused a write; no manifest was committed.
     """
+    pieces = snapshot.encoded.pieces
     with store.shared():
         blobs: dict[str, list[int]] = {}
         written = 0
-        for piece in snapshot.encoded.pieces:
-            digest, file_size, new_bytes = store.put_blob(piece, codec)
-            piece.node["blob"] = digest
-            blobs[digest] = [piece.nbytes, file_size]
-            written += new_bytes
+        with contextlib.closing(_digests(pieces)) as digests:  # stops hashing on error
+            for piece, known in zip(pieces, digests, strict=True):
+                digest, file_size, new_bytes = store.put_blob(piece, codec, known)
+                piece.node["blob"] = digest
+                blobs[digest] = [piece.nbytes, file_size]
+                written += new_bytes
         body = {**snapshot.meta, "blob_bytes_written": written, "blobs": blobs}
         body["state"] = snapshot.encoded.tree
         data = pack_manifest(body, indent=1 if snapshot.meta["layout"] == "json" else None)

@@ -29,28 +29,27 @@ from typing import Any
 
 import numpy as np
 
+from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.io import (
-    Hasher,
     atomic_write,
     cleanup_temp_files,
     compress,
-    decompress,
     fsync_directory,
     hash_bytes,
     is_temp_file,
-    parse_digest,
     verify_digest,
 )
 from lensing_ssc.processing.managers._checkpoint._encode import Piece
 from lensing_ssc.processing.managers._checkpoint._format import (
     BLOB_HEADER_SIZE,
     MANIFEST_SUFFIX,
-    BlobHeader,
     DamagedError,
     UnsupportedVersionError,
     blob_relpath,
     is_manifest_name,
     pack_blob_header,
+    read_and_hash,
+    read_decompressed,
     unpack_blob_header,
     unpack_manifest,
 )
@@ -65,8 +64,6 @@ __all__ = ["CheckpointStore"]
 _MIN_RATIO = 0.9  # keep compressed data only when it saves at least 10 %
 _PROBE_ABOVE = 1 << 20  # larger pieces are judged on a sample before compressing in full
 _PROBE_WINDOW = 64 << 10
-_READ_CHUNK = 64 << 20
-_HASH_CHUNK = 4 << 20  # read and hash raw blobs in steps that stay in the CPU cache
 _UNLOCKED_GRACE = 3600.0  # seconds; collection's safety margin without flock
 _NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 
@@ -74,48 +71,6 @@ _NO_FLOCK = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVA
 def _sample(view: memoryview) -> memoryview:
     step = (view.nbytes - _PROBE_WINDOW) // 3
     return memoryview(b"".join(view[i * step : i * step + _PROBE_WINDOW] for i in range(4)))
-
-
-def _read_exactly(fh: Any, into: memoryview, what: str) -> None:
-    done = 0
-    while done < into.nbytes:
-        got = fh.readinto(into[done : done + _READ_CHUNK])
-        if not got:
-            raise DamagedError(what, "file is truncated")
-        done += got
-
-
-def _read_and_hash(
-    fh: Any, digest: str, raw_size: int, what: str, target: memoryview | None
-) -> None:
-    """Read ``raw_size`` bytes (into ``target``, or a scratch buffer) and check ``digest``.
-
-    Each chunk is hashed right after it is read, while it is still in the CPU cache.
-    """
-    hasher = Hasher(parse_digest(digest)[0])
-    buffer = target if target is not None else memoryview(bytearray(min(raw_size, _HASH_CHUNK)))
-    for start in range(0, raw_size, _HASH_CHUNK):
-        size = min(_HASH_CHUNK, raw_size - start)
-        chunk = buffer[start : start + size] if target is not None else buffer[:size]
-        _read_exactly(fh, chunk, what)
-        hasher.update(chunk)
-    if hasher.hexdigest() != digest:
-        raise DamagedError(what, "checksum mismatch")
-
-
-def _decompressed(fh: Any, header: BlobHeader, raw_size: int, what: str) -> bytes:
-    """Read a compressed payload, check its own digest, then decompress it."""
-    stored = memoryview(bytearray(header.stored_size))
-    _read_exactly(fh, stored, what)
-    if not verify_digest(stored, header.stored_digest):
-        raise DamagedError(what, "checksum mismatch in the compressed data")
-    try:
-        data = decompress(header.codec, stored)
-    except (ValueError, ModuleNotFoundError) as exc:
-        raise DamagedError(what, f"cannot decompress: {exc}") from exc
-    if len(data) != raw_size:
-        raise DamagedError(what, "decompressed length differs from the manifest's")
-    return data
 
 
 class CheckpointStore:
@@ -137,14 +92,22 @@ class CheckpointStore:
         """Create the directories and check that files can be created in them.
 
         Raises:
-            OSError: The directory cannot be created or written (the caller translates).
+            CheckpointError: The directory cannot be created or written; says which and why.
         """
-        for directory in (self.root, self.manifest_dir, self.blob_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        probe = self.root / f".write-probe-{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            for directory in (self.root, self.manifest_dir, self.blob_dir):
+                directory.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.unlink(probe)
+        except OSError as exc:
+            root = str(self.root)
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != root else ""
+            raise CheckpointError(
+                f"cannot use checkpoint directory {root!r}: {exc.strerror or exc}{where}",
+                value=root,
+                hint="pass a writable checkpoint_dir or set checkpoint.dir in the config",
+            ) from exc
 
     @contextlib.contextmanager
     def _flock(self, operation: int) -> Iterator[bool]:
@@ -185,13 +148,18 @@ class CheckpointStore:
         """Absolute path of the blob with ``digest``."""
         return self.root / blob_relpath(digest)
 
-    def put_blob(self, piece: Piece, codec: str) -> tuple[str, int, int]:
+    def put_blob(self, piece: Piece, codec: str, digest: str | None = None) -> tuple[str, int, int]:
         """Store a piece unless a blob with its content exists.
+
+        Args:
+            piece: What to store.
+            codec: Compression codec name (used only where it pays).
+            digest: The piece's digest, when already computed.
 
         Returns:
             ``(digest, file size, bytes written)``; bytes written is 0 for a reused blob.
         """
-        digest = hash_bytes(piece.data)
+        digest = digest or hash_bytes(piece.data)
         path = self.blob_path(digest)
         existing = self._reusable_size(path, piece.nbytes)
         if existing is not None:
@@ -294,9 +262,9 @@ class CheckpointStore:
         with fh:
             if header.codec == "none":
                 target = into if into is not None else memoryview(bytearray(raw_size))
-                _read_and_hash(fh, digest, raw_size, what, target)
+                read_and_hash(fh, digest, raw_size, what, target)
                 return target
-            data = _decompressed(fh, header, raw_size, what)
+            data = read_decompressed(fh, header, raw_size, what)
         if not verify_digest(data, digest):
             raise DamagedError(what, "checksum mismatch")
         if into is None:
@@ -313,9 +281,9 @@ class CheckpointStore:
         fh, header = self._open_blob(digest, raw_size, what)
         with fh:
             if header.codec == "none":
-                _read_and_hash(fh, digest, raw_size, what, None)
+                read_and_hash(fh, digest, raw_size, what, None)
                 return BLOB_HEADER_SIZE + raw_size
-            data = _decompressed(fh, header, raw_size, what)
+            data = read_decompressed(fh, header, raw_size, what)
         if not verify_digest(data, digest):
             raise DamagedError(what, "checksum mismatch")
         return BLOB_HEADER_SIZE + header.stored_size
