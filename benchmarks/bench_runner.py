@@ -1,0 +1,204 @@
+"""Benchmark of the task runner: its overhead over a bare loop, and its parallel speed-up.
+
+1. Overhead: 10 000 items of 1 ms of CPU work (a busy loop calibrated to 1 ms), run by a
+   bare ``for`` loop and by ``TaskRunner("serial")`` with a durable journal (fsync group
+   commit). Runs alternate; the ratio is the median of the per-pair ratios, in wall time and
+   in CPU time of the process (all threads, so the journal's fsync thread counts; CPU time
+   moves less when other jobs share the cores). The runner's own cost per item, measured on
+   items that do no work, is printed too: it is what the ratio would show on a quiet machine.
+2. Speed-up: CPU-bound items on 2 workers with ``"processes"`` and ``"dask"`` (cluster
+   already started; its start-up time is printed apart), over the serial runner; joblib
+   (loky) and a plain ``ProcessPoolExecutor.map`` run the same items as anchors.
+
+Usage::
+
+    python benchmarks/bench_runner.py              # the figures of the issue
+    python benchmarks/bench_runner.py --quick      # a fast smoke run (fewer items)
+
+The load average is printed before and after: on a shared machine other work depresses
+parallel speed-ups, so read them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.processing.runner import TaskRunner
+
+
+def spin(n: int) -> int:
+    """Pure-Python CPU work: ``n`` additions."""
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def work(item: tuple[int, int]) -> int:
+    """One item: ``spins`` additions, plus the index so results differ."""
+    index, spins = item
+    return spin(spins) + index
+
+
+def noop(item: tuple[int, int]) -> int:
+    return item[0]
+
+
+def calibrate(seconds: float) -> int:
+    """Spins that take ``seconds`` here (median of 5 measurements)."""
+    n = 10_000
+    while True:
+        started = time.perf_counter()
+        spin(n)
+        took = time.perf_counter() - started
+        if took > 0.05:
+            break
+        n *= 2
+    rates = []
+    for _ in range(5):
+        started = time.perf_counter()
+        spin(n)
+        rates.append(n / (time.perf_counter() - started))
+    return max(1, int(statistics.median(rates) * seconds))
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def timed_both(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of this process (all its threads) spent in ``fn``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bare_loop(items: list[tuple[int, int]]) -> list[int]:
+    return [work(item) for item in items]
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def overhead(count: int, repeats: int, folder: Path) -> None:
+    spins = calibrate(0.001)
+    items = [(index, spins) for index in range(count)]
+    print(f"\n== overhead: {count} items of 1 ms CPU work, serial, durable journal")
+    ratios = []
+    cpu_ratios = []
+    bare_times = []
+    runner_times = []
+    for repeat in range(repeats):
+        bare, bare_cpu = timed_both(lambda: bare_loop(items))
+        with TaskRunner("serial") as runner:
+            journal = folder / f"overhead-{repeat}.journal"
+            ours, ours_cpu = timed_both(lambda: runner.map(work, items, journal=journal))  # noqa: B023
+        bare_times.append(bare)
+        runner_times.append(ours)
+        ratios.append(ours / bare)
+        cpu_ratios.append(ours_cpu / bare_cpu)
+        print(f"  repeat {repeat}: bare {bare:.3f} s, runner {ours:.3f} s, ratio {ours / bare:.4f}"
+              f"   (CPU time: {bare_cpu:.3f} s vs {ours_cpu:.3f} s, ratio {ours_cpu / bare_cpu:.4f})")
+    per_item = []
+    for repeat in range(repeats):
+        with TaskRunner("serial") as runner:
+            journal = folder / f"noop-{repeat}.journal"
+            per_item.append(timed(lambda: runner.map(noop, items, journal=journal)) / count)  # noqa: B023
+    cost = statistics.median(per_item)
+    print(f"  median bare {statistics.median(bare_times):.3f} s, runner {statistics.median(runner_times):.3f} s")
+    print(f"  RESULT overhead ratio, wall time (median of pairs): {statistics.median(ratios):.4f}  (target <= 1.02)")
+    print(f"  RESULT overhead ratio, CPU time of the process (median of pairs): {statistics.median(cpu_ratios):.4f}"
+          "  (less sensitive to other load)")
+    print(f"  RESULT runner cost per item (no-op items, keys + journal + fsync): {cost * 1e6:.1f} us "
+          f"= {cost / 0.001 * 100:.2f} % of a 1 ms item")
+
+
+def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: bool,
+            chunksize: int | str) -> None:
+    spins = calibrate(seconds)
+    items = [(index, spins) for index in range(count)]
+    print(f"\n== speed-up: {count} CPU-bound items of {seconds * 1000:.0f} ms, 2 workers, "
+          f"chunksize={chunksize}")
+    rows: dict[str, list[float]] = {"serial runner": [], "processes runner": [],
+                                    "ProcessPoolExecutor.map": [], "joblib loky": []}
+    dask_runner = None
+    if with_dask:
+        rows["dask runner"] = []
+        started = time.perf_counter()
+        dask_runner = TaskRunner("dask", max_workers=2, chunksize=chunksize)
+        dask_runner.map(noop, [(0, 0)] * 4)  # start the cluster outside the timing
+        print(f"  dask LocalCluster start-up: {time.perf_counter() - started:.2f} s")
+    try:
+        import joblib
+    except ImportError:
+        joblib = None
+        del rows["joblib loky"]
+    with TaskRunner("processes", max_workers=2, chunksize=chunksize) as processes, \
+            ProcessPoolExecutor(max_workers=2) as pool:
+        processes.map(noop, [(0, 0)] * 4)  # start the pool outside the timing
+        list(pool.map(noop, [(0, 0)] * 4))
+        for repeat in range(repeats):
+            with TaskRunner("serial") as serial:
+                rows["serial runner"].append(timed(lambda: serial.map(
+                    work, items, journal=folder / f"s-{repeat}.journal")))  # noqa: B023
+            rows["processes runner"].append(timed(lambda: processes.map(
+                work, items, journal=folder / f"p-{repeat}.journal")))  # noqa: B023
+            if dask_runner is not None:
+                rows["dask runner"].append(timed(lambda: dask_runner.map(
+                    work, items, journal=folder / f"d-{repeat}.journal")))  # noqa: B023
+            rows["ProcessPoolExecutor.map"].append(timed(lambda: list(pool.map(
+                work, items, chunksize=max(1, count // 16)))))
+            if joblib is not None:
+                rows["joblib loky"].append(timed(lambda: joblib.Parallel(n_jobs=2)(
+                    joblib.delayed(work)(item) for item in items)))
+    if dask_runner is not None:
+        dask_runner.close()
+    base = statistics.median(rows["serial runner"])
+    for name, times in rows.items():
+        median = statistics.median(times)
+        print(f"  {name:<26} median {median:7.3f} s   speed-up {base / median:5.2f}x")
+    print(f"  RESULT processes speed-up: {base / statistics.median(rows['processes runner']):.2f}x "
+          f"(target >= 1.8)")
+    if with_dask:
+        print(f"  RESULT dask speed-up: {base / statistics.median(rows['dask runner']):.2f}x "
+              f"(target >= 1.6)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parallel-items", type=int, default=200)
+    parser.add_argument("--parallel-seconds", type=float, default=0.02)
+    parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer items, for a smoke run")
+    parser.add_argument("--only", choices=["overhead", "speedup"], default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.items, args.parallel_items, args.repeats = 1000, 60, 1
+    print(f"before: {load()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.only in (None, "overhead"):
+            overhead(args.items, args.repeats, folder)
+        if args.only in (None, "speedup"):
+            speedup(args.parallel_items, args.parallel_seconds, args.repeats, folder,
+                    not args.no_dask, "auto")
+            speedup(args.items // 2, 0.001, args.repeats, folder, not args.no_dask, "auto")
+    print(f"\nafter: {load()}")
+
+
+if __name__ == "__main__":
+    main()

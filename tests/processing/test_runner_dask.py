@@ -1,0 +1,181 @@
+"""The runner on Dask: a borrowed Client on one shared LocalCluster, and its own cluster."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+import cloudpickle  # noqa: E402  (installed with distributed)
+import dask  # noqa: E402
+
+from lensing_ssc.core.base.exceptions import InterruptedRunError  # noqa: E402
+from lensing_ssc.processing.runner import RunnerHooks, TaskRunner  # noqa: E402
+
+JOB = Path(__file__).with_name("runner_job.py")
+_spec = importlib.util.spec_from_file_location("runner_job", JOB)
+assert _spec is not None
+assert _spec.loader is not None
+runner_job = importlib.util.module_from_spec(_spec)
+sys.modules["runner_job"] = runner_job
+_spec.loader.exec_module(runner_job)
+
+# Dask workers cannot import test modules by name: ship their functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+cloudpickle.register_pickle_by_value(runner_job)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def nap_square(x: int) -> int:
+    time.sleep(0.02)
+    return x * x
+
+
+def trouble(x: int) -> int:
+    if x == 2:
+        raise KeyError("no such patch")
+    if x == 5:
+        os._exit(9)
+    return x * x
+
+
+def record_pid(folder: str) -> None:
+    Path(folder, f"init-{os.getpid()}").touch()
+
+
+def pid_of(_: int) -> int:
+    time.sleep(0.01)
+    return os.getpid()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[distributed.Client]:
+    """One two-worker local cluster for the module (starting one takes about a second)."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None,
+                                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                           silence_logs=logging.CRITICAL)
+    with cluster, distributed.Client(cluster, set_as_default=False) as dask_client:
+        yield dask_client
+
+
+def test_borrowed_client_runs_in_order_and_resumes(client: distributed.Client,
+                                                   tmp_path: Path) -> None:
+    """A user's Client runs the items in input order; a rerun takes them from the journal."""
+    journal = tmp_path / "j"
+    with TaskRunner(client) as runner:
+        first = runner.map(nap_square, range(30), journal=journal)
+        second = runner.map(nap_square, range(30), journal=journal)
+        assert runner.get_status()["executor"] == "dask"
+    assert first.results == [x * x for x in range(30)]
+    assert (second.completed, second.skipped) == (0, 30)
+    assert client.status == "running"  # borrowed: not closed by the runner
+
+
+def test_raising_and_worker_killing_items_are_recorded(client: distributed.Client) -> None:
+    """On Dask too, items that raise or kill their worker are recorded; the rest complete."""
+    with TaskRunner(client, chunksize=1) as runner:
+        result = runner.map(trouble, range(10))
+    assert [f.index for f in result.failures] == [2, 5]
+    assert result.failures[0].error_type == "KeyError"
+    assert result.failures[1].error_type == "WorkerDied"
+    assert result.results == [x * x if x not in (2, 5) else None for x in range(10)]
+
+
+def test_worker_initializer_runs_on_dask_workers(client: distributed.Client,
+                                                 tmp_path: Path) -> None:
+    """The worker initializer runs once in each Dask worker process that gets work."""
+    hooks = RunnerHooks(worker_initializer=record_pid, initargs=(str(tmp_path),))
+    with TaskRunner(client, chunksize=1, hooks=hooks) as runner:
+        workers = set(runner.map(pid_of, range(20)).results)
+    inits = {int(p.name.split("-")[1]) for p in tmp_path.glob("init-*")}
+    assert workers == inits
+    assert os.getpid() not in inits
+
+
+def test_stop_on_dask_keeps_finished_items(client: distributed.Client, tmp_path: Path) -> None:
+    """A stop request on Dask raises InterruptedRunError; the rerun finishes the rest."""
+    stop = threading.Event()
+    done: list[str] = []
+
+    def on_complete(key: str, value: int) -> None:
+        done.append(key)
+        if len(done) >= 5:
+            stop.set()
+
+    hooks = RunnerHooks(should_stop=stop.is_set, on_complete=on_complete)
+    journal = tmp_path / "j"
+    with TaskRunner(client, chunksize=1, hooks=hooks) as runner, \
+            pytest.raises(InterruptedRunError) as info:
+        runner.map(nap_square, range(60), journal=journal)
+    partial = info.value.value
+    assert 5 <= partial.completed < 60
+    rerun = TaskRunner(client).map(nap_square, range(60), journal=journal)
+    assert rerun.skipped == partial.completed
+    assert rerun.results == [x * x for x in range(60)]
+
+
+def _markers(folder: Path, kind: str) -> Counter[int]:
+    return Counter(int(p.name.split("-")[1]) for p in folder.glob(f"{kind}-*"))
+
+
+def test_sigkilled_runner_on_a_joined_cluster_reruns_to_identical_results(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    """A SIGKILLed runner joined to a cluster reruns to full results, redoing ≤ 4 items."""
+    markers = tmp_path / "markers"
+    journal = tmp_path / "job.journal"
+    args = [sys.executable, str(JOB), "--executor", "dask", "--scheduler",
+            client.scheduler.address, "--journal", str(journal), "--markers", str(markers),
+            "--items", "40", "--seconds", "0.05"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(_markers(markers, "finish").values()) < 10:
+            assert proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    started_before = sum(_markers(markers, "start").values())
+
+    with TaskRunner(client, chunksize=1) as runner:
+        result = runner.map(runner_job.work, [(i, str(markers), 0.05) for i in range(40)],
+                            journal=journal)
+
+    assert result.results == [i * i + 0.5 for i in range(40)]
+    assert result.skipped >= started_before - 4
+    starts = _markers(markers, "start")
+    assert set(starts) == set(range(40))
+    assert len([i for i, count in starts.items() if count > 1]) <= 4
+
+
+def test_runner_starts_and_closes_its_own_local_cluster() -> None:
+    """executor="dask" starts a LocalCluster of max_workers processes and closes it on close()."""
+    runner = TaskRunner("dask", max_workers=2)
+    with runner:
+        result = runner.map(pid_of, range(12))
+        status = runner.get_status()
+        own_client = runner._adapter.client  # type: ignore[union-attr]
+    assert len(set(result.results)) == 2
+    assert status["workers"] == 2
+    assert own_client.status == "closed"
