@@ -351,3 +351,27 @@ def test_a_forked_child_reopens_the_index(tmp_path: Path) -> None:
         assert disk._index is not inherited
         assert disk._pid == os.getpid()
         inherited.close()
+
+
+def test_replacing_a_large_value_frees_the_old_file_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old value file is gone before the new one is written: never both on disk."""
+    from lensing_ssc.processing.managers._cache import _disk
+
+    seen: list[list[Path]] = []
+    write = _disk.write_value_file
+
+    def watching(path: Path, encoded: object) -> None:
+        seen.append(_value_files(tmp_path))
+        write(path, encoded)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_disk, "write_value_file", watching)
+    with _cold(tmp_path) as cache:
+        cache.put("field", np.zeros(INLINE_LIMIT))
+        cache.put("field", np.ones(INLINE_LIMIT))
+        cache.shrink(0)
+        np.testing.assert_array_equal(cache.get("field"), np.ones(INLINE_LIMIT))
+    assert seen[0] == []
+    assert seen[1] == []
+    assert len(_value_files(tmp_path)) == 1

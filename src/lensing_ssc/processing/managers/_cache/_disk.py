@@ -5,9 +5,9 @@ Layout of a cache directory::
     index.sqlite (+ -wal, -shm)    the index (:mod:`._index`)
     values/ab/<key digest>.<token>.val   value files of large values (:mod:`._values`)
 
-A put encodes the value and, if it is large, writes its value file (atomically and
-durably, outside any lock) *before* one index transaction makes it visible and evicts
-what no longer fits; replaced and evicted files are unlinked after the commit. A process
+A put encodes the value and, if it is large, drops the entry it replaces, then writes its
+value file (atomically and durably, outside any lock) *before* one index transaction makes
+it visible and evicts what no longer fits; evicted files are unlinked after the commit. A process
 killed at any moment therefore leaves either the old entry or the new one, and at worst a
 value file no entry refers to, which :meth:`DiskTier.sweep` removes later. Readers take no
 write lock: access times, use counts and counters are batched and written with the next
@@ -248,6 +248,7 @@ class DiskTier:
             return False
         name = None
         if encoded.size > INLINE_LIMIT:
+            self._drop_replaced_file(key)
             name = self._write_file(key, encoded)
         fields = {
             "kind": encoded.kind,
@@ -272,6 +273,18 @@ class DiskTier:
             raise
         self._unlink(removed if replaced is None else [replaced, *removed])
         return True
+
+    def _drop_replaced_file(self, key: bytes) -> None:
+        """Remove the entry a large value replaces, and its file, before writing the new one.
+
+        The old and new values then never need disk space at once, and the filesystem can
+        reuse the old value's blocks (on virtual disks, fresh blocks cost several times
+        more to write). Until the new value is committed, the key is a miss.
+        """
+        with self._locked as index:
+            row = index.find(key)
+        if row is not None and row.file is not None:
+            self._drop(row)
 
     def _write_file(self, key: bytes, encoded: Encoded) -> str:
         digest = hash_bytes(key).partition(":")[2]
