@@ -1,0 +1,117 @@
+"""Turning scheduler signals into a graceful-stop request.
+
+SLURM sends SIGTERM at the wall-time limit (then SIGKILL after ``KillWait``), and with
+``--signal=B:USR1@120`` an early warning two minutes before. :class:`StopSignals` installs
+handlers that only *record* the request; the :class:`ManagerContext` checks it at its next
+call and raises :class:`InterruptedRunError` after saving and flushing. Handlers are
+installed only from the main thread, and the previous ones are restored on exit.
+
+This module does not decide what a stop does; see :mod:`.context`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import ConfigError
+
+__all__ = ["StopRequest", "StopSignals", "parse_signal"]
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """Why and when a graceful stop was requested."""
+
+    reason: str
+    requested_at: float
+
+
+def parse_signal(value: str | int | signal.Signals) -> signal.Signals:
+    """``"USR1"``, ``"SIGUSR1"``, ``10`` or ``signal.SIGUSR1`` → ``signal.SIGUSR1``."""
+    if isinstance(value, signal.Signals):
+        return value
+    try:
+        if isinstance(value, int):
+            return signal.Signals(value)
+        name = value.upper()
+        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"unknown signal {value!r}",
+            value=value,
+            hint="use a name such as 'SIGTERM', 'SIGUSR1' or 'USR2'",
+        ) from None
+
+
+class StopSignals:
+    """Record a stop request when one of ``signals`` arrives, or when asked in code.
+
+    A second SIGINT while a stop is already pending raises ``KeyboardInterrupt`` at once,
+    so an impatient Ctrl-C still works.
+
+    Args:
+        signals: Signals to watch (names or numbers).
+        on_request: Called once, from the signal handler, with the first request.
+    """
+
+    def __init__(
+        self,
+        signals: Iterable[str | int | signal.Signals] = ("SIGTERM", "SIGINT"),
+        *,
+        on_request: Callable[[StopRequest], None] | None = None,
+    ) -> None:
+        self._signals = tuple(dict.fromkeys(parse_signal(s) for s in signals))
+        self._on_request = on_request
+        self._previous: dict[signal.Signals, _Handler] = {}
+        self._request: StopRequest | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def installed(self) -> bool:
+        """Whether handlers are currently installed."""
+        return bool(self._previous)
+
+    @property
+    def request(self) -> StopRequest | None:
+        """The first stop request, or ``None``."""
+        return self._request
+
+    def install(self) -> bool:
+        """Install the handlers; returns ``False`` (and does nothing) outside the main thread."""
+        if threading.current_thread() is not threading.main_thread() or self._previous:
+            return False
+        for sig in self._signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return True
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def request_stop(self, reason: str) -> StopRequest:
+        """Record a stop request (the first one wins) and return the one in force."""
+        with self._lock:
+            first = self._request is None
+            if first:
+                self._request = StopRequest(reason=reason, requested_at=time.time())
+            request = self._request
+        assert request is not None
+        if first and self._on_request is not None:
+            self._on_request(request)
+        return request
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT and self._request is not None:
+            raise KeyboardInterrupt
+        self.request_stop(name)

@@ -1,0 +1,372 @@
+"""``ManagerContext``: the five managers built, started, coordinated and closed as one.
+
+It composes the managers and owns their start-up and shutdown; it does not sample memory,
+write files or draw bars itself. What it adds is the wiring between them:
+
+- a memory warning from the ResourceManager shrinks the cache;
+- a limit breach (with ``graceful_stop``), SIGTERM, SIGINT or a scheduler's early-warning
+  signal (SLURM's ``--signal=B:USR1@120``) requests a graceful stop: logs are flushed, the
+  state registered with :meth:`ManagerContext.save_on_stop` is checkpointed, and the next
+  context call raises :class:`~lensing_ssc.core.base.exceptions.InterruptedRunError`;
+- checkpoints carry the progress tree, so a resumed run shows "resumed at 420/1000";
+- :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
+  counting progress, carrying log context into threads and worker logs into the run's log;
+- the run's ``status.json`` is refreshed in the background (``lensing-ssc status RUN_DIR``).
+
+The managers themselves are in their own modules; the runner in
+:mod:`lensing_ssc.processing.runner`; signal handling in :mod:`._signals`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from lensing_ssc.core.base.exceptions import InterruptedRunError
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
+from lensing_ssc.processing.managers._status import StatusFile
+from lensing_ssc.processing.managers.cache_manager import CacheManager
+from lensing_ssc.processing.managers.checkpoint_manager import CheckpointInfo, CheckpointManager
+from lensing_ssc.processing.managers.log_manager import LogManager, LogWorkerConfig, bind_context
+from lensing_ssc.processing.managers.progress_manager import ProgressManager
+from lensing_ssc.processing.managers.resource_manager import ResourceManager
+from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner
+
+__all__ = ["ManagerContext"]
+
+R = TypeVar("R")
+
+_log = logging.getLogger("lensing_ssc.context")
+
+# Checkpoints saved through the context wrap the user's state with the progress tree.
+_WRAPPER_KEY = "__lensing_ssc_context__"
+
+
+class ManagerContext:
+    """Build all five managers, coordinate them, and close them in reverse order.
+
+    Args:
+        resource_limit_mb: The job's memory limit (``ResourceManager.memory_limit_mb``).
+        checkpoint_dir: Where checkpoints go; default ``config.checkpoint_dir``.
+        progress_total: Items the job's top-level progress bar expects.
+        cache_size_mb: Byte limit of the cache's memory tier.
+        log_level: ``"DEBUG"``..``"CRITICAL"``; default the config's.
+        config: A :class:`ProcessingConfig` (default: its defaults, ``run_dir=runs/default``).
+            Explicit arguments override it.
+        description: Name of the top-level progress task.
+        graceful_stop: On a resource-limit breach, stop gracefully instead of raising
+            ``ResourceError`` (default ``config.resources.graceful_stop``).
+        stop_signals: Signals that request a graceful stop (installed in the main thread
+            only, restored on exit). ``()`` installs none.
+        status_interval: Seconds between refreshes of ``run_dir/status.json``; ``None``
+            writes it only at start and end.
+        executor, max_workers, retries: Defaults for :meth:`map`.
+
+    Example:
+        >>> with ManagerContext(checkpoint_dir="./checkpoints", progress_total=10) as ctx:
+        ...     state = ctx.load_checkpoint() or {"done": 0}
+        ...     for i in range(state["done"], 10):
+        ...         ctx.check_resources()
+        ...         ctx.update_progress(1)
+        ...         ctx.save_checkpoint({"done": i + 1})
+    """
+
+    def __init__(
+        self,
+        resource_limit_mb: float | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        progress_total: int | None = None,
+        cache_size_mb: float | None = None,
+        log_level: str | None = None,
+        *,
+        config: ProcessingConfig | None = None,
+        description: str = "",
+        graceful_stop: bool | None = None,
+        stop_signals: Iterable[str | int] = ("SIGTERM", "SIGINT", "SIGUSR1"),
+        status_interval: float | None = 10.0,
+        executor: Any = "serial",
+        max_workers: int | None = None,
+        retries: int = 0,
+    ) -> None:
+        self.config = config if config is not None else ProcessingConfig()
+        self._stops = StopSignals(stop_signals, on_request=self._on_stop_request)
+        self._state_provider: Callable[[], Any] | None = None
+        self._executor = executor
+        self._max_workers = max_workers
+        self._retries = retries
+        self._entered = False
+        self._closed = False
+        self._stop_handled = False
+        built: list[Any] = []
+        try:
+            self.log = LogManager(level=log_level, config=self.config)
+            built.append(self.log)
+            self.resource = ResourceManager(
+                resource_limit_mb, graceful_stop=graceful_stop, config=self.config
+            )
+            built.append(self.resource)
+            self.checkpoint = CheckpointManager(checkpoint_dir, config=self.config)
+            built.append(self.checkpoint)
+            self.cache = CacheManager(cache_size_mb, config=self.config)
+            built.append(self.cache)
+            self.progress = ProgressManager(
+                progress_total,
+                description,
+                config=self.config,
+                logger=self.log.get_logger("lensing_ssc.progress"),
+            )
+            built.append(self.progress)
+        except BaseException:
+            _close_all(reversed(built), body_error=True)
+            raise
+        self.resource.add_warning_callback(self._on_resource_warning)
+        self.resource.add_stop_callback(self._stops.request_stop)
+        self._status = StatusFile(
+            self.config.status_file, self.get_manager_status, interval=status_interval
+        )
+
+    # -- lifetime --------------------------------------------------------------------------
+    def start(self) -> ManagerContext:
+        """Install signal handlers, start the resource monitor and the status file."""
+        if not self._entered:
+            self._entered = True
+            self._stops.install()
+            self.resource.start_monitoring()
+            self._status.start()
+            _log.info("run started in %s", self.config.run_dir)
+        return self
+
+    def close(self, *, outcome: str = "finished") -> None:
+        """Close the managers in reverse order of creation; idempotent.
+
+        An error while closing one manager does not stop the others from closing; the
+        first such error is raised once all are closed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._stops.restore()
+        self._status.close(state=outcome)
+        errors = _close_all(
+            [self.progress, self.cache, self.checkpoint, self.resource, self.log],
+            body_error=False,
+        )
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> ManagerContext:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        if isinstance(exc, InterruptedRunError):
+            outcome = "interrupted"
+        else:
+            outcome = "failed"
+            if isinstance(exc, Exception):
+                self.log.log_error(exc, "run failed")
+        try:
+            self.close(outcome=outcome)
+        except Exception:  # never hide the body's exception behind a closing error
+            _log.exception("error while closing the managers after a failure")
+
+    # -- coordination ----------------------------------------------------------------------
+    def _on_resource_warning(self, usage: Any, warnings: dict[str, str]) -> None:
+        if "memory" in warnings:
+            freed = self.cache.shrink(fraction=0.5)
+            _log.warning(
+                "memory warning (%s): freed %.1f MiB of cache", warnings["memory"], freed / 2**20
+            )
+
+    def _on_stop_request(self, request: StopRequest) -> None:
+        # May run inside a signal handler: only record; the work happens in _raise_if_stopping.
+        self.resource.request_stop(request.reason)
+
+    @property
+    def stop_requested(self) -> bool:
+        """``True`` once a graceful stop was requested (signal, breach or :meth:`request_stop`)."""
+        return self._stops.request is not None
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Ask for a graceful stop: the next context call raises ``InterruptedRunError``."""
+        self._stops.request_stop(reason)
+
+    def save_on_stop(self, provider: Callable[[], Any]) -> None:
+        """Register ``provider()`` returning the state to checkpoint on a graceful stop."""
+        self._state_provider = provider
+
+    def _raise_if_stopping(self) -> None:
+        request = self._stops.request
+        if request is None:
+            return
+        if not self._stop_handled:
+            self._stop_handled = True
+            _log.warning("stopping gracefully: %s", request.reason)
+            if self._state_provider is not None:
+                self.save_checkpoint(
+                    self._state_provider(),
+                    description=f"graceful stop ({request.reason})",
+                    tags=("stop",),
+                )
+            self.log.flush()
+        raise InterruptedRunError(
+            f"run stopped gracefully ({request.reason}); rerun to resume",
+            value=request.reason,
+            signal_name=request.reason,
+        )
+
+    # -- the seed's helpers ------------------------------------------------------------------
+    def check_resources(self) -> None:
+        """Raise if a stop was requested or a resource limit is exceeded.
+
+        Raises:
+            InterruptedRunError: a graceful stop was requested.
+            ResourceError: a limit is exceeded and graceful stop is off.
+        """
+        self._raise_if_stopping()
+        self.resource.check_limits(raise_on_exceed=not self.resource.settings.graceful_stop)
+        self._raise_if_stopping()
+
+    def update_progress(self, n: int = 1) -> None:
+        """Advance the top-level progress by ``n``; raises if a stop was requested."""
+        self.progress.update(n)
+        if self._stops.request is not None:
+            self._raise_if_stopping()
+
+    def save_checkpoint(
+        self, state: Any, description: str = "", tags: Iterable[str] | str = ()
+    ) -> CheckpointInfo:
+        """Checkpoint ``state`` together with the progress tree."""
+        wrapped = {_WRAPPER_KEY: 1, "state": state, "progress": self.progress.export_state()}
+        return self.checkpoint.save_checkpoint(wrapped, description=description, tags=tags)
+
+    def load_checkpoint(self, checkpoint_id: str | None = None) -> Any:
+        """Load the newest intact checkpoint (or the one named), restoring progress.
+
+        Returns:
+            The state given to :meth:`save_checkpoint`, or ``None`` when there is none.
+        """
+        loaded = self.checkpoint.load_checkpoint(checkpoint_id)
+        if isinstance(loaded, dict) and loaded.get(_WRAPPER_KEY) == 1:
+            self.progress.import_state(loaded["progress"])
+            return loaded["state"]
+        return loaded
+
+    def log_operation_start(self, name: str, **fields: Any) -> None:
+        """Log the start of an operation and start timing it."""
+        self.log.log_operation_start(name, **fields)
+
+    def log_operation_end(self, name: str, success: bool = True, **fields: Any) -> float | None:
+        """Log the end of an operation with its duration; ERROR when not ``success``."""
+        return self.log.log_operation_end(name, success=success, **fields)
+
+    def get_manager_status(self) -> dict[str, Any]:
+        """JSON-ready status of every manager, keyed by manager."""
+        return {
+            "resource": self.resource.get_status(),
+            "checkpoint": self.checkpoint.get_status(),
+            "progress": self.progress.get_status(),
+            "cache": self.cache.get_status(),
+            "log": self.log.get_status(),
+        }
+
+    # -- the task runner ---------------------------------------------------------------------
+    def map(
+        self,
+        func: Callable[[Any], R],
+        items: Iterable[Any],
+        *,
+        name: str | None = None,
+        executor: Any = None,
+        max_workers: int | None = None,
+        retries: int | None = None,
+        key: Callable[[Any], Any] | None = None,
+        resume: bool = True,
+        **runner_options: Any,
+    ) -> MapResult[R]:
+        """Run ``func`` over ``items``, resumably, on any executor.
+
+        Finished items are journalled under ``run_dir/tasks/<name>.journal``; a rerun skips
+        them. Each settled item advances a progress subtask named ``name``. Thread workers
+        see the caller's log context; process and Dask workers log into the run's log.
+
+        Args:
+            func: Called as ``func(item)``; picklable for process and Dask executors.
+            items: The inputs.
+            name: Names the journal and the progress row (default: the function's name).
+            executor: ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``, an
+                ``Executor``, ...; default the context's.
+            max_workers, retries: Override the context's defaults.
+            key: Names each item; see :meth:`TaskRunner.map`.
+            resume: ``False`` forgets what an earlier run of ``name`` completed.
+            **runner_options: Further :class:`TaskRunner` options (``chunksize``,
+                ``stop_timeout``, ``scheduler_address``, ...).
+
+        Raises:
+            InterruptedRunError: a graceful stop was requested; finished items are saved.
+        """
+        self._raise_if_stopping()
+        items = list(items)
+        label: str = name or getattr(func, "__name__", None) or "tasks"
+        journal = Path(self.config.run_dir) / "tasks" / f"{_safe_name(label)}.journal"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.progress.subprogress(label, total=len(items)) as task:
+            hooks = RunnerHooks(
+                should_stop=lambda: self._stops.request.reason if self._stops.request else None,
+                on_progress=task.update,
+                context_wrapper=bind_context,
+                worker_initializer=_attach_worker_logs,
+                initargs=(self.log.worker_config(task=label),),
+            )
+            runner = TaskRunner(
+                self._executor if executor is None else executor,
+                max_workers=self._max_workers if max_workers is None else max_workers,
+                retries=self._retries if retries is None else retries,
+                hooks=hooks,
+                **runner_options,
+            )
+            with runner, self.log.log_context(task=label):
+                try:
+                    return runner.map(
+                        func, items, journal=journal, key=key, resume=resume, name=label
+                    )
+                except InterruptedRunError:
+                    self._raise_if_stopping()
+                    raise
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._entered else "created")
+        return f"<ManagerContext run_dir={str(self.config.run_dir)!r} ({state})>"
+
+
+def _attach_worker_logs(config: LogWorkerConfig) -> None:
+    """Pool initializer: send the worker's records to the run's log writer."""
+    LogManager.attach_worker(config)
+
+
+def _safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:100] or "tasks"
+
+
+def _close_all(managers: Iterable[Any], *, body_error: bool) -> list[BaseException]:
+    """Close each manager, even when an earlier one fails; return the errors."""
+    errors: list[BaseException] = []
+    for manager in managers:
+        try:
+            manager.close()
+        except Exception as exc:
+            errors.append(exc)
+            _log.error("error while closing %r: %s", manager, exc, exc_info=not body_error)
+    return errors
