@@ -375,3 +375,23 @@ def test_replacing_a_large_value_frees_the_old_file_first(
     assert seen[0] == []
     assert seen[1] == []
     assert len(_value_files(tmp_path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "survivors"),
+    [("lru", ["a", "c", "d"]), ("lfu", ["a", "c", "d"]), ("fifo", ["b", "c", "d"])],
+)
+def test_disk_eviction_follows_each_policy(
+    tmp_path: Path, policy: str, survivors: list[str]
+) -> None:
+    """The disk tier evicts in its policy's order, counting the reads that reach it."""
+    block = np.zeros(100_000)  # 800 kB; the disk holds three
+    with _cold(tmp_path, disk_max_size_mb=2.5, eviction_policy=policy) as cache:
+        for key in "abc":
+            cache.put(key, block)
+        for _ in range(2):
+            cache.shrink(0)
+            assert cache.get("a") is not None  # reads of "a" reach the disk tier
+        cache.put("d", block)
+    with _cold(tmp_path, eviction_policy=policy) as cache:
+        assert [key for key in "abcd" if key in cache] == survivors
