@@ -22,14 +22,16 @@ from lensing_ssc.processing._runner.journal import read_journal
 
 JOB = Path(__file__).with_name("runner_job.py")
 STOPPED_EXIT_CODE = 3
-ITEMS = 60
+ITEMS = 40
+SECONDS = "0.03"  # per item: long enough to interrupt mid-run, short enough to rerun fast
 
 
 def _job_args(tmp_path: Path, executor: str, name: str, *extra: str) -> list[str]:
     return [sys.executable, str(JOB), "--executor", executor,
             "--journal", str(tmp_path / f"{name}.journal"),
             "--markers", str(tmp_path / f"{name}-markers"),
-            "--output", str(tmp_path / f"{name}.json"), "--items", str(ITEMS), *extra]
+            "--output", str(tmp_path / f"{name}.json"), "--items", str(ITEMS),
+            "--seconds", SECONDS, *extra]
 
 
 def _markers(tmp_path: Path, name: str, kind: str) -> Counter[int]:

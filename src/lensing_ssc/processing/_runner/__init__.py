@@ -4,7 +4,8 @@
 - :mod:`.keys`: stable item keys and function identities;
 - :mod:`.journal`: the append-only, checksummed, group-committed completion journal;
 - :mod:`.worker`: what runs inside workers (retries, timing, per-process set-up);
-- :mod:`.executors`: adapters over thread, process, Dask and user-supplied executors;
+- :mod:`.executors`: adapters over thread, process and user-supplied executors;
+- :mod:`.dask_adapter`: the Dask adapter (imported only when Dask is asked for);
 - :mod:`.ledger`: the book-keeping of one run (results, journal, durable callbacks);
 - :mod:`.engine`: the serial and the parallel scheduling loops.
 

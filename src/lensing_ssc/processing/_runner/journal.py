@@ -30,6 +30,7 @@ import os
 import pickle
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -164,6 +165,9 @@ class Journal:
         self._compression = compression
         self._written = 0
         self._durable = 0
+        self.commit_interval = commit_interval
+        self.last_sync_seconds = 0.0
+        """How long the last fsync took (the cost of one synchronous :meth:`sync`)."""
         self._state_lock = threading.Lock()
         self._error: OSError | None = None
         self._listener: Callable[[], None] | None = None
@@ -313,11 +317,13 @@ class Journal:
         target = self._written
         if target <= self._durable:
             return
+        started = time.perf_counter()
         try:
             _sync(self._fd)
         except OSError as exc:
             self._error = exc
             return
+        self.last_sync_seconds = time.perf_counter() - started
         with self._state_lock:
             self._durable = max(self._durable, target)
         listener = self._listener
