@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing._runner import journal as journal_module
+from lensing_ssc.processing._runner.keys import item_keys
 from lensing_ssc.processing.runner import RunnerHooks, TaskRunner, run_map
 
 # ---- task functions (module level, so process workers can unpickle them) -------------------
@@ -128,6 +131,16 @@ def test_rerun_skips_items_completed_earlier(tmp_path: Path) -> None:
     assert (second.completed, second.skipped) == (0, 20)
 
 
+def test_finished_run_starts_no_workers(tmp_path: Path) -> None:
+    """A rerun with nothing left to do, or an empty item list, starts no executor."""
+    journal = tmp_path / "j"
+    run_map(square, range(5), journal=journal)
+    with TaskRunner("processes", max_workers=2) as runner:
+        assert runner.map(square, range(5), journal=journal).skipped == 5
+        assert runner.map(square, []).results == []
+        assert runner.get_status()["workers"] == 0
+
+
 def test_rerun_with_longer_list_computes_only_new_items(tmp_path: Path) -> None:
     """Appending items to the list computes only the new ones."""
     journal = tmp_path / "j"
@@ -157,6 +170,23 @@ def test_reordered_items_with_key_function_reuse_results(tmp_path: Path) -> None
     assert counting.calls == []
     assert result.results == [9, 1, 4]
     assert result.keys == ("3", "1", "2")
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.one_of(st.integers(), st.text(), st.binary(),
+                                st.tuples(st.integers(), st.floats(allow_nan=False))),
+                      min_size=1, max_size=20),
+       where=st.integers(min_value=0))
+def test_default_keys_are_stable_and_change_only_where_items_change(items: list[Any],
+                                                                    where: int) -> None:
+    """Default keys are the same for equal lists and change only at a changed position."""
+    keys = item_keys(items, None)
+    assert keys == item_keys(list(items), None)
+    assert len(set(keys)) == len(keys)
+    position = where % len(items)
+    changed = [*items[:position], ("changed", items[position]), *items[position + 1:]]
+    new_keys = item_keys(changed, None)
+    assert [i for i, (a, b) in enumerate(zip(keys, new_keys, strict=True)) if a != b] == [position]
 
 
 def test_duplicate_keys_are_refused() -> None:

@@ -82,7 +82,7 @@ def test_a_torn_tail_loses_only_the_torn_record(tmp_path: Path, pairs: list[tupl
     assert contents.records == intact
     assert good_end == max([end for end in ends if end <= size], default=0)
     expected: dict[str, Any] = {}
-    for (key, value), end in zip(pairs, ends[1:], strict=False):
+    for (key, value), end in zip(pairs, ends[1:], strict=True):
         if end <= size:
             expected[key] = value
     assert {key: contents.result(key) for key in contents.done} == expected

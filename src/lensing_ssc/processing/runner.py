@@ -330,10 +330,10 @@ class TaskRunner:
         return result
 
     def _describe(self) -> str:
-        if self._executor_spec == "serial":
-            return "serial"
-        adapter = self._adapter_now()
-        return f"{adapter.kind} ({adapter.workers()} workers)"
+        """The executor in a log line, without starting it (a finished run needs none)."""
+        if self._adapter is None:
+            return self.executor_kind
+        return f"{self._adapter.kind} ({self._adapter.workers()} workers)"
 
     def get_status(self) -> dict[str, Any]:
         """JSON-ready state: executor, running workers, and the current (or last) run.
