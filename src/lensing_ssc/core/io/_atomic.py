@@ -153,11 +153,22 @@ def _release_later(fd: int) -> None:
 class _PendingFile:
     """A temporary file beside ``target`` that is either committed by rename or discarded."""
 
-    __slots__ = ("advised", "fd", "fsync", "old_size", "position", "previous", "target", "temp")
+    __slots__ = (
+        "advised",
+        "fd",
+        "fsync",
+        "old_size",
+        "position",
+        "previous",
+        "sync_directory",
+        "target",
+        "temp",
+    )
 
-    def __init__(self, target: Path, *, fsync: bool) -> None:
+    def __init__(self, target: Path, *, fsync: bool, sync_directory: bool = True) -> None:
         self.target = target
         self.fsync = fsync
+        self.sync_directory = sync_directory
         self.position = 0  # bytes written so far
         self.advised = 0  # start of the bytes not yet handed to writeback
         self.previous = 0  # start of the slice handed over last time
@@ -219,7 +230,7 @@ class _PendingFile:
             raise
         if old_fd >= 0:
             _release_later(old_fd)
-        if self.fsync:
+        if self.fsync and self.sync_directory:
             fsync_directory(self.target.parent)
 
     def _hold_old_file(self) -> int:
@@ -259,7 +270,9 @@ def _chunks_of(data: Any) -> Iterable[Any]:
     )
 
 
-def atomic_write(path: PathLike, data: Any, *, fsync: bool = True) -> int:
+def atomic_write(
+    path: PathLike, data: Any, *, fsync: bool = True, sync_directory: bool = True
+) -> int:
     """Replace the file at ``path`` with ``data`` so that no reader ever sees a partial file.
 
     Steps: write a temporary file in the same directory, ``fsync`` it, close it,
@@ -275,6 +288,9 @@ def atomic_write(path: PathLike, data: Any, *, fsync: bool = True) -> int:
             the other without being joined; contiguous arrays are not copied.
         fsync: Flush file and directory to disk. ``False`` keeps atomicity against crashes
             of this process but not against power loss or a kernel crash.
+        sync_directory: With ``fsync``, also flush the directory. ``False`` leaves that to
+            the caller, who writes several files into one directory and then calls
+            :func:`fsync_directory` once.
 
     Returns:
         The number of bytes written.
@@ -287,7 +303,7 @@ def atomic_write(path: PathLike, data: Any, *, fsync: bool = True) -> int:
         >>> n = atomic_write(tmp / "state.bin", [b"LSSC1", np.arange(4.0)])  # doctest: +SKIP
     """
     chunks = _chunks_of(data)
-    pending = _PendingFile(Path(path), fsync=fsync)
+    pending = _PendingFile(Path(path), fsync=fsync, sync_directory=sync_directory)
     try:
         written = sum(pending.write(chunk) for chunk in chunks)
         pending.commit()
