@@ -1,14 +1,17 @@
 """Benchmark of CheckpointManager against raw numpy files and a pickle + gzip save.
 
-Everything runs in one process, alternating ours and the baseline within each repeat, so
-load noise on a shared machine mostly cancels; figures are medians over repeats. Before
-every timed write both sides get the same ``os.sync()`` and pause.
+Everything runs in one process, alternating ours and the baseline within each repeat (in
+ABBA order for writes), so load noise on a shared machine mostly cancels; figures are
+medians over repeats, the save ratio the median of per-pair ratios (the best-of-each ratio
+is shown too: virtual disks that throttle sustained writes make single runs vary 5x).
+Before every timed write both sides get the same ``os.sync()`` and pause.
 
 1. Save of a 1 GiB state of ten float64 arrays (noise: incompressible, as real maps'
    mantissas are) into an empty directory, against ``ndarray.tofile`` + ``fsync`` of the
    same arrays. Target: ours >= 0.85 x raw throughput.
-2. Load of it, against ``np.load`` of the same arrays saved with ``np.save`` (both from
-   the page cache). Target: ours >= 0.8 x ``np.load``; memory-mapped loading for reference.
+2. Load of it, against ``np.load`` of the same arrays saved with ``np.save``: both from the
+   page cache, and both from disk (each side's files evicted first). Target: ours >= 0.8 x
+   ``np.load``; memory-mapped loading for reference.
 3. Re-save with one array of ten changed: bytes written / bytes of the first save.
    Target: <= 12 %.
 4. What such projects do today: ``pickle.dump`` into ``gzip.open`` (+ fsync): time ratio.
@@ -76,6 +79,16 @@ def raw_save(state: dict[str, Any], directory: Path) -> None:
     os.close(fd)
 
 
+def drop_cache(directory: Path) -> None:
+    """Evict a directory's files from the page cache (per file: needs no privileges)."""
+    os.sync()
+    for path in directory.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+
+
 def npy_save(state: dict[str, Any], directory: Path) -> None:
     directory.mkdir()
     for i, arr in enumerate(state["maps"]):
@@ -102,7 +115,7 @@ def fresh(path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="128 MiB state instead of 1 GiB")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
@@ -118,50 +131,84 @@ def main(argv: list[str] | None = None) -> int:
     print(f"state: {N_ARRAYS} float64 arrays, {nbytes / 2**20:.0f} MiB, in {top}")
     rows: list[tuple[str, str, str, str]] = []
     try:
-        # 1. save: ours vs tofile + fsync
+        # 1. save: ours vs tofile + fsync, in alternating order (ABBA) to cancel drift
         ours_save, raw = [], []
-        for _ in range(args.repeats):
+
+        def save_ours() -> None:
             with CheckpointManager(fresh(top / "ckpt")) as ckpt:
                 settle(args.pause)
-                ours_save.append(timed(lambda ckpt=ckpt: ckpt.save_checkpoint(state))[0])
+                ours_save.append(timed(lambda: ckpt.save_checkpoint(state))[0])
+
+        def save_raw() -> None:
             fresh(top / "raw")
             settle(args.pause)
             raw.append(timed(lambda: raw_save(state, top / "raw"))[0])
+
+        for repeat in range(args.repeats):
+            first, second = (save_ours, save_raw) if repeat % 2 == 0 else (save_raw, save_ours)
+            first()
+            second()
         print(
             "save seconds, ours:",
             [f"{t:.3f}" for t in ours_save],
             "raw:",
             [f"{t:.3f}" for t in raw],
         )
+        pair_ratio = statistics.median(r / o for r, o in zip(raw, ours_save, strict=True))
+        best_ratio = min(raw) / min(ours_save)
         t_ours, t_raw = statistics.median(ours_save), statistics.median(raw)
-        ratio = t_raw / t_ours
         rows.append(
             (
                 "save vs tofile+fsync",
                 f"{nbytes / t_ours / 1e6:.0f} vs {nbytes / t_raw / 1e6:.0f} MB/s",
-                f"{ratio:.2f} x",
-                "PASS" if ratio >= 0.85 else "FAIL",
+                f"{pair_ratio:.2f} x",
+                "PASS" if pair_ratio >= 0.85 else "FAIL",
+            )
+        )
+        rows.append(
+            (
+                "  best of each (least disturbed)",
+                f"{nbytes / min(ours_save) / 1e6:.0f} vs {nbytes / min(raw) / 1e6:.0f} MB/s",
+                f"{best_ratio:.2f} x",
+                "",
             )
         )
 
-        # 2. load: ours vs np.load (both from the page cache)
+        # 2. load: ours vs np.load, both from the page cache (warm) and both from disk (cold)
         npy_save(state, fresh(top / "npy"))
-        ours_load, ours_mmap, np_load = [], [], []
+        warm_ours, warm_np, cold_ours, cold_np, ours_mmap = [], [], [], [], []
         with CheckpointManager(top / "ckpt") as ckpt:
+            ckpt.load_checkpoint()  # warm both page caches
+            npy_load(top / "npy")
             for _ in range(args.repeats):
-                ours_load.append(timed(ckpt.load_checkpoint)[0])
-                np_load.append(timed(lambda: npy_load(top / "npy"))[0])
+                warm_ours.append(timed(ckpt.load_checkpoint)[0])
+                warm_np.append(timed(lambda: npy_load(top / "npy"))[0])
                 ours_mmap.append(timed(lambda ckpt=ckpt: ckpt.load_checkpoint(mmap=True))[0])
+            for _ in range(args.repeats):
+                drop_cache(top / "ckpt")
+                cold_ours.append(timed(ckpt.load_checkpoint)[0])
+                drop_cache(top / "npy")
+                cold_np.append(timed(lambda: npy_load(top / "npy"))[0])
             restored = ckpt.load_checkpoint()
             assert all(
                 np.array_equal(a, b) for a, b in zip(restored["maps"], state["maps"], strict=True)
             )
             del restored
-        t_ours, t_np = statistics.median(ours_load), statistics.median(np_load)
+        t_ours, t_np = statistics.median(warm_ours), statistics.median(warm_np)
         ratio = t_np / t_ours
         rows.append(
             (
-                "load vs np.load",
+                "load vs np.load (page cache)",
+                f"{nbytes / t_ours / 1e6:.0f} vs {nbytes / t_np / 1e6:.0f} MB/s",
+                f"{ratio:.2f} x",
+                "PASS" if ratio >= 0.8 else "FAIL",
+            )
+        )
+        t_ours, t_np = statistics.median(cold_ours), statistics.median(cold_np)
+        ratio = t_np / t_ours
+        rows.append(
+            (
+                "load vs np.load (from disk)",
                 f"{nbytes / t_ours / 1e6:.0f} vs {nbytes / t_np / 1e6:.0f} MB/s",
                 f"{ratio:.2f} x",
                 "PASS" if ratio >= 0.8 else "FAIL",

@@ -75,7 +75,7 @@ def test_verify_passes_then_fails_after_damage(
     assert main(["checkpoints", "verify", str(run_dir), "--all"]) == 0
     assert capsys.readouterr().out.count(": ok (") == 2
     algorithm, hexdigest = hash_bytes(np.ones(10_000)).split(":")
-    blob = run_dir / "checkpoints" / "blobs" / hexdigest[:2] / f"{algorithm}-{hexdigest}"
+    blob = run_dir / "checkpoints" / "blobs" / f"{algorithm}-{hexdigest}"
     data = bytearray(blob.read_bytes())
     data[-1] ^= 1
     blob.write_bytes(data)

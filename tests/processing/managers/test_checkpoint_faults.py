@@ -219,7 +219,7 @@ def test_damaged_newest_falls_back_with_a_warning(tmp_path: Path) -> None:
         ckpt.save_checkpoint({"step": 1, "kappa": np.zeros(10_000)})
         newest = ckpt.save_checkpoint({"step": 2, "kappa": np.ones(10_000)})
         algorithm, hexdigest = hash_bytes(np.ones(10_000)).split(":")
-        blob = tmp_path / "blobs" / hexdigest[:2] / f"{algorithm}-{hexdigest}"
+        blob = tmp_path / "blobs" / f"{algorithm}-{hexdigest}"
         data = bytearray(blob.read_bytes())
         data[5000] ^= 0x10
         blob.write_bytes(data)

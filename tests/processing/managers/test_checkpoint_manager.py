@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -472,3 +473,23 @@ def test_async_saves_reuse_their_copy_buffers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ckpt.load_checkpoint()["a"], arr)
     ckpt.close()
     assert ckpt.get_status()["snapshot_buffer_bytes"] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads fd paths from /proc")
+def test_a_save_syncs_the_blob_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many blobs a save writes, their directory is fsynced once, before the manifest."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    with CheckpointManager(tmp_path, compression="none") as ckpt:
+        monkeypatch.setattr(os, "fsync", spy)
+        info = ckpt.save_checkpoint({"a": [np.full(10_000, float(i)) for i in range(5)]})
+    assert info.blobs == 5
+    assert synced == ["blobs", "manifests"]

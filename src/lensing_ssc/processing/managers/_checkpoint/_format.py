@@ -3,8 +3,10 @@
 A checkpoint directory holds::
 
     manifests/ckpt-20250101T120000.123456Z-node042-81234-0001.json   one per checkpoint
-    blobs/3f/xxh3_128-3f9c...                                          content-addressed data
+    blobs/xxh3_128-3f9c...                                             content-addressed data
     .lock                                                              coordinates processes
+
+Blobs share one flat directory, so a save syncs that directory once for all its blobs.
 
 A **blob** is a 128-byte header followed by the stored bytes. The header names the codec,
 the raw and stored lengths and, for compressed blobs, the digest of the compressed bytes
@@ -130,7 +132,7 @@ def blob_relpath(digest: str) -> Path:
         algorithm, hexdigest = parse_digest(digest)
     except ValueError as exc:
         raise DamagedError("manifest", f"invalid blob digest {digest!r}") from exc
-    return Path("blobs", hexdigest[:2], f"{algorithm}-{hexdigest}")
+    return Path("blobs", f"{algorithm}-{hexdigest}")
 
 
 class BlobHeader:

@@ -203,6 +203,8 @@ def write_snapshot(
                 piece.node["blob"] = digest
                 blobs[digest] = [piece.nbytes, file_size]
                 written += new_bytes
+        if blobs:
+            store.sync_blobs()  # reused blobs too: another writer may not have synced yet
         body = {**snapshot.meta, "blob_bytes_written": written, "blobs": blobs}
         body["state"] = snapshot.encoded.tree
         data = pack_manifest(body, indent=1 if snapshot.meta["layout"] == "json" else None)
@@ -241,10 +243,12 @@ def retention_victims(
 
 
 def maintain(store: CheckpointStore, settings: CheckpointSection | None) -> None:
-    """Apply retention (when ``settings`` are given), then collect garbage.
+    """Apply retention (when ``settings`` are given), or collect garbage (when not).
 
-    Does nothing when another save, load or clean-up holds the directory: it never waits,
-    and the next save tries again.
+    After retention, garbage is collected only if a checkpoint was removed; without
+    ``settings`` (on opening a directory, after a failed save or a deletion) always, which
+    also picks up what killed processes left. Does nothing when another save, load or
+    clean-up holds the directory: it never waits, and the next call tries again.
 
     Raises:
         OSError: A removal failed for another reason than a concurrent removal.
@@ -254,5 +258,6 @@ def maintain(store: CheckpointStore, settings: CheckpointSection | None) -> None
             return
         if settings is not None:
             victims = retention_victims(store, settings.max_checkpoints, settings.keep_tags)
-            store.delete_manifests(victims)
+            if not store.delete_manifests(victims):
+                return
         store.collect()

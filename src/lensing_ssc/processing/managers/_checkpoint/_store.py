@@ -168,10 +168,7 @@ class CheckpointStore:
         size = payload.nbytes if isinstance(payload, np.ndarray) else len(payload)
         stored_digest = hash_bytes(payload) if name != "none" else ""
         header = pack_blob_header(name, piece.nbytes, size, stored_digest)
-        if not path.parent.is_dir():
-            path.parent.mkdir(exist_ok=True)
-            fsync_directory(self.blob_dir)
-        atomic_write(path, [header, payload])
+        atomic_write(path, [header, payload], sync_directory=False)  # see sync_blobs()
         return digest, BLOB_HEADER_SIZE + size, BLOB_HEADER_SIZE + size
 
     def _reusable_size(self, path: Path, raw_size: int) -> int | None:
@@ -198,6 +195,11 @@ class CheckpointStore:
         ):
             return "none", data
         return compress(view, codec, min_ratio=_MIN_RATIO)
+
+    def sync_blobs(self) -> None:
+        """Make the names of the blobs written (or reused) so far durable: one directory
+        ``fsync`` for a whole save, before its manifest names them."""
+        fsync_directory(self.blob_dir)
 
     def commit(self, checkpoint_id: str, data: bytes) -> Path:
         """Write a manifest: the atomic step that makes the checkpoint exist."""
@@ -342,28 +344,21 @@ class CheckpointStore:
         if not self.blob_dir.is_dir():
             return removed, freed
         grace_until = time.time() - _UNLOCKED_GRACE
-        with os.scandir(self.blob_dir) as subdirs:
-            subdir_paths = [entry.path for entry in subdirs if entry.is_dir(follow_symlinks=False)]
-        for subdir in subdir_paths:
-            removed += len(cleanup_temp_files(subdir))
-            if referenced is None:
-                continue
-            with os.scandir(subdir) as entries:
-                for entry in entries:
-                    algorithm, sep, hexdigest = entry.name.partition("-")
-                    if (
-                        not sep
-                        or is_temp_file(entry.name)
-                        or f"{algorithm}:{hexdigest}" in referenced
-                    ):
+        removed += len(cleanup_temp_files(self.blob_dir))
+        if referenced is None:
+            return removed, freed
+        with os.scandir(self.blob_dir) as entries:
+            for entry in entries:
+                algorithm, sep, hexdigest = entry.name.partition("-")
+                if not sep or is_temp_file(entry.name) or f"{algorithm}:{hexdigest}" in referenced:
+                    continue
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                    if not self.locking and stat.st_mtime > grace_until:
                         continue
-                    try:
-                        stat = entry.stat(follow_symlinks=False)
-                        if not self.locking and stat.st_mtime > grace_until:
-                            continue
-                        os.unlink(entry.path)
-                    except FileNotFoundError:
-                        continue
-                    removed += 1
-                    freed += stat.st_size
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                removed += 1
+                freed += stat.st_size
         return removed, freed
