@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import socket
 import struct
@@ -63,6 +64,8 @@ MANIFEST_SUFFIX = ".json"
 BLOB_HEADER_SIZE = 128
 
 _READ_CHUNK = 64 << 20
+_fadvise = getattr(os, "posix_fadvise", None)
+_SEQUENTIAL = getattr(os, "POSIX_FADV_SEQUENTIAL", 0)
 _HASH_CHUNK = 4 << 20  # read and hash raw blobs in steps that stay in the CPU cache
 _MAGIC = b"LSSCBLOB"
 _BLOB_VERSION = 1
@@ -245,6 +248,8 @@ def read_and_hash(
 
     Each chunk is hashed right after it is read, while it is still in the CPU cache.
     """
+    if _fadvise is not None:  # read-ahead as if the whole file were asked for at once
+        _fadvise(fh.fileno(), 0, 0, _SEQUENTIAL)
     hasher = Hasher(parse_digest(digest)[0])
     buffer = target if target is not None else memoryview(bytearray(min(raw_size, _HASH_CHUNK)))
     for start in range(0, raw_size, _HASH_CHUNK):
