@@ -344,12 +344,13 @@ def test_a_forked_child_reopens_the_index(tmp_path: Path) -> None:
         cache.put("a", 1)
         disk = cache._disk
         assert disk is not None
-        inherited = disk._index
-        disk._pid = -1  # what a forked child sees: the pid that opened the index is not its own
+        access = disk._access
+        inherited = access._index
+        access._pid = -1  # what a forked child sees: the pid that opened the index is not its own
         cache.shrink(0)
         assert cache.get("a") == 1
-        assert disk._index is not inherited
-        assert disk._pid == os.getpid()
+        assert access._index is not inherited
+        assert access._pid == os.getpid()
         inherited.close()
 
 

@@ -18,6 +18,7 @@ import pytest
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.processing.managers import CacheManager
 from lensing_ssc.processing.managers._cache._keys import encode_key
+from lensing_ssc.processing.managers._cache._memoize import take_lease
 
 
 def test_memoize_computes_each_call_once() -> None:
@@ -239,9 +240,9 @@ def test_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> None:
         key = encode_key(memoized.cache_key())  # type: ignore[attr-defined]
         disk = cache._disk
         assert disk is not None
-        with disk.lease_transaction() as (index, conn):
+        with disk.lease_transaction() as conn:
             other = "elsewhere-" + socket.gethostname()
-            index.take_lease(conn, key, "someone", other, os.getpid(), time.time() + 0.5)
+            take_lease(conn, key, "someone", other, os.getpid(), time.time() + 0.5)
         started = time.monotonic()
         assert memoized() == 42
         assert 0.4 < time.monotonic() - started < 5

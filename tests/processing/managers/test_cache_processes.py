@@ -146,7 +146,7 @@ def _check_consistent(cache_dir: Path) -> None:
         disk = cache._disk
         assert disk is not None
         disk.sweep(orphan_age=0)
-        referenced = disk._index.files()
+        referenced = disk._access._index.files()
         on_disk = {f"{p.parent.name}/{p.name}" for p in (cache_dir / "values").glob("*/*")}
         assert on_disk == referenced  # no orphan or temp file survives a sweep
 

@@ -25,8 +25,6 @@ import contextlib
 import os
 import secrets
 import sqlite3
-import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,7 +33,8 @@ from typing import Any
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import cleanup_temp_files, fsync_directory, hash_bytes
 
-from ._index import COUNTERS, Index, Row, Victim
+from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
+from ._index import Row, Victim
 from ._stats import TierStats
 from ._values import (
     CorruptEntry,
@@ -49,11 +48,7 @@ from ._values import (
 
 __all__ = ["INDEX_NAME", "DiskTier"]
 
-INDEX_NAME = "index.sqlite"
-VALUES_DIR = "values"
 INLINE_LIMIT = 64 << 10  # payloads up to this many bytes live in the index row
-_FLUSH_EVERY = 1.0  # seconds between batched writes of reads, at most
-_FLUSH_PENDING = 4096  # ... or this many distinct keys read
 _SWEEP_EVERY = 3600.0  # seconds between sweeps for orphaned value files
 _ORPHAN_AGE = 600.0  # seconds a value file without an entry is left to its writer
 
@@ -81,61 +76,18 @@ class DiskTier:
         self.codec = codec
         self.memory_map = memory_map
         self._values = directory / VALUES_DIR
-        self._lock = threading.Lock()
-        self._pending: dict[bytes, list[float]] = {}
-        self._counts = dict.fromkeys(COUNTERS, 0)
-        self._dirty = False  # counts hold increments not yet written
-        self._locked = _Locked(self)
-        self._write = _Write(self)
+        self._access = IndexAccess(directory, policy=policy)
+        self._locked = self._access.locked
+        self._write = self._access.write
+        self._lock = self._access.lock
         self.hits = self.misses = self.evictions = self.expirations = self.rejected = 0
-        self._last_flush = time.monotonic()
-        self._pid = os.getpid()
-        self._index = self._open()
         if self._sweep_due():
             self.sweep()
 
-    def _open(self) -> Index:
-        try:
-            self._values.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self._values):
-                pass
-            return Index(self.directory / INDEX_NAME, policy=self.policy)
-        except (OSError, sqlite3.Error) as exc:
-            raise CacheError(
-                f"cache directory {str(self.directory)!r} is not usable: {exc}",
-                value=str(self.directory),
-                hint="give a writable directory (cache_dir=...) or cache_dir=None for memory only",
-            ) from exc
-
-    def _current_index(self) -> Index:
-        """The index connection of this process (lock held); reopened after a fork."""
-        if os.getpid() != self._pid:  # a SQLite connection must not cross a fork
-            self._pid = os.getpid()
-            self._pending.clear()
-            self._index = self._open()
-        return self._index
-
-    def _failed(self, exc: sqlite3.Error) -> CacheError:
-        return CacheError(
-            f"the cache index in {str(self.directory)!r} failed: {exc}",
-            value=str(self.directory),
-            hint="another process may hold it too long; if it is damaged, clear the "
-            "cache (lensing-ssc cache clear RUN_DIR)",
-        )
-
-    def _drain(self, index: Index, conn: sqlite3.Connection) -> None:
-        """Write the batched reads inside an open transaction."""
-        if self._pending or self._dirty:
-            index.flush(conn, self._pending, self._counts)
-            self._pending.clear()
-            self._counts = dict.fromkeys(COUNTERS, 0)
-            self._dirty = False
-        self._last_flush = time.monotonic()
-
     def _count(self, name: str, amount: int = 1) -> None:
+        """Count for this process and for the index's totals (lock held)."""
         setattr(self, name, getattr(self, name) + amount)
-        self._counts[name] += amount
-        self._dirty = True
+        self._access.count(name, amount)
 
     def _unlink(self, victims: Sequence[Victim]) -> None:
         for victim in victims:
@@ -178,18 +130,9 @@ class DiskTier:
                 return value, row
             with self._lock:
                 self._count("hits")
-                seen = self._pending.get(key)
-                if seen is None:
-                    self._pending[key] = [time.time(), 1]
-                else:
-                    seen[0] = time.time()
-                    seen[1] += 1
-                due = (
-                    len(self._pending) >= _FLUSH_PENDING
-                    or time.monotonic() - self._last_flush > _FLUSH_EVERY
-                )
+                due = self._access.record_read(key)
             if due:
-                self.flush()
+                self._access.flush()
             return value, row
         if count:
             with self._lock:
@@ -334,11 +277,7 @@ class DiskTier:
 
     def flush(self) -> None:
         """Write batched access times and counters to the index now."""
-        with self._lock:
-            idle = not self._pending and not any(self._counts.values())
-        if not idle:
-            with self._write:
-                pass
+        self._access.flush()
 
     # -- upkeep -------------------------------------------------------------------------
     def _sweep_due(self) -> bool:
@@ -402,90 +341,11 @@ class DiskTier:
 
     def close(self) -> None:
         """Flush batched reads and close the index."""
-        try:
-            self.flush()
-        finally:
-            with self._lock:
-                if os.getpid() == self._pid:
-                    self._index.close()
+        self._access.close()
 
     # -- leases -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lease_transaction(self) -> Iterator[tuple[Index, sqlite3.Connection]]:
-        """A write transaction for :mod:`._memoize`'s lease handling."""
-        with self._write as pair:
-            yield pair
-
-
-class _Locked:
-    """``with tier._locked as index``: the tier's lock and this process's connection.
-
-    A class rather than a generator context manager: the disk tier enters one per call,
-    and this costs a fraction of ``contextlib.contextmanager``. SQLite errors leave as
-    ``CacheError``.
-    """
-
-    __slots__ = ("tier",)
-
-    def __init__(self, tier: DiskTier) -> None:
-        self.tier = tier
-
-    def __enter__(self) -> Index:
-        tier = self.tier
-        tier._lock.acquire()
-        try:
-            return tier._current_index()
-        except BaseException:
-            tier._lock.release()
-            raise
-
-    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
-        self.tier._lock.release()
-        if isinstance(exc, sqlite3.Error):
-            raise self.tier._failed(exc) from exc
-
-
-class _Write:
-    """``with tier._write as (index, conn)``: one write transaction, lock held.
-
-    It begins with the batched reads, commits on success and rolls back on any exception.
-    Only one thread holds the lock, so keeping the index on the instance is safe.
-    """
-
-    __slots__ = ("index", "tier")
-
-    def __init__(self, tier: DiskTier) -> None:
-        self.tier = tier
-        self.index: Index | None = None
-
-    def __enter__(self) -> tuple[Index, sqlite3.Connection]:
-        tier = self.tier
-        index = tier._locked.__enter__()
-        try:
-            conn = index.begin()
-        except BaseException as exc:
-            tier._locked.__exit__(type(exc), exc, None)
-            raise
-        self.index = index
-        try:
-            tier._drain(index, conn)
-        except BaseException as exc:
-            self.__exit__(type(exc), exc, None)
-            raise
-        return index, conn
-
-    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
-        index, self.index = self.index, None
-        try:
-            if index is not None:
-                if exc is None:
-                    index.commit()
-                else:
-                    index.rollback()
-        except sqlite3.Error as failure:
-            if index is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    index.rollback()
-            self.tier._locked.__exit__(type(failure), failure, None)
-            raise
-        self.tier._locked.__exit__(kind, exc, trace)
+    def lease_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the ``leases`` table, for :mod:`._memoize`."""
+        with self._write as (_, conn):
+            yield conn

@@ -402,32 +402,3 @@ class Index:
                 "UPDATE totals SET bytes = bytes - ?, entries = entries - ?",
                 (sum(victim.size for victim in removed), len(removed)),
             )
-
-    # -- leases (memoize across processes) ----------------------------------------------
-    def lease_holder(self, key: bytes) -> tuple[str, str, int, float] | None:
-        """``(owner, host, pid, expires)`` of the lease on ``key``, or ``None``."""
-        found = self._conn.execute(
-            "SELECT owner, host, pid, expires FROM leases WHERE key = ?", (key,)
-        ).fetchone()
-        return None if found is None else (found[0], found[1], found[2], found[3])
-
-    def take_lease(
-        self, conn: sqlite3.Connection, key: bytes, owner: str, host: str, pid: int, expires: float
-    ) -> None:
-        """Write (or overwrite) the lease on ``key``."""
-        conn.execute(
-            "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (key, owner, host, pid, expires)
-        )
-
-    def renew_leases(
-        self, conn: sqlite3.Connection, keys: Iterable[bytes], owner: str, expires: float
-    ) -> None:
-        """Push back the expiry of ``owner``'s leases on ``keys``."""
-        conn.executemany(
-            "UPDATE leases SET expires = ? WHERE key = ? AND owner = ?",
-            [(expires, key, owner) for key in keys],
-        )
-
-    def drop_lease(self, conn: sqlite3.Connection, key: bytes, owner: str) -> None:
-        """Remove ``owner``'s lease on ``key`` (a lease taken over by another is kept)."""
-        conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))

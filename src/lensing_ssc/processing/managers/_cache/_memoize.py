@@ -21,6 +21,7 @@ import inspect
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -34,10 +35,27 @@ from ._disk import DiskTier
 from ._keys import call_key, encode_key, function_identity
 from ._memory import MISSING
 
-__all__ = ["ComputeOnce", "memoized"]
+__all__ = ["ComputeOnce", "lease_holder", "memoized", "take_lease"]
 
 _FIRST_POLL = 0.005  # seconds; waits double up to _LAST_POLL
 _LAST_POLL = 0.25
+
+
+def lease_holder(conn: sqlite3.Connection, key: bytes) -> tuple[str, str, int, float] | None:
+    """``(owner, host, pid, expires)`` of the lease on ``key``, or ``None``."""
+    found = conn.execute(
+        "SELECT owner, host, pid, expires FROM leases WHERE key = ?", (key,)
+    ).fetchone()
+    return None if found is None else (found[0], found[1], found[2], found[3])
+
+
+def take_lease(
+    conn: sqlite3.Connection, key: bytes, owner: str, host: str, pid: int, expires: float
+) -> None:
+    """Write (or overwrite) the lease on ``key``, inside a write transaction."""
+    conn.execute(
+        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (key, owner, host, pid, expires)
+    )
 
 
 def _holder_is_dead(host: str, pid: int) -> bool:
@@ -135,8 +153,8 @@ class ComputeOnce:
 
     def _take(self, disk: DiskTier, key: bytes) -> bool:
         now = time.time()
-        with disk.lease_transaction() as (index, conn):
-            holder = index.lease_holder(key)
+        with disk.lease_transaction() as conn:
+            holder = lease_holder(conn, key)
             if (
                 holder is not None
                 and holder[0] != self._owner
@@ -144,7 +162,7 @@ class ComputeOnce:
                 and not _holder_is_dead(holder[1], holder[2])
             ):
                 return False
-            index.take_lease(
+            take_lease(
                 conn, key, self._owner, socket.gethostname(), os.getpid(), now + self._lease_ttl
             )
         with self._guard:
@@ -162,16 +180,20 @@ class ComputeOnce:
     def _release(self, disk: DiskTier, key: bytes) -> None:
         with self._guard:
             self._held.discard(key)
-        with disk.lease_transaction() as (index, conn):
-            index.drop_lease(conn, key, self._owner)
+        with disk.lease_transaction() as conn:  # a lease taken over by another is kept
+            conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, self._owner))
 
     def _renew_loop(self, disk: DiskTier) -> None:
         while not self._stop.wait(self._lease_ttl / 3):
             with self._guard:
                 held = list(self._held)
             if held:
-                with disk.lease_transaction() as (index, conn):
-                    index.renew_leases(conn, held, self._owner, time.time() + self._lease_ttl)
+                expires = time.time() + self._lease_ttl
+                with disk.lease_transaction() as conn:
+                    conn.executemany(
+                        "UPDATE leases SET expires = ? WHERE key = ? AND owner = ?",
+                        [(expires, key, self._owner) for key in held],
+                    )
 
     def close(self) -> None:
         """Stop waiting and renewing; join the renewal thread. Idempotent."""
