@@ -175,6 +175,20 @@ def test_standard_format(tmp_path: Path) -> None:
     ), line
 
 
+def test_standard_format_leaves_nested_data_to_json(tmp_path: Path) -> None:
+    """Standard lines show scalar fields only; a nested snapshot stays in the JSON format."""
+    path = tmp_path / "run.log"
+    extra = {"progress": {"current": 3, "total": 10}, "step": "fit"}
+    with LogManager(file_path=path, console=False) as log_mgr:
+        log_mgr.get_logger("fmt").info("3/10 done", extra=extra)
+    line = path.read_text().rstrip("\n")
+    assert line.endswith("lensing_ssc.fmt: 3/10 done [step=fit]"), line
+    json_path = tmp_path / "run.jsonl"
+    with LogManager(file_path=json_path, format_type="json", console=False) as log_mgr:
+        log_mgr.get_logger("fmt").info("3/10 done", extra=extra)
+    assert _lines(json_path)[0]["progress"] == {"current": 3, "total": 10}
+
+
 def test_detailed_format_has_process_thread_and_place(tmp_path: Path) -> None:
     """Detailed lines add pid, thread name and file:line of the call, and the traceback."""
     path = tmp_path / "run.log"

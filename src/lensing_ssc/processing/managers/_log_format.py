@@ -141,14 +141,22 @@ def _logfmt(fields: Mapping[str, Any]) -> str:
 
 
 class StandardFormatter(RecordFormatter):
-    """``2026-05-09 19:55:25,123 INFO     lensing_ssc.run: message [step=fit]``."""
+    """``2026-05-09 19:55:25,123 INFO     lensing_ssc.run: message [step=fit]``.
+
+    Only scalar fields are shown: nested structures (a progress snapshot, a list of
+    warnings) are data for the ``json`` and ``detailed`` formats, not for a person's line.
+    """
 
     name = "standard"
 
     def __call__(self, record: logging.LogRecord) -> str:
         line = f"{self._local_time(record.created)} {record.levelname:<8} {record.name}: "
         line += _message(record)
-        fields = _fields(record, self.static_fields)
+        fields = {
+            name: value
+            for name, value in _fields(record, self.static_fields).items()
+            if not isinstance(value, (dict, list, tuple, set))
+        }
         if fields:
             line += f" [{_logfmt(fields)}]"
         return _with_tail(line, record)
