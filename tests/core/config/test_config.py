@@ -240,6 +240,7 @@ def test_json_schema_describes_sections_and_limits() -> None:
         "cache",
         "logging",
         "progress",
+        "pipeline",
     }
     resources = schema["$defs"]["ResourcesSection"]["properties"]
     assert resources["monitor_interval"]["exclusiveMinimum"] == 0

@@ -6,6 +6,7 @@ invalid input raises :class:`~lensing_ssc.core.base.exceptions.ConfigError`.
 """
 
 from lensing_ssc.core.config._model import ProcessingConfig
+from lensing_ssc.core.config._pipeline import PipelineSection
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
@@ -18,6 +19,7 @@ __all__ = [
     "CacheSection",
     "CheckpointSection",
     "LoggingSection",
+    "PipelineSection",
     "ProcessingConfig",
     "ProgressSection",
     "ResourcesSection",

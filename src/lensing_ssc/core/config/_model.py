@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.config._errors import translate_validation_error
 from lensing_ssc.core.config._loading import SUFFIXES, dump_text, env_overrides, merge, read_file
+from lensing_ssc.core.config._pipeline import PipelineSection
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
@@ -45,6 +46,7 @@ class ProcessingConfig(BaseModel):
         run_dir: The run's directory: ``checkpoints/``, ``cache/``, ``logs/`` and
             ``status.json`` go under it.
         resources, checkpoint, cache, logging, progress: Section models or plain dicts.
+        pipeline: What ``lensing-ssc run`` computes (:class:`PipelineSection`).
 
     Example:
         >>> config = ProcessingConfig(run_dir="runs/example", resources={"memory_limit_mb": 8000})
@@ -63,6 +65,7 @@ class ProcessingConfig(BaseModel):
     cache: CacheSection = Field(default_factory=CacheSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     progress: ProgressSection = Field(default_factory=ProgressSection)
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -1,0 +1,243 @@
+"""The ``pipeline`` section of :class:`~lensing_ssc.core.config.ProcessingConfig`.
+
+It holds what ``lensing-ssc run`` computes: the input (built-in synthetic fields, HEALPix
+maps or flat patch files), the statistics and their settings, the seed, the executor and
+the outputs. Statistic settings are checked by
+:class:`lensing_ssc.analysis.StatisticsSettings` itself, so the config and the library
+accept exactly the same values; an invalid one becomes a ``ConfigError`` naming the field
+(``pipeline.statistics.n_gal.0``) and the value. The pipeline that reads this section is
+:mod:`lensing_ssc.pipelines`; ``docs/pipeline.md`` documents every field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
+from lensing_ssc.core.config._sections import Section
+
+if TYPE_CHECKING:
+    from lensing_ssc.analysis.settings import StatisticsSettings
+
+__all__ = [
+    "CosmologySection",
+    "HealpixInputSection",
+    "PatchFilesSection",
+    "PipelineSection",
+    "StatisticsSection",
+    "SyntheticSection",
+]
+
+MAX_FIELD_PIXELS = 16384
+"""Largest side, in pixels, of a synthetic field (a 16384² float64 map is 2 GiB)."""
+
+
+def _as_list(value: Any) -> Any:
+    """Let a single value stand for a one-element list (``n_gal: 30``); ``None`` stays unset."""
+    if value is None or isinstance(value, (list, tuple)):
+        return value
+    return [value]
+
+
+def _statistic_name(name: str) -> str:
+    from lensing_ssc.analysis.settings import StatisticsSettings
+
+    StatisticsSettings.quick(statistics=(name,))  # raises AnalysisError with "did you mean"
+    return name
+
+
+def _n_gal(value: float) -> float:
+    from lensing_ssc.analysis.noise import check_n_gal
+
+    return check_n_gal(value)
+
+
+def _smoothing(value: float) -> float:
+    from lensing_ssc.analysis.smoothing import check_smoothing
+
+    return check_smoothing(value)
+
+
+StatisticName = Annotated[str, AfterValidator(_statistic_name)]
+GalaxyDensity = Annotated[float, AfterValidator(_n_gal)]
+SmoothingScale = Annotated[float, AfterValidator(_smoothing)]
+
+
+class StatisticsSection(Section):
+    """Which statistics to compute, at which noise levels and smoothing scales.
+
+    Unset fields (``None``) take the value of ``preset``: ``"quick"`` is
+    :meth:`StatisticsSettings.quick` (n_gal ∈ {0, 30}, σ_s ∈ {2′, 5′}), ``"full"`` the
+    LSST-like defaults of :class:`StatisticsSettings` (n_gal ∈ {0, 7, 15, 30, 50},
+    σ_s ∈ {2′, 5′, 8′, 10′}); ``"auto"`` is quick for synthetic input, full otherwise.
+    ``names`` lists the statistics (default: all of them).
+    """
+
+    preset: Literal["auto", "quick", "full"] = "auto"
+    names: Annotated[list[StatisticName] | None, BeforeValidator(_as_list)] = None
+    n_gal: Annotated[list[GalaxyDensity] | None, BeforeValidator(_as_list)] = None
+    smoothing_arcmin: Annotated[list[SmoothingScale] | None, BeforeValidator(_as_list)] = None
+    epsilon: float | None = Field(default=None, gt=0)
+    ell_min: float | None = Field(default=None, gt=0)
+    ell_max: float | None = Field(default=None, gt=0)
+    n_ell_bins: int | None = Field(default=None, ge=1)
+    n_bispectrum_bins: int | None = Field(default=None, ge=1)
+    isosceles_ratio: float | None = Field(default=None, gt=0, lt=2)
+    nu_min: float | None = None
+    nu_max: float | None = None
+    n_nu_bins: int | None = Field(default=None, ge=1)
+    nu_reference: Literal["noise", "map"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StatisticsSection:
+        # Cross-field rules (ell_min < ell_max, duplicates, ...); "auto" is checked by the
+        # pipeline section, which knows the input.
+        if self.preset != "auto":
+            self.settings(preset=self.preset)
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields set here, named as :class:`StatisticsSettings` names them."""
+        values = self.model_dump(exclude={"preset", "names"}, exclude_none=True)
+        if self.names is not None:
+            values["statistics"] = tuple(self.names)
+        return values
+
+    def settings(self, *, preset: Literal["quick", "full"]) -> StatisticsSettings:
+        """Build the :class:`StatisticsSettings`, with ``preset`` filling unset fields."""
+        from lensing_ssc.analysis.settings import StatisticsSettings
+
+        if preset == "quick":
+            return StatisticsSettings.quick(**self.overrides())
+        return StatisticsSettings.from_mapping(self.overrides())
+
+
+class CosmologySection(Section):
+    """Parameters of the analytic convergence power spectrum (flat ΛCDM, halofit)."""
+
+    omega_m: float = Field(default=0.3, gt=0, lt=1)
+    omega_b: float = Field(default=0.05, gt=0, lt=1)
+    h: float = Field(default=0.7, gt=0)
+    n_s: float = Field(default=0.96, gt=0)
+    sigma8: float = Field(default=0.8, gt=0)
+    z_source: float = Field(default=1.0, ge=0.01, le=10)
+    nonlinear: bool = True
+
+
+class SyntheticSection(Section):
+    """The built-in synthetic input: the two patch sets of a super-sample covariance study.
+
+    ``n_large_fields`` periodic fields of ``patches_per_side × patch_pixels`` pixels are each
+    cut into ``patches_per_side²`` sub-patches; with ``periodic`` as many independent
+    periodic fields of the patch's own size are drawn for comparison. ``spectrum_table``
+    (two columns, ℓ and C(ℓ), e.g. from CAMB) replaces the analytic ``cosmology`` model;
+    ``shift`` is the lognormal shift λ (default: the model's empty-beam convergence).
+    """
+
+    kind: Literal["lognormal", "gaussian"] = "lognormal"
+    patch_pixels: int = Field(default=128, ge=8)
+    pixel_size_arcmin: float = Field(default=2.0, gt=0)
+    patches_per_side: int = Field(default=4, ge=1)
+    n_large_fields: int = Field(default=32, ge=1)
+    periodic: bool = True
+    shift: float | None = Field(default=None, gt=0)
+    spectrum_table: Path | None = None
+    cosmology: CosmologySection = Field(default_factory=CosmologySection)
+
+    @model_validator(mode="after")
+    def _field_fits(self) -> SyntheticSection:
+        side = self.patch_pixels * self.patches_per_side
+        if side > MAX_FIELD_PIXELS:
+            raise ValueError(
+                f"the large fields would be {side}² pixels ({side**2 * 8 / 2**30:.1f} GiB "
+                f"each), above {MAX_FIELD_PIXELS}²: lower patch_pixels or patches_per_side"
+            )
+        return self
+
+
+class HealpixInputSection(Section):
+    """HEALPix κ maps (FITS) cut into non-overlapping gnomonic patches on a Fibonacci grid.
+
+    ``maps`` are file paths or glob patterns (read in RING order whatever their ordering);
+    ``n_points`` sizes the Fibonacci grid (default: the size keeping the most patches);
+    ``field`` is the FITS column read.
+    """
+
+    maps: list[str] = Field(default_factory=list)
+    patch_size_deg: float = 10.0
+    patch_pixels: int = Field(default=256, ge=8)
+    n_points: int | None = Field(default=None, ge=1)
+    interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    field: int = Field(default=0, ge=0)
+
+    @field_validator("patch_size_deg")
+    @classmethod
+    def _fits_on_the_sphere(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0.0 < value < 180.0):
+            raise ValueError(
+                f"patch_size_deg={value:g} is larger than the sphere allows for a gnomonic "
+                "patch (or not positive): use 0 < patch_size_deg < 180, typically 5 to 10"
+            )
+        return value
+
+
+class PatchFilesSection(Section):
+    """Flat square patches given as ``.npy`` or ``.fits`` files (paths or glob patterns)."""
+
+    files: list[str] = Field(default_factory=list)
+    pixel_size_arcmin: float = Field(default=1.0, gt=0)
+
+
+ExecutorName = Literal["serial", "threads", "processes", "dask"]
+
+
+class PipelineSection(Section):
+    """What ``lensing-ssc run`` computes, from which input, on which executor.
+
+    Args:
+        input: ``"synthetic"`` (built-in, the default), ``"healpix"`` or ``"patches"``.
+        seed: Seeds every synthetic field and every noise map (per map and patch), so a run
+            gives the same numbers on any executor, interrupted or not.
+        statistics: What to compute (:class:`StatisticsSection`).
+        synthetic, healpix, patches: Settings of each input.
+        executor: Where tasks run; ``workers`` how many at once (default: usable CPUs).
+        retries: Extra attempts for a failing map or patch before it is recorded as failed.
+        results_format: ``"auto"`` (HDF5 when h5py is installed, else NPZ), ``"hdf5"``, ``"npz"``.
+        figures: Draw PNG figures (needs matplotlib).
+
+    Example:
+        >>> section = PipelineSection(statistics={"n_gal": [0, 30], "names": ["cl", "peaks"]})
+        >>> section.statistics_settings().statistics
+        ('cl', 'peaks')
+    """
+
+    input: Literal["synthetic", "healpix", "patches"] = "synthetic"
+    seed: int = Field(default=42, ge=0)
+    statistics: StatisticsSection = Field(default_factory=StatisticsSection)
+    synthetic: SyntheticSection = Field(default_factory=SyntheticSection)
+    healpix: HealpixInputSection = Field(default_factory=HealpixInputSection)
+    patches: PatchFilesSection = Field(default_factory=PatchFilesSection)
+    executor: ExecutorName = "processes"
+    workers: int | None = Field(default=None, ge=1)
+    retries: int = Field(default=1, ge=0)
+    results_format: Literal["auto", "hdf5", "npz"] = "auto"
+    figures: bool = True
+
+    @model_validator(mode="after")
+    def _input_given(self) -> PipelineSection:
+        if self.input == "healpix" and not self.healpix.maps:
+            raise ValueError("input is 'healpix' but healpix.maps lists no file")
+        if self.input == "patches" and not self.patches.files:
+            raise ValueError("input is 'patches' but patches.files lists no file")
+        self.statistics_settings()
+        return self
+
+    def statistics_settings(self) -> StatisticsSettings:
+        """The :class:`StatisticsSettings` of this run (``preset: auto`` resolved by input)."""
+        preset = self.statistics.preset
+        if preset == "auto":
+            preset = "quick" if self.input == "synthetic" else "full"
+        return self.statistics.settings(preset=preset)
