@@ -1,0 +1,335 @@
+"""Where the patches of a run come from: one recipe per map, and the list of maps of a run.
+
+A *map* is the unit the pipeline loads, caches and can lose: a synthetic field cut into
+sub-patches, a batch of independent periodic fields, a HEALPix map cut into gnomonic
+patches, or one flat patch file. Each recipe (:class:`SyntheticMap`, :class:`HealpixMap`,
+:class:`PatchFile`) is a small frozen value that pickles to workers, names its cache
+entry (:meth:`cache_key`) and loads its patches as one ``(k, n, n)`` array. Synthetic maps
+are seeded per map, so any process draws the same field. :func:`plan_maps` turns the
+``pipeline`` config section into the run's :class:`MapTask` list. Running tasks is in
+:mod:`._tasks`; the science in :mod:`lensing_ssc.analysis`.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensing_ssc.analysis import (
+    HalofitConvergenceSpectrum,
+    TabulatedSpectrum,
+    cut_healpix_patches,
+    cut_subpatches,
+    gaussian_field,
+    load_flat_patch,
+    lognormal_field,
+    patch_centers,
+)
+from lensing_ssc.analysis.spectra import ConvergenceSpectrum
+from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
+from lensing_ssc.core.config import PipelineSection
+
+try:
+    import healpy
+except ImportError:  # pragma: no cover - exercised only without the extra
+    healpy = None
+
+__all__ = [
+    "SET_DESCRIPTIONS",
+    "HealpixMap",
+    "MapSource",
+    "MapTask",
+    "PatchFile",
+    "SyntheticMap",
+    "plan_maps",
+]
+
+SET_CODES = {"subpatches": 0, "periodic": 1, "healpix": 2, "patches": 3}
+"""Stable number of each patch set, part of every seed (never reorder)."""
+
+SET_DESCRIPTIONS = {
+    "subpatches": "sub-patches cut from large periodic fields (super-sample modes present)",
+    "periodic": "independent periodic fields of the patch size (no super-sample modes)",
+    "healpix": "gnomonic patches of HEALPix maps",
+    "patches": "flat patches read from files",
+}
+
+_FLOAT_BYTES = 8
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(size, mtime in ns) of an input file: a changed file gets a new cache key."""
+    try:
+        info = Path(path).stat()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read input file {path!r}: {exc.strerror or exc}",
+            value=path,
+            hint="check the path in the pipeline section of the config",
+        ) from exc
+    return info.st_size, info.st_mtime_ns
+
+
+@lru_cache(maxsize=8)
+def _spectrum(cosmology: tuple[tuple[str, Any], ...], table: str | None) -> ConvergenceSpectrum:
+    if table is None:
+        return HalofitConvergenceSpectrum(**dict(cosmology))
+    try:
+        data = np.loadtxt(table, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise AnalysisError(
+            f"cannot read the spectrum table {table!r}: {exc}",
+            value=table,
+            hint="give a text file with two columns, ℓ and C(ℓ)",
+        ) from exc
+    if data.shape[1] < 2:
+        raise AnalysisError(
+            f"the spectrum table {table!r} has {data.shape[1]} column(s), not 2",
+            value=table,
+            hint="give a text file with two columns, ℓ and C(ℓ)",
+        )
+    return TabulatedSpectrum(data[:, 0], data[:, 1])
+
+
+@dataclass(frozen=True)
+class SyntheticMap:
+    """A seeded synthetic map: one large field cut into tiles, or a batch of periodic fields.
+
+    Attributes:
+        kind: ``"lognormal"`` or ``"gaussian"``.
+        patch_pixels: Side of each patch.
+        per_side: The large field is ``per_side × patch_pixels`` wide (``per_side²`` tiles);
+            periodic maps draw ``per_side²`` independent fields instead.
+        periodic: Draw independent fields of the patch's size rather than cut a large one.
+        pixel_size_arcmin: Pixel side.
+        seed: Entropy of the field's generator.
+        cosmology: Parameters of :class:`HalofitConvergenceSpectrum`, as sorted pairs.
+        shift: Lognormal shift λ; ``None``: the model's empty-beam convergence.
+        spectrum_table: Two-column text file replacing the analytic model.
+        table_stamp: Size and modification time of that file.
+    """
+
+    kind: str
+    patch_pixels: int
+    per_side: int
+    periodic: bool
+    pixel_size_arcmin: float
+    seed: tuple[int, ...]
+    cosmology: tuple[tuple[str, Any], ...]
+    shift: float | None
+    spectrum_table: str | None
+    table_stamp: tuple[int, int] | None
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """A key made of plain values, equal exactly when the patches are equal."""
+        return ("synthetic", *_plain(self))
+
+    def estimated_bytes(self) -> int:
+        """Peak bytes while drawing: the field, its transform and the patches."""
+        side = self.patch_pixels * (1 if self.periodic else self.per_side)
+        count = self.per_side**2 if self.periodic else 1
+        return 5 * count * side * side * _FLOAT_BYTES
+
+    def load(self) -> np.ndarray:
+        spectrum = _spectrum(self.cosmology, self.spectrum_table)
+        rng = np.random.default_rng(self.seed)
+        size = self.patch_pixels if self.periodic else self.patch_pixels * self.per_side
+        count = self.per_side**2 if self.periodic else None
+        if self.kind == "lognormal":
+            shift = self.shift
+            if shift is None:
+                model = HalofitConvergenceSpectrum(**dict(self.cosmology))
+                shift = -model.minimum_convergence()
+            fields = lognormal_field(
+                size, self.pixel_size_arcmin, spectrum, rng, shift=shift, n_fields=count
+            )
+        else:
+            fields = gaussian_field(size, self.pixel_size_arcmin, spectrum, rng, n_fields=count)
+        if self.periodic:
+            return np.asarray(fields)
+        return cut_subpatches(fields, self.patch_pixels)
+
+
+@dataclass(frozen=True)
+class HealpixMap:
+    """One HEALPix κ map (FITS), cut into non-overlapping gnomonic patches."""
+
+    path: str
+    stamp: tuple[int, int]
+    field: int
+    patch_size_deg: float
+    patch_pixels: int
+    n_points: int | None
+    interpolation: str
+
+    @property
+    def pixel_size_arcmin(self) -> float:
+        """Flat-sky pixel side at the patch centres, 2 tan(s/2)/n."""
+        return (
+            2.0
+            * math.tan(math.radians(self.patch_size_deg) / 2.0)
+            / self.patch_pixels
+            * (180.0 * 60.0 / math.pi)
+        )
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return ("healpix", *_plain(self))
+
+    def estimated_bytes(self) -> int:
+        """The map read as float64 (at most 4 × a float32 file) plus twice its patches."""
+        lon, _ = patch_centers(self.patch_size_deg, self.n_points)
+        patches = lon.size * self.patch_pixels**2 * _FLOAT_BYTES
+        return 4 * self.stamp[0] + 2 * patches
+
+    def load(self) -> np.ndarray:
+        if healpy is None:
+            raise ModuleNotFoundError(
+                'reading HEALPix maps needs healpy: pip install "lensing-ssc[healpix]"'
+            )
+        try:
+            sky = healpy.read_map(self.path, field=self.field, dtype=np.float64)
+        except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+            raise AnalysisError(
+                f"cannot read HEALPix map {self.path!r}: {exc}",
+                value=self.path,
+                hint="give a FITS file written by healpy.write_map (field = column number)",
+            ) from exc
+        centers = None
+        if self.n_points is not None:
+            centers = patch_centers(self.patch_size_deg, self.n_points)
+        cut = cut_healpix_patches(
+            sky,
+            self.patch_size_deg,
+            self.patch_pixels,
+            centers=centers,
+            interpolation="nearest" if self.interpolation == "nearest" else "bilinear",
+        )
+        return cut.patches
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    """One flat square patch in a ``.npy`` or ``.fits`` file."""
+
+    path: str
+    stamp: tuple[int, int]
+    pixel_size_arcmin: float
+
+    def cache_key(self) -> tuple[Any, ...]:
+        return ("file", *_plain(self))
+
+    def estimated_bytes(self) -> int:
+        return 3 * self.stamp[0]
+
+    def load(self) -> np.ndarray:
+        return load_flat_patch(self.path)[None]
+
+
+MapSource = SyntheticMap | HealpixMap | PatchFile
+
+
+def _plain(source: Any) -> tuple[Any, ...]:
+    return tuple(getattr(source, name) for name in source.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class MapTask:
+    """One map of a run: which set it belongs to, its position there, and its recipe.
+
+    ``map_id`` (``"subpatches/map-0003"``) names it in keys, logs and the results file.
+    """
+
+    set_name: str
+    index: int
+    source: MapSource
+
+    @property
+    def map_id(self) -> str:
+        return f"{self.set_name}/map-{self.index:04d}"
+
+    @property
+    def label(self) -> str:
+        """What a person recognises the map by: its file, or its id."""
+        if isinstance(self.source, (HealpixMap, PatchFile)):
+            return self.source.path
+        return self.map_id
+
+    def noise_seed(self, seed: int, patch_index: int) -> list[int]:
+        """Entropy of the shape noise of one patch (distinct from every field's)."""
+        return [seed, SET_CODES[self.set_name], self.index, 1, patch_index]
+
+
+def _expand(patterns: list[str], what: str) -> list[str]:
+    paths: list[str] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise ConfigError(
+                    f"no file matches {pattern!r}",
+                    value=pattern,
+                    hint=f"check the pattern in pipeline.{what}",
+                    field=f"pipeline.{what}",
+                )
+            paths.extend(matches)
+        else:
+            paths.append(pattern)
+    return paths
+
+
+def plan_maps(section: PipelineSection) -> list[MapTask]:
+    """Return the maps of a run, in a stable order (sub-patches first, then periodic)."""
+    if section.input == "healpix":
+        hp = section.healpix
+        return [
+            MapTask(
+                "healpix",
+                i,
+                HealpixMap(
+                    path=path,
+                    stamp=_stamp(path),
+                    field=hp.field,
+                    patch_size_deg=hp.patch_size_deg,
+                    patch_pixels=hp.patch_pixels,
+                    n_points=hp.n_points,
+                    interpolation=hp.interpolation,
+                ),
+            )
+            for i, path in enumerate(_expand(hp.maps, "healpix.maps"))
+        ]
+    if section.input == "patches":
+        files = section.patches
+        return [
+            MapTask("patches", i, PatchFile(path, _stamp(path), files.pixel_size_arcmin))
+            for i, path in enumerate(_expand(files.files, "patches.files"))
+        ]
+    syn = section.synthetic
+    table = None if syn.spectrum_table is None else str(syn.spectrum_table)
+    cosmology = tuple(sorted(syn.cosmology.model_dump().items()))
+    sets = ["subpatches", "periodic"] if syn.periodic else ["subpatches"]
+    return [
+        MapTask(
+            name,
+            i,
+            SyntheticMap(
+                kind=syn.kind,
+                patch_pixels=syn.patch_pixels,
+                per_side=syn.patches_per_side,
+                periodic=name == "periodic",
+                pixel_size_arcmin=syn.pixel_size_arcmin,
+                seed=(section.seed, SET_CODES[name], i, 0),
+                cosmology=cosmology,
+                shift=syn.shift,
+                spectrum_table=table,
+                table_stamp=None if table is None else _stamp(table),
+            ),
+        )
+        for name in sets
+        for i in range(syn.n_large_fields)
+    ]

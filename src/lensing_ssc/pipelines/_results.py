@@ -1,0 +1,268 @@
+"""Merging per-patch statistics into ensemble summaries, and the run's results file.
+
+:func:`merge_patch_results` stacks the statistics of every patch of each set and summarises
+them (mean, standard deviation, covariance, correlation; see
+:mod:`lensing_ssc.analysis.covariance`), and, when the run has both SSC sets, divides their
+covariances. :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ —
+holding every summary, the per-patch samples, the bin edges, the failures, the configuration
+and the package version; :func:`read_results` reads either back into a flat dict. The layout:
+
+    sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
+    ssc/<statistic key>/{covariance_ratio,variance_ratio}
+    binning/{ell_edges,bispectrum_edges,nu_edges,nu_centers}
+    meta/{lensing_ssc_version,config,settings,failures,sets}   (JSON text)
+
+Statistic keys are those of :func:`lensing_ssc.analysis.statistic_key`
+(``peaks/ngal=30/smoothing=2``). The text summary and figures are in :mod:`._summary` and
+:mod:`._figures`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensing_ssc._version import __version__
+from lensing_ssc.analysis import (
+    EnsembleSummary,
+    StatisticsSettings,
+    covariance_ratio,
+    stack_patch_statistics,
+    summarize_statistics,
+)
+from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.core.io import atomic_write
+
+try:
+    import h5py
+except ImportError:  # pragma: no cover - exercised only without the extra
+    h5py = None
+
+__all__ = [
+    "FailureRecord",
+    "MergedResults",
+    "SetSummary",
+    "merge_patch_results",
+    "read_results",
+    "results_format",
+    "write_results",
+]
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A map or patch that failed after its retries (the run went on without it)."""
+
+    stage: str
+    key: str
+    error_type: str
+    message: str
+
+    def get_status(self) -> dict[str, str]:
+        return {
+            "stage": self.stage,
+            "key": self.key,
+            "error_type": self.error_type,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SetSummary:
+    """One patch set summarised: its samples ``(R, F)`` and ensemble summaries per key."""
+
+    name: str
+    description: str
+    n_maps: int
+    pixel_size_arcmin: float
+    patch_pixels: int
+    samples: dict[str, np.ndarray]
+    summaries: dict[str, EnsembleSummary]
+
+    @property
+    def n_patches(self) -> int:
+        return next(iter(self.samples.values())).shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class MergedResults:
+    """Everything the results file holds."""
+
+    settings: StatisticsSettings
+    sets: dict[str, SetSummary]
+    ssc_ratio: dict[str, np.ndarray]
+    failures: tuple[FailureRecord, ...]
+    config: dict[str, Any]
+
+    @property
+    def main_set(self) -> SetSummary:
+        """The set the figures show first (sub-patches when present)."""
+        return next(iter(self.sets.values()))
+
+
+def merge_patch_results(
+    grouped: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
+    *,
+    info: Mapping[str, tuple[str, int, float, int]],
+    settings: StatisticsSettings,
+    failures: Sequence[FailureRecord],
+    config: dict[str, Any],
+) -> MergedResults:
+    """Summarise each set's patch results, and the SSC ratio when both SSC sets are there.
+
+    Args:
+        grouped: Per set, the statistics of its patches in a stable order.
+        info: Per set, ``(description, n_maps, pixel_size_arcmin, patch_pixels)``.
+        settings: The statistics settings of the run.
+        failures: Maps and patches that failed.
+        config: The run's configuration (JSON-ready).
+
+    Raises:
+        AnalysisError: no set has the two patches a covariance needs.
+    """
+    sets: dict[str, SetSummary] = {}
+    notes = list(failures)
+    for name, rows in grouped.items():
+        if len(rows) < 2:
+            notes.append(
+                FailureRecord(
+                    "merge",
+                    name,
+                    "AnalysisError",
+                    f"set {name!r} has {len(rows)} measured patch(es); 2 are needed",
+                )
+            )
+            continue
+        stacked = stack_patch_statistics(list(rows))
+        description, n_maps, pixel, pixels = info[name]
+        sets[name] = SetSummary(
+            name=name,
+            description=description,
+            n_maps=n_maps,
+            pixel_size_arcmin=pixel,
+            patch_pixels=pixels,
+            samples=stacked,
+            summaries=summarize_statistics(stacked),
+        )
+    if not sets:
+        raise AnalysisError(
+            "no patch set has the 2 measured patches a covariance needs",
+            value={name: len(rows) for name, rows in grouped.items()},
+            hint="see the failures listed above; fix the inputs and rerun",
+        )
+    ratio: dict[str, np.ndarray] = {}
+    if "subpatches" in sets and "periodic" in sets:
+        sub, per = sets["subpatches"].summaries, sets["periodic"].summaries
+        ratio = {key: covariance_ratio(sub[key], per[key]) for key in sub}
+    return MergedResults(settings, sets, ratio, tuple(notes), config)
+
+
+def results_format(requested: str) -> str:
+    """``"hdf5"`` or ``"npz"`` for a ``results_format`` setting (``"auto"`` picks by h5py)."""
+    if requested == "hdf5" and h5py is None:
+        raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
+    if requested == "auto":
+        return "npz" if h5py is None else "hdf5"
+    return requested
+
+
+def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    settings = merged.settings
+    arrays["binning/ell_edges"] = settings.ell_edges
+    arrays["binning/bispectrum_edges"] = settings.bispectrum_edges
+    arrays["binning/nu_edges"] = settings.nu_edges
+    arrays["binning/nu_centers"] = settings.nu_centers
+    for name, summary in merged.sets.items():
+        for key, ensemble in summary.summaries.items():
+            base = f"sets/{name}/{key}"
+            arrays[f"{base}/mean"] = ensemble.mean
+            arrays[f"{base}/std"] = ensemble.std
+            arrays[f"{base}/covariance"] = ensemble.covariance
+            arrays[f"{base}/correlation"] = ensemble.correlation
+            arrays[f"{base}/samples"] = summary.samples[key]
+    for key, matrix in merged.ssc_ratio.items():
+        arrays[f"ssc/{key}/covariance_ratio"] = matrix
+        arrays[f"ssc/{key}/variance_ratio"] = np.diag(matrix).copy()
+    return arrays
+
+
+def _metadata(merged: MergedResults) -> dict[str, str]:
+    sets = {
+        name: {
+            "description": s.description,
+            "n_maps": s.n_maps,
+            "n_patches": s.n_patches,
+            "pixel_size_arcmin": s.pixel_size_arcmin,
+            "patch_pixels": s.patch_pixels,
+        }
+        for name, s in merged.sets.items()
+    }
+    return {
+        "lensing_ssc_version": __version__,
+        "config": json.dumps(merged.config, sort_keys=True),
+        "settings": json.dumps(merged.settings.get_status(), sort_keys=True),
+        "failures": json.dumps([f.get_status() for f in merged.failures]),
+        "sets": json.dumps(sets, sort_keys=True),
+    }
+
+
+def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
+    """Write the results file atomically (a reader never sees half of it); return its path."""
+    arrays = _flatten(merged)
+    meta = _metadata(merged)
+    buffer = io.BytesIO()
+    if fmt == "hdf5":
+        if h5py is None:  # pragma: no cover - results_format() refuses this first
+            raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
+        with h5py.File(buffer, "w", libver="earliest", track_order=True) as handle:
+            for key, value in arrays.items():
+                handle.create_dataset(key, data=value, track_times=False)
+            group = handle.create_group("meta", track_order=True)
+            for key, text in meta.items():
+                group.attrs[key] = text
+    else:
+        payload = dict(arrays)
+        payload.update({f"meta/{key}": np.array(text) for key, text in meta.items()})
+        np.savez_compressed(buffer, **payload)  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file (HDF5 or NPZ) into ``{dataset path: array}`` plus ``meta/...`` values.
+
+    ``meta/config``, ``meta/settings``, ``meta/failures`` and ``meta/sets`` are decoded from
+    JSON; ``meta/lensing_ssc_version`` is a string.
+
+    Example:
+        >>> results = read_results("runs/default/results/patch_statistics.h5")  # doctest: +SKIP
+        >>> results["ssc/cl/ngal=0/variance_ratio"]  # doctest: +SKIP
+    """
+    file = Path(path)
+    out: dict[str, Any] = {}
+    if file.suffix == ".npz":
+        with np.load(file, allow_pickle=False) as data:
+            for key in data.files:
+                out[key] = data[key] if not key.startswith("meta/") else str(data[key])
+    else:
+        if h5py is None:
+            raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
+        with h5py.File(file, "r") as handle:
+            handle.visititems(
+                lambda name, node: (
+                    out.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
+                )
+            )
+            for key, text in handle["meta"].attrs.items():
+                out[f"meta/{key}"] = text if isinstance(text, str) else text.decode()
+    for key in ("config", "settings", "failures", "sets"):
+        out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
+    return out

@@ -1,0 +1,207 @@
+"""The pipeline's two runner tasks: make a map's patches, and measure one patch.
+
+:class:`MapWorker` runs once per map (stage ``maps``): it makes the map's patches through
+:class:`MapStore`, which memoizes them in the run's
+:class:`~lensing_ssc.processing.managers.CacheManager`, and returns a small
+:class:`MapSummary` for the journal. :class:`PatchWorker` runs once per patch (stage
+``patches``): it takes the patches from the store — a cache hit, in any process sharing the
+run's cache directory, or recomputed from the seeded recipe if evicted — adds seeded shape
+noise and returns :func:`~lensing_ssc.analysis.compute_patch_statistics`. Both log with the
+map, patch and step as context.
+
+Workers travel to other processes by pickle; the live cache stays behind, and each process
+opens the run's cache once (:func:`_process_cache`). Recipes are in :mod:`._inputs`; the
+orchestration in :mod:`.patch_statistics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing.util
+import os
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
+from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.pipelines._inputs import MapSource, MapTask
+from lensing_ssc.processing.managers import CacheManager
+from lensing_ssc.processing.managers.log_manager import log_context
+
+__all__ = ["MAP_TAG", "MapStore", "MapSummary", "MapWorker", "PatchTask", "PatchWorker"]
+
+MAP_TAG = "pipeline-maps"
+"""Tag of every cached map (``lensing-ssc cache invalidate RUN_DIR --tag pipeline-maps``)."""
+
+_log = logging.getLogger("lensing_ssc.pipelines")
+
+# One cache per (process, run configuration), opened on first use in worker processes.
+_PROCESS_CACHES: dict[tuple[int, str], CacheManager] = {}
+
+
+def _process_cache(config_json: str) -> CacheManager:
+    key = (os.getpid(), config_json)
+    cache = _PROCESS_CACHES.get(key)
+    if cache is None:
+        cache = CacheManager(config=ProcessingConfig.model_validate_json(config_json))
+        _PROCESS_CACHES[key] = cache
+        # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
+        multiprocessing.util.Finalize(None, cache.close, exitpriority=10)
+    return cache
+
+
+def _map_key(source: MapSource) -> Hashable:
+    return source.cache_key()
+
+
+def _make_patches(source: MapSource) -> np.ndarray:
+    patches = np.ascontiguousarray(source.load(), dtype=np.float64)
+    patches.setflags(write=False)  # cached values are shared: nobody may change them
+    return patches
+
+
+class MapStore:
+    """The patches of each map, made once and shared through the run's cache.
+
+    Args:
+        config: The run's configuration (workers reopen its cache from it).
+        cache: The run's open cache in this process (``ManagerContext.cache``).
+    """
+
+    def __init__(self, config: ProcessingConfig, cache: CacheManager | None = None) -> None:
+        self._config_json = config.model_dump_json(include={"run_dir", "cache"})
+        self._cache = cache
+        self._load: Callable[[MapSource], np.ndarray] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config_json": self._config_json}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._config_json = state["config_json"]
+        self._cache = None
+        self._load = None
+
+    def cache(self) -> CacheManager:
+        """The cache this process uses for the run."""
+        if self._cache is None:
+            self._cache = _process_cache(self._config_json)
+        return self._cache
+
+    def patches(self, task: MapTask) -> tuple[np.ndarray, bool]:
+        """Return ``(patches, from_cache)`` for one map: a read-only ``(k, n, n)`` array."""
+        cache = self.cache()
+        load = self._load
+        if load is None:
+            load = self._load = cache.memoize(key=_map_key, tags=[MAP_TAG])(_make_patches)
+        hit = load.cache_key(task.source) in cache  # type: ignore[attr-defined]
+        return load(task.source), hit
+
+
+@dataclass(frozen=True)
+class MapSummary:
+    """What the journal keeps of a made map: enough to plan its patch tasks.
+
+    Attributes:
+        map_id: The map's id.
+        n_patches: Patches it holds.
+        patch_pixels: Side of each patch.
+        pixel_size_arcmin: Pixel side.
+        from_cache: Whether its patches were already cached.
+    """
+
+    map_id: str
+    n_patches: int
+    patch_pixels: int
+    pixel_size_arcmin: float
+    from_cache: bool
+
+
+class MapWorker:
+    """Stage ``maps``: make (or find) the patches of one map."""
+
+    def __init__(self, store: MapStore) -> None:
+        self.store = store
+
+    def __call__(self, task: MapTask) -> MapSummary:
+        with log_context(map=task.map_id, step="load"):
+            started = time.perf_counter()
+            try:
+                patches, hit = self.store.patches(task)
+            except Exception as exc:
+                _log.warning("map %s failed: %s", task.label, exc)
+                raise
+            how = "from the cache" if hit else f"made in {time.perf_counter() - started:.2f} s"
+            _log.info(
+                "map %s: %d patches of %d² pixels (%s)",
+                task.label,
+                patches.shape[0],
+                patches.shape[1],
+                how,
+            )
+        return MapSummary(
+            map_id=task.map_id,
+            n_patches=int(patches.shape[0]),
+            patch_pixels=int(patches.shape[1]),
+            pixel_size_arcmin=float(task.source.pixel_size_arcmin),
+            from_cache=hit,
+        )
+
+
+@dataclass(frozen=True)
+class PatchTask:
+    """One patch of one map: the unit of the ``patches`` stage."""
+
+    map: MapTask
+    patch_index: int
+
+    @property
+    def key(self) -> str:
+        """``"subpatches/map-0003/patch-0012"``: the task's journal key."""
+        return f"{self.map.map_id}/patch-{self.patch_index:04d}"
+
+
+class PatchWorker:
+    """Stage ``patches``: every statistic of one patch, with seeded shape noise.
+
+    Args:
+        store: Where the map's patches come from.
+        settings: What to compute.
+        seed: The run's seed (the noise of each patch is seeded by it, the map and the patch).
+    """
+
+    def __init__(self, store: MapStore, settings: StatisticsSettings, seed: int) -> None:
+        self.store = store
+        self.settings = settings
+        self.seed = seed
+
+    def __call__(self, task: PatchTask) -> dict[str, np.ndarray]:
+        with log_context(map=task.map.map_id, patch=task.patch_index):
+            with log_context(step="load"):
+                patches, _ = self.store.patches(task.map)
+                if not 0 <= task.patch_index < patches.shape[0]:
+                    raise AnalysisError(
+                        f"map {task.map.label} has {patches.shape[0]} patches, no patch "
+                        f"{task.patch_index}",
+                        value=task.patch_index,
+                        hint="the map changed since the run was planned: rerun with --fresh",
+                    )
+            with log_context(step="statistics"):
+                started = time.perf_counter()
+                rng = np.random.default_rng(task.map.noise_seed(self.seed, task.patch_index))
+                try:
+                    stats = compute_patch_statistics(
+                        patches[task.patch_index],
+                        task.map.source.pixel_size_arcmin,
+                        self.settings,
+                        rng,
+                    )
+                except Exception as exc:
+                    _log.warning("patch %s failed: %s", task.key, exc)
+                    raise
+                _log.debug("patch %s measured in %.3f s", task.key, time.perf_counter() - started)
+        return stats

@@ -1,0 +1,370 @@
+"""The main job: patch statistics of convergence maps, resumable, cached, parallel.
+
+:func:`run_patch_statistics` runs three stages under a
+:class:`~lensing_ssc.processing.managers.ManagerContext`:
+
+1. ``maps`` — one runner task per map (:class:`._tasks.MapWorker`): make its patches (draw a
+   seeded synthetic field and cut it, cut a HEALPix map, read a patch file) and memoize them
+   in the run's cache, shared by every worker process;
+2. ``patches`` — one runner task per patch (:class:`._tasks.PatchWorker`): seeded shape noise,
+   smoothing and every statistic of the run's :class:`~lensing_ssc.analysis.StatisticsSettings`;
+3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; the SSC
+   covariance ratio when both SSC sets are there; the results file, figures and summary.
+
+Each task's result is journalled under ``RUN_DIR/tasks/``, so a run killed at any moment
+continues where it stopped when started again, and gives the same results file as an
+uninterrupted run (every random number is seeded by the run's seed, the map and the patch).
+A map or patch that fails after its retries is recorded and the run goes on without it.
+``RUN_DIR/pipeline.json`` fingerprints what the results depend on; resuming a run directory
+with other inputs or settings is refused rather than mixed. The command line is
+``lensing-ssc run`` (:mod:`lensing_ssc.cli._run`); ``docs/pipeline.md`` is the guide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensing_ssc._version import __version__
+from lensing_ssc.analysis import compute_patch_statistics
+from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
+from lensing_ssc.core.config import PipelineSection, ProcessingConfig
+from lensing_ssc.core.io import atomic_write, hash_bytes
+from lensing_ssc.pipelines._figures import draw_figures
+from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps
+from lensing_ssc.pipelines._results import (
+    FailureRecord,
+    MergedResults,
+    merge_patch_results,
+    results_format,
+    write_results,
+)
+from lensing_ssc.pipelines._summary import ssc_headline, summary_text
+from lensing_ssc.pipelines._tasks import MapStore, MapSummary, MapWorker, PatchTask, PatchWorker
+from lensing_ssc.processing.managers import ManagerContext
+from lensing_ssc.processing.managers.log_manager import log_context
+from lensing_ssc.processing.runner import MapResult
+
+__all__ = ["PipelineRun", "run_patch_statistics"]
+
+_log = logging.getLogger("lensing_ssc.pipelines")
+
+STAGES = ("maps", "patches", "merge")
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineRun:
+    """What a finished run produced, and where.
+
+    Attributes:
+        run_dir: The run directory.
+        results_file: The HDF5 or NPZ results file.
+        summary_file: The text summary.
+        figures: PNG figures (empty without matplotlib or with ``figures: false``).
+        log_file: The run's log.
+        n_maps: Maps made (failed ones excluded).
+        n_patches: Patches measured (failed ones excluded).
+        failures: Maps and patches that failed after their retries.
+        maps_from_cache: Maps whose patches were already in the cache.
+        resumed: Tasks whose results came from an earlier, interrupted run.
+        elapsed: Seconds the run took.
+        results: The merged numbers (what the results file holds).
+    """
+
+    run_dir: Path
+    results_file: Path
+    summary_file: Path
+    figures: tuple[Path, ...]
+    log_file: Path
+    n_maps: int
+    n_patches: int
+    failures: tuple[FailureRecord, ...]
+    maps_from_cache: int
+    resumed: int
+    elapsed: float
+    results: MergedResults
+
+    @property
+    def ssc_headline(self) -> str | None:
+        """One line with the SSC variance ratio of the power spectrum, when there is one."""
+        return ssc_headline(self.results)
+
+    def get_status(self) -> dict[str, Any]:
+        """JSON-ready view (without the numbers; read those from ``results_file``)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "results_file": str(self.results_file),
+            "summary_file": str(self.summary_file),
+            "figures": [str(p) for p in self.figures],
+            "log_file": str(self.log_file),
+            "n_maps": self.n_maps,
+            "n_patches": self.n_patches,
+            "failures": [f.get_status() for f in self.failures],
+            "maps_from_cache": self.maps_from_cache,
+            "resumed": self.resumed,
+            "elapsed": self.elapsed,
+        }
+
+
+def _fingerprint(section: PipelineSection, maps: Sequence[MapTask]) -> str:
+    """Digest of everything the results depend on (not where or how fast they are computed)."""
+    inputs = section.model_dump(
+        mode="json", exclude={"executor", "workers", "retries", "results_format", "figures"}
+    )
+    body = {
+        "version": __version__,
+        "pipeline": inputs,
+        "settings": section.statistics_settings().get_status(),
+        "maps": [[task.map_id, repr(task.source.cache_key())] for task in maps],
+    }
+    return hash_bytes(json.dumps(body, sort_keys=True).encode())
+
+
+def _claim_run_dir(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
+    marker = run_dir / "pipeline.json"
+    if resume and marker.exists():
+        try:
+            recorded = json.loads(marker.read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded != fingerprint:
+            raise ConfigError(
+                f"run directory {str(run_dir)!r} holds a run with other inputs or settings "
+                "(or another package version); resuming it would mix their results",
+                value=str(run_dir),
+                hint="pass --fresh to discard the earlier run, or choose another --run-dir",
+                field="run_dir",
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"fingerprint": fingerprint, "lensing_ssc_version": __version__}
+    atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _worker_count(executor: str, workers: int | None) -> int:
+    if executor == "serial":
+        return 1
+    if workers is not None:
+        return workers
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _guard_memory(ctx: ManagerContext, maps: Sequence[MapTask], workers: int) -> None:
+    """Refuse to start when one map per worker cannot fit under the job's memory limit."""
+    limit = ctx.resource.memory_limit
+    if limit is None or not maps:
+        return
+    largest = max(task.source.estimated_bytes() for task in maps)
+    need_mb = workers * largest / 2**20
+    used_mb = ctx.resource.get_current_usage().memory_mb or 0.0
+    if used_mb + need_mb > limit.limit_mb:
+        raise ResourceError(
+            f"making the maps needs about {largest / 2**20:.0f} MiB per worker "
+            f"({workers} worker(s): {need_mb:.0f} MiB) on top of the {used_mb:.0f} MiB in use, "
+            f"more than the memory limit of {limit.limit_mb:.0f} MiB ({limit.source})",
+            value=limit.limit_mb,
+            hint="use fewer workers (--workers), smaller maps or patches, "
+            "or raise resources.memory_limit_mb",
+        )
+
+
+def _check_geometries(summaries: Sequence[MapSummary | None], settings: Any) -> None:
+    """Fail fast, once, when the settings do not fit the patches (too few modes in a bin)."""
+    geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s is not None}
+    for pixels, pixel_size in sorted(geometries):
+        probe = np.random.default_rng(0).standard_normal((pixels, pixels))
+        with log_context(step="plan"):
+            compute_patch_statistics(probe, pixel_size, settings, np.random.default_rng(0))
+
+
+def _failures(stage: str, result: MapResult[Any]) -> list[FailureRecord]:
+    records = []
+    for failure in result.failures:
+        record = FailureRecord(stage, failure.key, failure.error_type, failure.message)
+        map_id, _, patch = failure.key.partition("/patch-")
+        with log_context(map=map_id, step=stage, **({"patch": int(patch)} if patch else {})):
+            _log.error(
+                "%s %s failed after %d attempt(s): %s",
+                stage,
+                failure.key,
+                failure.attempts,
+                failure.message,
+            )
+        records.append(record)
+    return records
+
+
+def _describe_input(section: PipelineSection, maps: Sequence[MapTask]) -> str:
+    if section.input == "healpix":
+        hp = section.healpix
+        return (
+            f"{len(maps)} HEALPix map(s), {hp.patch_size_deg:g}° gnomonic patches of "
+            f"{hp.patch_pixels}² pixels"
+        )
+    if section.input == "patches":
+        return f"{len(maps)} flat patch file(s), {section.patches.pixel_size_arcmin:g}′ pixels"
+    syn = section.synthetic
+    spectrum = (
+        f"table {syn.spectrum_table}"
+        if syn.spectrum_table is not None
+        else f"halofit C(ℓ), z_s = {syn.cosmology.z_source:g}"
+    )
+    return f"synthetic {syn.kind} fields ({spectrum}), seed {section.seed}"
+
+
+def _merge(
+    section: PipelineSection,
+    config: ProcessingConfig,
+    maps: Sequence[MapTask],
+    summaries: Sequence[MapSummary | None],
+    patch_tasks: Sequence[PatchTask],
+    patch_results: MapResult[Any],
+    failures: Sequence[FailureRecord],
+) -> MergedResults:
+    grouped: dict[str, list[Any]] = {}
+    info: dict[str, tuple[str, int, float, int]] = {}
+    for task, summary in zip(maps, summaries, strict=True):
+        if summary is None:
+            continue
+        grouped.setdefault(task.set_name, [])
+        _, n_maps, _, _ = info.get(task.set_name, ("", 0, 0.0, 0))
+        info[task.set_name] = (
+            SET_DESCRIPTIONS[task.set_name],
+            n_maps + 1,
+            summary.pixel_size_arcmin,
+            summary.patch_pixels,
+        )
+    for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
+        if stats is not None:
+            grouped[patch.map.set_name].append(stats)
+    return merge_patch_results(
+        grouped,
+        info=info,
+        settings=section.statistics_settings(),
+        failures=failures,
+        config=config.to_dict(),
+    )
+
+
+def run_patch_statistics(
+    config: ProcessingConfig | None = None,
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    resume: bool = True,
+) -> PipelineRun:
+    """Run the patch-statistics pipeline of ``config`` (its ``pipeline`` section) to the end.
+
+    Args:
+        config: The run's configuration; default: the built-in synthetic run in
+            ``runs/default``.
+        executor: ``"serial"``, ``"threads"``, ``"processes"`` or ``"dask"``; default
+            ``config.pipeline.executor``.
+        workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs.
+        resume: Continue what an earlier run in the same run directory finished (default);
+            ``False`` starts over.
+
+    Returns:
+        The :class:`PipelineRun`: files written, counts, failures, merged numbers.
+
+    Raises:
+        InterruptedRunError: SIGTERM, SIGINT, SIGUSR1 or a memory breach stopped the run;
+            what finished is saved and rerunning continues.
+        ConfigError: invalid settings, a missing input file, or a run directory holding a
+            run with other settings (pass ``resume=False``).
+        ResourceError: one map per worker would not fit under the memory limit.
+        AnalysisError: no patch set could be summarised (every map failed, say).
+
+    Example:
+        >>> run = run_patch_statistics(ProcessingConfig(run_dir="runs/demo"))  # doctest: +SKIP
+        >>> print(run.results_file, run.ssc_headline)  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    config = ProcessingConfig() if config is None else config
+    section = config.pipeline
+    settings = section.statistics_settings()
+    executor_name = executor or section.executor
+    max_workers = workers if workers is not None else section.workers
+    maps = plan_maps(section)
+    run_dir = Path(config.run_dir)
+    _claim_run_dir(run_dir, _fingerprint(section, maps), resume=resume)
+    fmt = results_format(section.results_format)
+    results_file = run_dir / "results" / f"patch_statistics.{'h5' if fmt == 'hdf5' else 'npz'}"
+    with ManagerContext(
+        config=config,
+        progress_total=len(STAGES),
+        description="patch statistics",
+        executor=executor_name,
+        max_workers=max_workers,
+        retries=section.retries,
+    ) as ctx:
+        _guard_memory(ctx, maps, _worker_count(executor_name, max_workers))
+        ctx.check_resources()
+        store = MapStore(config, ctx.cache)
+        _log.info("run %s: %d maps, %s executor", run_dir, len(maps), executor_name)
+        made = ctx.map(MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume)
+        ctx.update_progress(1)
+        failures = _failures("maps", made)
+        summaries: list[MapSummary | None] = list(made.results)
+        _check_geometries(summaries, settings)
+        patch_tasks = [
+            PatchTask(task, j)
+            for task, summary in zip(maps, summaries, strict=True)
+            if summary is not None
+            for j in range(summary.n_patches)
+        ]
+        measured = ctx.map(
+            PatchWorker(store, settings, section.seed),
+            patch_tasks,
+            name="patches",
+            key=lambda t: t.key,
+            resume=resume,
+        )
+        ctx.update_progress(1)
+        failures += _failures("patches", measured)
+        with log_context(step="merge"):
+            merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
+            write_results(merged, results_file, fmt)
+            figures = draw_figures(merged, run_dir / "figures") if section.figures else []
+            files = [
+                ("results", results_file),
+                *(("figure", p) for p in figures),
+                ("log", config.log_file),
+            ]
+            summary_file = run_dir / "results" / "summary.txt"
+            elapsed = time.perf_counter() - started
+            atomic_write(
+                summary_file,
+                summary_text(
+                    merged,
+                    run_dir=run_dir,
+                    input_description=_describe_input(section, maps),
+                    files=files,
+                    elapsed=elapsed,
+                ).encode(),
+            )
+            _log.info("results written to %s", results_file)
+        ctx.update_progress(1)
+    return PipelineRun(
+        run_dir=run_dir,
+        results_file=results_file,
+        summary_file=summary_file,
+        figures=tuple(figures),
+        log_file=config.log_file,
+        n_maps=sum(s is not None for s in summaries),
+        n_patches=sum(r is not None for r in measured.results),
+        failures=tuple(merged.failures),
+        maps_from_cache=sum(s is not None and s.from_cache for s in summaries),
+        resumed=made.skipped + measured.skipped,
+        elapsed=time.perf_counter() - started,
+        results=merged,
+    )

@@ -1,0 +1,91 @@
+"""Small pipeline configurations shared by the pipeline tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lensing_ssc.core.config import ProcessingConfig
+
+ConfigFactory = Callable[..., ProcessingConfig]
+
+TINY_PIPELINE: dict[str, Any] = {
+    "executor": "serial",
+    "retries": 0,
+    "figures": False,
+    "synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2},
+}
+"""Two 128² lognormal fields cut into 8 sub-patches of 64², and 8 periodic 64² fields."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in, section by section."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def make_config(run_dir: Path, *, level: str = "INFO", **pipeline: Any) -> ProcessingConfig:
+    """A quiet configuration (JSON log file, no console, no progress display) in ``run_dir``."""
+    return ProcessingConfig(
+        run_dir=run_dir,
+        logging={"console": False, "format": "json", "level": level},
+        progress={"enabled": False},
+        pipeline=deep_merge(TINY_PIPELINE, pipeline),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The results file of one tiny synthetic run, read back (shared by read-only tests)."""
+    from lensing_ssc.pipelines import read_results, run_patch_statistics
+
+    config = make_config(tmp_path_factory.mktemp("tiny") / "run")
+    return read_results(run_patch_statistics(config).results_file)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> ConfigFactory:
+    """Build a tiny configuration in ``tmp_path/<name>``, with pipeline overrides."""
+
+    def build(name: str = "run", *, level: str = "INFO", **pipeline: Any) -> ProcessingConfig:
+        return make_config(tmp_path / name, level=level, **pipeline)
+
+    return build
+
+
+def assert_same_results(
+    first: Mapping[str, Any], second: Mapping[str, Any], *, pipeline_fields: tuple[str, ...] = ()
+) -> None:
+    """Every dataset equal bit for bit, the metadata equal except the run directory.
+
+    ``pipeline_fields`` names fields of the recorded pipeline section allowed to differ.
+    """
+    arrays = sorted(k for k in first if not k.startswith("meta/"))
+    assert arrays == sorted(k for k in second if not k.startswith("meta/"))
+    for key in arrays:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    for key in ("meta/settings", "meta/failures", "meta/sets", "meta/lensing_ssc_version"):
+        assert first[key] == second[key], key
+    configs = []
+    for results in (first, second):
+        config = {k: v for k, v in results["meta/config"].items() if k != "run_dir"}
+        config["pipeline"] = {
+            k: v for k, v in config["pipeline"].items() if k not in pipeline_fields
+        }
+        configs.append(config)
+    assert configs[0] == configs[1]
+
+
+@pytest.fixture
+def same_results() -> Callable[..., None]:
+    """The assertion that two results files hold the same numbers and metadata."""
+    return assert_same_results
