@@ -1,0 +1,267 @@
+"""``lensing-ssc run``: output locations, exit statuses, and real SIGKILL/SIGTERM then rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+
+from lensing_ssc.cli import main
+from lensing_ssc.pipelines import read_results
+
+EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED = 1, 2, 3
+
+TINY: dict[str, Any] = {
+    "executor": "serial",
+    "retries": 0,
+    "figures": False,
+    "synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2},
+}
+
+# 16 fields of 256² cut into 64 sub-patches of 128², and 64 periodic patches: over a second
+# of patch work after the maps, long enough to interrupt after the first few patches.
+INTERRUPTIBLE: dict[str, Any] = {
+    "executor": "serial",
+    "figures": False,
+    "synthetic": {"patch_pixels": 128, "patches_per_side": 2, "n_large_fields": 16},
+}
+
+
+def _write_config(path: Path, run_dir: Path, pipeline: dict[str, Any]) -> Path:
+    body = {
+        "run_dir": str(run_dir),
+        "logging": {"console": False, "format": "json", "level": "DEBUG"},
+        "progress": {"enabled": False},
+        "pipeline": pipeline,
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_run_prints_where_results_figures_summary_and_log_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished run exits 0 and prints the path of every file it wrote."""
+    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", {**TINY, "figures": True})
+    assert main(["run", str(config)]) == 0
+    out = capsys.readouterr().out
+    lines = dict(line.split(maxsplit=1) for line in out.splitlines() if line[:1].islower())
+    assert lines["results"] == str(tmp_path / "run" / "results" / "patch_statistics.h5")
+    assert lines["summary"] == str(tmp_path / "run" / "results" / "summary.txt")
+    assert lines["log"] == str(tmp_path / "run" / "logs" / "lensing_ssc.log")
+    figures = [line.split()[1] for line in out.splitlines() if line.startswith("figure")]
+    assert [Path(f).name for f in figures] == ["statistics.png", "correlation.png", "ssc_ratio.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in figures)
+    assert all(Path(p).is_file() for p in [lines["results"], lines["summary"]])
+    assert "done: 4 maps, 16 patches measured, 0 failed" in out
+    assert "SSC: Var Ĉ(sub-patches) / Var Ĉ(periodic), ngal=0" in out
+
+
+def test_options_override_the_config_and_fresh_starts_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--run-dir, --executor and --workers apply; a rerun resumes; --fresh recomputes."""
+    config = _write_config(tmp_path / "c.yaml", tmp_path / "ignored", TINY)
+    args = ["run", str(config), "--run-dir", str(tmp_path / "other"), "--executor", "threads"]
+    assert main([*args, "--workers", "2"]) == 0
+    first = capsys.readouterr().out
+    assert "threads executor, run directory " + str(tmp_path / "other") in first
+    assert not (tmp_path / "ignored").exists()
+    assert main(args) == 0
+    assert "20 task(s) from the earlier run" in capsys.readouterr().out
+    assert main([*args, "--fresh"]) == 0
+    assert "from the earlier run" not in capsys.readouterr().out
+
+
+def test_failed_map_gives_exit_status_1_with_the_failure_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A patch file with NaNs is listed as failed, the others merged, and the status is 1."""
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        np.save(tmp_path / f"p{i}.npy", 1e-2 * rng.standard_normal((64, 64)))
+    bad = np.full((64, 64), np.nan)
+    np.save(tmp_path / "p3.npy", bad)
+    pipeline = {
+        **TINY,
+        "input": "patches",
+        "patches": {"files": [str(tmp_path / "p*.npy")], "pixel_size_arcmin": 2.0},
+        "statistics": {"preset": "quick"},
+    }
+    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", pipeline)
+    assert main(["run", str(config)]) == EXIT_FAILURES
+    out = capsys.readouterr().out
+    assert "done: 3 maps, 3 patches measured, 1 failed" in out
+    assert "failed maps patches/map-0003: patch in p3.npy contains 4096 NaN" in out
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "extra", "message"),
+    [
+        (
+            {"statistics": {"names": ["cl", "peak"]}},
+            [],
+            "invalid value 'peak' for 'pipeline.statistics.names.1': Value error, "
+            "unknown statistic 'peak' (did you mean 'peaks'?)",
+        ),
+        (
+            {"statistics": {"n_gal": [30, -5]}},
+            [],
+            "invalid value -5 for 'pipeline.statistics.n_gal.1'",
+        ),
+        ({}, ["--executor", "gpu"], "unknown executor 'gpu' (use one of serial, threads, "),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_status_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pipeline: dict[str, Any],
+    extra: list[str],
+    message: str,
+) -> None:
+    """An unknown statistic, n_gal < 0 or an unknown executor: one `error:` line naming it."""
+    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", {**TINY, **pipeline})
+    assert main(["run", str(config), *extra]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert message in err
+    assert not (tmp_path / "run" / "tasks").exists()
+
+
+def _same_file_as_an_uninterrupted_run(config: Path, *options: str) -> None:
+    """The resumed run's results file, byte for byte, is what a fresh run in its place writes."""
+    config_data = yaml.safe_load(config.read_text())
+    results = Path(config_data["run_dir"]) / "results" / "patch_statistics.h5"
+    resumed = results.read_bytes()
+    assert main(["run", str(config), "--fresh", *options]) == 0
+    assert results.read_bytes() == resumed
+
+
+def _start(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lensing_ssc", "run", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_patches(run_dir: Path, count: int, proc: subprocess.Popen[str]) -> None:
+    """Wait until the run's log shows ``count`` measured patches."""
+    log = run_dir / "logs" / "lensing_ssc.log"
+    deadline = time.monotonic() + 90
+    while True:
+        # Bytes: a read may end inside a character the writer has not finished.
+        text = log.read_bytes() if log.exists() else b""
+        if text.count(b'"step":"statistics"') >= count:
+            return
+        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr}"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.02)
+
+
+def _finish(config: Path, *options: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+    """`python -m lensing_ssc run` killed with SIGKILL resumes to the same results file."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    proc = _start(config)
+    _wait_for_patches(run_dir, 6, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "results").exists()
+    out = _finish(config)
+    resumed = int(out.split(" task(s) from the earlier run")[0].rsplit(", ", 1)[1])
+    assert resumed >= 32 + 5  # every map and the patches finished before the kill
+    _same_file_as_an_uninterrupted_run(config)
+
+
+def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: Path) -> None:
+    """SIGTERM saves finished work, exits 3 saying how to continue; the rerun completes."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    proc = _start(config)
+    _wait_for_patches(run_dir, 6, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_STOPPED, err
+    assert "stopped: run stopped gracefully (SIGTERM)" in err
+    assert "run the same command again to continue" in err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted"
+    assert "task(s) from the earlier run" in _finish(config)
+    _same_file_as_an_uninterrupted_run(config)
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_process_pool_run_leaves_no_worker_and_resumes_identically(
+    tmp_path: Path,
+) -> None:
+    """With --executor processes, SIGKILL of the parent ends its workers; the rerun matches."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    options = ("--executor", "processes", "--workers", "2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_patches(run_dir, 10, proc)
+    children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    _, alive = psutil.wait_procs(
+        [psutil.Process(p) for p in children if psutil.pid_exists(p)], timeout=15
+    )
+    for leftover in alive:
+        leftover.kill()
+    assert not alive, [p.pid for p in alive]
+    assert "task(s) from the earlier run" in _finish(config, *options)
+    _same_file_as_an_uninterrupted_run(config, *options)
+
+
+@pytest.mark.slow
+def test_the_default_run_finishes_within_two_minutes_and_shows_the_ssc_excess(
+    tmp_path: Path,
+) -> None:
+    """`lensing-ssc run` with no config: < 120 s on this machine, Var Ĉ ratio > 1.5 at high ℓ."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "lensing_ssc", "run"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert elapsed < 120, elapsed
+    assert "results  runs/default/results/patch_statistics.h5" in done.stdout
+    assert "figure   runs/default/figures/ssc_ratio.png" in done.stdout
+    results = read_results(tmp_path / "runs/default/results/patch_statistics.h5")
+    assert results["meta/sets"]["subpatches"]["n_patches"] == 512
+    assert results["ssc/cl/ngal=0/variance_ratio"][-2:].min() > 1.5
+    log = (tmp_path / "runs/default/logs/lensing_ssc.log").read_text().splitlines()
+    assert all(line.startswith("{") for line in log)
