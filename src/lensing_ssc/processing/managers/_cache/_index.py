@@ -32,6 +32,8 @@ SCHEMA_VERSION = 1
 COUNTERS = ("hits", "misses", "evictions", "expirations", "rejected")
 _BUSY_TIMEOUT = 60.0  # seconds a write waits for other processes' transactions
 _VICTIM_BATCH = 256
+_CHECKPOINT_PAGES = 10_000  # WAL pages between automatic checkpoints (~40 MB)
+_WAL_LIMIT = 64 << 20  # bytes the WAL file is truncated to after a checkpoint
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -129,6 +131,11 @@ class Index:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA temp_store=MEMORY")
+            # Checkpoint every ~40 MB of log instead of SQLite's ~4 MB: a checkpoint copies
+            # each page once however often it changed, and the hot pages (totals, index
+            # leaves) change on every put, so this halves the cost of a small put.
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
+            self._conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
             with self.transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
