@@ -20,6 +20,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.pipelines import read_results, run_patch_statistics
+from lensing_ssc.pipelines._inputs import SyntheticMap
 from lensing_ssc.pipelines._tasks import MAP_TAG
 from lensing_ssc.processing.managers import CacheManager
 
@@ -181,6 +182,27 @@ def test_maps_are_cached_once_and_a_fresh_run_takes_them_from_the_cache(
     with CacheManager(config=config) as cache:
         assert cache.invalidate_by_tags([MAP_TAG]) == 4
     assert run_patch_statistics(config, resume=False).maps_from_cache == 0
+
+
+def test_a_map_too_large_for_the_cache_is_made_once_per_stage_not_once_per_patch(
+    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a cache that holds nothing, patches of one map reuse the map in hand."""
+    loads: list[str] = []
+    original = SyntheticMap.load
+
+    def counting_load(self: SyntheticMap) -> np.ndarray:
+        loads.append(repr(self.seed))
+        return original(self)
+
+    monkeypatch.setattr(SyntheticMap, "load", counting_load)
+    config = tiny_config()
+    config.cache.disk = False
+    config.cache.max_size_mb = 0.01  # a 4 × 64² map (128 KiB) never fits
+    with pytest.warns(RuntimeWarning, match="exceeds the memory tier's limit of 0.0 MiB"):
+        run = run_patch_statistics(config)
+    assert run.n_patches == 16
+    assert len(loads) == 2 * 4  # each map once in the maps stage, once in the patches stage
 
 
 def test_progress_nests_the_maps_and_patches_stages_under_the_run(tiny_config: Factory) -> None:

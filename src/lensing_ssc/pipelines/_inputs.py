@@ -156,6 +156,11 @@ class SyntheticMap:
         return cut_subpatches(fields, self.patch_pixels)
 
 
+@lru_cache(maxsize=16)
+def _patch_count(patch_size_deg: float, n_points: int | None) -> int:
+    return int(patch_centers(patch_size_deg, n_points)[0].size)
+
+
 @dataclass(frozen=True)
 class HealpixMap:
     """One HEALPix κ map (FITS), cut into non-overlapping gnomonic patches."""
@@ -183,8 +188,8 @@ class HealpixMap:
 
     def estimated_bytes(self) -> int:
         """The map read as float64 (at most 4 × a float32 file) plus twice its patches."""
-        lon, _ = patch_centers(self.patch_size_deg, self.n_points)
-        patches = lon.size * self.patch_pixels**2 * _FLOAT_BYTES
+        patches = _patch_count(self.patch_size_deg, self.n_points) * self.patch_pixels**2
+        patches *= _FLOAT_BYTES
         return 4 * self.stamp[0] + 2 * patches
 
     def load(self) -> np.ndarray:

@@ -10,7 +10,8 @@ noise and returns :func:`~lensing_ssc.analysis.compute_patch_statistics`. Both l
 map, patch and step as context.
 
 Workers travel to other processes by pickle; the live cache stays behind, and each process
-opens the run's cache once (:func:`_process_cache`). Recipes are in :mod:`._inputs`; the
+opens the run's cache once (:func:`_process_local`) and keeps the map in hand, so the next
+patch of the same map needs no lookup. Recipes are in :mod:`._inputs`; the
 orchestration in :mod:`.patch_statistics`.
 """
 
@@ -20,7 +21,7 @@ import logging
 import multiprocessing.util
 import os
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,20 +41,6 @@ MAP_TAG = "pipeline-maps"
 
 _log = logging.getLogger("lensing_ssc.pipelines")
 
-# One cache per (process, run configuration), opened on first use in worker processes.
-_PROCESS_CACHES: dict[tuple[int, str], CacheManager] = {}
-
-
-def _process_cache(config_json: str) -> CacheManager:
-    key = (os.getpid(), config_json)
-    cache = _PROCESS_CACHES.get(key)
-    if cache is None:
-        cache = CacheManager(config=ProcessingConfig.model_validate_json(config_json))
-        _PROCESS_CACHES[key] = cache
-        # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
-        multiprocessing.util.Finalize(None, cache.close, exitpriority=10)
-    return cache
-
 
 def _map_key(source: MapSource) -> Hashable:
     return source.cache_key()
@@ -63,6 +50,34 @@ def _make_patches(source: MapSource) -> np.ndarray:
     patches = np.ascontiguousarray(source.load(), dtype=np.float64)
     patches.setflags(write=False)  # cached values are shared: nobody may change them
     return patches
+
+
+class _Local:
+    """What one process keeps for a run: its cache, the memoized loader, the map in hand.
+
+    The map in hand (the last one used) serves the next patches of the same map without a
+    lookup, also when the map is too large for the cache's memory tier.
+    """
+
+    def __init__(self, cache: CacheManager) -> None:
+        self.cache = cache
+        self.load: Any = cache.memoize(key=_map_key, tags=[MAP_TAG])(_make_patches)
+        self.held: tuple[Hashable, np.ndarray] | None = None
+
+
+# Worker processes open the run's cache once, on first use (keyed by process and run).
+_PROCESS_LOCALS: dict[tuple[int, str], _Local] = {}
+
+
+def _process_local(config_json: str) -> _Local:
+    key = (os.getpid(), config_json)
+    local = _PROCESS_LOCALS.get(key)
+    if local is None:
+        cache = CacheManager(config=ProcessingConfig.model_validate_json(config_json))
+        local = _PROCESS_LOCALS[key] = _Local(cache)
+        # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
+        multiprocessing.util.Finalize(None, cache.close, exitpriority=10)
+    return local
 
 
 class MapStore:
@@ -75,31 +90,35 @@ class MapStore:
 
     def __init__(self, config: ProcessingConfig, cache: CacheManager | None = None) -> None:
         self._config_json = config.model_dump_json(include={"run_dir", "cache"})
-        self._cache = cache
-        self._load: Callable[[MapSource], np.ndarray] | None = None
+        self._local = None if cache is None else _Local(cache)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config_json": self._config_json}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._config_json = state["config_json"]
-        self._cache = None
-        self._load = None
+        self._local = None
+
+    def _here(self) -> _Local:
+        if self._local is None:
+            self._local = _process_local(self._config_json)
+        return self._local
 
     def cache(self) -> CacheManager:
         """The cache this process uses for the run."""
-        if self._cache is None:
-            self._cache = _process_cache(self._config_json)
-        return self._cache
+        return self._here().cache
 
     def patches(self, task: MapTask) -> tuple[np.ndarray, bool]:
         """Return ``(patches, from_cache)`` for one map: a read-only ``(k, n, n)`` array."""
-        cache = self.cache()
-        load = self._load
-        if load is None:
-            load = self._load = cache.memoize(key=_map_key, tags=[MAP_TAG])(_make_patches)
-        hit = load.cache_key(task.source) in cache  # type: ignore[attr-defined]
-        return load(task.source), hit
+        local = self._here()
+        key = local.load.cache_key(task.source)
+        held = local.held
+        if held is not None and held[0] == key:
+            return held[1], True
+        hit = key in local.cache
+        patches = local.load(task.source)
+        local.held = (key, patches)
+        return patches, hit
 
 
 @dataclass(frozen=True)

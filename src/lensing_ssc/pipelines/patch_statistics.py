@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from lensing_ssc._version import __version__
-from lensing_ssc.analysis import compute_patch_statistics
+from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
 from lensing_ssc.core.config import PipelineSection, ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
@@ -177,7 +177,7 @@ def _guard_memory(ctx: ManagerContext, maps: Sequence[MapTask], workers: int) ->
         )
 
 
-def _check_geometries(summaries: Sequence[MapSummary | None], settings: Any) -> None:
+def _check_geometries(summaries: Sequence[MapSummary | None], settings: StatisticsSettings) -> None:
     """Fail fast, once, when the settings do not fit the patches (too few modes in a bin)."""
     geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s is not None}
     for pixels, pixel_size in sorted(geometries):
