@@ -1,8 +1,9 @@
 """The scheduling loops: serial in the calling thread, and parallel over an executor adapter.
 
 Both check ``should_stop()`` before each submission; once it is true they submit nothing
-new, give the items in flight up to ``stop_timeout`` seconds to finish (the serial loop's
-one item simply finishes), make every finished item durable, and return the stop reason.
+new, cancel queued tasks that have not started, give running items up to ``stop_timeout``
+seconds to finish (the serial loop's one item simply finishes), make every finished item
+durable, and return the stop reason.
 :mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``.
 
 The parallel loop keeps at most ``max_in_flight`` tasks submitted, each a chunk of items

@@ -162,7 +162,8 @@ class PoolAdapter(Adapter):
     def close(self) -> None:
         executor, self._executor = self._executor, None
         if executor is not None and self._owned:
-            executor.shutdown(wait=True, cancel_futures=True)
+            # After terminate() nothing is waited for: abandoned threads end on their own.
+            executor.shutdown(wait=not self._stale, cancel_futures=True)
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
