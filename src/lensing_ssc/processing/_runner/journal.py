@@ -8,10 +8,11 @@ type, message, traceback, attempts).
 
 Durability, at a cost that does not depend on how many items are already done:
 
-- every record is written to the OS as soon as its item finishes (one ``writev``), so a
+- every record is written to the OS as soon as its item finishes (one ``write``), so a
   killed process loses nothing that finished;
-- a daemon thread (``lensing_ssc-runner-journal``) fsyncs at most every ``commit_interval``
-  seconds (group commit); :attr:`Journal.durable_seq` says how far the file is on stable
+- a daemon thread (``lensing_ssc-runner-journal``) fsyncs every ``commit_interval``
+  seconds (group commit; stretched to 10 fsync durations on a slow filesystem, because each
+  fsync stalls the writer briefly); :attr:`Journal.durable_seq` says how far the file is on stable
   storage, and the run reports a completion only once its record is below that mark, so a
   machine crash loses at most one commit window of unreported items.
 
@@ -53,6 +54,7 @@ _HEAD = struct.Struct("<BBH")  # kind, codec name length, key length
 KIND_OPEN, KIND_DONE, KIND_FAILED = 1, 2, 3
 logger = logging.getLogger("lensing_ssc.processing.runner")
 COMPRESS_ABOVE = 64 * 1024
+_JOIN_BELOW = 16 * 1024
 _sync = getattr(os, "fdatasync", os.fsync)
 _writev = getattr(os, "writev", None)  # POSIX; elsewhere one joined write
 
@@ -84,13 +86,15 @@ class JournalContents:
 
 
 def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], int]:
-    """The parts of one record, ready for ``writev``, and their total length."""
+    """The parts of one record, ready for one write, and their total length."""
     key_bytes = key.encode("utf-8")
     codec_bytes = codec.encode("ascii")
     head = _HEAD.pack(kind, len(codec_bytes), len(key_bytes)) + key_bytes + codec_bytes
     length = len(head) + len(body)
-    crc = zlib.crc32(body, zlib.crc32(head))
-    return [_HEADER.pack(MAGIC, length, crc), head, body], _HEADER.size + length
+    header = _HEADER.pack(MAGIC, length, zlib.crc32(body, zlib.crc32(head)))
+    if len(body) < _JOIN_BELOW:  # one small buffer: cheaper than a gather write
+        return [header + head + body], _HEADER.size + length
+    return [header + head, body], _HEADER.size + length
 
 
 def _records(data: bytes) -> Iterator[tuple[int, int, int, str, str, memoryview]]:
@@ -183,7 +187,7 @@ class Journal:
 
     @classmethod
     def open(cls, path: Path, *, function: str, resume: bool = True, fsync: bool = True,
-             commit_interval: float = 0.05, compression: str = "auto",
+             commit_interval: float = 0.2, compression: str = "auto",
              ) -> tuple[Journal, JournalContents]:
         """Lock and open ``path`` (creating it), reading what earlier runs recorded.
 
@@ -193,7 +197,8 @@ class Journal:
             resume: Keep earlier records; ``False`` empties the journal first.
             fsync: Group-commit to stable storage; ``False`` trusts the OS page cache
                 (survives a killed process, not a machine crash).
-            commit_interval: Longest time, in seconds, between fsyncs.
+            commit_interval: Seconds between fsyncs, stretched to 10 times the last
+                fsync's duration when the filesystem is slow.
             compression: Codec for results above 64 KiB (:func:`lensing_ssc.core.io.compress`).
 
         A journal last written by another function (by module and qualified name) is
@@ -278,6 +283,11 @@ class Journal:
             CheckpointError: The write failed.
         """
         body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(body) < _JOIN_BELOW:  # the common case, kept short: it runs once per item
+            key_bytes = key.encode("utf-8")
+            head = _HEAD.pack(KIND_DONE, 4, len(key_bytes)) + key_bytes + b"none" + body
+            return self._append(([_HEADER.pack(MAGIC, len(head), zlib.crc32(head)) + head],
+                                 _HEADER.size + len(head)))
         codec = "none"
         if len(body) > COMPRESS_ABOVE and self._compression != "none":
             codec, body = compress(body, self._compression)
@@ -290,8 +300,14 @@ class Journal:
     def _append(self, record: tuple[list[bytes], int]) -> int:
         if self._error is not None:
             raise _io_error("sync", self.path, self._error) from self._error
+        parts, total = record
         try:
-            _write_all(self._fd, *record)
+            if len(parts) == 1:
+                written = os.write(self._fd, parts[0])
+                if written != total:
+                    _finish_write(self._fd, parts[0], written)
+            else:
+                _write_all(self._fd, parts, total)
         except OSError as exc:
             raise _io_error("append to", self.path, exc) from exc
         self._written += 1
@@ -332,7 +348,9 @@ class Journal:
 
     def _commit_loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._interval)
+            # At most ~10 % of the time in fsync: each one stalls the writer a little, and a
+            # slow shared filesystem should not be hammered.
+            self._wake.wait(max(self._interval, 10 * self.last_sync_seconds))
             self._wake.clear()
             self._commit()
 
@@ -361,9 +379,14 @@ class Journal:
         self.close()
 
 
+def _finish_write(fd: int, data: bytes, written: int) -> None:
+    """Complete a short write of ``data`` of which ``written`` bytes went out."""
+    rest = memoryview(data)[written:]
+    while rest:
+        rest = rest[os.write(fd, rest):]
+
+
 def _write_all(fd: int, parts: list[bytes], total: int) -> None:
     written = _writev(fd, parts) if _writev is not None else os.write(fd, b"".join(parts))
-    if written < total:  # a short write: finish it from where it stopped
-        rest = memoryview(b"".join(parts))[written:]
-        while rest:
-            rest = rest[os.write(fd, rest):]
+    if written < total:
+        _finish_write(fd, b"".join(parts), written)
