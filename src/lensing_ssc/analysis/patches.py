@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     healpy = None
 
 try:
-    from astropy.io import fits as astropy_fits  # type: ignore[import-untyped]
+    from astropy.io import fits as astropy_fits
 except ImportError:  # pragma: no cover - exercised only without the extra
     astropy_fits = None
 
