@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     items = [(index, args.markers, args.seconds) for index in range(args.items)]
     options: dict[str, Any] = {"hooks": hooks}
     if args.executor != "serial":
-        options.update(max_workers=args.workers, chunksize=1)
+        options.update(max_workers=args.workers, chunksize=1, max_in_flight=4)
     if args.scheduler:
         options.update(scheduler_address=args.scheduler)
     print("running", flush=True)

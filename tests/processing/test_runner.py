@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing._runner import journal as journal_module
+from lensing_ssc.processing._runner.engine import ChunkSizer
 from lensing_ssc.processing._runner.keys import item_keys
 from lensing_ssc.processing.runner import RunnerHooks, TaskRunner, run_map
 
@@ -377,6 +378,21 @@ def test_submission_is_bounded_by_max_in_flight() -> None:
     assert result.ok
     assert pool.most <= 3
     assert pool.submitted == 60
+
+
+def test_default_in_flight_window_holds_about_a_tenth_of_a_second_per_worker() -> None:
+    """By default each worker gets 2 tasks, or ~0.1 s of queued work, and never more than 16."""
+    sizer = ChunkSizer(fixed=1, target=0.02)
+    assert sizer.tasks_per_worker() == 2  # nothing measured yet
+    sizer.observe(0.5, 1)
+    assert sizer.tasks_per_worker() == 2
+    sizer = ChunkSizer(fixed=1, target=0.02)
+    sizer.observe(0.01, 1)
+    assert sizer.tasks_per_worker() == 11
+    assert ChunkSizer(fixed=1, target=0.02, task_mean=1e-5).tasks_per_worker() == 16
+    with CountingPool() as pool:
+        TaskRunner(pool, max_workers=2, chunksize=1).map(slow_square, range(100))
+    assert 4 < pool.most <= 32
 
 
 def test_auto_chunking_groups_tiny_items() -> None:

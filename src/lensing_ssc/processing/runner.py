@@ -111,7 +111,8 @@ class TaskRunner:
         chunksize: Items per task, or ``"auto"``: sized from measured item times so a task
             lasts ~20 ms (processes) or ~100 ms (Dask). A SIGKILL redoes at most the items
             in flight: ``max_in_flight`` tasks of ``chunksize`` items.
-        max_in_flight: Tasks submitted at once (default: twice the workers).
+        max_in_flight: Tasks submitted at once (default, per worker: two, or enough for
+            about 0.1 s of queued work, at most 16).
         stop_timeout: On a graceful stop, seconds to let running items finish before
             they are abandoned (process workers are then killed).
         fsync: Group-commit the journal to stable storage; ``False`` survives a killed
@@ -160,7 +161,7 @@ class TaskRunner:
         if chunksize != "auto":
             _check_int("chunksize", chunksize, 1, 'e.g. 10, or "auto"')
         if max_in_flight is not None:
-            _check_int("max_in_flight", max_in_flight, 1, "e.g. twice the workers")
+            _check_int("max_in_flight", max_in_flight, 1, "e.g. 4 per worker")
         _check_seconds("stop_timeout", stop_timeout, positive=False, hint="e.g. 5.0")
         _check_seconds("commit_interval", commit_interval, positive=True, hint="e.g. 0.2")
         methods = multiprocessing.get_all_start_methods()

@@ -6,7 +6,8 @@ seconds to finish (the serial loop's one item simply finishes), make every finis
 durable, and return the stop reason.
 :mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``.
 
-The parallel loop keeps at most ``max_in_flight`` tasks submitted, each a chunk of items
+The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
+or enough for about 0.1 s of queued work, at most 16), each a chunk of items
 (``chunksize``, or sized so a task lasts about the executor's ``chunk_target``). Futures
 report back through a queue fed by their done-callbacks; the journal's commit thread posts
 to the same queue, so durable completions are reported without polling.
@@ -21,6 +22,7 @@ complete normally.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
 from collections import Counter, deque
@@ -41,6 +43,8 @@ logger = logging.getLogger("lensing_ssc.processing.runner")
 
 _POLL = 0.1
 _MAX_CHUNK = 1000
+_QUEUED_SECONDS = 0.1
+_MAX_TASKS_PER_WORKER = 16
 WORKER_DIED = "WorkerDied"
 
 
@@ -117,11 +121,24 @@ class ChunkSizer:
     fixed: int | None
     target: float
     mean: float | None = None
+    task_mean: float | None = None
 
     def observe(self, seconds: float, count: int) -> None:
-        """Fold a task's measured time per item into the running mean."""
+        """Fold a task's measured time (per item and per task) into the running means."""
         per_item = seconds / max(count, 1)
         self.mean = per_item if self.mean is None else 0.8 * self.mean + 0.2 * per_item
+        self.task_mean = seconds if self.task_mean is None else 0.8 * self.task_mean + 0.2 * seconds
+
+    def tasks_per_worker(self) -> int:
+        """Tasks to keep submitted per worker: at least 2, and ~0.1 s of queued work.
+
+        The queued work is what a worker runs while the runner is slow to hand it more (on
+        a loaded machine the runner's own process waits for a core too).
+        """
+        if self.task_mean is None:
+            return 2
+        return max(2, min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(_QUEUED_SECONDS
+                                                                 / max(self.task_mean, 1e-6))))
 
     def size(self, remaining: int, workers: int) -> int:
         """Items for the next task, leaving enough tasks to keep every worker busy."""
@@ -179,7 +196,7 @@ class _Parallel:
                 self.submit([self.suspects.popleft()], alone=True)
             return
         workers = self.adapter.workers()
-        cap = self.max_in_flight or 2 * workers
+        cap = self.max_in_flight or workers * self.sizer.tasks_per_worker()
         waiting = self.waiting
         while waiting and len(self.in_flight) < cap:
             size = min(self.sizer.size(len(waiting), workers), len(waiting))
