@@ -7,8 +7,10 @@
    (other jobs on the machine slow both alike, so it holds still on a shared machine).
    The runner's own cost per item, measured on items that do no work, is printed too.
 2. Speed-up: CPU-bound items on 2 workers with ``"processes"`` and ``"dask"`` (cluster
-   already started; its start-up time is printed apart), over the serial runner; joblib
-   (loky) and a plain ``ProcessPoolExecutor.map`` run the same items as anchors.
+   already started; its start-up time is printed apart), over the serial runner (median of
+   per-repeat ratios); joblib (loky) and a plain ``ProcessPoolExecutor.map`` run the same
+   items as anchors. Worker occupancy (time inside the work / 2 x wall time) says how well
+   each kept its workers fed, which other jobs on the machine hardly change.
 
 Usage::
 
@@ -143,54 +145,76 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
           f"= {cost / 0.001 * 100:.2f} % of a 1 ms item")
 
 
+def timed_work(item: tuple[int, int]) -> tuple[int, float]:
+    """``work``, also returning the seconds it ran (to see how busy the workers were)."""
+    started = time.perf_counter()
+    value = work(item)
+    return value, time.perf_counter() - started
+
+
+def _busy(results: Any) -> float:
+    return sum(seconds for _, seconds in results)
+
+
 def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: bool,
             chunksize: int | str) -> None:
+    """Speed-ups (serial wall / parallel wall, per repeat) and worker occupancy.
+
+    Occupancy is the time the 2 workers spent inside the work over 2 x the wall time: how
+    well an executor kept its workers fed. Other jobs on the cores lower speed-ups but
+    hardly occupancy (a preempted item still counts as inside the work).
+    """
     spins = calibrate(seconds)
     items = [(index, spins) for index in range(count)]
     print(f"\n== speed-up: {count} CPU-bound items of {seconds * 1000:.0f} ms, 2 workers, "
           f"chunksize={chunksize}")
-    rows: dict[str, list[float]] = {"serial runner": [], "processes runner": [],
-                                    "ProcessPoolExecutor.map": [], "joblib loky": []}
-    dask_runner = None
-    if with_dask:
-        rows["dask runner"] = []
-        started = time.perf_counter()
-        dask_runner = TaskRunner("dask", max_workers=2, chunksize=chunksize)
-        dask_runner.map(noop, [(0, 0)] * 4)  # start the cluster outside the timing
-        print(f"  dask LocalCluster start-up: {time.perf_counter() - started:.2f} s")
     try:
         import joblib
     except ImportError:
         joblib = None
-        del rows["joblib loky"]
+    dask_runner = None
+    if with_dask:
+        started = time.perf_counter()
+        dask_runner = TaskRunner("dask", max_workers=2, chunksize=chunksize)
+        dask_runner.map(noop, [(0, 0)] * 4)  # start the cluster outside the timing
+        print(f"  dask LocalCluster start-up: {time.perf_counter() - started:.2f} s")
+    speedups: dict[str, list[float]] = {}
+    occupancy: dict[str, list[float]] = {}
     with TaskRunner("processes", max_workers=2, chunksize=chunksize) as processes, \
             ProcessPoolExecutor(max_workers=2) as pool:
         processes.map(noop, [(0, 0)] * 4)  # start the pool outside the timing
         list(pool.map(noop, [(0, 0)] * 4))
+        runs: dict[str, Callable[[int], Any]] = {
+            "processes runner": lambda r: processes.map(
+                timed_work, items, journal=folder / f"p-{r}.journal").results,
+            "ProcessPoolExecutor.map": lambda r: list(pool.map(
+                timed_work, items, chunksize=max(1, count // 16))),
+        }
+        if dask_runner is not None:
+            runs["dask runner"] = lambda r: dask_runner.map(
+                timed_work, items, journal=folder / f"d-{r}.journal").results
+        if joblib is not None:
+            runs["joblib loky"] = lambda r: joblib.Parallel(n_jobs=2)(
+                joblib.delayed(timed_work)(item) for item in items)
         for repeat in range(repeats):
             with TaskRunner("serial") as serial:
-                rows["serial runner"].append(timed(lambda: serial.map(
-                    work, items, journal=folder / f"s-{repeat}.journal")))  # noqa: B023
-            rows["processes runner"].append(timed(lambda: processes.map(
-                work, items, journal=folder / f"p-{repeat}.journal")))  # noqa: B023
-            if dask_runner is not None:
-                rows["dask runner"].append(timed(lambda: dask_runner.map(
-                    work, items, journal=folder / f"d-{repeat}.journal")))  # noqa: B023
-            rows["ProcessPoolExecutor.map"].append(timed(lambda: list(pool.map(
-                work, items, chunksize=max(1, count // 16)))))
-            if joblib is not None:
-                rows["joblib loky"].append(timed(lambda: joblib.Parallel(n_jobs=2)(
-                    joblib.delayed(work)(item) for item in items)))
+                base = timed(lambda: serial.map(
+                    work, items, journal=folder / f"s-{repeat}.journal"))  # noqa: B023
+            for name, run in runs.items():
+                box: list[Any] = []
+                wall = timed(lambda: box.append(run(repeat)))  # noqa: B023
+                speedups.setdefault(name, []).append(base / wall)
+                occupancy.setdefault(name, []).append(_busy(box[0]) / (2 * wall))
     if dask_runner is not None:
         dask_runner.close()
-    base = statistics.median(rows["serial runner"])
-    for name, times in rows.items():
-        median = statistics.median(times)
-        print(f"  {name:<26} median {median:7.3f} s   speed-up {base / median:5.2f}x")
-    print(f"  RESULT processes speed-up: {base / statistics.median(rows['processes runner']):.2f}x "
+    for name in speedups:
+        print(f"  {name:<26} speed-up {statistics.median(speedups[name]):5.2f}x   "
+              f"worker occupancy {statistics.median(occupancy[name]) * 100:5.1f} %   "
+              f"(per repeat: {', '.join(f'{x:.2f}' for x in speedups[name])})")
+    print(f"  RESULT processes speed-up: {statistics.median(speedups['processes runner']):.2f}x "
           f"(target >= 1.8)")
     if with_dask:
-        print(f"  RESULT dask speed-up: {base / statistics.median(rows['dask runner']):.2f}x "
+        print(f"  RESULT dask speed-up: {statistics.median(speedups['dask runner']):.2f}x "
               f"(target >= 1.6)")
 
 
