@@ -6,6 +6,7 @@ crash when they vanish, and must never use psutil's slow ``memory_full_info``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -92,20 +93,22 @@ def test_procfs_reader_counts_children_and_grandchildren() -> None:
 @needs_procfs
 def test_procfs_and_psutil_readers_agree_with_psutil_itself() -> None:
     """Both readers report the tree's resident memory that psutil's own calls add up to."""
+    me = psutil.Process()
+    # Children that outlive tests (multiprocessing's resource tracker, once anything used
+    # spawn) are part of the tree too; the holder must add exactly one process to it.
+    others = len(me.children(recursive=True))
     holders = start_holders(depth=1, mib=64)
     procfs, portable = ProcfsJobReader(), PsutilJobReader()
     try:
-        me = psutil.Process()
-        expected = me.memory_info().rss + sum(
-            child.memory_info().rss for child in me.children(recursive=True)
-        )
+        tree = [me, *me.children(recursive=True)]
+        expected = sum(process.memory_info().rss for process in tree)
         fast, slow = procfs.read(), portable.read()
     finally:
         stop(holders)
         procfs.close()
     assert fast is not None
     assert slow is not None
-    assert fast.process_count == slow.process_count == 2
+    assert fast.process_count == slow.process_count == len(tree) == others + 2
     assert fast.rss_bytes == pytest.approx(expected, rel=0.05)
     assert slow.rss_bytes == pytest.approx(expected, rel=0.05)
 
@@ -137,21 +140,38 @@ def test_descriptors_follow_threads_and_are_all_released_on_close() -> None:
     """Threads that come and go leave no descriptors behind, and close() releases them all."""
 
     def open_fds() -> int:
-        return len(os.listdir("/proc/self/fd"))
+        # Only descriptors on procfs files, the reader's kind: files of earlier tests that the
+        # garbage collector happens to close meanwhile must not change the count.
+        targets = []
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own descriptor, now closed
+                targets.append(os.readlink(f"/proc/self/fd/{name}"))
+        return sum(target.startswith("/proc/") for target in targets)
+
+    def wait_until_exited(threads: list[threading.Thread]) -> None:
+        # join() returns before the kernel removes the thread from /proc/self/task; a read in
+        # between rightly keeps a descriptor for the still-listed thread.
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/self/task/{thread.native_id}").exists() for thread in threads):
+            assert time.monotonic() < deadline, "joined threads still listed after 10 s"
+            time.sleep(0.001)
 
     before = open_fds()
     reader = ProcfsJobReader()
     reader.read()
     steady = open_fds()
+    assert steady > before
     for _ in range(20):
         done = threading.Event()
         threads = [threading.Thread(target=done.wait) for _ in range(5)]
         for thread in threads:
             thread.start()
         reader.read()
+        assert open_fds() >= steady + 5
         done.set()
         for thread in threads:
             thread.join()
+    wait_until_exited(threads)
     reader.read()
     assert open_fds() == steady
     reader.close()
@@ -217,14 +237,16 @@ def test_sampler_reports_cpu_percent_of_the_job_from_the_second_sample(tmp_path:
 
 
 def test_sampler_measures_the_job_not_the_machine(tmp_path: Path) -> None:
-    """memory_mb is this process's resident memory, not the machine's used memory."""
+    """memory_mb is the resident memory of this process tree, not the machine's used memory."""
     sampler = UsageSampler(tmp_path)
     try:
         usage = sampler.sample()
     finally:
         sampler.close()
-    own = psutil.Process().memory_info().rss / MIB
-    assert usage.memory_mb == pytest.approx(own, rel=0.1)
+    me = psutil.Process()
+    # The tree may hold children that outlive tests (multiprocessing's resource tracker).
+    job = sum(process.memory_info().rss for process in [me, *me.children(recursive=True)])
+    assert usage.memory_mb == pytest.approx(job / MIB, rel=0.1)
     machine_used = psutil.virtual_memory().used / MIB
     assert usage.memory_mb < machine_used
     assert usage.disk_free_gb is not None
