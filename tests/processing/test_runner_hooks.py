@@ -251,10 +251,12 @@ def test_stop_timeout_abandons_long_items_and_kills_workers(tmp_path: Path) -> N
     """Items running when stop_timeout expires are left for the next run; workers are killed."""
     stop = threading.Event()
     workers: list[psutil.Process] = []
+    # Children that outlive tests (multiprocessing's resource tracker) are not this pool's.
+    earlier = set(psutil.Process().children())
 
     def should_stop() -> bool:
         if stop.is_set() and not workers:
-            workers.extend(psutil.Process().children())
+            workers.extend(set(psutil.Process().children()) - earlier)
         return stop.is_set()
 
     threading.Timer(0.5, stop.set).start()
