@@ -385,7 +385,10 @@ def test_unreadable_job_leaves_job_figures_none(tmp_path: Path) -> None:
             return None
 
     sampler = UsageSampler(tmp_path, job_reader=Unreadable())
-    usage = sampler.sample()
+    try:
+        usage = sampler.sample()
+    finally:
+        sampler.close()
     assert (usage.memory_mb, usage.cpu_percent, usage.process_count) == (None, None, None)
     assert usage.disk_free_gb is not None
 
