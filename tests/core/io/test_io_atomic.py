@@ -326,10 +326,11 @@ def test_fsync_false_skips_every_fsync(target: Path, monkeypatch: pytest.MonkeyP
 
 def _fail_on_temp(real: Callable[..., Any], exc: OSError) -> Callable[..., Any]:
     """Wrap an fd-taking os function so that it fails on temp files only."""
+    closes = real is os.close  # decided now: once patched, os.close is this wrapper
 
     def wrapper(fd: int, *args: Any) -> Any:
         if is_temp_file(fd_path(fd)):
-            if real is os.close:
+            if closes:  # a failed close still releases the descriptor, as the kernel does
                 real(fd)
             raise exc
         return real(fd, *args)
