@@ -301,6 +301,7 @@ def test_stop_during_retry_delay_leaves_item_for_next_run(tmp_path: Path) -> Non
         ({"commit_interval": 0}, "commit_interval", "must be a number of seconds > 0"),
         ({"mp_context": "teleport"}, "mp_context", "unknown start method 'teleport'"),
         ({"scheduler_address": "tcp://x:1"}, "scheduler_address", "only used with"),
+        ({"result_compression": "zip"}, "compression", "unknown compression 'zip'"),
     ],
 )
 def test_bad_arguments_raise_config_error_naming_the_field(

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
+from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing._runner.engine import StopCheck, run_parallel, run_serial
 from lensing_ssc.processing._runner.executors import EXECUTOR_NAMES, Adapter, build_adapter
 from lensing_ssc.processing._runner.journal import Journal
@@ -164,6 +165,7 @@ class TaskRunner:
             _check_int("max_in_flight", max_in_flight, 1, "e.g. 4 per worker")
         _check_seconds("stop_timeout", stop_timeout, positive=False, hint="e.g. 5.0")
         _check_seconds("commit_interval", commit_interval, positive=True, hint="e.g. 0.2")
+        resolve_codec(result_compression)  # ConfigError now, not one per large result later
         methods = multiprocessing.get_all_start_methods()
         if isinstance(mp_context, str) and mp_context not in methods:
             raise ConfigError(f"unknown start method {mp_context!r}", value=mp_context,
