@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -268,7 +269,8 @@ def test_damaged_inline_value_is_a_miss_and_removed(tmp_path: Path) -> None:
     """A corrupted value inside the index is a miss, and its entry is removed."""
     with _cold(tmp_path) as cache:
         cache.put("v", {"a": 1})
-    with sqlite3.connect(tmp_path / "index.sqlite") as conn:
+    # sqlite3's own context manager commits but does not close the connection.
+    with contextlib.closing(sqlite3.connect(tmp_path / "index.sqlite")) as conn, conn:
         conn.execute("UPDATE entries SET inline = ? WHERE 1", (b"\x80\x05not a pickle",))
     with _cold(tmp_path) as cache:
         assert cache.get("v") is None
@@ -328,7 +330,7 @@ def test_index_failures_surface_as_cache_errors(tmp_path: Path) -> None:
     """A damaged index (here: a dropped table) raises CacheError naming the directory."""
     with _cold(tmp_path) as cache:
         cache.put("a", 1)
-        with sqlite3.connect(tmp_path / "index.sqlite") as conn:
+        with contextlib.closing(sqlite3.connect(tmp_path / "index.sqlite")) as conn, conn:
             conn.execute("DROP TABLE entries")
         with pytest.raises(CacheError, match=r"the cache index in .* failed: no such table"):
             cache.put("b", 2)

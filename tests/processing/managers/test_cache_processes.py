@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import sqlite3
@@ -45,7 +46,7 @@ _HAMMER = textwrap.dedent(
 
 def _check_index(cache_dir: Path) -> tuple[int, int]:
     """Integrity and totals of the index; returns (entries, bytes)."""
-    with sqlite3.connect(cache_dir / "index.sqlite") as conn:
+    with contextlib.closing(sqlite3.connect(cache_dir / "index.sqlite")) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         count, size = conn.execute(
             "SELECT count(*), coalesce(sum(size), 0) FROM entries"
@@ -132,7 +133,7 @@ def _kill_writers(cache_dir: Path, rounds: int, seed: int) -> None:
 
 def _check_consistent(cache_dir: Path) -> None:
     entries, _ = _check_index(cache_dir)
-    with sqlite3.connect(cache_dir / "index.sqlite") as conn:
+    with contextlib.closing(sqlite3.connect(cache_dir / "index.sqlite")) as conn:
         keys = [row[0] for row in conn.execute("SELECT key FROM entries")]
     assert len(keys) == entries
     with CacheManager(max_entries=4, cache_dir=cache_dir, disk_max_size_mb=24) as cache:
