@@ -33,6 +33,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.processing.managers import ManagerContext
 from lensing_ssc.processing.runner import TaskRunner
 
 
@@ -111,6 +113,7 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
     ab_ratios = []
     in_run_ratios = []
     extra_per_item = []
+    ctx_ratios = []
     for repeat in range(repeats):
         bare_work = TimedWork()
         bare = timed(lambda: [bare_work(item) for item in items])  # noqa: B023
@@ -123,6 +126,22 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
         in_run = (ours / runner_work.inside) / (bare / bare_work.inside)
         ab_ratios.append(ours / bare)
         in_run_ratios.append(in_run)
+        # The whole ManagerContext around the runner: five managers, status file, progress,
+        # log context; started and closed inside the timing.
+        ctx_work = TimedWork()
+        config = ProcessingConfig(
+            run_dir=folder / f"ctx-{repeat}",
+            logging={"console": False},
+            progress={"enabled": False},
+            cache={"disk": False},
+        )
+
+        def with_context(config: ProcessingConfig = config, fn: TimedWork = ctx_work) -> None:
+            with ManagerContext(config=config) as ctx:
+                ctx.map(fn, items, name="overhead")
+
+        in_ctx = timed(with_context)
+        ctx_ratios.append((in_ctx / ctx_work.inside) / (bare / bare_work.inside))
         extra_per_item.append(((ours - runner_work.inside) - (bare - bare_work.inside)) / count)
         print(f"  repeat {repeat}: bare {bare:.3f} s ({bare / bare_work.inside:.4f} x its work), "
               f"runner {ours:.3f} s ({ours / runner_work.inside:.4f} x its work); "
@@ -139,6 +158,8 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
     print(f"  RESULT runner time outside the work, per item, beyond the bare loop's: {extra * 1e6:.1f} us "
           f"= {extra / 0.001 * 100:.2f} % of exactly 1 ms  (the item above took "
           f"{runner_work.inside / count * 1e3:.2f} ms)")
+    print(f"  RESULT ManagerContext + runner overhead, in-run ratio (whole with-block; median): "
+          f"{statistics.median(ctx_ratios):.4f}  (target <= 1.02)")
     print(f"  RESULT overhead, A/B ratio (runner wall / bare wall, alternating runs; median): "
           f"{statistics.median(ab_ratios):.4f}  (swings with other load)")
     print(f"  RESULT runner cost per item (no-op items, keys + journal + fsync): {cost * 1e6:.1f} us "

@@ -18,6 +18,7 @@ Workers are set up by ``LogManager.attach_worker`` (any start method) or automat
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
@@ -79,6 +80,9 @@ class LogReceiver:
         self._listener.listen(128)
         self._listener.setblocking(False)
         self._closing = threading.Event()
+        # Wakes the receiver at once on close, so it can block in select() while idle.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
         self._grace = 0.0
         self._thread: threading.Thread | None = None
 
@@ -93,13 +97,17 @@ class LogReceiver:
     def _run(self) -> None:
         selector = selectors.DefaultSelector()
         selector.register(self._listener, selectors.EVENT_READ, None)
+        selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
         quiet_since = 0.0
         try:
             while True:
-                events = selector.select(timeout=0.05)
+                # Idle: block until a worker or close() wakes us; closing: poll for the grace.
+                events = selector.select(timeout=0.05 if self._closing.is_set() else None)
                 for key, _ in events:
                     if key.data is None:
                         self._accept(selector)
+                    elif key.data is self._wake_r:
+                        self._drain_wake()
                     else:
                         self._read(selector, key.data)
                 if self._closing.is_set():
@@ -109,14 +117,21 @@ class LogReceiver:
                         quiet_since = time.monotonic()
                     if events:
                         quiet_since = time.monotonic()
-                    open_conns = len(selector.get_map())
+                    open_conns = len(selector.get_map()) - 1  # the wake-up socket
                     if not open_conns or time.monotonic() - quiet_since > self._grace:
                         break
         finally:
             for key in list(selector.get_map().values()):
-                if key.data is not None:
+                if isinstance(key.data, _Connection):
                     key.data.sock.close()
             selector.close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(64):
+                pass
+        except (BlockingIOError, OSError):
+            return
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
         try:
@@ -170,18 +185,24 @@ class LogReceiver:
         """Stop accepting; read until every worker hung up or ``grace`` s passed in silence."""
         self._grace = grace
         self._closing.set()
+        with contextlib.suppress(OSError):  # the receiver is gone already: nothing to wake
+            self._wake_w.send(b"x")
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         else:
             self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
     def abandon(self) -> None:
-        """In a forked child: close the inherited listening socket, leave the directory."""
+        """In a forked child: close the inherited sockets, leave the directory."""
         self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
         self._dir = None
 
 
