@@ -19,6 +19,7 @@ north up, east to the right). A gnomonic square needs s < 180°; larger requests
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +31,6 @@ import numpy.typing as npt
 from lensing_ssc.analysis._grid import ARCMIN
 from lensing_ssc.analysis._validation import MIN_PATCH_PIXELS, check_patch
 from lensing_ssc.core.base.exceptions import AnalysisError
-
-try:
-    import healpy
-except ImportError:  # pragma: no cover - exercised only without the extra
-    healpy = None
-
-try:
-    from astropy.io import fits as astropy_fits
-except ImportError:  # pragma: no cover - exercised only without the extra
-    astropy_fits = None
 
 __all__ = [
     "HealpixPatches",
@@ -54,10 +45,17 @@ _EXTRA = 'pip install "lensing-ssc[healpix]"'
 _GOLDEN = (1.0 + math.sqrt(5.0)) / 2.0
 
 
-def _require(module: Any, what: str) -> Any:
-    if module is None:
-        raise ModuleNotFoundError(f"{what} needs healpy and astropy: {_EXTRA}")
-    return module
+def _require(module: str, what: str) -> Any:
+    """Import ``module`` ("healpy" or "astropy.io.fits") when first needed.
+
+    Imported here rather than at the top: healpy pulls in astropy and matplotlib's
+    projections (about 0.8 s), which every worker process of a run would otherwise pay at
+    start-up although only HEALPix input needs it.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ModuleNotFoundError(f"{what} needs healpy and astropy: {_EXTRA}") from None
 
 
 def fibonacci_grid(n_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +151,7 @@ def patch_centers(
 
 
 def _check_healpix_map(healpix_map: Any) -> np.ndarray:
-    hp = _require(healpy, "cutting HEALPix patches")
+    hp = _require("healpy", "cutting HEALPix patches")
     array = np.asarray(healpix_map, dtype=np.float64)
     if array.ndim != 1 or not hp.isnpixok(array.size):
         raise AnalysisError(
@@ -217,7 +215,7 @@ def _project(
     nest: bool,
     interpolation: str,
 ) -> np.ndarray:
-    hp = _require(healpy, "cutting HEALPix patches")
+    hp = _require("healpy", "cutting HEALPix patches")
     half_width = math.tan(math.radians(side) / 2.0)
     coords = (np.arange(n) + 0.5) * (2.0 * half_width / n) - half_width
     lon0, lat0 = math.radians(lon_deg), math.radians(lat_deg)
@@ -334,7 +332,7 @@ def _read(file: Path, reader: Any) -> Any:
 
 
 def _read_fits_image(file: Path) -> np.ndarray:
-    fits = _require(astropy_fits, "reading FITS patches")
+    fits = _require("astropy.io.fits", "reading FITS patches")
     with fits.open(file) as hdus:
         for hdu in hdus:
             if hdu.data is not None and hdu.data.ndim >= 2:

@@ -38,7 +38,6 @@ from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
 from lensing_ssc.core.config import PipelineSection, ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
-from lensing_ssc.pipelines._figures import draw_figures
 from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps
 from lensing_ssc.pipelines._results import (
     FailureRecord,
@@ -334,6 +333,9 @@ def run_patch_statistics(
         with log_context(step="merge"):
             merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
             write_results(merged, results_file, fmt)
+            # Imported here: matplotlib costs ~0.4 s, and worker processes import this module.
+            from lensing_ssc.pipelines._figures import draw_figures
+
             figures = draw_figures(merged, run_dir / "figures") if section.figures else []
             files = [
                 ("results", results_file),
