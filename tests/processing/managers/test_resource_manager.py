@@ -28,16 +28,6 @@ from lensing_ssc.processing.managers.resource_manager import (
 )
 
 
-@pytest.fixture
-def isolated(tmp_path: Path) -> dict[str, Any]:
-    """Arguments that keep this machine's cgroups out of the test and watch tmp_path."""
-    return {
-        "cgroup_root": tmp_path / "no_cgroup",
-        "proc_cgroup": tmp_path / "no_cgroup",
-        "disk_path": tmp_path,
-    }
-
-
 def wait_until(condition, timeout: float = 5.0) -> None:
     """Poll ``condition`` until it holds, failing the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

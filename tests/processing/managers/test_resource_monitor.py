@@ -9,24 +9,12 @@ import itertools
 import json
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lensing_ssc.core.base.exceptions import ResourceError
 from lensing_ssc.processing.managers import ResourceManager
 from lensing_ssc.processing.managers.resource_manager import MONITOR_THREAD_NAME, ReplaySampler
-
-
-@pytest.fixture
-def isolated(tmp_path: Path) -> dict[str, Any]:
-    """Arguments that keep this machine's cgroups out of the test and watch tmp_path."""
-    return {
-        "cgroup_root": tmp_path / "no_cgroup",
-        "proc_cgroup": tmp_path / "no_cgroup",
-        "disk_path": tmp_path,
-    }
 
 
 def wait_until(condition, timeout: float = 5.0) -> None:
