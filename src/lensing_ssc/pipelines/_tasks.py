@@ -30,6 +30,7 @@ import numpy as np
 from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.pipelines._allocator import keep_freed_buffers
 from lensing_ssc.pipelines._inputs import MapSource, MapTask
 from lensing_ssc.processing.managers import CacheManager
 from lensing_ssc.processing.managers.log_manager import log_context
@@ -73,6 +74,7 @@ def _process_local(config_json: str) -> _Local:
     key = (os.getpid(), config_json)
     local = _PROCESS_LOCALS.get(key)
     if local is None:
+        keep_freed_buffers()  # a fresh worker page-faults on every FFT buffer otherwise
         cache = CacheManager(config=ProcessingConfig.model_validate_json(config_json))
         local = _PROCESS_LOCALS[key] = _Local(cache)
         # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
