@@ -1,12 +1,17 @@
-"""Interactive progress displays: a rich live table in a terminal or a Jupyter cell.
+"""Interactive progress displays: a rich live table in a terminal, a live table in Jupyter.
 
 :class:`LiveDisplay` draws one :class:`rich.live.Live` with a row per open task (subtasks
 indented): bar, percentage, count, rate, ETA, elapsed. While it runs, ``print()`` output
 and existing logging handlers that write to the same terminal are redirected above it
 (rich's ``redirect_stdout``/``redirect_stderr`` plus a swap of those handlers' streams), so
-nothing garbles the bars. In Jupyter with ``ipywidgets`` the same class draws in the cell;
-without ``ipywidgets``, :class:`NotebookDisplay` updates one output with
-``IPython.display`` instead of failing or warning.
+nothing garbles the bars.
+
+In Jupyter, :class:`NotebookDisplay` draws the same table as one cell output and replaces it
+in place through ``IPython.display`` (``display_id`` updates), whether or not ``ipywidgets``
+is installed. It does not use rich's widget display: that one captures the cell's output
+while it redraws from the refresher thread, so a ``print()`` landing in that moment was
+erased by the next redraw. This way ``print()`` and logging output stay ordinary cell output,
+and the final table is saved with the notebook.
 
 Plain heartbeat lines for files and pipes are in ``_progress_display``.
 """
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import io
 import logging
 import sys
@@ -97,54 +101,45 @@ def _is_tty(stream: Any) -> bool:
         return False
 
 
-class _Cell:
-    """Key of the Jupyter cell's console in :data:`_consoles`."""
-
-
-_CELL = _Cell()
 _consoles: weakref.WeakKeyDictionary[Any, Console] = weakref.WeakKeyDictionary()
 _consoles_lock = threading.Lock()
 
 
-def _shared_console(stream: TextIO | None, *, jupyter: bool) -> Console:
-    """One console per output, so managers open at the same time stack their tables.
+def _shared_console(stream: TextIO) -> Console:
+    """One console per terminal, so managers open at the same time stack their tables.
 
     rich draws every live display of a console together (the first one started renders
     the others below it); two consoles on one terminal would overwrite each other.
     """
-    if stream is not None:  # sys.stderr may be an open display's redirection of the terminal
-        stream = getattr(stream, "rich_proxied_file", stream)
-    key: Any = _CELL if jupyter or stream is None else stream
+    # sys.stderr may be an open display's redirection of the terminal
+    stream = getattr(stream, "rich_proxied_file", stream)
     with _consoles_lock:
-        console = _consoles.get(key)
+        console = _consoles.get(stream)
         if console is None:
-            if jupyter:
-                console = Console(force_jupyter=True)
-            else:
-                console = Console(file=stream, force_terminal=True, force_jupyter=False)
+            console = Console(file=stream, force_terminal=True, force_jupyter=False)
             with contextlib.suppress(TypeError):  # a stream without weak references: not shared
-                _consoles[key] = console
+                _consoles[stream] = console
         return console
 
 
 class LiveDisplay:
-    """A rich live table, redrawn by the manager's refresher thread.
+    """A rich live table in a terminal, redrawn by the manager's refresher thread.
 
     Args:
-        stream: The terminal to draw on (``None`` in Jupyter: the cell).
-        jupyter: Draw in a Jupyter cell (needs ``ipywidgets``; see :func:`notebook_display`).
+        stream: The terminal to draw on.
     """
 
-    def __init__(self, stream: TextIO | None, *, jupyter: bool = False) -> None:
-        self.mode = "jupyter" if jupyter else "terminal"
-        self._console = _shared_console(stream, jupyter=jupyter)
+    mode = "terminal"
+
+    def __init__(self, stream: TextIO) -> None:
+        self._console = _shared_console(stream)
         # Redirect print() only where it would land on this same screen.
         self._live = Live(
             console=self._console,
             auto_refresh=False,
             transient=False,
-            redirect_stdout=jupyter or _is_tty(sys.stdout),
-            redirect_stderr=jupyter or _is_tty(sys.stderr),
+            redirect_stdout=_is_tty(sys.stdout),
+            redirect_stderr=_is_tty(sys.stderr),
         )
         self._swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
 
@@ -230,8 +225,6 @@ class NotebookDisplay:
 
 
 def notebook_display() -> Display:
-    """The Jupyter display: rich's widget-based live display, or plain cell updates."""
-    if importlib.util.find_spec("ipywidgets") is not None:
-        return LiveDisplay(None, jupyter=True)
+    """The Jupyter display: one cell output replaced in place (no ``ipywidgets`` needed)."""
     ipython_display = importlib.import_module("IPython.display")  # in every Jupyter kernel
     return NotebookDisplay(ipython_display.display)
