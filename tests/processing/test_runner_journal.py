@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.processing._runner import appender as appender_module
 from lensing_ssc.processing._runner import journal as journal_module
 from lensing_ssc.processing._runner.journal import Journal, read_journal
 
@@ -204,3 +208,108 @@ def test_append_cost_does_not_grow_with_records_already_done(tmp_path: Path) -> 
         large = _median_append_seconds(big_journal, 2000)
     assert large < 3 * small + 5e-6
     assert os.path.getsize(big) > 100_000 * 16
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_both_appenders_round_trip_small_large_and_many_records(tmp_path: Path,
+                                                                mapped: bool) -> None:
+    """Mapped and written journals read back the same: small, window-sized and many records."""
+    path = tmp_path / "j"
+    big = bytes(range(256)) * 8192  # 2 MiB: larger than a mapped window
+    pairs = [(f"k{i}", i) for i in range(20_000)] + [("big", big), ("after", "x" * 5000)]
+    journal, _ = Journal.open(path, function="f", resume=False, mapped=mapped)
+    with journal:
+        for key, value in pairs:
+            journal.append_done(key, value)
+    contents, good_end = read_journal(path)
+    assert {key: contents.result(key) for key in contents.done} == dict(pairs)
+    assert good_end == path.stat().st_size
+    assert (contents.damaged_bytes, contents.torn_bytes) == (0, 0)
+
+
+def test_an_open_mapped_journal_holds_its_records_and_reserved_zeros(tmp_path: Path) -> None:
+    """While open, the file runs on past its records with zeros; they are not counted as torn."""
+    path = tmp_path / "j"
+    journal, _ = Journal.open(path, function="f", mapped=True)
+    with journal:
+        journal.append_done("a", 1)
+        journal.append_done("b", 2)
+        assert path.stat().st_size >= appender_module.WINDOW_BYTES
+        contents, good_end = read_journal(path)
+        assert {key: contents.result(key) for key in contents.done} == {"a": 1, "b": 2}
+        assert contents.torn_bytes == 0
+        assert path.read_bytes()[good_end:].count(0) == path.stat().st_size - good_end
+    assert path.stat().st_size == good_end
+
+
+def test_a_torn_record_before_the_reserved_zeros_counts_as_torn(tmp_path: Path) -> None:
+    """A record cut short by a kill, followed by reserved zeros, is cut off and counted."""
+    path = tmp_path / "j"
+    _write(path, [("a", 1), ("b", "y" * 40)], fsync=False)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10] + bytes(4096))
+    contents, good_end = read_journal(path)
+    assert set(contents.done) == {"a"}
+    assert contents.torn_bytes == len(data) - 10 - good_end
+
+
+def test_a_sigkilled_writer_leaves_every_appended_record_readable(tmp_path: Path) -> None:
+    """Records copied into the mapping survive a SIGKILL of the process at once, unsynced."""
+    path = tmp_path / "j"
+    script = (
+        "import sys, time\n"
+        "from lensing_ssc.processing._runner.journal import Journal\n"
+        f"journal, _ = Journal.open({str(path)!r}, function='f', fsync=False, mapped=True)\n"
+        "for i in range(5000):\n"
+        "    journal.append_done(f'k{i}', i * i)\n"
+        "print('appended', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "appended"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    journal, contents = Journal.open(path, function="f")
+    journal.close()
+    assert {key: contents.result(key) for key in contents.done} == {
+        f"k{i}": i * i for i in range(5000)}
+    assert contents.torn_bytes == 0
+    assert path.stat().st_size < appender_module.WINDOW_BYTES
+
+
+def test_a_filesystem_that_cannot_reserve_space_gets_plain_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where posix_fallocate is unsupported, records are written instead, and read back."""
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(appender_module.os, "posix_fallocate", unsupported)
+    path = tmp_path / "j"
+    _write(path, [("a", 1), ("b", 2)], mapped=True)
+    contents, good_end = read_journal(path)
+    assert {key: contents.result(key) for key in contents.done} == {"a": 1, "b": 2}
+    assert good_end == path.stat().st_size
+
+
+def test_a_full_disk_fails_the_append_with_checkpoint_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room to reserve the next window is a CheckpointError naming the journal, not a crash."""
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    journal, _ = Journal.open(tmp_path / "j", function="f", mapped=True)
+    with journal:
+        for index in range(10):  # fills the first window partly
+            journal.append_done(f"k{index}", index)
+        monkeypatch.setattr(appender_module.os, "posix_fallocate", full)
+        with pytest.raises(CheckpointError,
+                           match=r"could not append to the task journal .*No space left"):
+            journal.append_done("big", os.urandom(appender_module.WINDOW_BYTES - 100))

@@ -8,15 +8,17 @@ type, message, traceback, attempts).
 
 Durability, at a cost that does not depend on how many items are already done:
 
-- every record is written to the OS as soon as its item finishes (one ``write``), so a
-  killed process loses nothing that finished;
+- every record reaches the OS as soon as its item finishes, so a killed process loses
+  nothing that finished (on Linux it is copied into a mapping of the file's end, with no
+  system call; elsewhere one ``write``: see :mod:`.appender`);
 - a daemon thread (``lensing_ssc-runner-journal``) fsyncs every ``commit_interval``
   seconds (group commit; stretched to 10 fsync durations on a slow filesystem, because each
   fsync stalls the writer briefly); :attr:`Journal.durable_seq` says how far the file is on stable
   storage, and the run reports a completion only once its record is below that mark, so a
   machine crash loses at most one commit window of unreported items.
 
-On reload, a torn last record (the process died mid-write) is cut off; a damaged record in
+On reload, a torn last record (the process died mid-write) is cut off, and so are the zeros
+reserved after the last record by a run that did not close the file; a damaged record in
 the middle is skipped by resynchronising on the next valid header, and counted. A lock file
 (``<journal>.lock``, ``flock``) keeps two runs from appending to one journal at once.
 
@@ -40,6 +42,7 @@ from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.io import compress, decompress, fsync_directory
+from lensing_ssc.processing._runner.appender import Appender, open_appender
 
 try:
     import fcntl
@@ -56,7 +59,6 @@ logger = logging.getLogger("lensing_ssc.processing.runner")
 COMPRESS_ABOVE = 64 * 1024
 _JOIN_BELOW = 16 * 1024
 _sync = getattr(os, "fdatasync", os.fsync)
-_writev = getattr(os, "writev", None)  # POSIX; elsewhere one joined write
 
 
 @dataclass
@@ -69,7 +71,8 @@ class JournalContents:
         function: Identity of the function of the last run, or ``None``.
         records: Valid records read.
         damaged_bytes: Bytes skipped inside the file (damaged records).
-        torn_bytes: Bytes cut off the end (a record torn by a crash).
+        torn_bytes: Bytes cut off the end (a record torn by a crash; not counting the zeros
+            reserved after the last record).
     """
 
     done: dict[str, tuple[str, memoryview]] = field(default_factory=dict)
@@ -140,7 +143,8 @@ def read_journal(path: Path) -> tuple[JournalContents, int]:
         else:
             contents.function = json.loads(bytes(body).decode("utf-8")).get("function")
     contents.damaged_bytes = good_end - covered
-    contents.torn_bytes = len(data) - good_end
+    # Zeros after the last record were reserved ahead of use (see .appender), not torn.
+    contents.torn_bytes = len(data[good_end:].rstrip(b"\0"))
     return contents, good_end
 
 
@@ -159,10 +163,11 @@ class Journal:
     thread at a time (the run's scheduling thread); everything else from any thread.
     """
 
-    def __init__(self, path: Path, fd: int, lock_fd: int | None, *, fsync: bool,
-                 commit_interval: float, compression: str) -> None:
+    def __init__(self, path: Path, fd: int, appender: Appender, lock_fd: int | None, *,
+                 fsync: bool, commit_interval: float, compression: str) -> None:
         self.path = path
         self._fd = fd
+        self._appender = appender
         self._lock_fd = lock_fd
         self._fsync = fsync
         self._interval = commit_interval
@@ -188,7 +193,7 @@ class Journal:
     @classmethod
     def open(cls, path: Path, *, function: str, resume: bool = True, fsync: bool = True,
              commit_interval: float = 0.2, compression: str = "auto",
-             ) -> tuple[Journal, JournalContents]:
+             mapped: bool | None = None) -> tuple[Journal, JournalContents]:
         """Lock and open ``path`` (creating it), reading what earlier runs recorded.
 
         Args:
@@ -200,6 +205,8 @@ class Journal:
             commit_interval: Seconds between fsyncs, stretched to 10 times the last
                 fsync's duration when the filesystem is slow.
             compression: Codec for results above 64 KiB (:func:`lensing_ssc.core.io.compress`).
+            mapped: Copy records into a mapping of the file instead of writing each one
+                (default: on Linux; see :mod:`.appender`).
 
         A journal last written by another function (by module and qualified name) is
         reused with a warning in the log.
@@ -224,8 +231,7 @@ class Journal:
                     "reused (pass resume=False if the function computes something else)",
                     path, contents.function, function)
             existed = path.exists()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.ftruncate(fd, good_end)
+            fd, appender = open_appender(path, good_end, mapped=mapped)
             if not existed:
                 fsync_directory(path.parent)
         except CheckpointError:
@@ -237,8 +243,8 @@ class Journal:
         except BaseException:
             cls._unlock(lock_fd)
             raise
-        journal = cls(path, fd, lock_fd, fsync=fsync, commit_interval=commit_interval,
-                      compression=compression)
+        journal = cls(path, fd, appender, lock_fd, fsync=fsync,
+                      commit_interval=commit_interval, compression=compression)
         meta = {"function": function, "pid": os.getpid()}
         journal._append(_encode(KIND_OPEN, "", "none", json.dumps(meta).encode("utf-8")))
         return journal, contents
@@ -286,8 +292,7 @@ class Journal:
         if len(body) < _JOIN_BELOW:  # the common case, kept short: it runs once per item
             key_bytes = key.encode("utf-8")
             head = _HEAD.pack(KIND_DONE, 4, len(key_bytes)) + key_bytes + b"none" + body
-            return self._append(([_HEADER.pack(MAGIC, len(head), zlib.crc32(head)) + head],
-                                 _HEADER.size + len(head)))
+            return self._append_one(_HEADER.pack(MAGIC, len(head), zlib.crc32(head)) + head)
         codec = "none"
         if len(body) > COMPRESS_ABOVE and self._compression != "none":
             codec, body = compress(body, self._compression)
@@ -298,16 +303,25 @@ class Journal:
         return self._append(_encode(KIND_FAILED, key, "none", json.dumps(failure).encode()))
 
     def _append(self, record: tuple[list[bytes], int]) -> int:
+        parts, total = record
+        if len(parts) == 1:
+            return self._append_one(parts[0])
         if self._error is not None:
             raise _io_error("sync", self.path, self._error) from self._error
-        parts, total = record
         try:
-            if len(parts) == 1:
-                written = os.write(self._fd, parts[0])
-                if written != total:
-                    _finish_write(self._fd, parts[0], written)
-            else:
-                _write_all(self._fd, parts, total)
+            self._appender.append_parts(parts, total)
+        except OSError as exc:
+            raise _io_error("append to", self.path, exc) from exc
+        self._written += 1
+        if not self._fsync:
+            self._durable = self._written
+        return self._written
+
+    def _append_one(self, data: bytes) -> int:
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+        try:
+            self._appender.append(data)
         except OSError as exc:
             raise _io_error("append to", self.path, exc) from exc
         self._written += 1
@@ -363,8 +377,11 @@ class Journal:
         if self._thread is not None:
             self._thread.join()
         try:
+            self._appender.finish()
             if self._fsync and self._error is None:
                 self._commit()
+        except OSError as exc:
+            self._error = self._error or exc
         finally:
             self._closed = True
             os.close(self._fd)
@@ -377,16 +394,3 @@ class Journal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _finish_write(fd: int, data: bytes, written: int) -> None:
-    """Complete a short write of ``data`` of which ``written`` bytes went out."""
-    rest = memoryview(data)[written:]
-    while rest:
-        rest = rest[os.write(fd, rest):]
-
-
-def _write_all(fd: int, parts: list[bytes], total: int) -> None:
-    written = _writev(fd, parts) if _writev is not None else os.write(fd, b"".join(parts))
-    if written < total:
-        _finish_write(fd, b"".join(parts), written)
