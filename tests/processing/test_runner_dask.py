@@ -62,6 +62,12 @@ def pid_of(_: int) -> int:
     return os.getpid()
 
 
+def worker_settings(_: int) -> tuple[bool, str]:
+    """Whether Dask's profiler samples this worker's tasks, and its event-loop tick."""
+    return (dask.config.get("distributed.worker.profile.enabled"),
+            str(dask.config.get("distributed.admin.tick.interval")))
+
+
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
     """One two-worker local cluster for the module (starting one takes about a second)."""
@@ -174,8 +180,18 @@ def test_runner_starts_and_closes_its_own_local_cluster() -> None:
     runner = TaskRunner("dask", max_workers=2)
     with runner:
         result = runner.map(pid_of, range(12))
+        settings = set(runner.map(worker_settings, range(4)).results)
         status = runner.get_status()
         own_client = runner._adapter.client  # type: ignore[union-attr]
     assert len(set(result.results)) == 2
     assert status["workers"] == 2
     assert own_client.status == "closed"
+    # Its workers run tasks without Dask's 100 Hz stack sampler and 50 Hz loop ticks.
+    assert settings == {(False, "1s")}
+
+
+def test_a_borrowed_cluster_keeps_its_own_dask_settings(client: distributed.Client) -> None:
+    """The runner changes the settings only of clusters it starts, never of a user's."""
+    with TaskRunner(client, chunksize=1) as runner:
+        settings = set(runner.map(worker_settings, range(4)).results)
+    assert settings == {(True, "20ms")}
