@@ -110,7 +110,7 @@ class TaskRunner:
         retries: Extra attempts for an item that raises or kills its worker.
         retry_delay: Seconds between attempts.
         chunksize: Items per task, or ``"auto"``: sized from measured item times so a task
-            lasts ~20 ms (processes) or ~250 ms (Dask). A SIGKILL redoes at most the items
+            lasts ~0.1 s (processes) or ~0.25 s (Dask). A SIGKILL redoes at most the items
             in flight: ``max_in_flight`` tasks of ``chunksize`` items.
         max_in_flight: Tasks submitted at once (default, per worker: two, or enough for
             about 0.1 s of queued work, at most 16).
