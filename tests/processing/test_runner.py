@@ -29,6 +29,11 @@ def square(x: int) -> int:
     return x * x
 
 
+def thread_of(x: int) -> int:
+    time.sleep(0.002)
+    return threading.get_ident()
+
+
 def slow_square(x: int) -> int:
     """Later items finish first, so completion order differs from input order."""
     time.sleep(0.002 * (10 - x % 10))
@@ -223,6 +228,36 @@ def test_journal_of_another_function_warns_and_resume_false_starts_over(
     with TaskRunner() as runner:
         result = runner.map(fail_on_three, [1, 2], journal=journal, resume=False)
     assert (result.completed, result.skipped) == (2, 0)
+
+
+def test_a_wrapper_naming_its_function_keeps_the_journal_identity(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal written through a wrapper naming ``__wrapped__`` is the wrapped function's."""
+    journal = tmp_path / "j"
+    run_map(square, [1, 2], journal=journal)
+
+    class Logged:
+        def __init__(self, func: Callable[[int], int]) -> None:
+            self.__wrapped__ = func
+
+        def __call__(self, x: int) -> int:
+            return self.__wrapped__(x)
+
+    with caplog.at_level("WARNING", logger="lensing_ssc.processing.runner"):
+        reused = run_map(Logged(square), [1, 2, 3], journal=journal)
+    assert (reused.skipped, reused.completed) == (2, 1)
+    assert "written by" not in caplog.text
+
+
+def test_chunksize_can_be_set_per_run(tmp_path: Path) -> None:
+    """map(chunksize=) overrides the runner's for that run: items travel in such groups."""
+    with TaskRunner("threads", max_workers=2) as runner:
+        grouped = runner.map(thread_of, range(12), chunksize=4).results
+        with pytest.raises(ConfigError, match="chunksize must be an integer >= 1"):
+            runner.map(thread_of, range(4), chunksize=0)
+    assert all(len({grouped[i] for i in range(start, start + 4)}) == 1
+               for start in range(0, 12, 4))
 
 
 # ---- failures and retries ------------------------------------------------------------------

@@ -232,6 +232,7 @@ class TaskRunner:
         rerun_failed: bool = True,
         retries: int | None = None,
         retry_delay: float | None = None,
+        chunksize: int | Literal["auto"] | None = None,
         on_complete: Callable[[str, Any], None] | None = None,
         name: str | None = None,
     ) -> MapResult[R]:
@@ -247,7 +248,8 @@ class TaskRunner:
             resume: ``False`` empties the journal first.
             rerun_failed: Try items that failed in an earlier run again (``False``: report
                 their recorded failure).
-            retries, retry_delay: Override the runner's for this run.
+            retries, retry_delay, chunksize: Override the runner's for this run (the
+                same executor, its workers and what they hold, serve every run).
             on_complete: ``f(key, result)`` per item completed by this run, once durable
                 (in addition to ``hooks.on_complete``).
             name: The run's name in logs and status (default: the journal's file name).
@@ -272,13 +274,18 @@ class TaskRunner:
                 _check_seconds("retry_delay", retry_delay, positive=False, hint="e.g. 1.0")
             policy = RetryPolicy(policy.retries if retries is None else retries,
                                  policy.delay if retry_delay is None else float(retry_delay))
+        fixed = self._chunksize
+        if chunksize is not None:
+            if chunksize != "auto":
+                _check_int("chunksize", chunksize, 1, 'e.g. 10, or "auto"')
+            fixed = None if chunksize == "auto" else int(chunksize)
         with self._lock:
             return self._map(func, list(items), journal, key, resume, rerun_failed, policy,
-                             on_complete, name)
+                             fixed, on_complete, name)
 
     def _map(self, func: Callable[[Any], Any], items: list[Any],
              journal_path: str | os.PathLike[str] | None, key: Callable[[Any], Any] | None,
-             resume: bool, rerun_failed: bool, policy: RetryPolicy,
+             resume: bool, rerun_failed: bool, policy: RetryPolicy, chunksize: int | None,
              on_complete: Callable[[str, Any], None] | None, name: str | None) -> MapResult[Any]:
         hooks = self.hooks
         started = time.perf_counter()
@@ -315,7 +322,7 @@ class TaskRunner:
             else:
                 reason = run_parallel(
                     ledger, func, items, self._adapter_now(), policy,
-                    chunksize=self._chunksize, max_in_flight=self._max_in_flight,
+                    chunksize=chunksize, max_in_flight=self._max_in_flight,
                     should_stop=hooks.should_stop, stop_timeout=self._stop_timeout)
         finally:
             ledger.running = False

@@ -92,14 +92,21 @@ def item_keys(items: Sequence[Any], key: Callable[[Any], Any] | None) -> list[st
 
 
 def function_identity(func: Callable[..., Any]) -> str:
-    """Name a callable as ``module:qualname`` (through ``functools.partial`` layers).
+    """Name a callable as ``module:qualname`` (through ``functools.partial`` layers and
+    wrappers that name what they wrap in ``__wrapped__``, as ``functools.wraps`` does).
 
     Example:
         >>> function_identity(len)
         'builtins:len'
     """
-    while isinstance(func, functools.partial):
-        func = func.func
+    while True:
+        if isinstance(func, functools.partial):
+            func = func.func
+            continue
+        wrapped = getattr(func, "__wrapped__", None)
+        if wrapped is None or wrapped is func:
+            break
+        func = wrapped
     module = getattr(func, "__module__", None) or type(func).__module__
     qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
     return f"{module}:{qualname}"
