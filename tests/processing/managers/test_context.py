@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 
 from lensing_ssc.cli import main as cli_main
@@ -300,6 +302,34 @@ def test_map_carries_log_context_into_threads(tmp_path: Path) -> None:
     items = [r for r in records if r["message"].startswith("item ")]
     assert len(items) == 4
     assert all(r["map_id"] == 7 for r in items)
+
+
+def logged_pid(x: int) -> int:
+    """Log one line per item and return the pid of the process that ran it."""
+    logging.getLogger("lensing_ssc.test_worker").info("item %d", x)
+    time.sleep(0.01)
+    return os.getpid()
+
+
+def test_map_keeps_its_process_pool_for_the_next_call_and_closes_it_on_exit(
+    tmp_path: Path,
+) -> None:
+    """Successive process maps share one pool, labelled per call in the log; exit ends it."""
+    config = quiet_config(tmp_path / "run")
+    with ManagerContext(config=config, executor="processes", max_workers=2) as ctx:
+        first = set(ctx.map(logged_pid, range(8), name="first").results)
+        second = set(ctx.map(logged_pid, range(8, 16), name="second").results)
+        single = set(ctx.map(logged_pid, range(16, 20), name="single", max_workers=1).results)
+    workers = first | second
+    assert len(workers) <= 2
+    assert os.getpid() not in workers
+    assert single.isdisjoint(workers)  # other settings, another pool
+    assert not any(psutil.pid_exists(pid) for pid in workers | single)
+    records = [json.loads(x) for x in config.log_file.read_text().splitlines()]
+    labels = {r["message"]: r["task"] for r in records if r["message"].startswith("item ")}
+    assert labels == {**{f"item {i}": "first" for i in range(8)},
+                      **{f"item {i}": "second" for i in range(8, 16)},
+                      **{f"item {i}": "single" for i in range(16, 20)}}
 
 
 def run_job(run_dir: Path, mode: str, n: int, delay: float = 0.02) -> subprocess.Popen[str]:

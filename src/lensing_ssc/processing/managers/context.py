@@ -11,6 +11,8 @@ write files or draw bars itself. What it adds is the wiring between them:
 - checkpoints carry the progress tree, so a resumed run shows "resumed at 420/1000";
 - :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
   counting progress, carrying log context into threads and worker logs into the run's log;
+  the executor (a process pool, a Dask cluster) is kept for the next ``map`` with the same
+  settings and closed with the context (:mod:`._context_runners`);
 - the run's ``status.json`` is refreshed in the background (``lensing-ssc status RUN_DIR``).
 
 The managers themselves are in their own modules; the runner in
@@ -28,6 +30,12 @@ from typing import Any, TypeVar
 
 from lensing_ssc.core.base.exceptions import InterruptedRunError
 from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.processing.managers._context_runners import (
+    InLogContext,
+    ProgressRelay,
+    RunnerShelf,
+    runs_in_this_process,
+)
 from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
 from lensing_ssc.processing.managers._status import StatusFile
 from lensing_ssc.processing.managers.cache_manager import CacheManager
@@ -102,6 +110,7 @@ class ManagerContext:
         self._entered = False
         self._closed = False
         self._stop_handled = False
+        self._runners = RunnerShelf()
         built: list[Any] = []
         try:
             self.log = LogManager(level=log_level, config=self.config)
@@ -151,8 +160,9 @@ class ManagerContext:
             return
         self._closed = True
         self._stops.restore()
+        errors = _close_all([self._runners], body_error=False)  # workers log until they exit
         self._status.close(state=outcome)
-        errors = _close_all(
+        errors += _close_all(
             [self.progress, self.cache, self.checkpoint, self.resource, self.log],
             body_error=False,
         )
@@ -300,7 +310,10 @@ class ManagerContext:
 
         Finished items are journalled under ``run_dir/tasks/<name>.journal``; a rerun skips
         them. Each settled item advances a progress subtask named ``name``. Thread workers
-        see the caller's log context; process and Dask workers log into the run's log.
+        see the caller's log context; process and Dask workers log into the run's log,
+        with ``task=<name>``. The executor is kept for the next call with the same
+        executor, ``max_workers`` and options (its workers, and what they hold, carry
+        over) and closed with the context.
 
         Args:
             func: Called as ``func(item)``; picklable for process and Dask executors.
@@ -312,7 +325,8 @@ class ManagerContext:
             key: Names each item; see :meth:`TaskRunner.map`.
             resume: ``False`` forgets what an earlier run of ``name`` completed.
             **runner_options: Further :class:`TaskRunner` options (``chunksize``,
-                ``stop_timeout``, ``scheduler_address``, ...).
+                ``stop_timeout``, ``scheduler_address``, ...); ``chunksize`` applies to
+                this call only.
 
         Raises:
             InterruptedRunError: a graceful stop was requested; finished items are saved.
@@ -322,29 +336,40 @@ class ManagerContext:
         label: str = name or getattr(func, "__name__", None) or "tasks"
         journal = Path(self.config.run_dir) / "tasks" / f"{_safe_name(label)}.journal"
         journal.parent.mkdir(parents=True, exist_ok=True)
-        with self.progress.subprogress(label, total=len(items)) as task:
-            hooks = RunnerHooks(
-                should_stop=lambda: self._stops.request.reason if self._stops.request else None,
-                on_progress=task.update,
-                context_wrapper=bind_context,
-                worker_initializer=_attach_worker_logs,
-                initargs=(self.log.worker_config(task=label),),
-            )
-            runner = TaskRunner(
-                self._executor if executor is None else executor,
-                max_workers=self._max_workers if max_workers is None else max_workers,
-                retries=self._retries if retries is None else retries,
-                hooks=hooks,
-                **runner_options,
-            )
-            with runner, self.log.log_context(task=label):
-                try:
-                    return runner.map(
-                        func, items, journal=journal, key=key, resume=resume, name=label
-                    )
-                except InterruptedRunError:
-                    self._raise_if_stopping()
-                    raise
+        executor = self._executor if executor is None else executor
+        max_workers = self._max_workers if max_workers is None else max_workers
+        chunksize = runner_options.pop("chunksize", None)
+        kept = self._runners.take(executor, max_workers, runner_options,
+                                  lambda relay: self._build_runner(executor, max_workers, relay,
+                                                                   runner_options))
+        if not runs_in_this_process(executor):  # its workers outlive this call
+            func = InLogContext(func, {"task": label})
+        try:
+            with self.progress.subprogress(label, total=len(items)) as task, \
+                    self.log.log_context(task=label):
+                kept.relay.target = task.update
+                return kept.runner.map(
+                    func, items, journal=journal, key=key, resume=resume, name=label,
+                    retries=self._retries if retries is None else retries,
+                    chunksize=chunksize,
+                )
+        except InterruptedRunError:
+            self._raise_if_stopping()
+            raise
+        finally:
+            self._runners.give_back(kept)
+
+    def _build_runner(self, executor: Any, max_workers: int | None, relay: ProgressRelay,
+                      options: dict[str, Any]) -> TaskRunner:
+        hooks = RunnerHooks(
+            should_stop=lambda: self._stops.request.reason if self._stops.request else None,
+            on_progress=relay,
+            context_wrapper=bind_context,
+            worker_initializer=_attach_worker_logs,
+            initargs=(self.log.worker_config(),),
+        )
+        return TaskRunner(executor, max_workers=max_workers, retries=self._retries, hooks=hooks,
+                          **options)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._entered else "created")
