@@ -38,6 +38,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
+from lensing_ssc.pipelines._tasks import PackedStatistics
 
 try:
     import h5py
@@ -106,8 +107,35 @@ class MergedResults:
         return next(iter(self.sets.values()))
 
 
+PatchRow = PackedStatistics | Mapping[str, np.ndarray]
+
+
+def _stack(rows: Sequence[PatchRow]) -> dict[str, np.ndarray]:
+    """``{key: (R, F) array}`` of a set's patches: one ``np.stack`` when all are packed alike."""
+    first = rows[0]
+    packed = [row for row in rows if isinstance(row, PackedStatistics)]
+    if isinstance(first, PackedStatistics) and len(packed) == len(rows) and all(
+        row.names == first.names
+        and row.shapes == first.shapes
+        and row.values.shape == first.values.shape
+        for row in packed
+    ):
+        matrix = np.stack([row.values for row in packed])
+        stacked: dict[str, np.ndarray] = {}
+        start = 0
+        for name, shape in zip(first.names, first.shapes, strict=True):
+            size = int(np.prod(shape, dtype=np.int64))
+            stacked[name] = np.ascontiguousarray(matrix[:, start : start + size])
+            start += size
+        return stacked
+    # Mixed or differing rows: the general stacking, which names the disagreement.
+    return stack_patch_statistics(
+        [row.unpack() if isinstance(row, PackedStatistics) else row for row in rows]
+    )
+
+
 def merge_patch_results(
-    grouped: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
+    grouped: Mapping[str, Sequence[PatchRow]],
     *,
     info: Mapping[str, tuple[str, int, float, int]],
     settings: StatisticsSettings,
@@ -117,7 +145,8 @@ def merge_patch_results(
     """Summarise each set's patch results, and the SSC ratio when both SSC sets are there.
 
     Args:
-        grouped: Per set, the statistics of its patches in a stable order.
+        grouped: Per set, the statistics of its patches in a stable order (packed, as the
+            patch stage returns them, or ``{key: array}``).
         info: Per set, ``(description, n_maps, pixel_size_arcmin, patch_pixels)``.
         settings: The statistics settings of the run.
         failures: Maps and patches that failed.
@@ -139,7 +168,7 @@ def merge_patch_results(
                 )
             )
             continue
-        stacked = stack_patch_statistics(list(rows))
+        stacked = _stack(rows)
         description, n_maps, pixel, pixels = info[name]
         sets[name] = SetSummary(
             name=name,
