@@ -12,7 +12,7 @@ this machine allows at this moment, which the pipeline's should approach.
 
 Usage::
 
-    python benchmarks/bench_pipeline.py            # the figure of the issue (~2 min)
+    python benchmarks/bench_pipeline.py            # the figure of the issue (~3 min)
     python benchmarks/bench_pipeline.py --quick    # a smoke run (fewer maps, 1 pair)
 
 The load average is printed before and after: other jobs on the 2 cores depress any
@@ -80,8 +80,9 @@ def anchor_seconds(patches: list[np.ndarray]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer maps, one pair of runs")
+    parser.add_argument("--pairs", type=int, default=5, help="pairs of runs (default 5)")
     args = parser.parse_args()
-    n_large_fields, pairs = (8, 1) if args.quick else (32, 3)
+    n_large_fields, pairs = (8, 1) if args.quick else (32, args.pairs)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"cpus usable: {len(os.sched_getaffinity(0))}, workers: {WORKERS}")
 

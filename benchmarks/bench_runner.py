@@ -145,7 +145,8 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
         extra_per_item.append(((ours - runner_work.inside) - (bare - bare_work.inside)) / count)
         print(f"  repeat {repeat}: bare {bare:.3f} s ({bare / bare_work.inside:.4f} x its work), "
               f"runner {ours:.3f} s ({ours / runner_work.inside:.4f} x its work); "
-              f"A/B ratio {ours / bare:.4f}, in-run ratio {in_run:.4f}")
+              f"A/B ratio {ours / bare:.4f}, in-run ratio {in_run:.4f}; "
+              f"with ManagerContext {ctx_ratios[-1]:.4f}")
     per_item = []
     for repeat in range(repeats):
         with TaskRunner("serial") as runner:
