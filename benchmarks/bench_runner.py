@@ -143,28 +143,40 @@ def overhead(count: int, repeats: int, folder: Path) -> None:
         in_ctx = timed(with_context)
         ctx_ratios.append((in_ctx / ctx_work.inside) / (bare / bare_work.inside))
         extra_per_item.append(((ours - runner_work.inside) - (bare - bare_work.inside)) / count)
-        print(f"  repeat {repeat}: bare {bare:.3f} s ({bare / bare_work.inside:.4f} x its work), "
-              f"runner {ours:.3f} s ({ours / runner_work.inside:.4f} x its work); "
-              f"A/B ratio {ours / bare:.4f}, in-run ratio {in_run:.4f}; "
-              f"with ManagerContext {ctx_ratios[-1]:.4f}")
+        print(
+            f"  repeat {repeat}: bare {bare:.3f} s ({bare / bare_work.inside:.4f} x its work), "
+            f"runner {ours:.3f} s ({ours / runner_work.inside:.4f} x its work); "
+            f"A/B ratio {ours / bare:.4f}, in-run ratio {in_run:.4f}; "
+            f"with ManagerContext {ctx_ratios[-1]:.4f}"
+        )
     per_item = []
     for repeat in range(repeats):
         with TaskRunner("serial") as runner:
             journal = folder / f"noop-{repeat}.journal"
             per_item.append(timed(lambda: runner.map(noop, items, journal=journal)) / count)  # noqa: B023
     cost = statistics.median(per_item)
-    print(f"  RESULT overhead, in-run ratio (wall / time inside work, runner over bare loop; median): "
-          f"{statistics.median(in_run_ratios):.4f}  (target <= 1.02)")
+    print(
+        f"  RESULT overhead, in-run ratio (wall / time inside work, runner over bare loop; median): "
+        f"{statistics.median(in_run_ratios):.4f}  (target <= 1.02)"
+    )
     extra = statistics.median(extra_per_item)
-    print(f"  RESULT runner time outside the work, per item, beyond the bare loop's: {extra * 1e6:.1f} us "
-          f"= {extra / 0.001 * 100:.2f} % of exactly 1 ms  (the item above took "
-          f"{runner_work.inside / count * 1e3:.2f} ms)")
-    print(f"  RESULT ManagerContext + runner overhead, in-run ratio (whole with-block; median): "
-          f"{statistics.median(ctx_ratios):.4f}  (target <= 1.02)")
-    print(f"  RESULT overhead, A/B ratio (runner wall / bare wall, alternating runs; median): "
-          f"{statistics.median(ab_ratios):.4f}  (swings with other load)")
-    print(f"  RESULT runner cost per item (no-op items, keys + journal + fsync): {cost * 1e6:.1f} us "
-          f"= {cost / 0.001 * 100:.2f} % of a 1 ms item")
+    print(
+        f"  RESULT runner time outside the work, per item, beyond the bare loop's: {extra * 1e6:.1f} us "
+        f"= {extra / 0.001 * 100:.2f} % of exactly 1 ms  (the item above took "
+        f"{runner_work.inside / count * 1e3:.2f} ms)"
+    )
+    print(
+        f"  RESULT ManagerContext + runner overhead, in-run ratio (whole with-block; median): "
+        f"{statistics.median(ctx_ratios):.4f}  (target <= 1.02)"
+    )
+    print(
+        f"  RESULT overhead, A/B ratio (runner wall / bare wall, alternating runs; median): "
+        f"{statistics.median(ab_ratios):.4f}  (swings with other load)"
+    )
+    print(
+        f"  RESULT runner cost per item (no-op items, keys + journal + fsync): {cost * 1e6:.1f} us "
+        f"= {cost / 0.001 * 100:.2f} % of a 1 ms item"
+    )
 
 
 def timed_work(item: tuple[int, int]) -> tuple[int, float]:
@@ -178,8 +190,9 @@ def _busy(results: Any) -> float:
     return sum(seconds for _, seconds in results)
 
 
-def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: bool,
-            chunksize: int | str) -> None:
+def speedup(
+    count: int, seconds: float, repeats: int, folder: Path, with_dask: bool, chunksize: int | str
+) -> None:
     """Speed-ups (serial wall / parallel wall, per repeat) and worker occupancy.
 
     Occupancy is the time the 2 workers spent inside the work over 2 x the wall time: how
@@ -188,8 +201,10 @@ def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: b
     """
     spins = calibrate(seconds)
     items = [(index, spins) for index in range(count)]
-    print(f"\n== speed-up: {count} CPU-bound items of {seconds * 1000:.0f} ms, 2 workers, "
-          f"chunksize={chunksize}")
+    print(
+        f"\n== speed-up: {count} CPU-bound items of {seconds * 1000:.0f} ms, 2 workers, "
+        f"chunksize={chunksize}"
+    )
     try:
         import joblib
     except ImportError:
@@ -202,26 +217,32 @@ def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: b
         print(f"  dask LocalCluster start-up: {time.perf_counter() - started:.2f} s")
     speedups: dict[str, list[float]] = {}
     occupancy: dict[str, list[float]] = {}
-    with TaskRunner("processes", max_workers=2, chunksize=chunksize) as processes, \
-            ProcessPoolExecutor(max_workers=2) as pool:
+    with (
+        TaskRunner("processes", max_workers=2, chunksize=chunksize) as processes,
+        ProcessPoolExecutor(max_workers=2) as pool,
+    ):
         processes.map(noop, [(0, 0)] * 4)  # start the pool outside the timing
         list(pool.map(noop, [(0, 0)] * 4))
         runs: dict[str, Callable[[int], Any]] = {
-            "processes runner": lambda r: processes.map(
-                timed_work, items, journal=folder / f"p-{r}.journal").results,
-            "ProcessPoolExecutor.map": lambda r: list(pool.map(
-                timed_work, items, chunksize=max(1, count // 16))),
+            "processes runner": lambda r: (
+                processes.map(timed_work, items, journal=folder / f"p-{r}.journal").results
+            ),
+            "ProcessPoolExecutor.map": lambda r: list(
+                pool.map(timed_work, items, chunksize=max(1, count // 16))
+            ),
         }
         if dask_runner is not None:
-            runs["dask runner"] = lambda r: dask_runner.map(
-                timed_work, items, journal=folder / f"d-{r}.journal").results
+            runs["dask runner"] = lambda r: (
+                dask_runner.map(timed_work, items, journal=folder / f"d-{r}.journal").results
+            )
         if joblib is not None:
             runs["joblib loky"] = lambda r: joblib.Parallel(n_jobs=2)(
-                joblib.delayed(timed_work)(item) for item in items)
+                joblib.delayed(timed_work)(item) for item in items
+            )
         for repeat in range(repeats):
             with TaskRunner("serial") as serial:
-                base = timed(lambda: serial.map(
-                    work, items, journal=folder / f"s-{repeat}.journal"))  # noqa: B023
+                journal = folder / f"s-{repeat}.journal"
+                base = timed(lambda: serial.map(work, items, journal=journal))  # noqa: B023
             for name, run in runs.items():
                 box: list[Any] = []
                 wall = timed(lambda: box.append(run(repeat)))  # noqa: B023
@@ -230,14 +251,20 @@ def speedup(count: int, seconds: float, repeats: int, folder: Path, with_dask: b
     if dask_runner is not None:
         dask_runner.close()
     for name in speedups:
-        print(f"  {name:<26} speed-up {statistics.median(speedups[name]):5.2f}x   "
-              f"worker occupancy {statistics.median(occupancy[name]) * 100:5.1f} %   "
-              f"(per repeat: {', '.join(f'{x:.2f}' for x in speedups[name])})")
-    print(f"  RESULT processes speed-up: {statistics.median(speedups['processes runner']):.2f}x "
-          f"(target >= 1.8)")
+        print(
+            f"  {name:<26} speed-up {statistics.median(speedups[name]):5.2f}x   "
+            f"worker occupancy {statistics.median(occupancy[name]) * 100:5.1f} %   "
+            f"(per repeat: {', '.join(f'{x:.2f}' for x in speedups[name])})"
+        )
+    print(
+        f"  RESULT processes speed-up: {statistics.median(speedups['processes runner']):.2f}x "
+        f"(target >= 1.8)"
+    )
     if with_dask:
-        print(f"  RESULT dask speed-up: {statistics.median(speedups['dask runner']):.2f}x "
-              f"(target >= 1.6)")
+        print(
+            f"  RESULT dask speed-up: {statistics.median(speedups['dask runner']):.2f}x "
+            f"(target >= 1.6)"
+        )
 
 
 def main() -> None:
@@ -258,8 +285,14 @@ def main() -> None:
         if args.only in (None, "overhead"):
             overhead(args.items, args.repeats, folder)
         if args.only in (None, "speedup"):
-            speedup(args.parallel_items, args.parallel_seconds, args.repeats, folder,
-                    not args.no_dask, "auto")
+            speedup(
+                args.parallel_items,
+                args.parallel_seconds,
+                args.repeats,
+                folder,
+                not args.no_dask,
+                "auto",
+            )
             speedup(args.items // 2, 0.001, args.repeats, folder, not args.no_dask, "auto")
     print(f"\nafter: {load()}")
 

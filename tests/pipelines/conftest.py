@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.core.config._loading import merge
 
 ConfigFactory = Callable[..., ProcessingConfig]
 
@@ -22,24 +23,13 @@ TINY_PIPELINE: dict[str, Any] = {
 """Two 128² lognormal fields cut into 8 sub-patches of 64², and 8 periodic 64² fields."""
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``override`` merged in, section by section."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def make_config(run_dir: Path, *, level: str = "INFO", **pipeline: Any) -> ProcessingConfig:
     """A quiet configuration (JSON log file, no console, no progress display) in ``run_dir``."""
     return ProcessingConfig(
         run_dir=run_dir,
         logging={"console": False, "format": "json", "level": level},
         progress={"enabled": False},
-        pipeline=deep_merge(TINY_PIPELINE, pipeline),
+        pipeline=merge(TINY_PIPELINE, pipeline),
     )
 
 

@@ -19,8 +19,11 @@ from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines._results import merge_patch_results
 from lensing_ssc.pipelines._tasks import PackedStatistics
 
-arrays = hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
-                    elements=st.floats(allow_nan=False, width=64))
+arrays = hnp.arrays(
+    np.float64,
+    hnp.array_shapes(min_dims=0, max_dims=2, max_side=4),
+    elements=st.floats(allow_nan=False, width=64),
+)
 stats_dicts = st.dictionaries(st.text(min_size=1, max_size=12), arrays, max_size=6)
 
 
@@ -38,8 +41,10 @@ def test_packing_round_trips_every_statistic_and_its_shape(stats: dict[str, np.n
 def _patch_stats(count: int) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(3)
     settings = StatisticsSettings.quick()
-    return [compute_patch_statistics(rng.standard_normal((64, 64)) * 0.02, 2.0, settings, rng)
-            for _ in range(count)]
+    return [
+        compute_patch_statistics(rng.standard_normal((64, 64)) * 0.02, 2.0, settings, rng)
+        for _ in range(count)
+    ]
 
 
 def test_merging_packed_patches_gives_the_samples_of_their_dicts() -> None:
@@ -48,7 +53,9 @@ def test_merging_packed_patches_gives_the_samples_of_their_dicts() -> None:
     merged = merge_patch_results(
         {"periodic": [PackedStatistics.pack(r) for r in rows]},
         info={"periodic": ("periodic fields", 5, 2.0, 64)},
-        settings=StatisticsSettings.quick(), failures=(), config={},
+        settings=StatisticsSettings.quick(),
+        failures=(),
+        config={},
     )
     expected = stack_patch_statistics(rows)
     samples = merged.sets["periodic"].samples
@@ -66,5 +73,7 @@ def test_patches_packed_with_other_keys_are_refused_by_name() -> None:
         merge_patch_results(
             {"periodic": [PackedStatistics.pack(first), PackedStatistics.pack(second)]},
             info={"periodic": ("periodic fields", 2, 2.0, 64)},
-            settings=StatisticsSettings.quick(), failures=(), config={},
+            settings=StatisticsSettings.quick(),
+            failures=(),
+            config={},
         )

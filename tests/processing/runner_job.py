@@ -66,8 +66,12 @@ def main(argv: list[str]) -> int:
         print(f"stopped: {exc}", flush=True)
         return STOPPED_EXIT_CODE
     if args.output:
-        summary = {"results": result.results, "completed": result.completed,
-                   "skipped": result.skipped, "failed": result.failed}
+        summary = {
+            "results": result.results,
+            "completed": result.completed,
+            "skipped": result.skipped,
+            "failed": result.failed,
+        }
         Path(args.output).write_text(json.dumps(summary))
     return 0
 

@@ -179,18 +179,28 @@ def test_reordered_items_with_key_function_reuse_results(tmp_path: Path) -> None
 
 
 @settings(max_examples=60, deadline=None)
-@given(items=st.lists(st.one_of(st.integers(), st.text(), st.binary(),
-                                st.tuples(st.integers(), st.floats(allow_nan=False))),
-                      min_size=1, max_size=20),
-       where=st.integers(min_value=0))
-def test_default_keys_are_stable_and_change_only_where_items_change(items: list[Any],
-                                                                    where: int) -> None:
+@given(
+    items=st.lists(
+        st.one_of(
+            st.integers(),
+            st.text(),
+            st.binary(),
+            st.tuples(st.integers(), st.floats(allow_nan=False)),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    where=st.integers(min_value=0),
+)
+def test_default_keys_are_stable_and_change_only_where_items_change(
+    items: list[Any], where: int
+) -> None:
     """Default keys are the same for equal lists and change only at a changed position."""
     keys = item_keys(items, None)
     assert keys == item_keys(list(items), None)
     assert len(set(keys)) == len(keys)
     position = where % len(items)
-    changed = [*items[:position], ("changed", items[position]), *items[position + 1:]]
+    changed = [*items[:position], ("changed", items[position]), *items[position + 1 :]]
     new_keys = item_keys(changed, None)
     assert [i for i, (a, b) in enumerate(zip(keys, new_keys, strict=True)) if a != b] == [position]
 
@@ -256,8 +266,7 @@ def test_chunksize_can_be_set_per_run(tmp_path: Path) -> None:
         grouped = runner.map(thread_of, range(12), chunksize=4).results
         with pytest.raises(ConfigError, match="chunksize must be an integer >= 1"):
             runner.map(thread_of, range(4), chunksize=0)
-    assert all(len({grouped[i] for i in range(start, start + 4)}) == 1
-               for start in range(0, 12, 4))
+    assert all(len({grouped[i] for i in range(start, start + 4)}) == 1 for start in range(0, 12, 4))
 
 
 # ---- failures and retries ------------------------------------------------------------------
@@ -334,6 +343,7 @@ def test_failures_are_journalled_and_rerun_or_reported(tmp_path: Path) -> None:
 
 def test_unpicklable_result_fails_only_its_item(tmp_path: Path) -> None:
     """A result the journal cannot pickle fails that item; the rest are saved."""
+
     def make(x: int) -> object:
         return threading.Lock() if x == 1 else x
 
@@ -347,10 +357,11 @@ def test_unpicklable_result_fails_only_its_item(tmp_path: Path) -> None:
 def test_broken_borrowed_executor_raises_after_saving(tmp_path: Path) -> None:
     """A borrowed pool broken by a dying worker is not rebuilt: BrokenExecutor, work kept."""
     journal = tmp_path / "j"
-    with ProcessPoolExecutor(max_workers=1) as pool, pytest.raises(BrokenExecutor,
-                                                                      match="pass a factory"):
-        TaskRunner(pool, chunksize=1, max_in_flight=1).map(die_on_five, range(8),
-                                                           journal=journal)
+    with (
+        ProcessPoolExecutor(max_workers=1) as pool,
+        pytest.raises(BrokenExecutor, match="pass a factory"),
+    ):
+        TaskRunner(pool, chunksize=1, max_in_flight=1).map(die_on_five, range(8), journal=journal)
     contents, _ = journal_module.read_journal(journal)
     assert len(contents.done) == 5  # items 0-4 finished before item 5 broke the pool
 

@@ -64,24 +64,31 @@ def pid_of(_: int) -> int:
 
 def worker_settings(_: int) -> tuple[bool, str]:
     """Whether Dask's profiler samples this worker's tasks, and its event-loop tick."""
-    return (dask.config.get("distributed.worker.profile.enabled"),
-            str(dask.config.get("distributed.admin.tick.interval")))
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        str(dask.config.get("distributed.admin.tick.interval")),
+    )
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
     """One two-worker local cluster for the module (starting one takes about a second)."""
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None,
-                                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                           silence_logs=logging.CRITICAL)
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.CRITICAL,
+        )
     with cluster, distributed.Client(cluster, set_as_default=False) as dask_client:
         yield dask_client
 
 
-def test_borrowed_client_runs_in_order_and_resumes(client: distributed.Client,
-                                                   tmp_path: Path) -> None:
+def test_borrowed_client_runs_in_order_and_resumes(
+    client: distributed.Client, tmp_path: Path
+) -> None:
     """A user's Client runs the items in input order; a rerun takes them from the journal."""
     journal = tmp_path / "j"
     with TaskRunner(client) as runner:
@@ -103,8 +110,9 @@ def test_raising_and_worker_killing_items_are_recorded(client: distributed.Clien
     assert result.results == [x * x if x not in (2, 5) else None for x in range(10)]
 
 
-def test_worker_initializer_runs_on_dask_workers(client: distributed.Client,
-                                                 tmp_path: Path) -> None:
+def test_worker_initializer_runs_on_dask_workers(
+    client: distributed.Client, tmp_path: Path
+) -> None:
     """The worker initializer runs once in each Dask worker process that gets work."""
     hooks = RunnerHooks(worker_initializer=record_pid, initargs=(str(tmp_path),))
     with TaskRunner(client, chunksize=1, hooks=hooks) as runner:
@@ -126,8 +134,10 @@ def test_stop_on_dask_keeps_finished_items(client: distributed.Client, tmp_path:
 
     hooks = RunnerHooks(should_stop=stop.is_set, on_complete=on_complete)
     journal = tmp_path / "j"
-    with TaskRunner(client, chunksize=1, hooks=hooks) as runner, \
-            pytest.raises(InterruptedRunError) as info:
+    with (
+        TaskRunner(client, chunksize=1, hooks=hooks) as runner,
+        pytest.raises(InterruptedRunError) as info,
+    ):
         runner.map(nap_square, range(60), journal=journal)
     partial = info.value.value
     assert 5 <= partial.completed < 60
@@ -146,9 +156,22 @@ def test_sigkilled_runner_on_a_joined_cluster_reruns_to_identical_results(
     """A SIGKILLed runner joined to a cluster reruns to full results, redoing ≤ 4 items."""
     markers = tmp_path / "markers"
     journal = tmp_path / "job.journal"
-    args = [sys.executable, str(JOB), "--executor", "dask", "--scheduler",
-            client.scheduler.address, "--journal", str(journal), "--markers", str(markers),
-            "--items", "40", "--seconds", "0.05"]
+    args = [
+        sys.executable,
+        str(JOB),
+        "--executor",
+        "dask",
+        "--scheduler",
+        client.scheduler.address,
+        "--journal",
+        str(journal),
+        "--markers",
+        str(markers),
+        "--items",
+        "40",
+        "--seconds",
+        "0.05",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -165,8 +188,9 @@ def test_sigkilled_runner_on_a_joined_cluster_reruns_to_identical_results(
     started_before = sum(_markers(markers, "start").values())
 
     with TaskRunner(client, chunksize=1) as runner:
-        result = runner.map(runner_job.work, [(i, str(markers), 0.05) for i in range(40)],
-                            journal=journal)
+        result = runner.map(
+            runner_job.work, [(i, str(markers), 0.05) for i in range(40)], journal=journal
+        )
 
     assert result.results == [i * i + 0.5 for i in range(40)]
     assert result.skipped >= started_before - 4

@@ -27,23 +27,37 @@ SECONDS = "0.03"  # per item: long enough to interrupt mid-run, short enough to 
 
 
 def _job_args(tmp_path: Path, executor: str, name: str, *extra: str) -> list[str]:
-    return [sys.executable, str(JOB), "--executor", executor,
-            "--journal", str(tmp_path / f"{name}.journal"),
-            "--markers", str(tmp_path / f"{name}-markers"),
-            "--output", str(tmp_path / f"{name}.json"), "--items", str(ITEMS),
-            "--seconds", SECONDS, *extra]
+    return [
+        sys.executable,
+        str(JOB),
+        "--executor",
+        executor,
+        "--journal",
+        str(tmp_path / f"{name}.journal"),
+        "--markers",
+        str(tmp_path / f"{name}-markers"),
+        "--output",
+        str(tmp_path / f"{name}.json"),
+        "--items",
+        str(ITEMS),
+        "--seconds",
+        SECONDS,
+        *extra,
+    ]
 
 
 def _markers(tmp_path: Path, name: str, kind: str) -> Counter[int]:
     folder = tmp_path / f"{name}-markers"
     if not folder.exists():
         return Counter()
-    return Counter(int(p.name.split("-")[1]) for p in folder.iterdir()
-                   if p.name.startswith(kind + "-"))
+    return Counter(
+        int(p.name.split("-")[1]) for p in folder.iterdir() if p.name.startswith(kind + "-")
+    )
 
 
-def _wait_for_finished(tmp_path: Path, name: str, count: int, proc: subprocess.Popen[bytes]
-                       ) -> None:
+def _wait_for_finished(
+    tmp_path: Path, name: str, count: int, proc: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + 60
     while sum(_markers(tmp_path, name, "finish").values()) < count:
         assert proc.poll() is None, "the job ended before it could be interrupted"
@@ -128,10 +142,12 @@ def test_sigkill_dask_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
     _sigkill_and_rerun(tmp_path, "dask", in_flight_bound=4)
 
 
-@pytest.mark.parametrize("executor", ["serial", "processes",
-                                      pytest.param("dask", marks=pytest.mark.slow)])
-def test_sigterm_saves_every_finished_item_and_rerun_completes(tmp_path: Path, executor: str
-                                                                ) -> None:
+@pytest.mark.parametrize(
+    "executor", ["serial", "processes", pytest.param("dask", marks=pytest.mark.slow)]
+)
+def test_sigterm_saves_every_finished_item_and_rerun_completes(
+    tmp_path: Path, executor: str
+) -> None:
     """SIGTERM ends the job within seconds, every finished item saved; the rerun does the rest."""
     args = _job_args(tmp_path, executor, "job", "--sigterm")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

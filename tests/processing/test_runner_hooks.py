@@ -47,7 +47,12 @@ def always_fails(x: int) -> int:
 def test_public_names_are_exactly_these() -> None:
     """The runner module exports exactly its sorted public names."""
     assert runner_module.__all__ == [
-        "MapResult", "RunSnapshot", "RunnerHooks", "TaskFailure", "TaskRunner", "run_map",
+        "MapResult",
+        "RunSnapshot",
+        "RunnerHooks",
+        "TaskFailure",
+        "TaskRunner",
+        "run_map",
     ]
 
 
@@ -72,8 +77,11 @@ def test_completion_is_reported_only_after_its_record_is_fsynced(
 
     def on_complete(key: str, value: Any) -> None:
         data = journal.read_bytes()
-        ends = {k: end for _, end, kind, k, _, _ in journal_module._records(data)
-                if kind == journal_module.KIND_DONE}
+        ends = {
+            k: end
+            for _, end, kind, k, _, _ in journal_module._records(data)
+            if kind == journal_module.KIND_DONE
+        }
         assert ends[key] <= synced[0], "reported before its record was on disk"
         reported.append((key, value))
 
@@ -123,8 +131,12 @@ def test_failures_reach_on_failure_and_map_on_complete(tmp_path: Path) -> None:
     hooks = RunnerHooks(on_failure=failures.append)
     with TaskRunner(hooks=hooks) as runner:
         runner.map(always_fails, range(2), journal=tmp_path / "j", retries=1)
-        runner.map(square, range(3), journal=tmp_path / "k",
-                   on_complete=lambda key, value: seen.append(key))
+        runner.map(
+            square,
+            range(3),
+            journal=tmp_path / "k",
+            on_complete=lambda key, value: seen.append(key),
+        )
     assert [f.index for f in failures] == [0, 1]
     assert failures[0].error_type == "OSError"
     assert failures[0].attempts == 2

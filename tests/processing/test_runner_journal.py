@@ -23,8 +23,14 @@ from lensing_ssc.processing._runner import appender as appender_module
 from lensing_ssc.processing._runner import journal as journal_module
 from lensing_ssc.processing._runner.journal import Journal, read_journal
 
-values = st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(),
-                   st.binary(), st.lists(st.integers(), max_size=5))
+values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.binary(),
+    st.lists(st.integers(), max_size=5),
+)
 entries = st.lists(st.tuples(st.text(min_size=1, max_size=20), values), max_size=30)
 
 
@@ -43,15 +49,17 @@ def test_round_trip_of_results_failures_and_function(tmp_path: Path) -> None:
     assert contents.function is None
     with journal:
         journal.append_done("a", {"x": [1, 2]})
-        journal.append_failed("b", {"error_type": "E", "message": "m", "traceback": "t",
-                                    "attempts": 2})
+        journal.append_failed(
+            "b", {"error_type": "E", "message": "m", "traceback": "t", "attempts": 2}
+        )
         journal.append_done("c", 3.5)
     journal, contents = Journal.open(path, function="mod:f")
     journal.close()
     assert contents.result("a") == {"x": [1, 2]}
     assert contents.result("c") == 3.5
-    assert contents.failed == {"b": {"error_type": "E", "message": "m", "traceback": "t",
-                                     "attempts": 2}}
+    assert contents.failed == {
+        "b": {"error_type": "E", "message": "m", "traceback": "t", "attempts": 2}
+    }
     assert contents.function == "mod:f"
     assert (contents.damaged_bytes, contents.torn_bytes) == (0, 0)
 
@@ -60,8 +68,9 @@ def test_later_success_supersedes_a_failure(tmp_path: Path) -> None:
     """A key that failed in one run and succeeded in the next counts as done."""
     path = tmp_path / "j"
     with Journal.open(path, function="f")[0] as journal:
-        journal.append_failed("k", {"error_type": "E", "message": "", "traceback": "",
-                                    "attempts": 1})
+        journal.append_failed(
+            "k", {"error_type": "E", "message": "", "traceback": "", "attempts": 1}
+        )
     with Journal.open(path, function="f")[0] as journal:
         journal.append_done("k", 1)
     contents, _ = read_journal(path)
@@ -69,11 +78,13 @@ def test_later_success_supersedes_a_failure(tmp_path: Path) -> None:
     assert contents.failed == {}
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(pairs=entries, cut=st.floats(min_value=0, max_value=1))
-def test_a_torn_tail_loses_only_the_torn_record(tmp_path: Path, pairs: list[tuple[str, Any]],
-                                                cut: float) -> None:
+def test_a_torn_tail_loses_only_the_torn_record(
+    tmp_path: Path, pairs: list[tuple[str, Any]], cut: float
+) -> None:
     """Cutting the file anywhere keeps every record before the cut and never raises."""
     path = tmp_path / "torn"
     _write(path, pairs, fsync=False)
@@ -172,9 +183,11 @@ def test_without_fsync_records_count_as_durable_at_once(tmp_path: Path) -> None:
         assert journal.durable_seq == seq
 
 
-def test_a_failing_fsync_surfaces_as_checkpoint_error(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_fsync_surfaces_as_checkpoint_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An I/O error while syncing is not swallowed: the next call raises CheckpointError."""
+
     def broken_sync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
@@ -211,8 +224,9 @@ def test_append_cost_does_not_grow_with_records_already_done(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("mapped", [True, False])
-def test_both_appenders_round_trip_small_large_and_many_records(tmp_path: Path,
-                                                                mapped: bool) -> None:
+def test_both_appenders_round_trip_small_large_and_many_records(
+    tmp_path: Path, mapped: bool
+) -> None:
     """Mapped and written journals read back the same: small, window-sized and many records."""
     path = tmp_path / "j"
     big = bytes(range(256)) * 8192  # 2 MiB: larger than a mapped window
@@ -280,14 +294,17 @@ def test_a_sigkilled_writer_leaves_every_appended_record_readable(tmp_path: Path
     journal, contents = Journal.open(path, function="f")
     journal.close()
     assert {key: contents.result(key) for key in contents.done} == {
-        f"k{i}": i * i for i in range(5000)}
+        f"k{i}": i * i for i in range(5000)
+    }
     assert contents.torn_bytes == 0
     assert path.stat().st_size < appender_module.WINDOW_BYTES
 
 
 def test_a_filesystem_that_cannot_reserve_space_gets_plain_writes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Where posix_fallocate is unsupported, records are written instead, and read back."""
+
     def unsupported(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
@@ -300,8 +317,10 @@ def test_a_filesystem_that_cannot_reserve_space_gets_plain_writes(
 
 
 def test_a_full_disk_fails_the_append_with_checkpoint_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No room to reserve the next window is a CheckpointError naming the journal, not a crash."""
+
     def full(fd: int, offset: int, length: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -310,6 +329,7 @@ def test_a_full_disk_fails_the_append_with_checkpoint_error(
         for index in range(10):  # fills the first window partly
             journal.append_done(f"k{index}", index)
         monkeypatch.setattr(appender_module.os, "posix_fallocate", full)
-        with pytest.raises(CheckpointError,
-                           match=r"could not append to the task journal .*No space left"):
+        with pytest.raises(
+            CheckpointError, match=r"could not append to the task journal .*No space left"
+        ):
             journal.append_done("big", os.urandom(appender_module.WINDOW_BYTES - 100))

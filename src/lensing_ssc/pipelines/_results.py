@@ -114,11 +114,15 @@ def _stack(rows: Sequence[PatchRow]) -> dict[str, np.ndarray]:
     """``{key: (R, F) array}`` of a set's patches: one ``np.stack`` when all are packed alike."""
     first = rows[0]
     packed = [row for row in rows if isinstance(row, PackedStatistics)]
-    if isinstance(first, PackedStatistics) and len(packed) == len(rows) and all(
-        row.names == first.names
-        and row.shapes == first.shapes
-        and row.values.shape == first.values.shape
-        for row in packed
+    if (
+        isinstance(first, PackedStatistics)
+        and len(packed) == len(rows)
+        and all(
+            row.names == first.names
+            and row.shapes == first.shapes
+            and row.values.shape == first.values.shape
+            for row in packed
+        )
     ):
         matrix = np.stack([row.values for row in packed])
         stacked: dict[str, np.ndarray] = {}

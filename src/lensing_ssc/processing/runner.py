@@ -87,15 +87,20 @@ class RunnerHooks:
 
 def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}", value=value, hint=hint,
-                          field=name)
+        raise ConfigError(
+            f"{name} must be an integer >= {minimum}", value=value, hint=hint, field=name
+        )
 
 
 def _check_seconds(name: str, value: Any, *, positive: bool, hint: str) -> None:
     ok = not isinstance(value, bool) and isinstance(value, (int, float))
     if not ok or value < 0 or (positive and value == 0):
-        raise ConfigError(f"{name} must be a number of seconds {'> 0' if positive else '>= 0'}",
-                          value=value, hint=hint, field=name)
+        raise ConfigError(
+            f"{name} must be a number of seconds {'> 0' if positive else '>= 0'}",
+            value=value,
+            hint=hint,
+            field=name,
+        )
 
 
 class TaskRunner:
@@ -168,15 +173,26 @@ class TaskRunner:
         resolve_codec(result_compression)  # ConfigError now, not one per large result later
         methods = multiprocessing.get_all_start_methods()
         if isinstance(mp_context, str) and mp_context not in methods:
-            raise ConfigError(f"unknown start method {mp_context!r}", value=mp_context,
-                              field="mp_context", hint=f"use one of {', '.join(methods)}")
+            raise ConfigError(
+                f"unknown start method {mp_context!r}",
+                value=mp_context,
+                field="mp_context",
+                hint=f"use one of {', '.join(methods)}",
+            )
         if isinstance(executor, str) and executor not in EXECUTOR_NAMES:
-            raise ConfigError(f"unknown executor {executor!r}", value=executor, field="executor",
-                              hint=f"use one of {', '.join(EXECUTOR_NAMES)}, or an Executor")
+            raise ConfigError(
+                f"unknown executor {executor!r}",
+                value=executor,
+                field="executor",
+                hint=f"use one of {', '.join(EXECUTOR_NAMES)}, or an Executor",
+            )
         if scheduler_address is not None and executor != "dask":
-            raise ConfigError("scheduler_address is only used with executor='dask'",
-                              value=scheduler_address, field="scheduler_address",
-                              hint="pass executor='dask' too")
+            raise ConfigError(
+                "scheduler_address is only used with executor='dask'",
+                value=scheduler_address,
+                field="scheduler_address",
+                hint="pass executor='dask' too",
+            )
         self._executor_spec = executor
         self._max_workers = max_workers
         self._policy = RetryPolicy(retries, float(retry_delay))
@@ -209,14 +225,19 @@ class TaskRunner:
             hooks = self.hooks
             setup = None
             if hooks.worker_initializer is not None:
-                setup = WorkerSetup(hooks.worker_initializer, hooks.initargs, os.getpid(),
-                                    self._token)
+                setup = WorkerSetup(
+                    hooks.worker_initializer, hooks.initargs, os.getpid(), self._token
+                )
             self._adapter = build_adapter(
-                self._executor_spec, max_workers=self._max_workers,
+                self._executor_spec,
+                max_workers=self._max_workers,
                 scheduler_address=self._scheduler_address,
-                mp_context=self._mp_context, context_wrapper=hooks.context_wrapper,
-                worker_initializer=hooks.worker_initializer, initargs=hooks.initargs,
-                setup=setup)
+                mp_context=self._mp_context,
+                context_wrapper=hooks.context_wrapper,
+                worker_initializer=hooks.worker_initializer,
+                initargs=hooks.initargs,
+                setup=setup,
+            )
             self._kind = self._adapter.kind
         self._closed = False
         return self._adapter
@@ -264,29 +285,54 @@ class TaskRunner:
             ConfigError: Bad arguments, unpicklable items without ``key=``, duplicate keys.
         """
         if not callable(func):
-            raise ConfigError("func must be callable", value=func, field="func",
-                              hint="pass a function of one item")
+            raise ConfigError(
+                "func must be callable",
+                value=func,
+                field="func",
+                hint="pass a function of one item",
+            )
         policy = self._policy
         if retries is not None or retry_delay is not None:
             if retries is not None:
                 _check_int("retries", retries, 0, "0 tries each item once")
             if retry_delay is not None:
                 _check_seconds("retry_delay", retry_delay, positive=False, hint="e.g. 1.0")
-            policy = RetryPolicy(policy.retries if retries is None else retries,
-                                 policy.delay if retry_delay is None else float(retry_delay))
+            policy = RetryPolicy(
+                policy.retries if retries is None else retries,
+                policy.delay if retry_delay is None else float(retry_delay),
+            )
         fixed = self._chunksize
         if chunksize is not None:
             if chunksize != "auto":
                 _check_int("chunksize", chunksize, 1, 'e.g. 10, or "auto"')
             fixed = None if chunksize == "auto" else int(chunksize)
         with self._lock:
-            return self._map(func, list(items), journal, key, resume, rerun_failed, policy,
-                             fixed, on_complete, name)
+            return self._map(
+                func,
+                list(items),
+                journal,
+                key,
+                resume,
+                rerun_failed,
+                policy,
+                fixed,
+                on_complete,
+                name,
+            )
 
-    def _map(self, func: Callable[[Any], Any], items: list[Any],
-             journal_path: str | os.PathLike[str] | None, key: Callable[[Any], Any] | None,
-             resume: bool, rerun_failed: bool, policy: RetryPolicy, chunksize: int | None,
-             on_complete: Callable[[str, Any], None] | None, name: str | None) -> MapResult[Any]:
+    def _map(
+        self,
+        func: Callable[[Any], Any],
+        items: list[Any],
+        journal_path: str | os.PathLike[str] | None,
+        key: Callable[[Any], Any] | None,
+        resume: bool,
+        rerun_failed: bool,
+        policy: RetryPolicy,
+        chunksize: int | None,
+        on_complete: Callable[[str, Any], None] | None,
+        name: str | None,
+    ) -> MapResult[Any]:
         hooks = self.hooks
         started = time.perf_counter()
         path = None if journal_path is None else Path(journal_path)
@@ -298,47 +344,78 @@ class TaskRunner:
         reporters = Reporters(
             on_complete=tuple(f for f in (hooks.on_complete, on_complete) if f is not None),
             on_failure=() if hooks.on_failure is None else (hooks.on_failure,),
-            on_progress=hooks.on_progress)
+            on_progress=hooks.on_progress,
+        )
         journal = None
         contents = None
         if path is not None:
             journal, contents = Journal.open(
-                path, function=function_identity(func), resume=resume, fsync=self._fsync,
-                commit_interval=self._commit_interval, compression=self._compression)
+                path,
+                function=function_identity(func),
+                resume=resume,
+                fsync=self._fsync,
+                commit_interval=self._commit_interval,
+                compression=self._compression,
+            )
         ledger = Ledger(run_name, keys, journal, reporters)
         self._ledger = ledger
         try:
             if contents is not None:
                 ledger.restore(contents, rerun_failed=rerun_failed)
                 if contents.damaged_bytes or contents.torn_bytes:
-                    logger.warning("journal %s: skipped %d damaged bytes, cut %d torn bytes",
-                                   path, contents.damaged_bytes, contents.torn_bytes)
-            logger.info("run %s: %d items, %d from an earlier run, executor %s",
-                        run_name, len(items), len(items) - len(ledger.todo), self._describe())
+                    logger.warning(
+                        "journal %s: skipped %d damaged bytes, cut %d torn bytes",
+                        path,
+                        contents.damaged_bytes,
+                        contents.torn_bytes,
+                    )
+            logger.info(
+                "run %s: %d items, %d from an earlier run, executor %s",
+                run_name,
+                len(items),
+                len(items) - len(ledger.todo),
+                self._describe(),
+            )
             if not ledger.todo:
                 reason = None
             elif self._executor_spec == "serial":
                 reason = run_serial(ledger, func, items, policy, hooks.should_stop)
             else:
                 reason = run_parallel(
-                    ledger, func, items, self._adapter_now(), policy,
-                    chunksize=chunksize, max_in_flight=self._max_in_flight,
-                    should_stop=hooks.should_stop, stop_timeout=self._stop_timeout)
+                    ledger,
+                    func,
+                    items,
+                    self._adapter_now(),
+                    policy,
+                    chunksize=chunksize,
+                    max_in_flight=self._max_in_flight,
+                    should_stop=hooks.should_stop,
+                    stop_timeout=self._stop_timeout,
+                )
         finally:
             ledger.running = False
             if journal is not None:
                 journal.close()
         result = ledger.result(time.perf_counter() - started)
-        logger.info("run %s: %d completed, %d from an earlier run, %d failed, %d left, %.2f s",
-                    run_name, result.completed, result.skipped, result.failed,
-                    result.remaining, result.elapsed)
+        logger.info(
+            "run %s: %d completed, %d from an earlier run, %d failed, %d left, %.2f s",
+            run_name,
+            result.completed,
+            result.skipped,
+            result.failed,
+            result.remaining,
+            result.elapsed,
+        )
         if reason is not None:
             raise InterruptedRunError(
                 f"run {run_name!r} stopped ({reason}) with {result.remaining} of "
                 f"{len(items)} items left; every finished item is saved",
-                value=result, signal_name=reason,
-                hint="run it again with the same journal to finish" if path is not None
-                else "pass journal= to keep finished items across runs")
+                value=result,
+                signal_name=reason,
+                hint="run it again with the same journal to finish"
+                if path is not None
+                else "pass journal= to keep finished items across runs",
+            )
         return result
 
     def _describe(self) -> str:
@@ -360,8 +437,11 @@ class TaskRunner:
         else:
             workers = 0 if adapter is None else adapter.workers()
         ledger = self._ledger
-        return {"executor": self.executor_kind, "workers": workers,
-                "run": None if ledger is None else ledger.snapshot().get_status()}
+        return {
+            "executor": self.executor_kind,
+            "workers": workers,
+            "run": None if ledger is None else ledger.snapshot().get_status(),
+        }
 
     def close(self) -> None:
         """Shut down what the runner started (pools, a local Dask cluster); idempotent.
@@ -382,9 +462,15 @@ class TaskRunner:
         self.close()
 
 
-def run_map(func: Callable[[Any], R], items: Iterable[Any], *, executor: Any = "serial",
-            journal: str | os.PathLike[str] | None = None,
-            key: Callable[[Any], Any] | None = None, **options: Any) -> MapResult[R]:
+def run_map(
+    func: Callable[[Any], R],
+    items: Iterable[Any],
+    *,
+    executor: Any = "serial",
+    journal: str | os.PathLike[str] | None = None,
+    key: Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> MapResult[R]:
     """Run ``func`` over ``items`` once with a fresh :class:`TaskRunner`, then close it.
 
     ``options`` are :class:`TaskRunner`'s keyword arguments (``max_workers``, ``retries``, ...).

@@ -327,9 +327,11 @@ def test_map_keeps_its_process_pool_for_the_next_call_and_closes_it_on_exit(
     assert not any(psutil.pid_exists(pid) for pid in workers | single)
     records = [json.loads(x) for x in config.log_file.read_text().splitlines()]
     labels = {r["message"]: r["task"] for r in records if r["message"].startswith("item ")}
-    assert labels == {**{f"item {i}": "first" for i in range(8)},
-                      **{f"item {i}": "second" for i in range(8, 16)},
-                      **{f"item {i}": "single" for i in range(16, 20)}}
+    assert labels == {
+        **{f"item {i}": "first" for i in range(8)},
+        **{f"item {i}": "second" for i in range(8, 16)},
+        **{f"item {i}": "single" for i in range(16, 20)},
+    }
 
 
 def run_job(run_dir: Path, mode: str, n: int, delay: float = 0.02) -> subprocess.Popen[str]:

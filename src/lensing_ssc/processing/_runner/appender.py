@@ -59,8 +59,12 @@ class Appender(Protocol):
         """Stop appending; the file then ends exactly after the last record."""
 
 
-def open_appender(path: os.PathLike[str] | str, end: int, *, mapped: bool | None = None,
-                  ) -> tuple[int, Appender]:
+def open_appender(
+    path: os.PathLike[str] | str,
+    end: int,
+    *,
+    mapped: bool | None = None,
+) -> tuple[int, Appender]:
     """Open ``path`` for appending after its first ``end`` bytes (the rest is cut off).
 
     Args:
@@ -102,8 +106,9 @@ class WriteAppender:
         self.end += len(data)
 
     def append_parts(self, parts: list[bytes], total: int) -> None:
-        written = _writev(self._fd, parts) if _writev is not None else os.write(
-            self._fd, b"".join(parts))
+        written = (
+            _writev(self._fd, parts) if _writev is not None else os.write(self._fd, b"".join(parts))
+        )
         if written < total:
             _finish_write(self._fd, b"".join(parts), written)
         self.end += total
@@ -128,7 +133,7 @@ class MappedAppender:
         size = len(data)
         if end + size <= self._limit:  # the common case: a copy, no system call
             at = end - self._base
-            self._map[at:at + size] = data  # type: ignore[index]
+            self._map[at : at + size] = data  # type: ignore[index]
             self.end = end + size
             return
         self._append_slow(data)
@@ -165,8 +170,13 @@ class MappedAppender:
             self._mappable = False  # no reservation here: pwrite, whose errors are plain
             return
         try:
-            self._map = mmap.mmap(self._fd, limit - base, mmap.MAP_SHARED,
-                                  mmap.PROT_READ | mmap.PROT_WRITE, offset=base)
+            self._map = mmap.mmap(
+                self._fd,
+                limit - base,
+                mmap.MAP_SHARED,
+                mmap.PROT_READ | mmap.PROT_WRITE,
+                offset=base,
+            )
         except OSError:
             self._mappable = False  # e.g. a filesystem without shared writable mappings
             return
@@ -188,4 +198,4 @@ def _finish_write(fd: int, data: bytes, written: int) -> None:
     """Complete a short write of ``data`` of which ``written`` bytes went out."""
     rest = memoryview(data)[written:]
     while rest:
-        rest = rest[os.write(fd, rest):]
+        rest = rest[os.write(fd, rest) :]

@@ -69,8 +69,14 @@ class DaskAdapter(Adapter):
     # no-op tasks on 2 cores); at 0.25 s per task that is ~2 % of the work, at 0.1 s 6 %.
     chunk_target = 0.25
 
-    def __init__(self, *, client: Any | None, scheduler_address: str | None, n_workers: int,
-                 setup: WorkerSetup | None) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any | None,
+        scheduler_address: str | None,
+        n_workers: int,
+        setup: WorkerSetup | None,
+    ) -> None:
         if distributed is None:
             raise ModuleNotFoundError(
                 'the Dask executor needs the "dask" extra: pip install "lensing-ssc[dask]"',

@@ -57,8 +57,13 @@ def _stop_reason(should_stop: StopCheck | None) -> str | None:
     return answer if isinstance(answer, str) else "stop requested"
 
 
-def run_serial(ledger: Ledger, func: Callable[[Any], Any], items: Sequence[Any],
-               policy: RetryPolicy, should_stop: StopCheck | None) -> str | None:
+def run_serial(
+    ledger: Ledger,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    policy: RetryPolicy,
+    should_stop: StopCheck | None,
+) -> str | None:
     """Run the ledger's items one by one here; returns the stop reason, or ``None``."""
     record_success = ledger.record_success
     release = ledger.release
@@ -80,8 +85,14 @@ def run_serial(ledger: Ledger, func: Callable[[Any], Any], items: Sequence[Any],
                 if attempts > retries:
                     ledger.record_failure(index, *describe_error(exc), attempts)
                     break
-                logger.warning("item %d failed (attempt %d of %d), retrying: %s: %s",
-                               index, attempts, retries + 1, type(exc).__name__, exc)
+                logger.warning(
+                    "item %d failed (attempt %d of %d), retrying: %s: %s",
+                    index,
+                    attempts,
+                    retries + 1,
+                    type(exc).__name__,
+                    exc,
+                )
                 reason = _pause(policy.delay, should_stop)
                 if reason is not None:  # the item is left for the next run
                     ledger.flush()
@@ -93,7 +104,8 @@ def run_serial(ledger: Ledger, func: Callable[[Any], Any], items: Sequence[Any],
         # hold back its own report until the next one ends: sync now, when one fsync costs
         # at most 2 % of the item.
         if journal is not None and time.perf_counter() - started >= max(
-                journal.commit_interval, 50 * journal.last_sync_seconds):
+            journal.commit_interval, 50 * journal.last_sync_seconds
+        ):
             ledger.flush()
         else:
             release()
@@ -137,8 +149,10 @@ class ChunkSizer:
         """
         if self.task_mean is None:
             return 2
-        return max(2, min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(_QUEUED_SECONDS
-                                                                 / max(self.task_mean, 1e-6))))
+        return max(
+            2,
+            min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(_QUEUED_SECONDS / max(self.task_mean, 1e-6))),
+        )
 
     def size(self, remaining: int, workers: int) -> int:
         """Items for the next task, leaving enough tasks to keep every worker busy."""
@@ -221,8 +235,9 @@ class _Parallel:
                 self.ledger.record_success(outcome.index, outcome.value, outcome.attempts)
             else:
                 error_type, message, trace = outcome.value
-                self.ledger.record_failure(outcome.index, error_type, message, trace,
-                                           outcome.attempts)
+                self.ledger.record_failure(
+                    outcome.index, error_type, message, trace, outcome.attempts
+                )
         self.sizer.observe(seconds, len(outcomes))
 
     def _lost(self, unit: _Unit, exc: Exception) -> None:
@@ -247,19 +262,36 @@ class _Parallel:
             self.suspects.extend(unit.indexes)
 
     def _died(self, index: int, detail: str) -> None:
-        message = ("the worker process running this item died (os._exit, a signal, or the "
-                   f"out-of-memory killer): {detail}")
+        message = (
+            "the worker process running this item died (os._exit, a signal, or the "
+            f"out-of-memory killer): {detail}"
+        )
         self.ledger.record_failure(index, WORKER_DIED, message, "", self.starts[index])
 
 
-def run_parallel(ledger: Ledger, func: Callable[[Any], Any], items: Sequence[Any],
-                 adapter: Adapter, policy: RetryPolicy, *, chunksize: int | None,
-                 max_in_flight: int | None, should_stop: StopCheck | None,
-                 stop_timeout: float) -> str | None:
+def run_parallel(
+    ledger: Ledger,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    adapter: Adapter,
+    policy: RetryPolicy,
+    *,
+    chunksize: int | None,
+    max_in_flight: int | None,
+    should_stop: StopCheck | None,
+    stop_timeout: float,
+) -> str | None:
     """Run the ledger's items on ``adapter``; returns the stop reason, or ``None``."""
-    run = _Parallel(ledger, func, items, adapter, policy,
-                    ChunkSizer(chunksize, adapter.chunk_target), max_in_flight,
-                    deque(ledger.todo))
+    run = _Parallel(
+        ledger,
+        func,
+        items,
+        adapter,
+        policy,
+        ChunkSizer(chunksize, adapter.chunk_target),
+        max_in_flight,
+        deque(ledger.todo),
+    )
     journal = ledger.journal
     if journal is not None:
         journal.set_listener(lambda: run.done.put(None))

@@ -96,10 +96,17 @@ class PoolAdapter(Adapter):
         task_setup: Set-up each task carries (executors whose workers we do not start).
     """
 
-    def __init__(self, kind: str, *, factory: Callable[[], Executor] | None = None,
-                 borrowed: Executor | None = None, n_workers: int, in_process: bool,
-                 context_wrapper: Wrapper | None = None,
-                 task_setup: WorkerSetup | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        factory: Callable[[], Executor] | None = None,
+        borrowed: Executor | None = None,
+        n_workers: int,
+        in_process: bool,
+        context_wrapper: Wrapper | None = None,
+        task_setup: WorkerSetup | None = None,
+    ) -> None:
         self.kind = kind
         self.task_setup = task_setup
         self._factory = factory
@@ -204,18 +211,32 @@ def build_adapter(
     """
     if executor == "threads":
         n = max_workers or min(32, usable_cpus() + 4)
-        return PoolAdapter("threads", n_workers=n, in_process=True, context_wrapper=context_wrapper,
-                           factory=functools.partial(ThreadPoolExecutor, max_workers=n,
-                                                     thread_name_prefix="lensing_ssc-runner"))
+        return PoolAdapter(
+            "threads",
+            n_workers=n,
+            in_process=True,
+            context_wrapper=context_wrapper,
+            factory=functools.partial(
+                ThreadPoolExecutor, max_workers=n, thread_name_prefix="lensing_ssc-runner"
+            ),
+        )
     if executor == "processes":
         n = max_workers or usable_cpus()
-        context = (multiprocessing.get_context(mp_context) if isinstance(mp_context, str)
-                   else mp_context)
-        return PoolAdapter("processes", n_workers=n, in_process=False,
-                           factory=functools.partial(
-                               ProcessPoolExecutor, max_workers=n, mp_context=context,
-                               initializer=process_worker_init,
-                               initargs=(worker_initializer, initargs)))
+        context = (
+            multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
+        )
+        return PoolAdapter(
+            "processes",
+            n_workers=n,
+            in_process=False,
+            factory=functools.partial(
+                ProcessPoolExecutor,
+                max_workers=n,
+                mp_context=context,
+                initializer=process_worker_init,
+                initargs=(worker_initializer, initargs),
+            ),
+        )
     if executor == "dask" or _is_dask_client(executor):
         from lensing_ssc.processing._runner.dask_adapter import DaskAdapter
 
@@ -227,9 +248,14 @@ def build_adapter(
         )
     if isinstance(executor, Executor):
         threads = isinstance(executor, ThreadPoolExecutor)
-        return PoolAdapter("executor", borrowed=executor, in_process=threads,
-                           n_workers=max_workers or usable_cpus(),
-                           context_wrapper=context_wrapper, task_setup=None if threads else setup)
+        return PoolAdapter(
+            "executor",
+            borrowed=executor,
+            in_process=threads,
+            n_workers=max_workers or usable_cpus(),
+            context_wrapper=context_wrapper,
+            task_setup=None if threads else setup,
+        )
     if isinstance(executor, str):
         raise ConfigError(
             f"unknown executor {executor!r}",
@@ -238,8 +264,13 @@ def build_adapter(
             field="executor",
         )
     if callable(executor):
-        return PoolAdapter("executor", factory=executor, in_process=False,
-                           n_workers=max_workers or usable_cpus(), task_setup=setup)
+        return PoolAdapter(
+            "executor",
+            factory=executor,
+            in_process=False,
+            n_workers=max_workers or usable_cpus(),
+            task_setup=setup,
+        )
     raise ConfigError(
         f"executor must be a name, an Executor, an Executor factory or a Dask Client, "
         f"got {type(executor).__name__}",

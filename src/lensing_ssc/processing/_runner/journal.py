@@ -163,8 +163,17 @@ class Journal:
     thread at a time (the run's scheduling thread); everything else from any thread.
     """
 
-    def __init__(self, path: Path, fd: int, appender: Appender, lock_fd: int | None, *,
-                 fsync: bool, commit_interval: float, compression: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        appender: Appender,
+        lock_fd: int | None,
+        *,
+        fsync: bool,
+        commit_interval: float,
+        compression: str,
+    ) -> None:
         self.path = path
         self._fd = fd
         self._appender = appender
@@ -191,9 +200,17 @@ class Journal:
             self._thread.start()
 
     @classmethod
-    def open(cls, path: Path, *, function: str, resume: bool = True, fsync: bool = True,
-             commit_interval: float = 0.2, compression: str = "auto",
-             mapped: bool | None = None) -> tuple[Journal, JournalContents]:
+    def open(
+        cls,
+        path: Path,
+        *,
+        function: str,
+        resume: bool = True,
+        fsync: bool = True,
+        commit_interval: float = 0.2,
+        compression: str = "auto",
+        mapped: bool | None = None,
+    ) -> tuple[Journal, JournalContents]:
         """Lock and open ``path`` (creating it), reading what earlier runs recorded.
 
         Args:
@@ -229,7 +246,10 @@ class Journal:
                 logger.warning(
                     "task journal %s was written by %s and is now used by %s; its results are "
                     "reused (pass resume=False if the function computes something else)",
-                    path, contents.function, function)
+                    path,
+                    contents.function,
+                    function,
+                )
             existed = path.exists()
             fd, appender = open_appender(path, good_end, mapped=mapped)
             if not existed:
@@ -243,8 +263,15 @@ class Journal:
         except BaseException:
             cls._unlock(lock_fd)
             raise
-        journal = cls(path, fd, appender, lock_fd, fsync=fsync,
-                      commit_interval=commit_interval, compression=compression)
+        journal = cls(
+            path,
+            fd,
+            appender,
+            lock_fd,
+            fsync=fsync,
+            commit_interval=commit_interval,
+            compression=compression,
+        )
         meta = {"function": function, "pid": os.getpid()}
         journal._append(_encode(KIND_OPEN, "", "none", json.dumps(meta).encode("utf-8")))
         return journal, contents

@@ -42,8 +42,9 @@ class Reporters:
 class Ledger:
     """Results, failures and counters of one run; the only writer of its journal."""
 
-    def __init__(self, name: str, keys: Sequence[str], journal: Journal | None,
-                 reporters: Reporters) -> None:
+    def __init__(
+        self, name: str, keys: Sequence[str], journal: Journal | None, reporters: Reporters
+    ) -> None:
         self.name = name
         self.keys = keys
         self.results: list[Any] = [None] * len(keys)
@@ -65,8 +66,12 @@ class Ledger:
                 try:
                     self.results[index] = contents.result(key)
                 except Exception as exc:  # a result that no longer unpickles: compute it again
-                    logger.warning("result of %s in the journal cannot be loaded (%s: %s); "
-                                   "computing it again", key, type(exc).__name__, exc)
+                    logger.warning(
+                        "result of %s in the journal cannot be loaded (%s: %s); computing it again",
+                        key,
+                        type(exc).__name__,
+                        exc,
+                    )
                     todo.append(index)
                     continue
                 self.skipped += 1
@@ -92,28 +97,44 @@ class Ledger:
         except CheckpointError:
             raise
         except Exception as exc:  # pickling the result failed: the item cannot be saved
-            self.record_failure(index, type(exc).__qualname__,
-                                f"the result cannot be saved in the journal: {exc}",
-                                "", attempts)
+            self.record_failure(
+                index,
+                type(exc).__qualname__,
+                f"the result cannot be saved in the journal: {exc}",
+                "",
+                attempts,
+            )
             return
         self.results[index] = value
         self._pending.append((seq, index, value, None))
 
-    def record_failure(self, index: int, error_type: str, message: str, traceback: str,
-                       attempts: int) -> None:
+    def record_failure(
+        self, index: int, error_type: str, message: str, traceback: str, attempts: int
+    ) -> None:
         """Record an item as failed after ``attempts`` tries."""
-        failure = TaskFailure(index=index, key=self.keys[index], error_type=error_type,
-                              message=message, traceback=traceback, attempts=attempts)
+        failure = TaskFailure(
+            index=index,
+            key=self.keys[index],
+            error_type=error_type,
+            message=message,
+            traceback=traceback,
+            attempts=attempts,
+        )
         self.failures[index] = failure
         logger.error("%s", failure.describe())
         journal = self.journal
         if journal is None:
             self._report(None, failure, index)
             return
-        fields = {"error_type": error_type, "message": message, "traceback": traceback,
-                  "attempts": attempts}
-        self._pending.append((journal.append_failed(self.keys[index], fields), index, None,
-                              failure))
+        fields = {
+            "error_type": error_type,
+            "message": message,
+            "traceback": traceback,
+            "attempts": attempts,
+        }
+        self._pending.append(
+            (journal.append_failed(self.keys[index], fields), index, None, failure)
+        )
 
     def release(self) -> None:
         """Report every pending item whose journal record is now durable."""
@@ -155,14 +176,26 @@ class Ledger:
 
     def snapshot(self) -> RunSnapshot:
         """Where the run stands now."""
-        return RunSnapshot(name=self.name, total=len(self.keys), completed=self.completed,
-                           skipped=self.skipped, failed=len(self.failures),
-                           in_flight=self.in_flight, running=self.running)
+        return RunSnapshot(
+            name=self.name,
+            total=len(self.keys),
+            completed=self.completed,
+            skipped=self.skipped,
+            failed=len(self.failures),
+            in_flight=self.in_flight,
+            running=self.running,
+        )
 
     def result(self, elapsed: float) -> MapResult[Any]:
         """The run's :class:`MapResult` (call after :meth:`flush`)."""
         failures = tuple(self.failures[index] for index in sorted(self.failures))
         remaining = len(self.keys) - self.skipped - self.completed - len(failures)
-        return MapResult(results=self.results, keys=tuple(self.keys), failures=failures,
-                         completed=self.completed, skipped=self.skipped,
-                         remaining=remaining, elapsed=elapsed)
+        return MapResult(
+            results=self.results,
+            keys=tuple(self.keys),
+            failures=failures,
+            completed=self.completed,
+            skipped=self.skipped,
+            remaining=remaining,
+            elapsed=elapsed,
+        )

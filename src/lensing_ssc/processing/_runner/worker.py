@@ -88,10 +88,17 @@ def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPoli
             value = func(item)
         except Exception as exc:
             if attempts > policy.retries:
-                return Outcome(index, False, describe_error(exc), attempts,
-                               time.perf_counter() - start)
-            logger.warning("item %d failed (attempt %d of %d), retrying: %s: %s",
-                           index, attempts, policy.retries + 1, type(exc).__name__, exc)
+                return Outcome(
+                    index, False, describe_error(exc), attempts, time.perf_counter() - start
+                )
+            logger.warning(
+                "item %d failed (attempt %d of %d), retrying: %s: %s",
+                index,
+                attempts,
+                policy.retries + 1,
+                type(exc).__name__,
+                exc,
+            )
             if policy.delay > 0:
                 time.sleep(policy.delay)
             continue
@@ -150,8 +157,10 @@ def process_worker_init(initializer: Callable[..., None] | None, initargs: tuple
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(
-        target=_exit_with_parent, args=(os.getppid(),),
-        name="lensing_ssc-runner-parent-watch", daemon=True,
+        target=_exit_with_parent,
+        args=(os.getppid(),),
+        name="lensing_ssc-runner-parent-watch",
+        daemon=True,
     ).start()
     if initializer is not None:
         initializer(*initargs)

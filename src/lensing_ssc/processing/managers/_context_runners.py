@@ -74,7 +74,8 @@ class KeptRunner:
     def serves(self, executor: Any, max_workers: int | None, options: dict[str, Any]) -> bool:
         """Whether this runner was built with exactly these settings."""
         same_executor = self.executor is executor or (
-            isinstance(executor, str) and self.executor == executor)
+            isinstance(executor, str) and self.executor == executor
+        )
         return same_executor and self.max_workers == max_workers and self.options == options
 
 
@@ -86,8 +87,13 @@ class RunnerShelf:
         self._lock = threading.Lock()
         self._closed = False
 
-    def take(self, executor: Any, max_workers: int | None, options: dict[str, Any],
-             build: Callable[[ProgressRelay], TaskRunner]) -> KeptRunner:
+    def take(
+        self,
+        executor: Any,
+        max_workers: int | None,
+        options: dict[str, Any],
+        build: Callable[[ProgressRelay], TaskRunner],
+    ) -> KeptRunner:
         """An idle runner with these settings, or a new one from ``build(relay)``."""
         with self._lock:
             for index, kept in enumerate(self._idle):

@@ -339,17 +339,27 @@ class ManagerContext:
         executor = self._executor if executor is None else executor
         max_workers = self._max_workers if max_workers is None else max_workers
         chunksize = runner_options.pop("chunksize", None)
-        kept = self._runners.take(executor, max_workers, runner_options,
-                                  lambda relay: self._build_runner(executor, max_workers, relay,
-                                                                   runner_options))
+        kept = self._runners.take(
+            executor,
+            max_workers,
+            runner_options,
+            lambda relay: self._build_runner(executor, max_workers, relay, runner_options),
+        )
         if not runs_in_this_process(executor):  # its workers outlive this call
             func = InLogContext(func, {"task": label})
         try:
-            with self.progress.subprogress(label, total=len(items)) as task, \
-                    self.log.log_context(task=label):
+            with (
+                self.progress.subprogress(label, total=len(items)) as task,
+                self.log.log_context(task=label),
+            ):
                 kept.relay.target = task.update
                 return kept.runner.map(
-                    func, items, journal=journal, key=key, resume=resume, name=label,
+                    func,
+                    items,
+                    journal=journal,
+                    key=key,
+                    resume=resume,
+                    name=label,
                     retries=self._retries if retries is None else retries,
                     chunksize=chunksize,
                 )
@@ -359,8 +369,9 @@ class ManagerContext:
         finally:
             self._runners.give_back(kept)
 
-    def _build_runner(self, executor: Any, max_workers: int | None, relay: ProgressRelay,
-                      options: dict[str, Any]) -> TaskRunner:
+    def _build_runner(
+        self, executor: Any, max_workers: int | None, relay: ProgressRelay, options: dict[str, Any]
+    ) -> TaskRunner:
         hooks = RunnerHooks(
             should_stop=lambda: self._stops.request.reason if self._stops.request else None,
             on_progress=relay,
@@ -368,8 +379,9 @@ class ManagerContext:
             worker_initializer=_attach_worker_logs,
             initargs=(self.log.worker_config(),),
         )
-        return TaskRunner(executor, max_workers=max_workers, retries=self._retries, hooks=hooks,
-                          **options)
+        return TaskRunner(
+            executor, max_workers=max_workers, retries=self._retries, hooks=hooks, **options
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._entered else "created")
