@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import glob
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lensing_ssc.analysis import (
     lognormal_field,
     patch_centers,
 )
+from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
 from lensing_ssc.core.config import PipelineSection
@@ -43,6 +45,7 @@ __all__ = [
     "PatchFile",
     "SyntheticMap",
     "plan_maps",
+    "prepare_maps",
 ]
 
 SET_CODES = {"subpatches": 0, "periodic": 1, "healpix": 2, "patches": 3}
@@ -131,16 +134,28 @@ class SyntheticMap:
         count = self.per_side**2 if self.periodic else 1
         return 5 * count * side * side * _FLOAT_BYTES
 
-    def load(self) -> np.ndarray:
+    def _recipe(self) -> tuple[ConvergenceSpectrum, int, float | None]:
+        """The spectrum, the side of each drawn field and the lognormal shift (``None``:
+        Gaussian)."""
         spectrum = _spectrum(self.cosmology, self.spectrum_table)
-        rng = np.random.default_rng(self.seed)
         size = self.patch_pixels if self.periodic else self.patch_pixels * self.per_side
+        if self.kind != "lognormal":
+            return spectrum, size, None
+        shift = self.shift
+        if shift is None:
+            shift = -HalofitConvergenceSpectrum(**dict(self.cosmology)).minimum_convergence()
+        return spectrum, size, shift
+
+    def prepare(self) -> None:
+        """Compute what all maps of this recipe share (whatever their seed), in this process."""
+        spectrum, size, shift = self._recipe()
+        prepare_field(size, self.pixel_size_arcmin, spectrum, shift=shift)
+
+    def load(self) -> np.ndarray:
+        spectrum, size, shift = self._recipe()
+        rng = np.random.default_rng(self.seed)
         count = self.per_side**2 if self.periodic else None
-        if self.kind == "lognormal":
-            shift = self.shift
-            if shift is None:
-                model = HalofitConvergenceSpectrum(**dict(self.cosmology))
-                shift = -model.minimum_convergence()
+        if shift is not None:
             fields = lognormal_field(
                 size, self.pixel_size_arcmin, spectrum, rng, shift=shift, n_fields=count
             )
@@ -335,3 +350,18 @@ def plan_maps(section: PipelineSection) -> list[MapTask]:
         for name in sets
         for i in range(syn.n_large_fields)
     ]
+
+
+def prepare_maps(maps: Sequence[MapTask]) -> None:
+    """Compute, in this process, what the maps of a run share, once per recipe.
+
+    For synthetic maps that is the spectrum and the field's Fourier amplitudes (see
+    :func:`lensing_ssc.analysis.fields.prepare_field`); other inputs share nothing. Worker
+    processes forked afterwards inherit it, so a run whose worker pool starts after this
+    costs the same as a run in this process, however many runs came before.
+    """
+    shared = {
+        replace(task.source, seed=()) for task in maps if isinstance(task.source, SyntheticMap)
+    }
+    for source in shared:
+        source.prepare()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
 from lensing_ssc.core.config import PipelineSection, ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
-from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps
+from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps, prepare_maps
 from lensing_ssc.pipelines._results import (
     FailureRecord,
     MergedResults,
@@ -155,6 +156,14 @@ def _worker_count(executor: str, workers: int | None) -> int:
     if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def _forks_workers(executor: str) -> bool:
+    """Whether the run's worker processes start as forks of this one (inheriting its caches)."""
+    if executor != "processes":
+        return False
+    method = multiprocessing.get_start_method(allow_none=True)
+    return (method or multiprocessing.get_all_start_methods()[0]) == "fork"
 
 
 def _guard_memory(ctx: ManagerContext, maps: Sequence[MapTask], workers: int) -> None:
@@ -310,6 +319,8 @@ def run_patch_statistics(
         ctx.check_resources()
         store = MapStore(config, ctx.cache)
         _log.info("run %s: %d maps, %s executor", run_dir, len(maps), executor_name)
+        if _forks_workers(executor_name):
+            prepare_maps(maps)  # once here, not once in every worker
         made = ctx.map(MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume)
         ctx.update_progress(1)
         failures = _failures("maps", made)
@@ -333,10 +344,12 @@ def run_patch_statistics(
         with log_context(step="merge"):
             merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
             write_results(merged, results_file, fmt)
-            # Imported here: matplotlib costs ~0.4 s, and worker processes import this module.
-            from lensing_ssc.pipelines._figures import draw_figures
+            figures: list[Path] = []
+            if section.figures:
+                # Imported here: matplotlib costs ~0.3 s, and worker processes import this module.
+                from lensing_ssc.pipelines._figures import draw_figures
 
-            figures = draw_figures(merged, run_dir / "figures") if section.figures else []
+                figures = draw_figures(merged, run_dir / "figures")
             files = [
                 ("results", results_file),
                 *(("figure", p) for p in figures),

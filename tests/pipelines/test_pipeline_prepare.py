@@ -1,0 +1,114 @@
+"""What the maps of a run share is computed once, before worker processes are forked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensing_ssc.analysis import HalofitConvergenceSpectrum, lognormal_field
+from lensing_ssc.analysis import fields as fields_module
+from lensing_ssc.analysis.fields import prepare_field
+from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.core.config import PipelineSection
+from lensing_ssc.pipelines._inputs import plan_maps, prepare_maps
+
+_SECTION = PipelineSection.model_validate(
+    {"synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 3}}
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_after_prepare_maps_draws_its_maps_without_recomputing_the_spectrum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    maps = plan_maps(_SECTION)
+    expected = [task.source.load() for task in maps]
+    fields_module._lognormal_plan.cache_clear()
+    fields_module._cached_amplitude.cache_clear()
+    prepare_maps(maps)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: any evaluation of the spectrum on a grid now fails
+        os.close(read)
+        code = 1
+        try:
+
+            def refuse(*args: object) -> None:
+                raise RuntimeError("the spectrum was evaluated again")
+
+            monkeypatch.setattr(fields_module, "spectrum_on_grid", refuse)
+            same = all(
+                np.array_equal(task.source.load(), want)
+                for task, want in zip(maps, expected, strict=True)
+            )
+            code = 0 if same else 2
+        except BaseException as exc:  # report, never run the parent's test code
+            os.write(write, repr(exc).encode())
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        message = fh.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, message or "maps differ after prepare_maps"
+
+
+def test_prepared_fields_are_the_fields_drawn_without_preparing() -> None:
+    model = HalofitConvergenceSpectrum()
+    shift = -model.minimum_convergence()
+    fields_module._lognormal_plan.cache_clear()
+    cold = lognormal_field(64, 2.0, model, np.random.default_rng(5), shift=shift)
+    fields_module._lognormal_plan.cache_clear()
+    prepare_field(64, 2.0, model, shift=shift)
+    warm = lognormal_field(64, 2.0, model, np.random.default_rng(5), shift=shift)
+    np.testing.assert_array_equal(warm, cold)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"n_pixels": 4}, "n_pixels=4"),
+        ({"pixel_size_arcmin": -1.0}, "-1"),
+        ({"shift": 0.0}, "shift"),
+    ],
+)
+def test_prepare_field_refuses_bad_input_by_name(kwargs: dict[str, float], named: str) -> None:
+    args = {"n_pixels": 64, "pixel_size_arcmin": 2.0, **kwargs}
+    shift = args.pop("shift", None)
+    with pytest.raises(AnalysisError, match=named):
+        prepare_field(
+            int(args["n_pixels"]),
+            float(args["pixel_size_arcmin"]),
+            HalofitConvergenceSpectrum(),
+            shift=shift,
+        )
+
+
+def test_a_run_without_figures_never_imports_matplotlib(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from lensing_ssc.core.config import ProcessingConfig
+        from lensing_ssc.pipelines import run_patch_statistics
+        config = ProcessingConfig(
+            run_dir={str(tmp_path / "run")!r},
+            logging={{"console": False}},
+            progress={{"enabled": False}},
+            pipeline={{"figures": False, "synthetic": {{"patch_pixels": 64,
+                "patches_per_side": 2, "n_large_fields": 1}}}},
+        )
+        run_patch_statistics(config)
+        print("matplotlib" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False", out.stderr
