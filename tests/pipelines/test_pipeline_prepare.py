@@ -112,3 +112,22 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_spectrum_that_cannot_be_prepared_is_left_to_the_map_tasks(tmp_path: Path) -> None:
+    table = tmp_path / "bad.txt"
+    table.write_text("100 1e-9\n1000 -1e-9\n10000 1e-9\n")
+    section = PipelineSection.model_validate(
+        {
+            "synthetic": {
+                "patch_pixels": 64,
+                "patches_per_side": 2,
+                "n_large_fields": 1,
+                "spectrum_table": str(table),
+            }
+        }
+    )
+    maps = plan_maps(section)
+    prepare_maps(maps)  # does not raise
+    with pytest.raises(AnalysisError, match="must be > 0"):
+        maps[0].source.load()

@@ -359,9 +359,15 @@ def prepare_maps(maps: Sequence[MapTask]) -> None:
     :func:`lensing_ssc.analysis.fields.prepare_field`); other inputs share nothing. Worker
     processes forked afterwards inherit it, so a run whose worker pool starts after this
     costs the same as a run in this process, however many runs came before.
+
+    A recipe that cannot be prepared (a spectrum table with bad values, say) is skipped:
+    its map tasks meet the same error and record it per map, as without preparing.
     """
     shared = {
         replace(task.source, seed=()) for task in maps if isinstance(task.source, SyntheticMap)
     }
     for source in shared:
-        source.prepare()
+        try:
+            source.prepare()
+        except (AnalysisError, ConfigError):
+            continue
