@@ -48,6 +48,7 @@ import cachetools
 import diskcache
 import numpy as np
 
+from _common import settle
 from lensing_ssc.processing.managers import CacheManager
 
 RESULTS: list[tuple[str, str, bool | None]] = []
@@ -78,12 +79,6 @@ def per_call(loop: Callable[[], None], calls: int) -> Callable[[], float]:
         return (time.perf_counter() - start) / calls
 
     return run
-
-
-def settle(pause: float) -> None:
-    """Flush dirty pages and wait, so one write's writeback does not land in the next."""
-    os.sync()
-    time.sleep(pause)
 
 
 # -- 1. memory hits ------------------------------------------------------------------------

@@ -49,29 +49,11 @@ from typing import Any
 
 import numpy as np
 
+from _common import settle, warm_free_memory
 from lensing_ssc.processing.managers import CheckpointManager
 
 GIB = 1 << 30
 N_ARRAYS = 10
-
-
-def settle(pause: float) -> None:
-    """Flush everything and wait, so one run's writeback does not land in the next's timing."""
-    os.sync()
-    time.sleep(pause)
-
-
-def warm_free_memory(nbytes: int) -> None:
-    """Touch ``nbytes`` of fresh memory and free it again.
-
-    A virtual machine with free page reporting hands memory freed a few seconds ago back
-    to the hypervisor; the next first touch of it then runs at a fraction of memory speed
-    (0.45 GiB/s on our CI machines). Writing a file needs page-cache pages, reading one
-    needs pages for the file and the array, so whichever side runs next would pay. Touching
-    the memory just before each timed step gives both sides hot pages, as on bare metal.
-    """
-    buffer = np.ones(nbytes // 8)
-    del buffer
 
 
 def timed(func: Callable[[], Any]) -> tuple[float, Any]:
