@@ -27,6 +27,7 @@ _SECTION = PipelineSection.model_validate(
 def test_a_process_forked_after_prepare_maps_draws_its_maps_without_recomputing_the_spectrum(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A worker forked after prepare_maps draws identical maps without evaluating the spectrum."""
     maps = plan_maps(_SECTION)
     expected = [task.source.load() for task in maps]
     fields_module._lognormal_plan.cache_clear()
@@ -61,6 +62,7 @@ def test_a_process_forked_after_prepare_maps_draws_its_maps_without_recomputing_
 
 
 def test_prepared_fields_are_the_fields_drawn_without_preparing() -> None:
+    """Preparing a field plan ahead does not change the field a seed draws."""
     model = HalofitConvergenceSpectrum()
     shift = -model.minimum_convergence()
     fields_module._lognormal_plan.cache_clear()
@@ -80,6 +82,7 @@ def test_prepared_fields_are_the_fields_drawn_without_preparing() -> None:
     ],
 )
 def test_prepare_field_refuses_bad_input_by_name(kwargs: dict[str, float], named: str) -> None:
+    """A bad size, pixel size or shift is an AnalysisError naming the value."""
     args = {"n_pixels": 64, "pixel_size_arcmin": 2.0, **kwargs}
     shift = args.pop("shift", None)
     with pytest.raises(AnalysisError, match=named):
@@ -92,6 +95,7 @@ def test_prepare_field_refuses_bad_input_by_name(kwargs: dict[str, float], named
 
 
 def test_a_run_without_figures_never_imports_matplotlib(tmp_path: Path) -> None:
+    """A run with figures off never pays for importing matplotlib."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -115,6 +119,7 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path: Path) -> None:
 
 
 def test_a_spectrum_that_cannot_be_prepared_is_left_to_the_map_tasks(tmp_path: Path) -> None:
+    """A spectrum that fails while preparing fails each map task instead of the whole run."""
     table = tmp_path / "bad.txt"
     table.write_text("100 1e-9\n1000 -1e-9\n10000 1e-9\n")
     section = PipelineSection.model_validate(
