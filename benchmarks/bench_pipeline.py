@@ -123,6 +123,8 @@ def main() -> None:
         f"speed-up (median of pairs): {statistics.median(ratios):.2f}x   target >= 1.8x   "
         f"anchor (bare pool over bare loop): {statistics.median(anchors):.2f}x"
     )
+    relative = statistics.median(r / a for r, a in zip(ratios, anchors, strict=True))
+    print(f"pipeline speed-up / anchor speed-up (median of pairs): {relative:.2f}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
