@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,7 +151,7 @@ def _markers(folder: Path, kind: str) -> Counter[int]:
 
 
 def test_sigkilled_runner_on_a_joined_cluster_reruns_to_identical_results(
-    client: distributed.Client, tmp_path: Path
+    client: distributed.Client, tmp_path: Path, children: Any
 ) -> None:
     """A SIGKILLed runner joined to a cluster reruns to full results, redoing ≤ 4 items."""
     markers = tmp_path / "markers"
@@ -172,19 +172,13 @@ def test_sigkilled_runner_on_a_joined_cluster_reruns_to_identical_results(
         "--seconds",
         "0.05",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while sum(_markers(markers, "finish").values()) < 10:
-            assert proc.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = children.start(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while sum(_markers(markers, "finish").values()) < 10:
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    children.sigkill(proc)
     started_before = sum(_markers(markers, "start").values())
 
     with TaskRunner(client, chunksize=1) as runner:

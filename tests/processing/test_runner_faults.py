@@ -7,13 +7,13 @@ Each test starts ``runner_job.py`` in a subprocess, waits until it has finished 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -97,18 +97,12 @@ def _process(pid: int) -> psutil.Process | None:
         return None
 
 
-def _sigkill_and_rerun(tmp_path: Path, executor: str, in_flight_bound: int) -> None:
+def _sigkill_and_rerun(tmp_path: Path, children: Any, executor: str, in_flight_bound: int) -> None:
     args = _job_args(tmp_path, executor, "job")
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_finished(tmp_path, "job", 12, proc)
-        workers = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = children.start(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_finished(tmp_path, "job", 12, proc)
+    workers = [child.pid for child in psutil.Process(proc.pid).children(recursive=True)]
+    children.sigkill(proc)
     # Workers notice their runner died and end by themselves; none keeps computing.
     assert _kill_leftovers(workers, grace=10.0) == []
     before = _markers(tmp_path, "job", "start")
@@ -126,20 +120,20 @@ def _sigkill_and_rerun(tmp_path: Path, executor: str, in_flight_bound: int) -> N
     assert summary["skipped"] >= sum(before.values()) - in_flight_bound
 
 
-def test_sigkill_serial_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_serial_rerun_matches_uninterrupted_run(tmp_path: Path, children: Any) -> None:
     """A SIGKILLed serial run reruns to the uninterrupted results, redoing ≤ 1 item."""
-    _sigkill_and_rerun(tmp_path, "serial", in_flight_bound=1)
+    _sigkill_and_rerun(tmp_path, children, "serial", in_flight_bound=1)
 
 
-def test_sigkill_processes_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_processes_rerun_matches_uninterrupted_run(tmp_path: Path, children: Any) -> None:
     """A SIGKILLed process run leaves no worker behind and reruns, redoing ≤ 4 items."""
-    _sigkill_and_rerun(tmp_path, "processes", in_flight_bound=4)
+    _sigkill_and_rerun(tmp_path, children, "processes", in_flight_bound=4)
 
 
 @pytest.mark.slow  # two cluster start-ups; test_runner_dask.py has a lighter default version
-def test_sigkill_dask_rerun_matches_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_dask_rerun_matches_uninterrupted_run(tmp_path: Path, children: Any) -> None:
     """A SIGKILLed Dask run takes its cluster down and reruns, redoing ≤ 4 items."""
-    _sigkill_and_rerun(tmp_path, "dask", in_flight_bound=4)
+    _sigkill_and_rerun(tmp_path, children, "dask", in_flight_bound=4)
 
 
 @pytest.mark.parametrize(

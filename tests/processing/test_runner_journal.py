@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -267,7 +266,9 @@ def test_a_torn_record_before_the_reserved_zeros_counts_as_torn(tmp_path: Path) 
     assert contents.torn_bytes == len(data) - 10 - good_end
 
 
-def test_a_sigkilled_writer_leaves_every_appended_record_readable(tmp_path: Path) -> None:
+def test_a_sigkilled_writer_leaves_every_appended_record_readable(
+    tmp_path: Path, children: Any
+) -> None:
     """Records copied into the mapping survive a SIGKILL of the process at once, unsynced."""
     path = tmp_path / "j"
     script = (
@@ -279,18 +280,10 @@ def test_a_sigkilled_writer_leaves_every_appended_record_readable(tmp_path: Path
         "print('appended', flush=True)\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "appended"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    proc = children.start([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "appended"
+    children.sigkill(proc)
     journal, contents = Journal.open(path, function="f")
     journal.close()
     assert {key: contents.result(key) for key in contents.done} == {
