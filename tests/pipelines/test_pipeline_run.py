@@ -184,6 +184,34 @@ def test_maps_are_cached_once_and_a_fresh_run_takes_them_from_the_cache(
     assert run_patch_statistics(config, resume=False).maps_from_cache == 0
 
 
+def test_cached_maps_damaged_between_the_stages_are_drawn_again_in_the_workers(
+    tiny_config: Factory,
+    same_results: SameResults,
+    tiny_results: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers check every cached map they read; a damaged one is remade, no number changes."""
+    import lensing_ssc.pipelines.patch_statistics as pipeline
+
+    config = tiny_config("processes")
+    damaged: list[Path] = []
+    check = pipeline._check_geometries
+
+    def damage_then_check(*args: Any) -> None:
+        for path in sorted(config.cache_dir.glob("values/*/*.val")):
+            with open(path, "r+b") as handle:
+                handle.seek(-8, 2)
+                handle.write(b"\xff" * 8)
+            damaged.append(path)
+        check(*args)
+
+    monkeypatch.setattr(pipeline, "_check_geometries", damage_then_check)
+    run = run_patch_statistics(config, executor="processes", workers=2)
+    assert len(damaged) == 4
+    assert (run.n_patches, run.failures) == (16, ())
+    same_results(tiny_results, read_results(run.results_file))
+
+
 def test_a_map_too_large_for_the_cache_is_made_once_per_stage_not_once_per_patch(
     tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,7 +70,9 @@ class _Local:
 
     def __init__(self, cache: CacheManager) -> None:
         self.cache = cache
-        self.load: Any = cache.memoize(key=_map_key, tags=[MAP_TAG])(_make_patches)
+        # Not flushed to disk one by one: a map is remade from its seeded recipe or input
+        # file, and an entry a power cut tore fails its digest check and is a miss.
+        self.load: Any = cache.memoize(key=_map_key, tags=[MAP_TAG], durable=False)(_make_patches)
         self.held: tuple[Hashable, np.ndarray] | None = None
 
 
@@ -83,7 +85,10 @@ def _process_local(config_json: str) -> _Local:
     local = _PROCESS_LOCALS.get(key)
     if local is None:
         keep_freed_buffers()  # a fresh worker page-faults on every FFT buffer otherwise
-        cache = CacheManager(config=ProcessingConfig.model_validate_json(config_json))
+        # Maps another worker made are mapped from the page cache and checked there:
+        # reading them into fresh arrays costs a page fault per 4 KiB of new memory.
+        config = ProcessingConfig.model_validate_json(config_json)
+        cache = CacheManager(config=config, memory_map="verify")
         local = _PROCESS_LOCALS[key] = _Local(cache)
         # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
         multiprocessing.util.Finalize(None, cache.close, exitpriority=10)

@@ -95,6 +95,80 @@ def test_memory_map_returns_read_only_maps(tmp_path: Path) -> None:
         np.testing.assert_array_equal(mapped, data)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_verified_memory_maps_are_checked_read_only_maps(tmp_path: Path, order: str) -> None:
+    """memory_map="verify" maps large arrays, checks them, and keeps them out of memory."""
+    data = np.asarray(np.random.default_rng(0).random((300, 200)), order=order)
+    with _cold(tmp_path) as cache:
+        cache.put("a", data)
+        cache.put("small", np.arange(5.0))
+    with _cold(tmp_path, memory_map="verify") as cache:
+        mapped = cache.get("a")
+        assert isinstance(mapped, np.memmap)
+        assert not mapped.flags.writeable
+        assert mapped.flags.f_contiguous == (order == "F")
+        np.testing.assert_array_equal(mapped, data)
+        np.testing.assert_array_equal(cache.get("small"), np.arange(5.0))  # inline: read
+        stats = cache.get_stats()
+        assert stats.disk.hits == 2  # type: ignore[union-attr]
+        assert stats.memory.entries == 1  # the small value only: the map stays in the page cache
+    (path,) = _value_files(tmp_path)
+    _corrupt_payload(path)
+    with _cold(tmp_path, memory_map=True) as cache:
+        assert not np.array_equal(cache.get("a"), data)  # True maps without checking
+    with _cold(tmp_path, memory_map="verify") as cache:
+        assert cache.get("a") is None  # "verify" notices
+    assert _value_files(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_memory_maps_hold_no_descriptors_once_dropped(tmp_path: Path) -> None:
+    """Reading many mapped values leaves no file descriptors open behind the caller."""
+    with _cold(tmp_path) as cache:
+        for i in range(60):
+            cache.put(i, np.full(INLINE_LIMIT, float(i)))
+    with _cold(tmp_path, memory_map="verify") as cache:
+        cache.get(0)
+        before = len(os.listdir("/proc/self/fd"))
+        for i in range(60):
+            assert cache.get(i)[-1] == i
+        assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_non_durable_puts_skip_fsync_and_a_lost_file_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """durable=False: no fsync; the entry reads back, and misses if a power cut empties it."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    data = np.random.default_rng(3).random(INLINE_LIMIT)
+    with _cold(tmp_path) as cache:
+        cache.put("fast", data, durable=False)
+        assert synced == []
+        cache.put("safe", data)
+        assert len(synced) >= 2  # the value file, and the directory it was renamed in
+        calls: list[int] = []
+
+        def scaled(n: int) -> np.ndarray:
+            calls.append(n)
+            return data * n
+
+        synced.clear()
+        cache.memoize(durable=False)(scaled)(2)
+        assert synced == []
+    with _cold(tmp_path) as cache:
+        np.testing.assert_array_equal(cache.get("fast"), data)
+        np.testing.assert_array_equal(cache.memoize(durable=False)(scaled)(2), data * 2)
+        assert calls == [2]  # the second manager found it on disk
+    for path in _value_files(tmp_path):
+        with open(path, "r+b") as handle:
+            handle.truncate(0)  # what a power cut may leave of a file never flushed
+    with _cold(tmp_path) as cache:
+        assert cache.get("fast") is None
+        assert "fast" not in cache
+
+
 @pytest.mark.parametrize("codec", ["zstd", "gzip", "lz4"])
 def test_compressed_values_round_trip(tmp_path: Path, codec: str) -> None:
     """With compression, compressible values are smaller on disk and read back equal."""
@@ -246,10 +320,11 @@ def _clobber_header(path: Path) -> None:
         handle.write(b"garbage!")
 
 
+@pytest.mark.parametrize("memory_map", [False, "verify"])
 @pytest.mark.parametrize("damage", [_corrupt_payload, _truncate, _clobber_header, os.unlink])
 @pytest.mark.parametrize("value", [np.arange(20_000.0), {"big": list(range(50_000))}])
 def test_damaged_value_file_is_a_miss_and_removed(
-    tmp_path: Path, damage: object, value: object
+    tmp_path: Path, damage: object, value: object, memory_map: object
 ) -> None:
     """A flipped byte, truncation, a bad header or a lost file: a miss, and the entry goes."""
     with _cold(tmp_path) as cache:
@@ -257,7 +332,7 @@ def test_damaged_value_file_is_a_miss_and_removed(
         cache.put("other", 1)
     (path,) = _value_files(tmp_path)
     damage(path)  # type: ignore[operator]
-    with _cold(tmp_path) as cache:
+    with _cold(tmp_path, memory_map=memory_map) as cache:
         assert cache.get("v") is None
         assert "v" not in cache
         assert cache.get("other") == 1
@@ -365,9 +440,9 @@ def test_replacing_a_large_value_frees_the_old_file_first(
     seen: list[list[Path]] = []
     write = _disk.write_value_file
 
-    def watching(path: Path, encoded: object) -> None:
+    def watching(path: Path, encoded: object, *, durable: bool) -> None:
         seen.append(_value_files(tmp_path))
-        write(path, encoded)  # type: ignore[arg-type]
+        write(path, encoded, durable=durable)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_disk, "write_value_file", watching)
     with _cold(tmp_path) as cache:

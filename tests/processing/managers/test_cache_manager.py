@@ -153,6 +153,7 @@ def test_rejected_replacement_drops_the_old_value() -> None:
         ({"default_ttl": -1.0}, "cache.default_ttl", "default_ttl must be a positive number"),
         ({"disk_max_size_mb": -3}, "cache.disk_max_size_mb", "disk_max_size_mb must be"),
         ({"eviction_policy": "random"}, "cache.eviction_policy", "unknown eviction policy"),
+        ({"memory_map": "yes"}, "cache.memory_map", "memory_map must be True, False or 'verify'"),
     ],
 )
 def test_bad_settings_raise_config_error(kwargs: dict, field: str, message: str) -> None:

@@ -210,3 +210,34 @@ def test_key_encoding_agrees_with_dict_equality(left: Any, right: Any) -> None:
     """Two keys encode alike exactly when a dict treats them as one key."""
     same_key = left == right and hash(left) == hash(right)
     assert (encode_key(left) == encode_key(right)) == same_key
+
+
+LARGE_ARRAYS = st.builds(
+    lambda dtype, rows, cols, order, seed: np.asarray(
+        np.random.default_rng(seed).integers(-1000, 1000, (rows, cols)).astype(dtype),
+        order=order,
+    ),
+    st.sampled_from(["<f8", ">f4", "<i2", "<c16", "u1"]),
+    st.integers(300, 700),
+    st.integers(230, 300),
+    st.sampled_from(["C", "F"]),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=LARGE_ARRAYS, durable=st.booleans(), memory_map=st.sampled_from([False, "verify"]))
+def test_large_arrays_read_back_exactly_however_written_and_read(
+    value: np.ndarray, durable: bool, memory_map: Any
+) -> None:
+    """Value-file arrays return exactly (dtype, shape, order, bytes), however written or read."""
+    with tempfile.TemporaryDirectory() as directory:
+        with CacheManager(cache_dir=directory) as cache:
+            cache.put("v", value, durable=durable)
+        with CacheManager(cache_dir=directory, memory_map=memory_map) as reopened:
+            back = reopened.get("v")
+            assert back.dtype == value.dtype
+            assert back.shape == value.shape
+            assert back.flags.f_contiguous == value.flags.f_contiguous
+            assert back.tobytes(order="A") == value.tobytes(order="A")
+            del back

@@ -4,7 +4,9 @@ The memory tier holds values by reference, bounded by entries and by bytes (coun
 :func:`lensing_ssc.core.io.estimate_size`, so a view of a big array costs the big array),
 evicting ``lru``, ``lfu`` or ``fifo`` in O(1). With a ``cache_dir`` a disk tier sits behind
 it: every put is written through, a memory miss that hits disk is promoted, and the
-directory outlives the process and is shared safely by every process of a run. Entries may
+directory outlives the process and is shared safely by every process of a run (memory-mapped
+arrays, ``memory_map=True`` or ``"verify"``, are not promoted: they already live in the page
+cache). Entries may
 expire (``ttl``), carry any number of tags, and be memoized per call with compute-once
 across threads and processes. ``shrink`` gives memory back under pressure.
 
@@ -32,7 +34,9 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import numpy as np
 
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import estimate_size
@@ -80,7 +84,9 @@ class CacheManager:
             for no expiry.
         disk_max_size_mb: Disk tier byte limit, in MiB (default 4096).
         memory_map: Return large raw arrays from disk as read-only memory maps instead of
-            reading them (their digest is then not checked on read).
+            reading them into fresh arrays: ``True`` without reading them (their digest is
+            then not checked), ``"verify"`` checking their digest through the map (no copy
+            and no new memory; the right choice for arrays read whole, again and again).
         lease_ttl: Seconds a memoize lease lives without renewal; a crashed holder blocks
             others at most this long (on the same host, not at all).
         config: A :class:`~lensing_ssc.core.config.ProcessingConfig`; explicit arguments
@@ -109,7 +115,7 @@ class CacheManager:
         compression: str | bool | None = None,
         default_ttl: float | FromConfig | None = FROM_CONFIG,
         disk_max_size_mb: float | None = None,
-        memory_map: bool = False,
+        memory_map: bool | Literal["verify"] = False,
         lease_ttl: float = 60.0,
         config: ProcessingConfig | None = None,
     ) -> None:
@@ -199,6 +205,9 @@ class CacheManager:
         if found is None:
             return default
         value, row = found
+        if isinstance(value, np.memmap):
+            # Already in memory (the page cache); holding it would also hold a descriptor.
+            return value
         ttl = None if row.expires is None else row.expires - time.time()
         self._memory.promote(
             key, value, size=estimate_size(value), ttl=ttl, tags=row.tag_tuple(), epoch=epoch
@@ -223,7 +232,13 @@ class CacheManager:
 
     # -- writing ------------------------------------------------------------------------
     def put(
-        self, key: Hashable, value: Any, ttl: float | None = None, tags: Iterable[str] = ()
+        self,
+        key: Hashable,
+        value: Any,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        *,
+        durable: bool = True,
     ) -> None:
         """Cache ``value`` under ``key`` in every tier, replacing any previous value.
 
@@ -234,6 +249,11 @@ class CacheManager:
                 are stored raw).
             ttl: Seconds to live; ``None`` uses ``default_ttl``.
             tags: Any number of tags, for :meth:`invalidate_by_tags`.
+            durable: Flush a large value's file to disk (``fsync``) before the entry
+                becomes visible, so that it survives a power cut. ``False`` saves that
+                wait for values that are cheap to recompute: after a power cut such an
+                entry may be lost, which its digest check turns into a miss. Either way a
+                killed process never leaves a torn entry.
 
         A value larger than a tier's byte limit is not stored in that tier; it is counted
         as rejected and warned about once per tier.
@@ -254,7 +274,9 @@ class CacheManager:
         with stripe:
             on_disk = False
             if self._disk is not None and encoded is not None:
-                on_disk = self._disk.put(encoded, value, label=key, ttl=ttl, tags=checked_tags)
+                on_disk = self._disk.put(
+                    encoded, value, label=key, ttl=ttl, tags=checked_tags, durable=durable
+                )
                 if not on_disk:
                     self._warn_rejected("disk", key, value)
             stored = self._memory.store(key, value, size=size, ttl=ttl, tags=checked_tags)
@@ -336,6 +358,7 @@ class CacheManager:
         ttl: float | None = None,
         tags: Iterable[str] = (),
         key: Callable[..., Hashable] | None = None,
+        durable: bool = True,
     ) -> Callable[[_F], _F]: ...
 
     def memoize(
@@ -346,6 +369,7 @@ class CacheManager:
         ttl: float | None = None,
         tags: Iterable[str] = (),
         key: Callable[..., Hashable] | None = None,
+        durable: bool = True,
     ) -> Any:
         """Decorate a function so each distinct call is computed once and then cached.
 
@@ -360,6 +384,7 @@ class CacheManager:
             tags: Tags of every result, for :meth:`invalidate_by_tags`.
             key: Builds the key from the arguments instead (for arguments that cannot be
                 hashed by value, such as ``self``).
+            durable: As for :meth:`put`; ``False`` for results that are cheap to recompute.
 
         Example:
             >>> @cache.memoize(ttl=3600, tags=["theory"])  # doctest: +SKIP
@@ -370,7 +395,7 @@ class CacheManager:
         checked = check_tags(tags)
 
         def store(cache_key: Hashable, value: Any) -> None:
-            self.put(cache_key, value, ttl=ttl, tags=checked)
+            self.put(cache_key, value, ttl=ttl, tags=checked, durable=durable)
 
         def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
             return memoized(

@@ -6,14 +6,15 @@ Layout of a cache directory::
     values/ab/<key digest>.<token>.val   value files of large values (:mod:`._values`)
 
 A put encodes the value and, if it is large, drops the entry it replaces, then writes its
-value file (atomically and durably, outside any lock) *before* one index transaction makes
-it visible and evicts what no longer fits; evicted files are unlinked after the commit. A process
-killed at any moment therefore leaves either the old entry or the new one, and at worst a
-value file no entry refers to, which :meth:`DiskTier.sweep` removes later. Readers take no
-write lock: access times, use counts and counters are batched and written with the next
-write transaction (or once a second). A corrupt or missing value is a miss, and its entry
-is removed. Value file names come from the digest of the key's canonical encoding plus a
-random token, so keys never become paths and concurrent writers never share a file.
+value file (atomically, durably unless the put says otherwise, outside any lock) *before* one
+index transaction makes it visible and evicts what no longer fits; evicted files are unlinked
+after the commit. A process killed at any moment therefore leaves either the old entry or the
+new one, and at worst a value file no entry refers to, which :meth:`DiskTier.sweep` removes
+later. Readers take no write lock: access times, use counts and counters are batched and
+written with the next write transaction (or once a second). A corrupt or missing value is a
+miss, and its entry is removed. Value file names come from the digest of the key's canonical
+encoding plus a random token, so keys never become paths and concurrent writers never share a
+file.
 
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
 cumulative totals of every process kept in the index for ``lensing-ssc cache stats``.
@@ -39,6 +40,7 @@ from ._stats import TierStats
 from ._values import (
     CorruptEntry,
     Encoded,
+    MemoryMap,
     decode_value,
     encode_value,
     read_value_file,
@@ -61,14 +63,21 @@ class DiskTier:
         max_bytes: Most payload bytes stored; a value larger than this alone is rejected.
         policy: ``"lru"``, ``"lfu"`` or ``"fifo"``, the order of eviction.
         codec: Compression spec for :func:`lensing_ssc.core.io.compress`.
-        memory_map: Return raw arrays from value files as read-only memory maps.
+        memory_map: Return raw arrays from value files as read-only memory maps
+            (``"verify"``: and check their digest through the map).
 
     Raises:
         CacheError: The directory cannot be created or written, or holds a foreign index.
     """
 
     def __init__(
-        self, directory: Path, *, max_bytes: int, policy: str, codec: Any, memory_map: bool
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        policy: str,
+        codec: Any,
+        memory_map: MemoryMap,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
@@ -168,7 +177,14 @@ class DiskTier:
 
     # -- writing ------------------------------------------------------------------------
     def put(
-        self, key: bytes, value: Any, *, label: Any, ttl: float | None, tags: tuple[str, ...]
+        self,
+        key: bytes,
+        value: Any,
+        *,
+        label: Any,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        durable: bool = True,
     ) -> bool:
         """Store ``value`` under ``key``; ``False`` if it alone exceeds the byte limit.
 
@@ -178,6 +194,7 @@ class DiskTier:
             label: The key as the user gave it, named in errors.
             ttl: Seconds to live, or ``None``.
             tags: Tags of the entry.
+            durable: ``fsync`` a value file before the entry becomes visible.
 
         Raises:
             CacheError: ``value`` cannot be pickled, or the directory cannot be written.
@@ -192,7 +209,7 @@ class DiskTier:
         name = None
         if encoded.size > INLINE_LIMIT:
             self._drop_replaced_file(key)
-            name = self._write_file(key, encoded)
+            name = self._write_file(key, encoded, durable=durable)
         fields = {
             "kind": encoded.kind,
             "codec": encoded.codec,
@@ -229,15 +246,16 @@ class DiskTier:
         if row is not None and row.file is not None:
             self._drop(row)
 
-    def _write_file(self, key: bytes, encoded: Encoded) -> str:
+    def _write_file(self, key: bytes, encoded: Encoded, *, durable: bool) -> str:
         digest = hash_bytes(key).partition(":")[2]
         bucket = self._values / digest[:2]
         if not bucket.is_dir():
             bucket.mkdir(exist_ok=True)
-            fsync_directory(self._values)
+            if durable:
+                fsync_directory(self._values)
         name = f"{digest[:2]}/{digest}.{secrets.token_hex(4)}.val"
         try:
-            write_value_file(self._values / name, encoded)
+            write_value_file(self._values / name, encoded, durable=durable)
         except OSError as exc:
             raise CacheError(
                 f"cannot write a value file in {str(self._values)!r}: {exc}",

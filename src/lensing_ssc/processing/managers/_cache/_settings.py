@@ -22,6 +22,7 @@ from lensing_ssc.core.config import CacheSection
 from lensing_ssc.core.io import resolve_codec
 
 from ._policies import EvictionPolicy, check_policy
+from ._values import MemoryMap
 
 if TYPE_CHECKING:
     from lensing_ssc.core.config import ProcessingConfig
@@ -65,6 +66,19 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> Any:
             hint="e.g. max_size_mb=512, max_entries=1000, default_ttl=3600",
         )
     return value
+
+
+def _check_memory_map(value: Any) -> MemoryMap:
+    if isinstance(value, bool):
+        return value
+    if value == "verify":
+        return "verify"
+    raise ConfigError(
+        f"memory_map must be True, False or 'verify', got {value!r}",
+        value=value,
+        field="cache.memory_map",
+        hint="memory_map='verify' maps large arrays and checks their digest",
+    )
 
 
 def check_ttl(ttl: Any) -> float:
@@ -147,7 +161,7 @@ class Settings:
     compression: str
     default_ttl: float | None
     disk_max_size_mb: float
-    memory_map: bool
+    memory_map: MemoryMap
     lease_ttl: float
 
     @classmethod
@@ -161,7 +175,7 @@ class Settings:
         compression: str | bool | None,
         default_ttl: float | FromConfig | None,
         disk_max_size_mb: float | None,
-        memory_map: bool,
+        memory_map: bool | str,
         lease_ttl: float,
         config: ProcessingConfig | None,
     ) -> Settings:
@@ -185,7 +199,7 @@ class Settings:
             if default_ttl is None
             else float(_positive("default_ttl", default_ttl)),
             disk_max_size_mb=float(_positive("disk_max_size_mb", disk)),
-            memory_map=bool(memory_map),
+            memory_map=_check_memory_map(memory_map),
             lease_ttl=float(_positive("lease_ttl", lease_ttl)),
         )
 

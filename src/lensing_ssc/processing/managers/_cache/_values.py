@@ -43,6 +43,7 @@ __all__ = [
     "KIND_PICKLE",
     "CorruptEntry",
     "Encoded",
+    "MemoryMap",
     "decode_value",
     "encode_value",
     "read_value_file",
@@ -56,6 +57,9 @@ _PREFIX = struct.Struct("<8sB3xI")
 _ALIGN = 64
 _READ_BLOCK = 1 << 20  # bytes read, then hashed while still in the CPU cache, at a time
 _PLAIN_ARRAY_TYPES = (np.ndarray, np.memmap)
+
+MemoryMap = Literal[False, True, "verify"]
+"""How the disk tier returns raw arrays: read (``False``), mapped, or mapped and verified."""
 
 
 class CorruptEntry(Exception):
@@ -176,8 +180,12 @@ def decode_value(kind: int, codec: str, meta: str, payload: Any) -> Any:
         raise CorruptEntry(f"cannot decode a stored value: {exc}") from exc
 
 
-def write_value_file(path: Path, encoded: Encoded) -> None:
-    """Write ``encoded`` to ``path`` atomically and durably, payload chunks uncopied."""
+def write_value_file(path: Path, encoded: Encoded, *, durable: bool = True) -> None:
+    """Write ``encoded`` to ``path`` atomically, payload chunks uncopied.
+
+    ``durable`` also flushes it to disk (``fsync``) before it is renamed into place; without,
+    a power cut may leave the file empty or torn, which its digest check then reports.
+    """
     header = repr(
         {
             "kind": encoded.kind,
@@ -189,7 +197,7 @@ def write_value_file(path: Path, encoded: Encoded) -> None:
     ).encode("ascii")
     head = _PREFIX.pack(_MAGIC, _VERSION, len(header)) + header
     head += b"\0" * (-len(head) % _ALIGN)
-    atomic_write(path, [head, *encoded.chunks])
+    atomic_write(path, [head, *encoded.chunks], fsync=durable)
 
 
 def _read_exact(handle: Any, view: memoryview, hasher: Hasher | None) -> None:
@@ -205,15 +213,24 @@ def _read_exact(handle: Any, view: memoryview, hasher: Hasher | None) -> None:
 
 
 def read_value_file(
-    path: Path, *, kind: int, codec: str, meta: str, size: int, digest: str, memory_map: bool
+    path: Path,
+    *,
+    kind: int,
+    codec: str,
+    meta: str,
+    size: int,
+    digest: str,
+    memory_map: MemoryMap,
 ) -> Any:
     """Read the value stored in ``path``, checking it against its index row.
 
     Args:
         path: The value file.
         kind, codec, meta, size, digest: The index row's description of the value.
-        memory_map: Return a raw array as a read-only ``np.memmap`` (its digest is then
-            not checked: that would read the whole file).
+        memory_map: ``True`` returns a raw array as a read-only ``np.memmap`` without
+            checking its digest (that would read the whole file); ``"verify"`` maps it and
+            checks the digest through the map (the file is read once, but into no new
+            memory); ``False`` reads it into a fresh array.
 
     Raises:
         FileNotFoundError: ``path`` is gone (replaced by a newer write, or removed).
@@ -241,11 +258,7 @@ def read_value_file(
         handle.seek(offset)
         if kind == KIND_ARRAY and codec == "none":
             if memory_map:
-                dtype, shape, order = _array_from_meta(meta)
-                layout: Literal["C", "F"] = "F" if order == "F" else "C"
-                return np.memmap(
-                    path, dtype=dtype, mode="r", offset=offset, shape=shape, order=layout
-                )
+                return _map_array(path, offset, meta, digest if memory_map == "verify" else None)
             arr, flat = _empty_array(meta)
             hasher = Hasher(digest.partition(":")[0])
             _read_exact(handle, flat.data, hasher)
@@ -257,6 +270,23 @@ def read_value_file(
     if not verify_digest(payload, digest):
         raise CorruptEntry("value file fails its digest")
     return decode_value(kind, codec, meta, payload)
+
+
+def _map_array(path: Path, offset: int, meta: str, digest: str | None) -> np.ndarray[Any, Any]:
+    """The raw array stored at ``offset`` of ``path``, as a read-only memory map.
+
+    With ``digest``, the mapped bytes are hashed first: the pages come from the page cache,
+    so unlike reading into a fresh array no new memory has to be zeroed and copied into.
+    """
+    dtype, shape, order = _array_from_meta(meta)
+    layout: Literal["C", "F"] = "F" if order == "F" else "C"
+    arr = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=layout)
+    if digest is not None:
+        hasher = Hasher(digest.partition(":")[0])
+        hasher.update(arr.reshape(-1, order="A").view(np.uint8))
+        if hasher.hexdigest() != digest:
+            raise CorruptEntry("value file fails its digest")
+    return arr
 
 
 def verify_digest(payload: Any, digest: str) -> bool:
