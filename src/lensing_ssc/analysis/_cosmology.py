@@ -130,14 +130,21 @@ def _gaussian_sigma_moments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     # σ²(R) with a Gaussian window and the two integrals halofit's n_eff and C need,
     # on a grid of radii R (Mpc): I_j = ∫ Δ²(k) y^{2j} e^{-y²} dlnk with y = kR.
+    # The trapezoid rule is a weighted sum, and y^{2j} = R^{2j} k^{2j}: one matrix of
+    # e^{-y²} times three weight vectors gives all three integrals.
     radii = np.logspace(-3.5, 2.5, 600)
-    y2 = (radii[:, None] * _K_GRID[None, :]) ** 2
-    kernel = delta2[None, :] * np.exp(-y2)
-    lnk = np.log(_K_GRID)
-    i0 = np.trapezoid(kernel, lnk, axis=1)
-    i1 = np.trapezoid(kernel * y2, lnk, axis=1)
-    i2 = np.trapezoid(kernel * y2 * y2, lnk, axis=1)
-    return radii, np.asarray(i0), np.asarray(i1), np.asarray(i2)
+    step = np.diff(np.log(_K_GRID))
+    weights = np.zeros_like(_K_GRID)
+    weights[:-1] += 0.5 * step
+    weights[1:] += 0.5 * step
+    weights *= delta2
+    k2 = _K_GRID**2
+    gauss = np.exp(-((radii[:, None] * _K_GRID[None, :]) ** 2))
+    r2 = radii**2
+    i0 = gauss @ weights
+    i1 = r2 * (gauss @ (weights * k2))
+    i2 = r2 * r2 * (gauss @ (weights * k2 * k2))
+    return radii, i0, i1, i2
 
 
 def halofit_power(
