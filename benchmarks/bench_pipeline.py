@@ -8,7 +8,9 @@ Runs alternate; the speed-up is the median of the per-pair ratios. The issue ask
 
 As an anchor, the same patches' statistics are computed by a bare loop and by a plain
 ``ProcessPoolExecutor(2).map`` (no journal, no cache, no merge): their ratio is the speed-up
-this machine allows at this moment, which the pipeline's should approach.
+this machine allows at this moment, which the pipeline's should approach. As a ceiling, two
+forked processes each compute half of the patches they inherited (no pool, no pickling, no
+parent at work): what two busy cores give on this machine, before any coordination.
 
 Usage::
 
@@ -22,6 +24,7 @@ parallel speed-up, so read the ratio together with the anchor's.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -65,16 +68,31 @@ def measure_one(patch: np.ndarray) -> int:
     return len(stats)
 
 
-def anchor_seconds(patches: list[np.ndarray]) -> tuple[float, float]:
-    started = time.perf_counter()
+def measure_all(patches: list[np.ndarray]) -> None:
     for patch in patches:
         measure_one(patch)
+
+
+def anchor_seconds(patches: list[np.ndarray]) -> tuple[float, float, float]:
+    """The bare loop, a bare pool, and forked halves (no pool and no pickling at all)."""
+    started = time.perf_counter()
+    measure_all(patches)
     serial = time.perf_counter() - started
     with ProcessPoolExecutor(WORKERS) as pool:
         started = time.perf_counter()
         list(pool.map(measure_one, patches, chunksize=8))
         parallel = time.perf_counter() - started
-    return serial, parallel
+    fork = multiprocessing.get_context("fork")
+    started = time.perf_counter()
+    children = [
+        fork.Process(target=measure_all, args=(patches[i::WORKERS],)) for i in range(WORKERS)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    halves = time.perf_counter() - started
+    return serial, parallel, halves
 
 
 def main() -> None:
@@ -101,6 +119,7 @@ def main() -> None:
     serial_times: list[float] = []
     parallel_times: list[float] = []
     anchors: list[float] = []
+    ceilings: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         root = Path(tmp)
         for i in range(pairs):
@@ -109,12 +128,13 @@ def main() -> None:
             serial_times.append(took["serial"])
             parallel_times.append(took["processes"])
             ratios.append(took["serial"] / took["processes"])
-            bare, pool = anchor_seconds(patches)
+            bare, pool, halves = anchor_seconds(patches)
             anchors.append(bare / pool)
+            ceilings.append(bare / halves)
             print(
                 f"pair {i + 1}: serial {took['serial']:.2f} s, processes {took['processes']:.2f} s,"
                 f" speed-up {ratios[-1]:.2f}x | anchor: loop {bare:.2f} s, pool {pool:.2f} s,"
-                f" {anchors[-1]:.2f}x"
+                f" {anchors[-1]:.2f}x; forked halves {halves:.2f} s, {ceilings[-1]:.2f}x"
             )
     print()
     print(f"pipeline serial    median {statistics.median(serial_times):.2f} s")
@@ -125,6 +145,10 @@ def main() -> None:
     )
     relative = statistics.median(r / a for r, a in zip(ratios, anchors, strict=True))
     print(f"pipeline speed-up / anchor speed-up (median of pairs): {relative:.2f}")
+    print(
+        "ceiling (the same patches in two forked processes, no pool): "
+        f"{statistics.median(ceilings):.2f}x"
+    )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
