@@ -107,7 +107,8 @@ _WRITER = textwrap.dedent(
         i = start
         while True:
             size = (1 + i % 5) * 100_000 if i % 2 else 1 + i % 100
-            cache.put(i, np.full(size, float(i)), tags=[f"t{i % 3}"])
+            # Half the puts skip fsync: only a power cut may lose those, never a kill.
+            cache.put(i, np.full(size, float(i)), tags=[f"t{i % 3}"], durable=i % 4 < 2)
             i += 1
     """
 )
@@ -153,7 +154,7 @@ def _check_consistent(cache_dir: Path) -> None:
 
 
 def test_writer_killed_mid_put_leaves_the_cache_consistent(tmp_path: Path) -> None:
-    """SIGKILL a writer at random moments: every entry still reads back whole and right."""
+    """SIGKILL a writer at random moments: every entry, durable or not, reads back right."""
     _kill_writers(tmp_path / "cache", rounds=4, seed=1)
 
 
