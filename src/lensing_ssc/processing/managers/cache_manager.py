@@ -3,12 +3,11 @@
 The memory tier holds values by reference, bounded by entries and by bytes (counted with
 :func:`lensing_ssc.core.io.estimate_size`, so a view of a big array costs the big array),
 evicting ``lru``, ``lfu`` or ``fifo`` in O(1). With a ``cache_dir`` a disk tier sits behind
-it: every put is written through, a memory miss that hits disk is promoted, and the
-directory outlives the process and is shared safely by every process of a run (memory-mapped
-arrays, ``memory_map=True`` or ``"verify"``, are not promoted: they already live in the page
-cache). Entries may
-expire (``ttl``), carry any number of tags, and be memoized per call with compute-once
-across threads and processes. ``shrink`` gives memory back under pressure.
+it: every put is written through, a memory miss that hits disk is promoted (except arrays
+returned memory-mapped, ``memory_map=True`` or ``"verify"``: they already live in the page
+cache), and the directory outlives the process and is shared safely by every process of a
+run. Entries may expire (``ttl``), carry any number of tags, and be memoized per call with
+compute-once across threads and processes. ``shrink`` gives memory back under pressure.
 
 Thread safety: every mutation takes a lock; for ``lru`` and ``fifo`` a memory hit takes
 none, because it consists of single C-level dict operations that the GIL makes atomic (on
