@@ -147,7 +147,8 @@ def main() -> None:
     print(f"pipeline speed-up / anchor speed-up (median of pairs): {relative:.2f}")
     print(
         "ceiling (the same patches in two forked processes, no pool): "
-        f"{statistics.median(ceilings):.2f}x"
+        f"{statistics.median(ceilings):.2f}x; pipeline speed-up / ceiling (median of pairs): "
+        f"{statistics.median(r / c for r, c in zip(ratios, ceilings, strict=True)):.2f}"
     )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
