@@ -125,13 +125,7 @@ def _stack(rows: Sequence[PatchRow]) -> dict[str, np.ndarray]:
         )
     ):
         matrix = np.stack([row.values for row in packed])
-        stacked: dict[str, np.ndarray] = {}
-        start = 0
-        for name, shape in zip(first.names, first.shapes, strict=True):
-            size = int(np.prod(shape, dtype=np.int64))
-            stacked[name] = np.ascontiguousarray(matrix[:, start : start + size])
-            start += size
-        return stacked
+        return {name: np.ascontiguousarray(matrix[:, place]) for name, _, place in first.columns()}
     # Mixed or differing rows: the general stacking, which names the disagreement.
     return stack_patch_statistics(
         [row.unpack() if isinstance(row, PackedStatistics) else row for row in rows]

@@ -231,15 +231,19 @@ class PackedStatistics:
         # paid per patch by the worker, the runner, its journal, and a resume.
         return (_packed_from_parts, (self.names, self.shapes, self.values.tobytes()))
 
-    def unpack(self) -> dict[str, np.ndarray]:
-        """The statistics as ``{key: array}`` again (views into :attr:`values`)."""
-        out: dict[str, np.ndarray] = {}
+    def columns(self) -> list[tuple[str, tuple[int, ...], slice]]:
+        """Each statistic's key, shape and place in :attr:`values`."""
+        out = []
         start = 0
         for name, shape in zip(self.names, self.shapes, strict=True):
             size = int(np.prod(shape, dtype=np.int64))
-            out[name] = self.values[start : start + size].reshape(shape)
+            out.append((name, shape, slice(start, start + size)))
             start += size
         return out
+
+    def unpack(self) -> dict[str, np.ndarray]:
+        """The statistics as ``{key: array}`` again (views into :attr:`values`)."""
+        return {name: self.values[place].reshape(shape) for name, shape, place in self.columns()}
 
 
 def _packed_from_parts(
