@@ -47,3 +47,18 @@ def test_keep_freed_buffers_reports_whether_it_applied() -> None:
     code = "from lensing_ssc.pipelines._allocator import keep_freed_buffers as k; print(k())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(sys.platform.startswith("linux"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_keep_freed_buffers_starts_no_process() -> None:
+    """Every worker calls it at start: it finds mallopt without running ldconfig or a compiler."""
+    code = (
+        "import subprocess\n"
+        "from lensing_ssc.pipelines._allocator import keep_freed_buffers\n"
+        "def refuse(self, *args, **kwargs):\n"
+        "    raise AssertionError(f'started a process: {args}')\n"
+        "subprocess.Popen.__init__ = refuse\n"
+        "print(keep_freed_buffers())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

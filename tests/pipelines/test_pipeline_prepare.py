@@ -136,3 +136,32 @@ def test_a_spectrum_that_cannot_be_prepared_is_left_to_the_map_tasks(tmp_path: P
     prepare_maps(maps)  # does not raise
     with pytest.raises(AnalysisError, match="must be > 0"):
         maps[0].source.load()
+
+
+def test_worker_tasks_import_nothing_the_pipeline_module_did_not(tmp_path: Path) -> None:
+    """Workers forked from a run's process import nothing more to make a map and measure it."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from lensing_ssc.core.config import ProcessingConfig
+        from lensing_ssc.pipelines import run_patch_statistics
+        from lensing_ssc.pipelines._inputs import plan_maps
+        from lensing_ssc.pipelines._tasks import MapStore, MapWorker, PatchTask, PatchWorker
+        config = ProcessingConfig(
+            run_dir={str(tmp_path / "run")!r},
+            pipeline={{"synthetic": {{"patch_pixels": 64, "patches_per_side": 2,
+                "n_large_fields": 1}}}},
+        )
+        maps = plan_maps(config.pipeline)
+        store = MapStore(config)  # as in a worker: opens the run's cache on first use
+        settings = config.pipeline.statistics_settings()
+        before = set(sys.modules)
+        MapWorker(store)(maps[0])
+        PatchWorker(store, settings, config.pipeline.seed)(PatchTask(maps[0], 0))
+        print(sorted(set(sys.modules) - before))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -31,6 +31,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+# Imported with this module, not on first use (numpy's lazy default): a pipeline worker forked
+# from a process that imported it then starts measuring at once.
+from numpy.fft import irfft2, rfft2
+
 from lensing_ssc.analysis._validation import check_patch, check_pixel_size
 from lensing_ssc.analysis.noise import noise_sigma
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
@@ -140,9 +144,9 @@ def compute_patch_statistics(
     )
     bins = nu_bins(settings.nu_edges)
 
-    signal_k = np.fft.rfft2(array)
+    signal_k = rfft2(array)
     sigmas = [noise_sigma(n_gal, pixel, settings.epsilon) for n_gal in settings.n_gal]
-    unit_noise_k = np.fft.rfft2(rng.standard_normal((n, n))) if any(sigmas) else None
+    unit_noise_k = rfft2(rng.standard_normal((n, n))) if any(sigmas) else None
     results: dict[str, np.ndarray] = {}
     for n_gal, sigma_pix in zip(settings.n_gal, sigmas, strict=True):
         kappa_k = signal_k
@@ -160,7 +164,7 @@ def compute_patch_statistics(
         if not map_names:
             continue
         for smoothing in settings.smoothing_arcmin:
-            smoothed = np.fft.irfft2(kappa_k * gaussian_window(n, pixel, smoothing), s=(n, n))
+            smoothed = irfft2(kappa_k * gaussian_window(n, pixel, smoothing), s=(n, n))
             if settings.nu_reference == "noise" and sigma_pix > 0:
                 sigma_ref = smoothed_white_noise_sigma(sigma_pix, n, pixel, smoothing)
             else:

@@ -13,7 +13,6 @@ On other C libraries and platforms this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 __all__ = ["keep_freed_buffers"]
@@ -33,12 +32,10 @@ def keep_freed_buffers(
     """
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The symbols already loaded into this process, libc's among them. Not
+        # ctypes.util.find_library("c"): it runs ldconfig in a subprocess, ~20 ms per worker.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

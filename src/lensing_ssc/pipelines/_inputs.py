@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.random import default_rng
 
 from lensing_ssc.analysis import (
     HalofitConvergenceSpectrum,
@@ -153,7 +154,7 @@ class SyntheticMap:
 
     def load(self) -> np.ndarray:
         spectrum, size, shift = self._recipe()
-        rng = np.random.default_rng(self.seed)
+        rng = default_rng(self.seed)
         count = self.per_side**2 if self.periodic else None
         if shift is not None:
             fields = lognormal_field(
