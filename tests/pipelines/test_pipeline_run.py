@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -367,3 +369,23 @@ def test_without_matplotlib_the_run_logs_one_line_and_draws_nothing(
     assert [m for m in lines if m.startswith("matplotlib")] == [
         'matplotlib is not installed: no figures (pip install "lensing-ssc[plot]")'
     ]
+
+
+def test_a_stop_after_the_last_task_still_finishes_the_run(
+    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while the results are written: the run completes, status says finished."""
+    from lensing_ssc.pipelines import patch_statistics
+
+    write = patch_statistics.write_results
+
+    def write_then_get_terminated(*args: Any, **kwargs: Any) -> None:
+        write(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # the run's handler turns it into a stop request
+
+    monkeypatch.setattr(patch_statistics, "write_results", write_then_get_terminated)
+    config = tiny_config()
+    run = run_patch_statistics(config)
+    assert run.results_file.exists()
+    assert run.summary_file.exists()
+    assert json.loads(config.status_file.read_text())["state"] == "finished"

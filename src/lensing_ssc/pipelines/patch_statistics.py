@@ -339,7 +339,9 @@ def run_patch_statistics(
             key=lambda t: t.key,
             resume=resume,
         )
-        ctx.update_progress(1)
+        # Every task is done: what is left (merge, results file, figures) finishes the run
+        # even if a stop comes now. Stopping here would only make the rerun do it again.
+        ctx.progress.update(1)
         failures += _failures("patches", measured)
         with log_context(step="merge"):
             merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
@@ -368,7 +370,9 @@ def run_patch_statistics(
                 ).encode(),
             )
             _log.info("results written to %s", results_file)
-        ctx.update_progress(1)
+        ctx.progress.update(1)
+        if ctx.stop_requested:
+            _log.warning("a stop was requested after the last task; the run is complete anyway")
     return PipelineRun(
         run_dir=run_dir,
         results_file=results_file,
