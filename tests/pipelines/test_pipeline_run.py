@@ -389,3 +389,27 @@ def test_a_stop_after_the_last_task_still_finishes_the_run(
     assert run.results_file.exists()
     assert run.summary_file.exists()
     assert json.loads(config.status_file.read_text())["state"] == "finished"
+
+
+def test_a_patch_of_another_size_is_refused_by_name_not_mixed_in(
+    tmp_path: Path, tiny_config: Factory
+) -> None:
+    """A 128² file among 64² ones fails naming both sizes; the covariance has only 64² rows."""
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        np.save(tmp_path / f"small_{i}.npy", 1e-2 * rng.standard_normal((64, 64)))
+    np.save(tmp_path / "big.npy", 1e-2 * rng.standard_normal((128, 128)))
+    config = tiny_config(
+        input="patches",
+        patches={"files": [str(tmp_path / "*.npy")], "pixel_size_arcmin": 2.0},
+        statistics={"preset": "quick"},
+    )
+    run = run_patch_statistics(config)
+    assert (run.n_maps, run.n_patches) == (3, 3)
+    (failure,) = run.failures
+    assert failure.key == "patches/map-0000"  # big.npy sorts first
+    assert "big.npy has patches of 128² × 2′" in failure.message
+    assert "set's are 64² × 2′" in failure.message
+    results = read_results(run.results_file)
+    assert results["sets/patches/peaks/ngal=0/smoothing=2/samples"].shape[0] == 3
+    assert "big.npy" in run.summary_file.read_text()

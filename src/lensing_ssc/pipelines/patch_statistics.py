@@ -27,7 +27,8 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import numpy as np
 
 from lensing_ssc._version import __version__
 from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
-from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
+from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.core.config import PipelineSection, ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
 from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps, prepare_maps
@@ -194,6 +195,51 @@ def _check_geometries(summaries: Sequence[MapSummary | None], settings: Statisti
             compute_patch_statistics(probe, pixel_size, settings, np.random.default_rng(0))
 
 
+_ANALYSIS_ERROR = f"{AnalysisError.__module__}.{AnalysisError.__qualname__}"
+
+
+def _drop_odd_geometries(
+    maps: Sequence[MapTask], summaries: MutableSequence[MapSummary | None]
+) -> list[FailureRecord]:
+    """Fail the maps whose patches differ in size or pixel from the rest of their set.
+
+    A set's covariance needs one data vector per patch of one geometry: the most common
+    geometry of the set stays (on a tie, the first map's); each other map is a failure
+    naming both geometries, and the run goes on without it.
+    """
+    by_set: dict[str, dict[int, tuple[int, float]]] = {}
+    for i, (task, summary) in enumerate(zip(maps, summaries, strict=True)):
+        if summary is not None:
+            geometry = (summary.patch_pixels, summary.pixel_size_arcmin)
+            by_set.setdefault(task.set_name, {})[i] = geometry
+    records = []
+    for set_name, geometries in by_set.items():
+        counts = Counter(geometries.values())  # in first-seen order: max() keeps the first
+        kept = max(counts, key=counts.__getitem__)
+        if counts[kept] == len(geometries):
+            continue
+        example = maps[next(i for i, g in geometries.items() if g == kept)].label
+        for i, geometry in geometries.items():
+            if geometry == kept:
+                continue
+            task = maps[i]
+            message = (
+                f"{task.label} has patches of {_describe(geometry)}, but the {set_name} set's "
+                f"are {_describe(kept)} ({example} and {counts[kept] - 1} more): one "
+                "covariance needs patches of one size and pixel; run other sizes separately"
+            )
+            with log_context(map=task.map_id, step="maps"):
+                _log.error("maps %s refused: %s", task.map_id, message)
+            records.append(FailureRecord("maps", task.map_id, _ANALYSIS_ERROR, message))
+            summaries[i] = None
+    return records
+
+
+def _describe(geometry: tuple[int, float]) -> str:
+    pixels, pixel_size = geometry
+    return f"{pixels}² × {pixel_size:g}′"
+
+
 def _failures(stage: str, result: MapResult[Any]) -> list[FailureRecord]:
     records = []
     for failure in result.failures:
@@ -325,6 +371,7 @@ def run_patch_statistics(
         ctx.update_progress(1)
         failures = _failures("maps", made)
         summaries: list[MapSummary | None] = list(made.results)
+        failures += _drop_odd_geometries(maps, summaries)
         _check_geometries(summaries, settings)
         patch_tasks = [
             PatchTask(task, j)
