@@ -331,14 +331,24 @@ def test_maps_too_large_for_the_memory_limit_are_refused_before_any_work(
     assert not (config.run_dir / "tasks" / "maps.journal").exists()
 
 
-def test_settings_that_do_not_fit_the_patches_fail_once_before_the_patch_stage(
+def test_settings_that_do_not_fit_the_patches_fail_once_before_any_work(
     tiny_config: Factory,
 ) -> None:
     """32² patches of 2′ have no triangle in the lowest bispectrum bin: one clear error."""
     config = tiny_config(synthetic={"patch_pixels": 32})
-    with pytest.raises(AnalysisError, match="has no closed triangle on a 32-pixel patch"):
+    with pytest.raises(AnalysisError, match="has no closed triangle on a 32-pixel patch") as info:
         run_patch_statistics(config)
-    assert not (config.run_dir / "tasks" / "patches.journal").exists()
+    assert str(info.value).startswith("pipeline.statistics does not fit patches of 32² × 2′")
+    assert not (config.run_dir / "tasks").exists()
+
+
+def test_a_run_refused_for_its_settings_runs_once_they_are_fixed(tiny_config: Factory) -> None:
+    """ℓ_max above the patches' Nyquist fails before any map; the corrected run then starts."""
+    config = tiny_config(statistics={"preset": "quick", "ell_max": 100000})
+    with pytest.raises(AnalysisError, match="ℓ_max=100000 is above the Nyquist"):
+        run_patch_statistics(config)
+    config.pipeline.statistics.ell_max = 3000
+    assert run_patch_statistics(config).n_patches == 16
 
 
 def test_npz_results_hold_the_same_numbers_as_hdf5(

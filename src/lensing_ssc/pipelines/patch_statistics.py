@@ -40,7 +40,14 @@ from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.core.config import PipelineSection, ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
-from lensing_ssc.pipelines._inputs import SET_DESCRIPTIONS, MapTask, plan_maps, prepare_maps
+from lensing_ssc.pipelines._inputs import (
+    SET_DESCRIPTIONS,
+    HealpixMap,
+    MapTask,
+    SyntheticMap,
+    plan_maps,
+    prepare_maps,
+)
 from lensing_ssc.pipelines._results import (
     FailureRecord,
     MergedResults,
@@ -186,13 +193,29 @@ def _guard_memory(ctx: ManagerContext, maps: Sequence[MapTask], workers: int) ->
         )
 
 
-def _check_geometries(summaries: Sequence[MapSummary | None], settings: StatisticsSettings) -> None:
+def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> None:
     """Fail fast, once, when the settings do not fit the patches (too few modes in a bin)."""
-    geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s is not None}
     for pixels, pixel_size in sorted(geometries):
         probe = np.random.default_rng(0).standard_normal((pixels, pixels))
-        with log_context(step="plan"):
-            compute_patch_statistics(probe, pixel_size, settings, np.random.default_rng(0))
+        try:
+            with log_context(step="plan"):
+                compute_patch_statistics(probe, pixel_size, settings, np.random.default_rng(0))
+        except AnalysisError as exc:
+            raise AnalysisError(
+                f"pipeline.statistics does not fit patches of {_describe((pixels, pixel_size))}: "
+                f"{exc.message}",
+                value=exc.value,
+                hint=exc.hint,
+            ) from exc
+
+
+def _planned_geometries(maps: Sequence[MapTask]) -> set[tuple[int, float]]:
+    """The patch geometries the config fixes before any map is made (not patch files')."""
+    return {
+        (task.source.patch_pixels, task.source.pixel_size_arcmin)
+        for task in maps
+        if isinstance(task.source, (SyntheticMap, HealpixMap))
+    }
 
 
 _ANALYSIS_ERROR = f"{AnalysisError.__module__}.{AnalysisError.__qualname__}"
@@ -349,6 +372,7 @@ def run_patch_statistics(
     executor_name = executor or section.executor
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
+    _check_geometries(_planned_geometries(maps), settings)  # before the run directory is claimed
     run_dir = Path(config.run_dir)
     _claim_run_dir(run_dir, _fingerprint(section, maps), resume=resume)
     fmt = results_format(section.results_format)
@@ -372,7 +396,8 @@ def run_patch_statistics(
         failures = _failures("maps", made)
         summaries: list[MapSummary | None] = list(made.results)
         failures += _drop_odd_geometries(maps, summaries)
-        _check_geometries(summaries, settings)
+        made_geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s}
+        _check_geometries(made_geometries - _planned_geometries(maps), settings)
         patch_tasks = [
             PatchTask(task, j)
             for task, summary in zip(maps, summaries, strict=True)
