@@ -265,3 +265,55 @@ def test_the_default_run_finishes_within_two_minutes_and_shows_the_ssc_excess(
     assert results["ssc/cl/ngal=0/variance_ratio"][-2:].min() > 1.5
     log = (tmp_path / "runs/default/logs/lensing_ssc.log").read_text().splitlines()
     assert all(line.startswith("{") for line in log)
+
+
+def test_an_error_inside_the_run_is_one_line_even_with_the_terminal_log_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config with console logging: a ResourceError prints no traceback, only its message."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "logging": {"console": True},
+                "progress": {"enabled": False},
+                "resources": {"memory_limit_mb": 1},
+                "pipeline": TINY,
+            }
+        )
+    )
+    assert main(["run", str(config)]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert "error: making the maps needs about" in captured.err
+
+
+@pytest.mark.parametrize("below", ["a-file/sub", "a-file"])
+def test_a_run_directory_that_cannot_be_made_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], below: str
+) -> None:
+    """A run directory under (or at) a plain file: exit 2 and one line naming the directory."""
+    (tmp_path / "a-file").write_text("not a directory")
+    config = _write_config(tmp_path / "c.yaml", tmp_path / below, TINY)
+    assert main(["run", str(config)]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert f"error: cannot use '{tmp_path / below}' as the run directory" in captured.err
+
+
+def test_an_unexpected_exception_exits_4_with_its_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (not a lensing_ssc error) is not mistaken for 'done with failures' (1)."""
+    from lensing_ssc.pipelines import patch_statistics
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(patch_statistics, "write_results", broken)
+    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", TINY)
+    assert main(["run", str(config)]) == 4
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError: a bug" in err
+    assert err.rstrip().endswith("please report the traceback above as a bug")

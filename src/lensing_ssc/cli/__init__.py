@@ -2,12 +2,14 @@
 
 Each command group is a module of its own (``_config.py``, ...) holding a ``typer.Typer``;
 this module assembles them and turns ``lensing_ssc`` errors into one clear line on stderr
-and exit status 2, instead of a traceback.
+and exit status 2, instead of a traceback. Anything else is a bug: its traceback, a line
+asking for a report, and exit status 4, which no outcome of a run shares.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -19,7 +21,9 @@ from lensing_ssc.cli._run import run
 from lensing_ssc.cli._status import status
 from lensing_ssc.core.base.exceptions import LensingSSCError
 
-__all__ = ["app", "main"]
+__all__ = ["EXIT_CRASHED", "app", "main"]
+
+EXIT_CRASHED = 4
 
 app = typer.Typer(
     name="lensing-ssc",
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
     Usage errors are reported by click (status 2); a ``lensing_ssc`` error becomes one line
-    ``error: ...`` on stderr and status 2.
+    ``error: ...`` on stderr and status 2; any other exception is a crash (status 4).
     """
     try:
         app(args=argv, prog_name="lensing-ssc", standalone_mode=True)
@@ -68,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except LensingSSCError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
+    except Exception:
+        traceback.print_exc()
+        typer.echo(
+            "error: lensing-ssc crashed; please report the traceback above as a bug",
+            err=True,
+        )
+        return EXIT_CRASHED
     return 0
 
 

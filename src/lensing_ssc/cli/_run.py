@@ -4,7 +4,8 @@ Without a config it runs the built-in synthetic SSC comparison in ``runs/default
 JSON lines to the run's log file (not the terminal) and stopping gracefully on a memory
 breach. Rerunning continues a stopped run; ``--fresh`` starts over. At the end it prints
 where the results, figures, summary and log are. Exit status: 0 done, 1 done with failed
-maps or patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue).
+maps or patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue),
+4 crashed (a bug).
 The pipeline itself is :func:`lensing_ssc.pipelines.run_patch_statistics`.
 """
 

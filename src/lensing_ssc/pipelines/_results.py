@@ -181,7 +181,11 @@ def merge_patch_results(
         raise AnalysisError(
             "no patch set has the 2 measured patches a covariance needs",
             value={name: len(rows) for name, rows in grouped.items()},
-            hint="see the failures listed above; fix the inputs and rerun",
+            hint=(
+                f"{len(failures)} map(s) or patch(es) failed, listed above; fix them and rerun"
+                if failures
+                else "give each set at least 2 patches: more maps, or more patches per map"
+            ),
         )
     ratio: dict[str, np.ndarray] = {}
     if "subpatches" in sets and "periodic" in sets:

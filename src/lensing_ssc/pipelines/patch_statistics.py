@@ -151,9 +151,17 @@ def _claim_run_dir(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
                 hint="pass --fresh to discard the earlier run, or choose another --run-dir",
                 field="run_dir",
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": fingerprint, "lensing_ssc_version": __version__}
-    atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {str(run_dir)!r} as the run directory: {exc.strerror or exc}",
+            value=str(run_dir),
+            hint="choose a writable directory with --run-dir (or run_dir in the config)",
+            field="run_dir",
+        ) from exc
 
 
 def _worker_count(executor: str, workers: int | None) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from lensing_ssc.core.base.exceptions import InterruptedRunError
+from lensing_ssc.core.base.exceptions import InterruptedRunError, LensingSSCError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.processing.managers._context_runners import (
     InLogContext,
@@ -185,7 +185,13 @@ class ManagerContext:
             outcome = "interrupted"
         else:
             outcome = "failed"
-            if isinstance(exc, Exception):
+            if isinstance(exc, LensingSSCError):
+                # The package's own errors say what was wrong and how to fix it: a traceback
+                # in the terminal would bury that line.
+                self.log.get_logger("lensing_ssc.errors").error(
+                    "run failed: %s: %s", type(exc).__name__, exc
+                )
+            elif isinstance(exc, Exception):
                 self.log.log_error(exc, "run failed")
         try:
             self.close(outcome=outcome)
