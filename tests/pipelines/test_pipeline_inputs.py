@@ -74,7 +74,7 @@ def test_patch_file_patterns_expand_sorted_and_missing_files_name_themselves(
 def test_healpix_maps_are_cut_into_patches_and_a_map_with_nans_is_recorded(
     tmp_path: Path, tiny_config: Factory
 ) -> None:
-    """Two HEALPix maps give Fibonacci-grid patches; a third with NaNs fails, named, alone."""
+    """Two HEALPix maps give Fibonacci-grid patches; a third with NaNs fails, by file name."""
     nside = 128
     rng = np.random.default_rng(3)
     paths = []
@@ -102,7 +102,8 @@ def test_healpix_maps_are_cut_into_patches_and_a_map_with_nans_is_recorded(
     assert (run.n_maps, run.n_patches) == (2, 2 * per_map)
     [failure] = run.failures
     assert failure.key == "healpix/map-0002"
-    assert "the HEALPix map has 3 NaN, infinite or UNSEEN pixels" in failure.message
+    assert failure.message.startswith(f"HEALPix map {paths[2]!r}: the HEALPix map has 3 NaN")
+    assert "holes.fits" in run.summary_file.read_text()
     results = read_results(run.results_file)
     pixel = 2 * math.tan(math.radians(15.0)) / 64 * 180 * 60 / math.pi
     assert results["meta/sets"]["healpix"]["pixel_size_arcmin"] == pytest.approx(pixel)

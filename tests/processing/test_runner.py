@@ -64,6 +64,18 @@ def flaky(item: tuple[int, str, int]) -> int:
     return index
 
 
+class PermanentError(Exception):
+    retryable = False
+
+
+def fail_for_good(item: tuple[int, str]) -> int:
+    """Count the call, then fail with an error that says retrying cannot help."""
+    index, folder = item
+    with Path(folder, f"calls-{index}").open("a") as fh:
+        fh.write("x")
+    raise PermanentError(f"item {index} is bad data")
+
+
 def record_pid(folder: str) -> None:
     Path(folder, f"init-{os.getpid()}").touch()
 
@@ -302,6 +314,15 @@ def test_too_few_retries_record_failure_with_attempts(tmp_path: Path) -> None:
     result = run_map(flaky, items, retries=1)
     assert result.failures[0].attempts == 2
     assert result.failures[0].error_type == "RuntimeError"
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_errors_that_say_they_are_permanent_are_not_retried(executor: str, tmp_path: Path) -> None:
+    """An exception with retryable = False is recorded after one call, whatever retries says."""
+    with TaskRunner(executor, max_workers=2, retries=3) as runner:
+        result = runner.map(fail_for_good, [(0, str(tmp_path)), (1, str(tmp_path))])
+    assert [f.attempts for f in result.failures] == [1, 1]
+    assert [len((tmp_path / f"calls-{i}").read_text()) for i in (0, 1)] == [1, 1]
 
 
 def test_item_that_kills_its_worker_is_recorded_and_run_goes_on(tmp_path: Path) -> None:

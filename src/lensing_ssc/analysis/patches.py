@@ -324,11 +324,13 @@ def _read(file: Path, reader: Any) -> Any:
     try:
         return reader()
     except (OSError, ValueError, TypeError) as exc:
-        raise AnalysisError(
+        error = AnalysisError(
             f"cannot read {file}: {exc}",
             value=str(file),
             hint="check the path and that the file holds one numeric 2-D array",
-        ) from exc
+        )
+        error.retryable = isinstance(exc, OSError)  # a read may pass next time
+        raise error from exc
 
 
 def _read_fits_image(file: Path) -> np.ndarray:

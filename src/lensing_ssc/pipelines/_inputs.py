@@ -213,21 +213,28 @@ class HealpixMap:
         try:
             sky = healpy.read_map(self.path, field=self.field, dtype=np.float64)
         except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
-            raise AnalysisError(
+            error = AnalysisError(
                 f"cannot read HEALPix map {self.path!r}: {exc}",
                 value=self.path,
                 hint="give a FITS file written by healpy.write_map (field = column number)",
-            ) from exc
+            )
+            error.retryable = isinstance(exc, OSError)  # a read may pass next time
+            raise error from exc
         centers = None
         if self.n_points is not None:
             centers = patch_centers(self.patch_size_deg, self.n_points)
-        cut = cut_healpix_patches(
-            sky,
-            self.patch_size_deg,
-            self.patch_pixels,
-            centers=centers,
-            interpolation="nearest" if self.interpolation == "nearest" else "bilinear",
-        )
+        try:
+            cut = cut_healpix_patches(
+                sky,
+                self.patch_size_deg,
+                self.patch_pixels,
+                centers=centers,
+                interpolation="nearest" if self.interpolation == "nearest" else "bilinear",
+            )
+        except AnalysisError as exc:  # say which of the run's maps it was
+            raise AnalysisError(
+                f"HEALPix map {self.path!r}: {exc.message}", value=exc.value, hint=exc.hint
+            ) from exc
         return cut.patches
 
 

@@ -17,6 +17,9 @@ derives from the builtin a caller would naturally catch::
 Each error carries the offending value in ``.value`` (``None`` when there is none) and,
 where it helps, a ``.hint`` saying how to fix it; both are part of ``str(error)``.
 Errors raised by a dependency are translated and chained with ``raise ... from exc``.
+``.retryable`` tells the task runner whether trying again can help: ``False`` for
+:class:`ConfigError` and :class:`AnalysisError` (bad settings and bad data fail the same
+way every time), ``True`` for the others; the runner retries any other exception.
 
 This module holds no logic beyond message formatting; the managers decide when to raise.
 """
@@ -56,6 +59,8 @@ class LensingSSCError(Exception):
         -1
     """
 
+    retryable = True
+
     def __init__(self, message: str, *, value: Any = _MISSING, hint: str | None = None) -> None:
         self.message = message
         self.value = None if value is _MISSING else value
@@ -86,8 +91,11 @@ class ConfigError(LensingSSCError, ValueError):
     """Invalid configuration: a wrong type, a bad value, an unknown key, an unreadable file.
 
     ``field`` is the dotted path of the offending setting (``"resources.memory_limit_mb"``)
-    and ``source`` the file or environment variable it came from, when known.
+    and ``source`` the file or environment variable it came from, when known. Not retried
+    by the task runner (``retryable = False``): the same settings fail the same way.
     """
+
+    retryable = False
 
     def __init__(
         self,
@@ -124,7 +132,13 @@ class LoggingError(LensingSSCError, ValueError):
 
 
 class AnalysisError(LensingSSCError, ValueError):
-    """Invalid analysis input: a map of the wrong shape, NaNs, an unknown statistic."""
+    """Invalid analysis input: a map of the wrong shape, NaNs, an unknown statistic.
+
+    Not retried by the task runner (``retryable = False``): the same data fail the same way.
+    One that wraps a failed read (an ``OSError``, which may pass) sets ``retryable = True``.
+    """
+
+    retryable = False
 
 
 class InterruptedRunError(LensingSSCError, RuntimeError):

@@ -33,7 +33,12 @@ from typing import Any
 
 from lensing_ssc.processing._runner.executors import Adapter
 from lensing_ssc.processing._runner.ledger import Ledger
-from lensing_ssc.processing._runner.worker import RetryPolicy, describe_error, run_unit
+from lensing_ssc.processing._runner.worker import (
+    RetryPolicy,
+    describe_error,
+    retryable,
+    run_unit,
+)
 
 __all__ = ["ChunkSizer", "StopCheck", "run_parallel", "run_serial"]
 
@@ -82,7 +87,7 @@ def run_serial(
             try:
                 value = func(item)
             except Exception as exc:
-                if attempts > retries:
+                if attempts > retries or not retryable(exc):
                     ledger.record_failure(index, *describe_error(exc), attempts)
                     break
                 logger.warning(

@@ -2,7 +2,8 @@
 
 :func:`run_unit` is the one function every executor runs: it calls the user's function on a
 few ``(index, item)`` pairs, retrying each failure ``retries`` times ``retry_delay`` seconds
-apart, and returns one :class:`Outcome` per item. Exceptions never escape it, so a failing
+apart (not an exception whose ``retryable`` attribute is false: see :func:`retryable`), and
+returns one :class:`Outcome` per item. Exceptions never escape it, so a failing
 item costs only its own result; the traceback travels back as text (always picklable).
 
 Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
@@ -29,6 +30,7 @@ __all__ = [
     "WorkerSetup",
     "describe_error",
     "process_worker_init",
+    "retryable",
     "run_unit",
 ]
 
@@ -78,6 +80,12 @@ def describe_error(exc: BaseException) -> tuple[str, str, str]:
     return name, str(exc), "".join(traceback.format_exception(cls, exc, exc.__traceback__))
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether trying again may help: ``exc.retryable`` when it says (the package's errors
+    do: bad data or settings fail the same way every time), else ``True``."""
+    return bool(getattr(exc, "retryable", True))
+
+
 def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPolicy) -> Outcome:
     """Call ``func(item)`` with retries; never raises an ``Exception``."""
     start = time.perf_counter()
@@ -87,7 +95,7 @@ def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPoli
         try:
             value = func(item)
         except Exception as exc:
-            if attempts > policy.retries:
+            if attempts > policy.retries or not retryable(exc):
                 return Outcome(
                     index, False, describe_error(exc), attempts, time.perf_counter() - start
                 )
