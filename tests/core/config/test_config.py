@@ -109,6 +109,15 @@ def test_bad_environment_value_names_the_variable() -> None:
     assert "LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB" in str(info.value)
 
 
+def test_bad_list_item_from_the_environment_names_the_variable() -> None:
+    """A list set by one variable and failing at an item is reported with that variable."""
+    env = {"LENSING_SSC_PIPELINE__STATISTICS__N_GAL": "-3"}
+    with pytest.raises(ConfigError, match="in LENSING_SSC_PIPELINE__STATISTICS__N_GAL") as info:
+        ProcessingConfig.from_env(env)
+    assert info.value.field == "pipeline.statistics.n_gal.0"
+    assert info.value.source == "LENSING_SSC_PIPELINE__STATISTICS__N_GAL"
+
+
 def test_environment_variable_for_unknown_section() -> None:
     """A variable naming a section that does not exist is an error, not silently ignored."""
     with pytest.raises(ConfigError, match="unknown config section 'resorces'") as info:

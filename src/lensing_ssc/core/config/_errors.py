@@ -47,6 +47,20 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, st
     return field, f"invalid value {value!r} for {field!r}: {message}", value, hint
 
 
+def _origin(field: str, field_sources: Mapping[str, str], source: str | None) -> str | None:
+    """Where ``field`` came from: the variable that set it or a field holding it, else ``source``.
+
+    A list set by one variable (``LENSING_SSC_PIPELINE__STATISTICS__N_GAL=-3``) fails at an
+    item (``pipeline.statistics.n_gal.0``); the variable is still its origin.
+    """
+    parts = field.split(".")
+    for end in range(len(parts), 0, -1):
+        name = field_sources.get(".".join(parts[:end]))
+        if name is not None:
+            return name
+    return source
+
+
 def translate_validation_error(
     exc: ValidationError,
     model: type[BaseModel],
@@ -68,7 +82,7 @@ def translate_validation_error(
     first: tuple[str, Any, str | None, str] | None = None
     for error in exc.errors():
         field, message, value, hint = _describe(error, model)
-        origin = field_sources.get(field, source)
+        origin = _origin(field, field_sources, source)
         where = f" in {origin}" if origin else ""
         lines.append(f"{message}{where}" + (f" ({hint})" if hint else ""))
         if first is None:
