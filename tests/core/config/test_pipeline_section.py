@@ -101,6 +101,18 @@ def test_environment_overrides_nested_pipeline_fields() -> None:
             "the large fields would be 32768² pixels (8.0 GiB each)",
         ),
         (
+            {"synthetic": {"n_large_fields": True}},
+            "pipeline.synthetic.n_large_fields",
+            True,
+            "Input should be an integer, not true or false",
+        ),
+        (
+            {"synthetic": {"cosmology": {"sigma8": False}}},
+            "pipeline.synthetic.cosmology.sigma8",
+            False,
+            "Input should be a number, not true or false",
+        ),
+        (
             {"workers": 0},
             "pipeline.workers",
             0,
