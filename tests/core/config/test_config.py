@@ -406,6 +406,49 @@ def test_assigning_a_boolean_to_a_number_field_is_refused() -> None:
     assert config.pipeline.synthetic.n_large_fields == 32
 
 
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        ({"cache": {"max_entries": -5}}, "use a whole number greater than 0"),
+        ({"cache": {"max_entries": None}}, "use a whole number greater than 0"),
+        ({"logging": {"backup_count": -1}}, "use a whole number at least 0"),
+        ({"resources": {"warning_fraction": 1.5}}, "use a number greater than 0 and less than 1"),
+        (
+            {"resources": {"memory_limit_percent": 150}},
+            "use a number greater than 0 and at most 100, or null for the default",
+        ),
+        (
+            {"resources": {"memory_limit_mb": "lots"}},
+            "use a number greater than 0, or null for the default",
+        ),
+    ],
+)
+def test_hint_gives_the_range_and_offers_null_only_where_it_is_accepted(
+    data: dict[str, Any], hint: str
+) -> None:
+    """A rejected number's hint states the field's own bounds, and null only if it takes null."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_dict(data)
+    assert str(info.value).endswith(f"({hint})")
+
+
+def accepts_null(path: str) -> bool:
+    """Whether the config takes ``null`` at ``path``."""
+    try:
+        ProcessingConfig.from_dict(nested(path, None))
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", [path for path, listed in NUMBER_FIELDS if not listed])
+def test_hint_offers_null_exactly_for_the_fields_that_take_it(path: str) -> None:
+    """For every number field, the hint after a bad value mentions null iff null is valid there."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_dict(nested(path, True))
+    assert ("or null" in str(info.value)) == accepts_null(path)
+
+
 @st.composite
 def configs(draw: st.DrawFn) -> ProcessingConfig:
     """Random valid configurations."""
