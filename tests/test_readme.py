@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lensing_ssc.cli import main
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 CONFIG = """\
@@ -19,6 +21,20 @@ cache:      {max_size_mb: 512, max_entries: 1000, eviction_policy: lru}
 logging:    {level: INFO, format: json}
 progress:   {enabled: true}
 """
+
+
+def test_readme_config_error_is_what_the_command_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error line README quotes for a bad `cache.max_entries` is the one the command prints."""
+    quoted = re.search(
+        r"\$ lensing-ssc config validate bad\.yaml\n(error: .*)\n", README.read_text()
+    )
+    assert quoted is not None
+    (tmp_path / "bad.yaml").write_text("cache: {max_entries: -5}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "validate", "bad.yaml"]) == 2
+    assert capsys.readouterr().err.strip() == quoted.group(1)
 
 
 def test_readme_has_examples() -> None:

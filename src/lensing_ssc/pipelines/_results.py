@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,33 +280,87 @@ def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
     return path
 
 
+_RESULTS_FILE = "`lensing-ssc run` writes <run_dir>/results/patch_statistics.h5 or .npz"
+_META_KEYS = ("config", "settings", "failures", "sets")
+
+
+def _unreadable(file: Path, reason: str) -> AnalysisError:
+    return AnalysisError(
+        f"cannot read results file {str(file)!r}: {reason}",
+        value=str(file),
+        hint=f"expected a results file: {_RESULTS_FILE}",
+    )
+
+
+def _read_npz(file: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    # Opened here, not by np.load: it leaves its own handle open when the archive is damaged.
+    with file.open("rb") as handle:
+        data = np.load(handle, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _unreadable(file, "it holds a single .npy array, not an NPZ archive")
+        with data:
+            for key in data.files:
+                out[key] = data[key] if not key.startswith("meta/") else str(data[key])
+    return out
+
+
+def _read_hdf5(file: Path) -> dict[str, Any]:
+    if h5py is None:
+        raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
+    out: dict[str, Any] = {}
+    with h5py.File(file, "r") as handle:
+        handle.visititems(
+            lambda name, node: (
+                out.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
+            )
+        )
+        meta = handle.get("meta")
+        for key, text in meta.attrs.items() if meta is not None else ():
+            out[f"meta/{key}"] = text if isinstance(text, str) else text.decode()
+    return out
+
+
 def read_results(path: str | Path) -> dict[str, Any]:
     """Read a results file (HDF5 or NPZ) into ``{dataset path: array}`` plus ``meta/...`` values.
 
     ``meta/config``, ``meta/settings``, ``meta/failures`` and ``meta/sets`` are decoded from
-    JSON; ``meta/lensing_ssc_version`` is a string.
+    JSON; ``meta/lensing_ssc_version`` is a string. A ``.npz`` suffix is read as NPZ,
+    anything else as HDF5.
 
     Example:
         >>> results = read_results("runs/default/results/patch_statistics.h5")  # doctest: +SKIP
         >>> results["ssc/cl/ngal=0/variance_ratio"]  # doctest: +SKIP
+
+    Raises:
+        AnalysisError: the file is missing, unreadable, not HDF5/NPZ, or not a results file
+            (no ``meta/...`` entries); the underlying error is chained.
+        ModuleNotFoundError: an HDF5 file without h5py installed.
     """
     file = Path(path)
-    out: dict[str, Any] = {}
-    if file.suffix == ".npz":
-        with np.load(file, allow_pickle=False) as data:
-            for key in data.files:
-                out[key] = data[key] if not key.startswith("meta/") else str(data[key])
-    else:
-        if h5py is None:
-            raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
-        with h5py.File(file, "r") as handle:
-            handle.visititems(
-                lambda name, node: (
-                    out.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
-                )
-            )
-            for key, text in handle["meta"].attrs.items():
-                out[f"meta/{key}"] = text if isinstance(text, str) else text.decode()
-    for key in ("config", "settings", "failures", "sets"):
-        out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
+    kind = "NPZ" if file.suffix == ".npz" else "HDF5"
+    try:
+        out = _read_npz(file) if kind == "NPZ" else _read_hdf5(file)
+    except AnalysisError:
+        raise
+    except FileNotFoundError as exc:
+        raise AnalysisError(
+            f"results file {str(file)!r} does not exist",
+            value=str(file),
+            hint=f"check the path: {_RESULTS_FILE}",
+        ) from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # OSError: unreadable, a directory, or not HDF5 ("file signature not found");
+        # ValueError/BadZipFile/EOFError: not an NPZ archive, or a truncated one.
+        raise _unreadable(file, f"not a readable {kind} file ({exc})") from exc
+    missing = [key for key in _META_KEYS if f"meta/{key}" not in out]
+    if missing:
+        raise _unreadable(
+            file, f"a {kind} file without the meta/{missing[0]} entry of a lensing-ssc results file"
+        )
+    for key in _META_KEYS:
+        try:
+            out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
+        except json.JSONDecodeError as exc:
+            raise _unreadable(file, f"meta/{key} is not valid JSON ({exc})") from exc
     return out

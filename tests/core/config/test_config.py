@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,6 +111,15 @@ def test_bad_environment_value_names_the_variable() -> None:
     assert "LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB" in str(info.value)
 
 
+def test_bad_list_item_from_the_environment_names_the_variable() -> None:
+    """A list set by one variable and failing at an item is reported with that variable."""
+    env = {"LENSING_SSC_PIPELINE__STATISTICS__N_GAL": "-3"}
+    with pytest.raises(ConfigError, match="in LENSING_SSC_PIPELINE__STATISTICS__N_GAL") as info:
+        ProcessingConfig.from_env(env)
+    assert info.value.field == "pipeline.statistics.n_gal.0"
+    assert info.value.source == "LENSING_SSC_PIPELINE__STATISTICS__N_GAL"
+
+
 def test_environment_variable_for_unknown_section() -> None:
     """A variable naming a section that does not exist is an error, not silently ignored."""
     with pytest.raises(ConfigError, match="unknown config section 'resorces'") as info:
@@ -135,6 +146,8 @@ def test_environment_variable_for_unknown_section() -> None:
         ("resources: {warning_fraction: 1.5}\n", "resources.warning_fraction", 1.5, "less than 1"),
         ("cache: {eviction_policy: random}\n", "cache.eviction_policy", "random", "'lru'"),
         ("logging: {level: LOUD}\n", "logging.level", "LOUD", "'INFO'"),
+        ("cache: {max_entries: true}\n", "cache.max_entries", True, "not true or false"),
+        ("progress: {heartbeat_interval: false}\n", "progress.heartbeat_interval", False, "not"),
     ],
 )
 def test_bad_values_name_file_field_and_value(
@@ -245,6 +258,195 @@ def test_json_schema_describes_sections_and_limits() -> None:
     resources = schema["$defs"]["ResourcesSection"]["properties"]
     assert resources["monitor_interval"]["exclusiveMinimum"] == 0
     json.dumps(schema)
+
+
+NUMBER_TYPES = {"integer", "number"}
+
+
+def schema_numbers() -> list[tuple[str, bool, dict[str, Any]]]:
+    """Every number field of the config as (dotted path, holds a list, its number schema)."""
+    schema = ProcessingConfig.json_schema()
+    found: list[tuple[str, bool, dict[str, Any]]] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for name, prop in node.get("properties", {}).items():
+            dotted = f"{path}{name}"
+            if "$ref" in prop:
+                walk(schema["$defs"][prop["$ref"].rsplit("/", 1)[-1]], f"{dotted}.")
+                continue
+            for option in prop.get("anyOf", [prop]):
+                if option.get("type") in NUMBER_TYPES:
+                    found.append((dotted, False, option))
+                elif option.get("items", {}).get("type") in NUMBER_TYPES:
+                    found.append((dotted, True, option["items"]))
+
+    walk(schema, "")
+    return found
+
+
+SCHEMA_NUMBERS = schema_numbers()
+NUMBER_FIELDS = [(path, listed) for path, listed, _ in SCHEMA_NUMBERS]
+INTEGER_FIELDS = [
+    (path, number.get("minimum", number.get("exclusiveMinimum", -1) + 1))
+    for path, listed, number in SCHEMA_NUMBERS
+    if number["type"] == "integer" and not listed
+]
+"""Each integer field with its lowest valid value."""
+
+
+def environment_variable(path: str) -> str:
+    """The variable that sets ``path``: ``pipeline.seed`` → ``LENSING_SSC_PIPELINE__SEED``."""
+    return "LENSING_SSC_" + path.replace(".", "__").upper()
+
+
+def nested(path: str, value: object) -> dict[str, Any]:
+    """``{"a": {"b": value}}`` for ``"a.b"``."""
+    data: Any = value
+    for part in reversed(path.split(".")):
+        data = {part: data}
+    return data
+
+
+def test_number_fields_are_found_in_every_section() -> None:
+    """The field list the properties below draw from covers every section's numbers."""
+    paths = {path for path, _ in NUMBER_FIELDS}
+    assert {
+        "resources.memory_limit_mb",
+        "checkpoint.max_checkpoints",
+        "cache.max_entries",
+        "logging.backup_count",
+        "progress.heartbeat_interval",
+        "pipeline.seed",
+        "pipeline.synthetic.n_large_fields",
+        "pipeline.synthetic.cosmology.z_source",
+        "pipeline.statistics.n_gal",
+    } <= paths
+    assert "resources.graceful_stop" not in paths
+    assert len(INTEGER_FIELDS) >= 10
+    assert ("pipeline.statistics.smoothing_arcmin", True) in NUMBER_FIELDS
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(NUMBER_FIELDS),
+    spelling=st.sampled_from(["true", "false", "True", "FALSE", "yes", "no", "on", "off"]),
+    from_env=st.booleans(),
+)
+def test_property_no_number_field_takes_a_boolean(
+    field: tuple[str, bool], spelling: str, from_env: bool
+) -> None:
+    """Every number field refuses a boolean, in code or spelt any YAML way in the environment."""
+    path, listed = field
+    flag = yaml.safe_load(spelling)
+    assert isinstance(flag, bool)
+    variable = environment_variable(path)
+    data = {} if from_env else nested(path, [flag] if listed else flag)
+    env = {variable: spelling} if from_env else {}
+    with pytest.raises(ConfigError, match="not true or false") as info:
+        ProcessingConfig.from_dict(data, env=env)
+    assert info.value.field == (f"{path}.0" if listed else path)
+    assert info.value.value is flag
+    assert info.value.source == (variable if from_env else None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(field=st.sampled_from(INTEGER_FIELDS), offset=st.integers(0, 50))
+def test_property_environment_text_still_gives_integers(
+    field: tuple[str, int], offset: int
+) -> None:
+    """An integer field set from the environment ("3") holds that int, not a bool or a float."""
+    path, lowest = field
+    number = lowest + offset
+    variable = environment_variable(path)
+    config = ProcessingConfig.from_env({variable: str(number)})
+    held: Any = config
+    for part in path.split("."):
+        held = getattr(held, part)
+    assert type(held) is int
+    assert held == number
+
+
+def test_number_fields_still_read_numbers_written_as_text_or_whole_floats() -> None:
+    """Lax parsing stays for everything but booleans: "3", 3.0 and "2.5" read as numbers."""
+    config = ProcessingConfig.from_dict(
+        {"pipeline": {"seed": "3", "synthetic": {"n_large_fields": 3.0}}},
+        env={"LENSING_SSC_CACHE__MAX_SIZE_MB": "2.5", "LENSING_SSC_CACHE__MAX_ENTRIES": "7"},
+    )
+    assert (config.pipeline.seed, config.pipeline.synthetic.n_large_fields) == (3, 3)
+    assert (config.cache.max_size_mb, config.cache.max_entries) == (2.5, 7)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("c.toml", "[pipeline.synthetic]\nn_large_fields = true\n"),
+        ("c.json", '{"pipeline": {"synthetic": {"n_large_fields": true}}}'),
+    ],
+)
+def test_booleans_for_numbers_are_refused_in_toml_and_json(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """`n_large_fields = true` in a TOML or JSON file is an error naming the file, not 1 field."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="Input should be an integer, not true or false") as info:
+        ProcessingConfig.from_file(path, env=False)
+    assert (info.value.field, info.value.value, info.value.source) == (
+        "pipeline.synthetic.n_large_fields",
+        True,
+        str(path),
+    )
+
+
+def test_assigning_a_boolean_to_a_number_field_is_refused() -> None:
+    """Changing a loaded config in code refuses `True` for a number as loading does."""
+    config = ProcessingConfig()
+    with pytest.raises(ConfigError, match="not true or false"):
+        config.pipeline.synthetic.n_large_fields = True
+    assert config.pipeline.synthetic.n_large_fields == 32
+
+
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        ({"cache": {"max_entries": -5}}, "use a whole number greater than 0"),
+        ({"cache": {"max_entries": None}}, "use a whole number greater than 0"),
+        ({"logging": {"backup_count": -1}}, "use a whole number at least 0"),
+        ({"resources": {"warning_fraction": 1.5}}, "use a number greater than 0 and less than 1"),
+        (
+            {"resources": {"memory_limit_percent": 150}},
+            "use a number greater than 0 and at most 100, or null for the default",
+        ),
+        (
+            {"resources": {"memory_limit_mb": "lots"}},
+            "use a number greater than 0, or null for the default",
+        ),
+    ],
+)
+def test_hint_gives_the_range_and_offers_null_only_where_it_is_accepted(
+    data: dict[str, Any], hint: str
+) -> None:
+    """A rejected number's hint states the field's own bounds, and null only if it takes null."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_dict(data)
+    assert str(info.value).endswith(f"({hint})")
+
+
+def accepts_null(path: str) -> bool:
+    """Whether the config takes ``null`` at ``path``."""
+    try:
+        ProcessingConfig.from_dict(nested(path, None))
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("path", [path for path, listed in NUMBER_FIELDS if not listed])
+def test_hint_offers_null_exactly_for_the_fields_that_take_it(path: str) -> None:
+    """For every number field, the hint after a bad value mentions null iff null is valid there."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig.from_dict(nested(path, True))
+    assert ("or null" in str(info.value)) == accepts_null(path)
 
 
 @st.composite

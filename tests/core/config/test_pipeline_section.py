@@ -101,6 +101,18 @@ def test_environment_overrides_nested_pipeline_fields() -> None:
             "the large fields would be 32768² pixels (8.0 GiB each)",
         ),
         (
+            {"synthetic": {"n_large_fields": True}},
+            "pipeline.synthetic.n_large_fields",
+            True,
+            "Input should be an integer, not true or false",
+        ),
+        (
+            {"synthetic": {"cosmology": {"sigma8": False}}},
+            "pipeline.synthetic.cosmology.sigma8",
+            False,
+            "Input should be a number, not true or false",
+        ),
+        (
             {"workers": 0},
             "pipeline.workers",
             0,
@@ -147,6 +159,32 @@ def test_bad_pipeline_values_raise_config_error_naming_field_and_value(
     assert info.value.field == field
     assert info.value.value == value
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "hint"),
+    [
+        ({"synthetic": {"n_large_fields": 0}}, "use a whole number at least 1"),
+        ({"synthetic": {"n_large_fields": None}}, "use a whole number at least 1"),
+        ({"seed": -1}, "use a whole number at least 0"),
+        (
+            {"synthetic": {"cosmology": {"z_source": 0}}},
+            "use a number at least 0.01 and at most 10",
+        ),
+        ({"workers": 0}, "use a whole number at least 1, or null for the default"),
+        (
+            {"statistics": {"isosceles_ratio": 2}},
+            "use a number greater than 0 and less than 2, or null for the default",
+        ),
+    ],
+)
+def test_bound_hints_name_the_range_and_null_only_where_it_is_valid(
+    pipeline: dict[str, Any], hint: str
+) -> None:
+    """A pipeline number out of range gets its own range as hint; null only where null is valid."""
+    with pytest.raises(ConfigError) as info:
+        ProcessingConfig(pipeline=pipeline)
+    assert str(info.value).endswith(f"({hint})")
 
 
 def test_bad_value_in_a_file_names_the_file(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
+from lensing_ssc.core.config._numbers import Integer, IntegerOrNone, Real, RealOrNone
 from lensing_ssc.core.config._sections import Section
 
 if TYPE_CHECKING:
@@ -62,8 +63,8 @@ def _smoothing(value: float) -> float:
 
 
 StatisticName = Annotated[str, AfterValidator(_statistic_name)]
-GalaxyDensity = Annotated[float, AfterValidator(_n_gal)]
-SmoothingScale = Annotated[float, AfterValidator(_smoothing)]
+GalaxyDensity = Annotated[Real, AfterValidator(_n_gal)]
+SmoothingScale = Annotated[Real, AfterValidator(_smoothing)]
 
 
 class StatisticsSection(Section):
@@ -80,15 +81,15 @@ class StatisticsSection(Section):
     names: Annotated[list[StatisticName] | None, BeforeValidator(_as_list)] = None
     n_gal: Annotated[list[GalaxyDensity] | None, BeforeValidator(_as_list)] = None
     smoothing_arcmin: Annotated[list[SmoothingScale] | None, BeforeValidator(_as_list)] = None
-    epsilon: float | None = Field(default=None, gt=0)
-    ell_min: float | None = Field(default=None, gt=0)
-    ell_max: float | None = Field(default=None, gt=0)
-    n_ell_bins: int | None = Field(default=None, ge=1)
-    n_bispectrum_bins: int | None = Field(default=None, ge=1)
-    isosceles_ratio: float | None = Field(default=None, gt=0, lt=2)
-    nu_min: float | None = None
-    nu_max: float | None = None
-    n_nu_bins: int | None = Field(default=None, ge=1)
+    epsilon: RealOrNone = Field(default=None, gt=0)
+    ell_min: RealOrNone = Field(default=None, gt=0)
+    ell_max: RealOrNone = Field(default=None, gt=0)
+    n_ell_bins: IntegerOrNone = Field(default=None, ge=1)
+    n_bispectrum_bins: IntegerOrNone = Field(default=None, ge=1)
+    isosceles_ratio: RealOrNone = Field(default=None, gt=0, lt=2)
+    nu_min: RealOrNone = None
+    nu_max: RealOrNone = None
+    n_nu_bins: IntegerOrNone = Field(default=None, ge=1)
     nu_reference: Literal["noise", "map"] | None = None
 
     @model_validator(mode="after")
@@ -118,12 +119,12 @@ class StatisticsSection(Section):
 class CosmologySection(Section):
     """Parameters of the analytic convergence power spectrum (flat ΛCDM, halofit)."""
 
-    omega_m: float = Field(default=0.3, gt=0, lt=1)
-    omega_b: float = Field(default=0.05, gt=0, lt=1)
-    h: float = Field(default=0.7, gt=0)
-    n_s: float = Field(default=0.96, gt=0)
-    sigma8: float = Field(default=0.8, gt=0)
-    z_source: float = Field(default=1.0, ge=0.01, le=10)
+    omega_m: Real = Field(default=0.3, gt=0, lt=1)
+    omega_b: Real = Field(default=0.05, gt=0, lt=1)
+    h: Real = Field(default=0.7, gt=0)
+    n_s: Real = Field(default=0.96, gt=0)
+    sigma8: Real = Field(default=0.8, gt=0)
+    z_source: Real = Field(default=1.0, ge=0.01, le=10)
     nonlinear: bool = True
 
 
@@ -138,12 +139,12 @@ class SyntheticSection(Section):
     """
 
     kind: Literal["lognormal", "gaussian"] = "lognormal"
-    patch_pixels: int = Field(default=128, ge=8)
-    pixel_size_arcmin: float = Field(default=2.0, gt=0)
-    patches_per_side: int = Field(default=4, ge=1)
-    n_large_fields: int = Field(default=32, ge=1)
+    patch_pixels: Integer = Field(default=128, ge=8)
+    pixel_size_arcmin: Real = Field(default=2.0, gt=0)
+    patches_per_side: Integer = Field(default=4, ge=1)
+    n_large_fields: Integer = Field(default=32, ge=1)
     periodic: bool = True
-    shift: float | None = Field(default=None, gt=0)
+    shift: RealOrNone = Field(default=None, gt=0)
     spectrum_table: Path | None = None
     cosmology: CosmologySection = Field(default_factory=CosmologySection)
 
@@ -167,11 +168,11 @@ class HealpixInputSection(Section):
     """
 
     maps: list[str] = Field(default_factory=list)
-    patch_size_deg: float = 10.0
-    patch_pixels: int = Field(default=256, ge=8)
-    n_points: int | None = Field(default=None, ge=1)
+    patch_size_deg: Real = 10.0
+    patch_pixels: Integer = Field(default=256, ge=8)
+    n_points: IntegerOrNone = Field(default=None, ge=1)
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
-    field: int = Field(default=0, ge=0)
+    field: Integer = Field(default=0, ge=0)
 
     @field_validator("patch_size_deg")
     @classmethod
@@ -188,7 +189,7 @@ class PatchFilesSection(Section):
     """Flat square patches given as ``.npy`` or ``.fits`` files (paths or glob patterns)."""
 
     files: list[str] = Field(default_factory=list)
-    pixel_size_arcmin: float = Field(default=1.0, gt=0)
+    pixel_size_arcmin: Real = Field(default=1.0, gt=0)
 
 
 ExecutorName = Literal["serial", "threads", "processes", "dask"]
@@ -215,14 +216,14 @@ class PipelineSection(Section):
     """
 
     input: Literal["synthetic", "healpix", "patches"] = "synthetic"
-    seed: int = Field(default=42, ge=0)
+    seed: Integer = Field(default=42, ge=0)
     statistics: StatisticsSection = Field(default_factory=StatisticsSection)
     synthetic: SyntheticSection = Field(default_factory=SyntheticSection)
     healpix: HealpixInputSection = Field(default_factory=HealpixInputSection)
     patches: PatchFilesSection = Field(default_factory=PatchFilesSection)
     executor: ExecutorName = "processes"
-    workers: int | None = Field(default=None, ge=1)
-    retries: int = Field(default=1, ge=0)
+    workers: IntegerOrNone = Field(default=None, ge=1)
+    retries: Integer = Field(default=1, ge=0)
     results_format: Literal["auto", "hdf5", "npz"] = "auto"
     figures: bool = True
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lensing_ssc.core.config._errors import translate_validation_error
+from lensing_ssc.core.config._numbers import Integer, Real, RealOrNone
 
 __all__ = [
     "CacheSection",
@@ -49,15 +50,15 @@ class ResourcesSection(Section):
     ``memory_limit_mb``, the job's cgroup limits and its rlimits.
     """
 
-    memory_limit_mb: float | None = Field(default=None, gt=0)
-    memory_limit_percent: float | None = Field(default=None, gt=0, le=100)
-    cpu_limit_percent: float | None = Field(default=None, gt=0)
-    disk_limit_percent: float | None = Field(default=None, gt=0, le=100)
-    disk_min_free_gb: float | None = Field(default=None, gt=0)
-    swap_limit_percent: float | None = Field(default=None, gt=0, le=100)
-    monitor_interval: float = Field(default=1.0, gt=0)
-    warning_fraction: float = Field(default=0.8, gt=0, lt=1)
-    history_size: int = Field(default=3600, gt=0)
+    memory_limit_mb: RealOrNone = Field(default=None, gt=0)
+    memory_limit_percent: RealOrNone = Field(default=None, gt=0, le=100)
+    cpu_limit_percent: RealOrNone = Field(default=None, gt=0)
+    disk_limit_percent: RealOrNone = Field(default=None, gt=0, le=100)
+    disk_min_free_gb: RealOrNone = Field(default=None, gt=0)
+    swap_limit_percent: RealOrNone = Field(default=None, gt=0, le=100)
+    monitor_interval: Real = Field(default=1.0, gt=0)
+    warning_fraction: Real = Field(default=0.8, gt=0, lt=1)
+    history_size: Integer = Field(default=3600, gt=0)
     graceful_stop: bool = False
 
 
@@ -65,11 +66,11 @@ class CheckpointSection(Section):
     """Where and how the CheckpointManager saves; ``dir`` defaults to ``run_dir/checkpoints``."""
 
     dir: Path | None = None
-    max_checkpoints: int = Field(default=5, gt=0)
+    max_checkpoints: Integer = Field(default=5, gt=0)
     compression: CompressionName = "auto"
     format: Literal["native", "json"] = "native"
     keep_tags: list[str] = Field(default_factory=lambda: ["keep"])
-    auto_save_interval: float | None = Field(default=None, gt=0)
+    auto_save_interval: RealOrNone = Field(default=None, gt=0)
     allow_pickle: bool = True
 
 
@@ -81,11 +82,11 @@ class CacheSection(Section):
 
     dir: Path | None = None
     disk: bool = True
-    max_size_mb: float = Field(default=512.0, gt=0)
-    max_entries: int = Field(default=1000, gt=0)
+    max_size_mb: Real = Field(default=512.0, gt=0)
+    max_entries: Integer = Field(default=1000, gt=0)
     eviction_policy: EvictionPolicy = "lru"
-    default_ttl: float | None = Field(default=None, gt=0)
-    disk_max_size_mb: float = Field(default=4096.0, gt=0)
+    default_ttl: RealOrNone = Field(default=None, gt=0)
+    disk_max_size_mb: Real = Field(default=4096.0, gt=0)
     compression: CompressionName = "none"
 
 
@@ -96,10 +97,10 @@ class LoggingSection(Section):
     format: LogFormat = "standard"
     file: Path | None = None
     console: bool = True
-    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    backup_count: int = Field(default=5, ge=0)
+    max_bytes: Integer = Field(default=10 * 1024 * 1024, gt=0)
+    backup_count: Integer = Field(default=5, ge=0)
     compress_rotated: bool = True
-    retention_days: float | None = Field(default=None, gt=0)
+    retention_days: RealOrNone = Field(default=None, gt=0)
 
     @field_validator("level", mode="before")
     @classmethod
@@ -120,5 +121,5 @@ class ProgressSection(Section):
     """
 
     enabled: bool = True
-    heartbeat_interval: float = Field(default=30.0, gt=0)
-    refresh_per_second: float = Field(default=4.0, gt=0)
+    heartbeat_interval: Real = Field(default=30.0, gt=0)
+    refresh_per_second: Real = Field(default=4.0, gt=0)
