@@ -82,3 +82,22 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     """An unknown command exits non-zero with click's usage message."""
     assert main(["frobnicate"]) == 2
     assert "No such command" in capsys.readouterr().err
+
+
+def test_a_config_file_starts_from_the_settings_of_the_built_in_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config show > config.yaml` gives the default run's settings; a partial file keeps them."""
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert yaml.safe_load(shown)["logging"]["format"] == "json"
+    full = tmp_path / "config.yaml"
+    full.write_text(shown)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("pipeline: {figures: false}\n")
+    for path in (full, partial):
+        assert main(["config", "show", str(path)]) == 0
+        effective = yaml.safe_load(capsys.readouterr().out)
+        assert effective["logging"]["format"] == "json"
+        assert effective["logging"]["console"] is False
+        assert effective["resources"]["graceful_stop"] is True

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from lensing_ssc.cli._defaults import load_run_config
 from lensing_ssc.core.config import ProcessingConfig
 
 __all__ = ["config_app"]
@@ -21,19 +22,19 @@ _FORMATS = ("yaml", "toml", "json")
 @config_app.command("show")
 def show(
     path: Path | None = typer.Argument(
-        None, help="Config file (YAML, TOML or JSON); defaults if omitted."
+        None, help="Config file (YAML, TOML or JSON); the built-in default run's if omitted."
     ),
     fmt: str = typer.Option("yaml", "--format", "-f", help="Output format: yaml, toml or json."),
 ) -> None:
-    """Print the effective configuration: defaults, then the file, then LENSING_SSC_* variables."""
-    config = ProcessingConfig.load(path)
+    """Print what `lensing-ssc run` uses: its defaults, the file, then LENSING_SSC_* variables."""
+    config = load_run_config(path)
     typer.echo(config.to_text(fmt), nl=False)
 
 
 @config_app.command("validate")
 def validate(path: Path = typer.Argument(..., help="Config file to check.")) -> None:
     """Check a config file; exit 0 when it is valid, 2 with the reason when it is not."""
-    config = ProcessingConfig.from_file(path)
+    config = load_run_config(path)
     typer.echo(f"{path}: valid (run_dir={config.run_dir})")
 
 

@@ -2,47 +2,33 @@
 
 Without a config it runs the built-in synthetic SSC comparison in ``runs/default``, logging
 JSON lines to the run's log file (not the terminal) and stopping gracefully on a memory
-breach. Rerunning continues a stopped run; ``--fresh`` starts over. At the end it prints
-where the results, figures, summary and log are. Exit status: 0 done, 1 done with failed
-maps or patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue),
-4 crashed (a bug).
+breach; a config file starts from the same settings (:mod:`._defaults`). Rerunning
+continues a stopped run; ``--fresh`` starts over. At the end it prints where the results,
+figures, summary and log are. Exit status: 0 done, 1 done with failed maps or patches
+(results from the rest), 2 invalid input, 3 stopped (rerun to continue), 4 crashed (a bug).
 The pipeline itself is :func:`lensing_ssc.pipelines.run_patch_statistics`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from lensing_ssc.cli._defaults import load_run_config
 from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
-from lensing_ssc.core.config import ProcessingConfig
 
 if TYPE_CHECKING:
     from lensing_ssc.pipelines import PipelineRun
 
-__all__ = ["BUILTIN_DEFAULT", "run"]
+__all__ = ["run"]
 
 EXECUTORS = ("serial", "threads", "processes", "dask")
 EXIT_FAILURES = 1
 EXIT_STOPPED = 3
 
-BUILTIN_DEFAULT: dict[str, Any] = {
-    "logging": {"format": "json", "console": False},
-    "resources": {"graceful_stop": True},
-}
-"""What ``lensing-ssc run`` without a config changes from ``ProcessingConfig()``'s defaults."""
-
 _MAX_FAILURES_SHOWN = 10
-
-
-def _load(config_file: Path | None) -> ProcessingConfig:
-    if config_file is None:
-        return ProcessingConfig.from_dict(
-            BUILTIN_DEFAULT, source="the built-in default run", env=True
-        )
-    return ProcessingConfig.from_file(config_file)
 
 
 def _report(result: PipelineRun) -> None:
@@ -98,7 +84,7 @@ def run(
     # Imported here: the pipeline (numpy, matplotlib, h5py) would slow every other command.
     from lensing_ssc.pipelines import run_patch_statistics
 
-    config = _load(config_file)
+    config = load_run_config(config_file)
     if run_dir is not None:
         config.run_dir = run_dir
     if executor is not None:

@@ -1,0 +1,31 @@
+"""The settings ``lensing-ssc run`` starts from, with or without a config file.
+
+A batch job's run directory keeps one log format, and its terminal stays for the
+command's own lines: the run logs JSON lines to its log file (not the terminal) and stops
+gracefully on a memory breach. A config file overrides any of these; ``lensing-ssc config
+show`` prints the result, so ``config show > config.yaml`` runs like the built-in default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.core.config._loading import merge, read_file
+
+__all__ = ["RUN_DEFAULTS", "load_run_config"]
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "logging": {"format": "json", "console": False},
+    "resources": {"graceful_stop": True},
+}
+"""What the command line changes from ``ProcessingConfig()``'s defaults."""
+
+
+def load_run_config(path: Path | None) -> ProcessingConfig:
+    """``RUN_DEFAULTS``, then the file's settings, then ``LENSING_SSC_*`` variables."""
+    if path is None:
+        return ProcessingConfig.from_dict(RUN_DEFAULTS, source="the built-in default run", env=True)
+    data = merge(RUN_DEFAULTS, read_file(path))
+    return ProcessingConfig.from_dict(data, source=str(path), env=True)
