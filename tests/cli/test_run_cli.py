@@ -286,7 +286,7 @@ def test_an_error_inside_the_run_is_one_line_even_with_the_terminal_log_on(
     assert main(["run", str(config)]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
-    assert "error: making the maps needs about" in captured.err
+    assert "error: the run needs about" in captured.err
 
 
 @pytest.mark.parametrize("below", ["a-file/sub", "a-file"])

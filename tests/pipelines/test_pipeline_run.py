@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 
 from lensing_ssc.analysis import (
@@ -328,6 +332,59 @@ def test_maps_too_large_for_the_memory_limit_are_refused_before_any_work(
     with pytest.raises(ResourceError, match="more than the memory limit of 1500 MiB") as info:
         run_patch_statistics(config)
     assert info.value.value == 1500
+    assert not (config.run_dir / "tasks" / "maps.journal").exists()
+
+
+def _estimate_mib(config: Any, executor: str) -> float:
+    """The memory the run's guard expects, read from its refusal under a 1 MiB limit."""
+    limit = config.resources.memory_limit_mb
+    config.resources.memory_limit_mb = 1
+    with pytest.raises(ResourceError, match=r"the run needs about (\d+) MiB") as info:
+        run_patch_statistics(config, executor=executor, workers=2)
+    config.resources.memory_limit_mb = limit
+    return float(str(info.value).split("needs about ")[1].split(" MiB")[0])
+
+
+@pytest.mark.parametrize("executor", ["serial", "processes"])
+def test_the_memory_estimate_covers_what_the_run_really_uses(
+    tiny_config: Factory, executor: str
+) -> None:
+    """The guard's estimate is at least the peak resident memory of the run's processes."""
+    config = tiny_config(synthetic={"patch_pixels": 128, "n_large_fields": 4})
+    estimate = _estimate_mib(config, executor)
+    me = psutil.Process()
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            with contextlib.suppress(psutil.Error):
+                tree = [me, *me.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        run_patch_statistics(config, executor=executor, workers=2, resume=False)
+    finally:
+        done.set()
+        sampler.join()
+    assert peak / 2**20 <= estimate
+
+
+def test_worker_processes_that_cannot_fit_are_refused_with_their_parts_named(
+    tiny_config: Factory,
+) -> None:
+    """Two worker processes each count a copy of this one: a limit just above it is refused."""
+    config = tiny_config()
+    used = psutil.Process().memory_info().rss / 2**20
+    config.resources.memory_limit_mb = used * 1.5
+    with pytest.raises(ResourceError, match="MiB per worker process: ") as info:
+        run_patch_statistics(config, executor="processes", workers=2)
+    assert "as a copy of this one" in str(info.value)
+    assert "64 MiB of cached maps" not in str(info.value)  # the tiny run's maps are smaller
     assert not (config.run_dir / "tasks" / "maps.journal").exists()
 
 

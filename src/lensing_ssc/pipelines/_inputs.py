@@ -135,6 +135,14 @@ class SyntheticMap:
         count = self.per_side**2 if self.periodic else 1
         return 5 * count * side * side * _FLOAT_BYTES
 
+    def patch_bytes(self) -> int:
+        """Bytes of one patch (float64)."""
+        return self.patch_pixels**2 * _FLOAT_BYTES
+
+    def output_bytes(self) -> int:
+        """Bytes of all the map's patches: what the cache keeps of it."""
+        return self.per_side**2 * self.patch_bytes()
+
     def _recipe(self) -> tuple[ConvergenceSpectrum, int, float | None]:
         """The spectrum, the side of each drawn field and the lognormal shift (``None``:
         Gaussian)."""
@@ -199,9 +207,15 @@ class HealpixMap:
 
     def estimated_bytes(self) -> int:
         """The map read as float64 (at most 4 × a float32 file) plus twice its patches."""
-        patches = _patch_count(self.patch_size_deg, self.n_points) * self.patch_pixels**2
-        patches *= _FLOAT_BYTES
-        return 4 * self.stamp[0] + 2 * patches
+        return 4 * self.stamp[0] + 2 * self.output_bytes()
+
+    def patch_bytes(self) -> int:
+        """Bytes of one patch (float64)."""
+        return self.patch_pixels**2 * _FLOAT_BYTES
+
+    def output_bytes(self) -> int:
+        """Bytes of all the map's patches: what the cache keeps of it."""
+        return _patch_count(self.patch_size_deg, self.n_points) * self.patch_bytes()
 
     def load(self) -> np.ndarray:
         try:  # imported when needed: healpy costs ~0.8 s in every worker process otherwise
@@ -251,6 +265,13 @@ class PatchFile:
 
     def estimated_bytes(self) -> int:
         return 3 * self.stamp[0]
+
+    def patch_bytes(self) -> int:
+        """At most twice the file: float64 from float32 or wider data, plus a header."""
+        return 2 * self.stamp[0]
+
+    def output_bytes(self) -> int:
+        return self.patch_bytes()
 
     def load(self) -> np.ndarray:
         return load_flat_patch(self.path)[None]

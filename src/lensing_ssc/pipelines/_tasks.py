@@ -41,6 +41,7 @@ from lensing_ssc.processing.managers.log_manager import log_context
 
 __all__ = [
     "MAP_TAG",
+    "WORKER_CACHE_MB",
     "MapStore",
     "MapSummary",
     "MapWorker",
@@ -80,6 +81,13 @@ class _Local:
         self.held: tuple[Hashable, np.ndarray] | None = None
 
 
+WORKER_CACHE_MB = 64
+"""Memory tier of each worker process's cache, in MiB (at most ``cache.max_size_mb``).
+
+A worker keeps the map in hand anyway, and reads other maps from the page cache through
+verified memory maps; a memory tier as large as the parent's would keep every map the
+worker made for the whole run, growing each worker by the run's size."""
+
 # Worker processes open the run's cache once, on first use (keyed by process and run).
 _PROCESS_LOCALS: dict[tuple[int, str], _Local] = {}
 
@@ -92,7 +100,8 @@ def _process_local(config_json: str) -> _Local:
         # Maps another worker made are mapped from the page cache and checked there:
         # reading them into fresh arrays costs a page fault per 4 KiB of new memory.
         config = ProcessingConfig.model_validate_json(config_json)
-        cache = CacheManager(config=config, memory_map="verify")
+        size = min(config.cache.max_size_mb, WORKER_CACHE_MB)
+        cache = CacheManager(size, config=config, memory_map="verify")
         local = _PROCESS_LOCALS[key] = _Local(cache)
         # Worker processes skip atexit; multiprocessing runs its finalizers on their exit.
         multiprocessing.util.Finalize(None, cache.close, exitpriority=10)

@@ -56,7 +56,14 @@ from lensing_ssc.pipelines._results import (
     write_results,
 )
 from lensing_ssc.pipelines._summary import ssc_headline, summary_text
-from lensing_ssc.pipelines._tasks import MapStore, MapSummary, MapWorker, PatchTask, PatchWorker
+from lensing_ssc.pipelines._tasks import (
+    WORKER_CACHE_MB,
+    MapStore,
+    MapSummary,
+    MapWorker,
+    PatchTask,
+    PatchWorker,
+)
 from lensing_ssc.processing.managers import ManagerContext
 from lensing_ssc.processing.managers.log_manager import log_context
 from lensing_ssc.processing.runner import MapResult
@@ -182,32 +189,73 @@ def _forks_workers(executor: str) -> bool:
     return (method or multiprocessing.get_all_start_methods()[0]) == "fork"
 
 
-def _guard_memory(ctx: ManagerContext, maps: Sequence[MapTask], workers: int) -> None:
-    """Refuse to start when one map per worker cannot fit under the job's memory limit."""
+# Peak temporaries of one patch's statistics, in patch sizes (measured: 17-27 for 128² to
+# 512² patches, quick to full settings).
+_PATCH_WORK = 32
+# Copies of each patch's statistics in this process by the end of a run: the journal's
+# mapping, the records read back, the stacked samples, and room for the summaries (measured
+# growth: ~4.6 × the packed values).
+_RESULT_COPIES = 5
+
+
+def _guard_memory(
+    ctx: ManagerContext, maps: Sequence[MapTask], executor: str, workers: int, values: int
+) -> None:
+    """Refuse to start a run whose estimated peak memory is above the job's memory limit.
+
+    The job's memory is the resident memory of this process and its workers. A worker
+    holds a map being made, a patch's temporaries and its own map cache; a worker process
+    also starts as a copy of this one, whose resident pages it counts again. In-process
+    workers share this process's cache, which keeps the maps up to ``cache.max_size_mb``.
+    This process also keeps every patch's statistics (``values`` numbers each) to merge them.
+    """
     limit = ctx.resource.memory_limit
     if limit is None or not maps:
         return
-    largest = max(task.source.estimated_bytes() for task in maps)
-    need_mb = workers * largest / 2**20
-    used_mb = ctx.resource.get_current_usage().memory_mb or 0.0
-    if used_mb + need_mb > limit.limit_mb:
+    mib = 2**20
+    used = (ctx.resource.get_current_usage().memory_mb or 0.0) * mib
+    work = float(max(t.source.estimated_bytes() for t in maps))
+    work += _PATCH_WORK * max(t.source.patch_bytes() for t in maps)
+    maps_bytes = float(sum(t.source.output_bytes() for t in maps))
+    n_patches = sum(t.source.output_bytes() // t.source.patch_bytes() for t in maps)
+    here = used + _RESULT_COPIES * n_patches * values * 8.0
+    if executor in ("serial", "threads"):
+        cache = min(ctx.config.cache.max_size_mb * mib, maps_bytes)
+        per_worker, here = work, here + cache
+        parts = f"{work / mib:.0f} MiB per worker"
+    else:
+        cache = min(WORKER_CACHE_MB * mib, maps_bytes)
+        per_worker = used + work + cache
+        parts = (
+            f"{per_worker / mib:.0f} MiB per worker process: {used / mib:.0f} MiB as a copy "
+            f"of this one, {work / mib:.0f} MiB of work, {cache / mib:.0f} MiB of cached maps"
+        )
+    need = here + workers * per_worker
+    if need > limit.limit_mb * mib:
         raise ResourceError(
-            f"making the maps needs about {largest / 2**20:.0f} MiB per worker "
-            f"({workers} worker(s): {need_mb:.0f} MiB) on top of the {used_mb:.0f} MiB in use, "
+            f"the run needs about {need / mib:.0f} MiB with {workers} worker(s): {parts}, and "
+            f"{here / mib:.0f} MiB in this process ({used / mib:.0f} MiB now, then the merged "
+            f"results{' and cached maps' if executor in ('serial', 'threads') else ''}); "
             f"more than the memory limit of {limit.limit_mb:.0f} MiB ({limit.source})",
             value=limit.limit_mb,
-            hint="use fewer workers (--workers), smaller maps or patches, "
-            "or raise resources.memory_limit_mb",
+            hint="use fewer workers (--workers), a smaller cache.max_size_mb, smaller maps "
+            "or patches, or raise resources.memory_limit_mb",
         )
 
 
-def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> None:
-    """Fail fast, once, when the settings do not fit the patches (too few modes in a bin)."""
+def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> int:
+    """Fail fast, once, when the settings do not fit the patches (too few modes in a bin).
+
+    Returns the number of values a patch's statistics hold (0 with no geometry to try).
+    """
+    values = 0
     for pixels, pixel_size in sorted(geometries):
         probe = np.random.default_rng(0).standard_normal((pixels, pixels))
         try:
             with log_context(step="plan"):
-                compute_patch_statistics(probe, pixel_size, settings, np.random.default_rng(0))
+                stats = compute_patch_statistics(
+                    probe, pixel_size, settings, np.random.default_rng(0)
+                )
         except AnalysisError as exc:
             raise AnalysisError(
                 f"pipeline.statistics does not fit patches of {_describe((pixels, pixel_size))}: "
@@ -215,6 +263,8 @@ def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSe
                 value=exc.value,
                 hint=exc.hint,
             ) from exc
+        values = max(values, sum(v.size for v in stats.values()))
+    return values
 
 
 def _planned_geometries(maps: Sequence[MapTask]) -> set[tuple[int, float]]:
@@ -380,7 +430,7 @@ def run_patch_statistics(
     executor_name = executor or section.executor
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
-    _check_geometries(_planned_geometries(maps), settings)  # before the run directory is claimed
+    values = _check_geometries(_planned_geometries(maps), settings)  # before claiming run_dir
     run_dir = Path(config.run_dir)
     _claim_run_dir(run_dir, _fingerprint(section, maps), resume=resume)
     fmt = results_format(section.results_format)
@@ -393,7 +443,8 @@ def run_patch_statistics(
         max_workers=max_workers,
         retries=section.retries,
     ) as ctx:
-        _guard_memory(ctx, maps, _worker_count(executor_name, max_workers))
+        workers_used = _worker_count(executor_name, max_workers)
+        _guard_memory(ctx, maps, executor_name, workers_used, values)
         ctx.check_resources()
         store = MapStore(config, ctx.cache)
         _log.info("run %s: %d maps, %s executor", run_dir, len(maps), executor_name)
