@@ -17,6 +17,13 @@ import yaml
 
 from lensing_ssc.cli import main
 
+TINY: dict[str, Any] = {
+    "executor": "serial",
+    "retries": 0,
+    "figures": False,
+    "synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2},
+}
+
 # 16 fields of 256² cut into sub-patches: over a second of patch work, time to look and kill.
 SLOW_ENOUGH: dict[str, Any] = {
     "executor": "serial",
@@ -25,17 +32,21 @@ SLOW_ENOUGH: dict[str, Any] = {
 }
 
 
-def _start_run(tmp_path: Path, children: Any) -> tuple[subprocess.Popen[str], Path]:
-    """Start `python -m lensing_ssc run` and wait until it is measuring patches."""
-    run_dir = tmp_path / "kill"
-    config = tmp_path / "c.yaml"
+def _write_config(path: Path, run_dir: Path, pipeline: dict[str, Any]) -> Path:
     body = {
         "run_dir": str(run_dir),
         "logging": {"console": False, "format": "json", "level": "DEBUG"},
         "progress": {"enabled": False},
-        "pipeline": SLOW_ENOUGH,
+        "pipeline": pipeline,
     }
-    config.write_text(yaml.safe_dump(body))
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def _start_run(tmp_path: Path, children: Any) -> tuple[subprocess.Popen[str], Path]:
+    """Start `python -m lensing_ssc run` and wait until it is measuring patches."""
+    run_dir = tmp_path / "kill"
+    config = _write_config(tmp_path / "c.yaml", run_dir, SLOW_ENOUGH)
     proc = children.start(
         [sys.executable, "-m", "lensing_ssc", "run", str(config)],
         stdout=subprocess.DEVNULL,
@@ -110,4 +121,47 @@ def test_a_run_on_another_host_is_shown_as_last_seen(
         f"{run_dir}: running on node-7.cluster as of 120 s ago (pid {proc.pid}; whether it "
         f"still runs cannot be checked from {socket.gethostname()}); it refreshes this file "
         "every 10 s, so it may have stopped"
+    )
+
+
+def test_cache_line_shows_the_directory_and_the_workers_lookups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a process-pool run, status shows what `cache stats` shows: entries, size, lookups."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, TINY)
+    done = subprocess.run(
+        [sys.executable, "-m", "lensing_ssc", "run", str(config), "--executor", "processes"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert main(["cache", "stats", str(run_dir), "--json"]) == 0
+    disk = json.loads(capsys.readouterr().out)
+    lookups = disk["hits"] + disk["misses"]
+    assert disk["entries"] > 0
+    assert disk["hits"] > 0  # the workers found maps other workers had made
+    assert main(["status", str(run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        f"  cache: {disk['entries']} entries, {disk['bytes'] / 2**20:.1f} MiB on disk "
+        f"in {run_dir / 'cache'}",
+        f"    this run: {lookups} lookups, hit rate {disk['hit_rate']:.1%} "
+        "(disk: all processes; memory: main process only)",
+    ]
+
+
+def test_cache_line_counts_only_this_runs_lookups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun that finds everything done reports no lookups, not the earlier run's."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, TINY)
+    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "    this run: no lookups (disk: all processes; memory: main process only)"
     )

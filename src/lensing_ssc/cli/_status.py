@@ -79,6 +79,39 @@ def _progress_lines(task: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _cache_lines(cache: dict[str, Any]) -> list[str]:
+    """What the cache holds and how often it answered, saying whose lookups are counted.
+
+    With a disk tier, entries and bytes are the directory's, and the lookups are every
+    process's disk lookups plus the main process's memory hits: worker processes' memory
+    hits are recorded nowhere. Without one, all figures are the main process's.
+    """
+    disk, shared, memory = cache.get("disk"), cache.get("shared"), cache.get("memory") or {}
+    if disk is None:
+        head = (
+            f"cache: {cache.get('entries', 0)} entries, {_mib(cache.get('bytes', 0))} "
+            "in the main process's memory"
+        )
+        hits, misses, whose = cache.get("hits", 0), cache.get("misses", 0), "main process only"
+    else:
+        where = f" in {cache['cache_dir']}" if cache.get("cache_dir") else ""
+        head = f"cache: {disk['entries']} entries, {_mib(disk['bytes'])} on disk{where}"
+        if shared is None:  # written before the disk lookups of every process were recorded
+            hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+            whose = "main process only"
+        else:
+            hits, misses = memory.get("hits", 0) + shared["hits"], shared["misses"]
+            whose = "disk: all processes; memory: main process only"
+    lookups = hits + misses
+    if not lookups:
+        return [head, f"  this run: no lookups ({whose})"]
+    return [head, f"  this run: {lookups} lookups, hit rate {hits / lookups:.1%} ({whose})"]
+
+
 def status(
     run_dir: Path = typer.Argument(..., help="The run directory (holds status.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw status as JSON."),
@@ -102,4 +135,4 @@ def status(
         typer.echo(f"  checkpoints: {checkpoint['checkpoints']}")
     cache = managers.get("cache", {})
     if "hit_rate" in cache:
-        typer.echo(f"  cache: {cache.get('entries', 0)} entries, hit rate {cache['hit_rate']:.0%}")
+        typer.echo("\n".join("  " + line for line in _cache_lines(cache)))
