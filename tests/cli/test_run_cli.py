@@ -19,7 +19,7 @@ import yaml
 from lensing_ssc.cli import main
 from lensing_ssc.pipelines import read_results
 
-EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED = 1, 2, 3
+EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 TINY: dict[str, Any] = {
     "executor": "serial",
@@ -212,6 +212,38 @@ def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: P
     assert status["state"] == "interrupted"
     assert "task(s) from the earlier run" in _finish(config)
     _same_file_as_an_uninterrupted_run(config)
+
+
+def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
+    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C twice: exit 130 with one line on what is kept; status: interrupted, rerun."""
+    run_dir = tmp_path / "run"
+    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    options = ("--executor", "processes", "--workers", "2")
+    proc = children.start(
+        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    _wait_for_patches(run_dir, 6, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert err.splitlines() == [
+        "stopped at once, without waiting for running tasks; what finished is saved: "
+        "run the same command again to continue"
+    ]
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
+    assert main(["status", str(run_dir)]) == 0
+    headline = capsys.readouterr().out.splitlines()[0]
+    assert headline.startswith(f"{run_dir}: interrupted (SIGINT")
+    assert " — rerun to resume (pid " in headline
+    assert "task(s) from the earlier run" in _finish(config, *options)
 
 
 @pytest.mark.slow

@@ -2,10 +2,12 @@
 
 Without a config it runs the built-in synthetic SSC comparison in ``runs/default``, logging
 JSON lines to the run's log file (not the terminal) and stopping gracefully on a memory
-breach; a config file starts from the same settings (:mod:`._defaults`). Rerunning
-continues a stopped run; ``--fresh`` starts over. At the end it prints where the results,
-figures, summary and log are. Exit status: 0 done, 1 done with failed maps or patches
-(results from the rest), 2 invalid input, 3 stopped (rerun to continue), 4 crashed (a bug).
+breach; a config file starts from the same settings (:mod:`._defaults`). Ctrl-C stops it
+gracefully (running tasks finish, within seconds); a second Ctrl-C stops it at once.
+Rerunning continues a stopped run; ``--fresh`` starts over. At the end it prints where the
+results, figures, summary and log are. Exit status: 0 done, 1 done with failed maps or
+patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue), 4 crashed
+(a bug), 130 stopped at once by a second Ctrl-C (rerun to continue).
 The pipeline itself is :func:`lensing_ssc.pipelines.run_patch_statistics`.
 """
 
@@ -27,6 +29,7 @@ __all__ = ["run"]
 EXECUTORS = ("serial", "threads", "processes", "dask")
 EXIT_FAILURES = 1
 EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130  # the shell's code for a job ended by SIGINT
 
 _MAX_FAILURES_SHOWN = 10
 
@@ -106,6 +109,13 @@ def run(
         typer.echo(f"stopped: {exc}", err=True)
         typer.echo("finished work is saved; run the same command again to continue", err=True)
         raise typer.Exit(EXIT_STOPPED) from exc
+    except KeyboardInterrupt:
+        typer.echo(
+            "stopped at once, without waiting for running tasks; what finished is saved: "
+            "run the same command again to continue",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     _report(result)
     if result.failures:
         raise typer.Exit(EXIT_FAILURES)

@@ -1,15 +1,22 @@
-"""``lensing-ssc status RUN_DIR``: what a running (or finished) job is doing, from status.json."""
+"""``lensing-ssc status RUN_DIR``: what a running (or finished) job is doing, from status.json.
+
+A file that says "running" is checked against the process it names: a job killed with
+SIGKILL (or by the out-of-memory killer, or a crash of the machine) never writes its final
+state, so on the run's own host a vanished process is reported as stopped, and on another
+host the run is shown as last seen. The file is read, never changed.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from lensing_ssc.processing.managers._status import read_status
+from lensing_ssc.processing.managers._status import check_writer, read_status
 
 __all__ = ["status"]
 
@@ -20,6 +27,41 @@ def _fmt_seconds(seconds: float | None) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _headline(run_dir: Path, data: dict[str, Any]) -> str:
+    """The first line: the run's state, checked against its process when it says running."""
+    state = data.get("state", "?")
+    pid, host = data.get("pid"), data.get("host")
+    age = time.time() - float(data.get("updated", time.time()))
+    seen = f"updated {age:.0f} s ago"
+    if state == "interrupted":
+        reason = data.get("stop_reason")
+        why = f" ({reason})" if reason else ""
+        return f"{run_dir}: interrupted{why} — rerun to resume (pid {pid} on {host}, {seen})"
+    if state != "running":
+        return f"{run_dir}: {state} (pid {pid} on {host}, {seen})"
+    check = check_writer(data)
+    if check.verdict == "gone":
+        return (
+            f"{run_dir}: stopped unexpectedly (pid {pid} is gone; killed or crashed) "
+            f"— rerun to resume (last {seen})"
+        )
+    if check.verdict == "replaced":
+        return (
+            f"{run_dir}: stopped unexpectedly (pid {pid} is now another process; the run was "
+            f"killed or crashed) — rerun to resume (last {seen})"
+        )
+    if check.verdict == "elsewhere":
+        line = (
+            f"{run_dir}: running on {host} as of {age:.0f} s ago (pid {pid}; "
+            f"whether it still runs cannot be checked from {socket.gethostname()})"
+        )
+        interval = data.get("refresh_interval")
+        if isinstance(interval, int | float) and age > 3 * interval + 5:
+            line += f"; it refreshes this file every {interval:g} s, so it may have stopped"
+        return line
+    return f"{run_dir}: running (pid {pid} on {host}, {seen})"
 
 
 def _progress_lines(task: dict[str, Any], depth: int = 0) -> list[str]:
@@ -37,6 +79,39 @@ def _progress_lines(task: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _cache_lines(cache: dict[str, Any]) -> list[str]:
+    """What the cache holds and how often it answered, saying whose lookups are counted.
+
+    With a disk tier, entries and bytes are the directory's, and the lookups are every
+    process's disk lookups plus the main process's memory hits: worker processes' memory
+    hits are recorded nowhere. Without one, all figures are the main process's.
+    """
+    disk, shared, memory = cache.get("disk"), cache.get("shared"), cache.get("memory") or {}
+    if disk is None:
+        head = (
+            f"cache: {cache.get('entries', 0)} entries, {_mib(cache.get('bytes', 0))} "
+            "in the main process's memory"
+        )
+        hits, misses, whose = cache.get("hits", 0), cache.get("misses", 0), "main process only"
+    else:
+        where = f" in {cache['cache_dir']}" if cache.get("cache_dir") else ""
+        head = f"cache: {disk['entries']} entries, {_mib(disk['bytes'])} on disk{where}"
+        if shared is None:  # written before the disk lookups of every process were recorded
+            hits, misses = cache.get("hits", 0), cache.get("misses", 0)
+            whose = "main process only"
+        else:
+            hits, misses = memory.get("hits", 0) + shared["hits"], shared["misses"]
+            whose = "disk: all processes; memory: main process only"
+    lookups = hits + misses
+    if not lookups:
+        return [head, f"  this run: no lookups ({whose})"]
+    return [head, f"  this run: {lookups} lookups, hit rate {hits / lookups:.1%} ({whose})"]
+
+
 def status(
     run_dir: Path = typer.Argument(..., help="The run directory (holds status.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw status as JSON."),
@@ -47,11 +122,7 @@ def status(
         typer.echo(json.dumps(data, indent=2))
         return
     managers = data.get("managers", {})
-    age = time.time() - float(data.get("updated", time.time()))
-    typer.echo(
-        f"{run_dir}: {data.get('state', '?')} (pid {data.get('pid')} on {data.get('host')}, "
-        f"updated {age:.0f} s ago)"
-    )
+    typer.echo(_headline(run_dir, data))
     progress = managers.get("progress")
     if progress:
         typer.echo("\n".join("  " + line for line in _progress_lines(progress)))
@@ -64,4 +135,4 @@ def status(
         typer.echo(f"  checkpoints: {checkpoint['checkpoints']}")
     cache = managers.get("cache", {})
     if "hit_rate" in cache:
-        typer.echo(f"  cache: {cache.get('entries', 0)} entries, hit rate {cache['hit_rate']:.0%}")
+        typer.echo("\n".join("  " + line for line in _cache_lines(cache)))

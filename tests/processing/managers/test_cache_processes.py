@@ -95,6 +95,51 @@ def test_four_processes_share_one_cache_dir(tmp_path: Path) -> None:
         assert cache.invalidate_by_tags(["m0"]) == 3 * len(range(0, count, 7))
 
 
+_LOOKER = textwrap.dedent(
+    """
+    import sys
+    from lensing_ssc.processing.managers import CacheManager
+
+    cache_dir, hits, misses = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with CacheManager(cache_dir=cache_dir) as cache:  # an empty memory tier: gets go to disk
+        assert all(cache.get(("kept", i)) == i for i in range(hits))
+        assert all(cache.get(("absent", i)) is None for i in range(misses))
+    """
+)
+
+
+def _look(cache_dir: Path, hits: int, misses: int) -> None:
+    """Make ``hits`` disk hits and ``misses`` misses in a process of their own."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOOKER, str(cache_dir), str(hits), str(misses)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_shared_stats_count_every_process_since_this_cache_opened(tmp_path: Path) -> None:
+    """get_stats().shared has other processes' disk lookups made after it opened, not before."""
+    cache_dir = tmp_path / "cache"
+    with CacheManager(cache_dir=cache_dir) as earlier:
+        for i in range(5):
+            earlier.put(("kept", i), i)
+    _look(cache_dir, hits=3, misses=2)  # an earlier run's lookups
+    with CacheManager(cache_dir=cache_dir) as cache:
+        _look(cache_dir, hits=4, misses=1)
+        _look(cache_dir, hits=2, misses=3)
+        assert cache.get(("kept", 0)) == 0  # from disk
+        assert cache.get(("kept", 0)) == 0  # from this process's memory
+        stats = cache.get_stats()
+    assert stats.shared is not None
+    assert (stats.shared.hits, stats.shared.misses) == (4 + 2 + 1, 1 + 3)
+    assert stats.shared.hit_rate == pytest.approx(7 / 11)
+    assert (stats.hits, stats.misses) == (2, 0)  # this process's own, memory hit included
+    with CacheManager(cache_dir=None) as memory_only:
+        assert memory_only.get_stats().shared is None
+
+
 _WRITER = textwrap.dedent(
     """
     import sys

@@ -402,3 +402,42 @@ def test_sigterm_during_map_saves_finished_items_and_rerun_completes(tmp_path: P
     assert total - 80 <= 4, (first_run, total)
     log = (run_dir / "logs" / "lensing_ssc.log").read_text()
     assert "stopping gracefully: SIGTERM" in log
+
+
+def test_second_sigint_during_a_graceful_stop_stops_at_once_and_keeps_finished_items(
+    tmp_path: Path, children: Any
+) -> None:
+    """Ctrl-C twice: running items end, not awaited; status says interrupted; the rerun resumes."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    job = children.start(
+        [sys.executable, str(JOB), str(run_dir), "map", "20", "4.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    wait_for_executions(run_dir, 4)  # items 0 and 1 done, 2 and 3 running for 4 s
+    time.sleep(0.3)
+    workers = [psutil.Process(c.pid) for c in psutil.Process(job.pid).children(recursive=True)]
+    os.killpg(job.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    time.sleep(0.5)
+    assert job.poll() is None  # stopping gracefully: waiting for the running items
+    os.killpg(job.pid, signal.SIGINT)
+    sent = time.monotonic()
+    _, err = job.communicate(timeout=30)
+    assert time.monotonic() - sent < 2.0, err  # the running items had 3 s left
+    assert job.returncode == -signal.SIGINT, err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted"
+    assert status["stop_reason"] == "SIGINT, then SIGINT: stopped at once without waiting"
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, [p.pid for p in alive]
+    first_run = len(executions(run_dir))
+    rerun = run_job(run_dir, "map", 20, 0.0)
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert json.loads((run_dir / "results.json").read_text()) == [i * i for i in range(20)]
+    assert len(executions(run_dir)) - first_run == 18  # all but the two finished items
+    log = (run_dir / "logs" / "lensing_ssc.log").read_text()
+    assert "SIGINT, then SIGINT: stopped at once without waiting; what finished is saved" in log

@@ -4,7 +4,9 @@ Both check ``should_stop()`` before each submission; once it is true they submit
 new, cancel queued tasks that have not started, give running items up to ``stop_timeout``
 seconds to finish (the serial loop's one item simply finishes), make every finished item
 durable, and return the stop reason.
-:mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``.
+:mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``. A
+``KeyboardInterrupt`` (an impatient second Ctrl-C) does not wait: the parallel loop ends
+the running tasks (killing process-pool workers), keeps what had finished, and re-raises.
 
 The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
 or enough for about 0.1 s of queued work, at most 16), each a chunk of items
@@ -332,6 +334,10 @@ def run_parallel(
                 if future is not None:
                     run.settle(future)
             ledger.release()
+    except KeyboardInterrupt:
+        # Stop now, not after the running tasks: closing the pool would wait for them.
+        adapter.terminate(list(run.in_flight))
+        raise
     finally:
         if journal is not None:
             journal.set_listener(None)

@@ -3,8 +3,10 @@
 SLURM sends SIGTERM at the wall-time limit (then SIGKILL after ``KillWait``), and with
 ``--signal=B:USR1@120`` an early warning two minutes before. :class:`StopSignals` installs
 handlers that only *record* the request; the :class:`ManagerContext` checks it at its next
-call and raises :class:`InterruptedRunError` after saving and flushing. Handlers are
-installed only from the main thread, and the previous ones are restored on exit.
+call and raises :class:`InterruptedRunError` after saving and flushing. A SIGINT that
+arrives while a stop is pending (an impatient second Ctrl-C) raises ``KeyboardInterrupt``
+at once instead. Handlers are installed only from the main thread, and the previous ones
+are restored on exit.
 
 This module does not decide what a stop does; see :mod:`.context`.
 """

@@ -2,7 +2,9 @@
 
 :class:`StatusFile` owns the file and its refresher thread; the :class:`ManagerContext`
 hands it a function returning the status dict and never writes the file itself.
-``lensing-ssc status RUN_DIR`` reads it back with :func:`read_status`.
+``lensing-ssc status RUN_DIR`` reads it back with :func:`read_status`, and asks
+:func:`check_writer` whether a run the file calls "running" still is: a killed job never
+gets to write its final state, so the file alone cannot tell.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import psutil
 
 from lensing_ssc.core.base.exceptions import LensingSSCError
 from lensing_ssc.core.io import atomic_write
 
-__all__ = ["StatusFile", "read_status"]
+__all__ = ["StatusFile", "WriterCheck", "check_writer", "read_status"]
 
 _log = logging.getLogger("lensing_ssc.status")
+
+# Seconds by which two readings of one process's start time may differ (clock ticks, rounding).
+_START_TOLERANCE = 1.0
 
 
 class StatusFile:
@@ -43,6 +51,7 @@ class StatusFile:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.time()
+        self._pid_started = psutil.Process().create_time()
         self._failed_once = False
         self._open = False
 
@@ -62,32 +71,41 @@ class StatusFile:
         while not self._stop.wait(self._interval):
             self.write(state="running")
 
-    def write(self, *, state: str) -> None:
-        """Write the snapshot now; a failure is logged once, never raised."""
+    def write(self, *, state: str, reason: str | None = None) -> None:
+        """Write the snapshot now; a failure is logged once, never raised.
+
+        Args:
+            state: ``"running"``, ``"finished"``, ``"interrupted"`` or ``"failed"``.
+            reason: Why the run ended that way (``"SIGTERM"``), recorded as ``stop_reason``.
+        """
         try:
             body = {
                 "state": state,
                 "pid": os.getpid(),
+                "pid_started": self._pid_started,
                 "host": socket.gethostname(),
                 "started": self._started,
                 "updated": time.time(),
+                "refresh_interval": self._interval,
                 "managers": self._snapshot(),
             }
+            if reason is not None:
+                body["stop_reason"] = reason
             atomic_write(self.path, json.dumps(body, indent=2, default=str).encode())
         except (OSError, LensingSSCError, TypeError, ValueError) as exc:
             if not self._failed_once:
                 self._failed_once = True
                 _log.warning("cannot write run status to %s: %s", self.path, exc)
 
-    def close(self, *, state: str = "finished") -> None:
-        """Stop refreshing and write the final state. Idempotent."""
+    def close(self, *, state: str = "finished", reason: str | None = None) -> None:
+        """Stop refreshing and write the final state (and why). Idempotent."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         if self._open:
             self._open = False
-            self.write(state=state)
+            self.write(state=state, reason=reason)
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
@@ -106,3 +124,56 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LensingSSCError(f"{str(path)!r} does not hold a status object", value=str(path))
     return data
+
+
+@dataclass(frozen=True)
+class WriterCheck:
+    """Whether the process that wrote a status file still runs, as far as this host can tell.
+
+    Attributes:
+        verdict: ``"alive"``; ``"gone"`` (no such process, or one that has exited and
+            awaits reaping); ``"replaced"`` (the pid now belongs to a process started
+            later: the writer is gone); ``"elsewhere"`` (written on another host, which
+            this one cannot see); ``"unknown"`` (the file names no pid).
+        pid: The writer's pid, as recorded.
+        host: The writer's host name, as recorded.
+    """
+
+    verdict: Literal["alive", "gone", "replaced", "elsewhere", "unknown"]
+    pid: int | None
+    host: str | None
+
+
+def check_writer(status: Mapping[str, Any]) -> WriterCheck:
+    """Look for the process that wrote ``status`` (a :func:`read_status` dict) on this host.
+
+    The recorded pid is compared by start time too (``pid_started``; in files without it,
+    the run's ``started``), so a pid the system has since given to another process does
+    not pass for the run.
+
+    Example:
+        >>> check_writer({"pid": os.getpid(), "host": socket.gethostname()}).verdict
+        'alive'
+    """
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int):
+        return WriterCheck("unknown", None, host if isinstance(host, str) else None)
+    if host != socket.gethostname():
+        return WriterCheck("elsewhere", pid, host)
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return WriterCheck("gone", pid, host)
+            created = process.create_time()
+    except psutil.NoSuchProcess:
+        return WriterCheck("gone", pid, host)
+    except psutil.AccessDenied:  # someone else's process: it exists, which is all we can say
+        return WriterCheck("alive", pid, host)
+    recorded = status.get("pid_started")
+    if isinstance(recorded, int | float):
+        replaced = abs(created - recorded) > _START_TOLERANCE
+    else:
+        started = status.get("started")
+        replaced = isinstance(started, int | float) and created > started + _START_TOLERANCE
+    return WriterCheck("replaced" if replaced else "alive", pid, host)

@@ -55,12 +55,12 @@ from ._cache._settings import (
     rejection_message,
     shrink_target,
 )
-from ._cache._stats import CacheStats, TierStats
+from ._cache._stats import CacheStats, SharedStats, TierStats
 
 if TYPE_CHECKING:
     from lensing_ssc.core.config import ProcessingConfig
 
-__all__ = ["CacheManager", "CacheStats", "TierStats"]
+__all__ = ["CacheManager", "CacheStats", "SharedStats", "TierStats"]
 
 _STRIPES = 64  # per-key locks keeping both tiers in one order for puts of one key
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -410,10 +410,15 @@ class CacheManager:
 
     # -- reporting ----------------------------------------------------------------------
     def get_stats(self) -> CacheStats:
-        """Hits, misses, hit rate, evictions, expirations, rejections, bytes, per tier."""
+        """Hits, misses, hit rate, evictions, expirations, rejections, bytes, per tier.
+
+        The counters are this process's; ``shared`` has the disk lookups of every process
+        using the cache directory since this cache opened (worker processes' included).
+        """
         memory = self._memory.stats()
-        disk = None if self._disk is None or self._closed else self._disk.stats()
-        return CacheStats.combine(memory, disk)
+        if self._disk is None or self._closed:
+            return CacheStats.combine(memory, None)
+        return CacheStats.combine(memory, self._disk.stats(), self._disk.shared_stats())
 
     def get_status(self) -> dict[str, Any]:
         """A JSON-ready snapshot: settings, whether closed, and :meth:`get_stats`."""

@@ -8,6 +8,8 @@ write files or draw bars itself. What it adds is the wiring between them:
   signal (SLURM's ``--signal=B:USR1@120``) requests a graceful stop: logs are flushed, the
   state registered with :meth:`ManagerContext.save_on_stop` is checkpointed, and the next
   context call raises :class:`~lensing_ssc.core.base.exceptions.InterruptedRunError`;
+  a second SIGINT meanwhile raises ``KeyboardInterrupt`` at once: running tasks are ended
+  rather than awaited, what finished is kept, and the run is recorded as interrupted too;
 - checkpoints carry the progress tree, so a resumed run shows "resumed at 420/1000";
 - :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
   counting progress, carrying log context into threads and worker logs into the run's log;
@@ -150,22 +152,30 @@ class ManagerContext:
             _log.info("run started in %s", self.config.run_dir)
         return self
 
-    def close(self, *, outcome: str = "finished") -> None:
+    def close(self, *, outcome: str = "finished", reason: str | None = None) -> None:
         """Close the managers in reverse order of creation; idempotent.
 
         An error while closing one manager does not stop the others from closing; the
-        first such error is raised once all are closed.
+        first such error is raised once all are closed. A ``KeyboardInterrupt`` while the
+        executors close still lets the status be written and the managers close.
+
+        Args:
+            outcome: The run's final state in ``status.json``.
+            reason: Why it ended so (``"SIGTERM"``), recorded with it.
         """
         if self._closed:
             return
         self._closed = True
         self._stops.restore()
-        errors = _close_all([self._runners], body_error=False)  # workers log until they exit
-        self._status.close(state=outcome)
-        errors += _close_all(
-            [self.progress, self.cache, self.checkpoint, self.resource, self.log],
-            body_error=False,
-        )
+        errors: list[BaseException] = []
+        try:
+            errors += _close_all([self._runners], body_error=False)  # workers log until they exit
+        finally:
+            self._status.close(state=outcome, reason=reason)
+            errors += _close_all(
+                [self.progress, self.cache, self.checkpoint, self.resource, self.log],
+                body_error=False,
+            )
         if errors:
             raise errors[0]
 
@@ -181,8 +191,12 @@ class ManagerContext:
         if exc is None:
             self.close()
             return
+        reason: str | None = None
         if isinstance(exc, InterruptedRunError):
-            outcome = "interrupted"
+            outcome, reason = "interrupted", exc.signal_name
+        elif isinstance(exc, KeyboardInterrupt):
+            outcome, reason = "interrupted", self._interrupt_reason()
+            _log.warning("%s; what finished is saved, rerun to resume", reason)
         else:
             outcome = "failed"
             if isinstance(exc, LensingSSCError):
@@ -194,7 +208,7 @@ class ManagerContext:
             elif isinstance(exc, Exception):
                 self.log.log_error(exc, "run failed")
         try:
-            self.close(outcome=outcome)
+            self.close(outcome=outcome, reason=reason)
         except Exception:  # never hide the body's exception behind a closing error
             _log.exception("error while closing the managers after a failure")
 
@@ -209,6 +223,13 @@ class ManagerContext:
     def _on_stop_request(self, request: StopRequest) -> None:
         # May run inside a signal handler: only record; the work happens in _raise_if_stopping.
         self.resource.request_stop(request.reason)
+
+    def _interrupt_reason(self) -> str:
+        request = self._stops.request
+        if request is None:
+            return "KeyboardInterrupt: stopped at once"
+        # StopSignals raises KeyboardInterrupt for a SIGINT that comes with a stop pending.
+        return f"{request.reason}, then SIGINT: stopped at once without waiting"
 
     @property
     def stop_requested(self) -> bool:

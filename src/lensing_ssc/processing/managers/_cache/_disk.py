@@ -17,7 +17,8 @@ encoding plus a random token, so keys never become paths and concurrent writers 
 file.
 
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
-cumulative totals of every process kept in the index for ``lensing-ssc cache stats``.
+cumulative totals of every process kept in the index for ``lensing-ssc cache stats`` (and,
+counted from when a tier opened, for the run's status).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from lensing_ssc.core.io import cleanup_temp_files, fsync_directory, hash_bytes
 
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
 from ._index import Row, Victim
-from ._stats import TierStats
+from ._stats import SharedStats, TierStats
 from ._values import (
     CorruptEntry,
     Encoded,
@@ -90,6 +91,9 @@ class DiskTier:
         self._write = self._access.write
         self._lock = self._access.lock
         self.hits = self.misses = self.evictions = self.expirations = self.rejected = 0
+        self._opened = time.time()
+        with self._locked as index:
+            self._opened_with = index.totals()  # every process's lookups before this one
         if self._sweep_due():
             self.sweep()
 
@@ -348,6 +352,22 @@ class DiskTier:
                 max_bytes=self.max_bytes,
                 max_entries=None,
             )
+
+    def shared_stats(self) -> SharedStats:
+        """Lookups of every process sharing the directory since this tier opened.
+
+        The index's counters, plus this process's not yet written, less what they were at
+        opening. Other processes' lookups arrive with their batched writes (at most a
+        second or so late) and when their caches close.
+        """
+        with self._locked as index:
+            totals = index.totals()
+            pending = dict(self._access.counts)
+        hits, misses = (
+            max(0, totals[name] + pending[name] - self._opened_with[name])
+            for name in ("hits", "misses")
+        )
+        return SharedStats.build(hits, misses, since=self._opened)
 
     def totals(self) -> dict[str, Any]:
         """Cumulative counters of every process, bytes, entries and entries per tag."""

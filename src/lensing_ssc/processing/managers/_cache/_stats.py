@@ -1,6 +1,8 @@
 """Statistics of the cache as frozen value objects.
 
-:class:`TierStats` describes one tier (memory or disk), :class:`CacheStats` the whole cache;
+:class:`TierStats` describes one tier (memory or disk) as this process sees it,
+:class:`SharedStats` the disk lookups of every process sharing the cache directory,
+:class:`CacheStats` the whole cache;
 ``CacheManager.get_stats()`` returns the latter and ``get_status()`` its
 :meth:`CacheStats.to_dict` view. Counting itself happens in the tiers (:mod:`._memory`,
 :mod:`._disk`); this module only holds and derives numbers.
@@ -13,7 +15,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CacheStats", "HitCounter", "TierStats"]
+__all__ = ["CacheStats", "HitCounter", "SharedStats", "TierStats"]
 
 
 class HitCounter:
@@ -81,13 +83,40 @@ class TierStats:
 
 
 @dataclass(frozen=True)
+class SharedStats:
+    """Disk-tier lookups of every process sharing the cache directory, since this cache opened.
+
+    Counted in the directory's index, so they include the lookups of worker processes
+    (and of any other run using the same directory meanwhile). Hits each process's memory
+    tier answered never reach the index: they are in that process's :class:`TierStats`.
+
+    Attributes:
+        hits: Lookups the disk tier answered.
+        misses: Lookups no tier could answer.
+        hit_rate: ``hits / (hits + misses)``, ``0.0`` before any lookup.
+        since: When this cache opened (seconds since the epoch).
+    """
+
+    hits: int
+    misses: int
+    hit_rate: float
+    since: float
+
+    @classmethod
+    def build(cls, hits: int, misses: int, since: float) -> SharedStats:
+        """Build the figures, deriving ``hit_rate``."""
+        return cls(hits=hits, misses=misses, hit_rate=_rate(hits, misses), since=since)
+
+
+@dataclass(frozen=True)
 class CacheStats:
     """Statistics of the whole cache.
 
     ``hits`` counts lookups answered by any tier, ``misses`` lookups no tier could answer;
     evictions, expirations and rejections are summed over the tiers. ``bytes`` and
     ``entries`` are the memory tier's (what this process holds); the disk tier's are in
-    ``disk``.
+    ``disk``. All of these count this process's lookups only; ``shared`` has the disk
+    lookups of every process using the cache directory (``None`` without a disk tier).
 
     Example:
         >>> stats = cache.get_stats()  # doctest: +SKIP
@@ -104,9 +133,12 @@ class CacheStats:
     entries: int
     memory: TierStats
     disk: TierStats | None
+    shared: SharedStats | None = None
 
     @classmethod
-    def combine(cls, memory: TierStats, disk: TierStats | None) -> CacheStats:
+    def combine(
+        cls, memory: TierStats, disk: TierStats | None, shared: SharedStats | None = None
+    ) -> CacheStats:
         """The whole cache's statistics from its tiers'."""
         tiers = [memory] if disk is None else [memory, disk]
         hits = sum(tier.hits for tier in tiers)
@@ -122,6 +154,7 @@ class CacheStats:
             entries=memory.entries,
             memory=memory,
             disk=disk,
+            shared=shared,
         )
 
     def to_dict(self) -> dict[str, Any]:
