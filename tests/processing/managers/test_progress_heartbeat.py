@@ -249,3 +249,13 @@ def test_a_manager_never_closed_still_writes_its_end_line_at_exit(tmp_path: Path
     assert re.fullmatch(
         rf"{STAMP} forgotten: stopped, 4/10 40\.0% \| .*/s \| elapsed 0:00:0\d", last
     )
+
+
+def test_the_end_line_of_a_task_that_only_held_subtasks_has_no_empty_count() -> None:
+    """A root with no total and no count of its own ends as 'done | elapsed', not '0 | ?/s'."""
+    from lensing_ssc.processing.managers._progress_snapshot import ProgressSnapshot, describe
+
+    container = ProgressSnapshot("progress", 0, None, None, None, None, 1.2, finished=True)
+    assert describe(container, outcome="done") == "progress: done | elapsed 0:00:01"
+    counted = ProgressSnapshot("items", 7, None, None, 2.0, None, 3.2, finished=True)
+    assert describe(counted, outcome="done") == "items: done, 7 | 2/s | elapsed 0:00:03"

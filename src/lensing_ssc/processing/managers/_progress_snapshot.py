@@ -123,6 +123,10 @@ def describe(
         stalled_for: Seconds without progress, shown instead of the rate when given.
         outcome: For an end line: ``done``, ``stopped``...; put after the name, no ETA.
     """
+    if outcome is not None and snapshot.total is None and not snapshot.current:
+        # A task that only held subtasks (the root around ctx.map): no count of its own,
+        # and "0 | ?/s" would read as nothing done.
+        return f"{snapshot.name}: {outcome} | elapsed {format_duration(snapshot.elapsed)}"
     count = format_count(snapshot.current)
     if outcome is not None:
         count = f"{outcome}, {count}"
