@@ -206,6 +206,7 @@ def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: P
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_STOPPED, err
+    assert "SIGTERM: stopping after the running tasks, saving what finished\n" in err
     assert "stopped: run stopped gracefully (SIGTERM)" in err
     assert "run the same command again to continue" in err
     status = json.loads((run_dir / "status.json").read_text())
@@ -217,7 +218,7 @@ def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: P
 def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
     tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Ctrl-C twice: exit 130 with one line on what is kept; status: interrupted, rerun."""
+    """Ctrl-C twice: a line at each, exit 130; status: interrupted, rerun."""
     run_dir = tmp_path / "run"
     config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
     options = ("--executor", "processes", "--workers", "2")
@@ -234,9 +235,11 @@ def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, err
-    assert err.splitlines() == [
+    assert [line for line in err.splitlines() if line] == [
+        "SIGINT: stopping after the running tasks, saving what finished; "
+        "Ctrl-C again to stop at once",
         "stopped at once, without waiting for running tasks; what finished is saved: "
-        "run the same command again to continue"
+        "run the same command again to continue",
     ]
     assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
     assert main(["status", str(run_dir)]) == 0

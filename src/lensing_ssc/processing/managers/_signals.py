@@ -13,6 +13,8 @@ This module does not decide what a stop does; see :mod:`.context`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -116,4 +118,12 @@ class StopSignals:
         name = signal.Signals(signum).name
         if signum == signal.SIGINT and self._request is not None:
             raise KeyboardInterrupt
+        if self._request is None:
+            # Say at once that the signal was heard: the stop waits for the running tasks,
+            # and silence is what makes people press Ctrl-C again. A plain write to the
+            # descriptor: a handler must not take the logging locks its own thread may hold.
+            again = "; Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
+            line = f"\n{name}: stopping after the running tasks, saving what finished{again}\n"
+            with contextlib.suppress(OSError):
+                os.write(2, line.encode())
         self.request_stop(name)
