@@ -16,6 +16,12 @@ from lensing_ssc.core.base.exceptions import ConfigError
 
 __all__ = ["translate_validation_error"]
 
+# Fields whose null is not "no limit", with the hint that says what it is instead.
+_FIELD_HINTS = {
+    "cache.disk_min_free_mb": "use 0 or more MiB (0: no reserve), or null for the smaller of "
+    "1 GiB and 10 % of the filesystem",
+}
+
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at ``loc[:-1]`` inside ``model``, for "did you mean" hints."""
@@ -27,6 +33,14 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         current = fields[part].annotation
     fields = getattr(current, "model_fields", None)
     return sorted(fields) if fields else []
+
+
+def _field_hint(field: str) -> str | None:
+    """The hint of ``field`` (a dotted path, or a bare name when a section was validated)."""
+    for name, hint in _FIELD_HINTS.items():
+        if field == name or name.endswith(f".{field}"):
+            return hint
+    return None
 
 
 def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, str, Any, str]:
@@ -43,7 +57,7 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, st
     message = str(error.get("msg", "invalid value"))
     hint = ""
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        hint = "use a positive number, or null to disable the limit"
+        hint = _field_hint(field) or "use a positive number, or null to disable the limit"
     return field, f"invalid value {value!r} for {field!r}: {message}", value, hint
 
 

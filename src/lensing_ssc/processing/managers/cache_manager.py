@@ -82,6 +82,10 @@ class CacheManager:
         default_ttl: Seconds an entry lives when ``put`` gives no ``ttl``; ``None`` (default)
             for no expiry.
         disk_max_size_mb: Disk tier byte limit, in MiB (default 4096).
+        disk_min_free_mb: Free space, in MiB, the disk tier leaves on its filesystem: it
+            evicts, and then stops storing, rather than go below it. ``None`` (default):
+            the smaller of 1 GiB and 10 % of the filesystem; ``0``: no reserve (a put that
+            finds the disk full is still dropped, not raised).
         memory_map: Return large raw arrays from disk as read-only memory maps instead of
             reading them into fresh arrays: ``True`` without reading them (their digest is
             then not checked), ``"verify"`` checking their digest through the map (no copy
@@ -114,6 +118,7 @@ class CacheManager:
         compression: str | bool | None = None,
         default_ttl: float | FromConfig | None = FROM_CONFIG,
         disk_max_size_mb: float | None = None,
+        disk_min_free_mb: float | FromConfig | None = FROM_CONFIG,
         memory_map: bool | Literal["verify"] = False,
         lease_ttl: float = 60.0,
         config: ProcessingConfig | None = None,
@@ -126,6 +131,7 @@ class CacheManager:
             compression=compression,
             default_ttl=default_ttl,
             disk_max_size_mb=disk_max_size_mb,
+            disk_min_free_mb=disk_min_free_mb,
             memory_map=memory_map,
             lease_ttl=lease_ttl,
             config=config,
