@@ -40,7 +40,7 @@ import numpy as np
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import estimate_size
 
-from ._cache._disk import DiskTier
+from ._cache._disk import DiskTier, Outcome
 from ._cache._keys import encode_key
 from ._cache._memoize import ComputeOnce, memoized
 from ._cache._memory import MISSING, MemoryTier
@@ -162,6 +162,7 @@ class CacheManager:
                 policy=settings.eviction_policy,
                 codec=settings.compression,
                 memory_map=settings.memory_map,
+                min_free_mb=settings.disk_min_free_mb,
             )
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._warned: set[str] = set()
@@ -261,11 +262,17 @@ class CacheManager:
                 killed process never leaves a torn entry.
 
         A value larger than a tier's byte limit is not stored in that tier; it is counted
-        as rejected and warned about once per tier.
+        as rejected and warned about once per tier. Nor is a value whose write would leave
+        less than ``disk_min_free_mb`` free on the disk tier's filesystem even after
+        evicting, or that finds the disk full: it is counted as rejected, and the first of a
+        run of them logs a warning naming the directory and the free space; the put returns
+        normally, and the value stays in the memory tier if it fits there.
 
         Raises:
             CacheError: A bad ``ttl`` or tag, an unhashable key, a key or value the disk
-                tier cannot store (naming the key and the value's type), a closed cache.
+                tier cannot store (naming the key and the value's type), a closed cache;
+                on a disk so full that an older value of ``key`` can be neither replaced
+                nor removed, rather than leave it to be read later.
         """
         self._check_open()
         ttl = self.default_ttl if ttl is None else check_ttl(ttl)
@@ -279,10 +286,11 @@ class CacheManager:
         with stripe:
             on_disk = False
             if self._disk is not None and encoded is not None:
-                on_disk = self._disk.put(
+                outcome = self._disk.put(
                     encoded, value, label=key, ttl=ttl, tags=checked_tags, durable=durable
                 )
-                if not on_disk:
+                on_disk = outcome is Outcome.STORED
+                if outcome is Outcome.TOO_LARGE:
                     self._warn_rejected("disk", key, value)
             stored = self._memory.store(key, value, size=size, ttl=ttl, tags=checked_tags)
         if not stored:
