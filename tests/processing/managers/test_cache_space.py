@@ -17,7 +17,7 @@ import pytest
 
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.processing.managers import CacheManager
-from lensing_ssc.processing.managers._cache import _space
+from lensing_ssc.processing.managers._cache import _index, _space
 from lensing_ssc.processing.managers._cache._space import Space
 
 MiB = 1024 * 1024
@@ -292,3 +292,71 @@ def test_other_write_errors_still_raise(tmp_path: Path, monkeypatch: pytest.Monk
             cache.put("k", _block(1))
         assert info.value.value == str(tmp_path / "values")
     assert _files(tmp_path) == []
+
+
+def test_a_full_index_drops_puts_and_keeps_memoize_working(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When SQLite reports the disk full, puts and memoized calls go on without storing."""
+    with _cold(tmp_path, disk_min_free_mb=0, max_size_mb=64) as cache:
+        cache.put("before", 1)
+        disk_tier = cache._disk
+        assert disk_tier is not None
+        with disk_tier._access.locked as index:
+            conn = index._conn
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL beyond this
+
+        @cache.memoize
+        def triple(text: str) -> str:
+            return text * 3
+
+        with caplog.at_level(logging.WARNING, logger=_LOGGER):
+            for i in range(20):
+                cache.put(("row", i), os.urandom(20_000))
+            assert triple("ab" * 5000) == "ab" * 15000
+        assert len(_warnings(caplog)) == 1
+        with disk_tier._access.locked as index:
+            index._conn.execute("PRAGMA max_page_count = 1073741823")
+        cache.put("after", 2)
+    with _cold(tmp_path) as cache:
+        assert (cache.get("before"), cache.get(("row", 0)), cache.get("after")) == (1, None, 2)
+
+
+def test_reads_leases_and_close_go_on_when_no_index_write_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every index commit failing for a full disk, nothing raises and results are right."""
+    with _cold(tmp_path, disk_min_free_mb=0) as cache:
+        cache.put("kept", {"a": 1})
+        cache.put("short", 2, ttl=0.05)
+    time.sleep(0.1)
+
+    def full(self: _index.Index) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    calls: list[int] = []
+    with _cold(tmp_path, disk_min_free_mb=0) as cache:
+        monkeypatch.setattr(_index.Index, "commit", full)
+        assert cache.get("kept") == {"a": 1}  # a read to write back at close
+        assert cache.get("short") is None  # expired: its removal waits for room
+
+        @cache.memoize
+        def square(x: int) -> int:
+            calls.append(x)
+            return x * x
+
+        assert [square(3), square(3), square(4)] == [9, 9, 16]  # no lease, no disk, memory
+        cache.put("new", 5)
+        assert cache.get("new") == 5
+        with pytest.raises(CacheError, match="could neither store the new value of key 'kept'"):
+            cache.put("kept", {"a": 2})  # else {"a": 1} would be read later
+    monkeypatch.undo()
+    assert calls == [3, 4]
+    with _cold(tmp_path) as cache:
+        assert cache.get("kept") == {"a": 1}
+        assert (cache.get("new"), cache.get("short"), square.cache_key(3) in cache) == (
+            None,
+            None,
+            False,
+        )

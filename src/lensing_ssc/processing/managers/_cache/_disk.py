@@ -21,7 +21,8 @@ it makes room (:mod:`._room`) until the write leaves the free-space reserve, and
 filesystem is still short it does not store the value (nor keep the entry it would have
 replaced); opening the tier, and a watch thread while it is open, make room the same way when
 others have filled the disk. A put that finds the disk full (``ENOSPC``, ``EDQUOT``,
-``SQLITE_FULL``) is cleaned up and dropped the same way.
+``SQLITE_FULL``) is cleaned up and dropped, and writes that only tidy up (batched access
+times, expired rows) wait for room instead of failing a read.
 
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
 cumulative totals of every process kept in the index for ``lensing-ssc cache stats``.
@@ -113,7 +114,8 @@ class DiskTier:
         self.space = SpaceGuard(directory, min_free_mb=min_free_mb)
         self._room = Room(self._access, self.space, unlink=self._unlink)
         if self._room.sweep_due():
-            self.sweep()
+            with suppress_disk_full():  # the files go; only the note of when waits
+                self.sweep()
         self._watch: ReserveWatch | None = None
         if self.space.enabled:
             self._room.keep_reserve()  # a run that stopped on a full disk can start again
@@ -144,11 +146,12 @@ class DiskTier:
             if row is None:
                 break
             if row.expires is not None and row.expires <= time.time():
-                with self._write as (index, conn):
-                    removed = index.delete_row(conn, row)
-                    if removed:
-                        self._count("expirations")
-                self._unlink(removed)
+                with suppress_disk_full():  # else it stays, a miss, until there is room
+                    with self._write as (index, conn):
+                        removed = index.delete_row(conn, row)
+                        if removed:
+                            self._count("expirations")
+                    self._unlink(removed)
                 break
             try:
                 value = self._load(row)
@@ -167,7 +170,8 @@ class DiskTier:
                 self._count("hits")
                 due = self._access.record_read(key)
             if due:
-                self._access.flush()
+                with suppress_disk_full():  # the batch is dropped: access times can wait
+                    self._access.flush()
             return value, row
         if count:
             with self._lock:
@@ -192,6 +196,11 @@ class DiskTier:
         )
 
     def _drop(self, row: Row) -> None:
+        """Remove a row found unreadable; on a full disk it stays, read as a miss each time."""
+        with suppress_disk_full():
+            self._remove(row)
+
+    def _remove(self, row: Row) -> None:
         with self._write as (index, conn):
             removed = index.delete_row(conn, row)
         self._unlink(removed)
@@ -396,10 +405,11 @@ class DiskTier:
         return totals
 
     def close(self) -> None:
-        """Stop watching free space, flush batched reads and close the index."""
+        """Stop watching free space, flush batched reads (unless the disk is full), close."""
         if self._watch is not None:
             self._watch.close()
-        self._access.close()
+        with suppress_disk_full():
+            self._access.close()
 
     # -- leases -------------------------------------------------------------------------
     @contextlib.contextmanager
