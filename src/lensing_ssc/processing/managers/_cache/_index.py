@@ -390,11 +390,11 @@ class Index:
     def free_files(
         self, conn: sqlite3.Connection, amount: int, now: float
     ) -> tuple[list[Victim], int]:
-        """Remove expired entries, then entries with value files in policy order, until the
-        files removed hold ``amount`` bytes (or none are left).
+        """Remove expired entries, then value-file entries in order, to free ``amount`` bytes.
 
-        Only value files give space back to the filesystem: inline entries free pages that
-        the database keeps for its next rows, so they are left alone.
+        It stops once the files removed hold ``amount`` bytes, or none are left. Only value
+        files give space back to the filesystem: inline entries free pages that the database
+        keeps for its next rows, so they are left alone.
 
         Returns:
             Everything removed, and how many of those were evictions (not expirations).

@@ -1,7 +1,7 @@
 """Making room on the filesystem for the disk tier: its log, stray files, value files.
 
 When :class:`~._space.SpaceGuard` says a write would enter the free-space reserve, or the
-filesystem has fallen below it, :class:`Room` gives space back in two ways. The index's
+filesystem has fallen below it, :class:`Room` gives space back. The index's
 write-ahead log only repeats what the database already holds, and between automatic
 checkpoints it grows to tens of MB, so a log of 1 MiB or more is checkpointed and cut to
 nothing first. Then expired entries go, then entries with value files in the tier's
@@ -84,12 +84,11 @@ class Room:
                 return True
             if self._cut_log():
                 continue
-            if not partial:
-                with self.access.locked as index:
-                    if index.file_bytes() < short:
-                        return False
-            if not self.free(short):
+            with self.access.locked as index:
+                evictable = index.file_bytes()
+            if not evictable or (evictable < short and not partial):
                 return False
+            self.free(short)
         return not self.guard.shortfall(size)
 
     def keep_reserve(self) -> None:
@@ -98,8 +97,11 @@ class Room:
             self.make(0, fresh=True, partial=True)
 
     def free(self, amount: int) -> bool:
-        """Remove expired entries, then value files in eviction order, to free ``amount``
-        bytes; whether anything was removed."""
+        """Evict expired entries, then value files in order, to free ``amount`` bytes.
+
+        Returns:
+            Whether anything was removed.
+        """
         with self.access.write as (index, conn):
             removed, evicted = index.free_files(conn, amount, time.time())
             self.evictions += evicted  # the lock is held: counts stay exact
@@ -142,16 +144,19 @@ class Room:
             self.unlink([Victim(row.file, row.size)])  # its entry now reads as a miss
 
     def _cut_log(self) -> bool:
-        try:
-            size = self._log.stat().st_size
-        except FileNotFoundError:
-            return False
-        if size < _LOG_SLACK:
+        """Checkpoint and truncate a grown write-ahead log; whether it shrank."""
+        if self._log_size() < _LOG_SLACK:
             return False
         with self.access.locked as index:
             index.truncate_log()
         self.guard.forget()
-        return True
+        return self._log_size() < _LOG_SLACK  # not if other processes' readers held it
+
+    def _log_size(self) -> int:
+        try:
+            return self._log.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def sweep_due(self) -> bool:
         """Whether the last sweep of the directory, by any process, is over an hour old."""
@@ -160,8 +165,10 @@ class Room:
         return last is None or time.time() - float(last) > _SWEEP_EVERY
 
     def sweep(self, *, orphan_age: float = ORPHAN_AGE) -> int:
-        """Remove unreferenced value files older than ``orphan_age`` seconds and temporary
-        files of dead writers; how many."""
+        """Remove stray value files and temporary files of dead writers; how many.
+
+        Value files no entry refers to are removed once ``orphan_age`` seconds old.
+        """
         with self.access.locked as index:
             known = index.files()
         removed = 0
