@@ -152,6 +152,9 @@ def test_rejected_replacement_drops_the_old_value() -> None:
         ({"max_entries": 2.5}, "cache.max_entries", "max_entries must be a positive integer"),
         ({"default_ttl": -1.0}, "cache.default_ttl", "default_ttl must be a positive number"),
         ({"disk_max_size_mb": -3}, "cache.disk_max_size_mb", "disk_max_size_mb must be"),
+        ({"disk_min_free_mb": -1}, "cache.disk_min_free_mb", "disk_min_free_mb must be a num"),
+        ({"disk_min_free_mb": "1G"}, "cache.disk_min_free_mb", "or None, got '1G'"),
+        ({"disk_min_free_mb": True}, "cache.disk_min_free_mb", "disk_min_free_mb must be a num"),
         ({"eviction_policy": "random"}, "cache.eviction_policy", "unknown eviction policy"),
         ({"memory_map": "yes"}, "cache.memory_map", "memory_map must be True, False or 'verify'"),
     ],
@@ -162,6 +165,34 @@ def test_bad_settings_raise_config_error(kwargs: dict, field: str, message: str)
         CacheManager(**kwargs)
     assert info.value.field == field
     assert info.value.value == next(iter(kwargs.values()))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, r"use a number at least 0, or null for the default\)"),
+        (-0.5, "greater than or equal to 0"),
+        ("lots", "valid number"),
+        (True, "not true or false"),
+    ],
+)
+def test_a_bad_reserve_in_a_config_names_field_and_value(value: object, message: str) -> None:
+    """A config whose cache.disk_min_free_mb is negative or not a number is refused."""
+    with pytest.raises(ConfigError, match=message) as info:
+        ProcessingConfig(cache={"disk_min_free_mb": value})
+    assert (info.value.field, info.value.value) == ("cache.disk_min_free_mb", value)
+
+
+def test_the_disk_reserve_comes_from_the_config_unless_given() -> None:
+    """cache.disk_min_free_mb reaches the manager; an explicit argument wins; None is auto."""
+    config = ProcessingConfig.from_env({"LENSING_SSC_CACHE__DISK_MIN_FREE_MB": "2048"})
+    assert config.cache.disk_min_free_mb == 2048
+    with CacheManager(config=config) as cache:
+        assert cache.get_status()["disk_min_free_mb"] == 2048
+    with CacheManager(config=config, disk_min_free_mb=0) as cache:
+        assert cache.get_status()["disk_min_free_mb"] == 0
+    with CacheManager() as cache:
+        assert cache.get_status()["disk_min_free_mb"] is None
 
 
 @pytest.mark.parametrize("ttl", [-1, 0, "soon", True])

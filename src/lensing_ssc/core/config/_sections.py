@@ -78,6 +78,8 @@ class CacheSection(Section):
     """Limits of the CacheManager's tiers; ``dir`` defaults to ``run_dir/cache``.
 
     ``disk`` turns the disk tier on or off for managers built from this config.
+    ``disk_min_free_mb`` is the free space the disk tier leaves on its filesystem: ``None``
+    (the default) for the smaller of 1 GiB and 10 % of the filesystem, ``0`` for none.
     """
 
     dir: Path | None = None
@@ -87,6 +89,7 @@ class CacheSection(Section):
     eviction_policy: EvictionPolicy = "lru"
     default_ttl: RealOrNone = Field(default=None, gt=0)
     disk_max_size_mb: Real = Field(default=4096.0, gt=0)
+    disk_min_free_mb: RealOrNone = Field(default=None, ge=0)
     compression: CompressionName = "none"
 
 

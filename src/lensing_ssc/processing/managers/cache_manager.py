@@ -40,7 +40,7 @@ import numpy as np
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import estimate_size
 
-from ._cache._disk import DiskTier
+from ._cache._disk import DiskTier, Outcome
 from ._cache._keys import encode_key
 from ._cache._memoize import ComputeOnce, memoized
 from ._cache._memory import MISSING, MemoryTier
@@ -82,6 +82,10 @@ class CacheManager:
         default_ttl: Seconds an entry lives when ``put`` gives no ``ttl``; ``None`` (default)
             for no expiry.
         disk_max_size_mb: Disk tier byte limit, in MiB (default 4096).
+        disk_min_free_mb: Free space, in MiB, the disk tier leaves on its filesystem: it
+            evicts, and then stops storing, rather than go below it. ``None`` (default):
+            the smaller of 1 GiB and 10 % of the filesystem; ``0``: no reserve (a put that
+            finds the disk full is still dropped, not raised).
         memory_map: Return large raw arrays from disk as read-only memory maps instead of
             reading them into fresh arrays: ``True`` without reading them (their digest is
             then not checked), ``"verify"`` checking their digest through the map (no copy
@@ -114,6 +118,7 @@ class CacheManager:
         compression: str | bool | None = None,
         default_ttl: float | FromConfig | None = FROM_CONFIG,
         disk_max_size_mb: float | None = None,
+        disk_min_free_mb: float | FromConfig | None = FROM_CONFIG,
         memory_map: bool | Literal["verify"] = False,
         lease_ttl: float = 60.0,
         config: ProcessingConfig | None = None,
@@ -126,6 +131,7 @@ class CacheManager:
             compression=compression,
             default_ttl=default_ttl,
             disk_max_size_mb=disk_max_size_mb,
+            disk_min_free_mb=disk_min_free_mb,
             memory_map=memory_map,
             lease_ttl=lease_ttl,
             config=config,
@@ -156,6 +162,7 @@ class CacheManager:
                 policy=settings.eviction_policy,
                 codec=settings.compression,
                 memory_map=settings.memory_map,
+                min_free_mb=settings.disk_min_free_mb,
             )
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._warned: set[str] = set()
@@ -255,11 +262,17 @@ class CacheManager:
                 killed process never leaves a torn entry.
 
         A value larger than a tier's byte limit is not stored in that tier; it is counted
-        as rejected and warned about once per tier.
+        as rejected and warned about once per tier. Nor is a value whose write would leave
+        less than ``disk_min_free_mb`` free on the disk tier's filesystem even after
+        evicting, or that finds the disk full: it is counted as rejected, and the first of a
+        run of them logs a warning naming the directory and the free space; the put returns
+        normally, and the value stays in the memory tier if it fits there.
 
         Raises:
             CacheError: A bad ``ttl`` or tag, an unhashable key, a key or value the disk
-                tier cannot store (naming the key and the value's type), a closed cache.
+                tier cannot store (naming the key and the value's type), a closed cache;
+                on a disk so full that an older value of ``key`` can be neither replaced
+                nor removed, rather than leave it to be read later.
         """
         self._check_open()
         ttl = self.default_ttl if ttl is None else check_ttl(ttl)
@@ -273,10 +286,11 @@ class CacheManager:
         with stripe:
             on_disk = False
             if self._disk is not None and encoded is not None:
-                on_disk = self._disk.put(
+                outcome = self._disk.put(
                     encoded, value, label=key, ttl=ttl, tags=checked_tags, durable=durable
                 )
-                if not on_disk:
+                on_disk = outcome is Outcome.STORED
+                if outcome is Outcome.TOO_LARGE:
                     self._warn_rejected("disk", key, value)
             stored = self._memory.store(key, value, size=size, ttl=ttl, tags=checked_tags)
         if not stored:

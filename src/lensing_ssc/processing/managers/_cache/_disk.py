@@ -16,6 +16,14 @@ miss, and its entry is removed. Value file names come from the digest of the key
 encoding plus a random token, so keys never become paths and concurrent writers never share a
 file.
 
+The tier also gives way to everything else on its filesystem (:mod:`._space`): before a put
+it makes room (:mod:`._room`) until the write leaves the free-space reserve, and if the
+filesystem is still short it does not store the value (nor keep the entry it would have
+replaced); opening the tier, and a watch thread while it is open, make room the same way when
+others have filled the disk. A put that finds the disk full (``ENOSPC``, ``EDQUOT``,
+``SQLITE_FULL``) is cleaned up and dropped, and writes that only tidy up (batched access
+times, expired rows) wait for room instead of failing a read.
+
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
 cumulative totals of every process kept in the index for ``lensing-ssc cache stats`` (and,
 counted from when a tier opened, for the run's status).
@@ -24,6 +32,7 @@ counted from when a tier opened, for the run's status).
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import secrets
 import sqlite3
@@ -33,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import CacheError
-from lensing_ssc.core.io import cleanup_temp_files, fsync_directory, hash_bytes
+from lensing_ssc.core.io import fsync_directory, hash_bytes
 
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
 from ._index import Row, Victim
+from ._room import ORPHAN_AGE, Room
+from ._space import ENTRY_OVERHEAD, ReserveWatch, SpaceGuard, is_disk_full, suppress_disk_full
 from ._stats import SharedStats, TierStats
 from ._values import (
     CorruptEntry,
@@ -49,11 +60,17 @@ from ._values import (
     write_value_file,
 )
 
-__all__ = ["INDEX_NAME", "DiskTier"]
+__all__ = ["INDEX_NAME", "DiskTier", "Outcome"]
 
 INLINE_LIMIT = 64 << 10  # payloads up to this many bytes live in the index row
-_SWEEP_EVERY = 3600.0  # seconds between sweeps for orphaned value files
-_ORPHAN_AGE = 600.0  # seconds a value file without an entry is left to its writer
+
+
+class Outcome(enum.Enum):
+    """What became of a value given to :meth:`DiskTier.put`."""
+
+    STORED = "stored"
+    TOO_LARGE = "too large"  # alone larger than the tier's byte limit
+    NO_ROOM = "no room"  # the filesystem is short of its free-space reserve, or full
 
 
 class DiskTier:
@@ -66,6 +83,9 @@ class DiskTier:
         codec: Compression spec for :func:`lensing_ssc.core.io.compress`.
         memory_map: Return raw arrays from value files as read-only memory maps
             (``"verify"``: and check their digest through the map).
+        min_free_mb: Free space, in MiB, to leave on the filesystem (``None``: the smaller
+            of 1 GiB and 10 % of it; ``0``: none). Opening the tier restores it, and a
+            :class:`~._space.ReserveWatch` keeps it until :meth:`close`.
 
     Raises:
         CacheError: The directory cannot be created or written, or holds a foreign index.
@@ -79,6 +99,7 @@ class DiskTier:
         policy: str,
         codec: Any,
         memory_map: MemoryMap,
+        min_free_mb: float | None = 0.0,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
@@ -94,8 +115,15 @@ class DiskTier:
         self._opened = time.time()
         with self._locked as index:
             self._opened_with = index.totals()  # every process's lookups before this one
-        if self._sweep_due():
-            self.sweep()
+        self.space = SpaceGuard(directory, min_free_mb=min_free_mb)
+        self._room = Room(self._access, self.space, unlink=self._unlink)
+        if self._room.sweep_due():
+            with suppress_disk_full():  # the files go; only the note of when waits
+                self.sweep()
+        self._watch: ReserveWatch | None = None
+        if self.space.enabled:
+            self._room.keep_reserve()  # a run that stopped on a full disk can start again
+            self._watch = ReserveWatch(self._room.keep_reserve)
 
     def _count(self, name: str, amount: int = 1) -> None:
         """Count for this process and for the index's totals (lock held)."""
@@ -122,11 +150,12 @@ class DiskTier:
             if row is None:
                 break
             if row.expires is not None and row.expires <= time.time():
-                with self._write as (index, conn):
-                    removed = index.delete_row(conn, row)
-                    if removed:
-                        self._count("expirations")
-                self._unlink(removed)
+                with suppress_disk_full():  # else it stays, a miss, until there is room
+                    with self._write as (index, conn):
+                        removed = index.delete_row(conn, row)
+                        if removed:
+                            self._count("expirations")
+                    self._unlink(removed)
                 break
             try:
                 value = self._load(row)
@@ -145,7 +174,8 @@ class DiskTier:
                 self._count("hits")
                 due = self._access.record_read(key)
             if due:
-                self._access.flush()
+                with suppress_disk_full():  # the batch is dropped: access times can wait
+                    self._access.flush()
             return value, row
         if count:
             with self._lock:
@@ -170,6 +200,11 @@ class DiskTier:
         )
 
     def _drop(self, row: Row) -> None:
+        """Remove a row found unreadable; on a full disk it stays, read as a miss each time."""
+        with suppress_disk_full():
+            self._remove(row)
+
+    def _remove(self, row: Row) -> None:
         with self._write as (index, conn):
             removed = index.delete_row(conn, row)
         self._unlink(removed)
@@ -189,8 +224,8 @@ class DiskTier:
         ttl: float | None,
         tags: tuple[str, ...],
         durable: bool = True,
-    ) -> bool:
-        """Store ``value`` under ``key``; ``False`` if it alone exceeds the byte limit.
+    ) -> Outcome:
+        """Store ``value`` under ``key``, unless it is too large or there is no room for it.
 
         Args:
             key: The canonical encoding of the key.
@@ -200,8 +235,15 @@ class DiskTier:
             tags: Tags of the entry.
             durable: ``fsync`` a value file before the entry becomes visible.
 
+        Returns:
+            :attr:`Outcome.STORED`; :attr:`Outcome.TOO_LARGE` if the value alone exceeds the
+            byte limit; :attr:`Outcome.NO_ROOM` if storing it would enter the free-space
+            reserve even after evicting, or the disk was full. Either way an entry the value
+            would have replaced is removed.
+
         Raises:
-            CacheError: ``value`` cannot be pickled, or the directory cannot be written.
+            CacheError: ``value`` cannot be pickled, or the directory cannot be written for a
+                reason other than a full disk.
         """
         encoded = encode_value(value, key=label, codec=self.codec)
         if encoded.size > self.max_bytes:
@@ -209,7 +251,32 @@ class DiskTier:
                 stale = index.delete_keys(conn, [key])
                 self._count("rejected")
             self._unlink(stale)
-            return False
+            return Outcome.TOO_LARGE
+        needed = encoded.size + ENTRY_OVERHEAD
+        try:
+            if self._room.make(needed, fresh=encoded.size > INLINE_LIMIT):
+                self._store(key, encoded, ttl=ttl, durable=durable, tags=tags)
+                self.space.wrote(needed)
+                return Outcome.STORED
+        except CacheError as exc:
+            if not is_disk_full(exc):
+                raise
+            # Whatever the write left is gone already; free at least what did not fit.
+            self.space.forget()
+            with suppress_disk_full():
+                self._room.free(max(needed, self.space.shortfall(needed)))
+        self._room.go_without(key, label)
+        return Outcome.NO_ROOM
+
+    def _store(
+        self,
+        key: bytes,
+        encoded: Encoded,
+        *,
+        ttl: float | None,
+        durable: bool,
+        tags: tuple[str, ...],
+    ) -> None:
         name = None
         if encoded.size > INLINE_LIMIT:
             self._drop_replaced_file(key)
@@ -236,7 +303,6 @@ class DiskTier:
                 self._unlink([Victim(name, 0)])
             raise
         self._unlink(removed if replaced is None else [replaced, *removed])
-        return True
 
     def _drop_replaced_file(self, key: bytes) -> None:
         """Remove the entry a large value replaces, and its file, before writing the new one.
@@ -253,14 +319,16 @@ class DiskTier:
     def _write_file(self, key: bytes, encoded: Encoded, *, durable: bool) -> str:
         digest = hash_bytes(key).partition(":")[2]
         bucket = self._values / digest[:2]
-        if not bucket.is_dir():
-            bucket.mkdir(exist_ok=True)
-            if durable:
-                fsync_directory(self._values)
         name = f"{digest[:2]}/{digest}.{secrets.token_hex(4)}.val"
         try:
+            if not bucket.is_dir():
+                bucket.mkdir(exist_ok=True)
+                if durable:
+                    fsync_directory(self._values)
             write_value_file(self._values / name, encoded, durable=durable)
         except OSError as exc:
+            # The temporary file is gone; the file itself exists if only the last step failed.
+            self._unlink([Victim(name, 0)])
             raise CacheError(
                 f"cannot write a value file in {str(self._values)!r}: {exc}",
                 value=str(self._values),
@@ -302,12 +370,7 @@ class DiskTier:
         self._access.flush()
 
     # -- upkeep -------------------------------------------------------------------------
-    def _sweep_due(self) -> bool:
-        with self._locked as index:
-            last = index.meta("swept")
-        return last is None or time.time() - float(last) > _SWEEP_EVERY
-
-    def sweep(self, *, orphan_age: float = _ORPHAN_AGE) -> int:
+    def sweep(self, *, orphan_age: float = ORPHAN_AGE) -> int:
         """Remove value files no entry refers to and temporary files of dead writers.
 
         Args:
@@ -317,23 +380,7 @@ class DiskTier:
         Returns:
             The number of files removed.
         """
-        with self._locked as index:
-            known = index.files()
-        removed = 0
-        now = time.time()
-        for bucket in sorted(self._values.iterdir()):
-            if not bucket.is_dir():
-                continue
-            removed += len(cleanup_temp_files(bucket))
-            for path in bucket.glob("*.val"):
-                name = f"{bucket.name}/{path.name}"
-                with contextlib.suppress(FileNotFoundError):
-                    if name not in known and now - path.stat().st_mtime > orphan_age:
-                        path.unlink()
-                        removed += 1
-        with self._write as (index, conn):
-            index.set_meta(conn, "swept", now)
-        return removed
+        return self._room.sweep(orphan_age=orphan_age)
 
     # -- reporting ----------------------------------------------------------------------
     def stats(self) -> TierStats:
@@ -344,9 +391,9 @@ class DiskTier:
                 "disk",
                 self.hits,
                 self.misses,
-                evictions=self.evictions,
-                expirations=self.expirations,
-                rejected=self.rejected,
+                evictions=self.evictions + self._room.evictions,
+                expirations=self.expirations + self._room.expirations,
+                rejected=self.rejected + self._room.rejected,
                 bytes=totals["bytes"],
                 entries=totals["entries"],
                 max_bytes=self.max_bytes,
@@ -378,8 +425,11 @@ class DiskTier:
         return totals
 
     def close(self) -> None:
-        """Flush batched reads and close the index."""
-        self._access.close()
+        """Stop watching free space, flush batched reads (unless the disk is full), close."""
+        if self._watch is not None:
+            self._watch.close()
+        with suppress_disk_full():
+            self._access.close()
 
     # -- leases -------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -179,6 +179,18 @@ class Index:
         """Commit the open transaction."""
         self._conn.execute("COMMIT")
 
+    def truncate_log(self) -> None:
+        """Copy the write-ahead log into the database and cut the log file to nothing.
+
+        Waits at most a second for other processes' transactions (not the usual busy
+        timeout): it only gives space back, and can be tried again.
+        """
+        self._conn.execute("PRAGMA busy_timeout = 1000")
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT * 1000)}")
+
     def rollback(self) -> None:
         """Roll the open transaction back, if SQLite has not already done so."""
         if self._conn.in_transaction:
@@ -202,6 +214,13 @@ class Index:
         names = ("bytes", "entries", *COUNTERS)
         found = self._conn.execute(f"SELECT {', '.join(names)} FROM totals").fetchone()
         return dict(zip(names, found, strict=True))
+
+    def file_bytes(self) -> int:
+        """Bytes of the values stored in value files (what evicting them all would free)."""
+        (size,) = self._conn.execute(
+            "SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL"
+        ).fetchone()
+        return int(size)
 
     def tag_counts(self) -> dict[str, int]:
         """Entries per tag."""
@@ -365,10 +384,35 @@ class Index:
             return [], 0
         removed = self.delete_expired(conn, now)
         used -= sum(victim.size for victim in removed)
-        evicted = 0
-        while used > max_bytes:
+        evicted = self._evict_in_order(conn, used - max_bytes, files_only=False)
+        return removed + evicted, len(evicted)
+
+    def free_files(
+        self, conn: sqlite3.Connection, amount: int, now: float
+    ) -> tuple[list[Victim], int]:
+        """Remove expired entries, then value-file entries in order, to free ``amount`` bytes.
+
+        It stops once the files removed hold ``amount`` bytes, or none are left. Only value
+        files give space back to the filesystem: inline entries free pages that the database
+        keeps for its next rows, so they are left alone.
+
+        Returns:
+            Everything removed, and how many of those were evictions (not expirations).
+        """
+        removed = self.delete_expired(conn, now)
+        amount -= sum(victim.size for victim in removed if victim.file is not None)
+        evicted = self._evict_in_order(conn, amount, files_only=True)
+        return removed + evicted, len(evicted)
+
+    def _evict_in_order(
+        self, conn: sqlite3.Connection, amount: int, *, files_only: bool
+    ) -> list[Victim]:
+        """Evict in policy order until the sizes evicted reach ``amount``; counted."""
+        where = "WHERE file IS NOT NULL " if files_only else ""
+        evicted: list[Victim] = []
+        while amount > 0:
             batch = conn.execute(
-                f"SELECT id, file, size, tags FROM entries ORDER BY {self._order} LIMIT ?",
+                f"SELECT id, file, size, tags FROM entries {where}ORDER BY {self._order} LIMIT ?",
                 (_VICTIM_BATCH,),
             ).fetchall()
             if not batch:
@@ -377,15 +421,14 @@ class Index:
                 conn.execute("DELETE FROM entries WHERE id = ?", (entry,))
                 if tags != "[]":
                     conn.execute("DELETE FROM tags WHERE entry = ?", (entry,))
-                removed.append(Victim(name, size))
+                evicted.append(Victim(name, size))
                 conn.execute("UPDATE totals SET bytes = bytes - ?, entries = entries - 1", (size,))
-                evicted += 1
-                used -= size
-                if used <= max_bytes:
+                amount -= size
+                if amount <= 0:
                     break
         if evicted:
-            conn.execute("UPDATE totals SET evictions = evictions + ?", (evicted,))
-        return removed, evicted
+            conn.execute("UPDATE totals SET evictions = evictions + ?", (len(evicted),))
+        return evicted
 
     def _delete_where(
         self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]

@@ -8,6 +8,8 @@ disk tier it also takes a *lease* on the key in the shared index: a row naming i
 polling the cache for the result; the lease ends when its holder stores the result or
 fails, when it expires (a daemon thread renews the leases this process holds), or at once
 when its holder is a dead process on this host. So a killed worker never blocks the rest.
+On a disk too full to record a lease, the caller computes without one: results are still
+right, only possibly computed by more than one process.
 
 Waiting uses an :class:`threading.Event` that closing the manager sets; the renewal
 thread (``lensing_ssc-cache-lease``) stops on the same signal and is joined by
@@ -34,6 +36,7 @@ from lensing_ssc.core.base.exceptions import CacheError
 from ._disk import DiskTier
 from ._keys import call_key, encode_key, function_identity
 from ._memory import MISSING
+from ._space import is_disk_full, suppress_disk_full
 
 __all__ = ["ComputeOnce", "lease_holder", "memoized", "take_lease"]
 
@@ -152,19 +155,25 @@ class ComputeOnce:
             self._release(disk, encoded)
 
     def _take(self, disk: DiskTier, key: bytes) -> bool:
+        """Take the lease on ``key``; ``False`` while another live holder has it."""
         now = time.time()
-        with disk.lease_transaction() as conn:
-            holder = lease_holder(conn, key)
-            if (
-                holder is not None
-                and holder[0] != self._owner
-                and holder[3] > now
-                and not _holder_is_dead(holder[1], holder[2])
-            ):
-                return False
-            take_lease(
-                conn, key, self._owner, socket.gethostname(), os.getpid(), now + self._lease_ttl
-            )
+        try:
+            with disk.lease_transaction() as conn:
+                holder = lease_holder(conn, key)
+                if (
+                    holder is not None
+                    and holder[0] != self._owner
+                    and holder[3] > now
+                    and not _holder_is_dead(holder[1], holder[2])
+                ):
+                    return False
+                take_lease(
+                    conn, key, self._owner, socket.gethostname(), os.getpid(), now + self._lease_ttl
+                )
+        except CacheError as exc:
+            if not is_disk_full(exc):
+                raise
+            return True  # no room to record it: compute without a lease
         with self._guard:
             self._held.add(key)
             if self._renewer is None:
@@ -180,7 +189,9 @@ class ComputeOnce:
     def _release(self, disk: DiskTier, key: bytes) -> None:
         with self._guard:
             self._held.discard(key)
-        with disk.lease_transaction() as conn:  # a lease taken over by another is kept
+        # A lease taken over by another is kept; one that cannot be removed for lack of
+        # room expires on its own, or dies with this process.
+        with suppress_disk_full(), disk.lease_transaction() as conn:
             conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, self._owner))
 
     def _renew_loop(self, disk: DiskTier) -> None:
@@ -189,7 +200,7 @@ class ComputeOnce:
                 held = list(self._held)
             if held:
                 expires = time.time() + self._lease_ttl
-                with disk.lease_transaction() as conn:
+                with suppress_disk_full(), disk.lease_transaction() as conn:
                     conn.executemany(
                         "UPDATE leases SET expires = ? WHERE key = ? AND owner = ?",
                         [(expires, key, self._owner) for key in held],

@@ -2,8 +2,9 @@
 
 Resolves and validates the constructor's arguments into one frozen :class:`Settings`
 (explicit argument, else ``config.cache``, else the section's defaults), and checks the
-per-call arguments ``ttl`` and ``tags``. Limits and TTLs that are not positive raise
-``ConfigError`` naming the field; bad per-call values raise ``CacheError``.
+per-call arguments ``ttl`` and ``tags``. Limits and TTLs that are not positive, and a
+negative free-space reserve, raise ``ConfigError`` naming the field; bad per-call values
+raise ``CacheError``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> Any:
             hint="e.g. max_size_mb=512, max_entries=1000, default_ttl=3600",
         )
     return value
+
+
+def _check_reserve(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError(
+            f"disk_min_free_mb must be a number of MiB (0 or more) or None, got {value!r}",
+            value=value,
+            field="cache.disk_min_free_mb",
+            hint="e.g. disk_min_free_mb=2048 keeps 2 GiB free, 0 keeps nothing free, None "
+            "keeps the smaller of 1 GiB and 10 % of the filesystem",
+        )
+    return float(value)
 
 
 def _check_memory_map(value: Any) -> MemoryMap:
@@ -161,6 +176,7 @@ class Settings:
     compression: str
     default_ttl: float | None
     disk_max_size_mb: float
+    disk_min_free_mb: float | None
     memory_map: MemoryMap
     lease_ttl: float
 
@@ -175,6 +191,7 @@ class Settings:
         compression: str | bool | None,
         default_ttl: float | FromConfig | None,
         disk_max_size_mb: float | None,
+        disk_min_free_mb: float | FromConfig | None,
         memory_map: bool | str,
         lease_ttl: float,
         config: ProcessingConfig | None,
@@ -185,6 +202,8 @@ class Settings:
             cache_dir = config.cache_dir if config is not None else None
         if default_ttl is FROM_CONFIG:
             default_ttl = section.default_ttl
+        if disk_min_free_mb is FROM_CONFIG:
+            disk_min_free_mb = section.disk_min_free_mb
         size = section.max_size_mb if max_size_mb is None else max_size_mb
         entries = section.max_entries if max_entries is None else max_entries
         disk = section.disk_max_size_mb if disk_max_size_mb is None else disk_max_size_mb
@@ -199,6 +218,7 @@ class Settings:
             if default_ttl is None
             else float(_positive("default_ttl", default_ttl)),
             disk_max_size_mb=float(_positive("disk_max_size_mb", disk)),
+            disk_min_free_mb=_check_reserve(disk_min_free_mb),
             memory_map=_check_memory_map(memory_map),
             lease_ttl=float(_positive("lease_ttl", lease_ttl)),
         )

@@ -57,7 +57,8 @@ class TierStats:
         hit_rate: ``hits / (hits + misses)``, ``0.0`` before any lookup.
         evictions: Entries removed to respect the limits (``shrink`` included).
         expirations: Entries removed because their time-to-live had passed.
-        rejected: Values not stored because they alone exceed the tier's byte limit.
+        rejected: Values not stored because they alone exceed the tier's byte limit, or
+            (disk) because there was no room above the filesystem's free-space reserve.
         bytes: Bytes held now (memory: estimated live bytes; disk: bytes of stored values).
         entries: Entries held now.
         max_bytes: The tier's byte limit.
