@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -480,3 +481,42 @@ def test_a_patch_of_another_size_is_refused_by_name_not_mixed_in(
     results = read_results(run.results_file)
     assert results["sets/patches/peaks/ngal=0/smoothing=2/samples"].shape[0] == 3
     assert "big.npy" in run.summary_file.read_text()
+
+
+def test_a_full_disk_at_the_results_file_is_one_error_and_the_rerun_only_merges(
+    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC writing the results: ResourceError naming the file; the rerun redoes no task."""
+    from lensing_ssc.pipelines import patch_statistics
+
+    write = patch_statistics.write_results
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    config = tiny_config()
+    monkeypatch.setattr(patch_statistics, "write_results", disk_full)
+    with pytest.raises(ResourceError, match=r"cannot write .*patch_statistics\.h5.*No space left"):
+        run_patch_statistics(config)
+    monkeypatch.setattr(patch_statistics, "write_results", write)
+    run = run_patch_statistics(config)
+    assert run.resumed == 20  # 4 maps and 16 patches, all from the journals
+    assert run.results_file.exists()
+
+
+def test_figures_that_cannot_be_written_leave_the_results_and_a_warning(
+    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OSError while drawing: the run finishes without figures and logs why."""
+    from lensing_ssc.pipelines import _figures
+
+    def disk_full(*args: Any, **kwargs: Any) -> list[Path]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_figures, "draw_figures", disk_full)
+    run = run_patch_statistics(tiny_config(figures=True))
+    assert run.figures == ()
+    assert run.results_file.exists()
+    log = run.log_file.read_text()
+    assert "figures not written to" in log
+    assert "No space left on device" in log

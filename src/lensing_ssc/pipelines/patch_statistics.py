@@ -22,13 +22,14 @@ with other inputs or settings is refused rather than mixed. The command line is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -338,6 +339,20 @@ def _failures(stage: str, result: MapResult[Any]) -> list[FailureRecord]:
     return records
 
 
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write of a run's output (a full disk, say) into one clear error."""
+    try:
+        yield
+    except OSError as exc:
+        raise ResourceError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}",
+            value=str(path),
+            hint="free space on its disk or choose another --run-dir, and rerun: every task "
+            "is saved, only the merge runs again",
+        ) from exc
+
+
 def _describe_input(section: PipelineSection, maps: Sequence[MapTask]) -> str:
     if section.input == "healpix":
         hp = section.healpix
@@ -476,13 +491,17 @@ def run_patch_statistics(
         failures += _failures("patches", measured)
         with log_context(step="merge"):
             merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
-            write_results(merged, results_file, fmt)
+            with _writing(results_file):
+                write_results(merged, results_file, fmt)
             figures: list[Path] = []
             if section.figures:
                 # Imported here: matplotlib costs ~0.3 s, and worker processes import this module.
                 from lensing_ssc.pipelines._figures import draw_figures
 
-                figures = draw_figures(merged, run_dir / "figures")
+                try:
+                    figures = draw_figures(merged, run_dir / "figures")
+                except OSError as exc:  # the numbers are saved: figures are not worth a failure
+                    _log.warning("figures not written to %s: %s", run_dir / "figures", exc)
             files = [
                 ("results", results_file),
                 *(("figure", p) for p in figures),
@@ -490,16 +509,15 @@ def run_patch_statistics(
             ]
             summary_file = run_dir / "results" / "summary.txt"
             elapsed = time.perf_counter() - started
-            atomic_write(
-                summary_file,
-                summary_text(
-                    merged,
-                    run_dir=run_dir,
-                    input_description=_describe_input(section, maps),
-                    files=files,
-                    elapsed=elapsed,
-                ).encode(),
+            text = summary_text(
+                merged,
+                run_dir=run_dir,
+                input_description=_describe_input(section, maps),
+                files=files,
+                elapsed=elapsed,
             )
+            with _writing(summary_file):
+                atomic_write(summary_file, text.encode())
             _log.info("results written to %s", results_file)
         ctx.progress.update(1)
         if ctx.stop_requested:
