@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,40 +20,16 @@ import yaml
 from lensing_ssc.cli import main
 from lensing_ssc.pipelines import read_results
 
+ConfigFile = Callable[..., Path]  # the config_file fixture of conftest.py
+
 EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
-
-TINY: dict[str, Any] = {
-    "executor": "serial",
-    "retries": 0,
-    "figures": False,
-    "synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2},
-}
-
-# 16 fields of 256² cut into 64 sub-patches of 128², and 64 periodic patches: over a second
-# of patch work after the maps, long enough to interrupt after the first few patches.
-INTERRUPTIBLE: dict[str, Any] = {
-    "executor": "serial",
-    "figures": False,
-    "synthetic": {"patch_pixels": 128, "patches_per_side": 2, "n_large_fields": 16},
-}
-
-
-def _write_config(path: Path, run_dir: Path, pipeline: dict[str, Any]) -> Path:
-    body = {
-        "run_dir": str(run_dir),
-        "logging": {"console": False, "format": "json", "level": "DEBUG"},
-        "progress": {"enabled": False},
-        "pipeline": pipeline,
-    }
-    path.write_text(yaml.safe_dump(body))
-    return path
 
 
 def test_run_prints_where_results_figures_summary_and_log_are(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """A finished run exits 0 and prints the path of every file it wrote."""
-    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", {**TINY, "figures": True})
+    config = config_file(tmp_path / "run", figures=True)
     assert main(["run", str(config)]) == 0
     out = capsys.readouterr().out
     lines = dict(line.split(maxsplit=1) for line in out.splitlines() if line[:1].islower())
@@ -68,10 +45,10 @@ def test_run_prints_where_results_figures_summary_and_log_are(
 
 
 def test_options_override_the_config_and_fresh_starts_over(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """--run-dir, --executor and --workers apply; a rerun resumes; --fresh recomputes."""
-    config = _write_config(tmp_path / "c.yaml", tmp_path / "ignored", TINY)
+    config = config_file(tmp_path / "ignored")
     args = ["run", str(config), "--run-dir", str(tmp_path / "other"), "--executor", "threads"]
     assert main([*args, "--workers", "2"]) == 0
     first = capsys.readouterr().out
@@ -84,7 +61,7 @@ def test_options_override_the_config_and_fresh_starts_over(
 
 
 def test_failed_map_gives_exit_status_1_with_the_failure_listed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """A patch file with NaNs is listed as failed, the others merged, and the status is 1."""
     rng = np.random.default_rng(1)
@@ -92,13 +69,12 @@ def test_failed_map_gives_exit_status_1_with_the_failure_listed(
         np.save(tmp_path / f"p{i}.npy", 1e-2 * rng.standard_normal((64, 64)))
     bad = np.full((64, 64), np.nan)
     np.save(tmp_path / "p3.npy", bad)
-    pipeline = {
-        **TINY,
-        "input": "patches",
-        "patches": {"files": [str(tmp_path / "p*.npy")], "pixel_size_arcmin": 2.0},
-        "statistics": {"preset": "quick"},
-    }
-    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", pipeline)
+    config = config_file(
+        tmp_path / "run",
+        input="patches",
+        patches={"files": [str(tmp_path / "p*.npy")], "pixel_size_arcmin": 2.0},
+        statistics={"preset": "quick"},
+    )
     assert main(["run", str(config)]) == EXIT_FAILURES
     out = capsys.readouterr().out
     assert "done: 3 maps, 3 patches measured, 1 failed" in out
@@ -128,9 +104,10 @@ def test_bad_input_is_one_error_line_and_exit_status_2(
     pipeline: dict[str, Any],
     extra: list[str],
     message: str,
+    config_file: ConfigFile,
 ) -> None:
     """An unknown statistic, n_gal < 0 or an unknown executor: one `error:` line naming it."""
-    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", {**TINY, **pipeline})
+    config = config_file(tmp_path / "run", **pipeline)
     assert main(["run", str(config), *extra]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: ")
@@ -147,12 +124,16 @@ def _same_file_as_an_uninterrupted_run(config: Path, *options: str) -> None:
     assert results.read_bytes() == resumed
 
 
-def _start(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lensing_ssc", "run", str(config)],
+def _start(
+    config: Path, *options: str, start: Callable[..., Any] = subprocess.Popen, **popen: Any
+) -> subprocess.Popen[str]:
+    """Start ``python -m lensing_ssc run CONFIG OPTIONS`` with its output captured."""
+    return start(  # type: ignore[no-any-return]
+        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,
     )
 
 
@@ -181,10 +162,12 @@ def _finish(config: Path, *options: str) -> str:
     return done.stdout
 
 
-def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(
+    tmp_path: Path, config_file: ConfigFile
+) -> None:
     """`python -m lensing_ssc run` killed with SIGKILL resumes to the same results file."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    config = config_file(run_dir, "interruptible")
     proc = _start(config)
     _wait_for_patches(run_dir, 6, proc)
     os.kill(proc.pid, signal.SIGKILL)
@@ -197,10 +180,12 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(tmp_path: Pa
     _same_file_as_an_uninterrupted_run(config)
 
 
-def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: Path) -> None:
+def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(
+    tmp_path: Path, config_file: ConfigFile
+) -> None:
     """SIGTERM saves finished work, exits 3 saying how to continue; the rerun completes."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    config = config_file(run_dir, "interruptible")
     proc = _start(config)
     _wait_for_patches(run_dir, 6, proc)
     proc.send_signal(signal.SIGTERM)
@@ -216,19 +201,14 @@ def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(tmp_path: P
 
 
 def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
-    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """Ctrl-C twice: a line at each, exit 130; status: interrupted, rerun."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    config = config_file(run_dir, "interruptible")
     options = ("--executor", "processes", "--workers", "2")
-    proc = children.start(
-        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's job is
-    )
+    # In its own process group, as a terminal's job is.
+    proc = _start(config, *options, start=children.start, start_new_session=True)
     _wait_for_patches(run_dir, 6, proc)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     time.sleep(0.05)
@@ -252,17 +232,13 @@ def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
 @pytest.mark.slow
 def test_sigkill_of_a_process_pool_run_leaves_no_worker_and_resumes_identically(
     tmp_path: Path,
+    config_file: ConfigFile,
 ) -> None:
     """With --executor processes, SIGKILL of the parent ends its workers; the rerun matches."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, INTERRUPTIBLE)
+    config = config_file(run_dir, "interruptible")
     options = ("--executor", "processes", "--workers", "2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start(config, *options)
     _wait_for_patches(run_dir, 10, proc)
     children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     os.kill(proc.pid, signal.SIGKILL)
@@ -303,21 +279,14 @@ def test_the_default_run_finishes_within_two_minutes_and_shows_the_ssc_excess(
 
 
 def test_an_error_inside_the_run_is_one_line_even_with_the_terminal_log_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """A config with console logging: a ResourceError prints no traceback, only its message."""
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "run_dir": str(tmp_path / "run"),
-                "logging": {"console": True},
-                "progress": {"enabled": False},
-                "resources": {"memory_limit_mb": 1},
-                "pipeline": TINY,
-            }
-        )
-    )
+    config = config_file(tmp_path / "run")
+    body = yaml.safe_load(config.read_text())
+    body["logging"]["console"] = True
+    body["resources"] = {"memory_limit_mb": 1}
+    config.write_text(yaml.safe_dump(body))
     assert main(["run", str(config)]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
@@ -326,11 +295,11 @@ def test_an_error_inside_the_run_is_one_line_even_with_the_terminal_log_on(
 
 @pytest.mark.parametrize("below", ["a-file/sub", "a-file"])
 def test_a_run_directory_that_cannot_be_made_is_an_error_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], below: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], below: str, config_file: ConfigFile
 ) -> None:
     """A run directory under (or at) a plain file: exit 2 and one line naming the directory."""
     (tmp_path / "a-file").write_text("not a directory")
-    config = _write_config(tmp_path / "c.yaml", tmp_path / below, TINY)
+    config = config_file(tmp_path / below)
     assert main(["run", str(config)]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
@@ -338,7 +307,10 @@ def test_a_run_directory_that_cannot_be_made_is_an_error_naming_it(
 
 
 def test_an_unexpected_exception_exits_4_with_its_traceback(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    config_file: ConfigFile,
 ) -> None:
     """A bug (not a lensing_ssc error) is not mistaken for 'done with failures' (1)."""
     from lensing_ssc.pipelines import patch_statistics
@@ -347,7 +319,7 @@ def test_an_unexpected_exception_exits_4_with_its_traceback(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(patch_statistics, "write_results", broken)
-    config = _write_config(tmp_path / "c.yaml", tmp_path / "run", TINY)
+    config = config_file(tmp_path / "run")
     assert main(["run", str(config)]) == 4
     err = capsys.readouterr().err
     assert "ZeroDivisionError: a bug" in err

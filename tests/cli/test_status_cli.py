@@ -8,45 +8,24 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-import yaml
 
 from lensing_ssc.cli import main
 
-TINY: dict[str, Any] = {
-    "executor": "serial",
-    "retries": 0,
-    "figures": False,
-    "synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2},
-}
-
-# 16 fields of 256² cut into sub-patches: over a second of patch work, time to look and kill.
-SLOW_ENOUGH: dict[str, Any] = {
-    "executor": "serial",
-    "figures": False,
-    "synthetic": {"patch_pixels": 128, "patches_per_side": 2, "n_large_fields": 16},
-}
+ConfigFile = Callable[..., Path]  # the config_file fixture of conftest.py
 
 
-def _write_config(path: Path, run_dir: Path, pipeline: dict[str, Any]) -> Path:
-    body = {
-        "run_dir": str(run_dir),
-        "logging": {"console": False, "format": "json", "level": "DEBUG"},
-        "progress": {"enabled": False},
-        "pipeline": pipeline,
-    }
-    path.write_text(yaml.safe_dump(body))
-    return path
-
-
-def _start_run(tmp_path: Path, children: Any) -> tuple[subprocess.Popen[str], Path]:
+def _start_run(
+    tmp_path: Path, children: Any, config_file: ConfigFile
+) -> tuple[subprocess.Popen[str], Path]:
     """Start `python -m lensing_ssc run` and wait until it is measuring patches."""
     run_dir = tmp_path / "kill"
-    config = _write_config(tmp_path / "c.yaml", run_dir, SLOW_ENOUGH)
+    config = config_file(run_dir, "interruptible")
     proc = children.start(
         [sys.executable, "-m", "lensing_ssc", "run", str(config)],
         stdout=subprocess.DEVNULL,
@@ -72,10 +51,10 @@ def _rewrite(run_dir: Path, **fields: Any) -> None:
 
 
 def test_a_sigkilled_run_is_reported_stopped_not_running(
-    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """While the job lives status says running; once SIGKILLed, that its pid is gone."""
-    proc, run_dir = _start_run(tmp_path, children)
+    proc, run_dir = _start_run(tmp_path, children, config_file)
     assert _status(run_dir, capsys).startswith(
         f"{run_dir}: running (pid {proc.pid} on {socket.gethostname()}, updated "
     )
@@ -96,10 +75,10 @@ def test_a_sigkilled_run_is_reported_stopped_not_running(
 
 
 def test_a_pid_now_used_by_another_process_is_not_taken_for_the_run(
-    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """A killed run's pid, given to a process started later, still reads as stopped."""
-    proc, run_dir = _start_run(tmp_path, children)
+    proc, run_dir = _start_run(tmp_path, children, config_file)
     children.sigkill(proc)
     time.sleep(1.5)  # the newcomer must start measurably later than the run did
     newcomer = children.start([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -111,10 +90,10 @@ def test_a_pid_now_used_by_another_process_is_not_taken_for_the_run(
 
 
 def test_a_run_on_another_host_is_shown_as_last_seen(
-    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """On another host the pid cannot be checked: status says so, and when it looks stale."""
-    proc, run_dir = _start_run(tmp_path, children)
+    proc, run_dir = _start_run(tmp_path, children, config_file)
     children.sigkill(proc)
     _rewrite(run_dir, host="node-7.cluster", updated=time.time() - 120)
     line = _status(run_dir, capsys)
@@ -128,11 +107,11 @@ def test_a_run_on_another_host_is_shown_as_last_seen(
 
 
 def test_cache_line_shows_the_directory_and_the_workers_lookups(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """After a process-pool run, status shows what `cache stats` shows: entries, size, lookups."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, TINY)
+    config = config_file(run_dir)
     done = subprocess.run(
         [sys.executable, "-m", "lensing_ssc", "run", str(config), "--executor", "processes"],
         capture_output=True,
@@ -156,11 +135,11 @@ def test_cache_line_shows_the_directory_and_the_workers_lookups(
 
 
 def test_cache_line_counts_only_this_runs_lookups(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """A rerun that finds everything done reports no lookups, not the earlier run's."""
     run_dir = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", run_dir, TINY)
+    config = config_file(run_dir)
     assert main(["run", str(config)]) == 0
     assert main(["run", str(config)]) == 0
     capsys.readouterr()
