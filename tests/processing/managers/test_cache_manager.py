@@ -152,9 +152,10 @@ def test_rejected_replacement_drops_the_old_value() -> None:
         ({"max_entries": 2.5}, "cache.max_entries", "max_entries must be a positive integer"),
         ({"default_ttl": -1.0}, "cache.default_ttl", "default_ttl must be a positive number"),
         ({"disk_max_size_mb": -3}, "cache.disk_max_size_mb", "disk_max_size_mb must be"),
-        ({"disk_min_free_mb": -1}, "cache.disk_min_free_mb", "disk_min_free_mb must be a num"),
+        ({"disk_min_free_mb": -1}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
+        ({"disk_min_free_mb": float("inf")}, "cache.disk_min_free_mb", "must be a finite"),
         ({"disk_min_free_mb": "1G"}, "cache.disk_min_free_mb", "or None, got '1G'"),
-        ({"disk_min_free_mb": True}, "cache.disk_min_free_mb", "disk_min_free_mb must be a num"),
+        ({"disk_min_free_mb": True}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
         ({"eviction_policy": "random"}, "cache.eviction_policy", "unknown eviction policy"),
         ({"memory_map": "yes"}, "cache.memory_map", "memory_map must be True, False or 'verify'"),
     ],
@@ -174,6 +175,7 @@ def test_bad_settings_raise_config_error(kwargs: dict, field: str, message: str)
         (-0.5, "greater than or equal to 0"),
         ("lots", "valid number"),
         (True, "not true or false"),
+        (float("inf"), "finite number"),
     ],
 )
 def test_a_bad_reserve_in_a_config_names_field_and_value(value: object, message: str) -> None:

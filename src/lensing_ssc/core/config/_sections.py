@@ -89,7 +89,7 @@ class CacheSection(Section):
     eviction_policy: EvictionPolicy = "lru"
     default_ttl: RealOrNone = Field(default=None, gt=0)
     disk_max_size_mb: Real = Field(default=4096.0, gt=0)
-    disk_min_free_mb: RealOrNone = Field(default=None, ge=0)
+    disk_min_free_mb: RealOrNone = Field(default=None, ge=0, allow_inf_nan=False)
     compression: CompressionName = "none"
 
 

@@ -19,10 +19,10 @@ file.
 The tier also gives way to everything else on its filesystem (:mod:`._space`): before a put
 it makes room (:mod:`._room`) until the write leaves the free-space reserve, and if the
 filesystem is still short it does not store the value (nor keep the entry it would have
-replaced); opening the tier, and a watch thread while it is open, make room the same way when
-others have filled the disk. A put that finds the disk full (``ENOSPC``, ``EDQUOT``,
-``SQLITE_FULL``) is cleaned up and dropped, and writes that only tidy up (batched access
-times, expired rows) wait for room instead of failing a read.
+replaced); opening the tier makes room the same way when others have filled the disk. A
+put that finds the disk full (``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is cleaned up and
+dropped, and writes that only tidy up (batched access times, expired rows) wait for room
+instead of failing a read.
 
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
 cumulative totals of every process kept in the index for ``lensing-ssc cache stats`` (and,
@@ -47,7 +47,7 @@ from lensing_ssc.core.io import fsync_directory, hash_bytes
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
 from ._index import Row, Victim
 from ._room import ORPHAN_AGE, Room
-from ._space import ENTRY_OVERHEAD, ReserveWatch, SpaceGuard, is_disk_full, suppress_disk_full
+from ._space import ENTRY_OVERHEAD, SpaceGuard, is_disk_full, suppress_disk_full
 from ._stats import SharedStats, TierStats
 from ._values import (
     CorruptEntry,
@@ -84,8 +84,8 @@ class DiskTier:
         memory_map: Return raw arrays from value files as read-only memory maps
             (``"verify"``: and check their digest through the map).
         min_free_mb: Free space, in MiB, to leave on the filesystem (``None``: the smaller
-            of 1 GiB and 10 % of it; ``0``: none). Opening the tier restores it, and a
-            :class:`~._space.ReserveWatch` keeps it until :meth:`close`.
+            of 1 GiB and 10 % of it; ``0``: none). Opening the tier restores it, and
+            every put keeps it.
 
     Raises:
         CacheError: The directory cannot be created or written, or holds a foreign index.
@@ -120,10 +120,8 @@ class DiskTier:
         if self._room.sweep_due():
             with suppress_disk_full():  # the files go; only the note of when waits
                 self.sweep()
-        self._watch: ReserveWatch | None = None
         if self.space.enabled:
             self._room.keep_reserve()  # a run that stopped on a full disk can start again
-            self._watch = ReserveWatch(self._room.keep_reserve)
 
     def _count(self, name: str, amount: int = 1) -> None:
         """Count for this process and for the index's totals (lock held)."""
@@ -425,9 +423,7 @@ class DiskTier:
         return totals
 
     def close(self) -> None:
-        """Stop watching free space, flush batched reads (unless the disk is full), close."""
-        if self._watch is not None:
-            self._watch.close()
+        """Flush batched reads (unless the disk is full) and close."""
         with suppress_disk_full():
             self._access.close()
 

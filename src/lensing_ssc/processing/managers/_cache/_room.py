@@ -78,10 +78,17 @@ class Room:
         Raises:
             CacheError: The index fails, also because the disk is full.
         """
+        last: int | None = None
         for _ in range(_ROUNDS):
             short = self.guard.shortfall(size, fresh=fresh)
             if not short:
                 return True
+            if last is not None and short >= last:
+                # The last round gave nothing back: its files are still open (memory maps
+                # of readers, say) or the filesystem frees lazily. Evicting more would
+                # empty the cache for nothing.
+                return False
+            last = short
             if self._cut_log():
                 continue
             with self.access.locked as index:
@@ -89,6 +96,7 @@ class Room:
             if not evictable or (evictable < short and not partial):
                 return False
             self.free(short)
+            fresh = True
         return not self.guard.shortfall(size)
 
     def keep_reserve(self) -> None:
@@ -102,9 +110,20 @@ class Room:
         Returns:
             Whether anything was removed.
         """
-        with self.access.write as (index, conn):
-            removed, evicted = index.free_files(conn, amount, time.time())
-            self.evictions += evicted  # the lock is held: counts stay exact
+        removed: list[Victim] = []
+        try:
+            with self.access.write as (index, conn):
+                removed, evicted = index.free_files(conn, amount, time.time())
+        except CacheError as exc:
+            if not removed or not is_disk_full(exc):
+                raise
+            # Too full even to record the removal: the files go all the same, and their
+            # entries read as misses (a missing value file is one) until a write removes them.
+            self.unlink(removed)
+            self.guard.forget()
+            return True
+        with self.access.lock:
+            self.evictions += evicted
             self.expirations += len(removed) - evicted
         self.unlink(removed)
         self.guard.forget()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -72,9 +73,9 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> Any:
 def _check_reserve(value: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise ConfigError(
-            f"disk_min_free_mb must be a number of MiB (0 or more) or None, got {value!r}",
+            f"disk_min_free_mb must be a finite number of MiB (0 or more) or None, got {value!r}",
             value=value,
             field="cache.disk_min_free_mb",
             hint="e.g. disk_min_free_mb=2048 keeps 2 GiB free, 0 keeps nothing free, None "

@@ -5,9 +5,10 @@ logs, results and checkpoints, and other people's files on the same disk, cannot
 disk tier keeps a reserve of free space on its filesystem. Before a write it asks
 :class:`SpaceGuard` how much room it lacks, evicts that much, and stores nothing while the
 filesystem stays short; a write that finds the disk full anyway (:func:`is_disk_full`) is
-dropped the same way. Because other writers (the run's own files, other processes of the
-run, other jobs) take space while the cache sits idle, a :class:`ReserveWatch` thread also
-checks once a second and makes the tier evict when the filesystem falls below the reserve.
+dropped the same way. Opening the tier restores the reserve too, so a run stopped by a
+full disk starts again as it is. There is no watch thread: it would make every open cache
+cost a thread, and a fork while it held the index's lock would leave that lock held in the
+child; others filling the disk while the cache sits idle are met at its next put or open.
 The guard logs a warning when values start going uncached, at most once every ten minutes.
 
 The reserve (``disk_min_free_mb``) defaults to the smaller of 1 GiB and 10 % of the
@@ -23,7 +24,7 @@ round trips itself, always reads afresh; a small write (inline in the index) reu
 reading for up to a second while the writes since it, counted here, cannot reach the
 reserve; and a decision to evict or to skip is always taken on a fresh reading. Other
 processes' writes are seen only through the filesystem: when several write at once, the
-reserve may be entered briefly, until the next reading (the watch's, at the latest).
+reserve may be entered briefly, until the next reading.
 
 Eviction itself is the index's (:mod:`._index`); the disk tier (:mod:`._disk`) puts the
 pieces together.
@@ -39,8 +40,7 @@ import shutil
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,7 +49,6 @@ from lensing_ssc.core.base.exceptions import CacheError
 __all__ = [
     "AUTO_RESERVE_CAP",
     "ENTRY_OVERHEAD",
-    "ReserveWatch",
     "Space",
     "SpaceGuard",
     "free_space",
@@ -61,7 +60,6 @@ AUTO_RESERVE_CAP = 1 << 30  # the automatic reserve: at most 1 GiB ...
 AUTO_RESERVE_FRACTION = 0.10  # ... and at most this fraction of the filesystem
 ENTRY_OVERHEAD = 32 << 10  # bytes a put writes beyond its payload: file header, blocks, index
 _REUSE = 1.0  # seconds a free-space reading may serve later writes
-_WATCH_EVERY = 1.0  # seconds between the watch's checks
 _WARN_EVERY = 600.0  # seconds between warnings about values going uncached
 _FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
@@ -217,45 +215,3 @@ class SpaceGuard:
             f"; the cache keeps {_size(reserve)} free for other files" if reserve else "",
             f"; {count} values went uncached since the last warning" if repeat else "",
         )
-
-
-class ReserveWatch:
-    """A thread that calls ``check`` every second, so the cache gives way while idle.
-
-    Daemon, named ``lensing_ssc-cache-space``, stopped and joined by :meth:`close`; it also
-    ends once the object ``check`` belongs to is garbage. An error from ``check`` other than
-    a full disk is logged and ends the watch (the next put reports it to its caller).
-
-    Args:
-        check: A bound method that makes the tier evict while the filesystem is short of
-            its reserve (held weakly).
-        interval: Seconds between calls.
-    """
-
-    def __init__(self, check: Callable[[], None], *, interval: float = _WATCH_EVERY) -> None:
-        self._check = weakref.WeakMethod(check)
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="lensing_ssc-cache-space", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            check = self._check()
-            if check is None:
-                return
-            try:
-                with suppress_disk_full():
-                    check()
-            except CacheError as exc:
-                _log.warning("the cache stopped watching its disk's free space: %s", exc)
-                return
-            del check
-
-    def close(self) -> None:
-        """Stop the thread and wait for it. Idempotent."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
