@@ -28,6 +28,11 @@ def nap_square(x: int) -> int:
     return x * x
 
 
+def slow_square(x: int) -> int:
+    time.sleep(0.5)
+    return x * x
+
+
 def marked_nap(item: tuple[int, str]) -> int:
     index, folder = item
     Path(folder, f"started-{index}").touch()
@@ -191,6 +196,17 @@ def test_stop_without_reason_and_journal_hints_at_journal() -> None:
     with pytest.raises(InterruptedRunError, match="pass journal=") as info:
         TaskRunner(hooks=RunnerHooks(should_stop=lambda: True)).map(square, range(3))
     assert info.value.signal_name == "stop requested"
+
+
+@pytest.mark.parametrize("executor", ["threads", "processes"])
+def test_a_stop_while_the_last_items_run_returns_the_whole_result(executor: str) -> None:
+    """Every item already running when the stop comes finishes: nothing is left, no error."""
+    started = time.monotonic()
+    hooks = RunnerHooks(should_stop=lambda: time.monotonic() - started > 0.15 and "SIGTERM")
+    with TaskRunner(executor, max_workers=2, chunksize=1, hooks=hooks) as runner:
+        result = runner.map(slow_square, [1, 2])
+    assert (result.completed, result.remaining) == (2, 0)
+    assert result.results == [1, 4]
 
 
 class _CountingSubmits:

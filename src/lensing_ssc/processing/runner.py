@@ -279,8 +279,10 @@ class TaskRunner:
             The :class:`MapResult`; check ``.failures``.
 
         Raises:
-            InterruptedRunError: ``should_stop()`` turned true; every finished item is
-                saved; ``.value`` is the partial :class:`MapResult`.
+            InterruptedRunError: ``should_stop()`` turned true before every item was
+                done; every finished item is saved; ``.value`` is the partial
+                :class:`MapResult`. (A stop while the last items run, which then finish,
+                returns the whole result.)
             CheckpointError: The journal cannot be used (locked by another run, unwritable).
             ConfigError: Bad arguments, unpicklable items without ``key=``, duplicate keys.
         """
@@ -406,7 +408,10 @@ class TaskRunner:
             result.remaining,
             result.elapsed,
         )
-        if reason is not None:
+        if reason is not None and not result.remaining:
+            # The stop came while the last items ran, and they finished: the run is whole.
+            logger.info("run %s: a stop (%s) came after its last item started", run_name, reason)
+        elif reason is not None:
             raise InterruptedRunError(
                 f"run {run_name!r} stopped ({reason}) with {result.remaining} of "
                 f"{len(items)} items left; every finished item is saved",
