@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS entries (
     expires REAL
 );
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires) WHERE expires IS NOT NULL;
+-- The bytes in value files, summed from this index alone when the disk is short of room.
+CREATE INDEX IF NOT EXISTS entries_file_size ON entries (size) WHERE file IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tags (
     tag TEXT NOT NULL, entry INTEGER NOT NULL, PRIMARY KEY (tag, entry)
 ) WITHOUT ROWID;
