@@ -129,6 +129,7 @@ def test_a_disk_filled_by_others_makes_the_cache_skip_and_warn_once(
     (warning,) = _warnings(caplog)
     assert f"the cache in {str(tmp_path)!r} is not storing values" in warning
     assert re.search(r"nearly full \(2\.\d MiB free; the cache keeps 4\.0 MiB free", warning)
+    assert warning.endswith("or lower cache.disk_min_free_mb)")
     assert _files(tmp_path) == [tmp_path / "values" / name for name in _index_rows(tmp_path)]
 
 
@@ -295,7 +296,8 @@ def test_a_full_disk_during_a_write_leaves_the_cache_consistent(
         assert stats is not None
         assert stats.rejected == 2
         assert stats.evictions >= 1  # room made for the next value
-        assert len(_warnings(caplog)) == 1
+        (warning,) = _warnings(caplog)
+        assert "disk_min_free_mb" not in warning  # it is 0: nothing to lower
     assert _files(tmp_path) == [tmp_path / "values" / name for name in _index_rows(tmp_path)]
     with _cold(tmp_path) as cache:
         assert cache.get("k") is None  # not the older value

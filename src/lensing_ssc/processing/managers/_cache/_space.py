@@ -208,10 +208,10 @@ class SpaceGuard:
         _log.warning(
             "the cache in %r is not storing values: the disk is nearly full (%s free%s)%s. "
             "Values are still computed and returned, only not cached on disk, until there is "
-            "room again (free disk space, move the cache elsewhere with cache.dir, or lower "
-            "cache.disk_min_free_mb)",
+            "room again (free disk space, move the cache elsewhere with cache.dir%s)",
             str(self.directory),
             "an unknown amount" if space is None else _size(space.free),
             f"; the cache keeps {_size(reserve)} free for other files" if reserve else "",
             f"; {count} values went uncached since the last warning" if repeat else "",
+            ", or lower cache.disk_min_free_mb" if reserve else "",
         )
