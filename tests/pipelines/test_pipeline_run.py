@@ -520,3 +520,18 @@ def test_figures_that_cannot_be_written_leave_the_results_and_a_warning(
     log = run.log_file.read_text()
     assert "figures not written to" in log
     assert "No space left on device" in log
+
+
+def test_a_full_disk_at_the_run_directory_says_what_may_be_deleted(
+    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC claiming the run directory: a ConfigError whose hint points at the cache."""
+    from lensing_ssc.pipelines import patch_statistics
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(patch_statistics, "atomic_write", disk_full)
+    with pytest.raises(ConfigError, match="No space left on device") as info:
+        run_patch_statistics(tiny_config())
+    assert "a run's cache directory may be deleted" in str(info.value)

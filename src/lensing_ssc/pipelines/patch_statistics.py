@@ -23,6 +23,7 @@ with other inputs or settings is refused rather than mixed. The command line is
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import multiprocessing
@@ -164,10 +165,14 @@ def _claim_run_dir(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
     except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise ConfigError(
             f"cannot use {str(run_dir)!r} as the run directory: {exc.strerror or exc}",
             value=str(run_dir),
-            hint="choose a writable directory with --run-dir (or run_dir in the config)",
+            hint="free disk space (a run's cache directory may be deleted: it is rebuilt as "
+            "needed), or choose another --run-dir"
+            if full
+            else "choose a writable directory with --run-dir (or run_dir in the config)",
             field="run_dir",
         ) from exc
 

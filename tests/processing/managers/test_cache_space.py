@@ -386,3 +386,22 @@ def test_reads_leases_and_close_go_on_when_no_index_write_fits(
             None,
             False,
         )
+
+
+def test_a_cache_that_cannot_open_on_a_full_disk_says_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's 'disk I/O error' with no free space: the error names the full disk, not a path."""
+    from lensing_ssc.processing.managers._cache import _connection
+
+    def no_room(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(_connection, "Index", no_room)
+    monkeypatch.setattr(_connection, "_free_bytes", lambda directory: 0)
+    with pytest.raises(CacheError, match="cannot be opened: the disk holding it is full") as info:
+        CacheManager(cache_dir=tmp_path / "cache")
+    assert "delete the directory" in str(info.value)
+    monkeypatch.setattr(_connection, "_free_bytes", lambda directory: 10 * GiB)
+    with pytest.raises(CacheError, match="is not usable: disk I/O error"):
+        CacheManager(cache_dir=tmp_path / "cache")

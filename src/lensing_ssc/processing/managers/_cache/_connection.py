@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -25,6 +26,20 @@ from pathlib import Path
 from lensing_ssc.core.base.exceptions import CacheError
 
 from ._index import COUNTERS, Index
+from ._space import is_disk_full
+
+_ROOM_TO_OPEN = 1 << 20  # free bytes below which a failure to open is put down to a full disk
+
+
+def _free_bytes(directory: Path) -> int:
+    """Free bytes on the filesystem of ``directory`` (or its nearest existing parent)."""
+    for path in (directory, *directory.parents):
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            continue
+    return _ROOM_TO_OPEN
+
 
 __all__ = ["INDEX_NAME", "VALUES_DIR", "IndexAccess"]
 
@@ -66,6 +81,16 @@ class IndexAccess:
                 pass
             return Index(self.directory / INDEX_NAME, policy=self.policy)
         except (OSError, sqlite3.Error) as exc:
+            if is_disk_full(exc) or _free_bytes(self.directory) < _ROOM_TO_OPEN:
+                # SQLite says "disk I/O error" when it cannot even start its log.
+                raise CacheError(
+                    f"cache directory {str(self.directory)!r} cannot be opened: the disk "
+                    f"holding it is full ({exc})",
+                    value=str(self.directory),
+                    hint="free disk space; the cache's own files may go (delete the "
+                    "directory: it is rebuilt as values are computed again), or move the "
+                    "cache with cache.dir",
+                ) from exc
             raise CacheError(
                 f"cache directory {str(self.directory)!r} is not usable: {exc}",
                 value=str(self.directory),
