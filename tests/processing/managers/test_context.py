@@ -232,6 +232,30 @@ def test_signal_requests_graceful_stop_and_handlers_are_restored(tmp_path: Path)
     assert status["state"] == "interrupted"
 
 
+def _ctrl_c_and_wait() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)  # the handler runs at once, between bytecodes of this thread
+
+
+def test_a_first_ctrl_c_during_another_stop_is_acknowledged_and_a_second_stops_at_once(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With a breach's stop pending, Ctrl-C says so; only the next Ctrl-C interrupts."""
+    with ManagerContext(config=quiet_config(tmp_path / "run")) as ctx:
+        ctx.request_stop("resource limit exceeded: memory")
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            pytest.fail("the first Ctrl-C interrupted instead of saying a stop is under way")
+        assert capfd.readouterr().err == (
+            "\nSIGINT: already stopping (resource limit exceeded: memory); "
+            "Ctrl-C again to stop at once\n"
+        )
+        with pytest.raises(KeyboardInterrupt):
+            _ctrl_c_and_wait()
+
+
 def test_handlers_are_not_installed_outside_the_main_thread(tmp_path: Path) -> None:
     """A context entered in a worker thread leaves signal handling alone."""
     before = signal.getsignal(signal.SIGTERM)

@@ -58,8 +58,9 @@ def parse_signal(value: str | int | signal.Signals) -> signal.Signals:
 class StopSignals:
     """Record a stop request when one of ``signals`` arrives, or when asked in code.
 
-    A second SIGINT while a stop is already pending raises ``KeyboardInterrupt`` at once,
-    so an impatient Ctrl-C still works.
+    A second SIGINT while a stop is pending raises ``KeyboardInterrupt`` at once, so an
+    impatient Ctrl-C still works; a first SIGINT while a stop for another reason (a memory
+    breach, SIGTERM) is pending only says so.
 
     Args:
         signals: Signals to watch (names or numbers).
@@ -76,6 +77,7 @@ class StopSignals:
         self._on_request = on_request
         self._previous: dict[signal.Signals, _Handler] = {}
         self._request: StopRequest | None = None
+        self._ctrl_c = False  # whether a SIGINT came already: the next one stops at once
         self._lock = threading.Lock()
 
     @property
@@ -116,8 +118,18 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if signum == signal.SIGINT and self._request is not None:
-            raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            if self._ctrl_c and self._request is not None:
+                raise KeyboardInterrupt
+            self._ctrl_c = True
+            pending = self._request
+            if pending is not None:  # a stop for another reason (a breach, SIGTERM) is on
+                line = (
+                    f"\nSIGINT: already stopping ({pending.reason}); Ctrl-C again to stop at once\n"
+                )
+                with contextlib.suppress(OSError):
+                    os.write(2, line.encode())
+                return
         if self._request is None:
             # Say at once that the signal was heard: the stop waits for the running tasks,
             # and silence is what makes people press Ctrl-C again. A plain write to the
