@@ -67,6 +67,7 @@ from lensing_ssc.pipelines._tasks import (
     PatchWorker,
 )
 from lensing_ssc.processing.managers import ManagerContext
+from lensing_ssc.processing.managers._context_runners import runs_in_this_process
 from lensing_ssc.processing.managers.log_manager import log_context
 from lensing_ssc.processing.runner import MapResult
 
@@ -225,7 +226,8 @@ def _guard_memory(
     maps_bytes = float(sum(t.source.output_bytes() for t in maps))
     n_patches = sum(t.source.output_bytes() // t.source.patch_bytes() for t in maps)
     here = used + _RESULT_COPIES * n_patches * values * 8.0
-    if executor in ("serial", "threads"):
+    in_process = runs_in_this_process(executor)
+    if in_process:
         cache = min(ctx.config.cache.max_size_mb * mib, maps_bytes)
         per_worker, here = work, here + cache
         parts = f"{work / mib:.0f} MiB per worker"
@@ -241,7 +243,7 @@ def _guard_memory(
         raise ResourceError(
             f"the run needs about {need / mib:.0f} MiB with {workers} worker(s): {parts}, and "
             f"{here / mib:.0f} MiB in this process ({used / mib:.0f} MiB now, then the merged "
-            f"results{' and cached maps' if executor in ('serial', 'threads') else ''}); "
+            f"results{' and cached maps' if in_process else ''}); "
             f"more than the memory limit of {limit.limit_mb:.0f} MiB ({limit.source})",
             value=limit.limit_mb,
             hint="use fewer workers (--workers), a smaller cache.max_size_mb, smaller maps "
@@ -450,7 +452,8 @@ def run_patch_statistics(
     executor_name = executor or section.executor
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
-    values = _check_geometries(_planned_geometries(maps), settings)  # before claiming run_dir
+    planned = _planned_geometries(maps)
+    values = _check_geometries(planned, settings)  # before the run directory is claimed
     run_dir = Path(config.run_dir)
     _claim_run_dir(run_dir, _fingerprint(section, maps), resume=resume)
     fmt = results_format(section.results_format)
@@ -476,7 +479,7 @@ def run_patch_statistics(
         summaries: list[MapSummary | None] = list(made.results)
         failures += _drop_odd_geometries(maps, summaries)
         made_geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s}
-        _check_geometries(made_geometries - _planned_geometries(maps), settings)
+        _check_geometries(made_geometries - planned, settings)
         patch_tasks = [
             PatchTask(task, j)
             for task, summary in zip(maps, summaries, strict=True)

@@ -124,18 +124,21 @@ class StopSignals:
             self._ctrl_c = True
             pending = self._request
             if pending is not None:  # a stop for another reason (a breach, SIGTERM) is on
-                line = (
-                    f"\nSIGINT: already stopping ({pending.reason}); Ctrl-C again to stop at once\n"
-                )
-                with contextlib.suppress(OSError):
-                    os.write(2, line.encode())
+                _say(f"SIGINT: already stopping ({pending.reason}); Ctrl-C again to stop at once")
                 return
         if self._request is None:
             # Say at once that the signal was heard: the stop waits for the running tasks,
-            # and silence is what makes people press Ctrl-C again. A plain write to the
-            # descriptor: a handler must not take the logging locks its own thread may hold.
+            # and silence is what makes people press Ctrl-C again.
             again = "; Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
-            line = f"\n{name}: stopping after the running tasks, saving what finished{again}\n"
-            with contextlib.suppress(OSError):
-                os.write(2, line.encode())
+            _say(f"{name}: stopping after the running tasks, saving what finished{again}")
         self.request_stop(name)
+
+
+def _say(line: str) -> None:
+    """Write ``line`` to stderr on a line of its own, from a signal handler.
+
+    A plain write to the descriptor: a handler must not take the locks (logging's, a
+    stream's) that the thread it interrupted may hold.
+    """
+    with contextlib.suppress(OSError):
+        os.write(2, f"\n{line}\n".encode())
