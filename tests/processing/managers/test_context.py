@@ -232,6 +232,25 @@ def test_signal_requests_graceful_stop_and_handlers_are_restored(tmp_path: Path)
     assert status["state"] == "interrupted"
 
 
+def test_a_signal_arriving_while_a_stop_is_being_recorded_does_not_deadlock() -> None:
+    """A handler runs in the thread it interrupts: recording a stop there must not self-block."""
+    from lensing_ssc.processing.managers._signals import StopSignals
+
+    stops = StopSignals()
+    done = threading.Event()
+
+    def nested() -> None:
+        with stops._lock:  # as a first handler inside request_stop, when the second one runs
+            stops.request_stop("SIGINT")
+        done.set()
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    assert done.wait(5), "request_stop blocked on the lock its own thread held"
+    assert stops.request is not None
+    assert stops.request.reason == "SIGINT"
+
+
 def _ctrl_c_and_wait() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(1)  # the handler runs at once, between bytecodes of this thread

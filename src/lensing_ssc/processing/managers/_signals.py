@@ -78,7 +78,9 @@ class StopSignals:
         self._previous: dict[signal.Signals, _Handler] = {}
         self._request: StopRequest | None = None
         self._ctrl_c = False  # whether a SIGINT came already: the next one stops at once
-        self._lock = threading.Lock()
+        # Re-entrant: a second signal's handler may run inside request_stop, in the same
+        # thread, while the first one holds the lock.
+        self._lock = threading.RLock()
 
     @property
     def installed(self) -> bool:
@@ -106,10 +108,11 @@ class StopSignals:
 
     def request_stop(self, reason: str) -> StopRequest:
         """Record a stop request (the first one wins) and return the one in force."""
+        candidate = StopRequest(reason=reason, requested_at=time.time())
         with self._lock:
             first = self._request is None
             if first:
-                self._request = StopRequest(reason=reason, requested_at=time.time())
+                self._request = candidate
             request = self._request
         assert request is not None
         if first and self._on_request is not None:
