@@ -49,7 +49,7 @@ import structlog
 from pythonjsonlogger.json import JsonFormatter
 
 from lensing_ssc.processing.managers import LogManager
-from lensing_ssc.processing.managers.log_manager import LogWorkerConfig, list_backups
+from lensing_ssc.processing.managers.log._manager import LogWorkerConfig, list_backups
 
 BURST = 5_000
 

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from lensing_ssc.processing.managers._resource.sampling import (
+from lensing_ssc.processing.managers.resource._manager import MONITOR_THREAD_NAME, ResourceManager
+from lensing_ssc.processing.managers.resource._sampling import (
     ProcfsJobReader,
     PsutilJobReader,
     UsageSampler,
 )
-from lensing_ssc.processing.managers.resource_manager import MONITOR_THREAD_NAME, ResourceManager
 
 GIB = 1 << 30
 MIB = 1 << 20

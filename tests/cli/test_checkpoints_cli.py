@@ -15,7 +15,7 @@ from lensing_ssc.cli import app, main
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.io import hash_bytes
 from lensing_ssc.processing.managers import CheckpointManager
-from lensing_ssc.processing.managers.checkpoint_manager import CheckpointInfo
+from lensing_ssc.processing.managers.checkpoint._manager import CheckpointInfo
 
 
 @pytest.fixture

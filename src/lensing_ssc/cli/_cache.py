@@ -3,7 +3,7 @@
 Each command takes the run directory (its cache is ``RUN_DIR/cache``) or a cache directory
 itself, or ``--cache-dir`` for a cache kept elsewhere (``cache.dir`` in the config). The
 commands work on the disk tier every process of the run shares; memory tiers live and die
-with their processes. The cache itself is :mod:`lensing_ssc.processing.managers.cache_manager`.
+with their processes. The cache itself is :mod:`lensing_ssc.processing.managers.cache._manager`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from lensing_ssc.core.base.exceptions import CacheError
-from lensing_ssc.processing.managers._cache._disk import INDEX_NAME, DiskTier
+from lensing_ssc.processing.managers.cache._disk import INDEX_NAME, DiskTier
 
 __all__ = ["cache_app"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.processing.managers.checkpoint_manager import CheckpointInfo, CheckpointManager
+from lensing_ssc.processing.managers.checkpoint._manager import CheckpointInfo, CheckpointManager
 
 __all__ = ["checkpoints_app"]
 

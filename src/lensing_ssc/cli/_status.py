@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from lensing_ssc.processing.managers._status import check_writer, read_status
+from lensing_ssc.processing.managers.status import check_writer, read_status
 
 __all__ = ["status"]
 

@@ -67,8 +67,8 @@ from lensing_ssc.pipelines._tasks import (
     PatchWorker,
 )
 from lensing_ssc.processing.managers import ManagerContext
-from lensing_ssc.processing.managers._context_runners import runs_in_this_process
-from lensing_ssc.processing.managers.log_manager import log_context
+from lensing_ssc.processing.managers._kept_runners import runs_in_this_process
+from lensing_ssc.processing.managers.log._manager import log_context
 from lensing_ssc.processing.runner import MapResult
 
 __all__ = ["PipelineRun", "run_patch_statistics"]

@@ -16,12 +16,12 @@ arrays into bytes is the checkpoint and cache managers' business, not this modul
 from __future__ import annotations
 
 import gzip
-import os
 import threading
 import zlib
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
+from lensing_ssc.core.base.cpus import usable_cpus
 from lensing_ssc.core.base.exceptions import ConfigError
 
 from ._buffers import byte_view
@@ -141,13 +141,6 @@ class _GzipCodec(_CodecBase):
             raise self._corrupt(data, exc) from exc
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
-        return os.cpu_count() or 1
-
-
 class _ZstdCodec(_CodecBase):
     name = "zstd"
     package = "zstandard"
@@ -187,7 +180,7 @@ class _ZstdCodec(_CodecBase):
         view = byte_view(data)
         threads = 0
         if view.nbytes >= self.threaded_above:
-            threads = min(_usable_cpus(), self.max_threads)
+            threads = min(usable_cpus(), self.max_threads)
             threads = threads if threads > 1 else 0
         return self._compressor(self._level(level), threads).compress(view)
 

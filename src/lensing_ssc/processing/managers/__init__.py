@@ -23,12 +23,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lensing_ssc.processing.managers.cache_manager import CacheManager
-    from lensing_ssc.processing.managers.checkpoint_manager import CheckpointManager
+    from lensing_ssc.processing.managers.cache import CacheManager
+    from lensing_ssc.processing.managers.checkpoint import CheckpointManager
     from lensing_ssc.processing.managers.context import ManagerContext
-    from lensing_ssc.processing.managers.log_manager import LogManager
-    from lensing_ssc.processing.managers.progress_manager import ProgressManager
-    from lensing_ssc.processing.managers.resource_manager import ResourceManager
+    from lensing_ssc.processing.managers.log import LogManager
+    from lensing_ssc.processing.managers.progress import ProgressManager
+    from lensing_ssc.processing.managers.resource import ResourceManager
 
 __all__ = [
     "CacheManager",
@@ -40,12 +40,12 @@ __all__ = [
 ]
 
 _MODULES = {
-    "CacheManager": "cache_manager",
-    "CheckpointManager": "checkpoint_manager",
-    "LogManager": "log_manager",
+    "CacheManager": "cache",
+    "CheckpointManager": "checkpoint",
+    "LogManager": "log",
     "ManagerContext": "context",
-    "ProgressManager": "progress_manager",
-    "ResourceManager": "resource_manager",
+    "ProgressManager": "progress",
+    "ResourceManager": "resource",
 }
 
 

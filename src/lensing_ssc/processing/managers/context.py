@@ -14,7 +14,7 @@ write files or draw bars itself. What it adds is the wiring between them:
 - :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
   counting progress, carrying log context into threads and worker logs into the run's log;
   the executor (a process pool, a Dask cluster) is kept for the next ``map`` with the same
-  settings and closed with the context (:mod:`._context_runners`);
+  settings and closed with the context (:mod:`._kept_runners`);
 - the run's ``status.json`` is refreshed in the background (``lensing-ssc status RUN_DIR``).
 
 The managers themselves are in their own modules; the runner in
@@ -32,19 +32,19 @@ from typing import Any, TypeVar
 
 from lensing_ssc.core.base.exceptions import InterruptedRunError, LensingSSCError
 from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.processing.managers._context_runners import (
+from lensing_ssc.processing.managers._kept_runners import (
     InLogContext,
     ProgressRelay,
     RunnerShelf,
     runs_in_this_process,
 )
 from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
-from lensing_ssc.processing.managers._status import StatusFile
-from lensing_ssc.processing.managers.cache_manager import CacheManager
-from lensing_ssc.processing.managers.checkpoint_manager import CheckpointInfo, CheckpointManager
-from lensing_ssc.processing.managers.log_manager import LogManager, LogWorkerConfig, bind_context
-from lensing_ssc.processing.managers.progress_manager import ProgressManager
-from lensing_ssc.processing.managers.resource_manager import ResourceManager
+from lensing_ssc.processing.managers.cache._manager import CacheManager
+from lensing_ssc.processing.managers.checkpoint._manager import CheckpointInfo, CheckpointManager
+from lensing_ssc.processing.managers.log._manager import LogManager, LogWorkerConfig, bind_context
+from lensing_ssc.processing.managers.progress._manager import ProgressManager
+from lensing_ssc.processing.managers.resource._manager import ResourceManager
+from lensing_ssc.processing.managers.status import StatusFile
 from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner
 
 __all__ = ["ManagerContext"]

@@ -1,0 +1,22 @@
+"""The CacheManager: a memory tier over an optional disk tier that outlives the process.
+
+Private parts: :mod:`._memory` (the memory tier and its eviction policies, :mod:`._policies`),
+:mod:`._disk` (the disk tier: an SQLite index in :mod:`._index` and :mod:`._connection`, value
+files in :mod:`._values`), :mod:`._reserve` and :mod:`._reclaim` (the free-space reserve and
+what gives space back), :mod:`._keys` and :mod:`._memoize` (keys of calls, the decorator),
+:mod:`._settings` and :mod:`._stats`. The manager itself is in :mod:`._manager`.
+"""
+
+from ._manager import (
+    CacheManager,
+    CacheStats,
+    SharedStats,
+    TierStats,
+)
+
+__all__ = [
+    "CacheManager",
+    "CacheStats",
+    "SharedStats",
+    "TierStats",
+]

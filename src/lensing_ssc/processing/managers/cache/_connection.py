@@ -1,0 +1,228 @@
+"""The disk tier's access to its index: one lock, a connection per process, batched reads.
+
+:class:`IndexAccess` owns what every disk-tier call goes through: the lock that makes the
+SQLite connection safe for threads, the connection itself (reopened in a forked child, since
+a connection must not cross a fork), and the reads not yet written to the index (access
+times, use counts, counter increments), which the next write transaction applies first.
+``with access.locked as index`` and ``with access.write as (index, conn)`` are plain
+classes rather than generator context managers because the tier enters one per call and
+these cost a fraction as much. SQLite errors leave them as ``CacheError``.
+
+What is read and written is the disk tier's business (:mod:`._disk`); the SQL is in
+:mod:`._index`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from lensing_ssc.core.base.exceptions import CacheError
+
+from ._index import COUNTERS, Index
+from ._reserve import is_disk_full
+
+_ROOM_TO_OPEN = 1 << 20  # free bytes below which a failure to open is put down to a full disk
+
+
+def _free_bytes(directory: Path) -> int:
+    """Free bytes on the filesystem of ``directory`` (or its nearest existing parent)."""
+    for path in (directory, *directory.parents):
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            continue
+    return _ROOM_TO_OPEN
+
+
+__all__ = ["INDEX_NAME", "VALUES_DIR", "IndexAccess"]
+
+INDEX_NAME = "index.sqlite"
+VALUES_DIR = "values"
+_FLUSH_EVERY = 1.0  # seconds between batched writes of reads, at most
+_FLUSH_PENDING = 4096  # ... or this many distinct keys read
+
+
+class IndexAccess:
+    """Thread-safe, fork-aware access to one cache directory's index.
+
+    Args:
+        directory: The cache directory (created with its ``values/`` if missing).
+        policy: The eviction policy the index is opened for.
+
+    Raises:
+        CacheError: The directory cannot be created or written, or holds a foreign index.
+    """
+
+    def __init__(self, directory: Path, *, policy: str) -> None:
+        self.directory = directory
+        self.policy = policy
+        self.lock = threading.Lock()
+        self.pending: dict[bytes, list[float]] = {}  # key -> [last access, uses]
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.dirty = False  # counts hold increments not yet written
+        self.last_flush = time.monotonic()
+        self.locked = _Locked(self)
+        self.write = _Write(self)
+        self._pid = os.getpid()
+        self._index = self._open()
+
+    def _open(self) -> Index:
+        values = self.directory / VALUES_DIR
+        try:
+            values.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=values):
+                pass
+            return Index(self.directory / INDEX_NAME, policy=self.policy)
+        except (OSError, sqlite3.Error) as exc:
+            if is_disk_full(exc) or _free_bytes(self.directory) < _ROOM_TO_OPEN:
+                # SQLite says "disk I/O error" when it cannot even start its log.
+                raise CacheError(
+                    f"cache directory {str(self.directory)!r} cannot be opened: the disk "
+                    f"holding it is full ({exc})",
+                    value=str(self.directory),
+                    hint="free disk space; the cache's own files may go (delete the "
+                    "directory: it is rebuilt as values are computed again), or move the "
+                    "cache with cache.dir",
+                ) from exc
+            raise CacheError(
+                f"cache directory {str(self.directory)!r} is not usable: {exc}",
+                value=str(self.directory),
+                hint="give a writable directory (cache_dir=...) or cache_dir=None for memory only",
+            ) from exc
+
+    def current(self) -> Index:
+        """The index connection of this process (lock held); reopened after a fork."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self.pending.clear()
+            self._index = self._open()
+        return self._index
+
+    def failed(self, exc: sqlite3.Error) -> CacheError:
+        """The error a failed SQLite call becomes."""
+        return CacheError(
+            f"the cache index in {str(self.directory)!r} failed: {exc}",
+            value=str(self.directory),
+            hint="another process may hold it too long; if it is damaged, clear the "
+            "cache (lensing-ssc cache clear RUN_DIR)",
+        )
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to a cumulative counter of the index (lock held); written with the batch."""
+        self.counts[name] += amount
+        self.dirty = True
+
+    def record_read(self, key: bytes) -> bool:
+        """Note a read of ``key`` (lock held); whether the batch is due to be written."""
+        now = time.time()
+        seen = self.pending.get(key)
+        if seen is None:
+            self.pending[key] = [now, 1]
+        else:
+            seen[0] = now
+            seen[1] += 1
+        return (
+            len(self.pending) >= _FLUSH_PENDING or time.monotonic() - self.last_flush > _FLUSH_EVERY
+        )
+
+    def drain(self, index: Index, conn: sqlite3.Connection) -> None:
+        """Write the batched reads inside an open transaction (lock held)."""
+        if self.pending or self.dirty:
+            index.flush(conn, self.pending, self.counts)
+            self.pending.clear()
+            self.counts = dict.fromkeys(COUNTERS, 0)
+            self.dirty = False
+        self.last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        """Write the batched reads now, if there are any."""
+        with self.lock:
+            idle = not self.pending and not self.dirty
+        if not idle:
+            with self.write:
+                pass
+
+    def close(self) -> None:
+        """Write the batched reads and close this process's connection."""
+        try:
+            self.flush()
+        finally:
+            with self.lock:
+                if os.getpid() == self._pid:
+                    self._index.close()
+
+
+class _Locked:
+    """``with access.locked as index``: the lock and this process's connection."""
+
+    __slots__ = ("access",)
+
+    def __init__(self, access: IndexAccess) -> None:
+        self.access = access
+
+    def __enter__(self) -> Index:
+        access = self.access
+        access.lock.acquire()
+        try:
+            return access.current()
+        except BaseException:
+            access.lock.release()
+            raise
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        self.access.lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise self.access.failed(exc) from exc
+
+
+class _Write:
+    """``with access.write as (index, conn)``: one write transaction, lock held.
+
+    It begins with the batched reads, commits on success and rolls back on any exception.
+    Only one thread holds the lock, so keeping the index on the instance is safe.
+    """
+
+    __slots__ = ("access", "index")
+
+    def __init__(self, access: IndexAccess) -> None:
+        self.access = access
+        self.index: Index | None = None
+
+    def __enter__(self) -> tuple[Index, sqlite3.Connection]:
+        access = self.access
+        index = access.locked.__enter__()
+        try:
+            conn = index.begin()
+        except BaseException as exc:
+            access.locked.__exit__(type(exc), exc, None)
+            raise
+        self.index = index
+        try:
+            access.drain(index, conn)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        return index, conn
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> None:
+        index, self.index = self.index, None
+        try:
+            if index is not None:
+                if exc is None:
+                    index.commit()
+                else:
+                    index.rollback()
+        except sqlite3.Error as failure:
+            if index is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    index.rollback()
+            self.access.locked.__exit__(type(failure), failure, None)
+            raise
+        self.access.locked.__exit__(kind, exc, trace)

@@ -1,0 +1,435 @@
+"""The disk tier: values that outlive the process, shared by every process of a run.
+
+Layout of a cache directory::
+
+    index.sqlite (+ -wal, -shm)    the index (:mod:`._index`)
+    values/ab/<key digest>.<token>.val   value files of large values (:mod:`._values`)
+
+A put encodes the value and, if it is large, drops the entry it replaces, then writes its
+value file (atomically, durably unless the put says otherwise, outside any lock) *before* one
+index transaction makes it visible and evicts what no longer fits; evicted files are unlinked
+after the commit. A process killed at any moment therefore leaves either the old entry or the
+new one, and at worst a value file no entry refers to, which :meth:`DiskTier.sweep` removes
+later. Readers take no write lock: access times, use counts and counters are batched and
+written with the next write transaction (or once a second). A corrupt or missing value is a
+miss, and its entry is removed. Value file names come from the digest of the key's canonical
+encoding plus a random token, so keys never become paths and concurrent writers never share a
+file.
+
+The tier also gives way to everything else on its filesystem (:mod:`._reserve`): before a put
+it makes room (:mod:`._reclaim`) until the write leaves the free-space reserve, and if the
+filesystem is still short it does not store the value (nor keep the entry it would have
+replaced); opening the tier makes room the same way when others have filled the disk. A
+put that finds the disk full (``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is cleaned up and
+dropped, and writes that only tidy up (batched access times, expired rows) wait for room
+instead of failing a read.
+
+Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
+cumulative totals of every process kept in the index for ``lensing-ssc cache stats`` (and,
+counted from when a tier opened, for the run's status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import CacheError
+from lensing_ssc.core.io import fsync_directory, hash_bytes
+
+from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
+from ._index import Row, Victim
+from ._reclaim import ORPHAN_AGE, Room
+from ._reserve import ENTRY_OVERHEAD, SpaceGuard, is_disk_full, suppress_disk_full
+from ._stats import SharedStats, TierStats
+from ._values import (
+    CorruptEntry,
+    Encoded,
+    MemoryMap,
+    decode_value,
+    encode_value,
+    read_value_file,
+    verify_digest,
+    write_value_file,
+)
+
+__all__ = ["INDEX_NAME", "DiskTier", "Outcome"]
+
+INLINE_LIMIT = 64 << 10  # payloads up to this many bytes live in the index row
+
+
+class Outcome(enum.Enum):
+    """What became of a value given to :meth:`DiskTier.put`."""
+
+    STORED = "stored"
+    TOO_LARGE = "too large"  # alone larger than the tier's byte limit
+    NO_ROOM = "no room"  # the filesystem is short of its free-space reserve, or full
+
+
+class DiskTier:
+    """A directory of cached values with a SQLite index, safe across processes.
+
+    Args:
+        directory: The cache directory; created if missing.
+        max_bytes: Most payload bytes stored; a value larger than this alone is rejected.
+        policy: ``"lru"``, ``"lfu"`` or ``"fifo"``, the order of eviction.
+        codec: Compression spec for :func:`lensing_ssc.core.io.compress`.
+        memory_map: Return raw arrays from value files as read-only memory maps
+            (``"verify"``: and check their digest through the map).
+        min_free_mb: Free space, in MiB, to leave on the filesystem (``None``: the smaller
+            of 1 GiB and 10 % of it; ``0``: none). Opening the tier restores it, and
+            every put keeps it.
+
+    Raises:
+        CacheError: The directory cannot be created or written, or holds a foreign index.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        policy: str,
+        codec: Any,
+        memory_map: MemoryMap,
+        min_free_mb: float | None = 0.0,
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self.codec = codec
+        self.memory_map = memory_map
+        self._values = directory / VALUES_DIR
+        self._access = IndexAccess(directory, policy=policy)
+        self._locked = self._access.locked
+        self._write = self._access.write
+        self._lock = self._access.lock
+        self.hits = self.misses = self.evictions = self.expirations = self.rejected = 0
+        self._opened = time.time()
+        with self._locked as index:
+            self._opened_with = index.totals()  # every process's lookups before this one
+        self.space = SpaceGuard(directory, min_free_mb=min_free_mb)
+        self._room = Room(self._access, self.space, unlink=self._unlink)
+        if self._room.sweep_due():
+            with suppress_disk_full():  # the files go; only the note of when waits
+                self.sweep()
+        if self.space.enabled:
+            self._room.keep_reserve()  # a run that stopped on a full disk can start again
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        """Count for this process and for the index's totals (lock held)."""
+        setattr(self, name, getattr(self, name) + amount)
+        self._access.count(name, amount)
+
+    def _unlink(self, victims: Sequence[Victim]) -> None:
+        for victim in victims:
+            if victim.file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._values / victim.file)
+
+    # -- reading ------------------------------------------------------------------------
+    def get(self, key: bytes, *, count: bool = True) -> tuple[Any, Row] | None:
+        """The value stored under ``key`` and its row, or ``None``.
+
+        Args:
+            key: The canonical encoding of the key.
+            count: Count the hit or miss and the access (``False`` for polling).
+        """
+        for _ in range(3):  # a value file may be replaced between reading its row and it
+            with self._locked as index:
+                row = index.find(key)
+            if row is None:
+                break
+            if row.expires is not None and row.expires <= time.time():
+                with suppress_disk_full():  # else it stays, a miss, until there is room
+                    with self._write as (index, conn):
+                        removed = index.delete_row(conn, row)
+                        if removed:
+                            self._count("expirations")
+                    self._unlink(removed)
+                break
+            try:
+                value = self._load(row)
+            except FileNotFoundError:
+                with self._locked as index:
+                    if index.find(key) != row:
+                        continue  # replaced meanwhile: read the new entry
+                self._drop(row)
+                break
+            except CorruptEntry:
+                self._drop(row)
+                break
+            if not count:
+                return value, row
+            with self._lock:
+                self._count("hits")
+                due = self._access.record_read(key)
+            if due:
+                with suppress_disk_full():  # the batch is dropped: access times can wait
+                    self._access.flush()
+            return value, row
+        if count:
+            with self._lock:
+                self._count("misses")
+        return None
+
+    def _load(self, row: Row) -> Any:
+        if row.inline is not None:
+            if not verify_digest(row.inline, row.digest):
+                raise CorruptEntry("inline value fails its digest")
+            return decode_value(row.kind, row.codec, row.meta, row.inline)
+        if row.file is None:
+            raise CorruptEntry("entry has neither an inline value nor a value file")
+        return read_value_file(
+            self._values / row.file,
+            kind=row.kind,
+            codec=row.codec,
+            meta=row.meta,
+            size=row.size,
+            digest=row.digest,
+            memory_map=self.memory_map,
+        )
+
+    def _drop(self, row: Row) -> None:
+        """Remove a row found unreadable; on a full disk it stays, read as a miss each time."""
+        with suppress_disk_full():
+            self._remove(row)
+
+    def _remove(self, row: Row) -> None:
+        with self._write as (index, conn):
+            removed = index.delete_row(conn, row)
+        self._unlink(removed)
+
+    def contains(self, key: bytes) -> bool:
+        """Whether ``key`` has an entry that has not expired (its value is not read)."""
+        with self._locked as index:
+            return index.contains(key, time.time())
+
+    # -- writing ------------------------------------------------------------------------
+    def put(
+        self,
+        key: bytes,
+        value: Any,
+        *,
+        label: Any,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        durable: bool = True,
+    ) -> Outcome:
+        """Store ``value`` under ``key``, unless it is too large or there is no room for it.
+
+        Args:
+            key: The canonical encoding of the key.
+            value: The value.
+            label: The key as the user gave it, named in errors.
+            ttl: Seconds to live, or ``None``.
+            tags: Tags of the entry.
+            durable: ``fsync`` a value file before the entry becomes visible.
+
+        Returns:
+            :attr:`Outcome.STORED`; :attr:`Outcome.TOO_LARGE` if the value alone exceeds the
+            byte limit; :attr:`Outcome.NO_ROOM` if storing it would enter the free-space
+            reserve even after evicting, or the disk was full. Either way an entry the value
+            would have replaced is removed.
+
+        Raises:
+            CacheError: ``value`` cannot be pickled, or the directory cannot be written for a
+                reason other than a full disk.
+        """
+        encoded = encode_value(value, key=label, codec=self.codec)
+        if encoded.size > self.max_bytes:
+            with self._write as (index, conn):
+                stale = index.delete_keys(conn, [key])
+                self._count("rejected")
+            self._unlink(stale)
+            return Outcome.TOO_LARGE
+        needed = encoded.size + ENTRY_OVERHEAD
+        try:
+            if self._room.make(needed, fresh=encoded.size > INLINE_LIMIT):
+                self._store(key, encoded, ttl=ttl, durable=durable, tags=tags)
+                self.space.wrote(needed)
+                return Outcome.STORED
+        except CacheError as exc:
+            if not is_disk_full(exc):
+                raise
+            # Whatever the write left is gone already; free at least what did not fit.
+            self.space.forget()
+            with suppress_disk_full():
+                self._room.free(max(needed, self.space.shortfall(needed)))
+        self._room.go_without(key, label)
+        return Outcome.NO_ROOM
+
+    def _store(
+        self,
+        key: bytes,
+        encoded: Encoded,
+        *,
+        ttl: float | None,
+        durable: bool,
+        tags: tuple[str, ...],
+    ) -> None:
+        name = None
+        if encoded.size > INLINE_LIMIT:
+            self._drop_replaced_file(key)
+            name = self._write_file(key, encoded, durable=durable)
+        fields = {
+            "kind": encoded.kind,
+            "codec": encoded.codec,
+            "meta": encoded.meta,
+            "size": encoded.size,
+            "digest": encoded.digest,
+            "inline": None if name is not None else encoded.payload(),
+            "file": name,
+            "expires": None if ttl is None else time.time() + ttl,
+        }
+        try:
+            with self._write as (index, conn):
+                now = time.time()
+                used, replaced = index.insert(conn, key, fields, tags, now)
+                removed, evicted = index.evict(conn, used, self.max_bytes, now)
+                self.evictions += evicted  # the lock is held: counts stay exact
+                self.expirations += len(removed) - evicted
+        except BaseException:
+            if name is not None:
+                self._unlink([Victim(name, 0)])
+            raise
+        self._unlink(removed if replaced is None else [replaced, *removed])
+
+    def _drop_replaced_file(self, key: bytes) -> None:
+        """Remove the entry a large value replaces, and its file, before writing the new one.
+
+        The old and new values then never need disk space at once, and the filesystem can
+        reuse the old value's blocks (on virtual disks, fresh blocks cost several times
+        more to write). Until the new value is committed, the key is a miss.
+        """
+        with self._locked as index:
+            row = index.find(key)
+        if row is not None and row.file is not None:
+            self._drop(row)
+
+    def _write_file(self, key: bytes, encoded: Encoded, *, durable: bool) -> str:
+        digest = hash_bytes(key).partition(":")[2]
+        bucket = self._values / digest[:2]
+        name = f"{digest[:2]}/{digest}.{secrets.token_hex(4)}.val"
+        try:
+            if not bucket.is_dir():
+                bucket.mkdir(exist_ok=True)
+                if durable:
+                    fsync_directory(self._values)
+            write_value_file(self._values / name, encoded, durable=durable)
+        except OSError as exc:
+            # The temporary file is gone; the file itself exists if only the last step failed.
+            self._unlink([Victim(name, 0)])
+            raise CacheError(
+                f"cannot write a value file in {str(self._values)!r}: {exc}",
+                value=str(self._values),
+                hint="free disk space or lower disk_max_size_mb",
+            ) from exc
+        return name
+
+    def delete(self, keys: Sequence[bytes]) -> int:
+        """Remove the entries of ``keys``; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_keys(conn, keys)
+        self._unlink(removed)
+        return len(removed)
+
+    def invalidate(self, tags: Sequence[str]) -> list[bytes]:
+        """Remove every entry carrying any of ``tags``; the encoded keys removed."""
+        with self._write as (index, conn):
+            removed = index.delete_tagged(conn, tags)
+        self._unlink(removed)
+        return [victim.key for victim in removed]
+
+    def clear(self) -> int:
+        """Remove every entry; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_all(conn)
+        self._unlink(removed)
+        return len(removed)
+
+    def expire(self) -> int:
+        """Remove every expired entry; how many there were."""
+        with self._write as (index, conn):
+            removed = index.delete_expired(conn, time.time())
+            self.expirations += len(removed)
+        self._unlink(removed)
+        return len(removed)
+
+    def flush(self) -> None:
+        """Write batched access times and counters to the index now."""
+        self._access.flush()
+
+    # -- upkeep -------------------------------------------------------------------------
+    def sweep(self, *, orphan_age: float = ORPHAN_AGE) -> int:
+        """Remove value files no entry refers to and temporary files of dead writers.
+
+        Args:
+            orphan_age: Only remove unreferenced files not modified for this many seconds
+                (a live writer commits its entry right after writing its file).
+
+        Returns:
+            The number of files removed.
+        """
+        return self._room.sweep(orphan_age=orphan_age)
+
+    # -- reporting ----------------------------------------------------------------------
+    def stats(self) -> TierStats:
+        """This process's counters, and the bytes and entries the directory holds."""
+        with self._locked as index:
+            totals = index.totals()
+            return TierStats.build(
+                "disk",
+                self.hits,
+                self.misses,
+                evictions=self.evictions + self._room.evictions,
+                expirations=self.expirations + self._room.expirations,
+                rejected=self.rejected + self._room.rejected,
+                bytes=totals["bytes"],
+                entries=totals["entries"],
+                max_bytes=self.max_bytes,
+                max_entries=None,
+            )
+
+    def shared_stats(self) -> SharedStats:
+        """Lookups of every process sharing the directory since this tier opened.
+
+        The index's counters, plus this process's not yet written, less what they were at
+        opening. Other processes' lookups arrive with their batched writes (at most a
+        second or so late) and when their caches close.
+        """
+        with self._locked as index:
+            totals = index.totals()
+            pending = dict(self._access.counts)
+        hits, misses = (
+            max(0, totals[name] + pending[name] - self._opened_with[name])
+            for name in ("hits", "misses")
+        )
+        return SharedStats.build(hits, misses, since=self._opened)
+
+    def totals(self) -> dict[str, Any]:
+        """Cumulative counters of every process, bytes, entries and entries per tag."""
+        self.flush()
+        with self._locked as index:
+            totals: dict[str, Any] = index.totals()
+            totals["tags"] = index.tag_counts()
+        return totals
+
+    def close(self) -> None:
+        """Flush batched reads (unless the disk is full) and close."""
+        with suppress_disk_full():
+            self._access.close()
+
+    # -- leases -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease_transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the ``leases`` table, for :mod:`._memoize`."""
+        with self._write as (_, conn):
+            yield conn

@@ -1,0 +1,415 @@
+"""``LogManager``: structured logs that never slow the work and never lose a line.
+
+Loggers stay plain :mod:`logging` loggers (``get_logger`` returns one under
+``lensing_ssc``), so a call below the level costs what the stdlib's costs. A record at or
+above the level is handed to a queue without formatting; the writer thread
+(``lensing_ssc-log-writer``) formats it (``standard``, ``detailed`` or ``json``) and writes
+it to the file, which rotates by size with gzip archives and retention by age, and to the
+console. Context fields (``log_context``) follow the work through threads and tasks
+(:func:`bind_context`); worker processes send their records to the parent's one writer
+(``worker_config``/``attach_worker``, automatic after ``fork``). ``close()``, interpreter
+exit and (when asked) SIGTERM write every record. Timing statistics live in
+``performance`` and ``get_stats()``.
+
+Internals: :mod:`._context`, :mod:`._format`, :mod:`._writer`,
+:mod:`._sinks`, :mod:`._transport`, :mod:`._timing`, :mod:`._loggers`,
+:mod:`._process_events`, :mod:`._settings`. User documentation: ``docs/log_manager.md``.
+
+Example:
+    >>> from lensing_ssc.processing.managers import LogManager
+    >>> with LogManager(level="INFO", console=False) as log_mgr:
+    ...     logger = log_mgr.get_logger("my_module")
+    ...     with log_mgr.log_context(operation="data_processing", step="validation"):
+    ...         logger.info("Validating input data")
+    >>> logger.name
+    'lensing_ssc.my_module'
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lensing_ssc.core.base.exceptions import LoggingError
+from lensing_ssc.processing.managers.log import _loggers as _log_loggers
+from lensing_ssc.processing.managers.log import _process_events as _log_process
+from lensing_ssc.processing.managers.log._context import (
+    bind_context,
+    current_context,
+    log_context,
+)
+from lensing_ssc.processing.managers.log._format import make_formatter
+from lensing_ssc.processing.managers.log._operations import OperationLog
+from lensing_ssc.processing.managers.log._settings import (
+    UNSET,
+    LogSettings,
+    LogStats,
+    LogWorkerConfig,
+    Unset,
+    resolve_settings,
+)
+from lensing_ssc.processing.managers.log._sinks import (
+    Archiver,
+    ConsoleSink,
+    RotatingFileSink,
+    Sink,
+    list_backups,
+)
+from lensing_ssc.processing.managers.log._timing import (
+    PerformanceLogger,
+    Timer,
+    TimingRecorder,
+    TimingStats,
+)
+from lensing_ssc.processing.managers.log._workers import (
+    WorkerLink,
+    connect_worker,
+    make_worker_config,
+    open_log_file,
+    worker_settings,
+)
+from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from lensing_ssc.core.config import ProcessingConfig
+
+__all__ = [
+    "LogManager",
+    "LogStats",
+    "LogWorkerConfig",
+    "Timer",
+    "TimingStats",
+    "bind_context",
+    "current_context",
+    "list_backups",
+    "log_context",
+]
+
+_PACKAGE = _log_loggers.PACKAGE_LOGGER
+_WORKERS: dict[tuple[Any, str], LogManager] = {}
+
+
+class LogManager:
+    """Structured, asynchronous logging for a run; see the module docstring.
+
+    Args:
+        level: ``DEBUG``..``CRITICAL`` (any case) or a number; default ``INFO``.
+        file_path: Log file (parents created); default ``config.log_file``, else no file.
+        format_type: ``standard``, ``json`` or ``detailed``; default ``standard``.
+        max_bytes: Rotate before the file passes this size; ``None``: never. Default 10 MiB.
+        backup_count: Rotated files kept; ``0`` turns rotation off (as in the stdlib).
+        console: Also write to stderr (default ``True``).
+        compress_rotated: Gzip rotated files off the writer's path (default ``True``).
+        retention_days: Delete rotated files older than this (default: keep).
+        capture: Names of further loggers to write for (e.g. your own package).
+        capture_root: Write for the root logger, i.e. every library (sets its level).
+        propagate: Also pass ``lensing_ssc`` records on to the root logger's handlers.
+        flush_interval: Seconds between the writer's rounds (the most a SIGKILL can lose).
+        queue_size: Records waiting before callers wait for the writer.
+        timing_level: Level of timing records.
+        handle_sigterm: Write every record on SIGTERM, then defer to the previous handler.
+        config: A ``ProcessingConfig``; its ``logging`` section gives the defaults.
+
+    Raises:
+        LoggingError: unknown level or format, a bad number, an unwritable log path.
+    """
+
+    _sigterm: _log_process.SigtermChain | None
+
+    def __init__(
+        self,
+        level: str | int | None = None,
+        file_path: str | Path | None = None,
+        format_type: str | None = None,
+        *,
+        max_bytes: int | Unset | None = UNSET,
+        backup_count: int | None = None,
+        console: bool | None = None,
+        compress_rotated: bool | None = None,
+        retention_days: float | Unset | None = UNSET,
+        capture: Iterable[str] = (),
+        capture_root: bool = False,
+        propagate: bool = False,
+        flush_interval: float = 0.1,
+        queue_size: int = 20_000,
+        timing_level: str | int = "INFO",
+        handle_sigterm: bool = False,
+        config: ProcessingConfig | None = None,
+    ) -> None:
+        settings = resolve_settings(
+            level=level,
+            file_path=file_path,
+            format_type=format_type,
+            max_bytes=max_bytes,
+            backup_count=backup_count,
+            console=console,
+            compress_rotated=compress_rotated,
+            retention_days=retention_days,
+            capture=capture,
+            capture_root=capture_root,
+            propagate=propagate,
+            flush_interval=flush_interval,
+            queue_size=queue_size,
+            timing_level=timing_level,
+            handle_sigterm=handle_sigterm,
+            config=config,
+        )
+        if settings.handle_sigterm:
+            _log_process.SigtermChain.check_main_thread()
+        self._settings = settings
+        self._archiver: Archiver | None = None
+        self._file: RotatingFileSink | None = None
+        sinks: list[Sink] = []
+        if settings.file_path is not None:
+            self._file, self._archiver = open_log_file(settings, self._report)
+            sinks.append(self._file)
+        if settings.console:
+            sinks.append(ConsoleSink())
+        self._setup(settings, sinks, worker=None)
+        if self._archiver is not None:
+            self._archiver.start()
+        if settings.handle_sigterm:
+            self._sigterm = _log_process.SigtermChain(self.flush)
+
+    def _report(self, what: str, exc: BaseException) -> None:
+        self._pipeline.report(what, exc)
+
+    def _setup(
+        self, settings: LogSettings, sinks: list[Sink], worker: LogWorkerConfig | None
+    ) -> None:
+        self._worker = worker
+        self._closed = False
+        self._lock = threading.Lock()
+        self._sigterm = None
+        formatter = make_formatter(settings.format_type)
+        if worker is not None:
+            formatter.static_fields = dict(worker.fields)
+        self._pipeline = LogPipeline(
+            formatter,
+            sinks,
+            flush_interval=settings.flush_interval,
+            queue_size=settings.queue_size,
+        )
+        self._handler = EnqueueHandler(self._pipeline, settings.level)
+        self._link = WorkerLink(self._pipeline, self._handler, worker, self.close)
+        self._points = _log_loggers.attachment_points(settings.capture, settings.capture_root)
+        self._timings = TimingRecorder()
+        self.performance = PerformanceLogger(
+            logging.getLogger(f"{_PACKAGE}.performance"), self._timings, settings.timing_level
+        )
+        self._ops = OperationLog(
+            logging.getLogger(f"{_PACKAGE}.operations"),
+            logging.getLogger(f"{_PACKAGE}.errors"),
+            self.performance,
+            self._timings,
+        )
+        self._pipeline.start()
+        entry = _log_loggers.Attachment(
+            self._handler, settings.level, None if settings.capture_root else settings.propagate
+        )
+        for name in self._points:
+            _log_loggers.attach(name, entry)
+        _log_process.register(self)
+
+    # -- loggers and context -------------------------------------------------------------
+    def get_logger(self, name: str | None = None) -> logging.Logger:
+        """The stdlib logger for ``name``, written by this manager.
+
+        A name already under ``lensing_ssc`` (or under a captured logger) is used as is;
+        any other is put under ``lensing_ssc.`` (``"my_module"`` → ``lensing_ssc.my_module``).
+        Calling it twice returns the same logger and adds nothing.
+
+        Raises:
+            LoggingError: when ``name`` is not a string.
+        """
+        if name is None or name == "":
+            return logging.getLogger(_PACKAGE)
+        if not isinstance(name, str):
+            raise LoggingError(f"logger name must be a string, got {name!r}", value=name)
+        covered = self._settings.capture_root or any(
+            name == point or name.startswith(point + ".") for point in self._points
+        )
+        return logging.getLogger(name if covered else f"{_PACKAGE}.{name}")
+
+    @staticmethod
+    def log_context(**fields: Any) -> Any:
+        """Add ``fields`` to every record logged in the ``with`` block (this thread/task).
+
+        Same as the module's :func:`log_context`; see :func:`bind_context` for threads.
+        """
+        return log_context(**fields)
+
+    bind_context = staticmethod(bind_context)
+
+    # -- timers and operations -----------------------------------------------------------
+    def start_timer(self, name: str) -> Timer:
+        """Start a timer; see ``performance.start_timer``."""
+        return self.performance.start_timer(name)
+
+    def end_timer(self, timer: Timer | str, *, success: bool = True, **fields: Any) -> float:
+        """Stop a timer, log and record it; returns the seconds."""
+        return self.performance.end_timer(timer, success=success, **fields)
+
+    def log_operation_start(self, name: str, **fields: Any) -> None:
+        """Log the start of operation ``name`` and start timing it."""
+        self._ops.start(name, fields)
+
+    def log_operation_end(self, name: str, success: bool = True, **fields: Any) -> float | None:
+        """Log the end of ``name`` (ERROR if not ``success``); its seconds if started here."""
+        return self._ops.end(name, success, fields)
+
+    def log_performance_metric(self, name: str, value: Any, unit: str = "", **fields: Any) -> None:
+        """Log a measured quantity (``metric``, ``value``, ``unit``); the last is in stats."""
+        self._ops.metric(name, value, unit, fields)
+
+    def log_error(
+        self,
+        error: BaseException | str,
+        message: str | None = None,
+        *,
+        logger: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Log an exception (type, message, traceback) or an error message at ERROR."""
+        self._ops.error(error, message, self.get_logger(logger) if logger else None, fields)
+
+    # -- handlers, flushing, status ------------------------------------------------------
+    def add_handler(self, handler: logging.Handler) -> None:
+        """Feed records to a stdlib handler too, on the writer thread (errors reported once)."""
+        handler.handleError = self._pipeline.handler_error(handler)  # type: ignore[method-assign, assignment]
+        self._pipeline.handlers.append(handler)
+
+    def flush(self) -> None:
+        """Write every record logged before this call, on the calling thread."""
+        self._pipeline.flush()
+
+    def get_stats(self) -> LogStats:
+        """Counters, timing statistics per operation and the last value of each metric."""
+        counts = self._pipeline.counts()
+        return LogStats(
+            records=counts.records,
+            written=counts.written,
+            from_workers=counts.from_workers,
+            dropped=counts.dropped,
+            errors=counts.errors,
+            queued=counts.queued,
+            rotations=self._file.rotations if self._file else 0,
+            compressed=self._archiver.compressed if self._archiver else 0,
+            timings=self._timings.snapshot(),
+            metrics=self._ops.metrics(),
+        )
+
+    def get_status(self) -> dict[str, Any]:
+        """JSON-ready snapshot: settings, state and ``get_stats()``."""
+        s = self._settings
+        return {
+            "level": logging.getLevelName(s.level),
+            "format": s.format_type,
+            "file": str(s.file_path) if s.file_path and self._worker is None else None,
+            "console": s.console and self._worker is None,
+            "worker": self._worker is not None,
+            "closed": self._closed,
+            "writer_alive": self._pipeline.running,
+            "loggers": list(self._points),
+            "stats": self.get_stats().to_dict(),
+        }
+
+    # -- processes -----------------------------------------------------------------------
+    def worker_config(self, **fields: Any) -> LogWorkerConfig:
+        """What a worker process needs to log through this manager's writer (picklable).
+
+        Args:
+            **fields: Written with every record of the workers (e.g. ``pool="maps"``).
+
+        Raises:
+            LoggingError: when the manager is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise LoggingError("this LogManager is closed", hint="create a new one")
+            address, token = self._link.address()
+        if self._worker is not None:
+            fields = {**self._worker.fields, **fields}
+        return make_worker_config(self._settings, address, token, fields)
+
+    @classmethod
+    def attach_worker(cls, config: LogWorkerConfig) -> LogManager:
+        """In a worker process: send this process's records to the parent's writer.
+
+        Idempotent per process and parent; the worker's manager closes (and so writes
+        everything) when the process exits, also through :mod:`multiprocessing`. Use it
+        as a pool initializer:
+        ``ProcessPoolExecutor(initializer=LogManager.attach_worker, initargs=(cfg,))``.
+
+        Raises:
+            LoggingError: when the parent's writer cannot be reached.
+        """
+        key = (config.address, config.token)
+        existing = _WORKERS.get(key)
+        if existing is not None and not existing.closed:
+            return existing
+        self = cls.__new__(cls)
+        sink = connect_worker(config, lambda what, exc: self._pipeline.report(what, exc))
+        self._settings = worker_settings(config)
+        self._file, self._archiver = None, None
+        self._setup(self._settings, [sink], worker=config)
+        _WORKERS[key] = self
+        _log_process.flush_at_worker_exit(self.close)
+        return self
+
+    def _before_fork(self) -> None:
+        if not self._closed:
+            self._link.before_fork()
+
+    def _after_fork_in_parent(self) -> None:
+        if not self._closed:
+            self._link.after_fork_in_parent()
+
+    def _after_fork_in_child(self) -> None:
+        self._pipeline.reset_after_fork()
+        self._lock = threading.Lock()
+        if not self._closed:
+            self._file, self._archiver, self._sigterm = None, None, None
+            self._link.after_fork_in_child()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Write every record, stop the threads, restore the loggers (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        _log_loggers.detach(self._handler)
+        if self._sigterm is not None:
+            self._sigterm.restore()
+        self._link.close(grace=1.0)
+        self._pipeline.stop()
+        self._pipeline.close_sinks()
+        if self._archiver is not None:
+            self._archiver.close()
+        _log_process.unregister(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> LogManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "worker" if self._worker else (self._settings.file_path or "console")
+        state = "closed" if self._closed else "open"
+        return f"<LogManager {logging.getLevelName(self._settings.level)} {where} ({state})>"

@@ -1,0 +1,211 @@
+"""A manager's links outside its process: the parent's socket, a worker's sink, the file.
+
+:class:`WorkerLink` owns the parent side (the :class:`~._transport.LogReceiver`,
+opened on ``worker_config()`` or just before a ``fork``) and the child side after a fork
+(connect to the parent on the first record, then write through a
+:class:`~._transport.ParentSink`; fall back to stderr if the parent cannot be reached).
+:func:`connect_worker` and :func:`worker_settings` build a worker's sink and settings
+from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker``, and
+:func:`make_worker_config` the config a parent hands out; :func:`open_log_file` opens the
+parent's file sink and archiver from its settings.
+The wire format and threads are in :mod:`._transport`; process hooks in
+:mod:`._process_events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import LoggingError
+from lensing_ssc.processing.managers.log._process_events import flush_at_worker_exit
+from lensing_ssc.processing.managers.log._settings import (
+    LogSettings,
+    LogWorkerConfig,
+    parse_level,
+)
+from lensing_ssc.processing.managers.log._sinks import (
+    Archiver,
+    ConsoleSink,
+    RotatingFileSink,
+    Sink,
+)
+from lensing_ssc.processing.managers.log._transport import LogReceiver, ParentSink
+from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
+
+__all__ = ["WorkerLink", "connect_worker", "make_worker_config", "open_log_file", "worker_settings"]
+
+Report = Callable[[str, BaseException], None]
+
+
+class WorkerLink:
+    """Parent socket and fork handling of one manager.
+
+    Args:
+        pipeline: The manager's pipeline (records from workers go into its queue).
+        handler: The manager's handler (its high-water mark triggers the post-fork connect).
+        worker: The manager's own worker config when it is itself a worker, else ``None``.
+        on_exit: What a forked child calls when it exits (the manager's ``close``).
+    """
+
+    def __init__(
+        self,
+        pipeline: LogPipeline,
+        handler: EnqueueHandler,
+        worker: LogWorkerConfig | None,
+        on_exit: Callable[[], None],
+    ) -> None:
+        self._pipeline = pipeline
+        self._handler = handler
+        self._worker = worker
+        self._on_exit = on_exit
+        self._receiver: LogReceiver | None = None
+        self._parent: tuple[Any, str] | None = None
+
+    def address(self) -> tuple[Any, str]:
+        """``(address, token)`` workers connect to; opens the parent socket if needed."""
+        if self._worker is not None:
+            return self._worker.address, self._worker.token
+        receiver = self._open()
+        receiver.start()
+        return receiver.address, receiver.token
+
+    def _open(self) -> LogReceiver:
+        if self._receiver is None:
+            self._receiver = LogReceiver(self._pipeline.push_lines, self._pipeline.report)
+        return self._receiver
+
+    def before_fork(self) -> None:
+        if self._worker is None and self._receiver is None:
+            try:
+                self._open()
+            except OSError as exc:
+                self._pipeline.report("the worker socket", exc)
+
+    def after_fork_in_parent(self) -> None:
+        if self._receiver is not None:
+            self._receiver.start()
+
+    def after_fork_in_child(self) -> None:
+        """Drop the parent's file and socket; connect to the parent on the first record."""
+        for sink in self._pipeline.sinks:
+            if isinstance(sink, (RotatingFileSink, ParentSink)):
+                sink.close()  # closes this process's copy of the descriptor only
+        self._pipeline.sinks = []
+        if self._worker is not None:
+            self._parent = (self._worker.address, self._worker.token)
+        elif self._receiver is not None:
+            self._parent = (self._receiver.address, self._receiver.token)
+            self._receiver.abandon()
+            self._receiver = None
+        self._pipeline.on_first_record_after_fork = self._connect_after_fork
+        self._handler.set_high_water(0)
+
+    def _connect_after_fork(self) -> None:
+        sink: Sink
+        try:
+            if self._parent is None:
+                raise ConnectionError("the parent process had no worker socket")
+            sink = ParentSink(*self._parent, self._pipeline.report)
+        except OSError as exc:
+            self._pipeline.report("the parent's log writer", exc)
+            sink = ConsoleSink()
+        self._pipeline.sinks = [sink]
+        self._handler.set_high_water(self._pipeline.high_water)
+        self._pipeline.start()
+        flush_at_worker_exit(self._on_exit)
+
+    def close(self, grace: float) -> None:
+        """Receive what workers still send (until they hang up or ``grace`` s of silence)."""
+        if self._receiver is not None:
+            self._receiver.close(grace)
+            self._receiver = None
+
+
+def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink:
+    """A sink to the parent's writer.
+
+    Raises:
+        LoggingError: when the parent's writer cannot be reached.
+    """
+    try:
+        return ParentSink(config.address, config.token, report)
+    except OSError as exc:
+        raise LoggingError(
+            f"cannot reach the parent's log writer at {config.address!r}: {exc}",
+            value=config.address,
+            hint="is the parent's LogManager still open?",
+        ) from exc
+
+
+def worker_settings(config: LogWorkerConfig) -> LogSettings:
+    """Settings of a worker's manager: the parent's level and format, no file, no console."""
+    return LogSettings(
+        level=parse_level(config.level),
+        format_type=config.format_type,
+        file_path=None,
+        console=False,
+        max_bytes=None,
+        backup_count=0,
+        compress_rotated=False,
+        retention_days=None,
+        capture=config.capture,
+        capture_root=config.capture_root,
+        propagate=config.propagate,
+        flush_interval=config.flush_interval,
+        queue_size=config.queue_size,
+        timing_level=config.timing_level,
+        handle_sigterm=False,
+    )
+
+
+def make_worker_config(
+    settings: LogSettings, address: Any, token: str, fields: dict[str, Any]
+) -> LogWorkerConfig:
+    """The config a parent with ``settings`` hands to its workers."""
+    return LogWorkerConfig(
+        address=address,
+        token=token,
+        level=settings.level,
+        format_type=settings.format_type,
+        capture=settings.capture,
+        capture_root=settings.capture_root,
+        propagate=settings.propagate,
+        flush_interval=settings.flush_interval,
+        queue_size=settings.queue_size,
+        timing_level=settings.timing_level,
+        fields=fields,
+    )
+
+
+def open_log_file(
+    settings: LogSettings, report: Report
+) -> tuple[RotatingFileSink, Archiver | None]:
+    """The parent's file sink and (when rotating or pruning) its archiver, not yet started.
+
+    Raises:
+        LoggingError: when the file cannot be created or opened for appending.
+    """
+    path = settings.file_path
+    if path is None:
+        raise LoggingError("no log file configured", hint="pass file_path=...")
+    archiver = None
+    if settings.rotates or settings.retention_days is not None:
+        archiver = Archiver(
+            path,
+            compress=settings.compress_rotated and settings.rotates,
+            backup_count=settings.backup_count if settings.rotates else None,
+            retention_days=settings.retention_days,
+            report=report,
+        )
+    try:
+        sink = RotatingFileSink(
+            path, max_bytes=settings.max_bytes if settings.rotates else None, archiver=archiver
+        )
+    except OSError as exc:
+        raise LoggingError(
+            f"cannot open log file {str(path)!r} for writing: {exc.strerror or exc}",
+            value=str(path),
+            hint="choose a writable path, or file_path=None for console only",
+        ) from exc
+    return sink, archiver

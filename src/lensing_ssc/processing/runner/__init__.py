@@ -1,0 +1,26 @@
+"""The task runner: map a function over items with any executor, journalled and resumable.
+
+Private parts: :mod:`._task_runner` (``TaskRunner`` and ``run_map``), :mod:`._engine` (the
+serial and parallel scheduling loops), :mod:`._ledger`, :mod:`._journal` and :mod:`._appender`
+(the book-keeping and the completion journal), :mod:`._keys` (item keys and function
+identities), :mod:`._worker` (what runs in workers), :mod:`._executors` and :mod:`._dask`
+(executor adapters), :mod:`._results` (the value objects).
+"""
+
+from ._task_runner import (
+    MapResult,
+    RunnerHooks,
+    RunSnapshot,
+    TaskFailure,
+    TaskRunner,
+    run_map,
+)
+
+__all__ = [
+    "MapResult",
+    "RunSnapshot",
+    "RunnerHooks",
+    "TaskFailure",
+    "TaskRunner",
+    "run_map",
+]

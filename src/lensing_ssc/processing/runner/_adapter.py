@@ -1,0 +1,69 @@
+"""The one interface every executor adapter gives the scheduling loop, and the executor names.
+
+:class:`Adapter` is what :mod:`._engine` drives: submit, count workers, tell a dead worker from
+a failed task, rebuild, cancel, terminate, close. Its implementations are
+:class:`~._pools.PoolAdapter` (``concurrent.futures`` executors) and
+:class:`~._dask.DaskAdapter`; :func:`~._executors.build_adapter` picks one. The serial
+executor needs none: the engine runs it in a plain loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, get_args
+
+from lensing_ssc.processing.runner._worker import WorkerSetup
+
+__all__ = ["EXECUTOR_NAMES", "Adapter", "ExecutorName", "Wrapper"]
+
+ExecutorName = Literal["serial", "threads", "processes", "dask"]
+"""The executors the runner builds by name (config files and the CLI offer exactly these)."""
+
+EXECUTOR_NAMES: tuple[str, ...] = get_args(ExecutorName)
+
+Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class Adapter(ABC):
+    """The interface the scheduling loop uses.
+
+    Attributes:
+        kind: ``"threads"``, ``"processes"``, ``"dask"`` or ``"executor"`` (a user's).
+        generation: Increases each time the executor is rebuilt after a worker died.
+        chunk_target: Seconds of work per task that make the per-task overhead negligible.
+        task_setup: Set-up each task carries, for workers the runner did not start.
+    """
+
+    kind: str = "executor"
+    generation: int = 0
+    chunk_target: float = 0.02
+    task_setup: WorkerSetup | None = None
+
+    @abstractmethod
+    def workers(self) -> int:
+        """How many items the executor runs at once."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Submit ``fn(*args)``; returns a future with ``add_done_callback``."""
+
+    @abstractmethod
+    def is_worker_death(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (from a future) means the worker process died."""
+
+    @abstractmethod
+    def rebuild(self) -> None:
+        """Replace a broken executor; re-raises the breakage when that is not ours to do."""
+
+    @abstractmethod
+    def cancel_queued(self, futures: Iterable[Any]) -> None:
+        """Cancel those of ``futures`` that have not started (a graceful stop begins)."""
+
+    @abstractmethod
+    def terminate(self, futures: Iterable[Any]) -> None:
+        """Stop ``futures`` and running work now (a graceful stop ran out of time)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the adapter created (idempotent)."""

@@ -1,0 +1,346 @@
+"""The scheduling loops: serial in the calling thread, and parallel over an executor adapter.
+
+Both check ``should_stop()`` before each submission; once it is true they submit nothing
+new, cancel queued tasks that have not started, give running items up to ``stop_timeout``
+seconds to finish (the serial loop's one item simply finishes), make every finished item
+durable, and return the stop reason.
+:mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``. A
+``KeyboardInterrupt`` (an impatient second Ctrl-C) does not wait: the parallel loop ends
+the running tasks (killing process-pool workers), keeps what had finished, and re-raises.
+
+The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
+or enough for about 0.1 s of queued work, at most 16), each a chunk of items
+(``chunksize``, or sized so a task lasts about the executor's ``chunk_target``). Futures
+report back through a queue fed by their done-callbacks; the journal's commit thread posts
+to the same queue, so durable completions are reported without polling.
+
+A worker process that dies breaks a process pool and fails every task in flight (Dask
+fails the tasks queued on that worker). Those items become suspects: the pool is rebuilt
+and each suspect is run alone; one that kills its worker alone is the culprit, tried
+``retries`` more times and then recorded as failed (``WorkerDied``), while the others
+complete normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor, CancelledError
+from dataclasses import dataclass, field
+from typing import Any
+
+from lensing_ssc.processing.runner._adapter import Adapter
+from lensing_ssc.processing.runner._ledger import Ledger
+from lensing_ssc.processing.runner._worker import (
+    RetryPolicy,
+    describe_error,
+    retryable,
+    run_unit,
+)
+
+__all__ = ["ChunkSizer", "StopCheck", "run_parallel", "run_serial"]
+
+StopCheck = Callable[[], "bool | str | None"]
+
+logger = logging.getLogger("lensing_ssc.processing.runner")
+
+_POLL = 0.1
+_MAX_CHUNK = 1000
+_QUEUED_SECONDS = 0.1
+_MAX_TASKS_PER_WORKER = 16
+WORKER_DIED = "WorkerDied"
+
+
+def _stop_reason(should_stop: StopCheck | None) -> str | None:
+    if should_stop is None:
+        return None
+    answer = should_stop()
+    if not answer:
+        return None
+    return answer if isinstance(answer, str) else "stop requested"
+
+
+def run_serial(
+    ledger: Ledger,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    policy: RetryPolicy,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Run the ledger's items one by one here; returns the stop reason, or ``None``."""
+    record_success = ledger.record_success
+    release = ledger.release
+    retries = policy.retries
+    journal = ledger.journal
+    for index in ledger.todo:
+        reason = _stop_reason(should_stop)
+        if reason is not None:
+            ledger.flush()
+            return reason
+        item = items[index]
+        attempts = 0
+        started = time.perf_counter()
+        while True:
+            attempts += 1
+            try:
+                value = func(item)
+            except Exception as exc:
+                if attempts > retries or not retryable(exc):
+                    ledger.record_failure(index, *describe_error(exc), attempts)
+                    break
+                logger.warning(
+                    "item %d failed (attempt %d of %d), retrying: %s: %s",
+                    index,
+                    attempts,
+                    retries + 1,
+                    type(exc).__name__,
+                    exc,
+                )
+                reason = _pause(policy.delay, should_stop)
+                if reason is not None:  # the item is left for the next run
+                    ledger.flush()
+                    return reason
+                continue
+            record_success(index, value, attempts)
+            break
+        # Group commit reports short items within a commit window or so. A long item would
+        # hold back its own report until the next one ends: sync now, when one fsync costs
+        # at most 2 % of the item.
+        if journal is not None and time.perf_counter() - started >= max(
+            journal.commit_interval, 50 * journal.last_sync_seconds
+        ):
+            ledger.flush()
+        else:
+            release()
+    ledger.flush()
+    return None
+
+
+def _pause(delay: float, should_stop: StopCheck | None) -> str | None:
+    """Wait ``delay`` seconds before a retry; returns a stop reason if one comes meanwhile."""
+    deadline = time.monotonic() + delay
+    while True:
+        reason = _stop_reason(should_stop)
+        if reason is not None:
+            return reason
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(left, _POLL))
+
+
+@dataclass
+class ChunkSizer:
+    """Items per task: fixed, or sized from measured item times to last ``target`` seconds."""
+
+    fixed: int | None
+    target: float
+    mean: float | None = None
+    task_mean: float | None = None
+
+    def observe(self, seconds: float, count: int) -> None:
+        """Fold a task's measured time (per item and per task) into the running means."""
+        per_item = seconds / max(count, 1)
+        self.mean = per_item if self.mean is None else 0.8 * self.mean + 0.2 * per_item
+        self.task_mean = seconds if self.task_mean is None else 0.8 * self.task_mean + 0.2 * seconds
+
+    def tasks_per_worker(self) -> int:
+        """Tasks to keep submitted per worker: at least 2, and ~0.1 s of queued work.
+
+        The queued work is what a worker runs while the runner is slow to hand it more (on
+        a loaded machine the runner's own process waits for a core too).
+        """
+        if self.task_mean is None:
+            return 2
+        return max(
+            2,
+            min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(_QUEUED_SECONDS / max(self.task_mean, 1e-6))),
+        )
+
+    def size(self, remaining: int, workers: int) -> int:
+        """Items for the next task, leaving enough tasks to keep every worker busy."""
+        if self.fixed is not None:
+            return self.fixed
+        if self.mean is None:
+            return 1
+        wanted = int(self.target / max(self.mean, 1e-9))
+        spread = remaining // (2 * max(workers, 1))
+        return max(1, min(wanted, spread, _MAX_CHUNK))
+
+
+@dataclass
+class _Unit:
+    indexes: list[int]
+    generation: int
+    alone: bool = False
+
+
+@dataclass
+class _Parallel:
+    """State of one parallel run."""
+
+    ledger: Ledger
+    func: Callable[[Any], Any]
+    items: Sequence[Any]
+    adapter: Adapter
+    policy: RetryPolicy
+    sizer: ChunkSizer
+    max_in_flight: int | None
+    waiting: deque[int]
+    done: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+    in_flight: dict[Any, _Unit] = field(default_factory=dict)
+    suspects: deque[int] = field(default_factory=deque)
+    starts: Counter[int] = field(default_factory=Counter)
+    deaths: Counter[int] = field(default_factory=Counter)
+    stopping: bool = False
+
+    def submit(self, indexes: list[int], *, alone: bool = False) -> None:
+        pairs = [(index, self.items[index]) for index in indexes]
+        args = (self.func, pairs, self.policy, self.adapter.task_setup)
+        try:
+            future = self.adapter.submit(run_unit, *args)
+        except BrokenExecutor:  # broke before its failed futures reached us
+            self.adapter.rebuild()
+            future = self.adapter.submit(run_unit, *args)
+        self.starts.update(indexes)
+        self.in_flight[future] = _Unit(indexes, self.adapter.generation, alone)
+        self.ledger.in_flight += len(indexes)
+        future.add_done_callback(self.done.put)
+
+    def fill(self) -> None:
+        if self.suspects:
+            if not self.in_flight:  # run each suspect alone, so a death names its item
+                self.submit([self.suspects.popleft()], alone=True)
+            return
+        workers = self.adapter.workers()
+        cap = self.max_in_flight or workers * self.sizer.tasks_per_worker()
+        waiting = self.waiting
+        while waiting and len(self.in_flight) < cap:
+            size = min(self.sizer.size(len(waiting), workers), len(waiting))
+            self.submit([waiting.popleft() for _ in range(size)])
+
+    def settle(self, future: Any) -> None:
+        unit = self.in_flight.pop(future, None)
+        if unit is None:
+            return
+        self.ledger.in_flight -= len(unit.indexes)
+        try:
+            outcomes = future.result()
+        except CancelledError:
+            return
+        except Exception as exc:
+            self._lost(unit, exc)
+            return
+        seconds = 0.0
+        for outcome in outcomes:
+            seconds += outcome.seconds
+            if outcome.ok:
+                self.ledger.record_success(outcome.index, outcome.value, outcome.attempts)
+            else:
+                error_type, message, trace = outcome.value
+                self.ledger.record_failure(
+                    outcome.index, error_type, message, trace, outcome.attempts
+                )
+        self.sizer.observe(seconds, len(outcomes))
+
+    def _lost(self, unit: _Unit, exc: Exception) -> None:
+        """A task came back without outcomes: its worker died, or the transport failed."""
+        if not self.adapter.is_worker_death(exc):
+            error = describe_error(exc)
+            for index in unit.indexes:
+                self.ledger.record_failure(index, *error, self.starts[index])
+            return
+        if self.stopping:
+            return  # the stop leaves these for the next run
+        if unit.generation == self.adapter.generation:
+            self.adapter.rebuild()
+        if unit.alone:
+            index = unit.indexes[0]
+            self.deaths[index] += 1
+            if self.deaths[index] > self.policy.retries:
+                self._died(index, str(exc))
+            else:
+                self.suspects.appendleft(index)
+        else:
+            self.suspects.extend(unit.indexes)
+
+    def _died(self, index: int, detail: str) -> None:
+        message = (
+            "the worker process running this item died (os._exit, a signal, or the "
+            f"out-of-memory killer): {detail}"
+        )
+        self.ledger.record_failure(index, WORKER_DIED, message, "", self.starts[index])
+
+
+def run_parallel(
+    ledger: Ledger,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    adapter: Adapter,
+    policy: RetryPolicy,
+    *,
+    chunksize: int | None,
+    max_in_flight: int | None,
+    should_stop: StopCheck | None,
+    stop_timeout: float,
+) -> str | None:
+    """Run the ledger's items on ``adapter``; returns the stop reason, or ``None``."""
+    run = _Parallel(
+        ledger,
+        func,
+        items,
+        adapter,
+        policy,
+        ChunkSizer(chunksize, adapter.chunk_target),
+        max_in_flight,
+        deque(ledger.todo),
+    )
+    journal = ledger.journal
+    if journal is not None:
+        journal.set_listener(lambda: run.done.put(None))
+    reason: str | None = None
+    deadline = 0.0
+    try:
+        while True:
+            if reason is None:
+                reason = _stop_reason(should_stop)
+                if reason is not None:
+                    run.stopping = True
+                    deadline = time.monotonic() + stop_timeout
+                    adapter.cancel_queued(list(run.in_flight))
+            if reason is None:
+                run.fill()
+            if not run.in_flight:
+                break
+            timeout = _POLL if reason is None else min(_POLL, deadline - time.monotonic())
+            if reason is not None and timeout <= 0:
+                adapter.terminate(list(run.in_flight))
+                break
+            try:
+                first = run.done.get(timeout=timeout)
+            except queue.Empty:
+                first = None
+            batch = [first]
+            while True:
+                try:
+                    batch.append(run.done.get_nowait())
+                except queue.Empty:
+                    break
+            for future in batch:
+                if future is not None:
+                    run.settle(future)
+            ledger.release()
+    except KeyboardInterrupt:
+        # Stop now, not after the running tasks: closing the pool would wait for them.
+        adapter.terminate(list(run.in_flight))
+        raise
+    finally:
+        if journal is not None:
+            journal.set_listener(None)
+        ledger.in_flight = 0
+        ledger.flush()  # also when the loop raised: what finished stays saved
+    return reason

@@ -1,0 +1,425 @@
+"""The completion journal: one appended, checksummed record per finished item.
+
+A run's journal is one file. Each record is a 16-byte header (magic ``LSJ\\x01``, payload
+length, CRC-32 of the payload) and a payload (kind, key, codec, body). Kinds: ``open`` (a run
+started; JSON with the function's identity), ``done`` (the result, pickled, compressed with
+:func:`lensing_ssc.core.io.compress` above 64 KiB when that pays) and ``failed`` (JSON: error
+type, message, traceback, attempts).
+
+Durability, at a cost that does not depend on how many items are already done:
+
+- every record reaches the OS as soon as its item finishes, so a killed process loses
+  nothing that finished (on Linux it is copied into a mapping of the file's end, with no
+  system call; elsewhere one ``write``: see :mod:`._appender`);
+- a daemon thread (``lensing_ssc-runner-journal``) fsyncs every ``commit_interval``
+  seconds (group commit; stretched to 10 fsync durations on a slow filesystem, because each
+  fsync stalls the writer briefly); :attr:`Journal.durable_seq` says how far the file is on stable
+  storage, and the run reports a completion only once its record is below that mark, so a
+  machine crash loses at most one commit window of unreported items.
+
+On reload, a torn last record (the process died mid-write) is cut off, and so are the zeros
+reserved after the last record by a run that did not close the file; a damaged record in
+the middle is skipped by resynchronising on the next valid header, and counted. A lock file
+(``<journal>.lock``, ``flock``) keeps two runs from appending to one journal at once.
+
+Scheduling is in :mod:`._engine`; keys are in :mod:`._keys`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.core.io import compress, decompress, fsync_directory
+from lensing_ssc.processing.runner._appender import Appender, open_appender
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, documented
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["Journal", "JournalContents", "read_journal"]
+
+MAGIC = b"LSJ\x01"
+_HEADER = struct.Struct("<4sQI")  # magic, payload length, crc32(payload)
+_HEAD = struct.Struct("<BBH")  # kind, codec name length, key length
+KIND_OPEN, KIND_DONE, KIND_FAILED = 1, 2, 3
+logger = logging.getLogger("lensing_ssc.processing.runner")
+COMPRESS_ABOVE = 64 * 1024
+_JOIN_BELOW = 16 * 1024
+_sync = getattr(os, "fdatasync", os.fsync)
+
+
+@dataclass
+class JournalContents:
+    """What a journal held when it was opened.
+
+    Attributes:
+        done: key → (codec name, pickled and maybe compressed result, a view of the file).
+        failed: key → failure fields (for keys without a later ``done`` record).
+        function: Identity of the function of the last run, or ``None``.
+        records: Valid records read.
+        damaged_bytes: Bytes skipped inside the file (damaged records).
+        torn_bytes: Bytes cut off the end (a record torn by a crash; not counting the zeros
+            reserved after the last record).
+    """
+
+    done: dict[str, tuple[str, memoryview]] = field(default_factory=dict)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    function: str | None = None
+    records: int = 0
+    damaged_bytes: int = 0
+    torn_bytes: int = 0
+
+    def result(self, key: str) -> Any:
+        """Unpickle the stored result of ``key``."""
+        codec, body = self.done[key]
+        return pickle.loads(body if codec == "none" else decompress(codec, body))
+
+
+def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], int]:
+    """The parts of one record, ready for one write, and their total length."""
+    key_bytes = key.encode("utf-8")
+    codec_bytes = codec.encode("ascii")
+    head = _HEAD.pack(kind, len(codec_bytes), len(key_bytes)) + key_bytes + codec_bytes
+    length = len(head) + len(body)
+    header = _HEADER.pack(MAGIC, length, zlib.crc32(body, zlib.crc32(head)))
+    if len(body) < _JOIN_BELOW:  # one small buffer: cheaper than a gather write
+        return [header + head + body], _HEADER.size + length
+    return [header + head, body], _HEADER.size + length
+
+
+def _records(data: bytes) -> Iterator[tuple[int, int, int, str, str, memoryview]]:
+    """Yield ``(start, end, kind, key, codec, body)`` per valid record, resyncing past damage."""
+    view = memoryview(data)
+    size = len(data)
+    pos = 0
+    while pos + _HEADER.size <= size:
+        magic, length, crc = _HEADER.unpack_from(data, pos)
+        start, end = pos + _HEADER.size, pos + _HEADER.size + length
+        if magic == MAGIC and end <= size and length >= _HEAD.size:
+            payload = view[start:end]
+            if zlib.crc32(payload) == crc:
+                kind, codec_len, key_len = _HEAD.unpack_from(payload)
+                body_at = _HEAD.size + key_len + codec_len
+                if kind in (KIND_OPEN, KIND_DONE, KIND_FAILED) and body_at <= length:
+                    key = bytes(payload[_HEAD.size : _HEAD.size + key_len]).decode("utf-8")
+                    codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
+                    yield pos, end, kind, key, codec, payload[body_at:]
+                    pos = end
+                    continue
+        found = data.find(MAGIC, pos + 1)
+        if found < 0:
+            return
+        pos = found
+
+
+def read_journal(path: Path) -> tuple[JournalContents, int]:
+    """Parse a journal file; returns its contents and the offset where valid data ends."""
+    data = path.read_bytes()
+    contents = JournalContents()
+    good_end = 0
+    covered = 0
+    for start, end, kind, key, codec, body in _records(data):
+        contents.records += 1
+        covered += end - start
+        good_end = end
+        if kind == KIND_DONE:
+            contents.done[key] = (codec, body)
+            contents.failed.pop(key, None)
+        elif kind == KIND_FAILED:
+            contents.failed[key] = json.loads(bytes(body).decode("utf-8"))
+        else:
+            contents.function = json.loads(bytes(body).decode("utf-8")).get("function")
+    contents.damaged_bytes = good_end - covered
+    # Zeros after the last record were reserved ahead of use (see .appender), not torn.
+    contents.torn_bytes = len(data[good_end:].rstrip(b"\0"))
+    return contents, good_end
+
+
+def _io_error(action: str, path: Path, exc: OSError) -> CheckpointError:
+    return CheckpointError(
+        f"could not {action} the task journal {str(path)!r}: {exc.strerror or exc}",
+        value=str(path),
+        hint="check the directory exists, is writable and has free space",
+    )
+
+
+class Journal:
+    """An open journal, appended to by one thread and fsynced by its own daemon thread.
+
+    Use :meth:`open`; the constructor is internal. Thread-safety: :meth:`append` from one
+    thread at a time (the run's scheduling thread); everything else from any thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        appender: Appender,
+        lock_fd: int | None,
+        *,
+        fsync: bool,
+        commit_interval: float,
+        compression: str,
+    ) -> None:
+        self.path = path
+        self._fd = fd
+        self._appender = appender
+        self._lock_fd = lock_fd
+        self._fsync = fsync
+        self._interval = commit_interval
+        self._compression = compression
+        self._written = 0
+        self._durable = 0
+        self.commit_interval = commit_interval
+        self.last_sync_seconds = 0.0
+        """How long the last fsync took (the cost of one synchronous :meth:`sync`)."""
+        self._state_lock = threading.Lock()
+        self._error: OSError | None = None
+        self._listener: Callable[[], None] | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if fsync:
+            self._thread = threading.Thread(
+                target=self._commit_loop, name="lensing_ssc-runner-journal", daemon=True
+            )
+            self._thread.start()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        function: str,
+        resume: bool = True,
+        fsync: bool = True,
+        commit_interval: float = 0.2,
+        compression: str = "auto",
+        mapped: bool | None = None,
+    ) -> tuple[Journal, JournalContents]:
+        """Lock and open ``path`` (creating it), reading what earlier runs recorded.
+
+        Args:
+            path: The journal file; parent directories are created.
+            function: Identity of the run's function (see :func:`.keys.function_identity`).
+            resume: Keep earlier records; ``False`` empties the journal first.
+            fsync: Group-commit to stable storage; ``False`` trusts the OS page cache
+                (survives a killed process, not a machine crash).
+            commit_interval: Seconds between fsyncs, stretched to 10 times the last
+                fsync's duration when the filesystem is slow.
+            compression: Codec for results above 64 KiB (:func:`lensing_ssc.core.io.compress`).
+            mapped: Copy records into a mapping of the file instead of writing each one
+                (default: on Linux; see :mod:`._appender`).
+
+        A journal last written by another function (by module and qualified name) is
+        reused with a warning in the log.
+
+        Raises:
+            CheckpointError: The journal is in use by another run, or cannot be read or
+                written.
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = cls._lock(path)
+        except OSError as exc:
+            raise _io_error("create", path, exc) from exc
+        try:
+            contents, good_end = JournalContents(), 0
+            if resume and path.exists():
+                contents, good_end = read_journal(path)
+            if resume and contents.function not in (None, function):
+                logger.warning(
+                    "task journal %s was written by %s and is now used by %s; its results are "
+                    "reused (pass resume=False if the function computes something else)",
+                    path,
+                    contents.function,
+                    function,
+                )
+            existed = path.exists()
+            fd, appender = open_appender(path, good_end, mapped=mapped)
+            if not existed:
+                fsync_directory(path.parent)
+        except CheckpointError:
+            cls._unlock(lock_fd)
+            raise
+        except OSError as exc:
+            cls._unlock(lock_fd)
+            raise _io_error("open", path, exc) from exc
+        except BaseException:
+            cls._unlock(lock_fd)
+            raise
+        journal = cls(
+            path,
+            fd,
+            appender,
+            lock_fd,
+            fsync=fsync,
+            commit_interval=commit_interval,
+            compression=compression,
+        )
+        meta = {"function": function, "pid": os.getpid()}
+        journal._append(_encode(KIND_OPEN, "", "none", json.dumps(meta).encode("utf-8")))
+        return journal, contents
+
+    @staticmethod
+    def _lock(path: Path) -> int | None:
+        if fcntl is None:  # pragma: no cover - Windows
+            return None
+        lock_path = path.with_name(path.name + ".lock")
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(lock_fd)
+            raise CheckpointError(
+                f"the task journal {str(path)!r} is in use by another run",
+                value=str(path),
+                hint="wait for that run to finish, or give this run another journal path",
+            ) from exc
+        return lock_fd
+
+    @staticmethod
+    def _unlock(lock_fd: int | None) -> None:
+        if lock_fd is not None:
+            os.close(lock_fd)  # closing the descriptor releases the flock
+
+    @property
+    def durable_seq(self) -> int:
+        """Sequence number of the last record known to be on stable storage."""
+        return self._durable
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        """Call ``listener()`` (from the journal thread) whenever ``durable_seq`` advances."""
+        self._listener = listener
+
+    def append_done(self, key: str, value: Any) -> int:
+        """Record ``key`` as done with ``value``; returns the record's sequence number.
+
+        Raises:
+            pickle.PicklingError, TypeError, AttributeError: ``value`` cannot be pickled
+                (nothing is written).
+            CheckpointError: The write failed.
+        """
+        body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(body) < _JOIN_BELOW:  # the common case, kept short: it runs once per item
+            key_bytes = key.encode("utf-8")
+            head = _HEAD.pack(KIND_DONE, 4, len(key_bytes)) + key_bytes + b"none" + body
+            return self._append_one(_HEADER.pack(MAGIC, len(head), zlib.crc32(head)) + head)
+        codec = "none"
+        if len(body) > COMPRESS_ABOVE and self._compression != "none":
+            codec, body = compress(body, self._compression)
+        return self._append(_encode(KIND_DONE, key, codec, body))
+
+    def append_failed(self, key: str, failure: dict[str, Any]) -> int:
+        """Record ``key`` as failed; returns the record's sequence number."""
+        return self._append(_encode(KIND_FAILED, key, "none", json.dumps(failure).encode()))
+
+    def _append(self, record: tuple[list[bytes], int]) -> int:
+        parts, total = record
+        if len(parts) == 1:
+            return self._append_one(parts[0])
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+        try:
+            self._appender.append_parts(parts, total)
+        except OSError as exc:
+            raise _io_error("append to", self.path, exc) from exc
+        self._written += 1
+        if not self._fsync:
+            self._durable = self._written
+        return self._written
+
+    def _append_one(self, data: bytes) -> int:
+        # The once-per-item path, written out rather than shared with _append: routing
+        # both through one helper measured 160 ns more per record (1.33 -> 1.49 us).
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+        try:
+            self._appender.append(data)
+        except OSError as exc:
+            raise _io_error("append to", self.path, exc) from exc
+        self._written += 1
+        if not self._fsync:
+            self._durable = self._written
+        return self._written
+
+    def sync(self) -> None:
+        """Make every record appended so far durable, now, in the calling thread.
+
+        Raises:
+            CheckpointError: fsync failed (here or in the journal thread).
+        """
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+        if self._closed or not self._fsync:
+            return
+        self._commit()
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+
+    def _commit(self) -> None:
+        target = self._written
+        if target <= self._durable:
+            return
+        started = time.perf_counter()
+        try:
+            _sync(self._fd)
+        except OSError as exc:
+            self._error = exc
+            return
+        self.last_sync_seconds = time.perf_counter() - started
+        with self._state_lock:
+            self._durable = max(self._durable, target)
+        listener = self._listener
+        if listener is not None:
+            listener()
+
+    def _commit_loop(self) -> None:
+        while not self._stop.is_set():
+            # At most ~10 % of the time in fsync: each one stalls the writer a little, and a
+            # slow shared filesystem should not be hammered.
+            self._wake.wait(max(self._interval, 10 * self.last_sync_seconds))
+            self._wake.clear()
+            self._commit()
+
+    def close(self) -> None:
+        """Sync, stop the journal thread and release the file and its lock (idempotent)."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._appender.finish()
+            if self._fsync and self._error is None:
+                self._commit()
+        except OSError as exc:
+            self._error = self._error or exc
+        finally:
+            self._closed = True
+            os.close(self._fd)
+            self._unlock(self._lock_fd)
+        if self._error is not None:
+            raise _io_error("sync", self.path, self._error) from self._error
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+"""What runs inside a worker: the retry loop, outcomes, and once-per-process set-up.
+
+:func:`run_unit` is the one function every executor runs: it calls the user's function on a
+few ``(index, item)`` pairs, retrying each failure ``retries`` times ``retry_delay`` seconds
+apart (not an exception whose ``retryable`` attribute is false: see :func:`retryable`), and
+returns one :class:`Outcome` per item. Exceptions never escape it, so a failing
+item costs only its own result; the traceback travels back as text (always picklable).
+
+Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
+runner creates call :func:`process_worker_init` when each worker starts; executors it does
+not create (Dask, a user's executor) carry a :class:`WorkerSetup` in each task, which runs
+the initializer once per worker process. Scheduling is in :mod:`._engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Outcome",
+    "RetryPolicy",
+    "WorkerSetup",
+    "describe_error",
+    "process_worker_init",
+    "retryable",
+    "run_unit",
+]
+
+logger = logging.getLogger("lensing_ssc.processing.runner")
+
+_PARENT_POLL = 0.5
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how far apart, a failing item is tried again.
+
+    Attributes:
+        retries: Extra attempts after the first (0: try once).
+        delay: Seconds to wait before each retry.
+    """
+
+    retries: int = 0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item in a worker.
+
+    Attributes:
+        index: The item's position in the run.
+        ok: Whether ``value`` is a result (else it is ``(error_type, message, traceback)``).
+        value: The result, or the error triple.
+        attempts: Calls made.
+        seconds: Wall time of all attempts.
+    """
+
+    index: int
+    ok: bool
+    value: Any
+    attempts: int
+    seconds: float
+
+
+def describe_error(exc: BaseException) -> tuple[str, str, str]:
+    """``(qualified type name, message, formatted traceback)`` of an exception."""
+    cls = type(exc)
+    name = cls.__qualname__
+    if cls.__module__ != "builtins":
+        name = f"{cls.__module__}.{name}"
+    return name, str(exc), "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether trying again may help: ``exc.retryable`` when it says (the package's errors
+    do: bad data or settings fail the same way every time), else ``True``."""
+    return bool(getattr(exc, "retryable", True))
+
+
+def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPolicy) -> Outcome:
+    """Call ``func(item)`` with retries; never raises an ``Exception``."""
+    start = time.perf_counter()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            value = func(item)
+        except Exception as exc:
+            if attempts > policy.retries or not retryable(exc):
+                return Outcome(
+                    index, False, describe_error(exc), attempts, time.perf_counter() - start
+                )
+            logger.warning(
+                "item %d failed (attempt %d of %d), retrying: %s: %s",
+                index,
+                attempts,
+                policy.retries + 1,
+                type(exc).__name__,
+                exc,
+            )
+            if policy.delay > 0:
+                time.sleep(policy.delay)
+            continue
+        return Outcome(index, True, value, attempts, time.perf_counter() - start)
+
+
+def run_unit(
+    func: Callable[[Any], Any],
+    pairs: Sequence[tuple[int, Any]],
+    policy: RetryPolicy,
+    setup: WorkerSetup | None = None,
+) -> list[Outcome]:
+    """Run ``func`` on each ``(index, item)`` pair; one :class:`Outcome` per pair, in order."""
+    if setup is not None:
+        setup.ensure()
+    return [run_one(func, index, item, policy) for index, item in pairs]
+
+
+_done_setups: set[str] = set()
+_setup_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """An initializer to run once in every worker process other than the runner's own.
+
+    Attributes:
+        initializer: Called as ``initializer(*initargs)``; must be picklable.
+        initargs: Its arguments; must be picklable.
+        runner_pid: The runner's process id (tasks running there need no set-up).
+        token: Unique per runner, so one worker serving two runners sets up for each.
+    """
+
+    initializer: Callable[..., None]
+    initargs: tuple[Any, ...]
+    runner_pid: int
+    token: str
+
+    def ensure(self) -> None:
+        """Run the initializer here unless this process already did (or is the runner)."""
+        if os.getpid() == self.runner_pid or self.token in _done_setups:
+            return
+        with _setup_lock:
+            if self.token not in _done_setups:
+                self.initializer(*self.initargs)
+                _done_setups.add(self.token)
+
+
+def process_worker_init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """Start-up of a worker process in a pool the runner owns.
+
+    Ctrl-C reaches the whole process group; workers ignore it and let the runner decide
+    (it stops gracefully, see :mod:`._engine`). A daemon thread ends the worker when its
+    parent dies (the runner was killed), so no orphan keeps computing. Then the run's own
+    initializer, if any.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(
+        target=_exit_with_parent,
+        args=(os.getppid(),),
+        name="lensing_ssc-runner-parent-watch",
+        daemon=True,
+    ).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    never = threading.Event()
+    while not never.wait(_PARENT_POLL):
+        if os.getppid() != parent_pid:
+            os._exit(1)

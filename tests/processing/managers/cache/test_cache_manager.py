@@ -1,0 +1,357 @@
+"""CacheManager's public surface: the seed's examples, settings, statistics, status, errors."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensing_ssc.core.base.exceptions import CacheError, ConfigError
+from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.processing.managers import CacheManager
+from lensing_ssc.processing.managers.cache._manager import CacheStats, TierStats
+
+MB = 1024 * 1024
+
+
+def test_seed_example_runs_as_written() -> None:
+    """The README's CacheManager example works: compute once, tags, hit rate."""
+    cache = CacheManager(max_size_mb=512, max_entries=1000)
+    calls = []
+
+    def perform_computation(params: dict[str, int]) -> int:
+        calls.append(params)
+        return sum(params.values())
+
+    def expensive_function(params: dict[str, int]) -> int:
+        key = f"computation_{hash(str(params))}"
+        result = cache.get(key)
+        if result is None:
+            result = perform_computation(params)
+            cache.put(key, result, ttl=3600)
+        return result
+
+    assert expensive_function({"a": 1, "b": 2}) == 3
+    assert expensive_function({"a": 1, "b": 2}) == 3
+    assert len(calls) == 1
+    data = np.arange(5)
+    cache.put("user_data_123", data, tags=["user_123", "recent"])
+    assert cache.invalidate_by_tags(["user_123"]) == 1
+    assert cache.get("user_data_123") is None
+    stats = cache.get_stats()
+    assert f"Hit rate: {stats.hit_rate:.2%}" == "Hit rate: 33.33%"
+    cache.close()
+
+
+def test_get_returns_default_for_missing_keys() -> None:
+    """A miss returns ``default`` (None unless given), and a cached None is a hit."""
+    with CacheManager() as cache:
+        assert cache.get("nope") is None
+        assert cache.get("nope", "fallback") == "fallback"
+        cache.put("none", None)
+        assert cache.get("none", "fallback") is None
+        assert cache.get_stats().hits == 1
+
+
+def test_memory_tier_returns_the_same_object() -> None:
+    """The memory tier holds values by reference: no copy on put or get."""
+    arr = np.ones(10)
+    with CacheManager() as cache:
+        cache.put("a", arr)
+        assert cache.get("a") is arr
+
+
+def test_delete_contains_and_clear() -> None:
+    """delete removes one key and says whether it was there; clear removes all."""
+    with CacheManager() as cache:
+        cache.put("a", 1)
+        cache.put("b", 2)
+        assert "a" in cache
+        assert cache.delete("a") is True
+        assert cache.delete("a") is False
+        assert "a" not in cache
+        cache.clear()
+        assert "b" not in cache
+        assert cache.get_stats().entries == 0
+
+
+def test_put_replaces_and_keeps_byte_count_exact() -> None:
+    """Replacing a key frees the old value's bytes."""
+    with CacheManager(max_size_mb=64) as cache:
+        cache.put("a", np.zeros(1_000_000))
+        cache.put("a", np.zeros(10))
+        assert cache.get_stats().bytes < 1000
+        assert cache.get_stats().entries == 1
+
+
+def test_a_view_costs_its_whole_buffer() -> None:
+    """A small view of a big array is counted as the buffer it keeps alive."""
+    big = np.zeros(2_000_000)  # 16 MB
+    with CacheManager(max_size_mb=64) as cache:
+        cache.put("view", big[:10])
+        assert cache.get_stats().bytes >= big.nbytes
+
+
+def test_ttl_expires_entries_and_counts_them() -> None:
+    """An entry past its TTL is a miss and counted as an expiration."""
+    with CacheManager() as cache:
+        cache.put("short", 1, ttl=0.05)
+        cache.put("long", 2, ttl=60)
+        assert cache.get("short") == 1
+        time.sleep(0.1)
+        assert cache.get("short") is None
+        assert cache.get("long") == 2
+        stats = cache.get_stats()
+        assert stats.expirations == 1
+        assert (stats.hits, stats.misses) == (2, 1)
+
+
+def test_default_ttl_applies_when_put_gives_none() -> None:
+    """default_ttl is the lifetime of entries put without a ttl."""
+    with CacheManager(default_ttl=0.05) as cache:
+        cache.put("a", 1)
+        cache.put("b", 2, ttl=60)
+        time.sleep(0.1)
+        assert cache.expire() == 1
+        assert cache.get("a") is None
+        assert cache.get("b") == 2
+
+
+def test_too_large_value_is_rejected_counted_and_warned_once() -> None:
+    """A value above the byte limit is not cached, is counted, and warns only once."""
+    with CacheManager(max_size_mb=1) as cache:
+        with pytest.warns(RuntimeWarning, match=r"exceeds the memory tier's limit of 1\.0 MiB"):
+            cache.put("big", np.zeros(200_000))
+        cache.put("big2", np.zeros(300_000))  # no second warning (filterwarnings=error)
+        assert cache.get("big") is None
+        stats = cache.get_stats()
+        assert stats.rejected == 2
+        assert stats.memory.rejected == 2
+        assert stats.entries == 0
+
+
+def test_rejected_replacement_drops_the_old_value() -> None:
+    """Putting a too-large value under a cached key does not leave the stale value."""
+    with CacheManager(max_size_mb=1) as cache:
+        cache.put("k", 1)
+        with pytest.warns(RuntimeWarning):
+            cache.put("k", np.zeros(200_000))
+        assert cache.get("k") is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        ({"max_size_mb": -1}, "cache.max_size_mb", "max_size_mb must be a positive number, got -1"),
+        ({"max_size_mb": 0}, "cache.max_size_mb", "max_size_mb must be a positive number, got 0"),
+        ({"max_entries": -5}, "cache.max_entries", "max_entries must be a positive integer"),
+        ({"max_entries": 2.5}, "cache.max_entries", "max_entries must be a positive integer"),
+        ({"default_ttl": -1.0}, "cache.default_ttl", "default_ttl must be a positive number"),
+        ({"disk_max_size_mb": -3}, "cache.disk_max_size_mb", "disk_max_size_mb must be"),
+        ({"disk_min_free_mb": -1}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
+        ({"disk_min_free_mb": float("inf")}, "cache.disk_min_free_mb", "must be a finite"),
+        ({"disk_min_free_mb": "1G"}, "cache.disk_min_free_mb", "or None, got '1G'"),
+        ({"disk_min_free_mb": True}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
+        ({"eviction_policy": "random"}, "cache.eviction_policy", "unknown eviction policy"),
+        ({"memory_map": "yes"}, "cache.memory_map", "memory_map must be True, False or 'verify'"),
+    ],
+)
+def test_bad_settings_raise_config_error(kwargs: dict, field: str, message: str) -> None:
+    """Negative or zero limits, bad TTLs and unknown policies name the field."""
+    with pytest.raises(ConfigError, match=message) as info:
+        CacheManager(**kwargs)
+    assert info.value.field == field
+    assert info.value.value == next(iter(kwargs.values()))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1, r"use a number at least 0, or null for the default\)"),
+        (-0.5, "greater than or equal to 0"),
+        ("lots", "valid number"),
+        (True, "not true or false"),
+        (float("inf"), "finite number"),
+    ],
+)
+def test_a_bad_reserve_in_a_config_names_field_and_value(value: object, message: str) -> None:
+    """A config whose cache.disk_min_free_mb is negative or not a number is refused."""
+    with pytest.raises(ConfigError, match=message) as info:
+        ProcessingConfig(cache={"disk_min_free_mb": value})
+    assert (info.value.field, info.value.value) == ("cache.disk_min_free_mb", value)
+
+
+def test_the_disk_reserve_comes_from_the_config_unless_given() -> None:
+    """cache.disk_min_free_mb reaches the manager; an explicit argument wins; None is auto."""
+    config = ProcessingConfig.from_env({"LENSING_SSC_CACHE__DISK_MIN_FREE_MB": "2048"})
+    assert config.cache.disk_min_free_mb == 2048
+    with CacheManager(config=config) as cache:
+        assert cache.get_status()["disk_min_free_mb"] == 2048
+    with CacheManager(config=config, disk_min_free_mb=0) as cache:
+        assert cache.get_status()["disk_min_free_mb"] == 0
+    with CacheManager() as cache:
+        assert cache.get_status()["disk_min_free_mb"] is None
+
+
+@pytest.mark.parametrize("ttl", [-1, 0, "soon", True])
+def test_bad_ttl_on_put_raises_cache_error(ttl: object) -> None:
+    """A ttl that is not a positive number of seconds is refused, naming it."""
+    with CacheManager() as cache, pytest.raises(CacheError, match="ttl must be a positive") as info:
+        cache.put("a", 1, ttl=ttl)  # type: ignore[arg-type]
+    assert info.value.value == ttl
+
+
+def test_bad_tags_and_keys_raise_cache_error() -> None:
+    """A bare string as tags, non-string tags and unhashable keys are refused clearly."""
+    with CacheManager() as cache:
+        with pytest.raises(CacheError, match=r"write tags=\['maps'\]"):
+            cache.put("a", 1, tags="maps")
+        with pytest.raises(CacheError, match="tags must be strings, got 3"):
+            cache.put("a", 1, tags=[3])  # type: ignore[list-item]
+        with pytest.raises(CacheError, match="cache keys must be hashable, got a list"):
+            cache.put(["a"], 1)  # type: ignore[arg-type]
+        with pytest.raises(CacheError, match="cache keys must be hashable, got a dict"):
+            cache.get({"a": 1})  # type: ignore[arg-type]
+
+
+def test_invalidate_by_tags_removes_every_carrier() -> None:
+    """Entries carrying any of the tags go; others stay; the count is returned."""
+    with CacheManager() as cache:
+        cache.put("a", 1, tags=["x", "y"])
+        cache.put("b", 2, tags=["y"])
+        cache.put("c", 3, tags=["z"])
+        cache.put("d", 4)
+        assert cache.invalidate_by_tags(["y"]) == 2
+        assert [cache.get(k) for k in "abcd"] == [None, None, 3, 4]
+        assert cache.invalidate_by_tags(["x", "z", "unknown"]) == 1
+        assert cache.invalidate_by_tags([]) == 0
+
+
+def test_invalidate_100k_entries_by_tag_within_a_second() -> None:
+    """Invalidating a tag on 100 000 memory entries takes at most a second."""
+    with CacheManager(max_entries=200_000, max_size_mb=1024) as cache:
+        for i in range(100_000):
+            cache.put(i, i, tags=("batch",))
+        cache.put("other", 1, tags=("keep",))
+        start = time.perf_counter()
+        removed = cache.invalidate_by_tags(["batch"])
+        elapsed = time.perf_counter() - start
+        assert removed == 100_000
+        assert cache.get("other") == 1
+        assert elapsed <= 1.0
+
+
+def test_shrink_frees_memory_down_to_the_target() -> None:
+    """shrink(target_bytes) and shrink(fraction=...) evict by policy and report bytes freed."""
+    with CacheManager(max_size_mb=64) as cache:
+        for i in range(10):
+            cache.put(i, np.zeros(100_000))  # 800 kB each
+        held = cache.get_stats().bytes
+        freed = cache.shrink(fraction=0.5)
+        assert cache.get_stats().bytes <= held // 2
+        assert freed == held - cache.get_stats().bytes
+        assert cache.get(0) is None
+        assert cache.get(9) is not None  # oldest went first
+        cache.shrink(0)
+        assert cache.get_stats().entries == 0
+        assert cache.get_stats().evictions == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((100,), {"fraction": 0.5}, "not both"),
+        ((), {"fraction": 1.5}, "fraction must be between 0 and 1, got 1.5"),
+        ((-1,), {}, "target_bytes must be a non-negative integer, got -1"),
+    ],
+)
+def test_shrink_rejects_bad_targets(args: tuple, kwargs: dict, message: str) -> None:
+    """shrink names a bad target instead of guessing."""
+    with CacheManager() as cache, pytest.raises(CacheError, match=message):
+        cache.shrink(*args, **kwargs)
+
+
+def test_stats_are_frozen_and_status_is_json_ready(tmp_path: Path) -> None:
+    """get_stats is a frozen dataclass per tier; get_status serialises to JSON."""
+    with CacheManager(cache_dir=tmp_path / "c") as cache:
+        cache.put("a", 1)
+        cache.get("a")
+        cache.get("b")
+        stats = cache.get_stats()
+        assert isinstance(stats, CacheStats)
+        assert isinstance(stats.memory, TierStats)
+        assert isinstance(stats.disk, TierStats)
+        with pytest.raises(AttributeError):
+            stats.hits = 5  # type: ignore[misc]
+        status = cache.get_status()
+        decoded = json.loads(json.dumps(status))
+        assert decoded["hits"] == 1
+        assert decoded["misses"] == 1
+        assert decoded["disk"]["entries"] == 1
+        assert decoded["cache_dir"] == str(tmp_path / "c")
+        assert decoded["eviction_policy"] == "lru"
+        assert decoded["closed"] is False
+
+
+def test_config_supplies_settings_and_arguments_override(tmp_path: Path) -> None:
+    """A ProcessingConfig's cache section is used; explicit arguments win."""
+    config = ProcessingConfig(
+        run_dir=tmp_path / "run",
+        cache={"max_size_mb": 8, "max_entries": 3, "eviction_policy": "fifo", "default_ttl": 60},
+    )
+    with CacheManager(config=config) as cache:
+        status = cache.get_status()
+        assert status["max_size_mb"] == 8
+        assert status["max_entries"] == 3
+        assert status["eviction_policy"] == "fifo"
+        assert status["default_ttl"] == 60
+        assert cache.cache_dir == tmp_path / "run" / "cache"
+        assert (tmp_path / "run" / "cache" / "index.sqlite").is_file()
+    with CacheManager(max_entries=7, eviction_policy="lfu", cache_dir=None, config=config) as cache:
+        status = cache.get_status()
+        assert status["max_entries"] == 7
+        assert status["eviction_policy"] == "lfu"
+        assert cache.cache_dir is None
+
+
+def test_config_with_disk_off_means_memory_only(tmp_path: Path) -> None:
+    """cache.disk = false in the config gives a memory-only cache."""
+    config = ProcessingConfig(run_dir=tmp_path / "run", cache={"disk": False})
+    with CacheManager(config=config) as cache:
+        assert cache.cache_dir is None
+        assert cache.get_stats().disk is None
+    assert not (tmp_path / "run").exists()
+
+
+def test_close_is_idempotent_and_closed_cache_refuses_use() -> None:
+    """close() twice is fine; afterwards every operation raises CacheError."""
+    cache = CacheManager()
+    cache.put("a", 1)
+    cache.close()
+    cache.close()
+    for call in (lambda: cache.get("a"), lambda: cache.put("b", 2), lambda: "a" in cache):
+        with pytest.raises(CacheError, match="the cache is closed"):
+            call()
+    assert cache.get_status()["closed"] is True
+
+
+def test_pickled_manager_reopens_the_same_directory(tmp_path: Path) -> None:
+    """A manager sent to a worker process is rebuilt on the same cache directory."""
+    with CacheManager(max_entries=9, cache_dir=tmp_path / "c") as cache:
+        cache.put("shared", [1, 2])
+        clone = pickle.loads(pickle.dumps(cache))
+        with clone:
+            assert clone.get_status()["max_entries"] == 9
+            assert clone.get("shared") == [1, 2]
+            assert clone.get_stats().disk.hits == 1  # type: ignore[union-attr]
+
+
+def test_repr_names_policy_and_location(tmp_path: Path) -> None:
+    """repr says the policy and where the tiers are."""
+    with CacheManager(eviction_policy="lfu") as cache:
+        assert repr(cache) == "<CacheManager lfu memory>"
+    assert "closed" in repr(cache)

@@ -1,0 +1,248 @@
+"""``CacheManager.memoize``: keys from arguments, compute-once in threads and processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensing_ssc.core.base.exceptions import CacheError
+from lensing_ssc.processing.managers import CacheManager
+from lensing_ssc.processing.managers.cache._keys import encode_key
+from lensing_ssc.processing.managers.cache._memoize import take_lease
+
+
+def test_memoize_computes_each_call_once() -> None:
+    """Equal calls (positional, keyword or defaulted alike) compute once; others compute."""
+    calls: list[tuple[float, float]] = []
+    with CacheManager() as cache:
+
+        @cache.memoize
+        def spectrum(ell: float, omega_m: float = 0.3) -> float:
+            calls.append((ell, omega_m))
+            return ell * omega_m
+
+        assert spectrum(10) == pytest.approx(3.0)
+        assert spectrum(10, 0.3) == pytest.approx(3.0)
+        assert spectrum(ell=10, omega_m=0.3) == pytest.approx(3.0)
+        assert spectrum(10, omega_m=0.25) == pytest.approx(2.5)
+        assert calls == [(10, 0.3), (10, 0.25)]
+        assert spectrum.__name__ == "spectrum"
+        assert cache.get_stats().hits == 2
+
+
+def test_memoize_hashes_arrays_by_content() -> None:
+    """An equal array in a new object is a hit; a changed array is a miss."""
+    calls = []
+    with CacheManager() as cache:
+
+        @cache.memoize()
+        def total(kappa: np.ndarray) -> float:
+            calls.append(1)
+            return float(kappa.sum())
+
+        field = np.arange(1000.0)
+        assert total(field) == total(field.copy()) == 499500.0
+        field[0] = 1.0
+        assert total(field) == 499501.0
+        assert total(np.asfortranarray(np.arange(6.0).reshape(2, 3))) == total(
+            np.arange(6.0).reshape(2, 3)
+        )
+        assert len(calls) == 3
+
+
+def test_memoize_ttl_and_tags_apply_to_results() -> None:
+    """Results carry the decorator's tags and ttl."""
+    calls = []
+    with CacheManager() as cache:
+
+        @cache.memoize(ttl=60, tags=["theory"])
+        def cl(ell: int) -> int:
+            calls.append(ell)
+            return ell * 2
+
+        cl(1)
+        cl(2)
+        assert cache.invalidate_by_tags(["theory"]) == 2
+        cl(1)
+        assert calls == [1, 2, 1]
+
+
+def test_memoize_refuses_arguments_without_a_canonical_key() -> None:
+    """An argument that cannot be hashed by value names itself; key= is the way out."""
+    with CacheManager() as cache:
+
+        @cache.memoize
+        def use(handle: object, n: int) -> int:
+            return n
+
+        with pytest.raises(CacheError, match="argument 'handle' of type lock") as info:
+            use(threading.Lock(), 1)
+        assert "memoize(key=...)" in str(info.value)
+
+        @cache.memoize(key=lambda handle, n: n)
+        def use_keyed(handle: object, n: int) -> int:
+            return n * 10
+
+        assert use_keyed(threading.Lock(), 2) == use_keyed(threading.Lock(), 2) == 20
+        assert cache.get_stats().hits == 1
+
+
+def test_memoize_does_not_cache_exceptions() -> None:
+    """A call that raises is not cached; the next call computes again."""
+    attempts = []
+    with CacheManager() as cache:
+
+        @cache.memoize
+        def flaky(x: int) -> int:
+            attempts.append(x)
+            if len(attempts) == 1:
+                raise RuntimeError("transient")
+            return x
+
+        with pytest.raises(RuntimeError, match="transient"):
+            flaky(1)
+        assert flaky(1) == 1
+        assert attempts == [1, 1]
+
+
+def test_memoize_identity_includes_the_source() -> None:
+    """Two functions with one name but different code never share results."""
+    namespace_a: dict[str, object] = {}
+    namespace_b: dict[str, object] = {}
+    exec("def f(x):\n    return x + 1\n", namespace_a)
+    exec("def f(x):\n    return x + 2\n", namespace_b)
+    with CacheManager() as cache:
+        first = cache.memoize(namespace_a["f"])  # type: ignore[arg-type]
+        second = cache.memoize(namespace_b["f"])  # type: ignore[arg-type]
+        assert (first(1), second(1)) == (2, 3)
+        assert first.cache_key(1) != second.cache_key(1)  # type: ignore[attr-defined]
+
+
+def test_concurrent_threads_compute_a_missing_key_once() -> None:
+    """Eight threads asking for one missing key: one computes, all get its result."""
+    calls = []
+    start = threading.Barrier(8)
+    with CacheManager() as cache:
+
+        @cache.memoize
+        def slow(x: int) -> list[int]:
+            calls.append(x)
+            time.sleep(0.2)
+            return [x]
+
+        results: list[list[int]] = []
+
+        def worker() -> None:
+            start.wait()
+            results.append(slow(7))
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert calls == [7]
+    assert results == [[7]] * 8
+    assert len({id(result) for result in results}) == 1
+
+
+def test_memoized_results_persist_on_disk(tmp_path: Path) -> None:
+    """With a disk tier, a later manager finds results computed earlier."""
+    calls = []
+
+    def power(x: int) -> int:
+        calls.append(x)
+        return x**2
+
+    with CacheManager(cache_dir=tmp_path) as cache:
+        assert cache.memoize(power)(9) == 81
+    with CacheManager(cache_dir=tmp_path) as cache:
+        assert cache.memoize(power)(9) == 81
+    assert calls == [9]
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from lensing_ssc.processing.managers import CacheManager
+
+    cache_dir, log, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with CacheManager(cache_dir=cache_dir) as cache:
+        def slow(x):
+            with open(log, "a") as fh:
+                fh.write("computed\\n")
+            print("computing", flush=True)
+            time.sleep(delay)
+            return x * 3
+        slow.__module__ = "shared_worker"
+        result = cache.memoize(slow)(14)
+    print("result", result, flush=True)
+    """
+)
+
+
+def _spawn(cache_dir: Path, log: Path, delay: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(cache_dir), str(log), str(delay)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_processes_compute_a_missing_key_once(tmp_path: Path) -> None:
+    """Four processes sharing a cache directory: one computes, all return its result."""
+    log = tmp_path / "log"
+    workers = [_spawn(tmp_path / "cache", log, 1.0) for _ in range(4)]
+    outputs = [worker.communicate(timeout=60) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, outputs
+    assert all(out.strip().endswith("result 42") for out, _ in outputs)
+    assert log.read_text().count("computed") == 1
+
+
+def test_lease_of_a_killed_holder_is_taken_over_at_once(tmp_path: Path) -> None:
+    """SIGKILL the computing process: a waiting one takes over without waiting for expiry."""
+    log = tmp_path / "log"
+    holder = _spawn(tmp_path / "cache", log, 60.0)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "computing"
+    waiter = _spawn(tmp_path / "cache", log, 0.0)
+    time.sleep(0.5)
+    assert waiter.poll() is None  # waiting on the live holder's lease
+    started = time.monotonic()
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate(timeout=10)
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert out.strip().endswith("result 42")
+    assert time.monotonic() - started < 10  # far below the 60 s lease
+    assert log.read_text().count("computed") == 2
+
+
+def test_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> None:
+    """A lease held from another host is respected until it expires, then taken over."""
+    with CacheManager(cache_dir=tmp_path) as cache:
+
+        def answer() -> int:
+            return 42
+
+        memoized = cache.memoize(answer)
+        key = encode_key(memoized.cache_key())  # type: ignore[attr-defined]
+        disk = cache._disk
+        assert disk is not None
+        with disk.lease_transaction() as conn:
+            other = "elsewhere-" + socket.gethostname()
+            take_lease(conn, key, "someone", other, os.getpid(), time.time() + 0.5)
+        started = time.monotonic()
+        assert memoized() == 42
+        assert 0.4 < time.monotonic() - started < 5

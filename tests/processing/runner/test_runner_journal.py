@@ -1,0 +1,328 @@
+"""The completion journal: round trips, torn and damaged records, locking, durability, cost."""
+
+from __future__ import annotations
+
+import errno
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.processing.runner import _appender as appender_module
+from lensing_ssc.processing.runner import _journal as journal_module
+from lensing_ssc.processing.runner._journal import Journal, read_journal
+
+values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.binary(),
+    st.lists(st.integers(), max_size=5),
+)
+entries = st.lists(st.tuples(st.text(min_size=1, max_size=20), values), max_size=30)
+
+
+def _write(path: Path, pairs: list[tuple[str, Any]], **options: Any) -> None:
+    journal, _ = Journal.open(path, function="f", resume=False, **options)
+    with journal:
+        for key, value in pairs:
+            journal.append_done(key, value)
+
+
+def test_round_trip_of_results_failures_and_function(tmp_path: Path) -> None:
+    """What a run appends comes back on reopening: results, failures and the function."""
+    path = tmp_path / "j"
+    journal, contents = Journal.open(path, function="mod:f")
+    assert contents.done == {}
+    assert contents.function is None
+    with journal:
+        journal.append_done("a", {"x": [1, 2]})
+        journal.append_failed(
+            "b", {"error_type": "E", "message": "m", "traceback": "t", "attempts": 2}
+        )
+        journal.append_done("c", 3.5)
+    journal, contents = Journal.open(path, function="mod:f")
+    journal.close()
+    assert contents.result("a") == {"x": [1, 2]}
+    assert contents.result("c") == 3.5
+    assert contents.failed == {
+        "b": {"error_type": "E", "message": "m", "traceback": "t", "attempts": 2}
+    }
+    assert contents.function == "mod:f"
+    assert (contents.damaged_bytes, contents.torn_bytes) == (0, 0)
+
+
+def test_later_success_supersedes_a_failure(tmp_path: Path) -> None:
+    """A key that failed in one run and succeeded in the next counts as done."""
+    path = tmp_path / "j"
+    with Journal.open(path, function="f")[0] as journal:
+        journal.append_failed(
+            "k", {"error_type": "E", "message": "", "traceback": "", "attempts": 1}
+        )
+    with Journal.open(path, function="f")[0] as journal:
+        journal.append_done("k", 1)
+    contents, _ = read_journal(path)
+    assert "k" in contents.done
+    assert contents.failed == {}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(pairs=entries, cut=st.floats(min_value=0, max_value=1))
+def test_a_torn_tail_loses_only_the_torn_record(
+    tmp_path: Path, pairs: list[tuple[str, Any]], cut: float
+) -> None:
+    """Cutting the file anywhere keeps every record before the cut and never raises."""
+    path = tmp_path / "torn"
+    _write(path, pairs, fsync=False)
+    data = path.read_bytes()
+    ends = [end for _, end, *_ in journal_module._records(data)]
+    size = int(cut * len(data))
+    path.write_bytes(data[:size])
+    contents, good_end = read_journal(path)
+    intact = sum(1 for end in ends if end <= size)
+    assert contents.records == intact
+    assert good_end == max([end for end in ends if end <= size], default=0)
+    expected: dict[str, Any] = {}
+    for (key, value), end in zip(pairs, ends[1:], strict=True):
+        if end <= size:
+            expected[key] = value
+    assert {key: contents.result(key) for key in contents.done} == expected
+
+
+def test_reopening_cuts_a_torn_record_and_appends_cleanly(tmp_path: Path) -> None:
+    """After a crash mid-write, reopening trims the torn bytes; new records read back fine."""
+    path = tmp_path / "j"
+    _write(path, [("a", 1), ("b", 2)])
+    path.write_bytes(path.read_bytes()[:-3])
+    journal, contents = Journal.open(path, function="f")
+    assert contents.torn_bytes > 0
+    assert set(contents.done) == {"a"}
+    with journal:
+        journal.append_done("c", 3)
+    contents, _ = read_journal(path)
+    assert {k: contents.result(k) for k in contents.done} == {"a": 1, "c": 3}
+    assert contents.torn_bytes == contents.damaged_bytes == 0
+
+
+def test_a_damaged_record_is_skipped_and_later_ones_kept(tmp_path: Path) -> None:
+    """A flipped byte inside one record loses that record only (its checksum fails)."""
+    path = tmp_path / "j"
+    _write(path, [("a", "x" * 50), ("b", "y" * 50), ("c", "z" * 50)])
+    data = bytearray(path.read_bytes())
+    data[data.index(b"y" * 50) + 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    contents, _ = read_journal(path)
+    assert set(contents.done) == {"a", "c"}
+    assert contents.damaged_bytes > 50
+    assert contents.torn_bytes == 0
+
+
+def test_large_results_are_compressed_and_restored(tmp_path: Path) -> None:
+    """A compressible 8 MB array takes far less room in the journal and comes back equal."""
+    path = tmp_path / "j"
+    array = np.zeros(1_000_000)
+    array[::1000] = 1.0
+    _write(path, [("map", array)])
+    assert path.stat().st_size < 500_000
+    contents, _ = read_journal(path)
+    np.testing.assert_array_equal(contents.result("map"), array)
+
+
+def test_a_second_run_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+    """Two runs cannot append to one journal at once; the second gets CheckpointError."""
+    path = tmp_path / "j"
+    first, _ = Journal.open(path, function="f")
+    with pytest.raises(CheckpointError, match="is in use by another run") as info:
+        Journal.open(path, function="f")
+    assert info.value.value == str(path)
+    first.close()
+    Journal.open(path, function="f")[0].close()
+
+
+def test_unwritable_location_raises_checkpoint_error(tmp_path: Path) -> None:
+    """A journal under a regular file cannot be created: CheckpointError names the path."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CheckpointError, match="could not create the task journal"):
+        Journal.open(blocker / "j", function="f")
+
+
+def test_group_commit_makes_records_durable_within_the_interval(tmp_path: Path) -> None:
+    """With fsync on, durable_seq reaches each appended record within a commit interval or so."""
+    advanced = threading.Event()
+    journal, _ = Journal.open(tmp_path / "j", function="f", commit_interval=0.02)
+    with journal:
+        journal.set_listener(advanced.set)
+        seq = journal.append_done("a", 1)
+        assert advanced.wait(2.0)
+        deadline = time.monotonic() + 2.0
+        while journal.durable_seq < seq and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert journal.durable_seq >= seq
+
+
+def test_without_fsync_records_count_as_durable_at_once(tmp_path: Path) -> None:
+    """fsync=False trusts the page cache: durable_seq follows each append immediately."""
+    journal, _ = Journal.open(tmp_path / "j", function="f", fsync=False)
+    with journal:
+        seq = journal.append_done("a", 1)
+        assert journal.durable_seq == seq
+
+
+def test_a_failing_fsync_surfaces_as_checkpoint_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error while syncing is not swallowed: the next call raises CheckpointError."""
+
+    def broken_sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    journal, _ = Journal.open(tmp_path / "j", function="f")
+    monkeypatch.setattr(journal_module, "_sync", broken_sync)
+    journal.append_done("a", 1)
+    with pytest.raises(CheckpointError, match=r"could not sync .*Input/output error"):
+        journal.sync()
+    with pytest.raises(CheckpointError):
+        journal.close()
+
+
+def _median_append_seconds(journal: Journal, count: int) -> float:
+    times = []
+    for index in range(count):
+        started = time.perf_counter()
+        journal.append_done(f"probe-{index}", index)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def test_append_cost_does_not_grow_with_records_already_done(tmp_path: Path) -> None:
+    """Appending to a journal of 100 000 records costs about what appending to a new one does."""
+    big = tmp_path / "big"
+    _write(big, [(f"{i}-key", i) for i in range(100_000)], fsync=False)
+    small_journal, _ = Journal.open(tmp_path / "small", function="f", resume=False)
+    big_journal, contents = Journal.open(big, function="f")
+    assert len(contents.done) == 100_000
+    with small_journal, big_journal:
+        small = _median_append_seconds(small_journal, 2000)
+        large = _median_append_seconds(big_journal, 2000)
+    assert large < 3 * small + 5e-6
+    assert os.path.getsize(big) > 100_000 * 16
+
+
+@pytest.mark.parametrize("mapped", [True, False])
+def test_both_appenders_round_trip_small_large_and_many_records(
+    tmp_path: Path, mapped: bool
+) -> None:
+    """Mapped and written journals read back the same: small, window-sized and many records."""
+    path = tmp_path / "j"
+    big = bytes(range(256)) * 8192  # 2 MiB: larger than a mapped window
+    pairs = [(f"k{i}", i) for i in range(20_000)] + [("big", big), ("after", "x" * 5000)]
+    journal, _ = Journal.open(path, function="f", resume=False, mapped=mapped)
+    with journal:
+        for key, value in pairs:
+            journal.append_done(key, value)
+    contents, good_end = read_journal(path)
+    assert {key: contents.result(key) for key in contents.done} == dict(pairs)
+    assert good_end == path.stat().st_size
+    assert (contents.damaged_bytes, contents.torn_bytes) == (0, 0)
+
+
+def test_an_open_mapped_journal_holds_its_records_and_reserved_zeros(tmp_path: Path) -> None:
+    """While open, the file runs on past its records with zeros; they are not counted as torn."""
+    path = tmp_path / "j"
+    journal, _ = Journal.open(path, function="f", mapped=True)
+    with journal:
+        journal.append_done("a", 1)
+        journal.append_done("b", 2)
+        assert path.stat().st_size >= appender_module.WINDOW_BYTES
+        contents, good_end = read_journal(path)
+        assert {key: contents.result(key) for key in contents.done} == {"a": 1, "b": 2}
+        assert contents.torn_bytes == 0
+        assert path.read_bytes()[good_end:].count(0) == path.stat().st_size - good_end
+    assert path.stat().st_size == good_end
+
+
+def test_a_torn_record_before_the_reserved_zeros_counts_as_torn(tmp_path: Path) -> None:
+    """A record cut short by a kill, followed by reserved zeros, is cut off and counted."""
+    path = tmp_path / "j"
+    _write(path, [("a", 1), ("b", "y" * 40)], fsync=False)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10] + bytes(4096))
+    contents, good_end = read_journal(path)
+    assert set(contents.done) == {"a"}
+    assert contents.torn_bytes == len(data) - 10 - good_end
+
+
+def test_a_sigkilled_writer_leaves_every_appended_record_readable(
+    tmp_path: Path, children: Any
+) -> None:
+    """Records copied into the mapping survive a SIGKILL of the process at once, unsynced."""
+    path = tmp_path / "j"
+    script = (
+        "import sys, time\n"
+        "from lensing_ssc.processing.runner._journal import Journal\n"
+        f"journal, _ = Journal.open({str(path)!r}, function='f', fsync=False, mapped=True)\n"
+        "for i in range(5000):\n"
+        "    journal.append_done(f'k{i}', i * i)\n"
+        "print('appended', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = children.start([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "appended"
+    children.sigkill(proc)
+    journal, contents = Journal.open(path, function="f")
+    journal.close()
+    assert {key: contents.result(key) for key in contents.done} == {
+        f"k{i}": i * i for i in range(5000)
+    }
+    assert contents.torn_bytes == 0
+    assert path.stat().st_size < appender_module.WINDOW_BYTES
+
+
+def test_a_filesystem_that_cannot_reserve_space_gets_plain_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where posix_fallocate is unsupported, records are written instead, and read back."""
+
+    def unsupported(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(appender_module.os, "posix_fallocate", unsupported)
+    path = tmp_path / "j"
+    _write(path, [("a", 1), ("b", 2)], mapped=True)
+    contents, good_end = read_journal(path)
+    assert {key: contents.result(key) for key in contents.done} == {"a": 1, "b": 2}
+    assert good_end == path.stat().st_size
+
+
+def test_a_full_disk_fails_the_append_with_checkpoint_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room to reserve the next window is a CheckpointError naming the journal, not a crash."""
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    journal, _ = Journal.open(tmp_path / "j", function="f", mapped=True)
+    with journal:
+        for index in range(10):  # fills the first window partly
+            journal.append_done(f"k{index}", index)
+        monkeypatch.setattr(appender_module.os, "posix_fallocate", full)
+        with pytest.raises(
+            CheckpointError, match=r"could not append to the task journal .*No space left"
+        ):
+            journal.append_done("big", os.urandom(appender_module.WINDOW_BYTES - 100))
