@@ -38,15 +38,14 @@ from typing import Any
 import numpy as np
 
 from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
-from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.pipelines import run_patch_statistics
+from lensing_ssc.pipelines import PipelineConfig, run_patch_statistics
 from lensing_ssc.pipelines._inputs import plan_maps
 
 WORKERS = 2
 
 
-def config_for(run_dir: Path, n_large_fields: int) -> ProcessingConfig:
-    return ProcessingConfig(
+def config_for(run_dir: Path, n_large_fields: int) -> PipelineConfig:
+    return PipelineConfig(
         run_dir=run_dir,
         logging={"console": False, "format": "json"},
         progress={"enabled": False},

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.config._loading import merge
+from lensing_ssc.pipelines import PipelineConfig
 
-ConfigFactory = Callable[..., ProcessingConfig]
+ConfigFactory = Callable[..., PipelineConfig]
 
 TINY_PIPELINE: dict[str, Any] = {
     "executor": "serial",
@@ -23,9 +23,9 @@ TINY_PIPELINE: dict[str, Any] = {
 """Two 128² lognormal fields cut into 8 sub-patches of 64², and 8 periodic 64² fields."""
 
 
-def make_config(run_dir: Path, *, level: str = "INFO", **pipeline: Any) -> ProcessingConfig:
+def make_config(run_dir: Path, *, level: str = "INFO", **pipeline: Any) -> PipelineConfig:
     """A quiet configuration (JSON log file, no console, no progress display) in ``run_dir``."""
-    return ProcessingConfig(
+    return PipelineConfig(
         run_dir=run_dir,
         logging={"console": False, "format": "json", "level": level},
         progress={"enabled": False},
@@ -46,7 +46,7 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def tiny_config(tmp_path: Path) -> ConfigFactory:
     """Build a tiny configuration in ``tmp_path/<name>``, with pipeline overrides."""
 
-    def build(name: str = "run", *, level: str = "INFO", **pipeline: Any) -> ProcessingConfig:
+    def build(name: str = "run", *, level: str = "INFO", **pipeline: Any) -> PipelineConfig:
         return make_config(tmp_path / name, level=level, **pipeline)
 
     return build

@@ -12,8 +12,7 @@ import pytest
 
 from lensing_ssc.analysis import patch_centers
 from lensing_ssc.core.base.exceptions import ConfigError
-from lensing_ssc.core.config import PipelineSection
-from lensing_ssc.pipelines import read_results, run_patch_statistics
+from lensing_ssc.pipelines import PipelineSection, read_results, run_patch_statistics
 from lensing_ssc.pipelines._inputs import SyntheticMap, plan_maps
 
 try:

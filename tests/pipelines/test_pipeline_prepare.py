@@ -15,7 +15,7 @@ from lensing_ssc.analysis import HalofitConvergenceSpectrum, lognormal_field
 from lensing_ssc.analysis import fields as fields_module
 from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.core.base.exceptions import AnalysisError
-from lensing_ssc.core.config import PipelineSection
+from lensing_ssc.pipelines import PipelineSection
 from lensing_ssc.pipelines._inputs import plan_maps, prepare_maps
 
 _SECTION = PipelineSection.model_validate(
@@ -99,9 +99,9 @@ def test_a_run_without_figures_never_imports_matplotlib(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from lensing_ssc.core.config import ProcessingConfig
+        from lensing_ssc.pipelines import PipelineConfig
         from lensing_ssc.pipelines import run_patch_statistics
-        config = ProcessingConfig(
+        config = PipelineConfig(
             run_dir={str(tmp_path / "run")!r},
             logging={{"console": False}},
             progress={{"enabled": False}},
@@ -143,11 +143,11 @@ def test_worker_tasks_import_nothing_the_pipeline_module_did_not(tmp_path: Path)
     script = textwrap.dedent(
         f"""
         import sys
-        from lensing_ssc.core.config import ProcessingConfig
+        from lensing_ssc.pipelines import PipelineConfig
         from lensing_ssc.pipelines import run_patch_statistics
         from lensing_ssc.pipelines._inputs import plan_maps
         from lensing_ssc.pipelines._tasks import MapStore, MapWorker, PatchTask, PatchWorker
-        config = ProcessingConfig(
+        config = PipelineConfig(
             run_dir={str(tmp_path / "run")!r},
             pipeline={{"synthetic": {{"patch_pixels": 64, "patches_per_side": 2,
                 "n_large_fields": 1}}}},

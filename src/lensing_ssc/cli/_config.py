@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from lensing_ssc.cli._defaults import load_run_config
-from lensing_ssc.core.config import ProcessingConfig
 
 __all__ = ["config_app"]
 
@@ -41,4 +40,6 @@ def validate(path: Path = typer.Argument(..., help="Config file to check.")) -> 
 @config_app.command("schema")
 def schema() -> None:
     """Print the JSON schema of the configuration."""
-    typer.echo(json.dumps(ProcessingConfig.json_schema(), indent=2))
+    from lensing_ssc.pipelines import PipelineConfig
+
+    typer.echo(json.dumps(PipelineConfig.json_schema(), indent=2))

@@ -9,10 +9,10 @@ show`` prints the result, so ``config show > config.yaml`` runs like the built-i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.core.config._loading import merge, read_file
+if TYPE_CHECKING:
+    from lensing_ssc.pipelines import PipelineConfig
 
 __all__ = ["RUN_DEFAULTS", "load_run_config"]
 
@@ -20,12 +20,14 @@ RUN_DEFAULTS: dict[str, Any] = {
     "logging": {"format": "json", "console": False},
     "resources": {"graceful_stop": True},
 }
-"""What the command line changes from ``ProcessingConfig()``'s defaults."""
+"""What the command line changes from ``PipelineConfig()``'s defaults."""
 
 
-def load_run_config(path: Path | None) -> ProcessingConfig:
+def load_run_config(path: Path | None) -> PipelineConfig:
     """``RUN_DEFAULTS``, then the file's settings, then ``LENSING_SSC_*`` variables."""
+    # Imported here: the pipeline (numpy, the analysis) would slow every other command.
+    from lensing_ssc.pipelines import PipelineConfig
+
     if path is None:
-        return ProcessingConfig.from_dict(RUN_DEFAULTS, source="the built-in default run", env=True)
-    data = merge(RUN_DEFAULTS, read_file(path))
-    return ProcessingConfig.from_dict(data, source=str(path), env=True)
+        return PipelineConfig.from_dict(RUN_DEFAULTS, source="the built-in default run", env=True)
+    return PipelineConfig.from_file(path, env=True, defaults=RUN_DEFAULTS)

@@ -20,13 +20,13 @@ import typer
 
 from lensing_ssc.cli._defaults import load_run_config
 from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
+from lensing_ssc.processing.runner import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
     from lensing_ssc.pipelines import PipelineRun
 
 __all__ = ["run"]
 
-EXECUTORS = ("serial", "threads", "processes", "dask")
 EXIT_FAILURES = 1
 EXIT_STOPPED = 3
 EXIT_INTERRUPTED = 130  # the shell's code for a job ended by SIGINT
@@ -91,11 +91,11 @@ def run(
     if run_dir is not None:
         config.run_dir = run_dir
     if executor is not None:
-        if executor not in EXECUTORS:
+        if executor not in EXECUTOR_NAMES:
             raise ConfigError(
                 f"unknown executor {executor!r}",
                 value=executor,
-                hint=f"use one of {', '.join(EXECUTORS)}",
+                hint=f"use one of {', '.join(EXECUTOR_NAMES)}",
                 field="--executor",
             )
         config.pipeline.executor = executor  # type: ignore[assignment]

@@ -4,13 +4,21 @@
 synthetic SSC fields, HEALPix maps or patch files) cut into patches, every statistic of
 every patch as a resumable runner task, and their means, covariances and SSC covariance
 ratio written to one results file with figures and a text summary. :func:`read_results`
-reads that file back. Modules: :mod:`.patch_statistics` (orchestration), ``_inputs``
+reads that file back; :class:`PipelineConfig` is a run's configuration with its ``pipeline``
+section. Modules: :mod:`.patch_statistics` (orchestration), ``_config`` (the section), ``_inputs``
 (where patches come from), ``_tasks`` (the runner tasks), ``_results`` (merging and the
 results file), ``_summary`` and ``_figures``. The guide is ``docs/pipeline.md``; the
 science is :mod:`lensing_ssc.analysis`.
 """
 
+from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
 from lensing_ssc.pipelines._results import read_results
 from lensing_ssc.pipelines.patch_statistics import PipelineRun, run_patch_statistics
 
-__all__ = ["PipelineRun", "read_results", "run_patch_statistics"]
+__all__ = [
+    "PipelineConfig",
+    "PipelineRun",
+    "PipelineSection",
+    "read_results",
+    "run_patch_statistics",
+]

@@ -36,7 +36,7 @@ from lensing_ssc.analysis import (
 from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
-from lensing_ssc.core.config import PipelineSection
+from lensing_ssc.pipelines._config import PipelineSection
 
 __all__ = [
     "SET_DESCRIPTIONS",

@@ -37,7 +37,7 @@ from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.pipelines._allocator import keep_freed_buffers
 from lensing_ssc.pipelines._inputs import MapSource, MapTask
 from lensing_ssc.processing.managers import CacheManager
-from lensing_ssc.processing.managers.log._manager import log_context
+from lensing_ssc.processing.managers.log import log_context
 
 __all__ = [
     "MAP_TAG",

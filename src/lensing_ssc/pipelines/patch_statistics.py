@@ -40,8 +40,9 @@ import numpy as np
 from lensing_ssc._version import __version__
 from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
-from lensing_ssc.core.config import PipelineSection, ProcessingConfig
+from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.io import atomic_write, hash_bytes
+from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
 from lensing_ssc.pipelines._inputs import (
     SET_DESCRIPTIONS,
     HealpixMap,
@@ -68,7 +69,7 @@ from lensing_ssc.pipelines._tasks import (
 )
 from lensing_ssc.processing.managers import ManagerContext
 from lensing_ssc.processing.managers._kept_runners import runs_in_this_process
-from lensing_ssc.processing.managers.log._manager import log_context
+from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.runner import MapResult
 
 __all__ = ["PipelineRun", "run_patch_statistics"]
@@ -413,7 +414,7 @@ def _merge(
 
 
 def run_patch_statistics(
-    config: ProcessingConfig | None = None,
+    config: PipelineConfig | ProcessingConfig | None = None,
     *,
     executor: str | None = None,
     workers: int | None = None,
@@ -422,8 +423,9 @@ def run_patch_statistics(
     """Run the patch-statistics pipeline of ``config`` (its ``pipeline`` section) to the end.
 
     Args:
-        config: The run's configuration; default: the built-in synthetic run in
-            ``runs/default``.
+        config: The run's configuration (a :class:`PipelineConfig`; a plain
+            ``ProcessingConfig`` runs the default ``pipeline`` section); default: the built-in
+            synthetic run in ``runs/default``.
         executor: ``"serial"``, ``"threads"``, ``"processes"`` or ``"dask"``; default
             ``config.pipeline.executor``.
         workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs.
@@ -442,11 +444,11 @@ def run_patch_statistics(
         AnalysisError: no patch set could be summarised (every map failed, say).
 
     Example:
-        >>> run = run_patch_statistics(ProcessingConfig(run_dir="runs/demo"))  # doctest: +SKIP
+        >>> run = run_patch_statistics(PipelineConfig(run_dir="runs/demo"))  # doctest: +SKIP
         >>> print(run.results_file, run.ssc_headline)  # doctest: +SKIP
     """
     started = time.perf_counter()
-    config = ProcessingConfig() if config is None else config
+    config = PipelineConfig() if config is None else PipelineConfig.from_config(config)
     section = config.pipeline
     settings = section.statistics_settings()
     executor_name = executor or section.executor

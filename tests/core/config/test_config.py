@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.pipelines import PipelineConfig
 
 FILE_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -115,7 +116,7 @@ def test_bad_list_item_from_the_environment_names_the_variable() -> None:
     """A list set by one variable and failing at an item is reported with that variable."""
     env = {"LENSING_SSC_PIPELINE__STATISTICS__N_GAL": "-3"}
     with pytest.raises(ConfigError, match="in LENSING_SSC_PIPELINE__STATISTICS__N_GAL") as info:
-        ProcessingConfig.from_env(env)
+        PipelineConfig.from_env(env)
     assert info.value.field == "pipeline.statistics.n_gal.0"
     assert info.value.source == "LENSING_SSC_PIPELINE__STATISTICS__N_GAL"
 
@@ -253,8 +254,8 @@ def test_json_schema_describes_sections_and_limits() -> None:
         "cache",
         "logging",
         "progress",
-        "pipeline",
     }
+    assert set(PipelineConfig.json_schema()["properties"]) == {*schema["properties"], "pipeline"}
     resources = schema["$defs"]["ResourcesSection"]["properties"]
     assert resources["monitor_interval"]["exclusiveMinimum"] == 0
     json.dumps(schema)
@@ -264,8 +265,8 @@ NUMBER_TYPES = {"integer", "number"}
 
 
 def schema_numbers() -> list[tuple[str, bool, dict[str, Any]]]:
-    """Every number field of the config as (dotted path, holds a list, its number schema)."""
-    schema = ProcessingConfig.json_schema()
+    """Every number field, the pipeline's included, as (path, holds a list, number schema)."""
+    schema = PipelineConfig.json_schema()
     found: list[tuple[str, bool, dict[str, Any]]] = []
 
     def walk(node: dict[str, Any], path: str) -> None:
@@ -343,7 +344,7 @@ def test_property_no_number_field_takes_a_boolean(
     data = {} if from_env else nested(path, [flag] if listed else flag)
     env = {variable: spelling} if from_env else {}
     with pytest.raises(ConfigError, match="not true or false") as info:
-        ProcessingConfig.from_dict(data, env=env)
+        PipelineConfig.from_dict(data, env=env)
     assert info.value.field == (f"{path}.0" if listed else path)
     assert info.value.value is flag
     assert info.value.source == (variable if from_env else None)
@@ -358,7 +359,7 @@ def test_property_environment_text_still_gives_integers(
     path, lowest = field
     number = lowest + offset
     variable = environment_variable(path)
-    config = ProcessingConfig.from_env({variable: str(number)})
+    config = PipelineConfig.from_env({variable: str(number)})
     held: Any = config
     for part in path.split("."):
         held = getattr(held, part)
@@ -368,7 +369,7 @@ def test_property_environment_text_still_gives_integers(
 
 def test_number_fields_still_read_numbers_written_as_text_or_whole_floats() -> None:
     """Lax parsing stays for everything but booleans: "3", 3.0 and "2.5" read as numbers."""
-    config = ProcessingConfig.from_dict(
+    config = PipelineConfig.from_dict(
         {"pipeline": {"seed": "3", "synthetic": {"n_large_fields": 3.0}}},
         env={"LENSING_SSC_CACHE__MAX_SIZE_MB": "2.5", "LENSING_SSC_CACHE__MAX_ENTRIES": "7"},
     )
@@ -390,7 +391,7 @@ def test_booleans_for_numbers_are_refused_in_toml_and_json(
     path = tmp_path / name
     path.write_text(text)
     with pytest.raises(ConfigError, match="Input should be an integer, not true or false") as info:
-        ProcessingConfig.from_file(path, env=False)
+        PipelineConfig.from_file(path, env=False)
     assert (info.value.field, info.value.value, info.value.source) == (
         "pipeline.synthetic.n_large_fields",
         True,
@@ -400,7 +401,7 @@ def test_booleans_for_numbers_are_refused_in_toml_and_json(
 
 def test_assigning_a_boolean_to_a_number_field_is_refused() -> None:
     """Changing a loaded config in code refuses `True` for a number as loading does."""
-    config = ProcessingConfig()
+    config = PipelineConfig()
     with pytest.raises(ConfigError, match="not true or false"):
         config.pipeline.synthetic.n_large_fields = True
     assert config.pipeline.synthetic.n_large_fields == 32

@@ -52,6 +52,8 @@ def always_fails(x: int) -> int:
 def test_public_names_are_exactly_these() -> None:
     """The runner module exports exactly its sorted public names."""
     assert runner_module.__all__ == [
+        "EXECUTOR_NAMES",
+        "ExecutorName",
         "MapResult",
         "RunSnapshot",
         "RunnerHooks",

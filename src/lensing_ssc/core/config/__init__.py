@@ -3,24 +3,33 @@
 Load with :meth:`ProcessingConfig.from_file` (YAML, TOML or JSON) or build in code; the
 environment overrides fields (``LENSING_SSC_RESOURCES__MEMORY_LIMIT_MB=4000``). Every
 invalid input raises :class:`~lensing_ssc.core.base.exceptions.ConfigError`.
+
+Layers above extend the model rather than this package knowing them: a pipeline subclasses
+:class:`ProcessingConfig` with a section built on :class:`Section` and the number types
+(:data:`Integer`, :data:`Real`, ... which refuse ``True`` for ``1``).
 """
 
 from lensing_ssc.core.config._model import ProcessingConfig
-from lensing_ssc.core.config._pipeline import PipelineSection
+from lensing_ssc.core.config._numbers import Integer, IntegerOrNone, Real, RealOrNone
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
     LoggingSection,
     ProgressSection,
     ResourcesSection,
+    Section,
 )
 
 __all__ = [
     "CacheSection",
     "CheckpointSection",
+    "Integer",
+    "IntegerOrNone",
     "LoggingSection",
-    "PipelineSection",
     "ProcessingConfig",
     "ProgressSection",
+    "Real",
+    "RealOrNone",
     "ResourcesSection",
+    "Section",
 ]

@@ -1,8 +1,8 @@
 """``ProcessingConfig``: the whole configuration of a run, validated on construction.
 
 The sections are in :mod:`._sections`, file and environment handling in :mod:`._loading`,
-error translation in :mod:`._errors`. Analysis and pipeline settings are a section of their
-own, added by the pipeline beside the manager sections.
+error translation in :mod:`._errors`. What a pipeline computes is not here: a pipeline
+extends this model with its own section (``lensing_ssc.pipelines.PipelineConfig``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import Self
 
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.config._errors import translate_validation_error
 from lensing_ssc.core.config._loading import SUFFIXES, dump_text, env_overrides, merge, read_file
-from lensing_ssc.core.config._pipeline import PipelineSection
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
@@ -46,7 +46,6 @@ class ProcessingConfig(BaseModel):
         run_dir: The run's directory: ``checkpoints/``, ``cache/``, ``logs/`` and
             ``status.json`` go under it.
         resources, checkpoint, cache, logging, progress: Section models or plain dicts.
-        pipeline: What ``lensing-ssc run`` computes (:class:`PipelineSection`).
 
     Example:
         >>> config = ProcessingConfig(run_dir="runs/example", resources={"memory_limit_mb": 8000})
@@ -65,7 +64,6 @@ class ProcessingConfig(BaseModel):
     cache: CacheSection = Field(default_factory=CacheSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     progress: ProgressSection = Field(default_factory=ProgressSection)
-    pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -113,13 +111,16 @@ class ProcessingConfig(BaseModel):
         *,
         source: str | None = None,
         env: Mapping[str, str] | bool = False,
-    ) -> ProcessingConfig:
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Self:
         """Validate ``data``, optionally overridden by environment variables.
 
         Args:
             data: Nested mapping of sections.
             source: Where ``data`` came from, named in errors.
             env: ``True`` to apply ``os.environ``, a mapping to apply that, ``False`` for none.
+            defaults: Settings that ``data`` overrides, in place of the models' own defaults
+                (a command's built-in settings).
         """
         environ: Mapping[str, str] = os.environ if env is True else (env or {})
         overrides, field_sources = env_overrides(
@@ -127,30 +128,36 @@ class ProcessingConfig(BaseModel):
         )
         token = _ORIGIN.set((source, field_sources))
         try:
-            return cls(**merge(data, overrides))
+            return cls(**merge(merge(defaults or {}, data), overrides))
         finally:
             _ORIGIN.reset(token)
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, env: Mapping[str, str] | bool = True
-    ) -> ProcessingConfig:
+        cls,
+        path: str | Path,
+        *,
+        env: Mapping[str, str] | bool = True,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> Self:
         """Read a YAML, TOML or JSON file (by suffix), then apply environment overrides.
+
+        ``defaults`` are settings the file overrides (see :meth:`from_dict`).
 
         Example:
             >>> config = ProcessingConfig.from_file("config.yaml")  # doctest: +SKIP
         """
-        return cls.from_dict(read_file(path), source=str(path), env=env)
+        return cls.from_dict(read_file(path), source=str(path), env=env, defaults=defaults)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessingConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Defaults overridden by ``LENSING_SSC_*`` environment variables."""
         return cls.from_dict(
             {}, source="the environment", env=os.environ if environ is None else environ
         )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> ProcessingConfig:
+    def load(cls, path: str | Path | None = None) -> Self:
         """``from_file(path)`` when a path is given, else ``from_env()``."""
         return cls.from_env() if path is None else cls.from_file(path)
 
@@ -188,7 +195,7 @@ class ProcessingConfig(BaseModel):
         """The JSON schema of the configuration (for editors and validators)."""
         schema = cls.model_json_schema()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["title"] = "lensing_ssc ProcessingConfig"
+        schema["title"] = f"lensing_ssc {cls.__name__}"
         return schema
 
     def __str__(self) -> str:

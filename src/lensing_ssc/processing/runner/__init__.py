@@ -7,6 +7,7 @@ identities), :mod:`._worker` (what runs in workers), :mod:`._executors` and :mod
 (executor adapters), :mod:`._results` (the value objects).
 """
 
+from ._adapter import EXECUTOR_NAMES, ExecutorName
 from ._task_runner import (
     MapResult,
     RunnerHooks,
@@ -17,6 +18,8 @@ from ._task_runner import (
 )
 
 __all__ = [
+    "EXECUTOR_NAMES",
+    "ExecutorName",
     "MapResult",
     "RunSnapshot",
     "RunnerHooks",

@@ -1,32 +1,44 @@
-"""The ``pipeline`` section of :class:`~lensing_ssc.core.config.ProcessingConfig`.
+"""The pipeline's configuration: :class:`PipelineConfig`, a run's settings plus its ``pipeline``.
 
-It holds what ``lensing-ssc run`` computes: the input (built-in synthetic fields, HEALPix
-maps or flat patch files), the statistics and their settings, the seed, the executor and
-the outputs. Statistic settings are checked by
+:class:`PipelineConfig` is :class:`~lensing_ssc.core.config.ProcessingConfig` (the run
+directory and the manager sections) with one more section, :class:`PipelineSection`. It
+lives here, not in :mod:`lensing_ssc.core.config`, because it knows the science, and core
+knows nothing of :mod:`lensing_ssc.analysis`.
+
+The ``pipeline`` section holds what ``lensing-ssc run`` computes: the input (built-in
+synthetic fields, HEALPix maps or flat patch files), the statistics and their settings, the
+seed, the executor and the outputs. Statistic settings are checked by
 :class:`lensing_ssc.analysis.StatisticsSettings` itself, so the config and the library
 accept exactly the same values; an invalid one becomes a ``ConfigError`` naming the field
-(``pipeline.statistics.n_gal.0``) and the value. The pipeline that reads this section is
-:mod:`lensing_ssc.pipelines`; ``docs/pipeline.md`` documents every field.
+(``pipeline.statistics.n_gal.0``) and the value. ``docs/pipeline.md`` documents every field.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from lensing_ssc.core.config._numbers import Integer, IntegerOrNone, Real, RealOrNone
-from lensing_ssc.core.config._sections import Section
-
-if TYPE_CHECKING:
-    from lensing_ssc.analysis.settings import StatisticsSettings
+from lensing_ssc.analysis import StatisticsSettings
+from lensing_ssc.analysis.noise import check_n_gal
+from lensing_ssc.analysis.smoothing import check_smoothing
+from lensing_ssc.core.config import (
+    Integer,
+    IntegerOrNone,
+    ProcessingConfig,
+    Real,
+    RealOrNone,
+    Section,
+)
+from lensing_ssc.processing.runner import ExecutorName
 
 __all__ = [
     "CosmologySection",
     "HealpixInputSection",
     "PatchFilesSection",
+    "PipelineConfig",
     "PipelineSection",
     "StatisticsSection",
     "SyntheticSection",
@@ -44,27 +56,13 @@ def _as_list(value: Any) -> Any:
 
 
 def _statistic_name(name: str) -> str:
-    from lensing_ssc.analysis.settings import StatisticsSettings
-
     StatisticsSettings.quick(statistics=(name,))  # raises AnalysisError with "did you mean"
     return name
 
 
-def _n_gal(value: float) -> float:
-    from lensing_ssc.analysis.noise import check_n_gal
-
-    return check_n_gal(value)
-
-
-def _smoothing(value: float) -> float:
-    from lensing_ssc.analysis.smoothing import check_smoothing
-
-    return check_smoothing(value)
-
-
 StatisticName = Annotated[str, AfterValidator(_statistic_name)]
-GalaxyDensity = Annotated[Real, AfterValidator(_n_gal)]
-SmoothingScale = Annotated[Real, AfterValidator(_smoothing)]
+GalaxyDensity = Annotated[Real, AfterValidator(check_n_gal)]
+SmoothingScale = Annotated[Real, AfterValidator(check_smoothing)]
 
 
 class StatisticsSection(Section):
@@ -109,8 +107,6 @@ class StatisticsSection(Section):
 
     def settings(self, *, preset: Literal["quick", "full"]) -> StatisticsSettings:
         """Build the :class:`StatisticsSettings`, with ``preset`` filling unset fields."""
-        from lensing_ssc.analysis.settings import StatisticsSettings
-
         if preset == "quick":
             return StatisticsSettings.quick(**self.overrides())
         return StatisticsSettings.from_mapping(self.overrides())
@@ -192,9 +188,6 @@ class PatchFilesSection(Section):
     pixel_size_arcmin: Real = Field(default=1.0, gt=0)
 
 
-ExecutorName = Literal["serial", "threads", "processes", "dask"]
-
-
 class PipelineSection(Section):
     """What ``lensing-ssc run`` computes, from which input, on which executor.
 
@@ -242,3 +235,26 @@ class PipelineSection(Section):
         if preset == "auto":
             preset = "quick" if self.input == "synthetic" else "full"
         return self.statistics.settings(preset=preset)
+
+
+class PipelineConfig(ProcessingConfig):
+    """A run's settings with the ``pipeline`` section: what ``lensing-ssc run`` reads.
+
+    Loads like :class:`~lensing_ssc.core.config.ProcessingConfig` (``from_file``,
+    ``from_dict``, ``LENSING_SSC_PIPELINE__...`` variables) and validates the ``pipeline``
+    section with the same errors, naming the field and where it came from.
+
+    Example:
+        >>> config = PipelineConfig(pipeline={"seed": 7, "executor": "serial"})
+        >>> (config.pipeline.seed, config.pipeline.executor, config.cache.eviction_policy)
+        (7, 'serial', 'lru')
+    """
+
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
+
+    @classmethod
+    def from_config(cls, config: ProcessingConfig) -> PipelineConfig:
+        """``config`` as a :class:`PipelineConfig` (itself when it is one already)."""
+        if isinstance(config, PipelineConfig):
+            return config
+        return cls(**{name: getattr(config, name) for name in type(config).model_fields})

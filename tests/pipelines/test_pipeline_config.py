@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from lensing_ssc.analysis import StatisticsSettings
 from lensing_ssc.core.base.exceptions import ConfigError
-from lensing_ssc.core.config import PipelineSection, ProcessingConfig
+from lensing_ssc.pipelines import PipelineConfig, PipelineSection
 
 
 def test_default_is_the_quick_synthetic_ssc_run() -> None:
     """With nothing set, the run is synthetic lognormal with both SSC sets and quick settings."""
-    section = ProcessingConfig().pipeline
+    section = PipelineConfig().pipeline
     assert (section.input, section.executor, section.seed) == ("synthetic", "processes", 42)
     assert section.synthetic.kind == "lognormal"
     assert section.synthetic.periodic is True
@@ -36,7 +36,7 @@ def test_presets_fill_what_the_section_leaves_unset() -> None:
 
 def test_section_round_trips_through_a_file(tmp_path: Path) -> None:
     """A pipeline section written to YAML reads back equal, unset fields staying unset."""
-    config = ProcessingConfig(
+    config = PipelineConfig(
         run_dir=tmp_path / "r",
         pipeline={
             "seed": 7,
@@ -44,14 +44,14 @@ def test_section_round_trips_through_a_file(tmp_path: Path) -> None:
             "synthetic": {"kind": "gaussian", "patch_pixels": 96},
         },
     )
-    loaded = ProcessingConfig.from_file(config.to_file(tmp_path / "c.yaml"), env=False)
+    loaded = PipelineConfig.from_file(config.to_file(tmp_path / "c.yaml"), env=False)
     assert loaded == config
     assert loaded.pipeline.statistics.epsilon is None
 
 
 def test_environment_overrides_nested_pipeline_fields() -> None:
     """LENSING_SSC_PIPELINE__SYNTHETIC__N_LARGE_FIELDS=4 reaches the synthetic section."""
-    config = ProcessingConfig.from_env(
+    config = PipelineConfig.from_env(
         {
             "LENSING_SSC_PIPELINE__SYNTHETIC__N_LARGE_FIELDS": "4",
             "LENSING_SSC_PIPELINE__EXECUTOR": "serial",
@@ -155,7 +155,7 @@ def test_bad_pipeline_values_raise_config_error_naming_field_and_value(
 ) -> None:
     """Each invalid value raises ConfigError carrying the dotted field and the value."""
     with pytest.raises(ConfigError) as info:
-        ProcessingConfig(pipeline=pipeline)
+        PipelineConfig(pipeline=pipeline)
     assert info.value.field == field
     assert info.value.value == value
     assert message in str(info.value)
@@ -183,7 +183,7 @@ def test_bound_hints_name_the_range_and_null_only_where_it_is_valid(
 ) -> None:
     """A pipeline number out of range gets its own range as hint; null only where null is valid."""
     with pytest.raises(ConfigError) as info:
-        ProcessingConfig(pipeline=pipeline)
+        PipelineConfig(pipeline=pipeline)
     assert str(info.value).endswith(f"({hint})")
 
 
@@ -192,7 +192,7 @@ def test_bad_value_in_a_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("pipeline:\n  statistics:\n    names: [cl, minkowski]\n")
     with pytest.raises(ConfigError, match="unknown statistic 'minkowski'") as info:
-        ProcessingConfig.from_file(path, env=False)
+        PipelineConfig.from_file(path, env=False)
     assert info.value.source == str(path)
 
 
@@ -221,5 +221,5 @@ def test_valid_settings_reach_statistics_settings_unchanged(
 def test_any_negative_galaxy_density_is_rejected(bad: float) -> None:
     """n_gal < 0 always raises ConfigError naming the entry and the value."""
     with pytest.raises(ConfigError, match="n_gal must be ≥ 0") as info:
-        ProcessingConfig(pipeline={"statistics": {"n_gal": [0, bad]}})
+        PipelineConfig(pipeline={"statistics": {"n_gal": [0, bad]}})
     assert (info.value.field, info.value.value) == ("pipeline.statistics.n_gal.1", bad)
