@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -28,8 +29,72 @@ def test_design_import_paths_resolve() -> None:
 
 def test_package_exports_its_version() -> None:
     """lensing_ssc.__version__ is a release string."""
-    assert lensing_ssc.__all__ == ["__version__"]
+    assert "__version__" in lensing_ssc.__all__
     assert lensing_ssc.__version__.count(".") == 2
+
+
+TOP_LEVEL_HOMES = {
+    "lensing_ssc.core.base.exceptions": [
+        "AnalysisError",
+        "CacheError",
+        "CheckpointError",
+        "ConfigError",
+        "InterruptedRunError",
+        "LensingSSCError",
+        "LoggingError",
+        "ProgressError",
+        "ResourceError",
+    ],
+    "lensing_ssc.core.config": ["ProcessingConfig"],
+    "lensing_ssc.pipelines": [
+        "PipelineConfig",
+        "PipelineRun",
+        "read_results",
+        "run_patch_statistics",
+    ],
+    "lensing_ssc.processing.managers": [
+        "CacheManager",
+        "CheckpointManager",
+        "LogManager",
+        "ManagerContext",
+        "ProgressManager",
+        "ResourceManager",
+    ],
+    "lensing_ssc.processing.runner": ["MapResult", "TaskFailure", "TaskRunner", "run_map"],
+}
+
+
+def test_top_level_offers_every_public_name_from_its_home() -> None:
+    """`from lensing_ssc import X` gives the very object of X's documented home."""
+    expected = sorted(
+        [name for names in TOP_LEVEL_HOMES.values() for name in names] + ["__version__"]
+    )
+    assert lensing_ssc.__all__ == expected
+    for home, names in TOP_LEVEL_HOMES.items():
+        module = importlib.import_module(home)
+        for name in names:
+            assert getattr(lensing_ssc, name) is getattr(module, name), name
+    assert set(lensing_ssc.__all__) <= set(dir(lensing_ssc))
+
+
+def test_top_level_import_is_lazy() -> None:
+    """`import lensing_ssc` loads no subpackage until a name is asked for."""
+    code = (
+        "import sys, lensing_ssc\n"
+        "print(sorted(n for n in sys.modules if n.startswith('lensing_ssc.')))\n"
+        "lensing_ssc.ConfigError\n"
+        "print('lensing_ssc.pipelines' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["['lensing_ssc._version']", "False"]
+
+
+def test_unknown_top_level_name_is_an_attribute_error() -> None:
+    """Asking the package for a name it does not offer fails with the name."""
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
+        lensing_ssc.NoSuchThing  # noqa: B018
 
 
 def test_config_all_is_sorted_and_exact() -> None:

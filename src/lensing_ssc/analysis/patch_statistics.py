@@ -39,7 +39,7 @@ from lensing_ssc.analysis._validation import check_patch, check_pixel_size
 from lensing_ssc.analysis.noise import noise_sigma
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
 from lensing_ssc.analysis.smoothing import gaussian_window, smoothed_white_noise_sigma
-from lensing_ssc.analysis.statistics._nu_bins import nu_bins
+from lensing_ssc.analysis.statistics import nu_bins
 from lensing_ssc.analysis.statistics.bispectrum import (
     CONFIGURATIONS,
     bispectra_from_fourier,

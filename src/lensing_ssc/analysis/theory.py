@@ -32,7 +32,7 @@ from lensing_ssc.analysis._validation import check_pixel_size
 from lensing_ssc.analysis.fields import spectrum_on_grid
 from lensing_ssc.analysis.smoothing import gaussian_window
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
-from lensing_ssc.analysis.statistics._nu_bins import nu_bins
+from lensing_ssc.analysis.statistics import nu_bins
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [

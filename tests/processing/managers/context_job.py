@@ -1,7 +1,7 @@
-"""A job run in a subprocess by test_context.py: the seed's pipeline, or ctx.map.
+"""A job run in a subprocess by test_context.py: the README's pipeline example, or ctx.map.
 
 Usage: python context_job.py RUN_DIR MODE N [DELAY]
-MODE "seed": the seed's processing_pipeline over N items, checkpointing every 10.
+MODE "pipeline": the README's processing_pipeline over N items, checkpointing every 10.
 MODE "map": ctx.map over N items on the processes executor.
 Each execution of an item appends a line to RUN_DIR/executions.txt; the final results are
 written to RUN_DIR/results.json.
@@ -31,7 +31,7 @@ def work(item: int) -> int:
     return item * item
 
 
-def seed_pipeline(data: list[int], config: ProcessingConfig) -> list[int]:
+def readme_pipeline(data: list[int], config: ProcessingConfig) -> list[int]:
     with ManagerContext(config=config, status_interval=0.2) as ctx:
         ctx.log_operation_start("data_processing")
         state = ctx.load_checkpoint()
@@ -52,8 +52,8 @@ def main() -> None:
     config = ProcessingConfig(
         run_dir=RUN_DIR, logging={"format": "json", "console": False}, progress={"enabled": False}
     )
-    if MODE == "seed":
-        results = seed_pipeline(list(range(N)), config)
+    if MODE == "pipeline":
+        results = readme_pipeline(list(range(N)), config)
     else:
         with ManagerContext(config=config, executor="processes", max_workers=2) as ctx:
             results = ctx.map(work, range(N), name="squares", chunksize=1).results

@@ -1,4 +1,4 @@
-"""ManagerContext: the seed's examples, coordination between managers, signals and crashes."""
+"""ManagerContext: the README's examples, coordination between managers, signals and crashes."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def quiet_config(run_dir: Path, **sections: Any) -> ProcessingConfig:
     return ProcessingConfig(run_dir=run_dir, **sections)
 
 
-def test_seed_coordinated_example_runs_as_written(
+def test_readme_coordinated_example_runs_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The seed's ManagerContext example works and builds all five managers."""
+    """The README's ManagerContext example works and builds all five managers."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LENSING_SSC_PROGRESS__ENABLED", "false")
     with ManagerContext(
@@ -71,7 +71,7 @@ def test_seed_coordinated_example_runs_as_written(
 
 
 def process_item_with_cache(item: int, cache: CacheManager) -> int:
-    """The seed's per-item work: square, through the cache."""
+    """The README pipeline example's per-item work: square, through the cache."""
     result = cache.get(("square", item))
     if result is None:
         result = item * item
@@ -80,7 +80,7 @@ def process_item_with_cache(item: int, cache: CacheManager) -> int:
 
 
 def processing_pipeline(data: list[int], config: ProcessingConfig) -> list[int]:
-    """The seed's 'Integration with Processing Pipelines' example, made whole."""
+    """The README's 'Integration with Processing Pipelines' example, made whole."""
     results: list[int] = []
     with ManagerContext(config=config) as ctx:
         ctx.log_operation_start("data_processing")
@@ -99,8 +99,8 @@ def processing_pipeline(data: list[int], config: ProcessingConfig) -> list[int]:
     return results
 
 
-def test_seed_pipeline_example_runs_and_logs_the_operation(tmp_path: Path) -> None:
-    """The seed's pipeline runs, checkpoints, and logs its operation with a duration."""
+def test_readme_pipeline_example_runs_and_logs_the_operation(tmp_path: Path) -> None:
+    """The README's pipeline example runs, checkpoints, and logs its operation with a duration."""
     config = quiet_config(tmp_path / "run")
     results = processing_pipeline(list(range(250)), config)
     assert results == [i * i for i in range(250)]
@@ -402,16 +402,16 @@ def wait_for_executions(run_dir: Path, count: int, timeout: float = 60.0) -> Non
         time.sleep(0.02)
 
 
-def test_seed_pipeline_killed_and_rerun_gives_the_same_results(tmp_path: Path) -> None:
-    """SIGKILLed mid-run, the seed pipeline resumes and redoes only items since its checkpoint."""
+def test_readme_pipeline_killed_and_rerun_gives_the_same_results(tmp_path: Path) -> None:
+    """SIGKILLed mid-run, the README's pipeline resumes, redoing only items since its checkpoint."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    job = run_job(run_dir, "seed", 60)
+    job = run_job(run_dir, "pipeline", 60)
     wait_for_executions(run_dir, 27)
     job.kill()
     job.communicate()
     killed_at = len(executions(run_dir))
-    rerun = run_job(run_dir, "seed", 60)
+    rerun = run_job(run_dir, "pipeline", 60)
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     assert json.loads((run_dir / "results.json").read_text()) == [i * i for i in range(60)]

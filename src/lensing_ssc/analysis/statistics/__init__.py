@@ -7,6 +7,7 @@ densities and smoothing scales; theory to compare with is in :mod:`lensing_ssc.a
 
 from __future__ import annotations
 
+from lensing_ssc.analysis.statistics._nu_bins import NuBins, nu_bins
 from lensing_ssc.analysis.statistics.bispectrum import (
     CONFIGURATIONS,
     BispectrumPlan,
@@ -32,6 +33,7 @@ __all__ = [
     "MAP_STATISTICS",
     "BispectrumPlan",
     "EllBinning",
+    "NuBins",
     "band_average",
     "binned_power_spectrum",
     "bispectra_from_fourier",
@@ -43,6 +45,7 @@ __all__ = [
     "map_statistics",
     "minimum_counts",
     "minkowski_functionals",
+    "nu_bins",
     "pdf",
     "peak_counts",
     "power_spectrum_from_fourier",

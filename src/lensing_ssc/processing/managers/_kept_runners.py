@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from lensing_ssc.processing.managers.log._manager import log_context
+from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.runner import TaskRunner
 
 __all__ = ["InLogContext", "KeptRunner", "ProgressRelay", "RunnerShelf", "runs_in_this_process"]

@@ -39,11 +39,11 @@ from lensing_ssc.processing.managers._kept_runners import (
     runs_in_this_process,
 )
 from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
-from lensing_ssc.processing.managers.cache._manager import CacheManager
-from lensing_ssc.processing.managers.checkpoint._manager import CheckpointInfo, CheckpointManager
-from lensing_ssc.processing.managers.log._manager import LogManager, LogWorkerConfig, bind_context
-from lensing_ssc.processing.managers.progress._manager import ProgressManager
-from lensing_ssc.processing.managers.resource._manager import ResourceManager
+from lensing_ssc.processing.managers.cache import CacheManager
+from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, CheckpointManager
+from lensing_ssc.processing.managers.log import LogManager, LogWorkerConfig, bind_context
+from lensing_ssc.processing.managers.progress import ProgressManager
+from lensing_ssc.processing.managers.resource import ResourceManager
 from lensing_ssc.processing.managers.status import StatusFile
 from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner
 
@@ -83,7 +83,9 @@ class ManagerContext:
         ...     for i in range(state["done"], 10):
         ...         ctx.check_resources()
         ...         ctx.update_progress(1)
-        ...         ctx.save_checkpoint({"done": i + 1})
+        ...         info = ctx.save_checkpoint({"done": i + 1})
+        >>> ctx.load_checkpoint()["done"]
+        10
     """
 
     def __init__(
@@ -264,7 +266,7 @@ class ManagerContext:
             signal_name=request.reason,
         )
 
-    # -- the seed's helpers ------------------------------------------------------------------
+    # -- the helpers of the README's pipeline example -------------------------------------
     def check_resources(self) -> None:
         """Raise if a stop was requested or a resource limit is exceeded.
 

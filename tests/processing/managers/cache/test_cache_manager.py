@@ -1,4 +1,4 @@
-"""CacheManager's public surface: the seed's examples, settings, statistics, status, errors."""
+"""CacheManager's public surface: the README's examples, settings, statistics, status, errors."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from lensing_ssc.processing.managers.cache._manager import CacheStats, TierStats
 MB = 1024 * 1024
 
 
-def test_seed_example_runs_as_written() -> None:
+def test_readme_example_runs_as_written() -> None:
     """The README's CacheManager example works: compute once, tags, hit rate."""
     cache = CacheManager(max_size_mb=512, max_entries=1000)
     calls = []

@@ -1,4 +1,4 @@
-"""CheckpointManager: the seed's API, config, retention, incremental saves, async, status."""
+"""CheckpointManager: the documented API, config, retention, incremental saves, async, status."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def blob_files(root: Path) -> list[Path]:
     return sorted(p for p in (root / "blobs").rglob("*") if p.is_file())
 
 
-def test_seed_example_works_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The seed README's CheckpointManager example runs and resumes from step 10."""
+def test_readme_example_works_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's CheckpointManager example runs and resumes from step 10."""
     monkeypatch.chdir(tmp_path)
     data = np.linspace(0.0, 1.0, 50_000)
     params = {"nside": 512, "smoothing_arcmin": 2.0}

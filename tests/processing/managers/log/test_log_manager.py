@@ -1,4 +1,4 @@
-"""LogManager's public surface: the seed's examples, loggers, hygiene, config, stats, bad input."""
+"""LogManager's public surface: the README's examples, loggers, hygiene, config, stats, errors."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def read_json(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_seed_example_works_as_written(tmp_path: Path) -> None:
+def test_readme_example_works_as_written(tmp_path: Path) -> None:
     """The README's LogManager example runs and writes JSON lines with context and timings."""
     log_mgr = LogManager(
         level="INFO", file_path=tmp_path / "logs/processing.log", format_type="json", console=False

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pythonjsonlogger.json import JsonFormatter
 
 from lensing_ssc.processing.managers import ProgressManager
 
@@ -136,9 +135,10 @@ def test_subtasks_get_indented_heartbeat_lines() -> None:
 # -- logging ----------------------------------------------------------------------------
 def test_heartbeats_go_to_a_logger_with_structured_fields() -> None:
     """With logger=, lines go through it as JSON records carrying the numbers, not to the file."""
+    json_logger = pytest.importorskip("pythonjsonlogger.json", reason="needs python-json-logger")
     clock, out, log_text = FakeClock(), io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(log_text)
-    handler.setFormatter(JsonFormatter("%(message)s %(levelname)s"))
+    handler.setFormatter(json_logger.JsonFormatter("%(message)s %(levelname)s"))
     logger = logging.getLogger("lensing_ssc.tests.progress_heartbeats")
     logger.setLevel(logging.INFO)
     logger.propagate = False

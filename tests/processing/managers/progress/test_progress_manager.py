@@ -1,4 +1,4 @@
-"""ProgressManager's public API: the seed's examples, status, bad input, lifecycle, pausing,
+"""ProgressManager's public API: the README's examples, status, bad input, lifecycle, pausing,
 callbacks and iterables. Displays, rates, persistence, settings and concurrency have their
 own test_progress_* files."""
 
@@ -35,11 +35,11 @@ def quiet(**kwargs: object) -> ProgressManager:
     return ProgressManager(enabled=False, **kwargs)  # type: ignore[arg-type]
 
 
-# -- the seed's examples ----------------------------------------------------------------
-def test_seed_basic_example_counts_and_reports_in_the_log(
+# -- the README's examples ----------------------------------------------------------------
+def test_readme_basic_example_counts_and_reports_in_the_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The seed's basic example works as written and, off a terminal, writes start and end lines."""
+    """The README's basic example works as written and, off a terminal, writes start and end."""
     with ProgressManager(total=1000, description="Processing items") as pm:
         for _ in range(1000):
             pm.update(1)
@@ -49,8 +49,10 @@ def test_seed_basic_example_counts_and_reports_in_the_log(
     assert "Processing items: done, 1000/1000 100.0%" in err
 
 
-def test_seed_nested_example_shows_subtasks_while_open(capsys: pytest.CaptureFixture[str]) -> None:
-    """The seed's nested example works; each subtask is listed only while its block runs."""
+def test_readme_nested_example_shows_subtasks_while_open(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's nested example works; each subtask is listed only while its block runs."""
     seen: list[list[str]] = []
     with ProgressManager(total=10, description="Main task") as pm:
         for i in range(10):

@@ -1,6 +1,6 @@
-"""The figures the issue sets for update() cost and threaded throughput, measured against tqdm
-in the same process. Timing-sensitive, hence ``slow``; ``benchmarks/bench_progress.py`` prints
-the full comparison."""
+"""The figures set for update() cost and threaded throughput, measured against tqdm in the
+same process. Timing-sensitive, hence ``slow``; ``benchmarks/bench_progress.py`` prints the
+full comparison."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tqdm import tqdm
 
 from lensing_ssc.processing.managers import ProgressManager
+
+tqdm = pytest.importorskip("tqdm", reason="the anchor of these figures").tqdm
 
 pytestmark = pytest.mark.slow
 

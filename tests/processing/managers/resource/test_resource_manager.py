@@ -1,7 +1,7 @@
-"""ResourceManager: the seed's API, check_limits, each limit and warning, settings.
+"""ResourceManager: the documented API, check_limits, each limit and warning, settings.
 
 Most tests script the samples (a fake sampler) so every limit can be crossed on purpose;
-the seed examples use the real sampler. Callbacks, stop, history and the monitor thread
+the README examples use the real sampler. Callbacks, stop, history and the monitor thread
 are in ``test_resource_monitor.py``.
 """
 
@@ -37,9 +37,9 @@ def wait_until(condition, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-# -- the seed's examples -----------------------------------------------------------------
-def test_seed_basic_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
-    """The seed's context-manager example checks limits and prints the job's memory."""
+# -- the README's examples -----------------------------------------------------------------
+def test_readme_basic_example_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's context-manager example checks limits and prints the job's memory."""
     with ResourceManager(memory_limit_mb=8000) as rm:
         rm.check_limits()  # Raises exception if exceeded
         usage = rm.get_current_usage()
@@ -49,8 +49,8 @@ def test_seed_basic_example_runs_as_written(capsys: pytest.CaptureFixture[str]) 
     assert 0 < usage.memory_mb < 8000
 
 
-def test_seed_callback_example_warns_from_the_monitor(isolated: dict[str, Any]) -> None:
-    """A warning callback registered as in the seed is called by the monitor thread."""
+def test_readme_callback_example_warns_from_the_monitor(isolated: dict[str, Any]) -> None:
+    """A warning callback registered as in the README is called by the monitor thread."""
     seen: list[tuple[ResourceUsage, dict[str, str], str]] = []
 
     def on_warning(usage, warnings):

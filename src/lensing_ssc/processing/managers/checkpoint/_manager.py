@@ -6,14 +6,18 @@ crash. A checkpoint appears only when its manifest is renamed into place, after 
 piece of data it names is on disk; every file carries a checksum checked on load; a
 damaged newest checkpoint is skipped with a warning. Arrays are stored raw (loadable at
 memory speed, or memory-mapped) and only when their content changed since a kept
-checkpoint. On-disk formats and the directory's housekeeping live in the private
-``_checkpoint`` package beside this module; the ``lensing-ssc checkpoints`` commands in
-:mod:`lensing_ssc.cli._checkpoints`; the user guide in ``docs/checkpoint_manager.md``.
+checkpoint. On-disk formats and the directory's housekeeping live in the private modules
+beside this one; the ``lensing-ssc checkpoints`` commands in :mod:`lensing_ssc.cli`; the
+user guide in ``docs/checkpoint_manager.md``.
 
 Example:
-    >>> with CheckpointManager("./checkpoints") as ckpt:  # doctest: +SKIP
-    ...     ckpt.save_checkpoint({"step": 10, "kappa": kappa}, description="step 10")
+    >>> import numpy as np
+    >>> kappa = np.zeros((64, 64), dtype=np.float32)
+    >>> with CheckpointManager("./checkpoints") as ckpt:
+    ...     info = ckpt.save_checkpoint({"step": 10, "kappa": kappa}, description="step 10")
     ...     state = ckpt.load_checkpoint()
+    >>> state["step"], state["kappa"].shape
+    (10, (64, 64))
 """
 
 from __future__ import annotations
@@ -81,10 +85,11 @@ class CheckpointManager:
         ModuleNotFoundError: The named codec's package is not installed.
 
     Example:
-        >>> ckpt = CheckpointManager("./checkpoints", max_checkpoints=3)  # doctest: +SKIP
+        >>> ckpt = CheckpointManager("./checkpoints", max_checkpoints=3)
         >>> info = ckpt.save_checkpoint({"step": 10}, description="Processing step 10")
         >>> ckpt.load_checkpoint()["step"]
         10
+        >>> ckpt.close()
     """
 
     def __init__(

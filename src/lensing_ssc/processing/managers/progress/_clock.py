@@ -125,7 +125,9 @@ class ActiveClock:
         >>> ticks = iter([0.0, 5.0, 9.0, 10.0]).__next__
         >>> active = ActiveClock(ticks)   # started at 0
         >>> active.pause()                # at 5
+        True
         >>> active.resume()               # at 9: four paused seconds
+        True
         >>> active.now()                  # at 10
         6.0
     """

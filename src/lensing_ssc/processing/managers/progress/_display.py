@@ -1,13 +1,12 @@
-"""Where progress goes: choosing a display, and the plain heartbeat display.
+"""What every progress display does, and the two simple ones: nothing, and plain lines.
 
-:func:`choose_display` decides from where output goes, never from the caller's wishes:
-
-* disabled (config, argument or ``LENSING_SSC_PROGRESS__ENABLED=false``) → :class:`NullDisplay`;
-* a Jupyter kernel → a live cell display (``_live``);
-* a terminal (``isatty()`` and ``TERM`` not ``dumb``) → a rich live display (``_live``);
-* anything else — a file, a pipe, a batch job's output — → :class:`PlainDisplay`: one line at
-  start, one per task every ``heartbeat_interval`` seconds (also while nothing advances: a
-  stall is news), one at the end. No carriage returns, no escape codes.
+:class:`Display` is the interface; :class:`NullDisplay` shows nothing (progress disabled by
+config, argument or ``LENSING_SSC_PROGRESS__ENABLED=false``); :class:`PlainDisplay` is for a
+file, a pipe, a batch job's output: one line at start, one per task every
+``heartbeat_interval`` seconds (also while nothing advances: a stall is news), one at the
+end, with no carriage returns and no escape codes. The live terminal and Jupyter displays
+are in :mod:`._live`; :mod:`._select` chooses one from where output goes, never from the
+caller's wishes.
 
 Every display has the same four calls, made by the manager (never from ``update()``):
 ``start``, ``refresh`` (each tick of the refresher thread), ``event`` (pause, resume,
@@ -17,13 +16,9 @@ restore) and ``stop``.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
 from typing import Protocol, TextIO
-
-from rich.console import Console
 
 from lensing_ssc.processing.managers.progress._snapshot import (
     ProgressSnapshot,
@@ -31,11 +26,11 @@ from lensing_ssc.processing.managers.progress._snapshot import (
     format_count,
 )
 
-__all__ = ["Display", "NullDisplay", "PlainDisplay", "choose_display"]
+__all__ = ["Display", "NullDisplay", "PlainDisplay"]
 
 
 class Display(Protocol):
-    """What the manager drives; implementations are chosen by :func:`choose_display`."""
+    """What the manager drives; implementations are chosen by :mod:`._select`."""
 
     mode: str
 
@@ -156,30 +151,3 @@ def _rows(
     for child in snapshot.children:
         rows.extend(_rows(child, here))
     return rows
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty() and os.environ.get("TERM", "") != "dumb"
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
-
-
-def choose_display(
-    stream: TextIO,
-    *,
-    enabled: bool,
-    logger: logging.Logger | None,
-    heartbeat_interval: float,
-) -> Display:
-    """The display for ``stream``: disabled, Jupyter, terminal or plain heartbeat lines."""
-    if not enabled:
-        return NullDisplay()
-    # Imported here: the rich live machinery is only needed for interactive output.
-    from lensing_ssc.processing.managers.progress import _live as _progress_live
-
-    if stream in (sys.stdout, sys.stderr) and Console(file=stream).is_jupyter:
-        return _progress_live.notebook_display()
-    if _is_terminal(stream):
-        return _progress_live.LiveDisplay(stream)
-    return PlainDisplay(stream, logger=logger, heartbeat_interval=heartbeat_interval)

@@ -34,8 +34,9 @@ from typing import Any, TextIO
 from lensing_ssc.core.base.exceptions import ConfigError, ProgressError
 from lensing_ssc.core.config import ProcessingConfig, ProgressSection
 from lensing_ssc.processing.managers.progress._clock import Number, check_total
-from lensing_ssc.processing.managers.progress._display import NullDisplay, choose_display
+from lensing_ssc.processing.managers.progress._display import NullDisplay
 from lensing_ssc.processing.managers.progress._reporter import ProgressReporter
+from lensing_ssc.processing.managers.progress._select import choose_display
 from lensing_ssc.processing.managers.progress._snapshot import (
     ProgressSnapshot,
     format_count,
