@@ -144,12 +144,7 @@ class MemoryTier:
             if size > self.max_bytes:
                 self.rejected += 1
                 return False
-            self._make_room(size)
-            if ttl is not None:
-                deadline = _monotonic() + ttl
-                self.expiry[key] = deadline
-                heapq.heappush(self._deadlines, (deadline, next(self._order), key))
-            self._insert(key, value, _Meta(size, tags))
+            self._store(key, value, size, ttl, tags)
             return True
 
     def promote(
@@ -168,13 +163,19 @@ class MemoryTier:
                 return False
             if ttl is not None and ttl <= 0:
                 return False
-            self._make_room(size)
-            if ttl is not None:
-                deadline = _monotonic() + ttl
-                self.expiry[key] = deadline
-                heapq.heappush(self._deadlines, (deadline, next(self._order), key))
-            self._insert(key, value, _Meta(size, tags))
+            self._store(key, value, size, ttl, tags)
             return True
+
+    def _store(
+        self, key: Hashable, value: Any, size: int, ttl: float | None, tags: tuple[str, ...]
+    ) -> None:
+        """Make room for ``size`` bytes and hold the entry, with its deadline (lock held)."""
+        self._make_room(size)
+        if ttl is not None:
+            deadline = _monotonic() + ttl
+            self.expiry[key] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._order), key))
+        self._insert(key, value, _Meta(size, tags))
 
     def discard(self, key: Hashable) -> bool:
         """Remove ``key``; whether it was present."""

@@ -79,38 +79,33 @@ def _as_number(value: Real) -> Number:
 
 def check_amount(n: object) -> Number:
     """Return ``n`` as a number of items, or raise ``ProgressError`` naming it."""
-    if isinstance(n, bool) or not isinstance(n, Real):
-        raise ProgressError(
-            f"progress increment must be a number, got {type(n).__name__} {n!r}",
-            value=n,
-            hint="pass the count of items finished since the last update, e.g. update(1)",
-        )
-    number = _as_number(n)
-    if not math.isfinite(number) or number < 0:
-        raise ProgressError(
-            f"progress increment must be a finite number >= 0, got {n!r}",
-            value=n,
-            hint="progress only moves forward; pass the items finished since the last update",
-        )
-    return number
+    return _finite_count(
+        n,
+        "progress increment must be a number",
+        "pass the count of items finished since the last update, e.g. update(1)",
+        range_hint="progress only moves forward; pass the items finished since the last update",
+    )
 
 
 def check_total(total: object) -> Number | None:
     """Return ``total`` as a number (``None`` means unknown), or raise ``ProgressError``."""
     if total is None:
         return None
-    if isinstance(total, bool) or not isinstance(total, Real):
+    hint = "pass the number of items, or None when it is not known"
+    return _finite_count(total, "progress total must be a number or None", hint, range_hint=hint)
+
+
+def _finite_count(value: object, kind_error: str, kind_hint: str, *, range_hint: str) -> Number:
+    """``value`` as a finite number >= 0; ``ProgressError`` with the given words otherwise."""
+    if isinstance(value, bool) or not isinstance(value, Real):
         raise ProgressError(
-            f"progress total must be a number or None, got {type(total).__name__} {total!r}",
-            value=total,
-            hint="pass the number of items, or None when it is not known",
+            f"{kind_error}, got {type(value).__name__} {value!r}", value=value, hint=kind_hint
         )
-    number = _as_number(total)
+    number = _as_number(value)
     if not math.isfinite(number) or number < 0:
+        what = kind_error.split(" must ", 1)[0]
         raise ProgressError(
-            f"progress total must be a finite number >= 0, got {total!r}",
-            value=total,
-            hint="pass the number of items, or None when it is not known",
+            f"{what} must be a finite number >= 0, got {value!r}", value=value, hint=range_hint
         )
     return number
 
