@@ -103,8 +103,8 @@ def test_config_all_is_sorted_and_exact() -> None:
     assert all(hasattr(config_module, name) for name in config_module.__all__)
 
 
-def test_managers_all_is_exactly_the_six_public_names() -> None:
-    """processing.managers exports the five managers and ManagerContext, sorted."""
+def test_managers_all_is_exactly_the_seven_public_names() -> None:
+    """processing.managers exports the five managers, ManagerContext and RunDir, sorted."""
     assert managers.__all__ == [
         "CacheManager",
         "CheckpointManager",
@@ -112,7 +112,9 @@ def test_managers_all_is_exactly_the_six_public_names() -> None:
         "ManagerContext",
         "ProgressManager",
         "ResourceManager",
+        "RunDir",
     ]
+    assert all(hasattr(managers, name) for name in managers.__all__)
 
 
 def test_unknown_manager_name_is_an_attribute_error() -> None:

@@ -49,10 +49,10 @@ def test_covariance_is_symmetric_psd_and_correlation_bounded(samples: np.ndarray
 
 
 def test_constant_entries_get_nan_correlation_and_json_null() -> None:
-    """A never-varying entry (e.g. an empty peak bin) has NaN correlations, None in get_status."""
+    """A never-varying entry (e.g. an empty peak bin) has NaN correlations, None in to_dict."""
     summary = summarize([[1.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
     assert np.isnan(summary.correlation[1]).all()
-    status = json.loads(json.dumps(summary.get_status()))
+    status = json.loads(json.dumps(summary.to_dict()))
     assert status["correlation"][0] == [1.0, None]
     assert status["n_realisations"] == 3
 

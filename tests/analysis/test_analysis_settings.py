@@ -114,12 +114,12 @@ def test_statistics_are_reported_in_canonical_order() -> None:
 def test_status_round_trips_through_json(
     n_gal: list[float], smoothing: list[float], names: list[str], n_nu_bins: int
 ) -> None:
-    """get_status → JSON → from_mapping gives back equal settings for any valid choice."""
+    """to_dict → JSON → from_mapping gives back equal settings for any valid choice."""
     original = StatisticsSettings(
         n_gal=tuple(n_gal),
         smoothing_arcmin=tuple(smoothing),
         statistics=tuple(names),
         n_nu_bins=n_nu_bins,
     )
-    restored = StatisticsSettings.from_mapping(json.loads(json.dumps(original.get_status())))
+    restored = StatisticsSettings.from_mapping(json.loads(json.dumps(original.to_dict())))
     assert restored == original

@@ -101,6 +101,6 @@ def test_single_scale_field_has_no_peak_height_distribution() -> None:
 
 
 def test_moments_status_is_json_ready() -> None:
-    """get_status returns plain floats including γ."""
-    status = SpectralMoments(1.0, 2.0, 5.0).get_status()
+    """to_dict returns plain floats including γ."""
+    status = SpectralMoments(1.0, 2.0, 5.0).to_dict()
     assert status == {"sigma0": 1.0, "sigma1": 2.0, "sigma2": 5.0, "gamma": 0.8}

@@ -59,7 +59,7 @@ def test_run_writes_every_summary_of_both_sets_into_one_file(tiny_config: Factor
             assert results[f"{base}/correlation"].shape == (width, width)
     assert results["meta/lensing_ssc_version"] == "0.1.0"
     assert results["meta/config"]["pipeline"]["synthetic"]["patch_pixels"] == 64
-    assert results["meta/settings"] == settings.get_status()
+    assert results["meta/settings"] == settings.to_dict()
     assert results["meta/sets"]["subpatches"]["n_patches"] == 8
     np.testing.assert_array_equal(results["binning/ell_edges"], settings.ell_edges)
 

@@ -45,7 +45,7 @@ class EnsembleSummary:
     covariance: np.ndarray
     correlation: np.ndarray
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready view (NaN correlations become ``None``)."""
         corr = [[None if np.isnan(x) else float(x) for x in row] for row in self.correlation]
         return {

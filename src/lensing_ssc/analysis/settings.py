@@ -267,7 +267,7 @@ class StatisticsSettings:
         edges = self.nu_edges
         return 0.5 * (edges[1:] + edges[:-1])
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready view that :meth:`from_mapping` turns back into equal settings."""
         status: dict[str, Any] = {}
         for f in fields(self):

@@ -85,7 +85,7 @@ class SpectralMoments:
         """θ* = √2 σ1/σ2 in arcmin, the characteristic peak separation scale."""
         return math.sqrt(2.0) * self.sigma1 / self.sigma2
 
-    def get_status(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """Return a JSON-ready view."""
         return {
             "sigma0": self.sigma0,

@@ -3,7 +3,10 @@
 Each command takes the run directory (its cache is ``RUN_DIR/cache``) or a cache directory
 itself, or ``--cache-dir`` for a cache kept elsewhere (``cache.dir`` in the config). The
 commands work on the disk tier every process of the run shares; memory tiers live and die
-with their processes. The cache itself is :mod:`lensing_ssc.processing.managers.cache._manager`.
+with their processes. The cache itself is
+:class:`~lensing_ssc.processing.managers.CacheManager`; these commands go through
+:class:`~lensing_ssc.processing.managers.cache.CacheDirectory`, and find the run's cache with
+:class:`~lensing_ssc.processing.managers.RunDir`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 import typer
 
 from lensing_ssc.core.base.exceptions import CacheError
-from lensing_ssc.processing.managers.cache._disk import INDEX_NAME, DiskTier
+from lensing_ssc.processing.managers import RunDir
+from lensing_ssc.processing.managers.cache import CacheDirectory
 
 __all__ = ["cache_app"]
 
@@ -24,16 +28,16 @@ _RUN_DIR = typer.Argument(
     ..., help="Run directory (its cache is RUN_DIR/cache) or a cache directory."
 )
 _CACHE_DIR = typer.Option(None, "--cache-dir", help="The cache directory, when not RUN_DIR/cache.")
-_UNBOUNDED = 1 << 62  # the commands never store, so the byte limit never applies
 
 
-def _open(run_dir: Path, cache_dir: Path | None) -> DiskTier:
-    candidates = [cache_dir] if cache_dir is not None else [run_dir / "cache", run_dir]
+def _open(run_dir: Path, cache_dir: Path | None) -> CacheDirectory:
+    if cache_dir is not None:
+        candidates = [cache_dir]
+    else:
+        candidates = [path for path in (RunDir(run_dir).cache, run_dir) if path is not None]
     for directory in candidates:
-        if (directory / INDEX_NAME).is_file():
-            return DiskTier(
-                directory, max_bytes=_UNBOUNDED, policy="lru", codec="none", memory_map=False
-            )
+        if CacheDirectory.holds_cache(directory):
+            return CacheDirectory(directory)
     raise CacheError(
         f"no cache found in {' or '.join(repr(str(path)) for path in candidates)}",
         value=str(candidates[0]),
@@ -103,7 +107,7 @@ def invalidate(
     """Remove every entry carrying any of the given tags."""
     disk = _open(run_dir, cache_dir)
     try:
-        removed = len(disk.invalidate(tags))
+        removed = disk.invalidate(tags)
     finally:
         disk.close()
     typer.echo(f"removed {removed} entries tagged {', '.join(tags)} from {disk.directory}")

@@ -3,7 +3,8 @@
 Each command takes a run directory (its checkpoints live in ``RUN_DIR/checkpoints``) or a
 checkpoint directory itself. ``list``, ``show`` and ``verify`` only read: they work on a
 finished run, a copy, or a directory another job is still writing to. ``verify`` exits 1
-when it finds damage. The saving and loading are :class:`CheckpointManager`'s.
+when it finds damage. The saving and loading are :class:`CheckpointManager`'s; where a run
+keeps its checkpoints is :class:`~lensing_ssc.processing.managers.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import typer
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.processing.managers.checkpoint._manager import CheckpointInfo, CheckpointManager
+from lensing_ssc.processing.managers import RunDir
+from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, CheckpointManager
 
 __all__ = ["checkpoints_app"]
 
@@ -28,7 +30,7 @@ _JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
 def _checkpoint_dir(run_dir: Path) -> Path:
-    for candidate in (run_dir / "checkpoints", run_dir):
+    for candidate in (RunDir(run_dir).checkpoints, run_dir):
         if (candidate / "manifests").is_dir():
             return candidate
     raise CheckpointError(

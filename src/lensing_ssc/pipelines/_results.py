@@ -5,7 +5,8 @@ them (mean, standard deviation, covariance, correlation; see
 :mod:`lensing_ssc.analysis.covariance`), and, when the run has both SSC sets, divides their
 covariances. :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ —
 holding every summary, the per-patch samples, the bin edges, the failures, the configuration
-and the package version; :func:`read_results` reads either back into a flat dict. The layout:
+and the package version, at :func:`results_path` in the run's results directory;
+:func:`read_results` reads either back into a flat dict. The layout:
 
     sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
     ssc/<statistic key>/{covariance_ratio,variance_ratio}
@@ -40,6 +41,7 @@ from lensing_ssc.analysis import (
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._tasks import PackedStatistics
+from lensing_ssc.processing.managers import RunDir
 
 try:
     import h5py
@@ -53,8 +55,11 @@ __all__ = [
     "merge_patch_results",
     "read_results",
     "results_format",
+    "results_path",
     "write_results",
 ]
+
+_SUFFIXES = {"hdf5": ".h5", "npz": ".npz"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class FailureRecord:
     error_type: str
     message: str
 
-    def get_status(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {
             "stage": self.stage,
             "key": self.key,
@@ -204,6 +209,16 @@ def results_format(requested: str) -> str:
     return requested
 
 
+def results_path(directory: Path, fmt: str) -> Path:
+    """The results file in ``directory`` for ``fmt`` (``"hdf5"`` or ``"npz"``).
+
+    Example:
+        >>> results_path(Path("runs/x/results"), "hdf5")
+        PosixPath('runs/x/results/patch_statistics.h5')
+    """
+    return directory / f"patch_statistics{_SUFFIXES[fmt]}"
+
+
 def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     settings = merged.settings
@@ -239,8 +254,8 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
     return {
         "lensing_ssc_version": __version__,
         "config": json.dumps(merged.config, sort_keys=True),
-        "settings": json.dumps(merged.settings.get_status(), sort_keys=True),
-        "failures": json.dumps([f.get_status() for f in merged.failures]),
+        "settings": json.dumps(merged.settings.to_dict(), sort_keys=True),
+        "failures": json.dumps([f.to_dict() for f in merged.failures]),
         "sets": json.dumps(sets, sort_keys=True),
     }
 
@@ -280,7 +295,9 @@ def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
     return path
 
 
-_RESULTS_FILE = "`lensing-ssc run` writes <run_dir>/results/patch_statistics.h5 or .npz"
+_RESULTS_FILE = (
+    f"`lensing-ssc run` writes {results_path(RunDir('<run_dir>').results, 'hdf5')} or .npz"
+)
 _META_KEYS = ("config", "settings", "failures", "sets")
 
 

@@ -15,7 +15,10 @@ import numpy as np
 from lensing_ssc._version import __version__
 from lensing_ssc.pipelines._results import MergedResults
 
-__all__ = ["ssc_headline", "summary_text"]
+__all__ = ["SUMMARY_NAME", "ssc_headline", "summary_text"]
+
+SUMMARY_NAME = "summary.txt"
+"""The summary's file name, in the run's results directory."""
 
 _MAX_FAILURES_SHOWN = 10
 

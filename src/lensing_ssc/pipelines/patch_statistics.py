@@ -11,13 +11,16 @@
 3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; the SSC
    covariance ratio when both SSC sets are there; the results file, figures and summary.
 
-Each task's result is journalled under ``RUN_DIR/tasks/``, so a run killed at any moment
-continues where it stopped when started again, and gives the same results file as an
+Each task's result is journalled in the run directory's task journals, so a run killed at any
+moment continues where it stopped when started again, and gives the same results file as an
 uninterrupted run (every random number is seeded by the run's seed, the map and the patch).
 A map or patch that fails after its retries is recorded and the run goes on without it.
-``RUN_DIR/pipeline.json`` fingerprints what the results depend on; resuming a run directory
-with other inputs or settings is refused rather than mixed. The command line is
-``lensing-ssc run`` (:mod:`lensing_ssc.cli._run`); ``docs/pipeline.md`` is the guide.
+The run directory's pipeline file fingerprints what the results depend on; resuming a run
+directory with other inputs or settings is refused rather than mixed. Where each file goes is
+:class:`~lensing_ssc.processing.managers.RunDir`'s; how many workers run, and where, the task
+runner's (asked through :meth:`~lensing_ssc.processing.managers.ManagerContext.runner_for`).
+The command line is ``lensing-ssc run`` (:mod:`lensing_ssc.cli._run`); ``docs/pipeline.md``
+is the guide.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import contextlib
 import errno
 import json
 import logging
-import multiprocessing
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator, MutableSequence, Sequence
@@ -56,9 +57,10 @@ from lensing_ssc.pipelines._results import (
     MergedResults,
     merge_patch_results,
     results_format,
+    results_path,
     write_results,
 )
-from lensing_ssc.pipelines._summary import ssc_headline, summary_text
+from lensing_ssc.pipelines._summary import SUMMARY_NAME, ssc_headline, summary_text
 from lensing_ssc.pipelines._tasks import (
     WORKER_CACHE_MB,
     MapStore,
@@ -67,10 +69,9 @@ from lensing_ssc.pipelines._tasks import (
     PatchTask,
     PatchWorker,
 )
-from lensing_ssc.processing.managers import ManagerContext
-from lensing_ssc.processing.managers._kept_runners import runs_in_this_process
+from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.log import log_context
-from lensing_ssc.processing.runner import MapResult
+from lensing_ssc.processing.runner import MapResult, TaskRunner
 
 __all__ = ["PipelineRun", "run_patch_statistics"]
 
@@ -116,7 +117,7 @@ class PipelineRun:
         """One line with the SSC variance ratio of the power spectrum, when there is one."""
         return ssc_headline(self.results)
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (without the numbers; read those from ``results_file``)."""
         return {
             "run_dir": str(self.run_dir),
@@ -126,7 +127,7 @@ class PipelineRun:
             "log_file": str(self.log_file),
             "n_maps": self.n_maps,
             "n_patches": self.n_patches,
-            "failures": [f.get_status() for f in self.failures],
+            "failures": [f.to_dict() for f in self.failures],
             "maps_from_cache": self.maps_from_cache,
             "resumed": self.resumed,
             "elapsed": self.elapsed,
@@ -141,14 +142,14 @@ def _fingerprint(section: PipelineSection, maps: Sequence[MapTask]) -> str:
     body = {
         "version": __version__,
         "pipeline": inputs,
-        "settings": section.statistics_settings().get_status(),
+        "settings": section.statistics_settings().to_dict(),
         "maps": [[task.map_id, repr(task.source.cache_key())] for task in maps],
     }
     return hash_bytes(json.dumps(body, sort_keys=True).encode())
 
 
-def _claim_run_dir(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
-    marker = run_dir / "pipeline.json"
+def _claim_run_dir(layout: RunDir, fingerprint: str, *, resume: bool) -> None:
+    run_dir, marker = layout.path, layout.pipeline_file
     if resume and marker.exists():
         try:
             recorded = json.loads(marker.read_text()).get("fingerprint")
@@ -179,24 +180,6 @@ def _claim_run_dir(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
         ) from exc
 
 
-def _worker_count(executor: str, workers: int | None) -> int:
-    if executor == "serial":
-        return 1
-    if workers is not None:
-        return workers
-    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def _forks_workers(executor: str) -> bool:
-    """Whether the run's worker processes start as forks of this one (inheriting its caches)."""
-    if executor != "processes":
-        return False
-    method = multiprocessing.get_start_method(allow_none=True)
-    return (method or multiprocessing.get_all_start_methods()[0]) == "fork"
-
-
 # Peak temporaries of one patch's statistics, in patch sizes (measured: 17-27 for 128² to
 # 512² patches, quick to full settings).
 _PATCH_WORK = 32
@@ -207,11 +190,12 @@ _RESULT_COPIES = 5
 
 
 def _guard_memory(
-    ctx: ManagerContext, maps: Sequence[MapTask], executor: str, workers: int, values: int
+    ctx: ManagerContext, maps: Sequence[MapTask], runner: TaskRunner, values: int
 ) -> None:
     """Refuse to start a run whose estimated peak memory is above the job's memory limit.
 
-    The job's memory is the resident memory of this process and its workers. A worker
+    The job's memory is the resident memory of this process and the ``runner``'s
+    workers (``runner.max_workers`` of them, in this process or not). A worker
     holds a map being made, a patch's temporaries and its own map cache; a worker process
     also starts as a copy of this one, whose resident pages it counts again. In-process
     workers share this process's cache, which keeps the maps up to ``cache.max_size_mb``.
@@ -227,7 +211,8 @@ def _guard_memory(
     maps_bytes = float(sum(t.source.output_bytes() for t in maps))
     n_patches = sum(t.source.output_bytes() // t.source.patch_bytes() for t in maps)
     here = used + _RESULT_COPIES * n_patches * values * 8.0
-    in_process = runs_in_this_process(executor)
+    workers = runner.max_workers
+    in_process = runner.runs_in_this_process
     if in_process:
         cache = min(ctx.config.cache.max_size_mb * mib, maps_bytes)
         per_worker, here = work, here + cache
@@ -456,10 +441,11 @@ def run_patch_statistics(
     maps = plan_maps(section)
     planned = _planned_geometries(maps)
     values = _check_geometries(planned, settings)  # before the run directory is claimed
-    run_dir = Path(config.run_dir)
-    _claim_run_dir(run_dir, _fingerprint(section, maps), resume=resume)
+    layout = RunDir.from_config(config)
+    run_dir = layout.path
+    _claim_run_dir(layout, _fingerprint(section, maps), resume=resume)
     fmt = results_format(section.results_format)
-    results_file = run_dir / "results" / f"patch_statistics.{'h5' if fmt == 'hdf5' else 'npz'}"
+    results_file = results_path(layout.results, fmt)
     with ManagerContext(
         config=config,
         progress_total=len(STAGES),
@@ -468,12 +454,12 @@ def run_patch_statistics(
         max_workers=max_workers,
         retries=section.retries,
     ) as ctx:
-        workers_used = _worker_count(executor_name, max_workers)
-        _guard_memory(ctx, maps, executor_name, workers_used, values)
+        runner = ctx.runner_for()  # the one both stages run on
+        _guard_memory(ctx, maps, runner, values)
         ctx.check_resources()
         store = MapStore(config, ctx.cache)
         _log.info("run %s: %d maps, %s executor", run_dir, len(maps), executor_name)
-        if _forks_workers(executor_name):
+        if runner.forks_workers:
             prepare_maps(maps)  # once here, not once in every worker
         made = ctx.map(MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume)
         ctx.update_progress(1)
@@ -509,15 +495,15 @@ def run_patch_statistics(
                 from lensing_ssc.pipelines._figures import draw_figures
 
                 try:
-                    figures = draw_figures(merged, run_dir / "figures")
+                    figures = draw_figures(merged, layout.figures)
                 except OSError as exc:  # the numbers are saved: figures are not worth a failure
-                    _log.warning("figures not written to %s: %s", run_dir / "figures", exc)
+                    _log.warning("figures not written to %s: %s", layout.figures, exc)
             files = [
                 ("results", results_file),
                 *(("figure", p) for p in figures),
-                ("log", config.log_file),
+                ("log", layout.log_file),
             ]
-            summary_file = run_dir / "results" / "summary.txt"
+            summary_file = layout.results / SUMMARY_NAME
             elapsed = time.perf_counter() - started
             text = summary_text(
                 merged,
@@ -537,7 +523,7 @@ def run_patch_statistics(
         results_file=results_file,
         summary_file=summary_file,
         figures=tuple(figures),
-        log_file=config.log_file,
+        log_file=layout.log_file,
         n_maps=sum(s is not None for s in summaries),
         n_patches=sum(r is not None for r in measured.results),
         failures=tuple(merged.failures),

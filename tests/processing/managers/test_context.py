@@ -27,6 +27,7 @@ from lensing_ssc.processing.managers import (
     ManagerContext,
     ProgressManager,
     ResourceManager,
+    RunDir,
 )
 
 JOB = Path(__file__).with_name("context_job.py")
@@ -375,6 +376,33 @@ def test_map_keeps_its_process_pool_for_the_next_call_and_closes_it_on_exit(
         **{f"item {i}": "second" for i in range(8, 16)},
         **{f"item {i}": "single" for i in range(16, 20)},
     }
+
+
+def test_runner_for_answers_for_the_runner_that_map_then_uses(tmp_path: Path) -> None:
+    """ctx.runner_for() gives the very runner the next map with those settings runs on."""
+    config = quiet_config(tmp_path / "run")
+    with ManagerContext(config=config, executor="threads", max_workers=3) as ctx:
+        runner = ctx.runner_for()
+        answers = (runner.max_workers, runner.runs_in_this_process, runner.forks_workers)
+        idle = runner.get_status()["workers"]
+        ctx.map(abs, [-1, 2], name="abs")
+        started = runner.get_status()["workers"]
+        other = ctx.runner_for("processes", max_workers=2)
+    assert answers == (3, True, False)
+    assert (idle, started) == (0, 3)  # map started this runner's pool, of the size it said
+    assert other is not runner
+    assert (other.max_workers, other.runs_in_this_process) == (2, False)
+
+
+def test_map_journals_and_status_go_where_run_dir_says(tmp_path: Path) -> None:
+    """The context writes its status file and each map's journal at RunDir's paths."""
+    config = quiet_config(tmp_path / "run")
+    layout = RunDir.from_config(config)
+    with ManagerContext(config=config) as ctx:
+        ctx.map(abs, [-1, 2], name="signs/abs")
+    assert layout.journal("signs/abs") == tmp_path / "run" / "tasks" / "signs_abs.journal"
+    assert layout.journal("signs/abs").is_file()
+    assert json.loads(layout.status_file.read_text())["state"] == "finished"
 
 
 def run_job(run_dir: Path, mode: str, n: int, delay: float = 0.02) -> subprocess.Popen[str]:

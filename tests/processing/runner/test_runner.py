@@ -122,7 +122,7 @@ def test_map_result_iterates_indexes_and_reports_status() -> None:
     assert len(result) == 5
     assert result[4] == 16
     assert not result.ok
-    status = result.get_status()
+    status = result.to_dict()
     assert json.loads(json.dumps(status)) == status
     assert status["failed"] == 1
     assert status["failures"][0]["error_type"] == "ValueError"

@@ -4,7 +4,8 @@
 ``CheckpointManager`` saves and restores state crash-safely; ``ProgressManager`` shows
 progress in a terminal and as heartbeat lines in batch logs; ``CacheManager`` caches
 expensive results in memory and on disk; ``LogManager`` writes structured logs;
-``ManagerContext`` builds all five and coordinates them.
+``ManagerContext`` builds all five and coordinates them; ``RunDir`` names where each part of
+a run directory lives.
 
 Names are imported on first use, so ``import lensing_ssc.processing.managers`` stays cheap
 for command-line tools that need only one manager.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from lensing_ssc.processing.managers.log import LogManager
     from lensing_ssc.processing.managers.progress import ProgressManager
     from lensing_ssc.processing.managers.resource import ResourceManager
+    from lensing_ssc.processing.managers.rundir import RunDir
 
 __all__ = [
     "CacheManager",
@@ -37,6 +39,7 @@ __all__ = [
     "ManagerContext",
     "ProgressManager",
     "ResourceManager",
+    "RunDir",
 ]
 
 _MODULES = {
@@ -46,6 +49,7 @@ _MODULES = {
     "ManagerContext": "context",
     "ProgressManager": "progress",
     "ResourceManager": "resource",
+    "RunDir": "rundir",
 }
 
 

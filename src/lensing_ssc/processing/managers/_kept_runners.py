@@ -4,7 +4,8 @@ Starting an executor is not free: a process pool forks its workers, which set up
 logging, open the run's cache and start cold; a Dask cluster takes a second. And what the
 workers hold in memory (a pipeline's maps, made in one stage and measured in the next)
 goes with them. So a context keeps each runner it builds and hands it to the next
-``map`` with the same executor settings; it closes them all when it closes. A runner
+``map`` with the same executor settings (``runner_for`` hands out that same runner, for a
+caller to ask how it will run); it closes them all when it closes. A runner
 serves one call at a time: a ``map`` started while another uses it (from another thread)
 gets a runner of its own, kept too.
 
@@ -18,14 +19,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.runner import TaskRunner
 
-__all__ = ["InLogContext", "KeptRunner", "ProgressRelay", "RunnerShelf", "runs_in_this_process"]
+__all__ = ["InLogContext", "KeptRunner", "ProgressRelay", "RunnerShelf"]
 
 
 class ProgressRelay:
@@ -54,11 +54,6 @@ class InLogContext:
     def __call__(self, item: Any) -> Any:
         with log_context(**self.fields):
             return self.__wrapped__(item)
-
-
-def runs_in_this_process(executor: Any) -> bool:
-    """Whether ``executor`` runs tasks in this process (which shares the caller's context)."""
-    return executor in ("serial", "threads") or isinstance(executor, ThreadPoolExecutor)
 
 
 @dataclass(eq=False)

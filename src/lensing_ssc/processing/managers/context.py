@@ -15,10 +15,13 @@ write files or draw bars itself. What it adds is the wiring between them:
   counting progress, carrying log context into threads and worker logs into the run's log;
   the executor (a process pool, a Dask cluster) is kept for the next ``map`` with the same
   settings and closed with the context (:mod:`._kept_runners`);
-- the run's ``status.json`` is refreshed in the background (``lensing-ssc status RUN_DIR``).
+- :meth:`ManagerContext.runner_for` hands out the runner a ``map`` call will use, so a
+  caller asks it how many workers it runs and where, rather than guessing;
+- the run's status file is refreshed in the background (``lensing-ssc status RUN_DIR``).
 
 The managers themselves are in their own modules; the runner in
-:mod:`lensing_ssc.processing.runner`; signal handling in :mod:`._signals`.
+:mod:`lensing_ssc.processing.runner`; signal handling in :mod:`._signals`; where each file
+of the run directory lives in :mod:`.rundir`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -34,9 +36,9 @@ from lensing_ssc.core.base.exceptions import InterruptedRunError, LensingSSCErro
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.processing.managers._kept_runners import (
     InLogContext,
+    KeptRunner,
     ProgressRelay,
     RunnerShelf,
-    runs_in_this_process,
 )
 from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
 from lensing_ssc.processing.managers.cache import CacheManager
@@ -44,6 +46,7 @@ from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, Checkpoin
 from lensing_ssc.processing.managers.log import LogManager, LogWorkerConfig, bind_context
 from lensing_ssc.processing.managers.progress import ProgressManager
 from lensing_ssc.processing.managers.resource import ResourceManager
+from lensing_ssc.processing.managers.rundir import RunDir
 from lensing_ssc.processing.managers.status import StatusFile
 from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner
 
@@ -139,8 +142,9 @@ class ManagerContext:
             raise
         self.resource.add_warning_callback(self._on_resource_warning)
         self.resource.add_stop_callback(self._stops.request_stop)
+        self._run_dir = RunDir.from_config(self.config)
         self._status = StatusFile(
-            self.config.status_file, self.get_manager_status, interval=status_interval
+            self._run_dir.status_file, self.get_manager_status, interval=status_interval
         )
 
     # -- lifetime --------------------------------------------------------------------------
@@ -363,18 +367,11 @@ class ManagerContext:
         self._raise_if_stopping()
         items = list(items)
         label: str = name or getattr(func, "__name__", None) or "tasks"
-        journal = Path(self.config.run_dir) / "tasks" / f"{_safe_name(label)}.journal"
+        journal = self._run_dir.journal(label)
         journal.parent.mkdir(parents=True, exist_ok=True)
-        executor = self._executor if executor is None else executor
-        max_workers = self._max_workers if max_workers is None else max_workers
         chunksize = runner_options.pop("chunksize", None)
-        kept = self._runners.take(
-            executor,
-            max_workers,
-            runner_options,
-            lambda relay: self._build_runner(executor, max_workers, relay, runner_options),
-        )
-        if not runs_in_this_process(executor):  # its workers outlive this call
+        kept = self._take_runner(executor, max_workers, runner_options)
+        if not kept.runner.runs_in_this_process:  # its workers outlive this call
             func = InLogContext(func, {"task": label})
         try:
             with (
@@ -398,6 +395,44 @@ class ManagerContext:
         finally:
             self._runners.give_back(kept)
 
+    def runner_for(
+        self, executor: Any = None, *, max_workers: int | None = None, **runner_options: Any
+    ) -> TaskRunner:
+        """The runner :meth:`map` runs on with these arguments, to ask what it will do.
+
+        It is the very runner kept for ``map`` (built now if there is none yet; its executor
+        starts with the first ``map``), so its answers are the run's: ``max_workers`` (items
+        at once), ``runs_in_this_process``, ``forks_workers``. Run items with :meth:`map`,
+        which adds the journal, progress and log context.
+
+        Args:
+            executor, max_workers, **runner_options: As for :meth:`map`; default the
+                context's.
+
+        Example:
+            >>> with ManagerContext(executor="threads", max_workers=2, stop_signals=()) as ctx:
+            ...     runner = ctx.runner_for()
+            ...     runner.max_workers, runner.runs_in_this_process
+            (2, True)
+        """
+        runner_options.pop("chunksize", None)  # a per-call setting: any runner serves it
+        kept = self._take_runner(executor, max_workers, runner_options)
+        self._runners.give_back(kept)
+        return kept.runner
+
+    def _take_runner(
+        self, executor: Any, max_workers: int | None, options: dict[str, Any]
+    ) -> KeptRunner:
+        """The idle runner with these settings (the context's where ``None``), or a new one."""
+        executor = self._executor if executor is None else executor
+        max_workers = self._max_workers if max_workers is None else max_workers
+        return self._runners.take(
+            executor,
+            max_workers,
+            options,
+            lambda relay: self._build_runner(executor, max_workers, relay, options),
+        )
+
     def _build_runner(
         self, executor: Any, max_workers: int | None, relay: ProgressRelay, options: dict[str, Any]
     ) -> TaskRunner:
@@ -420,10 +455,6 @@ class ManagerContext:
 def _attach_worker_logs(config: LogWorkerConfig) -> None:
     """Pool initializer: send the worker's records to the run's log writer."""
     LogManager.attach_worker(config)
-
-
-def _safe_name(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:100] or "tasks"
 
 
 def _close_all(managers: Iterable[Any], *, body_error: bool) -> list[BaseException]:

@@ -1,10 +1,11 @@
-"""The run's ``status.json``: a periodically refreshed snapshot of every manager.
+"""The run's status file: a periodically refreshed snapshot of every manager.
 
 :class:`StatusFile` owns the file and its refresher thread; the :class:`ManagerContext`
 hands it a function returning the status dict and never writes the file itself.
 ``lensing-ssc status RUN_DIR`` reads it back with :func:`read_status`, and asks
 :func:`check_writer` whether a run the file calls "running" still is: a killed job never
-gets to write its final state, so the file alone cannot tell.
+gets to write its final state, so the file alone cannot tell. Where the file lives in a run
+directory is :class:`~.rundir.RunDir`'s ``status_file``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import psutil
 
 from lensing_ssc.core.base.exceptions import LensingSSCError
 from lensing_ssc.core.io import atomic_write
+from lensing_ssc.processing.managers.rundir import RunDir
 
 __all__ = ["StatusFile", "WriterCheck", "check_writer", "read_status"]
 
@@ -109,8 +111,8 @@ class StatusFile:
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """Read ``RUN_DIR/status.json``; raise :class:`LensingSSCError` when absent or unreadable."""
-    path = Path(run_dir) / "status.json"
+    """Read ``run_dir``'s status file; raise :class:`LensingSSCError` if absent or unreadable."""
+    path = RunDir(run_dir).status_file
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

@@ -1,14 +1,17 @@
-"""Turning the runner's ``executor=`` argument into an adapter.
+"""Turning the runner's ``executor=`` argument into an adapter, and what that adapter will be.
 
 :func:`build_adapter` sizes and builds a :class:`~._pools.PoolAdapter` for threads,
 processes and the user's executors, and a :class:`~._dask.DaskAdapter` for Dask (imported
 only then, because importing ``distributed`` takes about a second). The interface they share
-is in :mod:`._adapter`.
+is in :mod:`._adapter`. :func:`worker_count`, :func:`runs_in_this_process` and
+:func:`forks_workers` answer, without building anything, how many items the adapter runs at
+once and where; ``TaskRunner`` passes their answers on.
 """
 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import multiprocessing.context
 import sys
 from collections.abc import Callable
@@ -21,7 +24,57 @@ from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES, Adapter, Wrap
 from lensing_ssc.processing.runner._pools import PoolAdapter
 from lensing_ssc.processing.runner._worker import WorkerSetup, process_worker_init
 
-__all__ = ["build_adapter"]
+__all__ = ["build_adapter", "forks_workers", "runs_in_this_process", "worker_count"]
+
+# Python's own default for a ThreadPoolExecutor: I/O-bound threads may outnumber the CPUs.
+_MAX_DEFAULT_THREADS = 32
+_EXTRA_THREADS = 4
+
+
+def worker_count(executor: Any, max_workers: int | None) -> int:
+    """Items ``executor`` runs at once: 1 for ``"serial"``, else ``max_workers`` if given.
+
+    Without ``max_workers``: the usable CPUs (:func:`~lensing_ssc.core.base.cpus.usable_cpus`),
+    plus 4 and at most 32 for threads. For a borrowed executor or a Dask cluster the runner
+    joins, this is the number the runner plans its in-flight window for.
+    """
+    if executor == "serial":
+        return 1
+    if max_workers is not None:
+        return max_workers
+    if executor == "threads":
+        return min(_MAX_DEFAULT_THREADS, usable_cpus() + _EXTRA_THREADS)
+    return usable_cpus()
+
+
+def runs_in_this_process(executor: Any) -> bool:
+    """Whether ``executor`` runs tasks in this process: serial, threads, a thread pool."""
+    return (isinstance(executor, str) and executor in ("serial", "threads")) or isinstance(
+        executor, ThreadPoolExecutor
+    )
+
+
+def forks_workers(
+    executor: Any, mp_context: multiprocessing.context.BaseContext | str | None
+) -> bool:
+    """Whether ``executor``'s workers start as forks of this process (and inherit its memory).
+
+    Only ``"processes"`` with the ``fork`` start method (``mp_context``, else Python's
+    default) does; Dask starts its workers afresh, and a user's executor is not asked.
+    """
+    if executor != "processes":
+        return False
+    if mp_context is None:
+        # Asked without fixing the default, as multiprocessing.get_context() would.
+        method = (
+            multiprocessing.get_start_method(allow_none=True)
+            or multiprocessing.get_all_start_methods()[0]
+        )
+    elif isinstance(mp_context, str):
+        method = mp_context
+    else:
+        method = mp_context.get_start_method()
+    return method == "fork"
 
 
 def build_adapter(
@@ -41,8 +94,8 @@ def build_adapter(
         ConfigError: An unknown executor name or type.
         ModuleNotFoundError: ``"dask"`` without the ``dask`` extra.
     """
+    n = worker_count(executor, max_workers)
     if executor == "threads":
-        n = max_workers or min(32, usable_cpus() + 4)
         return PoolAdapter(
             "threads",
             n_workers=n,
@@ -53,7 +106,6 @@ def build_adapter(
             ),
         )
     if executor == "processes":
-        n = max_workers or usable_cpus()
         context = (
             multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
         )
@@ -75,16 +127,16 @@ def build_adapter(
         return DaskAdapter(
             client=None if executor == "dask" else executor,
             scheduler_address=scheduler_address,
-            n_workers=max_workers or usable_cpus(),
+            n_workers=n,
             setup=setup,
         )
     if isinstance(executor, Executor):
-        threads = isinstance(executor, ThreadPoolExecutor)
+        threads = runs_in_this_process(executor)
         return PoolAdapter(
             "executor",
             borrowed=executor,
             in_process=threads,
-            n_workers=max_workers or usable_cpus(),
+            n_workers=n,
             context_wrapper=context_wrapper,
             task_setup=None if threads else setup,
         )
@@ -100,7 +152,7 @@ def build_adapter(
             "executor",
             factory=executor,
             in_process=False,
-            n_workers=max_workers or usable_cpus(),
+            n_workers=n,
             task_setup=setup,
         )
     raise ConfigError(

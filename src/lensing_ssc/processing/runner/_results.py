@@ -37,7 +37,7 @@ class TaskFailure:
     traceback: str
     attempts: int
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return asdict(self)
 
@@ -99,7 +99,7 @@ class MapResult(Generic[R]):
     def __getitem__(self, index: int) -> R | None:
         return self.results[index]
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: counts, elapsed time and the failures (without results)."""
         return {
             "total": len(self.results),
@@ -108,7 +108,7 @@ class MapResult(Generic[R]):
             "failed": self.failed,
             "remaining": self.remaining,
             "elapsed": self.elapsed,
-            "failures": [failure.get_status() for failure in self.failures],
+            "failures": [failure.to_dict() for failure in self.failures],
         }
 
 
@@ -134,6 +134,6 @@ class RunSnapshot:
     in_flight: int
     running: bool
 
-    def get_status(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return asdict(self)

@@ -42,7 +42,12 @@ from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
 from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES, Adapter
 from lensing_ssc.processing.runner._engine import StopCheck, run_parallel, run_serial
-from lensing_ssc.processing.runner._executors import build_adapter
+from lensing_ssc.processing.runner._executors import (
+    build_adapter,
+    forks_workers,
+    runs_in_this_process,
+    worker_count,
+)
 from lensing_ssc.processing.runner._journal import Journal
 from lensing_ssc.processing.runner._keys import function_identity, item_keys
 from lensing_ssc.processing.runner._ledger import Ledger, Reporters
@@ -220,6 +225,39 @@ class TaskRunner:
         if isinstance(spec, str):
             return spec
         return self._kind
+
+    @property
+    def max_workers(self) -> int:
+        """Items run at once: 1 serially, else ``max_workers`` or the executor's default.
+
+        The default is the usable CPUs (threads: CPUs + 4, at most 32): the number the
+        executor is started with. For a borrowed executor or a joined Dask cluster, the
+        number the runner plans for; the executor's own size may differ.
+
+        Example:
+            >>> TaskRunner("threads", max_workers=3).max_workers
+            3
+        """
+        return worker_count(self._executor_spec, self._max_workers)
+
+    @property
+    def runs_in_this_process(self) -> bool:
+        """Whether items run in this process: serially, in threads or a thread pool.
+
+        Items that run elsewhere (processes, Dask, a user's executor) see nothing of this
+        process's state set after their workers started.
+        """
+        return runs_in_this_process(self._executor_spec)
+
+    @property
+    def forks_workers(self) -> bool:
+        """Whether worker processes start as forks of this one, inheriting its memory.
+
+        True only for ``"processes"`` with the ``fork`` start method (``mp_context``, else
+        Python's default): what this process computed before the first :meth:`map` is then
+        in every worker without being recomputed or sent.
+        """
+        return forks_workers(self._executor_spec, self._mp_context)
 
     def _adapter_now(self) -> Adapter:
         if self._adapter is None:
@@ -446,7 +484,7 @@ class TaskRunner:
         return {
             "executor": self.executor_kind,
             "workers": workers,
-            "run": None if ledger is None else ledger.snapshot().get_status(),
+            "run": None if ledger is None else ledger.snapshot().to_dict(),
         }
 
     def close(self) -> None:
