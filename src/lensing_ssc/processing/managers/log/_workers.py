@@ -1,6 +1,6 @@
 """A manager's links outside its process: the parent's socket, a worker's sink, the file.
 
-:class:`WorkerLink` owns the parent side (the :class:`~._transport.LogReceiver`,
+:class:`WorkerLink` owns the parent side (the receiver from :func:`~._transport.open_receiver`,
 opened on ``worker_config()`` or just before a ``fork``) and the child side after a fork
 (connect to the parent on the first record, then write through a
 :class:`~._transport.ParentSink`; fall back to stderr if the parent cannot be reached).
@@ -8,8 +8,8 @@ opened on ``worker_config()`` or just before a ``fork``) and the child side afte
 from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker``, and
 :func:`make_worker_config` the config a parent hands out; :func:`open_log_file` opens the
 parent's file sink and archiver from its settings.
-The wire format and threads are in :mod:`._transport`; process hooks in
-:mod:`._process_events`.
+The wire format is in :mod:`._transport`, the socket and its thread in
+:mod:`lensing_ssc.processing.managers._channel`; process hooks in :mod:`._process_events`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ from collections.abc import Callable
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import LoggingError
+from lensing_ssc.core.config import LoggingSection
+from lensing_ssc.processing.managers._channel import ChannelError, ChannelServer
 from lensing_ssc.processing.managers.log._process_events import flush_at_worker_exit
-from lensing_ssc.processing.managers.log._settings import (
-    LogSettings,
-    LogWorkerConfig,
-    parse_level,
-)
+from lensing_ssc.processing.managers.log._settings import LogWorkerConfig, rotates
 from lensing_ssc.processing.managers.log._sinks import (
     Archiver,
     ConsoleSink,
     RotatingFileSink,
     Sink,
 )
-from lensing_ssc.processing.managers.log._transport import LogReceiver, ParentSink
+from lensing_ssc.processing.managers.log._transport import ParentSink, open_receiver
 from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
 
 __all__ = ["WorkerLink", "connect_worker", "make_worker_config", "open_log_file", "worker_settings"]
@@ -59,7 +57,7 @@ class WorkerLink:
         self._handler = handler
         self._worker = worker
         self._on_exit = on_exit
-        self._receiver: LogReceiver | None = None
+        self._receiver: ChannelServer | None = None
         self._parent: tuple[Any, str] | None = None
 
     def address(self) -> tuple[Any, str]:
@@ -70,9 +68,9 @@ class WorkerLink:
         receiver.start()
         return receiver.address, receiver.token
 
-    def _open(self) -> LogReceiver:
+    def _open(self) -> ChannelServer:
         if self._receiver is None:
-            self._receiver = LogReceiver(self._pipeline.push_lines, self._pipeline.report)
+            self._receiver = open_receiver(self._pipeline.push_lines, self._pipeline.report)
         return self._receiver
 
     def before_fork(self) -> None:
@@ -130,77 +128,60 @@ def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink:
     """
     try:
         return ParentSink(config.address, config.token, report)
-    except OSError as exc:
+    except ChannelError as exc:
         raise LoggingError(
-            f"cannot reach the parent's log writer at {config.address!r}: {exc}",
+            f"cannot reach the parent's log writer: {exc.message}",
             value=config.address,
             hint="is the parent's LogManager still open?",
         ) from exc
 
 
-def worker_settings(config: LogWorkerConfig) -> LogSettings:
-    """Settings of a worker's manager: the parent's level and format, no file, no console."""
-    return LogSettings(
-        level=parse_level(config.level),
-        format_type=config.format_type,
-        file_path=None,
-        console=False,
-        max_bytes=None,
-        backup_count=0,
-        compress_rotated=False,
-        retention_days=None,
-        capture=config.capture,
-        capture_root=config.capture_root,
-        propagate=config.propagate,
-        flush_interval=config.flush_interval,
-        queue_size=config.queue_size,
-        timing_level=config.timing_level,
-        handle_sigterm=False,
+def worker_settings(config: LogWorkerConfig) -> LoggingSection:
+    """Settings of a worker's manager: the parent's, without a file, a console or SIGTERM."""
+    return config.settings.model_copy(
+        update={
+            "file": None,
+            "console": False,
+            "max_bytes": None,
+            "backup_count": 0,
+            "compress_rotated": False,
+            "retention_days": None,
+            "handle_sigterm": False,
+        }
     )
 
 
 def make_worker_config(
-    settings: LogSettings, address: Any, token: str, fields: dict[str, Any]
+    settings: LoggingSection, address: Any, token: str, fields: dict[str, Any]
 ) -> LogWorkerConfig:
     """The config a parent with ``settings`` hands to its workers."""
-    return LogWorkerConfig(
-        address=address,
-        token=token,
-        level=settings.level,
-        format_type=settings.format_type,
-        capture=settings.capture,
-        capture_root=settings.capture_root,
-        propagate=settings.propagate,
-        flush_interval=settings.flush_interval,
-        queue_size=settings.queue_size,
-        timing_level=settings.timing_level,
-        fields=fields,
-    )
+    return LogWorkerConfig(address=address, token=token, settings=settings, fields=fields)
 
 
 def open_log_file(
-    settings: LogSettings, report: Report
+    settings: LoggingSection, report: Report
 ) -> tuple[RotatingFileSink, Archiver | None]:
     """The parent's file sink and (when rotating or pruning) its archiver, not yet started.
 
     Raises:
         LoggingError: when the file cannot be created or opened for appending.
     """
-    path = settings.file_path
+    path = settings.file
     if path is None:
         raise LoggingError("no log file configured", hint="pass file_path=...")
+    rotating = rotates(settings)
     archiver = None
-    if settings.rotates or settings.retention_days is not None:
+    if rotating or settings.retention_days is not None:
         archiver = Archiver(
             path,
-            compress=settings.compress_rotated and settings.rotates,
-            backup_count=settings.backup_count if settings.rotates else None,
+            compress=settings.compress_rotated and rotating,
+            backup_count=settings.backup_count if rotating else None,
             retention_days=settings.retention_days,
             report=report,
         )
     try:
         sink = RotatingFileSink(
-            path, max_bytes=settings.max_bytes if settings.rotates else None, archiver=archiver
+            path, max_bytes=settings.max_bytes if rotating else None, archiver=archiver
         )
     except OSError as exc:
         raise LoggingError(

@@ -3,39 +3,37 @@
 ``ProgressTask.reporter()`` hands out a :class:`ProgressReporter`: a small picklable handle
 (an address, a random token and a task id) that a worker process — a ``multiprocessing``
 pool, a ``ProcessPoolExecutor``, a forked child — calls ``.update(n)`` on. Each call sends
-one 16-byte record over a local socket (a Unix socket in a private directory; loopback TCP
-where Unix sockets do not exist); the parent's :class:`ReportServer` reads them on a
-background thread and adds them to the task. Nothing is buffered in the worker, so a count
-is in the parent's socket buffer when ``update`` returns; ``drain()`` (called by
-``get_status()`` and when a task closes) reads whatever has arrived, which keeps counts exact.
+one 16-byte record (task id, amount) to the parent's report server (:func:`open_server`),
+whose thread adds it to the task. Nothing is buffered in the worker, so a count is in the
+parent's socket buffer when ``update`` returns; ``drain()`` (called by ``get_status()`` and
+when a task closes) reads whatever has arrived, which keeps counts exact.
 
-Reporters reach processes on the same machine only; for a Dask cluster, report from the
-futures' completion in the parent instead.
+This module is the record format only: the socket, its token, the server thread and what
+happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s. Reporters
+reach processes on the same machine only; for a Dask cluster, report from the futures'
+completion in the parent instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hmac
-import os
-import secrets
-import selectors
-import shutil
-import socket
 import struct
-import tempfile
-import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from lensing_ssc.processing.managers._channel import (
+    Address,
+    ChannelClient,
+    ChannelError,
+    ChannelServer,
+    address_family,
+)
 from lensing_ssc.processing.managers.progress._clock import Number, check_amount
 
-__all__ = ["ProgressReporter", "ReportServer"]
+__all__ = ["REPORTS_THREAD_NAME", "ProgressReporter", "open_server"]
 
+REPORTS_THREAD_NAME = "lensing_ssc-progress-reports"
 _RECORD = struct.Struct("<Qd")  # task id, amount
-_TOKEN_BYTES = 16
-_UNIX = getattr(socket, "AF_UNIX", None)
 
 
 class ProgressReporter:
@@ -54,30 +52,27 @@ class ProgressReporter:
     Once the parent's manager is closed, updates are dropped without error.
     """
 
-    def __init__(self, address: Any, family: int, token: bytes, task_id: int) -> None:
+    def __init__(self, address: Address, token: str, task_id: int) -> None:
         self._address = address
-        self._family = family
         self._token = token
         self._task_id = task_id
-        self._sock: socket.socket | None = None
-        self._pid = 0
+        # No connect timeout: a full backlog delays a count, it does not drop it.
+        self._client = ChannelClient(address, token, timeout=None)
         self._gone = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {
             "address": self._address,
-            "family": self._family,
+            "family": address_family(self._address),  # for code opening its own socket
             "token": self._token,
             "task_id": self._task_id,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._address = state["address"]
-        self._family = state["family"]
         self._token = state["token"]
         self._task_id = state["task_id"]
-        self._sock = None
-        self._pid = 0
+        self._client = ChannelClient(self._address, self._token, timeout=None)
         self._gone = False
 
     def __repr__(self) -> str:
@@ -92,32 +87,14 @@ class ProgressReporter:
         amount = check_amount(n)
         if self._gone:
             return
-        record = _RECORD.pack(self._task_id, float(amount))
         try:
-            self._connection().sendall(record)
-        except OSError:  # the parent closed its manager: nothing is listening any more
+            self._client.send(_RECORD.pack(self._task_id, float(amount)))
+        except ChannelError:  # the parent closed its manager: nothing is listening any more
             self._gone = True
-            self.close()
-
-    def _connection(self) -> socket.socket:
-        if self._sock is not None and self._pid == os.getpid():
-            return self._sock
-        self.close()  # a connection inherited through fork(): its stream is the parent's
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
-        try:
-            sock.connect(self._address)
-            sock.sendall(self._token)
-        except OSError:
-            sock.close()
-            raise
-        self._sock, self._pid = sock, os.getpid()
-        return sock
 
     def close(self) -> None:
         """Close this copy's connection (also done when the copy is garbage collected)."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
+        self._client.close()
 
     def __del__(self) -> None:
         self.close()
@@ -134,129 +111,19 @@ class ProgressReporter:
         self.close()
 
 
-class ReportServer:
-    """Accepts reporter connections and delivers their records to ``deliver(task_id, n)``.
+def open_server(deliver: Callable[[int, Number], None]) -> ChannelServer:
+    """The parent's report server, started: each record goes to ``deliver(task_id, n)``.
 
-    Runs one daemon thread (``lensing_ssc-progress-reports``) blocked in ``select``;
-    ``close()`` wakes it, joins it, reads what is left and removes the socket.
+    Raises:
+        ChannelError: no socket could be bound.
     """
 
-    def __init__(self, deliver: Callable[[int, Number], None]) -> None:
-        self._deliver = deliver
-        self._token = secrets.token_bytes(_TOKEN_BYTES)
-        self._dir: str | None = None
-        if _UNIX is not None:
-            self._dir = tempfile.mkdtemp(prefix="lensing_ssc-progress-")
-            self._family: int = _UNIX
-            self._address: Any = os.path.join(self._dir, "reports.sock")
-        else:  # pragma: no cover - platforms without Unix sockets
-            self._family, self._address = socket.AF_INET, ("127.0.0.1", 0)
-        self._listener = socket.socket(self._family, socket.SOCK_STREAM)
-        self._listener.bind(self._address)
-        self._address = self._listener.getsockname()
-        self._listener.listen(128)
-        self._listener.setblocking(False)
-        self._wake_read, self._wake_write = socket.socketpair()
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
-        self._buffers: dict[socket.socket, bytearray] = {}
-        self._trusted: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._run, name="lensing_ssc-progress-reports", daemon=True
-        )
-        self._thread.start()
+    def read_records(buffer: bytearray) -> None:
+        usable = len(buffer) - len(buffer) % _RECORD.size
+        for task_id, amount in _RECORD.iter_unpack(bytes(buffer[:usable])):
+            deliver(task_id, int(amount) if amount.is_integer() else amount)
+        del buffer[:usable]
 
-    def reporter(self, task_id: int) -> ProgressReporter:
-        """A picklable handle for task ``task_id``."""
-        return ProgressReporter(self._address, self._family, self._token, task_id)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            events = self._selector.select(timeout=None)
-            if self._stop.is_set():
-                return
-            with self._lock:
-                self._handle([key.fileobj for key, _ in events])
-
-    def drain(self) -> None:
-        """Deliver every record that has reached this process, then return."""
-        with self._lock:
-            if not self._closed:
-                self._handle([self._listener, *self._buffers])
-
-    def _handle(self, ready: list[Any]) -> None:
-        for obj in ready:
-            if obj is self._listener:
-                self._accept_all()
-            elif obj is self._wake_read:
-                with contextlib.suppress(BlockingIOError):
-                    self._wake_read.recv(64)
-            elif obj in self._buffers:
-                self._read(obj)
-
-    def _accept_all(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            conn.setblocking(False)
-            self._buffers[conn] = bytearray()
-            self._selector.register(conn, selectors.EVENT_READ)
-            self._read(conn)
-
-    def _read(self, conn: socket.socket) -> None:
-        buffer = self._buffers[conn]
-        ended = False
-        while not ended:
-            try:
-                chunk = conn.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                chunk = b""
-            ended = not chunk
-            buffer += chunk
-        if conn not in self._trusted and len(buffer) >= _TOKEN_BYTES:
-            if not hmac.compare_digest(bytes(buffer[:_TOKEN_BYTES]), self._token):
-                self._drop(conn)  # not one of our reporters
-                return
-            del buffer[:_TOKEN_BYTES]
-            self._trusted.add(conn)
-        if conn in self._trusted:
-            usable = len(buffer) - len(buffer) % _RECORD.size
-            for task_id, amount in _RECORD.iter_unpack(bytes(buffer[:usable])):
-                self._deliver(task_id, int(amount) if amount.is_integer() else amount)
-            del buffer[:usable]
-        if ended:
-            self._drop(conn)
-
-    def _drop(self, conn: socket.socket) -> None:
-        if self._buffers.pop(conn, None) is not None:
-            self._selector.unregister(conn)
-        self._trusted.discard(conn)
-        conn.close()
-
-    def close(self) -> None:
-        """Stop the thread, deliver what is left, remove the socket. Idempotent."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._wake_write.send(b"x")
-        self._thread.join()
-        self.drain()
-        with self._lock:
-            self._closed = True
-            for conn in list(self._buffers):
-                conn.close()
-            self._buffers.clear()
-            self._selector.close()
-            for sock in (self._listener, self._wake_read, self._wake_write):
-                sock.close()
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
+    server = ChannelServer(read_records, name=REPORTS_THREAD_NAME)
+    server.start()
+    return server

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from lensing_ssc.core.base.exceptions import ProgressError
+from lensing_ssc.processing.managers._channel import ChannelServer
 from lensing_ssc.processing.managers.progress._clock import (
     ActiveClock,
     Number,
@@ -28,7 +29,7 @@ from lensing_ssc.processing.managers.progress._clock import (
     estimate_rate,
     unit_counter,
 )
-from lensing_ssc.processing.managers.progress._reporter import ProgressReporter, ReportServer
+from lensing_ssc.processing.managers.progress._reporter import ProgressReporter, open_server
 from lensing_ssc.processing.managers.progress._snapshot import ProgressSnapshot
 from lensing_ssc.processing.managers.progress._state import SavedTask
 
@@ -45,7 +46,7 @@ class TaskTree:
         self.active = ActiveClock(clock)
         self._ids = itertools.count()
         self._tasks: weakref.WeakValueDictionary[int, ProgressTask] = weakref.WeakValueDictionary()
-        self._server: ReportServer | None = None
+        self._server: ChannelServer | None = None
         self._closed = False
 
     def register(self, task: ProgressTask) -> int:
@@ -62,8 +63,8 @@ class TaskTree:
                     hint="create reporters while the manager's with-block is running",
                 )
             if self._server is None:
-                self._server = ReportServer(self._deliver)
-            return self._server.reporter(task_id)
+                self._server = open_server(self._deliver)
+            return ProgressReporter(self._server.address, self._server.token, task_id)
 
     def _deliver(self, task_id: int, amount: Number) -> None:
         task = self._tasks.get(task_id)
