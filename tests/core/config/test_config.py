@@ -1,8 +1,14 @@
-"""ProcessingConfig: defaults, files, environment overrides, schema and every kind of bad input."""
+"""ProcessingConfig: defaults, files, environment overrides, schema, every kind of bad input,
+and resolving a manager's arguments over its section (the same for all five managers)."""
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import pickle
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +16,30 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from lensing_ssc.core.base.exceptions import ConfigError
-from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.core.config import (
+    NOT_GIVEN,
+    CacheSection,
+    CheckpointSection,
+    LoggingSection,
+    NotGiven,
+    ProcessingConfig,
+    ProgressSection,
+    ResourcesSection,
+    Section,
+    resolve_settings,
+)
 from lensing_ssc.pipelines import PipelineConfig
+from lensing_ssc.processing.managers import (
+    CacheManager,
+    CheckpointManager,
+    LogManager,
+    ProgressManager,
+    ResourceManager,
+)
+from lensing_ssc.processing.managers.resource import ReplaySampler
 
 FILE_SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -518,3 +544,188 @@ def test_property_environment_integer_override(limit: int) -> None:
     """Any positive integer given in the environment reaches the field unchanged."""
     env = {"LENSING_SSC_CACHE__MAX_ENTRIES": str(limit)}
     assert ProcessingConfig.from_env(env).cache.max_entries == limit
+
+
+# -- resolving a manager's settings ------------------------------------------------------
+def test_an_explicit_argument_beats_the_config_which_beats_the_default() -> None:
+    """resolve_settings takes the argument, else the config's section, else the default."""
+    config = ProcessingConfig(cache={"max_entries": 10, "lease_ttl": 5})
+    settings = resolve_settings(CacheSection, config, max_entries=20, lease_ttl=None)
+    assert (settings.max_entries, settings.lease_ttl, settings.max_size_mb) == (20, 5.0, 512.0)
+    defaults = resolve_settings(CacheSection, None, max_entries=None)
+    assert (defaults.max_entries, defaults.lease_ttl) == (1000, 60.0)
+
+
+def test_not_given_leaves_a_field_to_the_config_where_none_is_a_value() -> None:
+    """NOT_GIVEN defers to the config; None is a value where the field takes None."""
+    config = ProcessingConfig(cache={"default_ttl": 60}, logging={"max_bytes": 1000})
+    assert resolve_settings(CacheSection, config, default_ttl=NOT_GIVEN).default_ttl == 60
+    assert resolve_settings(CacheSection, config, default_ttl=None).default_ttl is None
+    assert resolve_settings(LoggingSection, config, max_bytes=NOT_GIVEN).max_bytes == 1000
+    assert resolve_settings(LoggingSection, config, max_bytes=None).max_bytes is None
+    assert resolve_settings(CacheSection, config, max_size_mb=NOT_GIVEN).max_size_mb == 512
+
+
+def test_none_is_not_given_where_the_manager_always_read_it_so() -> None:
+    """With none_is_not_given, None leaves even a field that takes None to the config."""
+    config = ProcessingConfig(resources={"memory_limit_mb": 4000})
+    kept = resolve_settings(ResourcesSection, config, none_is_not_given=True, memory_limit_mb=None)
+    assert kept.memory_limit_mb == 4000
+    assert resolve_settings(ResourcesSection, config, memory_limit_mb=None).memory_limit_mb is None
+
+
+def test_the_sentinel_is_one_named_value_that_survives_pickling() -> None:
+    """NOT_GIVEN is a single enum member, shown by name, equal to itself after pickling."""
+    assert NOT_GIVEN is NotGiven.NOT_GIVEN
+    assert list(NotGiven) == [NOT_GIVEN]
+    assert repr(NOT_GIVEN) == "NOT_GIVEN"
+    assert pickle.loads(pickle.dumps(NOT_GIVEN)) is NOT_GIVEN
+
+
+def test_resolved_settings_are_a_frozen_copy_that_leaves_the_config_alone() -> None:
+    """The result is an instance of the section that refuses assignment and pickles."""
+    config = ProcessingConfig(checkpoint={"max_checkpoints": 2})
+    settings = resolve_settings(CheckpointSection, config, max_checkpoints=7)
+    assert isinstance(settings, CheckpointSection)
+    assert config.checkpoint.max_checkpoints == 2
+    with pytest.raises(ConfigError, match="frozen"):
+        settings.max_checkpoints = 3  # type: ignore[misc]
+    copy = pickle.loads(pickle.dumps(settings))
+    assert (type(copy), copy.model_dump()) == (type(settings), settings.model_dump())
+
+
+def test_arguments_from_code_are_not_parsed_as_text() -> None:
+    """ "8000" and "yes" are refused as arguments although a config file may spell them so."""
+    config = ProcessingConfig.from_env({"LENSING_SSC_RESOURCES__GRACEFUL_STOP": "yes"})
+    assert config.resources.graceful_stop is True
+    assert ProcessingConfig(resources={"memory_limit_mb": "8000"}).resources.memory_limit_mb == 8000
+    for name, text in [("memory_limit_mb", "8000"), ("graceful_stop", "yes")]:
+        with pytest.raises(ConfigError) as info:
+            resolve_settings(ResourcesSection, None, **{name: text})
+        assert (info.value.field, info.value.value) == (f"resources.{name}", text)
+
+
+def test_an_unknown_argument_name_suggests_the_field() -> None:
+    """A name that is no field of the section is refused with the closest field."""
+    with pytest.raises(ConfigError, match=r"unknown key 'cache\.max_size' \(did you mean"):
+        resolve_settings(CacheSection, None, max_size=1)
+
+
+def _resource_manager(**kwargs: Any) -> Any:
+    return ResourceManager(sampler=ReplaySampler(), **kwargs)
+
+
+def _checkpoint_manager(**kwargs: Any) -> Any:
+    return CheckpointManager(read_only=True, **kwargs)
+
+
+def _log_manager(**kwargs: Any) -> Any:
+    return LogManager(**{"console": False, **kwargs})
+
+
+def _progress_manager(**kwargs: Any) -> Any:
+    return ProgressManager(**{"enabled": False, "file": io.StringIO(), **kwargs})
+
+
+MANAGERS: dict[str, tuple[type[Section], Callable[..., Any]]] = {
+    "resources": (ResourcesSection, _resource_manager),
+    "checkpoint": (CheckpointSection, _checkpoint_manager),
+    "cache": (CacheSection, CacheManager),
+    "logging": (LoggingSection, _log_manager),
+    "progress": (ProgressSection, _progress_manager),
+}
+"""Each manager's section, and a builder of the manager that keeps it off disk and screen."""
+
+KEYWORDS = {"logging.format": "format_type"}
+"""Constructor keywords spelt differently from their field."""
+
+NOT_KEYWORDS = {"cache.dir", "cache.disk", "checkpoint.dir", "logging.file", "resources.disk_path"}
+"""Fields a constructor takes as a location (they touch the filesystem) or not at all."""
+
+SETTINGS = [
+    (key, name)
+    for key, (kind, _) in MANAGERS.items()
+    for name in kind.model_fields
+    if f"{key}.{name}" not in NOT_KEYWORDS
+]
+
+
+def _build(key: str, **kwargs: Any) -> None:
+    """Build the manager of section ``key`` with ``kwargs`` and close it again."""
+    MANAGERS[key][1](**kwargs).close()
+
+
+@pytest.mark.parametrize("key", list(MANAGERS))
+@pytest.mark.parametrize("mistake", ["zero", "text", "boolean"])
+def test_the_same_mistake_raises_the_same_error_from_every_manager(key: str, mistake: str) -> None:
+    """A zero, a text or a boolean for a positive number is one ConfigError in all managers."""
+    name = {
+        "resources": "monitor_interval",
+        "checkpoint": "max_checkpoints",
+        "cache": "max_entries",
+        "logging": "queue_size",
+        "progress": "heartbeat_interval",
+    }[key]
+    value = {"zero": 0, "text": "8000", "boolean": True}[mistake]
+    with pytest.raises(ConfigError) as info:
+        _build(key, **{name: value})
+    error = info.value
+    assert type(error) is ConfigError
+    assert error.retryable is False
+    assert (error.field, error.value) == (f"{key}.{name}", value)
+    assert str(error).startswith(f"invalid value {value!r} for '{key}.{name}': ")
+    assert re.search(r"\(use a (whole )?number (greater than 0|at least 1)\)$", str(error))
+
+
+NUMBERS = st.one_of(
+    st.integers(1, 120),
+    st.integers(-3, 120),
+    st.integers(-(10**6), 10**6),
+    st.floats(1e-3, 1e4),
+    st.floats(-1e6, 1e6),
+    st.floats(0, 1),
+    st.sampled_from([math.inf, -math.inf, math.nan, 0.0, 0.5, 1.0, 100.0]),
+)
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    NUMBERS,
+    NUMBERS,
+    NUMBERS,
+    st.sampled_from(["", "8000", "yes", "auto", "none", "gzip", "brotli", "lru", "LFU", "fifo"]),
+    st.sampled_from(["INFO", "debug", "loud", "verify", "json", "Detailed", "native", "xml"]),
+    st.lists(st.sampled_from(["keep", "mine", ""]), max_size=2),
+)
+"""Python values of every kind a caller might pass, valid or not for some field (numbers,
+which most fields are, drawn most often)."""
+
+
+def _section_accepts(kind: type[Section], name: str, value: Any) -> bool:
+    try:
+        kind.model_validate({name: value}, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(setting=st.sampled_from(SETTINGS), value=VALUES)
+def test_property_a_manager_accepts_exactly_what_its_section_accepts(
+    setting: tuple[str, str], value: Any
+) -> None:
+    """A value the section accepts from code builds the manager; any other is a ConfigError."""
+    key, name = setting
+    kind = MANAGERS[key][0]
+    accepted = _section_accepts(kind, name, value)
+    if value is None and not accepted:
+        return  # None stands for "not given" where a field cannot be None
+    keyword = KEYWORDS.get(f"{key}.{name}", name)
+    if accepted:
+        _build(key, **{keyword: value})
+        return
+    with pytest.raises(ConfigError) as info:
+        _build(key, **{keyword: value})
+    field = info.value.field or ""
+    assert field.split(".")[:2] == [key, name]
+    if field == f"{key}.{name}":
+        assert repr(info.value.value) == repr(value)

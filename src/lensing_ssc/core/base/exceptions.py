@@ -1,16 +1,18 @@
 """The one exception tree of ``lensing_ssc``.
 
 Every error the package raises on purpose derives from :class:`LensingSSCError`, so
-``except LensingSSCError`` catches them all. Each area has its own subclass, which also
-derives from the builtin a caller would naturally catch::
+``except LensingSSCError`` catches them all. A bad setting is a :class:`ConfigError` wherever
+it comes from (a file, a variable or a manager's argument); each area has its own subclass
+for what goes wrong at work, which also derives from the builtin a caller would naturally
+catch::
 
     LensingSSCError (Exception)
-    ├── ConfigError (ValueError)            invalid settings, unreadable config files
-    ├── ResourceError (RuntimeError)        a memory/CPU/disk/swap limit exceeded or invalid
+    ├── ConfigError (ValueError)            invalid settings (files, environment, arguments)
+    ├── ResourceError (RuntimeError)        a memory/CPU/disk/swap limit exceeded
     ├── CheckpointError (OSError)           saving, loading or verifying a checkpoint failed
     ├── ProgressError (ValueError)          invalid totals, increments or task names
     ├── CacheError (RuntimeError)           a value cannot be cached or the cache dir is unusable
-    ├── LoggingError (ValueError)           invalid level or format, unwritable log path
+    ├── LoggingError (ValueError)           an unwritable log path, an unreachable log writer
     ├── AnalysisError (ValueError)          invalid maps, patches or statistic settings
     └── InterruptedRunError (RuntimeError)  a graceful stop was requested (SIGTERM, SIGINT, USR1)
 

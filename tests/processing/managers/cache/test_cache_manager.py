@@ -144,28 +144,32 @@ def test_rejected_replacement_drops_the_old_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field", "message"),
+    ("kwargs", "message"),
     [
-        ({"max_size_mb": -1}, "cache.max_size_mb", "max_size_mb must be a positive number, got -1"),
-        ({"max_size_mb": 0}, "cache.max_size_mb", "max_size_mb must be a positive number, got 0"),
-        ({"max_entries": -5}, "cache.max_entries", "max_entries must be a positive integer"),
-        ({"max_entries": 2.5}, "cache.max_entries", "max_entries must be a positive integer"),
-        ({"default_ttl": -1.0}, "cache.default_ttl", "default_ttl must be a positive number"),
-        ({"disk_max_size_mb": -3}, "cache.disk_max_size_mb", "disk_max_size_mb must be"),
-        ({"disk_min_free_mb": -1}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
-        ({"disk_min_free_mb": float("inf")}, "cache.disk_min_free_mb", "must be a finite"),
-        ({"disk_min_free_mb": "1G"}, "cache.disk_min_free_mb", "or None, got '1G'"),
-        ({"disk_min_free_mb": True}, "cache.disk_min_free_mb", "disk_min_free_mb must be a fin"),
-        ({"eviction_policy": "random"}, "cache.eviction_policy", "unknown eviction policy"),
-        ({"memory_map": "yes"}, "cache.memory_map", "memory_map must be True, False or 'verify'"),
+        ({"max_size_mb": -1}, r"greater than 0 \(use a number greater than 0\)$"),
+        ({"max_size_mb": 0}, r"greater than 0 \(use a number greater than 0\)$"),
+        ({"max_size_mb": float("inf")}, r"finite number \(use a number greater than 0\)$"),
+        ({"max_entries": -5}, r"\(use a whole number greater than 0\)$"),
+        ({"max_entries": 2.5}, r"valid integer \(use a whole number greater than 0\)$"),
+        ({"default_ttl": -1.0}, r"\(use a number greater than 0, or null for the default\)$"),
+        ({"disk_max_size_mb": -3}, r"\(use a number greater than 0\)$"),
+        ({"disk_min_free_mb": -1}, r"\(use a number at least 0, or null for the default\)$"),
+        ({"disk_min_free_mb": float("inf")}, r"should be a finite number \(use a number at"),
+        ({"disk_min_free_mb": "1G"}, r"should be a valid number \(use a number at least 0"),
+        ({"disk_min_free_mb": True}, r"should be a number, not true or false"),
+        ({"eviction_policy": "random"}, r"Input should be 'lru', 'lfu' or 'fifo'$"),
+        ({"compression": "brotli"}, r"Input should be 'auto', 'none', 'gzip', 'zstd' or 'lz4'$"),
+        ({"memory_map": "yes"}, r"Input should be true, false or 'verify'$"),
+        ({"lease_ttl": 0}, r"\(use a number greater than 0\)$"),
     ],
 )
-def test_bad_settings_raise_config_error(kwargs: dict, field: str, message: str) -> None:
-    """Negative or zero limits, bad TTLs and unknown policies name the field."""
+def test_bad_settings_raise_config_error(kwargs: dict, message: str) -> None:
+    """A bad setting raises ConfigError naming the field, the value and the allowed range."""
+    ((name, value),) = kwargs.items()
     with pytest.raises(ConfigError, match=message) as info:
         CacheManager(**kwargs)
-    assert info.value.field == field
-    assert info.value.value == next(iter(kwargs.values()))
+    assert str(info.value).startswith(f"invalid value {value!r} for 'cache.{name}': ")
+    assert (info.value.field, info.value.value) == (f"cache.{name}", value)
 
 
 @pytest.mark.parametrize(
@@ -318,6 +322,28 @@ def test_config_supplies_settings_and_arguments_override(tmp_path: Path) -> None
         assert cache.cache_dir is None
 
 
+def test_memory_map_and_lease_ttl_come_from_the_config_unless_given(tmp_path: Path) -> None:
+    """cache.memory_map and cache.lease_ttl are settings: argument, else config, else default."""
+    config = ProcessingConfig(run_dir=tmp_path, cache={"memory_map": "verify", "lease_ttl": 5})
+    with CacheManager(cache_dir=None, config=config) as cache:
+        assert (cache.get_status()["memory_map"], cache.get_status()["lease_ttl"]) == ("verify", 5)
+    with CacheManager(cache_dir=None, lease_ttl=7, memory_map=False, config=config) as cache:
+        assert (cache.get_status()["memory_map"], cache.get_status()["lease_ttl"]) == (False, 7)
+    with CacheManager() as cache:
+        assert (cache.get_status()["memory_map"], cache.get_status()["lease_ttl"]) == (False, 60)
+
+
+def test_an_explicit_none_cache_dir_is_memory_only_but_a_missing_one_is_the_configs(
+    tmp_path: Path,
+) -> None:
+    """cache_dir=None means memory only; cache_dir left out takes config.cache_dir."""
+    config = ProcessingConfig(run_dir=tmp_path)
+    with CacheManager(config=config) as cache:
+        assert cache.get_status()["cache_dir"] == str(tmp_path / "cache")
+    with CacheManager(cache_dir=None, config=config) as cache:
+        assert cache.get_status()["cache_dir"] is None
+
+
 def test_config_with_disk_off_means_memory_only(tmp_path: Path) -> None:
     """cache.disk = false in the config gives a memory-only cache."""
     config = ProcessingConfig(run_dir=tmp_path / "run", cache={"disk": False})
@@ -341,11 +367,11 @@ def test_close_is_idempotent_and_closed_cache_refuses_use() -> None:
 
 def test_pickled_manager_reopens_the_same_directory(tmp_path: Path) -> None:
     """A manager sent to a worker process is rebuilt on the same cache directory."""
-    with CacheManager(max_entries=9, cache_dir=tmp_path / "c") as cache:
+    with CacheManager(max_entries=9, lease_ttl=8, cache_dir=tmp_path / "c") as cache:
         cache.put("shared", [1, 2])
         clone = pickle.loads(pickle.dumps(cache))
         with clone:
-            assert clone.get_status()["max_entries"] == 9
+            assert (clone.get_status()["max_entries"], clone.get_status()["lease_ttl"]) == (9, 8)
             assert clone.get("shared") == [1, 2]
             assert clone.get_stats().disk.hits == 1  # type: ignore[union-attr]
 

@@ -71,6 +71,28 @@ def test_explicit_arguments_override_the_config(tmp_path: Path) -> None:
         assert config.checkpoint.max_checkpoints == 2  # the caller's config is untouched
 
 
+def test_settings_without_config_are_the_sections_defaults(tmp_path: Path) -> None:
+    """Without a config or arguments the checkpoint section's defaults apply."""
+    with CheckpointManager(tmp_path) as ckpt:
+        settings = ckpt.settings
+    assert (settings.max_checkpoints, settings.compression, settings.format) == (
+        5,
+        "auto",
+        "native",
+    )
+    assert (settings.keep_tags, settings.auto_save_interval) == (["keep"], None)
+    assert settings.dir == tmp_path
+
+
+def test_keep_tags_take_any_collection_but_not_one_string(tmp_path: Path) -> None:
+    """keep_tags=("a", "b") is a list of two tags; keep_tags="keep" is refused, not split."""
+    with CheckpointManager(tmp_path, keep_tags=("a", "b"), compression=False) as ckpt:
+        assert (ckpt.settings.keep_tags, ckpt.settings.compression) == (["a", "b"], "none")
+    with pytest.raises(ConfigError, match="a list of names, not one string") as info:
+        CheckpointManager(tmp_path, keep_tags="keep")
+    assert (info.value.field, info.value.value) == ("checkpoint.keep_tags", "keep")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -86,8 +108,9 @@ def test_invalid_settings_raise_config_error_naming_the_field(
     """A bad setting raises ConfigError naming the field and the value, before touching disk."""
     with pytest.raises(ConfigError) as info:
         CheckpointManager(tmp_path / "c", **kwargs)
-    assert info.value.field == field
-    assert repr(next(iter(kwargs.values()))) in str(info.value)
+    value = next(iter(kwargs.values()))
+    assert (info.value.field, info.value.value) == (f"checkpoint.{field}", value)
+    assert str(info.value).startswith(f"invalid value {value!r} for 'checkpoint.{field}': ")
     assert not (tmp_path / "c").exists()
 
 

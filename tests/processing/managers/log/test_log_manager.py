@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lensing_ssc.core.base.exceptions import LoggingError
+from lensing_ssc.core.base.exceptions import ConfigError, LoggingError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.processing.managers import LogManager
 from lensing_ssc.processing.managers.log import _loggers as _log_loggers
@@ -237,25 +237,50 @@ def test_config_gives_defaults_and_arguments_override(tmp_path: Path) -> None:
     )
 
 
+def test_writer_and_capture_settings_come_from_the_config_unless_given(tmp_path: Path) -> None:
+    """logging.capture and the writer's settings are read from the config; arguments win."""
+    config = ProcessingConfig(
+        run_dir=tmp_path, logging={"console": False, "capture": ["mine"], "queue_size": 50}
+    )
+    with LogManager(config=config) as log_mgr:
+        assert log_mgr.get_status()["loggers"] == ["lensing_ssc", "mine"]
+        assert log_mgr.get_logger("mine.sub").name == "mine.sub"
+    with LogManager(capture=("other",), config=config) as log_mgr:
+        assert log_mgr.get_status()["loggers"] == ["lensing_ssc", "other"]
+    with LogManager(console=False) as log_mgr:
+        assert log_mgr.get_status()["loggers"] == ["lensing_ssc"]
+
+
+def test_a_level_number_is_a_level_in_the_config_too(tmp_path: Path) -> None:
+    """A level may be a number (logging.DEBUG + 5) in the config as in the constructor."""
+    config = ProcessingConfig(run_dir=tmp_path, logging={"level": 15, "console": False})
+    with LogManager(config=config) as log_mgr:
+        assert log_mgr.get_status()["level"] == "Level 15"
+    with LogManager(level=logging.ERROR, console=False) as log_mgr:
+        assert log_mgr.get_status()["level"] == "ERROR"
+
+
+@pytest.mark.parametrize("name", ["level", "timing_level"])
 @pytest.mark.parametrize("level", ["VERBOSE", "", -1, True, 2.5])
-def test_unknown_level_is_a_logging_error(level: object) -> None:
-    """An unknown level raises LoggingError naming it and listing the valid levels."""
-    with pytest.raises(LoggingError) as info:
-        LogManager(level=level, console=False)  # type: ignore[arg-type]
-    assert f"unknown log level {level!r}" in str(info.value)
-    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in str(info.value)
-    assert info.value.value == level
+def test_unknown_level_is_a_config_error(name: str, level: object) -> None:
+    """An unknown level raises ConfigError naming the field and value, listing the levels."""
+    with pytest.raises(ConfigError) as info:
+        LogManager(console=False, **{name: level})  # type: ignore[arg-type]
+    assert str(info.value).startswith(f"invalid value {level!r} for 'logging.{name}': ")
+    levels = "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL' (any case), or a level number"
+    assert f"{levels} at least 0" in str(info.value)
+    assert (info.value.field, info.value.value) == (f"logging.{name}", level)
 
 
-def test_unknown_format_is_a_logging_error() -> None:
-    """An unknown format raises LoggingError listing standard, json and detailed."""
+def test_unknown_format_is_a_config_error() -> None:
+    """An unknown format raises ConfigError naming the field and listing the three formats."""
     with pytest.raises(
-        LoggingError,
-        match=r"unknown log format 'xml' \(use one of "
-        r"standard, json, detailed\)",
+        ConfigError,
+        match=r"^invalid value 'xml' for 'logging\.format': "
+        r"Input should be 'standard', 'json' or 'detailed'$",
     ) as info:
         LogManager(format_type="xml", console=False)
-    assert info.value.value == "xml"
+    assert (info.value.field, info.value.value) == ("logging.format", "xml")
 
 
 @pytest.mark.parametrize("name", ["file", "dir"])
@@ -271,20 +296,31 @@ def test_unwritable_path_fails_at_construction(tmp_path: Path, name: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "field", "message"),
     [
-        ({"max_bytes": 0}, "max_bytes must be an integer > 0, got 0"),
-        ({"backup_count": -1}, "backup_count must be an integer >= 0, got -1"),
-        ({"flush_interval": 0}, "flush_interval must be a number > 0, got 0"),
-        ({"queue_size": 0}, "queue_size must be an integer >= 1, got 0"),
-        ({"retention_days": -2}, "retention_days must be a number > 0, got -2"),
-        ({"capture": "mypipeline"}, "capture must be a tuple of logger names"),
+        ({"max_bytes": 0}, "max_bytes", r"\(use a whole number greater than 0, or null\)$"),
+        ({"backup_count": -1}, "backup_count", r"\(use a whole number at least 0\)$"),
+        ({"flush_interval": 0}, "flush_interval", r"\(use a number greater than 0\)$"),
+        ({"queue_size": 0}, "queue_size", r"\(use a whole number at least 1\)$"),
+        ({"queue_size": 2.5}, "queue_size", r"valid integer \(use a whole number at least 1\)$"),
+        (
+            {"retention_days": -2},
+            "retention_days",
+            r"\(use a number greater than 0, or null for the default\)$",
+        ),
+        ({"capture": "mypipeline"}, "capture", r"a list of names, not one string$"),
+        ({"capture_root": "yes"}, "capture_root", r"Input should be a valid boolean$"),
+        ({"propagate": 1}, "propagate", r"Input should be a valid boolean$"),
+        ({"handle_sigterm": "no"}, "handle_sigterm", r"Input should be a valid boolean$"),
     ],
 )
-def test_bad_numbers_are_logging_errors(kwargs: dict, message: str) -> None:
-    """Each invalid setting raises LoggingError with the setting and value in the message."""
-    with pytest.raises(LoggingError, match=message):
+def test_bad_settings_are_config_errors(kwargs: dict, field: str, message: str) -> None:
+    """Each invalid setting raises ConfigError naming the field, the value and the range."""
+    ((_, value),) = kwargs.items()
+    with pytest.raises(ConfigError, match=message) as info:
         LogManager(console=False, **kwargs)
+    assert str(info.value).startswith(f"invalid value {value!r} for 'logging.{field}': ")
+    assert (info.value.field, info.value.value) == (f"logging.{field}", value)
 
 
 def test_non_string_logger_name_is_a_logging_error() -> None:

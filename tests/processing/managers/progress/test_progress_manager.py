@@ -103,14 +103,14 @@ def test_get_status_is_json_ready_with_every_documented_key() -> None:
 
 
 def test_snapshot_is_a_frozen_value() -> None:
-    """snapshot() returns an immutable ProgressSnapshot whose as_dict() is the status."""
+    """snapshot() returns an immutable ProgressSnapshot whose to_dict() is the status."""
     with quiet(total=3) as pm:
         pm.update()
         snap = pm.snapshot()
     assert isinstance(snap, ProgressSnapshot)
     with pytest.raises(AttributeError):
         snap.current = 5  # type: ignore[misc]
-    assert snap.as_dict()["current"] == 1
+    assert snap.to_dict()["current"] == 1
 
 
 def test_unknown_total_has_no_percentage_or_eta_but_a_rate() -> None:

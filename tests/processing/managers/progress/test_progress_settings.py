@@ -56,7 +56,8 @@ def test_invalid_environment_switch_is_a_config_error(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("name", ["heartbeat_interval", "refresh_per_second"])
 @pytest.mark.parametrize("bad", [0, -1.0, "fast"])
 def test_invalid_rates_are_config_errors(name: str, bad: object) -> None:
-    """Non-positive or non-numeric intervals raise ConfigError naming the field."""
-    with pytest.raises(ConfigError, match=f"progress {name} must be a number > 0") as info:
+    """Non-positive or non-numeric intervals raise ConfigError naming field, value and range."""
+    with pytest.raises(ConfigError, match=r"\(use a number greater than 0\)$") as info:
         ProgressManager(enabled=False, **{name: bad})  # type: ignore[arg-type]
-    assert info.value.field == f"progress.{name}"
+    assert str(info.value).startswith(f"invalid value {bad!r} for 'progress.{name}': ")
+    assert (info.value.field, info.value.value) == (f"progress.{name}", bad)

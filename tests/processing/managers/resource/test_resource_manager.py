@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lensing_ssc.core.base.exceptions import ResourceError
+from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.processing.managers import ResourceManager
 from lensing_ssc.processing.managers.resource._manager import (
@@ -277,53 +277,77 @@ def test_disk_path_defaults_to_run_dir_or_its_nearest_existing_parent(
     rm.close()
 
 
+def test_disk_path_comes_from_the_config_unless_given(tmp_path: Path) -> None:
+    """resources.disk_path is a setting: the argument, else the config, else run_dir's."""
+    (tmp_path / "scratch").mkdir()
+    config = ProcessingConfig(
+        run_dir=tmp_path / "run", resources={"disk_path": tmp_path / "scratch"}
+    )
+    with ResourceManager(config=config, sampler=ReplaySampler()) as rm:
+        assert rm.settings.disk_path == tmp_path / "scratch"
+    with ResourceManager(disk_path=tmp_path, config=config, sampler=ReplaySampler()) as rm:
+        assert rm.settings.disk_path == tmp_path
+    with ResourceManager(config=ProcessingConfig(run_dir=tmp_path), sampler=ReplaySampler()) as rm:
+        assert rm.settings.disk_path == tmp_path
+
+
+def test_none_leaves_a_limit_to_the_config() -> None:
+    """memory_limit_mb=None (as ManagerContext passes it) keeps the config's limit."""
+    config = ProcessingConfig(resources={"memory_limit_mb": 4000})
+    rm = ResourceManager(None, config=config, sampler=ReplaySampler())
+    rm.close()
+    assert rm.settings.memory_limit_mb == 4000
+
+
+POSITIVE = r"\(use a number greater than 0, or null for the default\)$"
+PERCENT = r"\(use a number greater than 0 and at most 100, or null for the default\)$"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"memory_limit_mb": 0}, "memory_limit_mb must be a finite number > 0, got 0"),
-        ({"memory_limit_mb": -5}, "memory_limit_mb must be a finite number > 0, got -5"),
-        ({"memory_limit_mb": math.inf}, "memory_limit_mb must be a finite number > 0, got inf"),
-        ({"memory_limit_mb": math.nan}, "memory_limit_mb must be a number, got nan"),
-        ({"memory_limit_mb": "8000"}, "memory_limit_mb must be a number, got '8000'"),
-        ({"memory_limit_mb": True}, "memory_limit_mb must be a number, got True"),
-        ({"memory_limit_percent": 0}, "memory_limit_percent must be a finite number > 0, got 0"),
-        ({"memory_limit_percent": 101}, "memory_limit_percent must be at most 100, got 101"),
-        ({"cpu_limit_percent": -1}, "cpu_limit_percent must be a finite number > 0, got -1"),
-        ({"disk_limit_percent": 150}, "disk_limit_percent must be at most 100, got 150"),
-        ({"disk_min_free_gb": 0}, "disk_min_free_gb must be a finite number > 0, got 0"),
-        ({"swap_limit_percent": -2}, "swap_limit_percent must be a finite number > 0, got -2"),
-        ({"monitor_interval": 0}, "monitor_interval must be a finite number > 0, got 0"),
-        ({"monitor_interval": -1.5}, "monitor_interval must be a finite number > 0, got -1.5"),
-        ({"warning_fraction": 0}, "warning_fraction must be between 0 and 1 (exclusive), got 0.0"),
-        ({"warning_fraction": 1}, "warning_fraction must be between 0 and 1 (exclusive), got 1.0"),
-        (
-            {"warning_fraction": 1.5},
-            "warning_fraction must be between 0 and 1 (exclusive), got 1.5",
-        ),
-        ({"history_size": 0}, "history_size must be a positive integer, got 0"),
-        ({"history_size": 2.5}, "history_size must be a positive integer, got 2.5"),
-        ({"graceful_stop": "yes"}, "graceful_stop must be True or False, got 'yes'"),
+        ({"memory_limit_mb": 0}, "Input should be greater than 0 " + POSITIVE),
+        ({"memory_limit_mb": -5}, "Input should be greater than 0 " + POSITIVE),
+        ({"memory_limit_mb": math.inf}, "Input should be a finite number " + POSITIVE),
+        ({"memory_limit_mb": math.nan}, "Input should be a finite number " + POSITIVE),
+        ({"memory_limit_mb": "8000"}, "Input should be a valid number " + POSITIVE),
+        ({"memory_limit_mb": True}, "Input should be a number, not true or false " + POSITIVE),
+        ({"memory_limit_percent": 0}, "Input should be greater than 0 " + PERCENT),
+        ({"memory_limit_percent": 101}, "Input should be less than or equal to 100 " + PERCENT),
+        ({"cpu_limit_percent": -1}, "Input should be greater than 0 " + POSITIVE),
+        ({"disk_limit_percent": 150}, "Input should be less than or equal to 100 " + PERCENT),
+        ({"disk_min_free_gb": 0}, "Input should be greater than 0 " + POSITIVE),
+        ({"swap_limit_percent": -2}, "Input should be greater than 0 " + PERCENT),
+        ({"monitor_interval": 0}, r"greater than 0 \(use a number greater than 0\)$"),
+        ({"monitor_interval": -1.5}, r"greater than 0 \(use a number greater than 0\)$"),
+        ({"warning_fraction": 0}, r"\(use a number greater than 0 and less than 1\)$"),
+        ({"warning_fraction": 1}, r"less than 1 \(use a number greater than 0 and less than 1\)$"),
+        ({"warning_fraction": 1.5}, r"\(use a number greater than 0 and less than 1\)$"),
+        ({"history_size": 0}, r"greater than 0 \(use a whole number greater than 0\)$"),
+        ({"history_size": 2.5}, r"valid integer \(use a whole number greater than 0\)$"),
+        ({"graceful_stop": "yes"}, r"Input should be a valid boolean$"),
     ],
 )
-def test_bad_settings_raise_resource_error_naming_the_value(kwargs, message) -> None:
-    """Each invalid setting raises ResourceError whose message names the setting and value."""
-    with pytest.raises(ResourceError) as caught:
+def test_bad_settings_raise_config_error_naming_field_and_value(kwargs, message) -> None:
+    """Each invalid setting raises ConfigError naming the field, the value and the range."""
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ConfigError, match=message) as caught:
         ResourceManager(sampler=ReplaySampler(), **kwargs)
-    assert str(caught.value).startswith(message)
-    value = next(iter(kwargs.values()))
+    assert str(caught.value).startswith(f"invalid value {value!r} for 'resources.{name}': ")
+    assert caught.value.field == f"resources.{name}"
     if isinstance(value, float) and math.isnan(value):
         assert math.isnan(caught.value.value)
-    elif "warning_fraction" not in kwargs:
+    else:
         assert caught.value.value == value
 
 
 def test_disk_path_that_does_not_exist_is_named(tmp_path: Path) -> None:
-    """An explicit disk_path that does not exist raises ResourceError naming the path."""
+    """An explicit disk_path that does not exist raises ConfigError naming the path."""
     missing = tmp_path / "no" / "such" / "dir"
-    with pytest.raises(ResourceError) as caught:
+    with pytest.raises(ConfigError) as caught:
         ResourceManager(disk_path=missing, sampler=ReplaySampler())
     assert str(caught.value).startswith(f"disk_path {str(missing)!r} does not exist")
-    assert caught.value.value == str(missing)
+    assert (caught.value.field, caught.value.value) == ("resources.disk_path", str(missing))
 
 
 # -- properties of the judgement ---------------------------------------------------------

@@ -293,7 +293,7 @@ def test_psutil_fallback_failing_call_skips_only_its_figures(
     monkeypatch.setattr(psutil, function, broken)
     sampler = UsageSampler(tmp_path, meminfo=None)
     try:
-        view = sampler.sample().as_dict()
+        view = sampler.sample().to_dict()
     finally:
         sampler.close()
     assert all(view[name] is None for name in skipped)

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import numpy as np
 
 from lensing_ssc.core.base.exceptions import CacheError
-from lensing_ssc.core.io import estimate_size
+from lensing_ssc.core.config import NOT_GIVEN, CacheSection, NotGiven, resolve_settings
+from lensing_ssc.core.io import estimate_size, resolve_codec
 
 from ._disk import DiskTier, Outcome
 from ._keys import encode_key
@@ -46,13 +47,13 @@ from ._memoize import ComputeOnce, memoized
 from ._memory import MISSING, MemoryTier
 from ._policies import EvictionPolicy
 from ._settings import (
-    FROM_CONFIG,
-    FromConfig,
-    Settings,
+    byte_limit,
     check_tags,
     check_ttl,
     gil_enabled,
+    rebuild_arguments,
     rejection_message,
+    settings_status,
     shrink_target,
 )
 from ._stats import CacheStats, SharedStats, TierStats
@@ -74,7 +75,7 @@ class CacheManager:
         max_size_mb: Memory tier byte limit, in MiB (default 512, or ``config.cache``).
         max_entries: Memory tier entry limit (default 1000, or ``config.cache``).
         eviction_policy: ``"lru"`` (default), ``"lfu"`` or ``"fifo"``, for both tiers.
-        cache_dir: Directory of the disk tier; ``None`` for memory only. Without it, a
+        cache_dir: Directory of the disk tier; ``None`` for memory only. Not given, a
             given ``config`` decides (``config.cache_dir``; ``None`` when ``cache.disk``
             is off); without both, memory only.
         compression: Codec for values on disk: ``"none"`` (default), ``"auto"``,
@@ -90,13 +91,15 @@ class CacheManager:
             reading them into fresh arrays: ``True`` without reading them (their digest is
             then not checked), ``"verify"`` checking their digest through the map (no copy
             and no new memory; the right choice for arrays read whole, again and again).
-        lease_ttl: Seconds a memoize lease lives without renewal; a crashed holder blocks
-            others at most this long (on the same host, not at all).
+        lease_ttl: Seconds a memoize lease lives without renewal (default 60); a crashed
+            holder blocks others at most this long (on the same host, not at all).
         config: A :class:`~lensing_ssc.core.config.ProcessingConfig`; explicit arguments
-            override its ``cache`` section.
+            override its ``cache`` section. Arguments left ``None`` (or, where ``None``
+            means something, not given) come from it, else from the section's defaults.
 
     Raises:
-        ConfigError: A limit or TTL is not positive, or the policy is unknown.
+        ConfigError: A bad setting (a limit or TTL that is not positive, an unknown
+            policy or codec), naming the field (``cache.max_size_mb``), value and range.
         CacheError: ``cache_dir`` cannot be created or written.
 
     Example:
@@ -114,33 +117,38 @@ class CacheManager:
         max_entries: int | None = None,
         *,
         eviction_policy: EvictionPolicy | str | None = None,
-        cache_dir: str | os.PathLike[str] | FromConfig | None = FROM_CONFIG,
+        cache_dir: str | os.PathLike[str] | NotGiven | None = NOT_GIVEN,
         compression: str | bool | None = None,
-        default_ttl: float | FromConfig | None = FROM_CONFIG,
+        default_ttl: float | NotGiven | None = NOT_GIVEN,
         disk_max_size_mb: float | None = None,
-        disk_min_free_mb: float | FromConfig | None = FROM_CONFIG,
-        memory_map: bool | Literal["verify"] = False,
-        lease_ttl: float = 60.0,
+        disk_min_free_mb: float | NotGiven | None = NOT_GIVEN,
+        memory_map: bool | Literal["verify"] | None = None,
+        lease_ttl: float | None = None,
         config: ProcessingConfig | None = None,
     ) -> None:
-        self._settings = settings = Settings.resolve(
+        if cache_dir is NOT_GIVEN:
+            cache_dir = None if config is None else config.cache_dir
+        self._settings = settings = resolve_settings(
+            CacheSection,
+            config,
+            dir=cache_dir,
+            disk=cache_dir is not None,
             max_size_mb=max_size_mb,
             max_entries=max_entries,
             eviction_policy=eviction_policy,
-            cache_dir=cache_dir,
             compression=compression,
             default_ttl=default_ttl,
             disk_max_size_mb=disk_max_size_mb,
             disk_min_free_mb=disk_min_free_mb,
             memory_map=memory_map,
             lease_ttl=lease_ttl,
-            config=config,
         )
-        self.eviction_policy = settings.eviction_policy
-        self.cache_dir = settings.cache_dir
+        self._codec = resolve_codec(settings.compression).name
+        self.eviction_policy: EvictionPolicy = settings.eviction_policy
+        self.cache_dir = settings.dir
         self.default_ttl = settings.default_ttl
         self._memory = MemoryTier(
-            max_bytes=settings.max_bytes,
+            max_bytes=byte_limit(settings.max_size_mb),
             max_entries=settings.max_entries,
             policy=settings.eviction_policy,
             lock_free_hits=gil_enabled(),
@@ -155,12 +163,12 @@ class CacheManager:
         self._touch = self._memory.touch
         self._hits = self._memory.hits.counter
         self._disk: DiskTier | None = None
-        if settings.cache_dir is not None:
+        if settings.dir is not None:
             self._disk = DiskTier(
-                settings.cache_dir,
-                max_bytes=settings.disk_max_bytes,
+                settings.dir,
+                max_bytes=byte_limit(settings.disk_max_size_mb),
                 policy=settings.eviction_policy,
-                codec=settings.compression,
+                codec=self._codec,
                 memory_map=settings.memory_map,
                 min_free_mb=settings.disk_min_free_mb,
             )
@@ -436,7 +444,8 @@ class CacheManager:
 
     def get_status(self) -> dict[str, Any]:
         """A JSON-ready snapshot: settings, whether closed, and :meth:`get_stats`."""
-        return {**self._settings.to_dict(), "closed": self._closed, **self.get_stats().to_dict()}
+        settings = settings_status(self._settings, self._codec)
+        return {**settings, "closed": self._closed, **self.get_stats().to_dict()}
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
@@ -458,7 +467,7 @@ class CacheManager:
     def __reduce__(self) -> tuple[Any, ...]:
         # Workers of a process pool get a cache on the same directory, with an empty
         # memory tier of their own.
-        return (_reopen, (self._settings.arguments(),))
+        return (_reopen, (rebuild_arguments(self._settings),))
 
     def __repr__(self) -> str:
         where = "memory" if self.cache_dir is None else f"memory+disk at {str(self.cache_dir)!r}"
@@ -484,7 +493,8 @@ class CacheManager:
             if tier in self._warned:
                 return
             self._warned.add(tier)
-        limit = self._settings.max_bytes if tier == "memory" else self._settings.disk_max_bytes
+        mib = self._settings.max_size_mb if tier == "memory" else self._settings.disk_max_size_mb
+        limit = byte_limit(mib)
         message = rejection_message(tier, key, value, size=size, limit=limit, kept=kept)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 

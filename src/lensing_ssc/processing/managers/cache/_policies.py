@@ -1,4 +1,4 @@
-"""Eviction policies: names, validation, and the O(1) frequency index behind ``lfu``.
+"""Eviction policies: their names and the O(1) frequency index behind ``lfu``.
 
 ``lru`` and ``fifo`` need no structure of their own: the memory tier keeps its entries in
 an ``OrderedDict`` whose order *is* the policy (``lru`` moves an entry to the end on every
@@ -9,7 +9,8 @@ all O(1) (the scheme of Shah, Mitra and Matani, "An O(1) algorithm for implement
 LFU cache eviction scheme", 2010). Ties go to the key that entered its bucket first, i.e.
 the least recently used among the least frequently used.
 
-The disk tier orders victims in SQL instead (:mod:`._index`).
+The disk tier orders victims in SQL instead (:mod:`._index`). Which names a setting may
+take is checked by the config's ``cache`` section, not here.
 """
 
 from __future__ import annotations
@@ -18,25 +19,9 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Literal
 
-from lensing_ssc.core.base.exceptions import ConfigError
-
-__all__ = ["POLICIES", "EvictionPolicy", "FrequencyIndex", "check_policy"]
+__all__ = ["EvictionPolicy", "FrequencyIndex"]
 
 EvictionPolicy = Literal["lru", "lfu", "fifo"]
-POLICIES: tuple[str, ...] = ("lru", "lfu", "fifo")
-
-
-def check_policy(policy: object) -> EvictionPolicy:
-    """Return ``policy`` lower-cased if it names a policy, else raise ``ConfigError``."""
-    name = policy.lower() if isinstance(policy, str) else policy
-    if name == "lru" or name == "lfu" or name == "fifo":
-        return name
-    raise ConfigError(
-        f"unknown eviction policy {policy!r}",
-        value=policy,
-        field="cache.eviction_policy",
-        hint=f"choose one of: {', '.join(POLICIES)}",
-    )
 
 
 class _Bucket:

@@ -1,100 +1,40 @@
-"""The CacheManager's settings: explicit arguments over a config's ``cache`` section.
+"""The CacheManager's per-call checks and the values it derives from its settings.
 
-Resolves and validates the constructor's arguments into one frozen :class:`Settings`
-(explicit argument, else ``config.cache``, else the section's defaults), and checks the
-per-call arguments ``ttl`` and ``tags``. Limits and TTLs that are not positive, and a
-negative free-space reserve, raise ``ConfigError`` naming the field; bad per-call values
-raise ``CacheError``.
+The settings themselves are the config's ``cache`` section, resolved by
+:func:`lensing_ssc.core.config.resolve_settings` (explicit argument, else ``config.cache``,
+else the section's defaults), which also states their bounds: a bad one raises
+``ConfigError`` naming the field. Here: the checks of per-call arguments (``ttl``, ``tags``,
+``shrink``'s target), which raise ``CacheError``; byte limits from MiB; the arguments that
+rebuild a manager in a worker; the settings part of ``get_status()``; the rejection warning.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import math
-import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lensing_ssc.core.base.exceptions import CacheError, ConfigError
+from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.config import CacheSection
-from lensing_ssc.core.io import resolve_codec
-
-from ._policies import EvictionPolicy, check_policy
-from ._values import MemoryMap
-
-if TYPE_CHECKING:
-    from lensing_ssc.core.config import ProcessingConfig
 
 __all__ = [
-    "FROM_CONFIG",
-    "FromConfig",
-    "Settings",
+    "byte_limit",
     "check_tags",
     "check_ttl",
     "gil_enabled",
+    "rebuild_arguments",
     "rejection_message",
+    "settings_status",
     "shrink_target",
 ]
 
 MB = 1024 * 1024
 
 
-class FromConfig(enum.Enum):
-    """Marks an argument left to the config, where ``None`` is a meaningful value."""
-
-    FROM_CONFIG = "from config"
-
-
-FROM_CONFIG = FromConfig.FROM_CONFIG
-
-
 def gil_enabled() -> bool:
     """Whether this interpreter runs with the GIL (always, before Python 3.13)."""
     probe = getattr(sys, "_is_gil_enabled", None)
     return True if probe is None else bool(probe())
-
-
-def _positive(name: str, value: Any, *, integer: bool = False) -> Any:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ConfigError(
-            f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}",
-            value=value,
-            field=f"cache.{name}",
-            hint="e.g. max_size_mb=512, max_entries=1000, default_ttl=3600",
-        )
-    return value
-
-
-def _check_reserve(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ConfigError(
-            f"disk_min_free_mb must be a finite number of MiB (0 or more) or None, got {value!r}",
-            value=value,
-            field="cache.disk_min_free_mb",
-            hint="e.g. disk_min_free_mb=2048 keeps 2 GiB free, 0 keeps nothing free, None "
-            "keeps the smaller of 1 GiB and 10 % of the filesystem",
-        )
-    return float(value)
-
-
-def _check_memory_map(value: Any) -> MemoryMap:
-    if isinstance(value, bool):
-        return value
-    if value == "verify":
-        return "verify"
-    raise ConfigError(
-        f"memory_map must be True, False or 'verify', got {value!r}",
-        value=value,
-        field="cache.memory_map",
-        hint="memory_map='verify' maps large arrays and checks their digest",
-    )
 
 
 def check_ttl(ttl: Any) -> float:
@@ -166,80 +106,18 @@ def rejection_message(
     )
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of a CacheManager, resolved and validated."""
+def byte_limit(mib: float) -> int:
+    """A tier's byte limit from its setting in MiB (``max_size_mb``, ``disk_max_size_mb``)."""
+    return int(mib * MB)
 
-    max_size_mb: float
-    max_entries: int
-    eviction_policy: EvictionPolicy
-    cache_dir: Path | None
-    compression: str
-    default_ttl: float | None
-    disk_max_size_mb: float
-    disk_min_free_mb: float | None
-    memory_map: MemoryMap
-    lease_ttl: float
 
-    @classmethod
-    def resolve(
-        cls,
-        *,
-        max_size_mb: float | None,
-        max_entries: int | None,
-        eviction_policy: str | None,
-        cache_dir: str | os.PathLike[str] | FromConfig | None,
-        compression: str | bool | None,
-        default_ttl: float | FromConfig | None,
-        disk_max_size_mb: float | None,
-        disk_min_free_mb: float | FromConfig | None,
-        memory_map: bool | str,
-        lease_ttl: float,
-        config: ProcessingConfig | None,
-    ) -> Settings:
-        """Explicit arguments first, then ``config.cache``, then the section's defaults."""
-        section = config.cache if config is not None else CacheSection()
-        if cache_dir is FROM_CONFIG:
-            cache_dir = config.cache_dir if config is not None else None
-        if default_ttl is FROM_CONFIG:
-            default_ttl = section.default_ttl
-        if disk_min_free_mb is FROM_CONFIG:
-            disk_min_free_mb = section.disk_min_free_mb
-        size = section.max_size_mb if max_size_mb is None else max_size_mb
-        entries = section.max_entries if max_entries is None else max_entries
-        disk = section.disk_max_size_mb if disk_max_size_mb is None else disk_max_size_mb
-        codec = section.compression if compression is None else compression
-        return cls(
-            max_size_mb=float(_positive("max_size_mb", size)),
-            max_entries=_positive("max_entries", entries, integer=True),
-            eviction_policy=check_policy(eviction_policy or section.eviction_policy),
-            cache_dir=None if cache_dir is None else Path(cache_dir),
-            compression=resolve_codec(codec).name,
-            default_ttl=None
-            if default_ttl is None
-            else float(_positive("default_ttl", default_ttl)),
-            disk_max_size_mb=float(_positive("disk_max_size_mb", disk)),
-            disk_min_free_mb=_check_reserve(disk_min_free_mb),
-            memory_map=_check_memory_map(memory_map),
-            lease_ttl=float(_positive("lease_ttl", lease_ttl)),
-        )
+def rebuild_arguments(settings: CacheSection) -> dict[str, Any]:
+    """Constructor arguments that rebuild a manager with ``settings`` (in a worker process)."""
+    return {"cache_dir": settings.dir, **settings.model_dump(exclude={"dir", "disk"})}
 
-    @property
-    def max_bytes(self) -> int:
-        """The memory tier's byte limit."""
-        return int(self.max_size_mb * MB)
 
-    @property
-    def disk_max_bytes(self) -> int:
-        """The disk tier's byte limit."""
-        return int(self.disk_max_size_mb * MB)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready ``dict`` (the directory as a string)."""
-        data = dataclasses.asdict(self)
-        data["cache_dir"] = None if self.cache_dir is None else str(self.cache_dir)
-        return data
-
-    def arguments(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild a manager with these settings."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+def settings_status(settings: CacheSection, codec: str) -> dict[str, Any]:
+    """The settings in ``get_status()``: JSON-ready, with the codec ``compression`` chose."""
+    data = settings.model_dump(mode="json", exclude={"dir", "disk"})
+    directory = None if settings.dir is None else str(settings.dir)
+    return {**data, "cache_dir": directory, "compression": codec}

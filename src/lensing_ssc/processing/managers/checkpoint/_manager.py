@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.core.config import ProcessingConfig
+from lensing_ssc.core.config import CheckpointSection, ProcessingConfig, resolve_settings
 from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing.managers.checkpoint._background import BackgroundSaver, BufferPool
 from lensing_ssc.processing.managers.checkpoint._format import DamagedError
@@ -52,7 +52,6 @@ from lensing_ssc.processing.managers.checkpoint._writing import (
     IdClock,
     Snapshot,
     maintain,
-    merge_settings,
     take_snapshot,
     write_snapshot,
 )
@@ -77,11 +76,13 @@ class CheckpointManager:
         allow_pickle: Whether loading may unpickle pieces that were not plain data.
         read_only: Only read (list, load, verify): nothing is created or cleaned up.
         config: A :class:`ProcessingConfig`; explicit arguments override its
-            ``checkpoint`` section.
+            ``checkpoint`` section, and arguments left ``None`` come from it (else from
+            the section's defaults).
 
     Raises:
         CheckpointError: The directory cannot be created or written (says which and why).
-        ConfigError: An invalid setting (names the field).
+        ConfigError: An invalid setting, naming the field (``checkpoint.max_checkpoints``),
+            the value and the allowed range.
         ModuleNotFoundError: The named codec's package is not installed.
 
     Example:
@@ -105,8 +106,14 @@ class CheckpointManager:
         read_only: bool = False,
         config: ProcessingConfig | None = None,
     ) -> None:
-        self.settings = section = merge_settings(
+        if checkpoint_dir is None:
+            checkpoint_dir = (config or ProcessingConfig()).checkpoint_dir
+        self.checkpoint_dir = root = Path(checkpoint_dir).expanduser()
+        self.settings = section = resolve_settings(
+            CheckpointSection,
             config,
+            none_is_not_given=True,
+            dir=root,
             max_checkpoints=max_checkpoints,
             compression=compression,
             format=format,
@@ -115,11 +122,6 @@ class CheckpointManager:
             allow_pickle=allow_pickle,
         )
         self._codec = resolve_codec(section.compression).name
-        if checkpoint_dir is not None:
-            root = Path(checkpoint_dir).expanduser()
-        else:
-            root = (config or ProcessingConfig()).checkpoint_dir
-        self.checkpoint_dir = root
         self.read_only = read_only
         self._store = CheckpointStore(root)
         self._lock = threading.Lock()

@@ -25,7 +25,7 @@ import numpy as np
 
 from lensing_ssc._version import __version__
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.core.config import CheckpointSection, ProcessingConfig
+from lensing_ssc.core.config import CheckpointSection
 from lensing_ssc.core.io import hash_bytes
 from lensing_ssc.processing.managers.checkpoint._encode import EncodedState, Piece, encode_state
 from lensing_ssc.processing.managers.checkpoint._format import (
@@ -42,7 +42,6 @@ __all__ = [
     "IdClock",
     "Snapshot",
     "maintain",
-    "merge_settings",
     "retention_victims",
     "take_snapshot",
     "write_snapshot",
@@ -50,26 +49,6 @@ __all__ = [
 
 INLINE_LIMIT = 4096  # bytes; smaller arrays, bytes and pickles stay in the manifest
 _PIPELINE_ABOVE = 16 << 20  # bytes; larger snapshots hash the next piece while writing one
-
-
-def merge_settings(config: ProcessingConfig | None, **explicit: Any) -> CheckpointSection:
-    """The config's ``checkpoint`` section with every explicit (non-``None``) value applied.
-
-    ``compression=True``/``False`` mean ``"auto"``/``"none"``.
-
-    Raises:
-        ConfigError: An invalid value, naming the field.
-    """
-    section = (config.checkpoint if config is not None else CheckpointSection()).model_copy()
-    compression = explicit.get("compression")
-    if isinstance(compression, bool):
-        explicit["compression"] = "auto" if compression else "none"
-    if explicit.get("keep_tags") is not None:
-        explicit["keep_tags"] = list(explicit["keep_tags"])
-    for name, value in explicit.items():
-        if value is not None:
-            setattr(section, name, value)  # validated: ConfigError naming the field
-    return section
 
 
 class IdClock:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lensing_ssc.core.base.exceptions import LoggingError
+from lensing_ssc.core.config import NOT_GIVEN, LoggingSection, NotGiven, resolve_settings
 from lensing_ssc.processing.managers.log import _loggers as _log_loggers
 from lensing_ssc.processing.managers.log import _process_events as _log_process
 from lensing_ssc.processing.managers.log._context import (
@@ -44,12 +45,9 @@ from lensing_ssc.processing.managers.log._context import (
 from lensing_ssc.processing.managers.log._format import make_formatter
 from lensing_ssc.processing.managers.log._operations import OperationLog
 from lensing_ssc.processing.managers.log._settings import (
-    UNSET,
-    LogSettings,
     LogStats,
     LogWorkerConfig,
-    Unset,
-    resolve_settings,
+    level_number,
 )
 from lensing_ssc.processing.managers.log._sinks import (
     Archiver,
@@ -102,21 +100,27 @@ class LogManager:
         file_path: Log file (parents created); default ``config.log_file``, else no file.
         format_type: ``standard``, ``json`` or ``detailed``; default ``standard``.
         max_bytes: Rotate before the file passes this size; ``None``: never. Default 10 MiB.
-        backup_count: Rotated files kept; ``0`` turns rotation off (as in the stdlib).
+        backup_count: Rotated files kept (default 5); ``0`` turns rotation off (as in the
+            stdlib).
         console: Also write to stderr (default ``True``).
         compress_rotated: Gzip rotated files off the writer's path (default ``True``).
-        retention_days: Delete rotated files older than this (default: keep).
+        retention_days: Delete rotated files older than this; ``None`` (default): keep.
         capture: Names of further loggers to write for (e.g. your own package).
         capture_root: Write for the root logger, i.e. every library (sets its level).
         propagate: Also pass ``lensing_ssc`` records on to the root logger's handlers.
-        flush_interval: Seconds between the writer's rounds (the most a SIGKILL can lose).
-        queue_size: Records waiting before callers wait for the writer.
-        timing_level: Level of timing records.
+        flush_interval: Seconds between the writer's rounds (the most a SIGKILL can lose);
+            default 0.1.
+        queue_size: Records waiting before callers wait for the writer (default 20000).
+        timing_level: Level of timing records (default ``INFO``).
         handle_sigterm: Write every record on SIGTERM, then defer to the previous handler.
-        config: A ``ProcessingConfig``; its ``logging`` section gives the defaults.
+        config: A ``ProcessingConfig``; its ``logging`` section gives every setting not
+            given here (arguments left ``None``; ``max_bytes`` and ``retention_days`` left
+            out), else the section's defaults.
 
     Raises:
-        LoggingError: unknown level or format, a bad number, an unwritable log path.
+        ConfigError: a bad setting (an unknown level or format, a number out of range),
+            naming the field (``logging.level``), the value and what is allowed.
+        LoggingError: an unwritable log path; ``handle_sigterm`` outside the main thread.
     """
 
     _sigterm: _log_process.SigtermChain | None
@@ -127,24 +131,28 @@ class LogManager:
         file_path: str | Path | None = None,
         format_type: str | None = None,
         *,
-        max_bytes: int | Unset | None = UNSET,
+        max_bytes: int | NotGiven | None = NOT_GIVEN,
         backup_count: int | None = None,
         console: bool | None = None,
         compress_rotated: bool | None = None,
-        retention_days: float | Unset | None = UNSET,
-        capture: Iterable[str] = (),
-        capture_root: bool = False,
-        propagate: bool = False,
-        flush_interval: float = 0.1,
-        queue_size: int = 20_000,
-        timing_level: str | int = "INFO",
-        handle_sigterm: bool = False,
+        retention_days: float | NotGiven | None = NOT_GIVEN,
+        capture: Iterable[str] | None = None,
+        capture_root: bool | None = None,
+        propagate: bool | None = None,
+        flush_interval: float | None = None,
+        queue_size: int | None = None,
+        timing_level: str | int | None = None,
+        handle_sigterm: bool | None = None,
         config: ProcessingConfig | None = None,
     ) -> None:
+        if file_path is None and config is not None:
+            file_path = config.log_file
         settings = resolve_settings(
+            LoggingSection,
+            config,
             level=level,
-            file_path=file_path,
-            format_type=format_type,
+            file=file_path,
+            format=format_type,
             max_bytes=max_bytes,
             backup_count=backup_count,
             console=console,
@@ -157,7 +165,6 @@ class LogManager:
             queue_size=queue_size,
             timing_level=timing_level,
             handle_sigterm=handle_sigterm,
-            config=config,
         )
         if settings.handle_sigterm:
             _log_process.SigtermChain.check_main_thread()
@@ -165,7 +172,7 @@ class LogManager:
         self._archiver: Archiver | None = None
         self._file: RotatingFileSink | None = None
         sinks: list[Sink] = []
-        if settings.file_path is not None:
+        if settings.file is not None:
             self._file, self._archiver = open_log_file(settings, self._report)
             sinks.append(self._file)
         if settings.console:
@@ -180,13 +187,14 @@ class LogManager:
         self._pipeline.report(what, exc)
 
     def _setup(
-        self, settings: LogSettings, sinks: list[Sink], worker: LogWorkerConfig | None
+        self, settings: LoggingSection, sinks: list[Sink], worker: LogWorkerConfig | None
     ) -> None:
         self._worker = worker
         self._closed = False
         self._lock = threading.Lock()
         self._sigterm = None
-        formatter = make_formatter(settings.format_type)
+        level = level_number(settings.level)
+        formatter = make_formatter(settings.format)
         if worker is not None:
             formatter.static_fields = dict(worker.fields)
         self._pipeline = LogPipeline(
@@ -195,12 +203,14 @@ class LogManager:
             flush_interval=settings.flush_interval,
             queue_size=settings.queue_size,
         )
-        self._handler = EnqueueHandler(self._pipeline, settings.level)
+        self._handler = EnqueueHandler(self._pipeline, level)
         self._link = WorkerLink(self._pipeline, self._handler, worker, self.close)
         self._points = _log_loggers.attachment_points(settings.capture, settings.capture_root)
         self._timings = TimingRecorder()
         self.performance = PerformanceLogger(
-            logging.getLogger(f"{_PACKAGE}.performance"), self._timings, settings.timing_level
+            logging.getLogger(f"{_PACKAGE}.performance"),
+            self._timings,
+            level_number(settings.timing_level),
         )
         self._ops = OperationLog(
             logging.getLogger(f"{_PACKAGE}.operations"),
@@ -210,7 +220,7 @@ class LogManager:
         )
         self._pipeline.start()
         entry = _log_loggers.Attachment(
-            self._handler, settings.level, None if settings.capture_root else settings.propagate
+            self._handler, level, None if settings.capture_root else settings.propagate
         )
         for name in self._points:
             _log_loggers.attach(name, entry)
@@ -308,9 +318,9 @@ class LogManager:
         """JSON-ready snapshot: settings, state and ``get_stats()``."""
         s = self._settings
         return {
-            "level": logging.getLevelName(s.level),
-            "format": s.format_type,
-            "file": str(s.file_path) if s.file_path and self._worker is None else None,
+            "level": logging.getLevelName(level_number(s.level)),
+            "format": s.format,
+            "file": str(s.file) if s.file and self._worker is None else None,
             "console": s.console and self._worker is None,
             "worker": self._worker is not None,
             "closed": self._closed,
@@ -410,6 +420,7 @@ class LogManager:
         self.close()
 
     def __repr__(self) -> str:
-        where = "worker" if self._worker else (self._settings.file_path or "console")
+        where = "worker" if self._worker else (self._settings.file or "console")
         state = "closed" if self._closed else "open"
-        return f"<LogManager {logging.getLevelName(self._settings.level)} {where} ({state})>"
+        level = logging.getLevelName(level_number(self._settings.level))
+        return f"<LogManager {level} {where} ({state})>"

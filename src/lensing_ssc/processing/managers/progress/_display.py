@@ -129,7 +129,7 @@ class PlainDisplay:
     def _write(self, row: ProgressSnapshot, depth: int, text: str) -> None:
         line = "  " * depth + text
         if self._logger is not None:
-            status = row.as_dict()
+            status = row.to_dict()
             del status["children"]
             self._logger.info(line, extra={"progress": status})
             return

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from lensing_ssc.core.base.exceptions import ConfigError, ProgressError
-from lensing_ssc.core.config import ProcessingConfig, ProgressSection
+from lensing_ssc.core.config import ProcessingConfig, ProgressSection, resolve_settings
 from lensing_ssc.processing.managers.progress._clock import Number, check_total
 from lensing_ssc.processing.managers.progress._display import NullDisplay
 from lensing_ssc.processing.managers.progress._reporter import ProgressReporter
@@ -71,24 +71,15 @@ def _enabled_from_env(environ: Mapping[str, str]) -> bool | None:
     )
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(
-            f"progress {name} must be a number > 0, got {value!r}",
-            value=value,
-            hint=f"e.g. {name}=30" if name == "heartbeat_interval" else f"e.g. {name}=4",
-            field=f"progress.{name}",
-        )
-    return float(value)
-
-
 class ProgressManager(ProgressTask):
     """Progress of a job: the root task, its display and its persistence.
 
     Args:
         total: Items expected, or ``None`` when unknown (``track()`` can fill it in).
         description: The root task's name in the display.
-        config: Takes ``progress.enabled``, ``heartbeat_interval``, ``refresh_per_second``.
+        config: Takes ``progress.enabled``, ``heartbeat_interval``, ``refresh_per_second``;
+            explicit arguments win, arguments left ``None`` come from it (else from the
+            section's defaults).
         enabled: Show anything at all. Overrides ``LENSING_SSC_PROGRESS__ENABLED``, which
             overrides the config.
         file: Where to draw; default ``sys.stderr``. A terminal gets live bars, anything
@@ -101,7 +92,8 @@ class ProgressManager(ProgressTask):
 
     Raises:
         ProgressError: ``total`` is negative or not a number.
-        ConfigError: a setting is invalid, or the environment switch is not a boolean.
+        ConfigError: a setting is invalid, naming the field (``progress.heartbeat_interval``),
+            the value and the allowed range; or the environment switch is not a boolean.
     """
 
     def __init__(
@@ -130,30 +122,25 @@ class ProgressManager(ProgressTask):
                 hint="pass log_manager.get_logger(name) or logging.getLogger(name)",
                 field="progress.logger",
             )
-        section = config.progress if config is not None else ProgressSection()
-        if enabled is None:
-            from_env = _enabled_from_env(os.environ)
-            enabled = section.enabled if from_env is None else from_env
-        interval = _positive(
-            "heartbeat_interval",
-            section.heartbeat_interval if heartbeat_interval is None else heartbeat_interval,
-        )
-        per_second = _positive(
-            "refresh_per_second",
-            section.refresh_per_second if refresh_per_second is None else refresh_per_second,
+        settings = resolve_settings(
+            ProgressSection,
+            config,
+            enabled=_enabled_from_env(os.environ) if enabled is None else enabled,
+            heartbeat_interval=heartbeat_interval,
+            refresh_per_second=refresh_per_second,
         )
         self._clock = clock if clock is not None else time.monotonic
         super().__init__(TaskTree(self._clock), description or "progress", check_total(total), None)
         self._logger = logger
         self._display = choose_display(
             file if file is not None else sys.stderr,
-            enabled=bool(enabled),
+            enabled=settings.enabled,
             logger=logger,
-            heartbeat_interval=interval,
+            heartbeat_interval=settings.heartbeat_interval,
         )
-        self._tick_seconds = 1.0 / per_second
+        self._tick_seconds = 1.0 / settings.refresh_per_second
         if self._display.mode == "plain":
-            self._tick_seconds = min(self._tick_seconds, interval)
+            self._tick_seconds = min(self._tick_seconds, settings.heartbeat_interval)
         self._callbacks: list[Callback] = []
         self._last_key: tuple[Any, ...] | None = None
         self._render_lock = threading.RLock()
@@ -278,7 +265,7 @@ class ProgressManager(ProgressTask):
         ``elapsed``, ``paused``, ``finished``, ``resumed_from``, ``children`` and ``display``.
         """
         self._tree.drain()
-        status = self.snapshot().as_dict()
+        status = self.snapshot().to_dict()
         status["display"] = self._display.mode
         return status
 

@@ -46,7 +46,7 @@ class ProgressSnapshot:
     resumed_from: Number | None = None
     children: tuple[ProgressSnapshot, ...] = field(default=())
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON-ready view: plain numbers, strings, ``None`` and nested lists."""
         return {
             "name": self.name,
@@ -59,7 +59,7 @@ class ProgressSnapshot:
             "paused": self.paused,
             "finished": self.finished,
             "resumed_from": self.resumed_from,
-            "children": [child.as_dict() for child in self.children],
+            "children": [child.to_dict() for child in self.children],
         }
 
     def progress_key(self) -> tuple[Any, ...]:

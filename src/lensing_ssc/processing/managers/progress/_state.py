@@ -32,19 +32,19 @@ class SavedTask:
     elapsed: float
     children: tuple[SavedTask, ...] = ()
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """This task and its subtasks as plain JSON values."""
         return {
             "name": self.name,
             "current": self.current,
             "total": self.total,
             "elapsed": self.elapsed,
-            "children": [child.as_dict() for child in self.children],
+            "children": [child.to_dict() for child in self.children],
         }
 
     def to_state(self) -> dict[str, Any]:
         """The whole saved tree with its format tag and version, as ``export_state`` returns."""
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "root": self.as_dict()}
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "root": self.to_dict()}
 
 
 def _bad(path: str, message: str, value: Any) -> ProgressError:

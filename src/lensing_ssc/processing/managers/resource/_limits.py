@@ -51,7 +51,7 @@ class MemoryLimit:
     limit_mb: float
     source: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: ``{"limit_mb": ..., "source": ...}``."""
         return {"limit_mb": self.limit_mb, "source": self.source}
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lensing_ssc.core.base.exceptions import ResourceError
+from lensing_ssc.core.config import ResourcesSection, resolve_settings
 from lensing_ssc.processing.managers.resource._alerts import CallbackList
 from lensing_ssc.processing.managers.resource._limits import (
     CgroupReader,
@@ -41,7 +42,7 @@ from lensing_ssc.processing.managers.resource._monitor import PeriodicThread
 from lensing_ssc.processing.managers.resource._replay import ReplaySampler
 from lensing_ssc.processing.managers.resource._report import render_report
 from lensing_ssc.processing.managers.resource._sampling import Sampler, UsageSampler
-from lensing_ssc.processing.managers.resource._settings import resolve_settings
+from lensing_ssc.processing.managers.resource._settings import watched_directory
 from lensing_ssc.processing.managers.resource._usage import (
     LimitReport,
     ResourceUsage,
@@ -90,9 +91,11 @@ class ResourceManager:
         history_size: Samples kept in the ring buffer (default 3600).
         graceful_stop: On a breach, request a stop (``stop_requested``, stop callbacks)
             so the main thread can checkpoint and exit before the OOM killer strikes.
-        disk_path: Directory whose filesystem is watched; default the config's ``run_dir``
-            (or the current directory), or its nearest existing parent.
-        config: Settings read from ``config.resources``; explicit arguments win.
+        disk_path: Directory whose filesystem is watched; default ``resources.disk_path``,
+            else the config's ``run_dir`` (or the current directory), or its nearest
+            existing parent.
+        config: Settings read from ``config.resources``; explicit arguments win, and
+            arguments left ``None`` come from it (else from the section's defaults).
         cgroup_root: Where the cgroup filesystems are mounted.
         proc_cgroup: The file listing this process's cgroups.
         sampler: Takes the samples (closed by :meth:`close`); the built-in one reads
@@ -110,8 +113,9 @@ class ResourceManager:
         >>> rm.close()
 
     Raises:
-        ResourceError: for a limit <= 0, a warning fraction outside (0, 1), an interval
-            <= 0 or a ``disk_path`` that does not exist, naming the value.
+        ConfigError: for a limit <= 0, a warning fraction outside (0, 1), an interval
+            <= 0 or a ``disk_path`` that does not exist, naming the field
+            (``resources.memory_limit_mb``), the value and the allowed range.
     """
 
     def __init__(
@@ -133,23 +137,26 @@ class ResourceManager:
         proc_cgroup: str | Path = "/proc/self/cgroup",
         sampler: Sampler | None = None,
     ) -> None:
-        explicit = {
-            "memory_limit_mb": memory_limit_mb,
-            "memory_limit_percent": memory_limit_percent,
-            "cpu_limit_percent": cpu_limit_percent,
-            "disk_limit_percent": disk_limit_percent,
-            "disk_min_free_gb": disk_min_free_gb,
-            "swap_limit_percent": swap_limit_percent,
-            "monitor_interval": monitor_interval,
-            "warning_fraction": warning_fraction,
-            "history_size": history_size,
-            "graceful_stop": graceful_stop,
-        }
-        self.settings = resolve_settings(explicit, disk_path, config)
-        self._cgroups = CgroupReader(cgroup_root, proc_cgroup)
-        self._sampler: Sampler = (
-            UsageSampler(self.settings.disk_path) if sampler is None else sampler
+        settings = resolve_settings(
+            ResourcesSection,
+            config,
+            none_is_not_given=True,
+            memory_limit_mb=memory_limit_mb,
+            memory_limit_percent=memory_limit_percent,
+            cpu_limit_percent=cpu_limit_percent,
+            disk_limit_percent=disk_limit_percent,
+            disk_min_free_gb=disk_min_free_gb,
+            swap_limit_percent=swap_limit_percent,
+            monitor_interval=monitor_interval,
+            warning_fraction=warning_fraction,
+            history_size=history_size,
+            graceful_stop=graceful_stop,
+            disk_path=disk_path,
         )
+        watched = watched_directory(settings.disk_path, config)
+        self.settings = settings.model_copy(update={"disk_path": watched})
+        self._cgroups = CgroupReader(cgroup_root, proc_cgroup)
+        self._sampler: Sampler = UsageSampler(watched) if sampler is None else sampler
         self._sample_lock = threading.Lock()  # one sample at a time, recorded in order
         self._lock = threading.Lock()  # guards the recorded state below
         self._history: deque[ResourceUsage] = deque(maxlen=self.settings.history_size)
@@ -364,11 +371,11 @@ class ResourceManager:
             "monitor_interval": self.settings.monitor_interval,
             "samples": self._samples,
             "disk_path": str(self.settings.disk_path),
-            "memory_limit": self._memory_limit.as_dict() if self._memory_limit else None,
-            "memory_limits": [limit.as_dict() for limit in self._memory_limits],
-            "thresholds": self.thresholds.as_dict(),
-            "current": report.usage.as_dict() if report else None,
-            "peak": peak.as_dict() if peak else None,
+            "memory_limit": self._memory_limit.to_dict() if self._memory_limit else None,
+            "memory_limits": [limit.to_dict() for limit in self._memory_limits],
+            "thresholds": self.thresholds.to_dict(),
+            "current": report.usage.to_dict() if report else None,
+            "peak": peak.to_dict() if peak else None,
             "warnings": dict(report.warnings) if report else {},
             "exceeded": dict(report.exceeded) if report else {},
             "graceful_stop": self.settings.graceful_stop,

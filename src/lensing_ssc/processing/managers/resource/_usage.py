@@ -56,7 +56,7 @@ class ResourceUsage:
             return None
         return self.memory_mb / self.memory_limit_mb
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of every figure, ``memory_fraction`` included."""
         view = dataclasses.asdict(self)
         view["memory_fraction"] = self.memory_fraction
@@ -79,7 +79,7 @@ class Thresholds:
     swap_percent: float | None = None
     warning_fraction: float = 0.8
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the thresholds."""
         return dataclasses.asdict(self)
 
@@ -107,10 +107,10 @@ class LimitReport:
         """``True`` when no limit is exceeded (warnings allowed)."""
         return not self.exceeded
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: the usage, warnings and exceeded limits."""
         return {
-            "usage": self.usage.as_dict(),
+            "usage": self.usage.to_dict(),
             "warnings": dict(self.warnings),
             "exceeded": dict(self.exceeded),
         }
