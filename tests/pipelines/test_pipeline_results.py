@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 needs_h5py = pytest.mark.skipif(h5py is None, reason="needs h5py")
 
+
 META = {
     "meta/lensing_ssc_version": "0",
     "meta/config": json.dumps({"run_dir": "runs/x"}),
@@ -47,7 +48,16 @@ def test_a_results_shaped_npz_reads_back(tmp_path: Path) -> None:
     assert results["meta/lensing_ssc_version"] == "0"
 
 
-@pytest.mark.parametrize("name", ["patch_statistics.h5", "patch_statistics.npz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            "patch_statistics.h5",
+            marks=needs_h5py,
+        ),
+        "patch_statistics.npz",
+    ],
+)
 def test_missing_file_is_an_analysis_error_naming_the_path(tmp_path: Path, name: str) -> None:
     """A path that does not exist raises AnalysisError with the path and where runs write it."""
     path = tmp_path / "results" / name

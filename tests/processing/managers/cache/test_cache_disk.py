@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sqlite3
 import time
@@ -15,6 +16,11 @@ from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import temp_name_for
 from lensing_ssc.processing.managers import CacheManager
 from lensing_ssc.processing.managers.cache._disk import INLINE_LIMIT
+
+_NEEDS_ZSTANDARD = pytest.mark.skipif(
+    importlib.util.find_spec("zstandard") is None, reason="needs zstandard"
+)
+_NEEDS_LZ4 = pytest.mark.skipif(importlib.util.find_spec("lz4") is None, reason="needs lz4")
 
 
 def _value_files(directory: Path) -> list[Path]:
@@ -169,7 +175,22 @@ def test_non_durable_puts_skip_fsync_and_a_lost_file_is_a_miss(
         assert "fast" not in cache
 
 
-@pytest.mark.parametrize("codec", ["zstd", "gzip", "lz4"])
+@pytest.mark.parametrize(
+    "codec",
+    [
+        pytest.param(
+            "zstd",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("zstandard") is None, reason="needs zstandard"
+            ),
+        ),
+        "gzip",
+        pytest.param(
+            "lz4",
+            marks=_NEEDS_LZ4,
+        ),
+    ],
+)
 def test_compressed_values_round_trip(tmp_path: Path, codec: str) -> None:
     """With compression, compressible values are smaller on disk and read back equal."""
     data = np.zeros((400, 400))

@@ -189,6 +189,7 @@ def _varied_state() -> dict[str, Any]:
 
 def test_a_thousand_random_byte_flips_are_all_detected(tmp_path: Path) -> None:
     """Any changed byte in any stored file makes verify fail and loading by id raise."""
+    pytest.importorskip("zstandard", reason="zstd needs the fast extra")
     rng = random.Random(1234)
     with CheckpointManager(tmp_path, compression="zstd") as ckpt:
         info = ckpt.save_checkpoint(_varied_state())

@@ -213,6 +213,7 @@ def test_unchanged_arrays_are_not_written_again(tmp_path: Path) -> None:
 
 def test_compression_settings(tmp_path: Path) -> None:
     """compression='none' stores raw; zstd/True shrink compressible data; noise stays raw."""
+    pytest.importorskip("zstandard", reason="zstd needs the fast extra")
     smooth = np.zeros(200_000)
     noise = np.random.default_rng(1).random(200_000)
     with CheckpointManager(tmp_path / "raw", compression=False) as ckpt:
