@@ -59,6 +59,7 @@ TOP_LEVEL_HOMES = {
         "ManagerContext",
         "ProgressManager",
         "ResourceManager",
+        "RunDir",
     ],
     "lensing_ssc.processing.runner": ["MapResult", "TaskFailure", "TaskRunner", "run_map"],
 }

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         ManagerContext,
         ProgressManager,
         ResourceManager,
+        RunDir,
     )
     from lensing_ssc.processing.runner import MapResult, TaskFailure, TaskRunner, run_map
 
@@ -80,6 +81,7 @@ _HOMES = {
         "ManagerContext",
         "ProgressManager",
         "ResourceManager",
+        "RunDir",
     ),
     "lensing_ssc.processing.runner": ("MapResult", "TaskFailure", "TaskRunner", "run_map"),
 }
@@ -105,6 +107,7 @@ __all__ = [
     "ProgressManager",
     "ResourceError",
     "ResourceManager",
+    "RunDir",
     "TaskFailure",
     "TaskRunner",
     "__version__",
