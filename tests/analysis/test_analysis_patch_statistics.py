@@ -9,6 +9,7 @@ from lensing_ssc.analysis import (
     StatisticsSettings,
     compute_patch_statistics,
     gaussian_field,
+    gaussian_smooth,
     noise_sigma,
     statistic_key,
     statistic_keys,
@@ -179,3 +180,58 @@ def test_statistic_key_rejects_wrong_combinations(args: tuple, message: str) -> 
     """Keys exist only for known statistics, with smoothing exactly for map statistics."""
     with pytest.raises(AnalysisError, match=message):
         statistic_key(*args)
+
+
+def test_subtracting_the_patch_mean_changes_map_statistics_only(patch: np.ndarray) -> None:
+    """With the mean subtracted, κ + c gives the same map statistics; spectra ignore it anyway."""
+    settings = StatisticsSettings.quick(nu_reference="global", nu_sigma=0.01)
+    kept = StatisticsSettings.from_mapping({**settings.to_dict(), "subtract_patch_mean": False})
+    shifted = patch + 0.02
+    plain = compute_patch_statistics(patch, PIXEL, settings, np.random.default_rng(1))
+    moved = compute_patch_statistics(shifted, PIXEL, settings, np.random.default_rng(1))
+    moved_kept = compute_patch_statistics(shifted, PIXEL, kept, np.random.default_rng(1))
+    for key, values in plain.items():
+        np.testing.assert_allclose(moved[key], values, rtol=1e-9, atol=1e-12, err_msg=key)
+        if key.startswith(("cl/", "bispectrum_")):
+            np.testing.assert_allclose(moved_kept[key], values, rtol=1e-9, err_msg=key)
+    # Kept, a mean of 2σ moves the PDF: its mean ν is about 2 instead of about 0.
+    pdf = moved_kept["pdf/ngal=0/smoothing=2"]
+    mean_nu = np.sum(settings.nu_centers * pdf) / np.sum(pdf)
+    assert mean_nu > 1.5
+
+
+def test_a_global_nu_sigma_puts_every_n_gal_on_one_scale(patch: np.ndarray) -> None:
+    """nu_reference 'global' divides every n_gal by nu_sigma: ν = κ_s/σ, checked on n_gal = 0."""
+    settings = StatisticsSettings.quick(
+        n_gal=[0, 30],
+        smoothing_arcmin=[2.0],
+        nu_reference="global",
+        nu_sigma=[0.005],
+        nu_min=-6,
+        nu_max=6,
+        n_nu_bins=48,
+        statistics=("pdf",),
+    )
+    for n_gal in settings.n_gal:
+        assert settings.nu_normalisation(n_gal, 2.0, PIXEL, patch.shape[0]) == ("global", 0.005)
+    pdf = compute_patch_statistics(patch, PIXEL, settings, np.random.default_rng(2))
+    smoothed = gaussian_smooth(patch - patch.mean(), PIXEL, 2.0)
+    expected, _ = np.histogram(smoothed / 0.005, bins=settings.nu_edges)
+    np.testing.assert_allclose(
+        pdf["pdf/ngal=0/smoothing=2"], expected / (patch.size * 0.25), rtol=1e-12, atol=1e-12
+    )
+    # On one scale, noise widens the distribution of ν instead of being divided out.
+    second_moment = {key: np.sum(settings.nu_centers**2 * pdf[key]) for key in pdf}
+    assert second_moment["pdf/ngal=30/smoothing=2"] > second_moment["pdf/ngal=0/smoothing=2"]
+
+
+def test_nu_normalisation_says_which_sigma_each_setting_uses() -> None:
+    """'noise' gives the noise σ for n_gal > 0 and 'map' (each patch's RMS) for n_gal = 0."""
+    settings = StatisticsSettings.quick()
+    reference, sigma = settings.nu_normalisation(30.0, 2.0, PIXEL, 128)
+    assert reference == "noise"
+    assert sigma is not None
+    assert sigma > 0
+    assert settings.nu_normalisation(0.0, 2.0, PIXEL, 128) == ("map", None)
+    by_map = StatisticsSettings.quick(nu_reference="map")
+    assert by_map.nu_normalisation(30.0, 2.0, PIXEL, 128) == ("map", None)

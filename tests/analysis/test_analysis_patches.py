@@ -186,3 +186,76 @@ def test_bad_patch_files_are_rejected(tmp_path: Path) -> None:
     (tmp_path / "junk.fits").write_bytes(b"not a fits file")
     with pytest.raises(AnalysisError, match="cannot read"):
         load_flat_patch(tmp_path / "junk.fits")
+
+
+def _cap_map(nside: int, cap_deg: float, rng: np.random.Generator) -> np.ndarray:
+    """A noise map whose pixels within ``cap_deg`` of the north pole are UNSEEN."""
+    sky = 1e-2 * rng.standard_normal(hp.nside2npix(nside))
+    theta, _ = hp.pix2ang(nside, np.arange(sky.size))
+    sky[theta < np.radians(cap_deg)] = hp.UNSEEN
+    return sky
+
+
+def test_patches_over_an_unseen_region_are_dropped_and_counted(rng: np.random.Generator) -> None:
+    """Patches touching UNSEEN pixels are dropped and counted; the rest equal the unmasked cut."""
+    sky = _cap_map(64, 40.0, rng)
+    full = cut_healpix_patches(np.where(sky == hp.UNSEEN, 0.0, sky), 30.0, 16)
+    cut = cut_healpix_patches(sky, 30.0, 16)
+    assert cut.n_dropped > 0
+    assert full.n_dropped == 0
+    assert len(cut.patches) + cut.n_dropped == len(full.patches)
+    assert np.all(cut.lat_deg < 50.0 + 21.0)  # no kept centre lies inside the cap
+    kept = np.isin(full.lat_deg, cut.lat_deg) & np.isin(full.lon_deg, cut.lon_deg)
+    np.testing.assert_array_equal(cut.patches, full.patches[kept])
+    np.testing.assert_array_equal(cut.masked_fraction, 0.0)
+
+
+def test_a_patch_just_under_the_threshold_is_kept_and_filled_with_its_observed_mean(
+    rng: np.random.Generator,
+) -> None:
+    """A patch masked at fraction f is kept at max_masked_fraction = f, filled with its mean."""
+    sky = _cap_map(64, 40.0, rng)
+    centre = ([0.0], [45.0])  # a 30° patch at latitude 45° straddles the cap's edge at 50°
+    probe = cut_healpix_patches(sky, 30.0, 32, centers=centre, max_masked_fraction=0.99)
+    [fraction] = probe.masked_fraction
+    assert 0.0 < fraction < 0.99
+    kept = cut_healpix_patches(sky, 30.0, 32, centers=centre, max_masked_fraction=fraction)
+    dropped = cut_healpix_patches(
+        sky, 30.0, 32, centers=centre, max_masked_fraction=fraction * 0.99
+    )
+    assert (len(kept.patches), kept.n_dropped) == (1, 0)
+    assert (len(dropped.patches), dropped.n_dropped) == (0, 1)
+    patch = kept.patches[0]
+    filled = patch == patch[-1, 0]  # the northern rows lie in the cap
+    assert filled.mean() == pytest.approx(fraction, abs=2 / patch.size)
+    assert patch[-1, 0] == pytest.approx(patch[~filled].mean(), rel=1e-12)
+    assert np.isfinite(patch).all()
+
+
+def test_a_mask_map_masks_like_unseen_pixels(rng: np.random.Generator) -> None:
+    """Zeros of the mask map drop the same patches as UNSEEN pixels there would."""
+    sky = _cap_map(64, 40.0, rng)
+    unseen = sky == hp.UNSEEN
+    by_mask = cut_healpix_patches(np.where(unseen, 0.0, sky), 30.0, 16, mask=~unseen)
+    by_value = cut_healpix_patches(sky, 30.0, 16)
+    assert by_mask.n_dropped == by_value.n_dropped > 0
+    np.testing.assert_array_equal(by_mask.patches, by_value.patches)
+    with pytest.raises(AnalysisError, match="the mask has shape") as info:
+        cut_healpix_patches(sky, 30.0, 16, mask=np.ones(12))
+    assert info.value.value == (12,)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, "half"])
+def test_a_max_masked_fraction_outside_zero_to_one_is_rejected(fraction: object) -> None:
+    """max_masked_fraction must be a number in [0, 1): else AnalysisError names the value."""
+    with pytest.raises(AnalysisError, match="max_masked_fraction must be") as info:
+        cut_healpix_patches(np.zeros(hp.nside2npix(16)), 30.0, 16, max_masked_fraction=fraction)  # type: ignore[arg-type]
+    assert info.value.value == fraction
+
+
+def test_an_entirely_masked_map_is_an_analysis_error() -> None:
+    """A map without one observed pixel raises AnalysisError saying it is entirely masked."""
+    sky = np.full(hp.nside2npix(16), hp.UNSEEN)
+    with pytest.raises(AnalysisError, match="entirely masked") as info:
+        cut_healpix_patches(sky, 30.0, 16)
+    assert info.value.value == sky.size

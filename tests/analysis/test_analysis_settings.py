@@ -123,3 +123,29 @@ def test_status_round_trips_through_json(
     )
     restored = StatisticsSettings.from_mapping(json.loads(json.dumps(original.to_dict())))
     assert restored == original
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"nu_reference": "global"}, "nu_reference='global' needs nu_sigma"),
+        ({"nu_sigma": [0.01]}, "nu_sigma is used only with nu_reference='global'"),
+        ({"nu_reference": "global", "nu_sigma": [0.01, 0.02, 0.03]}, "one per smoothing scale"),
+        ({"nu_reference": "global", "nu_sigma": [-0.01]}, "one positive σ"),
+        ({"subtract_patch_mean": "yes"}, "subtract_patch_mean must be true or false"),
+    ],
+)
+def test_nu_sigma_and_subtract_patch_mean_are_validated(
+    overrides: dict[str, object], message: str
+) -> None:
+    """A global ν needs one positive σ per smoothing scale; the mean switch must be a bool."""
+    with pytest.raises(AnalysisError, match=message):
+        StatisticsSettings.quick(**overrides)
+
+
+def test_one_nu_sigma_serves_every_smoothing_scale_and_round_trips() -> None:
+    """A single nu_sigma is used for every σ_s, and to_dict/from_mapping keep it."""
+    settings = StatisticsSettings.quick(nu_reference="global", nu_sigma=0.01)
+    assert settings.nu_sigma == (0.01, 0.01)
+    assert settings.subtract_patch_mean is True
+    assert StatisticsSettings.from_mapping(settings.to_dict()) == settings

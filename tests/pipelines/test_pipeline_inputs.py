@@ -70,17 +70,21 @@ def test_patch_file_patterns_expand_sorted_and_missing_files_name_themselves(
 
 
 @pytest.mark.skipif(healpy is None, reason="needs the healpix extra (healpy)")
-def test_healpix_maps_are_cut_into_patches_and_a_map_with_nans_is_recorded(
+def test_healpix_masked_patches_are_dropped_and_counted_and_a_blank_map_fails(
     tmp_path: Path, tiny_config: Factory
 ) -> None:
-    """Two HEALPix maps give Fibonacci-grid patches; a third with NaNs fails, by file name."""
+    """Patches touching NaN or UNSEEN pixels are dropped and counted; a blank map fails by name."""
     nside = 128
     rng = np.random.default_rng(3)
     paths = []
-    for name in ("a", "b", "holes"):
+    for name in ("a", "holes", "blank"):
         sky = 1e-2 * rng.standard_normal(12 * nside**2)
         if name == "holes":
+            theta, _ = healpy.pix2ang(nside, np.arange(sky.size))
+            sky[theta < math.radians(40.0)] = healpy.UNSEEN  # a northern cap
             sky[[10, 2000, 30000]] = np.nan
+        if name == "blank":
+            sky[:] = healpy.UNSEEN
         path = tmp_path / f"{name}.fits"
         healpy.write_map(str(path), sky, dtype=np.float64)
         paths.append(str(path))
@@ -98,12 +102,29 @@ def test_healpix_maps_are_cut_into_patches_and_a_map_with_nans_is_recorded(
     )
     run = run_patch_statistics(config)
     per_map = patch_centers(30.0)[0].size
-    assert (run.n_maps, run.n_patches) == (2, 2 * per_map)
+    _, lat = patch_centers(30.0)
+    # The cap reaches latitude 50°, a 30° patch's circumradius is ~20.4°: centres above 71°
+    # lie inside the cap, centres below 29° cannot touch it (the 3 NaN pixels aside).
+    inside, near = int((lat > 71.0).sum()), int((lat > 29.0).sum())
     [failure] = run.failures
     assert failure.key == "healpix/map-0002"
-    assert failure.message.startswith(f"HEALPix map {paths[2]!r}: the HEALPix map has 3 NaN")
-    assert "holes.fits" in run.summary_file.read_text()
+    assert failure.message.startswith(
+        f"HEALPix map {paths[2]!r}: the HEALPix map is entirely masked"
+    )
     results = read_results(run.results_file)
+    dropped = results["meta/dropped_patches"]
+    assert dropped["maps"].keys() == {"healpix/map-0001"}
+    n_dropped = dropped["maps"]["healpix/map-0001"]
+    assert n_dropped == dropped["total"]
+    assert 0 < inside <= n_dropped <= near + 3
+    assert (run.n_maps, run.n_patches) == (2, 2 * per_map - n_dropped)
+    assert results["sets/healpix/cl/ngal=0/samples"].shape == (2 * per_map - n_dropped, 4)
+    assert np.isfinite(results["sets/healpix/pdf/ngal=0/smoothing=60/samples"]).all()
+    summary = run.summary_file.read_text()
+    assert f"dropped     {n_dropped} patch(es) masked above max_masked_fraction" in summary
+    assert f"  healpix/map-0001: {n_dropped}" in summary
+    assert "blank.fits" in summary
     pixel = 2 * math.tan(math.radians(15.0)) / 64 * 180 * 60 / math.pi
     assert results["meta/sets"]["healpix"]["pixel_size_arcmin"] == pytest.approx(pixel)
-    assert results["sets/healpix/cl/ngal=0/samples"].shape == (2 * per_map, 4)
+    log = (config.run_dir / "logs" / "lensing_ssc.log").read_text()
+    assert f"{n_dropped} patch(es) of 1 map(s) dropped" in log

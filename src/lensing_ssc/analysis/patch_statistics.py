@@ -8,9 +8,12 @@ one ``(n, n)`` patch it
    unit-noise realisation, rescaled, serves every n_gal: each setting's noise is correct on
    its own, and differences between settings are not blurred by independent draws);
 3. measures the power spectrum and the bispectra of the noisy, unsmoothed patch;
-4. for each smoothing scale σ_s, smooths, converts to ν = κ_s/σ_ref (see
-   :class:`~lensing_ssc.analysis.settings.StatisticsSettings` ``nu_reference``) and measures
-   the PDF, peaks, minima and Minkowski functionals in one pass.
+4. for each smoothing scale σ_s, smooths, removes the smoothed patch's mean when
+   ``subtract_patch_mean`` is set (by zeroing its ℓ = 0 mode, which no ℓ bin of step 3
+   holds), converts to ν = κ_s/σ_ref (σ_ref from
+   :meth:`~lensing_ssc.analysis.settings.StatisticsSettings.nu_normalisation`: the smoothed
+   noise level, ``nu_sigma``, or the patch's own RMS) and measures the PDF, peaks, minima and
+   Minkowski functionals in one pass.
 
 Result keys (stable; the pipeline flattens them into data vectors, and they double as
 HDF5 dataset paths) are built by :func:`statistic_key`::
@@ -38,7 +41,7 @@ from numpy.fft import irfft2, rfft2
 from lensing_ssc.analysis._validation import check_patch, check_pixel_size
 from lensing_ssc.analysis.noise import noise_sigma
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
-from lensing_ssc.analysis.smoothing import gaussian_window, smoothed_white_noise_sigma
+from lensing_ssc.analysis.smoothing import gaussian_window
 from lensing_ssc.analysis.statistics import nu_bins
 from lensing_ssc.analysis.statistics.bispectrum import (
     CONFIGURATIONS,
@@ -164,11 +167,12 @@ def compute_patch_statistics(
         if not map_names:
             continue
         for smoothing in settings.smoothing_arcmin:
-            smoothed = irfft2(kappa_k * gaussian_window(n, pixel, smoothing), s=(n, n))
-            if settings.nu_reference == "noise" and sigma_pix > 0:
-                sigma_ref = smoothed_white_noise_sigma(sigma_pix, n, pixel, smoothing)
-            else:
-                sigma_ref = float(smoothed.std())
+            smoothed_k = kappa_k * gaussian_window(n, pixel, smoothing)
+            if settings.subtract_patch_mean:
+                smoothed_k[0, 0] = 0.0
+            smoothed = irfft2(smoothed_k, s=(n, n))
+            _, shared_sigma = settings.nu_normalisation(n_gal, smoothing, pixel, n)
+            sigma_ref = float(smoothed.std()) if shared_sigma is None else shared_sigma
             if not sigma_ref > 0:
                 raise AnalysisError(
                     "the patch is constant after smoothing, so ν = κ/σ is undefined",

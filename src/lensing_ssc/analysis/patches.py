@@ -12,6 +12,16 @@ HEALPix patches (needs the ``healpix`` extra: healpy, which brings astropy):
 * map values are read with bilinear interpolation (``healpy.get_interp_val``) or
   nearest-pixel lookup (``healpy.ang2pix``).
 
+Masks (:func:`cut_healpix_patches`): NaN, ±inf and ``healpy.UNSEEN`` pixels are masked, and
+so are the pixels where an optional mask map is zero (nonzero = observed). A patch pixel is
+masked when any HEALPix pixel it is read from is (with bilinear interpolation: any of the
+four neighbours with positive weight; nearest: its pixel). A patch whose masked fraction
+exceeds ``max_masked_fraction`` (default 0: any masked pixel) is dropped and counted in
+:attr:`HealpixPatches.n_dropped`; in a kept patch, masked pixels are set to the mean of the
+patch's observed pixels, which leaves the patch mean unchanged but puts a flat plateau into
+the map statistics (a spike in the PDF at the mean, no peaks inside it). A map with no
+observed pixel raises ``AnalysisError``. Maps without masked pixels are cut as before.
+
 Rows of a patch run south → north and columns west → east in the tangent plane (local
 north up, east to the right). A gnomonic square needs s < 180°; larger requests raise
 ``AnalysisError``. Statistics of the patches are in :mod:`lensing_ssc.analysis.patch_statistics`.
@@ -150,7 +160,7 @@ def patch_centers(
     return best_lon, best_lat
 
 
-def _check_healpix_map(healpix_map: Any) -> np.ndarray:
+def _healpix_array(healpix_map: Any) -> np.ndarray:
     hp = _require("healpy", "cutting HEALPix patches")
     array = np.asarray(healpix_map, dtype=np.float64)
     if array.ndim != 1 or not hp.isnpixok(array.size):
@@ -159,12 +169,35 @@ def _check_healpix_map(healpix_map: Any) -> np.ndarray:
             value=array.shape,
             hint="pass one map as read by healpy.read_map",
         )
+    return array
+
+
+def _observed(array: np.ndarray, mask: npt.ArrayLike | None) -> np.ndarray:
+    """Boolean map of observed pixels: finite, not UNSEEN, and nonzero in ``mask``."""
+    hp = _require("healpy", "cutting HEALPix patches")
+    observed = np.isfinite(array) & (array != hp.UNSEEN)
+    if mask is not None:
+        weights = np.asarray(mask, dtype=np.float64)
+        if weights.shape != array.shape:
+            raise AnalysisError(
+                f"the mask has shape {weights.shape}, the map {array.shape}",
+                value=weights.shape,
+                hint="give a mask of the map's nside and ordering (healpy.ud_grade changes nside)",
+            )
+        observed &= np.isfinite(weights) & (weights != 0) & (weights != hp.UNSEEN)
+    return observed
+
+
+def _check_healpix_map(healpix_map: Any) -> np.ndarray:
+    hp = _require("healpy", "cutting HEALPix patches")
+    array = _healpix_array(healpix_map)
     bad = ~np.isfinite(array) | (array == hp.UNSEEN)
     if bad.any():
         raise AnalysisError(
             f"the HEALPix map has {int(bad.sum())} NaN, infinite or UNSEEN pixels",
             value=int(bad.sum()),
-            hint="fill masked pixels (e.g. with 0) before cutting",
+            hint="fill masked pixels (e.g. with 0) before cutting, or cut with "
+            "cut_healpix_patches, which masks them",
         )
     return array
 
@@ -254,12 +287,16 @@ class HealpixPatches:
         lon_deg: Longitudes of the centres.
         lat_deg: Latitudes of the centres.
         pixel_size_arcmin: Flat-sky pixel side at the patch centres, 2 tan(s/2)/n.
+        masked_fraction: Fraction of masked (filled) pixels of each kept patch.
+        n_dropped: Patches dropped for a masked fraction above ``max_masked_fraction``.
     """
 
     patches: np.ndarray
     lon_deg: np.ndarray
     lat_deg: np.ndarray
     pixel_size_arcmin: float
+    masked_fraction: np.ndarray
+    n_dropped: int
 
 
 def cut_healpix_patches(
@@ -270,33 +307,100 @@ def cut_healpix_patches(
     centers: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     nest: bool = False,
     interpolation: Literal["bilinear", "nearest"] = "bilinear",
+    mask: npt.ArrayLike | None = None,
+    max_masked_fraction: float = 0.0,
 ) -> HealpixPatches:
-    """Cut non-overlapping gnomonic patches from a HEALPix κ map.
+    """Cut non-overlapping gnomonic patches from a HEALPix κ map, dropping masked ones.
 
     Args:
-        healpix_map: Full-sky map (RING order unless ``nest``), finite everywhere.
+        healpix_map: Sky map (RING order unless ``nest``); NaN, ±inf and UNSEEN pixels are
+            masked.
         patch_size_deg: Angular side s of each square patch, 0 < s < 180.
         n_pixels: Pixels on a patch side.
         centers: (lon, lat) in degrees; default :func:`patch_centers` of ``patch_size_deg``.
         nest: Whether the map is in NESTED order.
         interpolation: ``"bilinear"`` or ``"nearest"``.
+        mask: Map of the same nside and ordering, nonzero where the sky is observed.
+        max_masked_fraction: Drop a patch whose masked fraction is above this (0 ≤ f < 1);
+            masked pixels of the patches kept are set to the mean of their observed pixels.
+
+    Raises:
+        AnalysisError: a bad map, mask, size or fraction, or a map with no observed pixel.
+
+    Example:
+        >>> import healpy as hp
+        >>> sky = np.zeros(hp.nside2npix(16))
+        >>> sky[: sky.size // 2] = hp.UNSEEN                   # the northern half is masked
+        >>> cut = cut_healpix_patches(sky, 30.0, 16)
+        >>> cut.n_dropped > 0, len(cut.patches) + cut.n_dropped == patch_centers(30.0)[0].size
+        (True, True)
     """
-    array = _check_healpix_map(healpix_map)
+    array = _healpix_array(healpix_map)
     side = _check_side(patch_size_deg)
     n = _check_pixels(n_pixels)
+    limit = _check_fraction(max_masked_fraction)
+    observed = _observed(array, mask)
+    if not observed.any():
+        raise AnalysisError(
+            f"the HEALPix map is entirely masked ({array.size} pixels NaN, UNSEEN or outside "
+            "the mask)",
+            value=int(array.size),
+            hint="check the map and its mask (nonzero = observed)",
+        )
     lon, lat = (
         patch_centers(side)
         if centers is None
         else (np.asarray(centers[0], dtype=float), np.asarray(centers[1], dtype=float))
     )
-    patches = np.stack(
-        [
-            _project(array, float(a), float(b), side, n, nest, interpolation)
-            for a, b in zip(lon, lat, strict=True)
-        ]
-    )
+    unobserved = None
+    if not observed.all():
+        array = np.where(observed, array, 0.0)
+        unobserved = (~observed).astype(np.float64)
+    kept: list[np.ndarray] = []
+    keep = np.zeros(lon.size, dtype=bool)
+    fractions: list[float] = []
+    for i, (a, b) in enumerate(zip(lon, lat, strict=True)):
+        values = _project(array, float(a), float(b), side, n, nest, interpolation)
+        if unobserved is None:
+            fraction = 0.0
+        else:
+            masked = _project(unobserved, float(a), float(b), side, n, nest, interpolation) > 0
+            fraction = float(masked.mean())
+            if fraction > limit:
+                continue
+            if fraction > 0:
+                values[masked] = values[~masked].mean()
+        keep[i] = True
+        kept.append(values)
+        fractions.append(fraction)
+    patches = np.stack(kept) if kept else np.empty((0, n, n))
     pixel = 2.0 * math.tan(math.radians(side) / 2.0) / n / ARCMIN
-    return HealpixPatches(patches=patches, lon_deg=lon, lat_deg=lat, pixel_size_arcmin=pixel)
+    return HealpixPatches(
+        patches=patches,
+        lon_deg=lon[keep],
+        lat_deg=lat[keep],
+        pixel_size_arcmin=pixel,
+        masked_fraction=np.array(fractions, dtype=np.float64),
+        n_dropped=int(lon.size - keep.sum()),
+    )
+
+
+def _check_fraction(value: float) -> float:
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError) as exc:
+        raise AnalysisError(
+            f"max_masked_fraction must be a number, got {value!r}",
+            value=value,
+            hint="e.g. max_masked_fraction=0.1",
+        ) from exc
+    if not 0.0 <= fraction < 1.0:
+        raise AnalysisError(
+            f"max_masked_fraction must be in [0, 1), got {value!r}",
+            value=value,
+            hint="0 keeps only unmasked patches; a patch needs observed pixels to fill from",
+        )
+    return fraction
 
 
 def load_flat_patch(path: str | Path) -> np.ndarray:

@@ -6,6 +6,21 @@
 :meth:`StatisticsSettings.quick` is the small subset the synthetic default run uses.
 Bad values raise ``AnalysisError`` naming the field, the value and the fix; an unknown
 statistic or field name comes with a "did you mean".
+
+Two conventions of the map statistics (PDF, peaks, minima, V0–V2) are settings here:
+
+* ``subtract_patch_mean`` (default ``True``): each smoothed, noisy patch has its own mean
+  removed before ν is formed. The mean is the patch's ℓ = 0 mode; no ℓ or bispectrum bin
+  contains ℓ = 0, so Ĉ and B̂ are the same either way. A κ map reconstructed from shear has no
+  observable mean (the mass-sheet degeneracy: Falco, Gorenstein & Shapiro 1985; Schneider &
+  Seitz 1995), and without the subtraction the sub-patch/periodic variance ratios of the map
+  statistics measure mostly the scatter of the patch mean.
+* ``nu_reference``: the σ that ν = κ_s/σ divides by. ``"noise"``: the smoothed shape-noise
+  level of each n_gal (one number per setting, the same for every patch; with n_gal = 0 there
+  is no noise and each patch's own RMS is used instead, which :meth:`nu_normalisation` says);
+  ``"map"``: each patch's own RMS; ``"global"``: ``nu_sigma``, one σ per smoothing scale given
+  in κ units, the same for every patch, set and n_gal, so that ν curves of different n_gal
+  and sets share one scale.
 """
 
 from __future__ import annotations
@@ -18,12 +33,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lensing_ssc.analysis.noise import DEFAULT_EPSILON, check_n_gal
-from lensing_ssc.analysis.smoothing import check_smoothing
+from lensing_ssc.analysis.noise import DEFAULT_EPSILON, check_n_gal, noise_sigma
+from lensing_ssc.analysis.smoothing import check_smoothing, smoothed_white_noise_sigma
 from lensing_ssc.analysis.statistics.power_spectrum import log_ell_edges
 from lensing_ssc.core.base.exceptions import AnalysisError
 
-__all__ = ["STATISTIC_NAMES", "StatisticsSettings"]
+__all__ = ["NU_REFERENCES", "STATISTIC_NAMES", "StatisticsSettings"]
 
 STATISTIC_NAMES = (
     "cl",
@@ -39,7 +54,8 @@ STATISTIC_NAMES = (
 )
 """Every statistic :func:`~lensing_ssc.analysis.compute_patch_statistics` can report."""
 
-NuReference = Literal["noise", "map"]
+NuReference = Literal["noise", "map", "global"]
+NU_REFERENCES = ("noise", "map", "global")
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
@@ -113,7 +129,12 @@ class StatisticsSettings:
         nu_max: Highest ν edge.
         n_nu_bins: Equal-width ν bins for the PDF, peaks, minima and MFs.
         nu_reference: ``"noise"``: ν = κ_s/σ_noise,s with σ_noise,s the smoothed shape-noise
-            level (the patch's own RMS when n_gal = 0); ``"map"``: always the patch's RMS.
+            level (the patch's own RMS when n_gal = 0); ``"map"``: always the patch's RMS;
+            ``"global"``: ``nu_sigma`` for every patch and n_gal.
+        nu_sigma: With ``nu_reference="global"`` (and only then): σ in κ units, one per
+            smoothing scale in the order of ``smoothing_arcmin``, or one value for all.
+        subtract_patch_mean: Remove each patch's mean before the map statistics (the power
+            spectrum and bispectra do not depend on it).
         statistics: Names from :data:`STATISTIC_NAMES`.
 
     Example:
@@ -134,6 +155,8 @@ class StatisticsSettings:
     nu_max: float = 4.0
     n_nu_bins: int = 16
     nu_reference: NuReference = "noise"
+    nu_sigma: tuple[float, ...] | None = None
+    subtract_patch_mean: bool = True
     statistics: tuple[str, ...] = STATISTIC_NAMES
 
     def __post_init__(self) -> None:
@@ -182,13 +205,71 @@ class StatisticsSettings:
         set_(self, "nu_min", nu_min)
         set_(self, "nu_max", nu_max)
         set_(self, "n_nu_bins", _count(self.n_nu_bins, "n_nu_bins", 1))
-        if self.nu_reference not in ("noise", "map"):
+        if self.nu_reference not in NU_REFERENCES:
             raise AnalysisError(
                 f"unknown nu_reference {self.nu_reference!r}",
                 value=self.nu_reference,
-                hint=_suggest(str(self.nu_reference), ("noise", "map")),
+                hint=_suggest(str(self.nu_reference), NU_REFERENCES),
             )
+        set_(self, "nu_sigma", self._checked_nu_sigma())
+        if not isinstance(self.subtract_patch_mean, (bool, np.bool_)):
+            raise AnalysisError(
+                f"subtract_patch_mean must be true or false, got {self.subtract_patch_mean!r}",
+                value=self.subtract_patch_mean,
+                hint="subtract_patch_mean=True removes each patch's mean before the map statistics",
+            )
+        set_(self, "subtract_patch_mean", bool(self.subtract_patch_mean))
         set_(self, "statistics", self._checked_statistics(self.statistics))
+
+    def _checked_nu_sigma(self) -> tuple[float, ...] | None:
+        if self.nu_reference != "global":
+            if self.nu_sigma is not None:
+                raise AnalysisError(
+                    f"nu_sigma is used only with nu_reference='global', not {self.nu_reference!r}",
+                    value=self.nu_sigma,
+                    hint="set nu_reference='global', or leave nu_sigma unset",
+                )
+            return None
+        if self.nu_sigma is None:
+            raise AnalysisError(
+                "nu_reference='global' needs nu_sigma: the σ (κ units) that ν divides by",
+                value=None,
+                hint="give one σ per smoothing scale, e.g. the RMS of the smoothed, noiseless "
+                "maps of the reference set",
+            )
+        given = self.nu_sigma
+        if isinstance(given, (str, bytes)) or not isinstance(given, Iterable):
+            given = (given,)
+        values = tuple(_finite(v, "nu_sigma") for v in given)
+        if any(v <= 0 for v in values) or len(values) not in (1, len(self.smoothing_arcmin)):
+            raise AnalysisError(
+                f"nu_sigma must hold one positive σ, or one per smoothing scale "
+                f"({len(self.smoothing_arcmin)}), got {list(values)}",
+                value=list(values),
+                hint="list σ in the order of smoothing_arcmin",
+            )
+        if len(values) == 1:
+            values = values * len(self.smoothing_arcmin)
+        return values
+
+    def nu_normalisation(
+        self, n_gal: float, smoothing_arcmin: float, pixel_size_arcmin: float, n_pixels: int
+    ) -> tuple[str, float | None]:
+        """Return which σ ν divides by at one setting, and its value when patches share it.
+
+        ``("noise", σ_noise,s)``, ``("global", nu_sigma)`` or ``("map", None)`` (each patch's
+        own RMS, which differs from patch to patch), for patches of ``n_pixels²`` pixels.
+        """
+        sigma_pix = noise_sigma(n_gal, pixel_size_arcmin, self.epsilon)
+        if self.nu_reference == "global" and self.nu_sigma is not None:
+            index = self.smoothing_arcmin.index(float(smoothing_arcmin))
+            return "global", self.nu_sigma[index]
+        if self.nu_reference == "noise" and sigma_pix > 0:
+            level = smoothed_white_noise_sigma(
+                sigma_pix, n_pixels, pixel_size_arcmin, smoothing_arcmin
+            )
+            return "noise", float(level)
+        return "map", None
 
     @staticmethod
     def _checked_statistics(names: Any) -> tuple[str, ...]:

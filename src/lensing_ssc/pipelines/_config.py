@@ -88,7 +88,9 @@ class StatisticsSection(Section):
     nu_min: RealOrNone = None
     nu_max: RealOrNone = None
     n_nu_bins: IntegerOrNone = Field(default=None, ge=1)
-    nu_reference: Literal["noise", "map"] | None = None
+    nu_reference: Literal["noise", "map", "global"] | None = None
+    nu_sigma: Annotated[list[Real] | None, BeforeValidator(_as_list)] = None
+    subtract_patch_mean: bool | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> StatisticsSection:
@@ -160,7 +162,10 @@ class HealpixInputSection(Section):
 
     ``maps`` are file paths or glob patterns (read in RING order whatever their ordering);
     ``n_points`` sizes the Fibonacci grid (default: the size keeping the most patches);
-    ``field`` is the FITS column read.
+    ``field`` is the FITS column read. NaN and UNSEEN pixels, and those where the ``mask``
+    map (FITS, same nside and ordering) is zero, are masked; a patch masked above
+    ``max_masked_fraction`` is dropped and counted, masked pixels of kept patches are set to
+    the mean of their observed pixels.
     """
 
     maps: list[str] = Field(default_factory=list)
@@ -169,6 +174,8 @@ class HealpixInputSection(Section):
     n_points: IntegerOrNone = Field(default=None, ge=1)
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
     field: Integer = Field(default=0, ge=0)
+    mask: str | None = None
+    max_masked_fraction: Real = Field(default=0.0, ge=0, lt=1)
 
     @field_validator("patch_size_deg")
     @classmethod
@@ -198,6 +205,9 @@ class PipelineSection(Section):
         statistics: What to compute (:class:`StatisticsSection`).
         synthetic, healpix, patches: Settings of each input.
         executor: Where tasks run; ``workers`` how many at once (default: usable CPUs).
+        scheduler: A running Dask cluster to join: its address (``tcp://host:8786``) or the
+            file ``dask scheduler --scheduler-file`` writes. Implies ``executor: dask``;
+            another executor named with it is an error.
         retries: Extra attempts for a failing map or patch before it is recorded as failed.
         results_format: ``"auto"`` (HDF5 when h5py is installed, else NPZ), ``"hdf5"``, ``"npz"``.
         figures: Draw PNG figures (needs matplotlib).
@@ -215,10 +225,26 @@ class PipelineSection(Section):
     healpix: HealpixInputSection = Field(default_factory=HealpixInputSection)
     patches: PatchFilesSection = Field(default_factory=PatchFilesSection)
     executor: ExecutorName = "processes"
+    scheduler: str | None = None
     workers: IntegerOrNone = Field(default=None, ge=1)
     retries: Integer = Field(default=1, ge=0)
     results_format: Literal["auto", "hdf5", "npz"] = "auto"
     figures: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scheduler_means_dask(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("scheduler") is None:
+            return data
+        named = data.get("executor")
+        if named is None:
+            return {**data, "executor": "dask"}
+        if named != "dask":
+            raise ValueError(
+                f"pipeline.scheduler ({data['scheduler']!r}) joins a Dask cluster, but "
+                f"pipeline.executor is {named!r}: set executor to 'dask' or drop one of them"
+            )
+        return data
 
     @model_validator(mode="after")
     def _input_given(self) -> PipelineSection:

@@ -8,11 +8,17 @@ entry (:meth:`cache_key`) and loads its patches as one ``(k, n, n)`` array. Synt
 are seeded per map, so any process draws the same field. :func:`plan_maps` turns the
 ``pipeline`` config section into the run's :class:`MapTask` list. Running tasks is in
 :mod:`._tasks`; the science in :mod:`lensing_ssc.analysis`.
+
+A HEALPix map's masked pixels (NaN, UNSEEN, zero in ``healpix.mask``) are handled by
+:func:`lensing_ssc.analysis.cut_healpix_patches`: patches masked above
+``healpix.max_masked_fraction`` are dropped, which :class:`HealpixMap` logs per map and
+:func:`dropped_patches` counts for the results (planned patches minus those the map gave).
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -45,6 +51,7 @@ __all__ = [
     "MapTask",
     "PatchFile",
     "SyntheticMap",
+    "dropped_patches",
     "plan_maps",
     "prepare_maps",
 ]
@@ -60,6 +67,8 @@ SET_DESCRIPTIONS = {
 }
 
 _FLOAT_BYTES = 8
+
+_log = logging.getLogger("lensing_ssc.pipelines")
 
 
 def _stamp(path: str) -> tuple[int, int]:
@@ -182,7 +191,12 @@ def _patch_count(patch_size_deg: float, n_points: int | None) -> int:
 
 @dataclass(frozen=True)
 class HealpixMap:
-    """One HEALPix κ map (FITS), cut into non-overlapping gnomonic patches."""
+    """One HEALPix κ map (FITS), cut into non-overlapping gnomonic patches.
+
+    ``mask`` (a FITS map, nonzero = observed; ``mask_stamp`` its size and modification time)
+    and the map's own NaN and UNSEEN pixels are masked; patches masked above
+    ``max_masked_fraction`` are dropped (see :func:`lensing_ssc.analysis.cut_healpix_patches`).
+    """
 
     path: str
     stamp: tuple[int, int]
@@ -191,6 +205,13 @@ class HealpixMap:
     patch_pixels: int
     n_points: int | None
     interpolation: str
+    mask: str | None = None
+    mask_stamp: tuple[int, int] | None = None
+    max_masked_fraction: float = 0.0
+
+    def planned_patches(self) -> int:
+        """Patches the map gives when none is dropped: the non-overlapping centres."""
+        return _patch_count(self.patch_size_deg, self.n_points)
 
     @property
     def pixel_size_arcmin(self) -> float:
@@ -215,25 +236,11 @@ class HealpixMap:
 
     def output_bytes(self) -> int:
         """Bytes of all the map's patches: what the cache keeps of it."""
-        return _patch_count(self.patch_size_deg, self.n_points) * self.patch_bytes()
+        return self.planned_patches() * self.patch_bytes()
 
     def load(self) -> np.ndarray:
-        try:  # imported when needed: healpy costs ~0.8 s in every worker process otherwise
-            import healpy
-        except ImportError:
-            raise ModuleNotFoundError(
-                'reading HEALPix maps needs healpy: pip install "lensing-ssc[healpix]"'
-            ) from None
-        try:
-            sky = healpy.read_map(self.path, field=self.field, dtype=np.float64)
-        except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
-            error = AnalysisError(
-                f"cannot read HEALPix map {self.path!r}: {exc}",
-                value=self.path,
-                hint="give a FITS file written by healpy.write_map (field = column number)",
-            )
-            error.retryable = isinstance(exc, OSError)  # a read may pass next time
-            raise error from exc
+        sky = _read_healpix(self.path, self.field, "HEALPix map")
+        mask = None if self.mask is None else _read_healpix(self.mask, 0, "HEALPix mask")
         centers = None
         if self.n_points is not None:
             centers = patch_centers(self.patch_size_deg, self.n_points)
@@ -244,12 +251,49 @@ class HealpixMap:
                 self.patch_pixels,
                 centers=centers,
                 interpolation="nearest" if self.interpolation == "nearest" else "bilinear",
+                mask=mask,
+                max_masked_fraction=self.max_masked_fraction,
             )
         except AnalysisError as exc:  # say which of the run's maps it was
             raise AnalysisError(
                 f"HEALPix map {self.path!r}: {exc.message}", value=exc.value, hint=exc.hint
             ) from exc
+        total = cut.n_dropped + len(cut.patches)
+        if cut.n_dropped:
+            _log.warning(
+                "HEALPix map %s: %d of %d patches dropped, masked above max_masked_fraction=%g",
+                self.path,
+                cut.n_dropped,
+                total,
+                self.max_masked_fraction,
+            )
+        if not len(cut.patches):
+            raise AnalysisError(
+                f"HEALPix map {self.path!r}: all {total} patches are masked above "
+                f"max_masked_fraction={self.max_masked_fraction:g}",
+                value=self.path,
+                hint="check the mask, or raise pipeline.healpix.max_masked_fraction",
+            )
         return cut.patches
+
+
+def _read_healpix(path: str, field: int, what: str) -> np.ndarray:
+    try:  # imported when needed: healpy costs ~0.8 s in every worker process otherwise
+        import healpy
+    except ImportError:
+        raise ModuleNotFoundError(
+            'reading HEALPix maps needs healpy: pip install "lensing-ssc[healpix]"'
+        ) from None
+    try:
+        return np.asarray(healpy.read_map(path, field=field, dtype=np.float64))
+    except (OSError, ValueError, IndexError, KeyError, TypeError) as exc:
+        error = AnalysisError(
+            f"cannot read {what} {path!r}: {exc}",
+            value=path,
+            hint="give a FITS file written by healpy.write_map (field = column number)",
+        )
+        error.retryable = isinstance(exc, OSError)  # a read may pass next time
+        raise error from exc
 
 
 @dataclass(frozen=True)
@@ -345,6 +389,9 @@ def plan_maps(section: PipelineSection) -> list[MapTask]:
                     patch_pixels=hp.patch_pixels,
                     n_points=hp.n_points,
                     interpolation=hp.interpolation,
+                    mask=None if hp.mask is None else str(hp.mask),
+                    mask_stamp=None if hp.mask is None else _stamp(str(hp.mask)),
+                    max_masked_fraction=hp.max_masked_fraction,
                 ),
             )
             for i, path in enumerate(_expand(hp.maps, "healpix.maps"))
@@ -379,6 +426,23 @@ def plan_maps(section: PipelineSection) -> list[MapTask]:
         for name in sets
         for i in range(syn.n_large_fields)
     ]
+
+
+def dropped_patches(maps: Sequence[MapTask], kept: Sequence[int | None]) -> dict[str, int]:
+    """Patches dropped for their mask, per map id, from the patches each map gave.
+
+    ``kept[i]`` is how many patches ``maps[i]`` gave (``None``: the map failed, and counts
+    among the failures instead). Only HEALPix maps drop patches; maps that dropped none are
+    left out.
+    """
+    counts: dict[str, int] = {}
+    for task, given in zip(maps, kept, strict=True):
+        if given is None or not isinstance(task.source, HealpixMap):
+            continue
+        dropped = task.source.planned_patches() - given
+        if dropped > 0:
+            counts[task.map_id] = dropped
+    return counts
 
 
 def prepare_maps(maps: Sequence[MapTask]) -> None:

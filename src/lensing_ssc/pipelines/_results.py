@@ -11,7 +11,14 @@ and the package version, at :func:`results_path` in the run's results directory;
     sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
     ssc/<statistic key>/{covariance_ratio,variance_ratio}
     binning/{ell_edges,bispectrum_edges,nu_edges,nu_centers}
-    meta/{lensing_ssc_version,config,settings,failures,sets}   (JSON text)
+    meta/{lensing_ssc_version,config,settings,failures,sets,
+          dropped_patches,nu_normalisation}                   (JSON text)
+
+``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
+dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per
+set and map-statistic setting (``ngal=30/smoothing=2``), which σ ν was divided by and its
+value when every patch shared it (see
+:meth:`lensing_ssc.analysis.StatisticsSettings.nu_normalisation`).
 
 Statistic keys are those of :func:`lensing_ssc.analysis.statistic_key`
 (``peaks/ngal=30/smoothing=2``). The text summary and figures are in :mod:`._summary` and
@@ -24,7 +31,7 @@ import io
 import json
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +113,35 @@ class MergedResults:
     ssc_ratio: dict[str, np.ndarray]
     failures: tuple[FailureRecord, ...]
     config: dict[str, Any]
+    dropped_patches: dict[str, int] = field(default_factory=dict)
 
     @property
     def main_set(self) -> SetSummary:
         """The set the figures show first (sub-patches when present)."""
         return next(iter(self.sets.values()))
+
+    @property
+    def n_dropped(self) -> int:
+        """Patches dropped for their mask, over all maps."""
+        return sum(self.dropped_patches.values())
+
+    def nu_normalisation(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per set and ``ngal=…/smoothing=…``: ``{"reference": …, "sigma": σ or None}``.
+
+        ``sigma`` is ``None`` where each patch was divided by its own RMS (``"map"``).
+        """
+        s = self.settings
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, summary in self.sets.items():
+            entries = out[name] = {}
+            for n_gal in s.n_gal:
+                for smoothing in s.smoothing_arcmin:
+                    reference, sigma = s.nu_normalisation(
+                        n_gal, smoothing, summary.pixel_size_arcmin, summary.patch_pixels
+                    )
+                    key = f"ngal={n_gal:g}/smoothing={smoothing:g}"
+                    entries[key] = {"reference": reference, "sigma": sigma}
+        return out
 
 
 PatchRow = PackedStatistics | Mapping[str, np.ndarray]
@@ -145,6 +176,7 @@ def merge_patch_results(
     settings: StatisticsSettings,
     failures: Sequence[FailureRecord],
     config: dict[str, Any],
+    dropped_patches: Mapping[str, int] | None = None,
 ) -> MergedResults:
     """Summarise each set's patch results, and the SSC ratio when both SSC sets are there.
 
@@ -155,6 +187,8 @@ def merge_patch_results(
         settings: The statistics settings of the run.
         failures: Maps and patches that failed.
         config: The run's configuration (JSON-ready).
+        dropped_patches: Per map id, patches dropped for their mask (see
+            :func:`._inputs.dropped_patches`).
 
     Raises:
         AnalysisError: no set has the two patches a covariance needs.
@@ -197,7 +231,7 @@ def merge_patch_results(
     if "subpatches" in sets and "periodic" in sets:
         sub, per = sets["subpatches"].summaries, sets["periodic"].summaries
         ratio = {key: covariance_ratio(sub[key], per[key]) for key in sub}
-    return MergedResults(settings, sets, ratio, tuple(notes), config)
+    return MergedResults(settings, sets, ratio, tuple(notes), config, dict(dropped_patches or {}))
 
 
 def results_format(requested: str) -> str:
@@ -257,6 +291,10 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
         "settings": json.dumps(merged.settings.to_dict(), sort_keys=True),
         "failures": json.dumps([f.to_dict() for f in merged.failures]),
         "sets": json.dumps(sets, sort_keys=True),
+        "dropped_patches": json.dumps(
+            {"total": merged.n_dropped, "maps": merged.dropped_patches}, sort_keys=True
+        ),
+        "nu_normalisation": json.dumps(merged.nu_normalisation(), sort_keys=True),
     }
 
 
@@ -299,6 +337,8 @@ _RESULTS_FILE = (
     f"`lensing-ssc run` writes {results_path(RunDir('<run_dir>').results, 'hdf5')} or .npz"
 )
 _META_KEYS = ("config", "settings", "failures", "sets")
+# Written since masks and ν normalisation were recorded; decoded when present.
+_OPTIONAL_META_KEYS = ("dropped_patches", "nu_normalisation")
 
 
 def _unreadable(file: Path, reason: str) -> AnalysisError:
@@ -341,7 +381,8 @@ def _read_hdf5(file: Path) -> dict[str, Any]:
 def read_results(path: str | Path) -> dict[str, Any]:
     """Read a results file (HDF5 or NPZ) into ``{dataset path: array}`` plus ``meta/...`` values.
 
-    ``meta/config``, ``meta/settings``, ``meta/failures`` and ``meta/sets`` are decoded from
+    ``meta/config``, ``meta/settings``, ``meta/failures``, ``meta/sets`` and (in files
+    that have them) ``meta/dropped_patches`` and ``meta/nu_normalisation`` are decoded from
     JSON; ``meta/lensing_ssc_version`` is a string. A ``.npz`` suffix is read as NPZ,
     anything else as HDF5.
 
@@ -375,7 +416,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise _unreadable(
             file, f"a {kind} file without the meta/{missing[0]} entry of a lensing-ssc results file"
         )
-    for key in _META_KEYS:
+    for key in (*_META_KEYS, *(k for k in _OPTIONAL_META_KEYS if f"meta/{k}" in out)):
         try:
             out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
         except json.JSONDecodeError as exc:

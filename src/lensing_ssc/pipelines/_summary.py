@@ -1,8 +1,13 @@
 """The run's short text summary (``results/summary.txt``) and its one-line SSC headline.
 
-What the sets hold, which statistics at which settings, what failed, and the SSC variance
-ratio per statistic. Numbers come from :class:`._results.MergedResults`; files are written
-by :mod:`.patch_statistics`.
+What the sets hold, which statistics at which settings, what failed or was dropped for its
+mask, and the SSC variance ratio per statistic. It says how the map statistics were
+measured — whether each patch's mean was subtracted, and which σ ν divides by — and reads
+the ratios accordingly: the power spectrum and bispectra do not see the patch mean (ℓ = 0),
+so their ratio above 1 is variance from modes larger than the patch; the map statistics'
+ratio is that only with the mean subtracted, and otherwise measures mostly how the patch
+mean scatters (zero in periodic patches, whose ℓ = 0 mode is zero). Numbers come from
+:class:`._results.MergedResults`; files are written by :mod:`.patch_statistics`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from lensing_ssc._version import __version__
+from lensing_ssc.analysis import StatisticsSettings
 from lensing_ssc.pipelines._results import MergedResults
 
-__all__ = ["SUMMARY_NAME", "ssc_headline", "summary_text"]
+__all__ = ["SUMMARY_NAME", "nu_description", "ssc_headline", "summary_text"]
 
 SUMMARY_NAME = "summary.txt"
 """The summary's file name, in the run's results directory."""
@@ -36,6 +42,50 @@ def _ratio_line(key: str, diagonal: np.ndarray) -> str:
     return (
         f"  {key:<34} median {np.median(finite):4.2f}  "
         f"range {finite.min():4.2f}–{finite.max():4.2f}"
+    )
+
+
+_FOURIER = ("cl/", "bispectrum_")
+
+
+def nu_description(settings: StatisticsSettings) -> str:
+    """One line saying what ν = κ_s/σ was divided by, true for every n_gal of ``settings``."""
+    s = settings
+    if s.nu_reference == "global" and s.nu_sigma is not None:
+        sigmas = ", ".join(
+            f"{v:.4g} at {m:g}′" for m, v in zip(s.smoothing_arcmin, s.nu_sigma, strict=True)
+        )
+        return f"κ_s/σ with one σ for every patch, set and n_gal ({sigmas}): one ν scale"
+    if s.nu_reference == "map":
+        return "κ_s/RMS of each patch: σ differs from patch to patch (absorbing its scatter)"
+    noisy = [n for n in s.n_gal if n > 0]
+    text = "κ_s/σ_noise,s (signal-to-noise; σ per setting in meta/nu_normalisation)"
+    if len(noisy) < len(s.n_gal):
+        if not noisy:
+            return "κ_s/RMS of each patch (n_gal = 0 has no noise σ): σ differs between patches"
+        text += (
+            "; for n_gal = 0 (no noise) κ_s/RMS of each patch, so its ν is on another scale "
+            "than the other n_gal (nu_reference: global gives them one)"
+        )
+    return text
+
+
+def _mean_description(settings: StatisticsSettings) -> str:
+    if settings.subtract_patch_mean:
+        return "each patch's mean subtracted before the PDF, peaks, minima and V0–V2"
+    return "patch mean kept (not subtracted) in the PDF, peaks, minima and V0–V2"
+
+
+def _map_ratio_meaning(settings: StatisticsSettings) -> str:
+    if settings.subtract_patch_mean:
+        return (
+            "map statistics (patch mean subtracted): > 1: variance from modes larger than "
+            "the patch beyond its mean (gradients across it, mode coupling)"
+        )
+    return (
+        "map statistics (patch mean kept): the ratio measures mostly the scatter of the patch "
+        "mean κ, zero in periodic patches, not mode coupling (subtract_patch_mean: true "
+        "removes it)"
     )
 
 
@@ -76,9 +126,21 @@ def summary_text(
         f"statistics  {', '.join(s.statistics)}",
         f"settings    n_gal {_numbers(s.n_gal)} arcmin⁻²; smoothing {_numbers(s.smoothing_arcmin)}"
         f" arcmin; ε {s.epsilon:g}; ℓ {s.ell_min:g}–{s.ell_max:g} ({s.n_ell_bins} bins, "
-        f"{s.n_bispectrum_bins} for B); ν {s.nu_min:g}…{s.nu_max:g} ({s.n_nu_bins} bins, "
-        f"σ from {s.nu_reference})",
+        f"{s.n_bispectrum_bins} for B); ν {s.nu_min:g}…{s.nu_max:g} ({s.n_nu_bins} bins)",
+        f"ν           {nu_description(s)}",
+        f"patch mean  {_mean_description(s)}",
     ]
+    if merged.dropped_patches:
+        lines.append(
+            f"dropped     {merged.n_dropped} patch(es) masked above max_masked_fraction, "
+            "never measured"
+        )
+        for map_id, count in list(merged.dropped_patches.items())[:_MAX_FAILURES_SHOWN]:
+            lines.append(f"  {map_id}: {count}")
+        if len(merged.dropped_patches) > _MAX_FAILURES_SHOWN:
+            lines.append(f"  ... and {len(merged.dropped_patches) - _MAX_FAILURES_SHOWN} more")
+    elif merged.config.get("pipeline", {}).get("input") == "healpix":
+        lines.append("dropped     none (no patch masked above max_masked_fraction)")
     if not merged.failures:
         lines.append("failures    none")
     else:
@@ -91,11 +153,18 @@ def summary_text(
         if len(merged.failures) > _MAX_FAILURES_SHOWN:
             lines.append(f"  ... and {len(merged.failures) - _MAX_FAILURES_SHOWN} more")
     if merged.ssc_ratio:
-        lines.append(
-            "SSC         covariance ratio sub-patches / periodic, diagonal "
-            "(> 1: variance from modes larger than the patch)"
-        )
-        lines += [_ratio_line(key, np.diag(m)) for key, m in merged.ssc_ratio.items()]
+        lines.append("SSC         covariance ratio sub-patches / periodic, diagonal")
+        fourier = {k: m for k, m in merged.ssc_ratio.items() if k.startswith(_FOURIER)}
+        maps = {k: m for k, m in merged.ssc_ratio.items() if not k.startswith(_FOURIER)}
+        if fourier:
+            lines.append(
+                "  spectra (blind to the patch mean): > 1: variance from modes larger than "
+                "the patch"
+            )
+            lines += [_ratio_line(key, np.diag(m)) for key, m in fourier.items()]
+        if maps:
+            lines.append(f"  {_map_ratio_meaning(s)}")
+            lines += [_ratio_line(key, np.diag(m)) for key, m in maps.items()]
     lines.append(f"elapsed     {elapsed:.1f} s")
     lines += [f"{label:<11} {path}" for label, path in files]
     return "\n".join(lines) + "\n"

@@ -16,9 +16,13 @@ moment continues where it stopped when started again, and gives the same results
 uninterrupted run (every random number is seeded by the run's seed, the map and the patch).
 A map or patch that fails after its retries is recorded and the run goes on without it.
 The run directory's pipeline file fingerprints what the results depend on; resuming a run
-directory with other inputs or settings is refused rather than mixed. Where each file goes is
-:class:`~lensing_ssc.processing.managers.RunDir`'s; how many workers run, and where, the task
-runner's (asked through :meth:`~lensing_ssc.processing.managers.ManagerContext.runner_for`).
+directory with other inputs or settings is refused rather than mixed. The run directory is
+made absolute before anything goes to workers, so workers on other nodes of a Dask cluster
+(``pipeline.scheduler``, ``DASK_SCHEDULER_ADDRESS``) share the driver's cache and journals
+on a shared filesystem; the results record what ran (executor, scheduler, workers). Where
+each file goes is :class:`~lensing_ssc.processing.managers.RunDir`'s; how many workers run,
+and where, the task runner's (asked through
+:meth:`~lensing_ssc.processing.managers.ManagerContext.runner_for`).
 The command line is ``lensing-ssc run`` (:mod:`lensing_ssc.cli._run`); ``docs/pipeline.md``
 is the guide.
 """
@@ -29,6 +33,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, MutableSequence, Sequence
@@ -49,6 +54,7 @@ from lensing_ssc.pipelines._inputs import (
     HealpixMap,
     MapTask,
     SyntheticMap,
+    dropped_patches,
     plan_maps,
     prepare_maps,
 )
@@ -97,6 +103,9 @@ class PipelineRun:
         resumed: Tasks whose results came from an earlier, interrupted run.
         elapsed: Seconds the run took.
         results: The merged numbers (what the results file holds).
+        executor: The executor that ran the tasks (``"dask"`` for a joined cluster).
+        scheduler: The Dask scheduler's address when a cluster was joined, else ``None``.
+        workers: Workers the executor had (a joined cluster's, as its scheduler said).
     """
 
     run_dir: Path
@@ -111,6 +120,9 @@ class PipelineRun:
     resumed: int
     elapsed: float
     results: MergedResults
+    executor: str = "serial"
+    scheduler: str | None = None
+    workers: int = 1
 
     @property
     def ssc_headline(self) -> str | None:
@@ -131,13 +143,17 @@ class PipelineRun:
             "maps_from_cache": self.maps_from_cache,
             "resumed": self.resumed,
             "elapsed": self.elapsed,
+            "executor": self.executor,
+            "scheduler": self.scheduler,
+            "workers": self.workers,
         }
 
 
 def _fingerprint(section: PipelineSection, maps: Sequence[MapTask]) -> str:
     """Digest of everything the results depend on (not where or how fast they are computed)."""
     inputs = section.model_dump(
-        mode="json", exclude={"executor", "workers", "retries", "results_format", "figures"}
+        mode="json",
+        exclude={"executor", "scheduler", "workers", "retries", "results_format", "figures"},
     )
     body = {
         "version": __version__,
@@ -200,9 +216,13 @@ def _guard_memory(
     also starts as a copy of this one, whose resident pages it counts again. In-process
     workers share this process's cache, which keeps the maps up to ``cache.max_size_mb``.
     This process also keeps every patch's statistics (``values`` numbers each) to merge them.
+    The workers of a joined Dask cluster are other processes, often on other nodes: each
+    is held to its own ``memory_limit`` (:func:`_guard_cluster_memory`), and this
+    process's limit to what stays here.
     """
     limit = ctx.resource.memory_limit
-    if limit is None or not maps:
+    joined = runner.joins_cluster
+    if not maps or (limit is None and not joined):
         return
     mib = 2**20
     used = (ctx.resource.get_current_usage().memory_mb or 0.0) * mib
@@ -211,6 +231,19 @@ def _guard_memory(
     maps_bytes = float(sum(t.source.output_bytes() for t in maps))
     n_patches = sum(t.source.output_bytes() // t.source.patch_bytes() for t in maps)
     here = used + _RESULT_COPIES * n_patches * values * 8.0
+    if joined:
+        _guard_cluster_memory(runner, work, min(WORKER_CACHE_MB * mib, maps_bytes))
+        if limit is not None and here > limit.limit_mb * mib:
+            raise ResourceError(
+                f"this process needs about {here / mib:.0f} MiB ({used / mib:.0f} MiB now, "
+                "then the merged results), more than the memory limit of "
+                f"{limit.limit_mb:.0f} MiB ({limit.source})",
+                value=limit.limit_mb,
+                hint="give the driver's job more memory, or raise resources.memory_limit_mb",
+            )
+        return
+    if limit is None:
+        return
     workers = runner.max_workers
     in_process = runner.runs_in_this_process
     if in_process:
@@ -235,6 +268,30 @@ def _guard_memory(
             hint="use fewer workers (--workers), a smaller cache.max_size_mb, smaller maps "
             "or patches, or raise resources.memory_limit_mb",
         )
+
+
+def _guard_cluster_memory(runner: TaskRunner, work: float, cache: float) -> None:
+    """Refuse a run whose tasks would not fit under a joined Dask worker's ``memory_limit``.
+
+    A Dask worker runs ``nthreads`` tasks at once, each with ``work`` bytes, and keeps its
+    own map cache (``cache`` bytes); it does not start as a copy of this process, so this
+    process's memory is not counted. Workers without a limit are not checked.
+    """
+    mib = 2**20
+    for worker in runner.cluster_workers():
+        if worker.memory_limit is None:
+            continue
+        need = worker.nthreads * work + cache
+        if need > worker.memory_limit:
+            raise ResourceError(
+                f"Dask worker {worker.address} would need about {need / mib:.0f} MiB "
+                f"({worker.nthreads} task(s) at once of {work / mib:.0f} MiB, and "
+                f"{cache / mib:.0f} MiB of cached maps), more than its memory limit of "
+                f"{worker.memory_limit / mib:.0f} MiB",
+                value=worker.memory_limit,
+                hint="start the workers with more memory (dask worker --memory-limit) or "
+                "fewer threads (--nthreads), or use smaller maps or patches",
+            )
 
 
 def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> int:
@@ -366,7 +423,7 @@ def _describe_input(section: PipelineSection, maps: Sequence[MapTask]) -> str:
 
 def _merge(
     section: PipelineSection,
-    config: ProcessingConfig,
+    config: dict[str, Any],
     maps: Sequence[MapTask],
     summaries: Sequence[MapSummary | None],
     patch_tasks: Sequence[PatchTask],
@@ -389,13 +446,63 @@ def _merge(
     for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
         if stats is not None:
             grouped[patch.map.set_name].append(stats)
+    dropped = dropped_patches(maps, [None if s is None else s.n_patches for s in summaries])
+    if dropped:
+        _log.warning(
+            "%d patch(es) of %d map(s) dropped, masked above healpix.max_masked_fraction",
+            sum(dropped.values()),
+            len(dropped),
+        )
     return merge_patch_results(
         grouped,
         info=info,
         settings=section.statistics_settings(),
         failures=failures,
-        config=config.to_dict(),
+        config=config,
+        dropped_patches=dropped,
     )
+
+
+def _absolute(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with its run directory, and the directories it names, as absolute paths.
+
+    Workers resolve a relative path against their own working directory, which on another
+    node is not the driver's: each would build its own cache there.
+    """
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(os.path.abspath(path))
+
+    return config.model_copy(
+        update={
+            "run_dir": absolute(config.run_dir),
+            "cache": config.cache.model_copy(update={"dir": absolute(config.cache.dir)}),
+            "checkpoint": config.checkpoint.model_copy(
+                update={"dir": absolute(config.checkpoint.dir)}
+            ),
+            "logging": config.logging.model_copy(update={"file": absolute(config.logging.file)}),
+        }
+    )
+
+
+def _executor_of(section: PipelineSection, executor: str | None) -> str:
+    """The executor to run on: ``executor`` if given, else the section's.
+
+    Raises:
+        ConfigError: ``executor`` is not ``"dask"`` while ``pipeline.scheduler`` names a
+            cluster to join.
+    """
+    if executor is None:
+        return section.executor
+    if section.scheduler is not None and executor != "dask":
+        raise ConfigError(
+            f"executor {executor!r} was asked for, but pipeline.scheduler "
+            f"({section.scheduler!r}) joins a Dask cluster",
+            value=executor,
+            hint="use executor 'dask', or drop pipeline.scheduler",
+            field="executor",
+        )
+    return executor
 
 
 def run_patch_statistics(
@@ -412,7 +519,8 @@ def run_patch_statistics(
             ``ProcessingConfig`` runs the default ``pipeline`` section); default: the built-in
             synthetic run in ``runs/default``.
         executor: ``"serial"``, ``"threads"``, ``"processes"`` or ``"dask"``; default
-            ``config.pipeline.executor``.
+            ``config.pipeline.executor``. ``config.pipeline.scheduler`` (or, with
+            ``"dask"``, ``DASK_SCHEDULER_ADDRESS``) joins a running Dask cluster.
         workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs.
         resume: Continue what an earlier run in the same run directory finished (default);
             ``False`` starts over.
@@ -423,9 +531,11 @@ def run_patch_statistics(
     Raises:
         InterruptedRunError: SIGTERM, SIGINT, SIGUSR1 or a memory breach stopped the run;
             what finished is saved and rerunning continues.
-        ConfigError: invalid settings, a missing input file, or a run directory holding a
-            run with other settings (pass ``resume=False``).
-        ResourceError: one map per worker would not fit under the memory limit.
+        ConfigError: invalid settings, a missing input file, a run directory holding a
+            run with other settings (pass ``resume=False``), an executor other than Dask
+            with ``pipeline.scheduler``, or a Dask scheduler that does not answer.
+        ResourceError: one map per worker would not fit under the memory limit (a joined
+            Dask cluster's: under each worker's own ``memory_limit``).
         AnalysisError: no patch set could be summarised (every map failed, say).
 
     Example:
@@ -434,9 +544,13 @@ def run_patch_statistics(
     """
     started = time.perf_counter()
     config = PipelineConfig() if config is None else PipelineConfig.from_config(config)
+    config = _absolute(config)  # before any of it is shipped to workers
     section = config.pipeline
     settings = section.statistics_settings()
-    executor_name = executor or section.executor
+    executor_name = _executor_of(section, executor)
+    cluster: dict[str, Any] = {}  # runner options: the Dask cluster to join, if any
+    if section.scheduler is not None:
+        cluster["scheduler_address"] = section.scheduler
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
     planned = _planned_geometries(maps)
@@ -454,14 +568,28 @@ def run_patch_statistics(
         max_workers=max_workers,
         retries=section.retries,
     ) as ctx:
-        runner = ctx.runner_for()  # the one both stages run on
+        runner = ctx.runner_for(**cluster)  # the one both stages run on
+        ran_on, scheduler, n_workers = (
+            runner.executor_kind,
+            runner.scheduler_address,
+            runner.worker_count(),
+        )
         _guard_memory(ctx, maps, runner, values)
         ctx.check_resources()
         store = MapStore(config, ctx.cache)
-        _log.info("run %s: %d maps, %s executor", run_dir, len(maps), executor_name)
+        _log.info(
+            "run %s: %d maps, %s executor, %d worker(s)%s",
+            run_dir,
+            len(maps),
+            ran_on,
+            n_workers,
+            "" if scheduler is None else f", Dask scheduler {scheduler}",
+        )
         if runner.forks_workers:
             prepare_maps(maps)  # once here, not once in every worker
-        made = ctx.map(MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume)
+        made = ctx.map(
+            MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume, **cluster
+        )
         ctx.update_progress(1)
         failures = _failures("maps", made)
         summaries: list[MapSummary | None] = list(made.results)
@@ -480,13 +608,16 @@ def run_patch_statistics(
             name="patches",
             key=lambda t: t.key,
             resume=resume,
+            **cluster,
         )
         # Every task is done: what is left (merge, results file, figures) finishes the run
         # even if a stop comes now. Stopping here would only make the rerun do it again.
         ctx.progress.update(1)
         failures += _failures("patches", measured)
         with log_context(step="merge"):
-            merged = _merge(section, config, maps, summaries, patch_tasks, measured, failures)
+            recorded = config.to_dict()  # with what ran, not what was configured
+            recorded["pipeline"].update(executor=ran_on, scheduler=scheduler, workers=n_workers)
+            merged = _merge(section, recorded, maps, summaries, patch_tasks, measured, failures)
             with _writing(results_file):
                 write_results(merged, results_file, fmt)
             figures: list[Path] = []
@@ -531,4 +662,7 @@ def run_patch_statistics(
         resumed=made.skipped + measured.skipped,
         elapsed=time.perf_counter() - started,
         results=merged,
+        executor=ran_on,
+        scheduler=scheduler,
+        workers=n_workers,
     )

@@ -1,0 +1,115 @@
+"""The Gaussian control of the SSC comparison, with and without each patch's mean subtracted.
+
+Gaussian fields have no mode coupling, so once the patch mean (present in sub-patches, zero in
+periodic patches) is subtracted, the map statistics' sub-patch/periodic variance ratio must be
+consistent with 1. The tolerance comes from the number of patches: the ratio of two sample
+variances of N1 and N2 Gaussian samples scatters by σ ≈ √(2/(N1−1) + 2/(N2−1)); the median
+over a statistic's ν bins is held to 1 ± 4σ. The summary must say which was done.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lensing_ssc.analysis import StatisticsSettings
+from lensing_ssc.pipelines import run_patch_statistics
+from lensing_ssc.pipelines._summary import nu_description
+
+from .conftest import make_config
+
+_MAP_STATISTICS = ("pdf", "peaks", "minima", "v0", "v1", "v2")
+
+
+def _control(
+    run_dir: Path, n_fields: int, *, subtract: bool
+) -> tuple[dict[str, float], float, str]:
+    """Median variance ratio per map-statistic key, its tolerance, and the summary text."""
+    config = make_config(
+        run_dir,
+        synthetic={
+            "kind": "gaussian",
+            "patch_pixels": 128,
+            "patches_per_side": 4,
+            "n_large_fields": n_fields,
+        },
+        statistics={"names": ["cl", *_MAP_STATISTICS], "subtract_patch_mean": subtract},
+    )
+    run = run_patch_statistics(config)
+    sets = run.results.sets
+    n1, n2 = sets["subpatches"].n_patches, sets["periodic"].n_patches
+    sigma = math.sqrt(2 / (n1 - 1) + 2 / (n2 - 1))
+    medians = {}
+    for key, matrix in run.results.ssc_ratio.items():
+        if key.split("/")[0] in _MAP_STATISTICS:
+            diagonal = np.diag(matrix)
+            medians[key] = float(np.median(diagonal[np.isfinite(diagonal)]))
+    return medians, 4 * sigma, run.summary_file.read_text()
+
+
+@pytest.fixture(scope="module")
+def control(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[bool, tuple[dict[str, float], float, str]]:
+    """The Gaussian control with 16 large fields (256 patches per set), both ways."""
+    root = tmp_path_factory.mktemp("control")
+    return {
+        subtract: _control(root / str(subtract), 16, subtract=subtract)
+        for subtract in (True, False)
+    }
+
+
+def test_gaussian_map_statistic_ratios_are_consistent_with_one_with_the_mean_subtracted(
+    control: dict[bool, tuple[dict[str, float], float, str]],
+) -> None:
+    """Mean subtracted, every map statistic's median variance ratio lies within 1 ± 4σ."""
+    medians, tolerance, _ = control[True]
+    assert len(medians) == 2 * 2 * len(_MAP_STATISTICS)
+    off = {key: value for key, value in medians.items() if abs(value - 1) > tolerance}
+    assert not off, f"tolerance {tolerance:.2f}: {off}"
+
+
+def test_without_subtraction_the_patch_mean_dominates_the_ratios(
+    control: dict[bool, tuple[dict[str, float], float, str]],
+) -> None:
+    """Mean kept, the PDF and V0–V2 ratios exceed 1 + 4σ: they measure the mean's scatter."""
+    medians, tolerance, _ = control[False]
+    for name in ("pdf", "v0", "v1", "v2"):
+        for key in (k for k in medians if k.startswith(f"{name}/")):
+            assert medians[key] > 1 + tolerance, key
+
+
+def test_the_summary_says_whether_the_mean_was_subtracted_and_what_the_ratio_means(
+    control: dict[bool, tuple[dict[str, float], float, str]],
+) -> None:
+    """The summary names the mean's treatment, ν's σ and reads the map ratios accordingly."""
+    subtracted, kept = control[True][2], control[False][2]
+    assert "patch mean  each patch's mean subtracted before the PDF" in subtracted
+    assert "(patch mean subtracted): > 1: variance from modes larger than the patch" in subtracted
+    assert "patch mean  patch mean kept (not subtracted)" in kept
+    assert "the ratio measures mostly the scatter of the patch mean" in kept
+    assert "map statistics (patch mean kept): > 1" not in kept
+    for text in (subtracted, kept):
+        assert "spectra (blind to the patch mean): > 1" in text
+        assert "for n_gal = 0 (no noise) κ_s/RMS of each patch" in text
+
+
+def test_nu_description_is_true_for_each_reference() -> None:
+    """Noise-only, per-patch and global σ are each described as what they are."""
+    only_noisy = nu_description(StatisticsSettings.quick(n_gal=[30]))
+    assert only_noisy.startswith("κ_s/σ_noise,s")
+    assert "n_gal = 0" not in only_noisy
+    assert "each patch" in nu_description(StatisticsSettings.quick(nu_reference="map"))
+    shared = nu_description(StatisticsSettings.quick(nu_reference="global", nu_sigma=[0.01, 0.005]))
+    assert "one σ for every patch, set and n_gal (0.01 at 2′, 0.005 at 5′)" in shared
+
+
+@pytest.mark.slow
+def test_gaussian_control_with_64_fields_is_consistent_with_one(tmp_path: Path) -> None:
+    """With 1024 patches per set the mean-subtracted ratios still lie within 1 ± 4σ (σ ≈ 0.06)."""
+    medians, tolerance, _ = _control(tmp_path / "run", 64, subtract=True)
+    off = {key: value for key, value in medians.items() if abs(value - 1) > tolerance}
+    assert not off, f"tolerance {tolerance:.2f}: {off}"
