@@ -55,9 +55,10 @@ def tiny_config(tmp_path: Path) -> ConfigFactory:
 def assert_same_results(
     first: Mapping[str, Any], second: Mapping[str, Any], *, pipeline_fields: tuple[str, ...] = ()
 ) -> None:
-    """Every dataset equal bit for bit, the metadata equal except the run directory.
+    """Every dataset equal bit for bit, the metadata equal except where and how it ran.
 
-    ``pipeline_fields`` names fields of the recorded pipeline section allowed to differ.
+    The run directory and what ran the tasks (executor, scheduler, workers) may differ;
+    ``pipeline_fields`` names further fields of the recorded pipeline section allowed to.
     """
     arrays = sorted(k for k in first if not k.startswith("meta/"))
     assert arrays == sorted(k for k in second if not k.startswith("meta/"))
@@ -69,7 +70,9 @@ def assert_same_results(
     for results in (first, second):
         config = {k: v for k, v in results["meta/config"].items() if k != "run_dir"}
         config["pipeline"] = {
-            k: v for k, v in config["pipeline"].items() if k not in pipeline_fields
+            k: v
+            for k, v in config["pipeline"].items()
+            if k not in (*pipeline_fields, "executor", "scheduler", "workers")
         }
         configs.append(config)
     assert configs[0] == configs[1]

@@ -4,7 +4,9 @@ Without a config it runs the built-in synthetic SSC comparison in ``runs/default
 JSON lines to the run's log file (not the terminal) and stopping gracefully on a memory
 breach; a config file starts from the same settings (:mod:`._defaults`). Ctrl-C stops it
 gracefully (running tasks finish, within seconds); a second Ctrl-C stops it at once.
-Rerunning continues a stopped run; ``--fresh`` starts over. At the end it prints where the
+Rerunning continues a stopped run; ``--fresh`` starts over. ``--scheduler ADDRESS`` or
+``--scheduler-file PATH`` joins a running Dask cluster (``pipeline.scheduler`` in the
+config); both imply ``--executor dask``. At the end it prints where the
 results, figures, summary and log are. Exit status: 0 done, 1 done with failed maps or
 patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue), 4 crashed
 (a bug), 130 stopped at once by a second Ctrl-C (rerun to continue).
@@ -53,6 +55,20 @@ def _report(result: PipelineRun) -> None:
         typer.echo(result.ssc_headline)
 
 
+def _scheduler_option(address: str | None, file: Path | None) -> str | None:
+    """The scheduler the command line names: an address, or a scheduler file's absolute path."""
+    if address is not None and file is not None:
+        raise ConfigError(
+            "--scheduler and --scheduler-file both name a scheduler",
+            value=(address, str(file)),
+            hint="give one of them",
+            field="--scheduler",
+        )
+    if file is not None:
+        return str(file.absolute())
+    return address
+
+
 def run(
     config_file: Path | None = typer.Argument(
         None,
@@ -82,6 +98,20 @@ def run(
         help="Run directory (default: the config's run_dir).",
         show_default=False,
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Join the running Dask cluster at this address (tcp://host:8786); "
+        "implies --executor dask.",
+        show_default=False,
+    ),
+    scheduler_file: Path | None = typer.Option(
+        None,
+        "--scheduler-file",
+        help="Join the Dask cluster whose scheduler wrote this file "
+        "(dask scheduler --scheduler-file); implies --executor dask.",
+        show_default=False,
+    ),
 ) -> None:
     """Compute patch statistics, their covariances and the SSC ratio; resumable."""
     # Imported here: the pipeline (numpy, matplotlib, h5py) would slow every other command.
@@ -90,18 +120,33 @@ def run(
     config = load_run_config(config_file)
     if run_dir is not None:
         config.run_dir = run_dir
+    if executor is not None and executor not in EXECUTOR_NAMES:
+        raise ConfigError(
+            f"unknown executor {executor!r}",
+            value=executor,
+            hint=f"use one of {', '.join(EXECUTOR_NAMES)}",
+            field="--executor",
+        )
+    cluster = _scheduler_option(scheduler, scheduler_file)
+    named = cluster if cluster is not None else config.pipeline.scheduler
+    if named is not None and executor not in (None, "dask"):
+        flag = "--scheduler/--scheduler-file" if cluster is not None else "pipeline.scheduler"
+        raise ConfigError(
+            f"--executor {executor} was asked for, but {flag} ({named!r}) joins a Dask cluster",
+            value=executor,
+            hint="drop --executor (a scheduler implies dask), or drop the scheduler",
+            field="--executor",
+        )
     if executor is not None:
-        if executor not in EXECUTOR_NAMES:
-            raise ConfigError(
-                f"unknown executor {executor!r}",
-                value=executor,
-                hint=f"use one of {', '.join(EXECUTOR_NAMES)}",
-                field="--executor",
-            )
         config.pipeline.executor = executor  # type: ignore[assignment]
+    if cluster is not None:
+        # The command line's scheduler wins over the file's executor: dask first, then it.
+        config.pipeline.executor = "dask"
+        config.pipeline.scheduler = cluster
+    joined = f", Dask scheduler {named}" if named is not None else ""
     typer.echo(
-        f"lensing-ssc run: {config.pipeline.input} input, {config.pipeline.executor} executor, "
-        f"run directory {config.run_dir}"
+        f"lensing-ssc run: {config.pipeline.input} input, {config.pipeline.executor} executor"
+        f"{joined}, run directory {config.run_dir}"
     )
     try:
         result = run_patch_statistics(config, workers=workers, resume=resume)

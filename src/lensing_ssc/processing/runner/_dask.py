@@ -9,9 +9,14 @@ for it raises ``ModuleNotFoundError`` naming the extra.
   background activities are turned down there (:data:`LOCAL_CLUSTER_CONFIG`): each wakes a
   thread of every worker process, which takes the GIL from the running task (and, on a
   machine with as many workers as cores, a core from another worker).
-- ``scheduler_address``: join a running cluster (``dask-scheduler``, ``dask-jobqueue``); the
-  runner owns only its Client.
+- ``scheduler_address``: join a running cluster (``dask scheduler``, ``dask-jobqueue``); the
+  runner owns only its Client. A scheduler that does not answer within Dask's connect
+  timeout (``distributed.comm.timeouts.connect``) is a ``ConfigError`` naming the address.
 - A ``distributed.Client``: used as is, never closed by the runner.
+
+A joined cluster is asked, not assumed: :meth:`DaskAdapter.cluster_workers` lists its
+workers with their threads and memory limits (:class:`ClusterWorker`). Which address to
+join (a scheduler file, ``DASK_SCHEDULER_ADDRESS``) is decided in :mod:`._executors`.
 
 When a worker dies, Dask fails the tasks it held with ``KilledWorker`` (the cluster the
 runner starts allows no reruns: ``distributed.scheduler.allowed-failures`` is 0; a joined
@@ -27,8 +32,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing.runner._adapter import Adapter
 from lensing_ssc.processing.runner._worker import WorkerSetup
 
@@ -39,7 +46,7 @@ except ImportError:  # pragma: no cover - exercised only without the dask extra
     dask = None  # type: ignore[assignment]
     distributed = None  # type: ignore[assignment]
 
-__all__ = ["LOCAL_CLUSTER_CONFIG", "DaskAdapter"]
+__all__ = ["LOCAL_CLUSTER_CONFIG", "ClusterWorker", "DaskAdapter"]
 
 _WORKER_REFRESH = 2.0
 
@@ -55,6 +62,29 @@ LOCAL_CLUSTER_CONFIG: dict[str, object] = {
     "distributed.admin.tick.interval": "1s",
 }
 """Dask settings of the cluster the runner starts (a joined cluster keeps its own)."""
+
+
+@dataclass(frozen=True)
+class ClusterWorker:
+    """One worker of a Dask cluster, as its scheduler describes it.
+
+    Attributes:
+        address: The worker's address (``tcp://10.0.0.7:40123``).
+        nthreads: Tasks it runs at once.
+        memory_limit: Its memory limit in bytes; ``None`` when it has none.
+    """
+
+    address: str
+    nthreads: int
+    memory_limit: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        return {
+            "address": self.address,
+            "nthreads": self.nthreads,
+            "memory_limit": self.memory_limit,
+        }
 
 
 class DaskAdapter(Adapter):
@@ -98,9 +128,50 @@ class DaskAdapter(Adapter):
             self._start()
         return self._client
 
+    @property
+    def joined(self) -> bool:
+        """Whether the cluster is someone else's (an address or a Client), not one we start."""
+        return self._address is not None or self._given is not None
+
+    @property
+    def scheduler_address(self) -> str | None:
+        """The scheduler's address: the one joined, the Client's, or the local cluster's."""
+        if self._address is not None:
+            return self._address
+        if self._client is None:
+            return None
+        return str(self._client.scheduler.address)
+
+    def cluster_workers(self) -> tuple[ClusterWorker, ...]:
+        """The cluster's workers now, asked of its scheduler (starts the cluster if needed)."""
+        client = self.client
+        try:
+            info = client.scheduler_info(n_workers=-1)
+        except TypeError:  # distributed before 2025 has no n_workers and lists every worker
+            info = client.scheduler_info()
+        return tuple(
+            ClusterWorker(
+                address=str(address),
+                nthreads=int(worker.get("nthreads", 1)),
+                memory_limit=int(worker["memory_limit"]) if worker.get("memory_limit") else None,
+            )
+            for address, worker in sorted(info.get("workers", {}).items())
+        )
+
     def _start(self) -> None:
         if self._address is not None:
-            self._client = distributed.Client(self._address, set_as_default=False)
+            try:
+                self._client = distributed.Client(self._address, set_as_default=False)
+            except OSError as exc:  # TimeoutError included: nothing answered in time
+                timeout = dask.config.get("distributed.comm.timeouts.connect")
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {self._address!r} "
+                    f"(waited {timeout}): {exc}",
+                    value=self._address,
+                    hint="check that `dask scheduler` is running, that this node can reach its "
+                    "host and port, and that the scheduler file is the current one",
+                    field="scheduler",
+                ) from exc
             return
         with dask.config.set(LOCAL_CLUSTER_CONFIG):
             self._cluster = distributed.LocalCluster(

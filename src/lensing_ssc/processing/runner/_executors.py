@@ -5,17 +5,23 @@ processes and the user's executors, and a :class:`~._dask.DaskAdapter` for Dask 
 only then, because importing ``distributed`` takes about a second). The interface they share
 is in :mod:`._adapter`. :func:`worker_count`, :func:`runs_in_this_process` and
 :func:`forks_workers` answer, without building anything, how many items the adapter runs at
-once and where; ``TaskRunner`` passes their answers on.
+once and where; ``TaskRunner`` passes their answers on. :func:`resolve_scheduler` turns a
+scheduler address, a scheduler file or ``DASK_SCHEDULER_ADDRESS`` into the address a Dask
+adapter joins (without connecting: :mod:`._dask` does that).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import multiprocessing.context
+import os
+import re
 import sys
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.cpus import usable_cpus
@@ -24,7 +30,21 @@ from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES, Adapter, Wrap
 from lensing_ssc.processing.runner._pools import PoolAdapter
 from lensing_ssc.processing.runner._worker import WorkerSetup, process_worker_init
 
-__all__ = ["build_adapter", "forks_workers", "runs_in_this_process", "worker_count"]
+__all__ = [
+    "SCHEDULER_ENV",
+    "build_adapter",
+    "forks_workers",
+    "is_dask_client",
+    "resolve_scheduler",
+    "runs_in_this_process",
+    "worker_count",
+]
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+"""Dask's own variable naming a scheduler; read when nothing else names one."""
+
+# "host:port" without a protocol, which Dask reads as tcp://host:port.
+_HOST_PORT = re.compile(r"^[\w.\-]+:\d+$|^\[[0-9a-fA-F:.]+\]:\d+$")
 
 # Python's own default for a ThreadPoolExecutor: I/O-bound threads may outnumber the CPUs.
 _MAX_DEFAULT_THREADS = 32
@@ -45,6 +65,55 @@ def worker_count(executor: Any, max_workers: int | None) -> int:
     if executor == "threads":
         return min(_MAX_DEFAULT_THREADS, usable_cpus() + _EXTRA_THREADS)
     return usable_cpus()
+
+
+def resolve_scheduler(spec: str | os.PathLike[str] | None, executor: Any) -> str | None:
+    """The scheduler address a Dask executor joins, or ``None`` to start a local cluster.
+
+    ``spec`` is an address (``tcp://host:8786``, ``host:8786``) or the path of the JSON
+    file ``dask scheduler --scheduler-file`` writes (its ``address`` is read). Without one,
+    ``executor="dask"`` takes ``DASK_SCHEDULER_ADDRESS`` when it is set.
+
+    Raises:
+        ConfigError: A scheduler file that is missing, unreadable or without an address.
+
+    Example:
+        >>> resolve_scheduler("tcp://10.0.0.5:8786", "dask")
+        'tcp://10.0.0.5:8786'
+    """
+    if spec is None:
+        if executor != "dask":
+            return None
+        return os.environ.get(SCHEDULER_ENV) or None
+    text = os.fspath(spec).strip()
+    if "://" in text or (_HOST_PORT.match(text) and not os.path.isfile(text)):
+        return text
+    try:
+        body = json.loads(Path(text).read_bytes())
+        address = body["address"]
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"no Dask scheduler file at {text!r}",
+            value=text,
+            hint="give the path that `dask scheduler --scheduler-file` wrote (on a filesystem "
+            "this node sees), or the scheduler's address (tcp://host:8786)",
+            field="scheduler",
+        ) from exc
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"{text!r} is not a Dask scheduler file (JSON with an 'address'): {exc}",
+            value=text,
+            hint="give the file `dask scheduler --scheduler-file` wrote, or an address",
+            field="scheduler",
+        ) from exc
+    if not isinstance(address, str) or not address:
+        raise ConfigError(
+            f"the Dask scheduler file {text!r} names no address",
+            value=address,
+            hint="restart the scheduler with --scheduler-file, or give its address",
+            field="scheduler",
+        )
+    return address
 
 
 def runs_in_this_process(executor: Any) -> bool:
@@ -121,7 +190,7 @@ def build_adapter(
                 initargs=(worker_initializer, initargs),
             ),
         )
-    if executor == "dask" or _is_dask_client(executor):
+    if executor == "dask" or is_dask_client(executor):
         from lensing_ssc.processing.runner._dask import DaskAdapter
 
         return DaskAdapter(
@@ -164,6 +233,7 @@ def build_adapter(
     )
 
 
-def _is_dask_client(executor: Any) -> bool:
+def is_dask_client(executor: Any) -> bool:
+    """Whether ``executor`` is a ``distributed.Client`` (never importing ``distributed``)."""
     distributed = sys.modules.get("distributed")
     return distributed is not None and isinstance(executor, distributed.Client)

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
 from lensing_ssc.core.io import resolve_codec
@@ -45,6 +45,8 @@ from lensing_ssc.processing.runner._engine import StopCheck, run_parallel, run_s
 from lensing_ssc.processing.runner._executors import (
     build_adapter,
     forks_workers,
+    is_dask_client,
+    resolve_scheduler,
     runs_in_this_process,
     worker_count,
 )
@@ -53,6 +55,9 @@ from lensing_ssc.processing.runner._keys import function_identity, item_keys
 from lensing_ssc.processing.runner._ledger import Ledger, Reporters
 from lensing_ssc.processing.runner._results import MapResult, RunSnapshot, TaskFailure
 from lensing_ssc.processing.runner._worker import RetryPolicy, WorkerSetup
+
+if TYPE_CHECKING:
+    from lensing_ssc.processing.runner._dask import ClusterWorker, DaskAdapter
 
 __all__ = ["MapResult", "RunSnapshot", "RunnerHooks", "TaskFailure", "TaskRunner", "run_map"]
 
@@ -135,7 +140,8 @@ class TaskRunner:
             so shorter intervals cost more.
         result_compression: Codec for results above 64 KiB in the journal.
         scheduler_address: With ``"dask"``, join this scheduler instead of starting a
-            local cluster.
+            local cluster: an address (``tcp://host:8786``) or the file ``dask scheduler
+            --scheduler-file`` writes. Default: ``DASK_SCHEDULER_ADDRESS`` when set.
         mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context for
             ``"processes"``; default: Python's.
         hooks: Callbacks for a coordinating context (:class:`RunnerHooks`).
@@ -199,6 +205,7 @@ class TaskRunner:
                 field="scheduler_address",
                 hint="pass executor='dask' too",
             )
+        scheduler_address = resolve_scheduler(scheduler_address, executor)
         self._executor_spec = executor
         self._max_workers = max_workers
         self._policy = RetryPolicy(retries, float(retry_delay))
@@ -224,21 +231,69 @@ class TaskRunner:
         spec = self._executor_spec
         if isinstance(spec, str):
             return spec
-        return self._kind
+        return "dask" if is_dask_client(spec) else self._kind
 
     @property
     def max_workers(self) -> int:
         """Items run at once: 1 serially, else ``max_workers`` or the executor's default.
 
         The default is the usable CPUs (threads: CPUs + 4, at most 32): the number the
-        executor is started with. For a borrowed executor or a joined Dask cluster, the
-        number the runner plans for; the executor's own size may differ.
+        executor is started with. A joined Dask cluster is asked (connecting to it now):
+        the threads of its workers. For a borrowed executor, the number the runner plans
+        for; the executor's own size may differ.
 
         Example:
             >>> TaskRunner("threads", max_workers=3).max_workers
             3
         """
+        if self.joins_cluster:
+            return self._adapter_now().workers()
         return worker_count(self._executor_spec, self._max_workers)
+
+    @property
+    def joins_cluster(self) -> bool:
+        """Whether items run on a Dask cluster the runner joins rather than starts."""
+        return self._scheduler_address is not None or (
+            not isinstance(self._executor_spec, str) and is_dask_client(self._executor_spec)
+        )
+
+    @property
+    def scheduler_address(self) -> str | None:
+        """The Dask scheduler joined (given, from a scheduler file or the environment)."""
+        if self._scheduler_address is not None:
+            return self._scheduler_address
+        if not self.joins_cluster or self._adapter is None:
+            return None
+        return self._dask_adapter().scheduler_address
+
+    def cluster_workers(self) -> tuple[ClusterWorker, ...]:
+        """The workers of a joined Dask cluster, asked of its scheduler; ``()`` otherwise.
+
+        Each :class:`~._dask.ClusterWorker` has its ``nthreads`` and ``memory_limit``
+        (bytes, ``None`` for none): what a memory estimate of the run's workers needs.
+        """
+        if not self.joins_cluster:
+            return ()
+        return self._dask_adapter().cluster_workers()
+
+    def _dask_adapter(self) -> DaskAdapter:
+        # Imported here: distributed takes a second to import, and only Dask runs need it.
+        from lensing_ssc.processing.runner._dask import DaskAdapter
+
+        adapter = self._adapter_now()
+        if not isinstance(adapter, DaskAdapter):  # joins_cluster promised a Dask executor
+            raise TypeError(f"a joined cluster needs a Dask adapter, got {type(adapter).__name__}")
+        return adapter
+
+    def worker_count(self) -> int:
+        """Workers the executor has: a joined Dask cluster's workers, else :attr:`max_workers`.
+
+        For a joined cluster this asks its scheduler (``client.scheduler_info()``); a worker
+        with several threads counts once, as Dask counts it.
+        """
+        if self.joins_cluster:
+            return len(self.cluster_workers())
+        return self.max_workers
 
     @property
     def runs_in_this_process(self) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -322,12 +324,36 @@ def test_worker_in_the_same_process_loops_back(tmp_path: Path) -> None:
     assert (line["message"], line["worker"], line["i"]) == ("via the socket", "w1", 1)
 
 
-def test_unreachable_parent_is_a_logging_error(tmp_path: Path) -> None:
-    """attach_worker with a parent that is gone raises LoggingError at once."""
+def test_unreachable_parent_logs_to_a_node_local_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """attach_worker with a parent out of reach logs to logs/workers/<host>-<pid>.log instead."""
+    with LogManager(file_path=tmp_path / "logs" / "run.log", console=False) as log_mgr:
+        config = log_mgr.worker_config()
+    worker = LogManager.attach_worker(config)
+    worker.get_logger("node").info("kept on this node")
+    worker.close()
+    local = tmp_path / "logs" / "workers" / f"{socket.gethostname()}-{os.getpid()}.log"
+    text = local.read_text()
+    assert "cannot reach the parent's log writer" in text
+    assert "kept on this node" in text
+    notice = capsys.readouterr().err
+    assert notice.count("cannot reach the parent's log writer") == 1
+    assert str(local) in notice
+
+
+def test_unreachable_parent_without_a_log_file_logs_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """attach_worker with a parent out of reach and no log file writes its records to stderr."""
     with LogManager(console=False) as log_mgr:
         config = log_mgr.worker_config()
-    with pytest.raises(LoggingError, match="cannot reach the parent's log writer"):
-        LogManager.attach_worker(config)
+    worker = LogManager.attach_worker(config)
+    worker.get_logger("node").warning("on stderr")
+    worker.close()
+    err = capsys.readouterr().err
+    assert "on stderr" in err
+    assert err.count("cannot reach the parent's log writer") == 1
 
 
 def test_closed_manager_has_no_worker_config() -> None:

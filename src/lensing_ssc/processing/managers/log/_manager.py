@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,6 +67,7 @@ from lensing_ssc.processing.managers.log._workers import (
     WorkerLink,
     connect_worker,
     make_worker_config,
+    node_local_sink,
     open_log_file,
     worker_settings,
 )
@@ -356,19 +358,30 @@ class LogManager:
         as a pool initializer:
         ``ProcessPoolExecutor(initializer=LogManager.attach_worker, initargs=(cfg,))``.
 
-        Raises:
-            LoggingError: when the parent's writer cannot be reached.
+        A worker that cannot reach the parent's writer (on another node of a cluster, say)
+        logs on its own instead, to ``workers/<host>-<pid>.log`` beside the parent's log
+        file (stderr if that cannot be written), and says so once on stderr and in that log.
         """
         key = (config.address, config.token)
         existing = _WORKERS.get(key)
         if existing is not None and not existing.closed:
             return existing
         self = cls.__new__(cls)
-        sink = connect_worker(config, lambda what, exc: self._pipeline.report(what, exc))
+        unreachable: LoggingError | None = None
+        sink: Sink
+        try:
+            sink = connect_worker(config, lambda what, exc: self._pipeline.report(what, exc))
+        except LoggingError as exc:
+            unreachable, sink = exc, node_local_sink(config)
         self._settings = worker_settings(config)
         self._file, self._archiver = None, None
         self._setup(self._settings, [sink], worker=config)
         _WORKERS[key] = self
+        if unreachable is not None:
+            notice = f"{unreachable.message}; this process logs to {sink.label} instead"
+            if not isinstance(sink, ConsoleSink):  # else the record below reaches stderr
+                print(f"lensing_ssc: {notice}", file=sys.stderr, flush=True)
+            self.get_logger("lensing_ssc.log").warning("%s", notice)
         _log_process.flush_at_worker_exit(self.close)
         return self
 

@@ -5,16 +5,22 @@ opened on ``worker_config()`` or just before a ``fork``) and the child side afte
 (connect to the parent on the first record, then write through a
 :class:`~._transport.ParentSink`; fall back to stderr if the parent cannot be reached).
 :func:`connect_worker` and :func:`worker_settings` build a worker's sink and settings
-from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker``, and
-:func:`make_worker_config` the config a parent hands out; :func:`open_log_file` opens the
-parent's file sink and archiver from its settings.
+from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker``;
+:func:`node_local_sink` is that worker's own file (``workers/<host>-<pid>.log`` beside the
+parent's log, in the run directory's ``logs/``) when the parent cannot be reached (another
+node of a cluster has no view of the parent's socket), so its items run and its records are
+kept either way; :func:`make_worker_config` builds the config a parent hands out;
+:func:`open_log_file` opens the parent's file sink and archiver from its settings.
 The wire format is in :mod:`._transport`, the socket and its thread in
 :mod:`lensing_ssc.processing.managers._channel`; process hooks in :mod:`._process_events`.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import LoggingError
@@ -31,7 +37,18 @@ from lensing_ssc.processing.managers.log._sinks import (
 from lensing_ssc.processing.managers.log._transport import ParentSink, open_receiver
 from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
 
-__all__ = ["WorkerLink", "connect_worker", "make_worker_config", "open_log_file", "worker_settings"]
+__all__ = [
+    "WORKER_LOG_DIR",
+    "WorkerLink",
+    "connect_worker",
+    "make_worker_config",
+    "node_local_sink",
+    "open_log_file",
+    "worker_settings",
+]
+
+WORKER_LOG_DIR = "workers"
+"""Directory, beside the parent's log file, of the logs of workers that cannot reach it."""
 
 Report = Callable[[str, BaseException], None]
 
@@ -134,6 +151,24 @@ def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink:
             value=config.address,
             hint="is the parent's LogManager still open?",
         ) from exc
+
+
+def node_local_sink(config: LogWorkerConfig) -> Sink:
+    """This worker process's own log, for when the parent's writer cannot be reached.
+
+    The file ``workers/<host>-<pid>.log`` in the directory of the parent's log file (the
+    run directory's ``logs/``, on a shared filesystem the driver's user reads too); stderr
+    when the parent has no log file or that directory is not writable from here.
+    """
+    parent_file = config.settings.file
+    if parent_file is None:
+        return ConsoleSink()
+    name = f"{socket.gethostname()}-{os.getpid()}.log"
+    path = Path(parent_file).parent / WORKER_LOG_DIR / name
+    try:
+        return RotatingFileSink(path, max_bytes=None, archiver=None)
+    except OSError:  # a directory this node cannot write: the worker's stderr keeps them
+        return ConsoleSink()
 
 
 def worker_settings(config: LogWorkerConfig) -> LoggingSection:
