@@ -16,6 +16,7 @@ accept exactly the same values; an invalid one becomes a ``ConfigError`` naming 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +38,7 @@ from lensing_ssc.processing.runner import ExecutorName
 __all__ = [
     "CosmologySection",
     "HealpixInputSection",
+    "HealpixSetSection",
     "PatchFilesSection",
     "PipelineConfig",
     "PipelineSection",
@@ -157,6 +159,80 @@ class SyntheticSection(Section):
         return self
 
 
+_SET_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_PATTERN_FIELD = re.compile(r"\{([^{}]*)\}")
+RESERVED_SET_NAMES = ("subpatches", "periodic", "patches")
+"""Names of the synthetic and patch-file sets, which a HEALPix set may not take."""
+
+
+def check_set_name(name: str) -> str:
+    """Return ``name`` if it can name a set (letters, digits, ``_ . -``), else raise."""
+    if not _SET_NAME.fullmatch(name) or name in RESERVED_SET_NAMES:
+        raise ValueError(
+            f"set name {name!r} is not allowed: use letters, digits, '_', '.' or '-', and "
+            f"none of {', '.join(RESERVED_SET_NAMES)}"
+        )
+    return name
+
+
+def pattern_fields(pattern: str) -> list[str]:
+    """The field names of a file-name pattern (``kappa_zs{zs}_s{seed}.fits``), in order.
+
+    Raises:
+        ValueError: a field is not a Python identifier, or appears twice.
+    """
+    names = _PATTERN_FIELD.findall(pattern)
+    for name in names:
+        if not name.isidentifier():
+            raise ValueError(
+                f"pattern {pattern!r} has the field {{{name}}}, not a name: use e.g. "
+                "kappa_zs{zs}_s{seed}.fits"
+            )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"pattern {pattern!r} names the field {{{repeated[0]}}} twice")
+    return names
+
+
+MetadataValue = int | float | str
+
+
+class HealpixSetSection(Section):
+    """One named set of HEALPix maps: its files, and each map's metadata.
+
+    ``maps`` are file paths or glob patterns (one string or a list). ``pattern`` is matched
+    against each file's name (its path when the pattern holds a ``/``): literal text, with
+    fields in braces, ``kappa_zs{zs}_s{seed}.fits``. ``zs`` is the source redshift, by which
+    the set's maps are grouped; ``seed`` names the realisation; any other name is kept as
+    metadata. A field may instead be given for the whole set: ``zs: 1.0`` or
+    ``fields: {box: 1000}``. ``description`` is the set's line in the summary.
+    """
+
+    maps: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
+    pattern: str | None = None
+    zs: RealOrNone = Field(default=None, gt=0)
+    fields: dict[str, MetadataValue] = Field(default_factory=dict)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_given_once(self) -> HealpixSetSection:
+        if not self.maps:
+            raise ValueError("the set lists no file in maps")
+        parsed = pattern_fields(self.pattern) if self.pattern is not None else []
+        given = [*self.fields, *(["zs"] if self.zs is not None else [])]
+        for name in given:
+            if name in parsed:
+                raise ValueError(
+                    f"field {name!r} is given for the set and also read by pattern "
+                    f"{self.pattern!r}: keep one of them"
+                )
+            if not name.isidentifier():
+                raise ValueError(f"field name {name!r} is not a name: use e.g. box_size")
+        if "zs" in self.fields:
+            raise ValueError("give the source redshift as zs: …, not inside fields")
+        return self
+
+
 class HealpixInputSection(Section):
     """HEALPix κ maps (FITS) cut into non-overlapping gnomonic patches on a Fibonacci grid.
 
@@ -166,9 +242,16 @@ class HealpixInputSection(Section):
     map (FITS, same nside and ordering) is zero, are masked; a patch masked above
     ``max_masked_fraction`` is dropped and counted, masked pixels of kept patches are set to
     the mean of their observed pixels.
+
+    ``maps`` form one set named ``healpix``; ``sets`` names any number of sets
+    (:class:`HealpixSetSection`), each with its files and their metadata, grouped by source
+    redshift. The patch settings here hold for every set.
     """
 
     maps: list[str] = Field(default_factory=list)
+    sets: dict[Annotated[str, AfterValidator(check_set_name)], HealpixSetSection] = Field(
+        default_factory=dict
+    )
     patch_size_deg: Real = 10.0
     patch_pixels: Integer = Field(default=256, ge=8)
     n_points: IntegerOrNone = Field(default=None, ge=1)
@@ -186,6 +269,19 @@ class HealpixInputSection(Section):
                 "patch (or not positive): use 0 < patch_size_deg < 180, typically 5 to 10"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_set_per_name(self) -> HealpixInputSection:
+        if self.maps and "healpix" in self.sets:
+            raise ValueError(
+                "healpix.maps is the set named 'healpix', and healpix.sets names another "
+                "'healpix': rename that set"
+            )
+        return self
+
+    def set_names(self) -> list[str]:
+        """The sets of this input: ``healpix`` (from ``maps``) first, then ``sets`` in order."""
+        return (["healpix"] if self.maps else []) + list(self.sets)
 
 
 class PatchFilesSection(Section):
@@ -211,6 +307,10 @@ class PipelineSection(Section):
         retries: Extra attempts for a failing map or patch before it is recorded as failed.
         results_format: ``"auto"`` (HDF5 when h5py is installed, else NPZ), ``"hdf5"``, ``"npz"``.
         figures: Draw PNG figures (needs matplotlib).
+        compare: Pairs of sets whose covariances are divided, ``[[bigbox, tiled]]``: the
+            first over the second, at every source redshift both have. Default: the
+            synthetic pair (``subpatches`` over ``periodic``) for synthetic input, none
+            otherwise.
 
     Example:
         >>> section = PipelineSection(statistics={"n_gal": [0, 30], "names": ["cl", "peaks"]})
@@ -230,6 +330,7 @@ class PipelineSection(Section):
     retries: Integer = Field(default=1, ge=0)
     results_format: Literal["auto", "hdf5", "npz"] = "auto"
     figures: bool = True
+    compare: list[tuple[str, str]] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -248,12 +349,40 @@ class PipelineSection(Section):
 
     @model_validator(mode="after")
     def _input_given(self) -> PipelineSection:
-        if self.input == "healpix" and not self.healpix.maps:
-            raise ValueError("input is 'healpix' but healpix.maps lists no file")
+        if self.input == "healpix" and not self.healpix.set_names():
+            raise ValueError(
+                "input is 'healpix' but healpix.maps lists no file (and healpix.sets no set)"
+            )
         if self.input == "patches" and not self.patches.files:
             raise ValueError("input is 'patches' but patches.files lists no file")
+        known = self.set_names()
+        for pair in self.compare or ():
+            for name in pair:
+                if name not in known:
+                    raise ValueError(
+                        f"compare names the set {name!r}, which this {self.input} input does "
+                        f"not have; its sets are: {', '.join(known)}"
+                    )
+            if pair[0] == pair[1]:
+                raise ValueError(f"compare pairs the set {pair[0]!r} with itself")
         self.statistics_settings()
         return self
+
+    def set_names(self) -> list[str]:
+        """The names of the sets this input makes, in plan order."""
+        if self.input == "healpix":
+            return self.healpix.set_names()
+        if self.input == "patches":
+            return ["patches"]
+        return ["subpatches", "periodic"] if self.synthetic.periodic else ["subpatches"]
+
+    def comparisons(self) -> list[tuple[str, str]]:
+        """The pairs of sets compared (``compare``, or the default of the input)."""
+        if self.compare is not None:
+            return [(a, b) for a, b in self.compare]
+        if self.input == "synthetic" and self.synthetic.periodic:
+            return [("subpatches", "periodic")]
+        return []
 
     def statistics_settings(self) -> StatisticsSettings:
         """The :class:`StatisticsSettings` of this run (``preset: auto`` resolved by input)."""

@@ -4,8 +4,9 @@
   default): mean over patches per bin with the patch-to-patch standard deviation as error
   bars, one line per (n_gal, smoothing) setting;
 * ``correlation.png`` — the correlation matrix of each statistic at the run's first setting;
-* ``ssc_ratio.png`` — with both SSC sets, the variance ratio (sub-patches / periodic) per
-  bin, one line per setting; 1 means no super-sample contribution.
+* ``ssc_ratio.png`` — for the run's first comparison (sub-patches / periodic for the
+  synthetic default), the variance ratio per bin, one line per setting; 1 means no
+  super-sample contribution. Every comparison's ratios are in the results file.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never
 through ``pyplot``, so no global backend or state is touched. Without matplotlib,
@@ -144,11 +145,14 @@ def _correlation_figure(merged: MergedResults) -> Any:
 def _ssc_figure(merged: MergedResults) -> Any:
     names = list(merged.settings.statistics)
     figure, axes = _grid(len(names))
-    sub = merged.sets["subpatches"]
-    figure.suptitle(
-        f"SSC: variance of sub-patches / variance of periodic patches "
-        f"({sub.n_patches} + {merged.sets['periodic'].n_patches} patches)"
+    compared = merged.comparisons[0].comparison
+    sub, per = merged.sets[compared.numerator], merged.sets[compared.denominator]
+    title = (
+        "sub-patches / variance of periodic patches"
+        if (compared.numerator, compared.denominator) == ("subpatches", "periodic")
+        else f"{compared.numerator} / variance of {compared.denominator}"
     )
+    figure.suptitle(f"SSC: variance of {title} ({sub.n_patches} + {per.n_patches} patches)")
     for axis, name in zip(axes, names, strict=True):
         x = _abscissa(merged, name)
         for key in _keys_of(sub, name):

@@ -13,11 +13,18 @@ A HEALPix map's masked pixels (NaN, UNSEEN, zero in ``healpix.mask``) are handle
 :func:`lensing_ssc.analysis.cut_healpix_patches`: patches masked above
 ``healpix.max_masked_fraction`` are dropped, which :class:`HealpixMap` logs per map and
 :func:`dropped_patches` counts for the results (planned patches minus those the map gave).
+
+HEALPix maps come in sets: ``healpix.maps`` is the set ``healpix``, ``healpix.sets`` names
+more, each with a file-name pattern (``kappa_zs{zs}_s{seed}.fits``) or explicit fields giving
+every map's metadata (:func:`._sets.parse_file_name`). A set's maps are grouped by source redshift
+``zs``: each group (``bigbox/zs=1``) is a set of the results, and :func:`plan_comparisons`
+pairs the groups of the compared sets at every ``zs`` both have.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -42,7 +49,8 @@ from lensing_ssc.analysis import (
 from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
-from lensing_ssc.pipelines._config import PipelineSection
+from lensing_ssc.pipelines._config import HealpixSetSection, PipelineSection
+from lensing_ssc.pipelines._sets import Comparison, group_name, parse_file_name
 
 __all__ = [
     "SET_DESCRIPTIONS",
@@ -52,6 +60,7 @@ __all__ = [
     "PatchFile",
     "SyntheticMap",
     "dropped_patches",
+    "plan_comparisons",
     "plan_maps",
     "prepare_maps",
 ]
@@ -332,12 +341,19 @@ def _plain(source: Any) -> tuple[Any, ...]:
 class MapTask:
     """One map of a run: which set it belongs to, its position there, and its recipe.
 
-    ``map_id`` (``"subpatches/map-0003"``) names it in keys, logs and the results file.
+    ``map_id`` (``"subpatches/map-0003"``, ``"bigbox/zs=1/map-0000"``) names it in keys,
+    logs and the results file. ``set_name`` is the set of the results: a configured set, or
+    one source redshift of it (:func:`._sets.group_name`); ``suite`` the configured set,
+    ``z_source`` the source redshift and ``metadata`` the fields read from the file name or
+    given for the set (HEALPix sets only).
     """
 
     set_name: str
     index: int
     source: MapSource
+    suite: str = ""
+    z_source: float | None = None
+    metadata: tuple[tuple[str, Any], ...] = ()
 
     @property
     def map_id(self) -> str:
@@ -352,7 +368,16 @@ class MapTask:
 
     def noise_seed(self, seed: int, patch_index: int) -> list[int]:
         """Entropy of the shape noise of one patch (distinct from every field's)."""
-        return [seed, SET_CODES[self.set_name], self.index, 1, patch_index]
+        return [seed, _set_code(self.set_name), self.index, 1, patch_index]
+
+
+def _set_code(set_name: str) -> int:
+    """The number of a set in every seed: fixed for the built-in sets, else from its name."""
+    code = SET_CODES.get(set_name)
+    if code is not None:
+        return code
+    # Above the built-in codes, and the same in every process and Python version.
+    return 2**16 + int.from_bytes(hashlib.sha256(set_name.encode()).digest()[:4], "big")
 
 
 def _expand(patterns: list[str], what: str) -> list[str]:
@@ -373,15 +398,35 @@ def _expand(patterns: list[str], what: str) -> list[str]:
     return paths
 
 
-def plan_maps(section: PipelineSection) -> list[MapTask]:
-    """Return the maps of a run, in a stable order (sub-patches first, then periodic)."""
-    if section.input == "healpix":
-        hp = section.healpix
-        return [
-            MapTask(
-                "healpix",
-                i,
-                HealpixMap(
+def _healpix_sets(section: PipelineSection) -> dict[str, HealpixSetSection]:
+    hp = section.healpix
+    sets = dict(hp.sets)
+    if hp.maps:
+        sets = {"healpix": HealpixSetSection(maps=hp.maps), **sets}
+    return sets
+
+
+def _plan_healpix(section: PipelineSection) -> list[MapTask]:
+    """The HEALPix maps of a run: per set (in config order), per ``zs`` (ascending), by file."""
+    hp = section.healpix
+    tasks: list[MapTask] = []
+    for suite, spec in _healpix_sets(section).items():
+        where = "healpix" if suite == "healpix" and hp.maps else f"healpix.sets.{suite}"
+        groups: dict[float | None, list[tuple[str, dict[str, Any]]]] = {}
+        for path in _expand(spec.maps, f"{where}.maps"):
+            fields = dict(spec.fields)
+            if spec.zs is not None:
+                fields["zs"] = float(spec.zs)
+            if spec.pattern is not None:
+                fields.update(parse_file_name(path, spec.pattern, where=f"pipeline.{where}"))
+            z_source = fields.get("zs")
+            groups.setdefault(None if z_source is None else float(z_source), []).append(
+                (path, fields)
+            )
+        for z_source in sorted(groups, key=lambda z: -1.0 if z is None else z):
+            name = group_name(suite, z_source)
+            for i, (path, fields) in enumerate(groups[z_source]):
+                source = HealpixMap(
                     path=path,
                     stamp=_stamp(path),
                     field=hp.field,
@@ -392,10 +437,62 @@ def plan_maps(section: PipelineSection) -> list[MapTask]:
                     mask=None if hp.mask is None else str(hp.mask),
                     mask_stamp=None if hp.mask is None else _stamp(str(hp.mask)),
                     max_masked_fraction=hp.max_masked_fraction,
-                ),
+                )
+                metadata = tuple(sorted(fields.items()))
+                tasks.append(MapTask(name, i, source, suite, z_source, metadata))
+    return tasks
+
+
+def plan_comparisons(section: PipelineSection, maps: Sequence[MapTask]) -> list[Comparison]:
+    """The comparisons of a run: each compared pair of sets at every ``zs`` both have.
+
+    The synthetic pair keeps its place at the top of ``ssc/``; HEALPix pairs go to
+    ``ssc/<a>~<b>/zs=<z>`` (``ssc/<a>~<b>`` for sets without a source redshift).
+
+    Raises:
+        ConfigError: a compared pair has no source redshift in common.
+    """
+    if section.input != "healpix":
+        return [Comparison("", a, b) for a, b in section.comparisons()]
+    redshifts: dict[str, list[float | None]] = {}
+    for task in maps:
+        found = redshifts.setdefault(task.suite, [])
+        if task.z_source not in found:
+            found.append(task.z_source)
+    comparisons = []
+    for a, b in section.comparisons():
+        shared = [z for z in redshifts.get(a, []) if z in redshifts.get(b, [])]
+        if not shared:
+            raise ConfigError(
+                f"compare pairs {a!r} (zs {_redshifts(redshifts.get(a, []))}) with {b!r} "
+                f"(zs {_redshifts(redshifts.get(b, []))}): no source redshift in common",
+                value=[a, b],
+                hint="give both sets maps at one zs (in the file names or as zs: …)",
+                field="pipeline.compare",
             )
-            for i, path in enumerate(_expand(hp.maps, "healpix.maps"))
-        ]
+        for z_source in shared:
+            path = group_name(f"{a}~{b}", z_source)
+            comparisons.append(
+                Comparison(path, group_name(a, z_source), group_name(b, z_source), z_source)
+            )
+    return comparisons
+
+
+def _redshifts(values: Sequence[float | None]) -> str:
+    return ", ".join("none" if z is None else f"{z:g}" for z in values) or "none"
+
+
+def plan_maps(section: PipelineSection) -> list[MapTask]:
+    """Return the maps of a run, in a stable order (sub-patches first, then periodic).
+
+    HEALPix maps come set by set, in the config's order, each set by source redshift.
+
+    Raises:
+        ConfigError: an input file is missing, a glob matches nothing, or a file's name
+            does not match its set's pattern.
+    """
+    if section.input == "healpix":
+        return _plan_healpix(section)
     if section.input == "patches":
         files = section.patches
         return [

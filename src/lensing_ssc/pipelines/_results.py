@@ -2,17 +2,23 @@
 
 :func:`merge_patch_results` stacks the statistics of every patch of each set and summarises
 them (mean, standard deviation, covariance, correlation; see
-:mod:`lensing_ssc.analysis.covariance`), and, when the run has both SSC sets, divides their
-covariances. :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ —
-holding every summary, the per-patch samples, the bin edges, the failures, the configuration
-and the package version, at :func:`results_path` in the run's results directory;
+:mod:`lensing_ssc.analysis.covariance`), and divides the covariances of every compared pair
+of sets (:class:`._sets.Comparison`: the synthetic pair, or the declared ``compare``).
+:func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ — holding
+every summary, the per-patch samples, the bin edges, the failures, the configuration and
+the package version, at :func:`results_path` in the run's results directory;
 :func:`read_results` reads either back into a flat dict. The layout:
 
     sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
-    ssc/<statistic key>/{covariance_ratio,variance_ratio}
+    ssc/<statistic key>/{covariance_ratio,variance_ratio}          (the synthetic pair)
+    ssc/<a>~<b>/zs=<z>/<statistic key>/{covariance_ratio,variance_ratio}   (HEALPix pairs)
     binning/{ell_edges,bispectrum_edges,nu_edges,nu_centers}
     meta/{lensing_ssc_version,config,settings,failures,sets,
-          dropped_patches,nu_normalisation}                   (JSON text)
+          dropped_patches,nu_normalisation,comparisons}       (JSON text)
+
+A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/...``);
+``meta/sets`` gives each its configured set, ``z_source`` and every map's file and fields,
+``meta/comparisons`` each ratio's path, numerator, denominator and ``z_source``.
 
 ``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
 dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per
@@ -47,6 +53,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
+from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._tasks import PackedStatistics
 from lensing_ssc.processing.managers import RunDir
 
@@ -56,6 +63,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     h5py = None
 
 __all__ = [
+    "ComparisonResult",
     "FailureRecord",
     "MergedResults",
     "SetSummary",
@@ -98,10 +106,24 @@ class SetSummary:
     patch_pixels: int
     samples: dict[str, np.ndarray]
     summaries: dict[str, EnsembleSummary]
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_patches(self) -> int:
         return next(iter(self.samples.values())).shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class ComparisonResult:
+    """One compared pair: ``ratio[key]`` is cov(numerator) / cov(denominator), per statistic."""
+
+    comparison: Comparison
+    ratio: dict[str, np.ndarray]
+
+    @property
+    def label(self) -> str:
+        """``"bigbox/zs=1 / tiled/zs=1"``: what was divided by what."""
+        return f"{self.comparison.numerator} / {self.comparison.denominator}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,10 +132,15 @@ class MergedResults:
 
     settings: StatisticsSettings
     sets: dict[str, SetSummary]
-    ssc_ratio: dict[str, np.ndarray]
+    comparisons: tuple[ComparisonResult, ...]
     failures: tuple[FailureRecord, ...]
     config: dict[str, Any]
     dropped_patches: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ssc_ratio(self) -> dict[str, np.ndarray]:
+        """The first comparison's covariance ratios per statistic (empty without one)."""
+        return self.comparisons[0].ratio if self.comparisons else {}
 
     @property
     def main_set(self) -> SetSummary:
@@ -177,8 +204,10 @@ def merge_patch_results(
     failures: Sequence[FailureRecord],
     config: dict[str, Any],
     dropped_patches: Mapping[str, int] | None = None,
+    comparisons: Sequence[Comparison] | None = None,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> MergedResults:
-    """Summarise each set's patch results, and the SSC ratio when both SSC sets are there.
+    """Summarise each set's patch results, and divide the covariances of compared sets.
 
     Args:
         grouped: Per set, the statistics of its patches in a stable order (packed, as the
@@ -189,6 +218,11 @@ def merge_patch_results(
         config: The run's configuration (JSON-ready).
         dropped_patches: Per map id, patches dropped for their mask (see
             :func:`._inputs.dropped_patches`).
+        comparisons: The pairs of sets to divide; default: ``subpatches`` over
+            ``periodic`` when both are there. A pair with a set that could not be summarised
+            is left out and noted among the failures (stage ``merge``).
+        metadata: Per set, what the results record of it beside its numbers (configured
+            set, source redshift, the maps' fields).
 
     Raises:
         AnalysisError: no set has the two patches a covariance needs.
@@ -216,6 +250,7 @@ def merge_patch_results(
             patch_pixels=pixels,
             samples=stacked,
             summaries=summarize_statistics(stacked),
+            metadata=dict((metadata or {}).get(name, {})),
         )
     if not sets:
         raise AnalysisError(
@@ -227,11 +262,33 @@ def merge_patch_results(
                 else "give each set at least 2 patches: more maps, or more patches per map"
             ),
         )
-    ratio: dict[str, np.ndarray] = {}
-    if "subpatches" in sets and "periodic" in sets:
-        sub, per = sets["subpatches"].summaries, sets["periodic"].summaries
-        ratio = {key: covariance_ratio(sub[key], per[key]) for key in sub}
-    return MergedResults(settings, sets, ratio, tuple(notes), config, dict(dropped_patches or {}))
+    if comparisons is None:
+        comparisons = (
+            [Comparison("", "subpatches", "periodic")]
+            if {"subpatches", "periodic"} <= grouped.keys()
+            else []
+        )
+    divided = []
+    for comparison in comparisons:
+        missing = [n for n in (comparison.numerator, comparison.denominator) if n not in sets]
+        if missing:
+            notes.append(
+                FailureRecord(
+                    "merge",
+                    f"ssc/{comparison.path}" if comparison.path else "ssc",
+                    "AnalysisError",
+                    f"{comparison.numerator} / {comparison.denominator} not compared: set "
+                    f"{missing[0]!r} has no summary",
+                )
+            )
+            continue
+        top = sets[comparison.numerator].summaries
+        bottom = sets[comparison.denominator].summaries
+        ratio = {key: covariance_ratio(top[key], bottom[key]) for key in top}
+        divided.append(ComparisonResult(comparison, ratio))
+    return MergedResults(
+        settings, sets, tuple(divided), tuple(notes), config, dict(dropped_patches or {})
+    )
 
 
 def results_format(requested: str) -> str:
@@ -268,9 +325,11 @@ def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
             arrays[f"{base}/covariance"] = ensemble.covariance
             arrays[f"{base}/correlation"] = ensemble.correlation
             arrays[f"{base}/samples"] = summary.samples[key]
-    for key, matrix in merged.ssc_ratio.items():
-        arrays[f"ssc/{key}/covariance_ratio"] = matrix
-        arrays[f"ssc/{key}/variance_ratio"] = np.diag(matrix).copy()
+    for compared in merged.comparisons:
+        prefix = f"ssc/{compared.comparison.path}/" if compared.comparison.path else "ssc/"
+        for key, matrix in compared.ratio.items():
+            arrays[f"{prefix}{key}/covariance_ratio"] = matrix
+            arrays[f"{prefix}{key}/variance_ratio"] = np.diag(matrix).copy()
     return arrays
 
 
@@ -282,6 +341,7 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
             "n_patches": s.n_patches,
             "pixel_size_arcmin": s.pixel_size_arcmin,
             "patch_pixels": s.patch_pixels,
+            **s.metadata,
         }
         for name, s in merged.sets.items()
     }
@@ -295,6 +355,10 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
             {"total": merged.n_dropped, "maps": merged.dropped_patches}, sort_keys=True
         ),
         "nu_normalisation": json.dumps(merged.nu_normalisation(), sort_keys=True),
+        "comparisons": json.dumps(
+            {c.comparison.path: c.comparison.to_dict() for c in merged.comparisons},
+            sort_keys=True,
+        ),
     }
 
 
@@ -337,8 +401,8 @@ _RESULTS_FILE = (
     f"`lensing-ssc run` writes {results_path(RunDir('<run_dir>').results, 'hdf5')} or .npz"
 )
 _META_KEYS = ("config", "settings", "failures", "sets")
-# Written since masks and ν normalisation were recorded; decoded when present.
-_OPTIONAL_META_KEYS = ("dropped_patches", "nu_normalisation")
+# Written since masks, ν normalisation and named comparisons were recorded; decoded when present.
+_OPTIONAL_META_KEYS = ("dropped_patches", "nu_normalisation", "comparisons")
 
 
 def _unreadable(file: Path, reason: str) -> AnalysisError:
@@ -382,9 +446,9 @@ def read_results(path: str | Path) -> dict[str, Any]:
     """Read a results file (HDF5 or NPZ) into ``{dataset path: array}`` plus ``meta/...`` values.
 
     ``meta/config``, ``meta/settings``, ``meta/failures``, ``meta/sets`` and (in files
-    that have them) ``meta/dropped_patches`` and ``meta/nu_normalisation`` are decoded from
-    JSON; ``meta/lensing_ssc_version`` is a string. A ``.npz`` suffix is read as NPZ,
-    anything else as HDF5.
+    that have them) ``meta/dropped_patches``, ``meta/nu_normalisation`` and
+    ``meta/comparisons`` are decoded from JSON; ``meta/lensing_ssc_version`` is a string.
+    A ``.npz`` suffix is read as NPZ, anything else as HDF5.
 
     Example:
         >>> results = read_results("runs/default/results/patch_statistics.h5")  # doctest: +SKIP

@@ -1,13 +1,13 @@
 """The run's short text summary (``results/summary.txt``) and its one-line SSC headline.
 
 What the sets hold, which statistics at which settings, what failed or was dropped for its
-mask, and the SSC variance ratio per statistic. It says how the map statistics were
-measured — whether each patch's mean was subtracted, and which σ ν divides by — and reads
-the ratios accordingly: the power spectrum and bispectra do not see the patch mean (ℓ = 0),
-so their ratio above 1 is variance from modes larger than the patch; the map statistics'
-ratio is that only with the mean subtracted, and otherwise measures mostly how the patch
-mean scatters (zero in periodic patches, whose ℓ = 0 mode is zero). Numbers come from
-:class:`._results.MergedResults`; files are written by :mod:`.patch_statistics`.
+mask, and the SSC variance ratio per statistic of every compared pair of sets. It says how
+the map statistics were measured — whether each patch's mean was subtracted, and which σ ν
+divides by — and reads the ratios accordingly: the power spectrum and bispectra do not see
+the patch mean (ℓ = 0), so their ratio above 1 is variance from modes larger than the patch;
+the map statistics' ratio is that only with the mean subtracted, and otherwise measures
+mostly how the patch mean scatters (zero in periodic patches, whose ℓ = 0 mode is zero).
+Numbers come from :class:`._results.MergedResults`; files are written by :mod:`.patch_statistics`.
 """
 
 from __future__ import annotations
@@ -89,14 +89,26 @@ def _map_ratio_meaning(settings: StatisticsSettings) -> str:
     )
 
 
+_SET_LABELS = {"subpatches": "sub-patches", "periodic": "periodic"}
+
+
 def ssc_headline(merged: MergedResults) -> str | None:
-    """``"SSC: Var Ĉ(sub-patches)/Var Ĉ(periodic), ngal=0, ℓ 300→3000: 1.1 … 2.6"`` or ``None``."""
-    for key, matrix in merged.ssc_ratio.items():
+    """``"SSC: Var Ĉ(sub-patches)/Var Ĉ(periodic), ngal=0, ℓ 300→3000: 1.1 … 2.6"`` or ``None``.
+
+    The first comparison's power-spectrum ratio (``Var Ĉ(bigbox/zs=1) / Var Ĉ(tiled/zs=1)``
+    for declared sets).
+    """
+    if not merged.comparisons:
+        return None
+    compared = merged.comparisons[0]
+    top = _SET_LABELS.get(compared.comparison.numerator, compared.comparison.numerator)
+    bottom = _SET_LABELS.get(compared.comparison.denominator, compared.comparison.denominator)
+    for key, matrix in compared.ratio.items():
         if key.startswith("cl/"):
             diagonal = np.diag(matrix)
             s = merged.settings
             return (
-                f"SSC: Var Ĉ(sub-patches) / Var Ĉ(periodic), {key.split('/', 1)[1]}, "
+                f"SSC: Var Ĉ({top}) / Var Ĉ({bottom}), {key.split('/', 1)[1]}, "
                 f"ℓ {s.ell_min:g}→{s.ell_max:g}: " + " ".join(f"{v:.2f}" for v in diagonal)
             )
     return None
@@ -152,10 +164,13 @@ def summary_text(
             )
         if len(merged.failures) > _MAX_FAILURES_SHOWN:
             lines.append(f"  ... and {len(merged.failures) - _MAX_FAILURES_SHOWN} more")
-    if merged.ssc_ratio:
-        lines.append("SSC         covariance ratio sub-patches / periodic, diagonal")
-        fourier = {k: m for k, m in merged.ssc_ratio.items() if k.startswith(_FOURIER)}
-        maps = {k: m for k, m in merged.ssc_ratio.items() if not k.startswith(_FOURIER)}
+    for compared in merged.comparisons:
+        top = _SET_LABELS.get(compared.comparison.numerator, compared.comparison.numerator)
+        bottom = _SET_LABELS.get(compared.comparison.denominator, compared.comparison.denominator)
+        where = f" (ssc/{compared.comparison.path})" if compared.comparison.path else ""
+        lines.append(f"SSC         covariance ratio {top} / {bottom}, diagonal{where}")
+        fourier = {k: m for k, m in compared.ratio.items() if k.startswith(_FOURIER)}
+        maps = {k: m for k, m in compared.ratio.items() if not k.startswith(_FOURIER)}
         if fourier:
             lines.append(
                 "  spectra (blind to the patch mean): > 1: variance from modes larger than "

@@ -9,7 +9,9 @@
 2. ``patches`` — one runner task per patch (:class:`._tasks.PatchWorker`): seeded shape noise,
    smoothing and every statistic of the run's :class:`~lensing_ssc.analysis.StatisticsSettings`;
 3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; the SSC
-   covariance ratio when both SSC sets are there; the results file, figures and summary.
+   covariance ratio of every compared pair of sets (the synthetic pair, or
+   ``pipeline.compare`` at every source redshift both sets have); the results file,
+   figures and summary.
 
 Each task's result is journalled in the run directory's task journals, so a run killed at any
 moment continues where it stopped when started again, and gives the same results file as an
@@ -55,6 +57,7 @@ from lensing_ssc.pipelines._inputs import (
     MapTask,
     SyntheticMap,
     dropped_patches,
+    plan_comparisons,
     plan_maps,
     prepare_maps,
 )
@@ -66,6 +69,7 @@ from lensing_ssc.pipelines._results import (
     results_path,
     write_results,
 )
+from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._summary import SUMMARY_NAME, ssc_headline, summary_text
 from lensing_ssc.pipelines._tasks import (
     WORKER_CACHE_MB,
@@ -406,8 +410,10 @@ def _writing(path: Path) -> Iterator[None]:
 def _describe_input(section: PipelineSection, maps: Sequence[MapTask]) -> str:
     if section.input == "healpix":
         hp = section.healpix
+        names = hp.set_names()
+        sets = "" if names == ["healpix"] else f" in {len(names)} set(s) ({', '.join(names)})"
         return (
-            f"{len(maps)} HEALPix map(s), {hp.patch_size_deg:g}° gnomonic patches of "
+            f"{len(maps)} HEALPix map(s){sets}, {hp.patch_size_deg:g}° gnomonic patches of "
             f"{hp.patch_pixels}² pixels"
         )
     if section.input == "patches":
@@ -429,20 +435,27 @@ def _merge(
     patch_tasks: Sequence[PatchTask],
     patch_results: MapResult[Any],
     failures: Sequence[FailureRecord],
+    comparisons: Sequence[Comparison],
 ) -> MergedResults:
     grouped: dict[str, list[Any]] = {}
     info: dict[str, tuple[str, int, float, int]] = {}
+    metadata: dict[str, dict[str, Any]] = {}
     for task, summary in zip(maps, summaries, strict=True):
         if summary is None:
             continue
         grouped.setdefault(task.set_name, [])
         _, n_maps, _, _ = info.get(task.set_name, ("", 0, 0.0, 0))
         info[task.set_name] = (
-            SET_DESCRIPTIONS[task.set_name],
+            _set_description(section, task),
             n_maps + 1,
             summary.pixel_size_arcmin,
             summary.patch_pixels,
         )
+        if task.suite:
+            record = metadata.setdefault(
+                task.set_name, {"set": task.suite, "z_source": task.z_source, "maps": []}
+            )
+            record["maps"].append({"map": task.map_id, "file": task.label, **dict(task.metadata)})
     for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
         if stats is not None:
             grouped[patch.map.set_name].append(stats)
@@ -460,7 +473,19 @@ def _merge(
         failures=failures,
         config=config,
         dropped_patches=dropped,
+        comparisons=comparisons,
+        metadata=metadata,
     )
+
+
+def _set_description(section: PipelineSection, task: MapTask) -> str:
+    """The summary's words for a set: its own ``description``, else what its maps are."""
+    if not task.suite or task.suite not in section.healpix.sets:
+        return SET_DESCRIPTIONS[task.suite or task.set_name]
+    text = section.healpix.sets[task.suite].description or (
+        f"gnomonic patches of the HEALPix maps of set {task.suite!r}"
+    )
+    return text if task.z_source is None else f"{text}, z_s = {task.z_source:g}"
 
 
 def _absolute(config: PipelineConfig) -> PipelineConfig:
@@ -553,6 +578,7 @@ def run_patch_statistics(
         cluster["scheduler_address"] = section.scheduler
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
+    comparisons = plan_comparisons(section, maps)
     planned = _planned_geometries(maps)
     values = _check_geometries(planned, settings)  # before the run directory is claimed
     layout = RunDir.from_config(config)
@@ -617,7 +643,9 @@ def run_patch_statistics(
         with log_context(step="merge"):
             recorded = config.to_dict()  # with what ran, not what was configured
             recorded["pipeline"].update(executor=ran_on, scheduler=scheduler, workers=n_workers)
-            merged = _merge(section, recorded, maps, summaries, patch_tasks, measured, failures)
+            merged = _merge(
+                section, recorded, maps, summaries, patch_tasks, measured, failures, comparisons
+            )
             with _writing(results_file):
                 write_results(merged, results_file, fmt)
             figures: list[Path] = []
