@@ -33,12 +33,14 @@ class Adapter(ABC):
         generation: Increases each time the executor is rebuilt after a worker died.
         chunk_target: Seconds of work per task that make the per-task overhead negligible.
         task_setup: Set-up each task carries, for workers the runner did not start.
+        no_workers_timeout: Seconds a cluster may have no workers before that is a fault.
     """
 
     kind: str = "executor"
     generation: int = 0
     chunk_target: float = 0.02
     task_setup: WorkerSetup | None = None
+    no_workers_timeout: float = 60.0
 
     @abstractmethod
     def workers(self) -> int:
@@ -51,6 +53,22 @@ class Adapter(ABC):
     @abstractmethod
     def is_worker_death(self, exc: BaseException) -> bool:
         """Whether ``exc`` (from a future) means the worker process died."""
+
+    def death_tries(self, exc: BaseException) -> int:
+        """How many times the task that ended with the worker death ``exc`` was run: 1.
+
+        A Dask scheduler reruns such a task on other workers first (its allowed-failures).
+        """
+        return 1
+
+    def fault(self, exc: BaseException | None = None) -> str | None:
+        """Why the executor can run nothing more (its scheduler is gone, say), or ``None``.
+
+        With ``exc`` (a future's or a submission's error): whether that error says so.
+        A fault ends the run like a graceful stop, not as failed items; executors that
+        cannot lose their scheduler have none.
+        """
+        return None
 
     @abstractmethod
     def rebuild(self) -> None:

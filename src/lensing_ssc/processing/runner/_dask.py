@@ -23,8 +23,15 @@ runner starts allows no reruns: ``distributed.scheduler.allowed-failures`` is 0;
 cluster keeps its own setting). Dask's attribution is loose (a worker holds queued tasks
 too), so the runner treats these items as suspects and runs each alone, as for a process
 pool (:mod:`._engine`). The Nanny restarts dead workers. Dask's own logs, which repeat
-these failures, are kept to CRITICAL in the cluster the runner starts. Generic executors
-are in :mod:`._pools`.
+these failures, are kept to CRITICAL in the cluster the runner starts. A joined cluster
+may rerun a task on ``allowed-failures`` more workers before it gives up:
+:meth:`DaskAdapter.death_tries` tells the loop how many runs one ``KilledWorker`` stands
+for, so the runner's ``retries`` bound the runs in total.
+
+Two faults of the cluster end a run like a graceful stop rather than as failed items
+(:meth:`DaskAdapter.fault`): a lost scheduler (its connection closed, the Client gone),
+and a cluster without workers for longer than ``no_workers_timeout`` seconds (a warning is
+logged once when the wait begins). Generic executors are in :mod:`._pools`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +56,15 @@ except ImportError:  # pragma: no cover - exercised only without the dask extra
 
 __all__ = ["LOCAL_CLUSTER_CONFIG", "ClusterWorker", "DaskAdapter"]
 
+logger = logging.getLogger("lensing_ssc.processing.runner")
+
 _WORKER_REFRESH = 2.0
+# The worker count is asked at most this often while a cluster has none, and the
+# question waits this long at most: a scheduler that does not answer is the Client's
+# to notice (its connection closes), and a run must not hang on it meanwhile.
+_EMPTY_REFRESH = 0.25
+_ASK_TIMEOUT = 5.0
+_LIVE_CLIENT = ("newly-created", "running")
 
 LOCAL_CLUSTER_CONFIG: dict[str, object] = {
     # A dead worker fails its tasks at once; the runner then runs the suspects alone.
@@ -120,6 +136,8 @@ class DaskAdapter(Adapter):
         self._cluster: Any = None
         self._workers = n_workers
         self._workers_at = 0.0
+        self._empty_since: float | None = None
+        self._warned = False
 
     @property
     def client(self) -> Any:
@@ -187,12 +205,76 @@ class DaskAdapter(Adapter):
         self._client = distributed.Client(self._cluster, set_as_default=False)
 
     def workers(self) -> int:
-        now = time.monotonic()
-        if now - self._workers_at >= _WORKER_REFRESH:
-            threads = sum(self.client.nthreads().values())
-            self._workers = threads or self._n_workers  # a cluster still scaling up
-            self._workers_at = now
+        self._ask_threads(_WORKER_REFRESH)
         return self._workers
+
+    def _ask_threads(self, every: float) -> None:
+        """Ask the scheduler for its worker threads, if the last answer is ``every`` s old.
+
+        Not asked when the scheduler is lost; no answer in time keeps the last count.
+        """
+        now = time.monotonic()
+        if now - self._workers_at < every:
+            return
+        client = self.client
+        if client.status not in _LIVE_CLIENT:
+            return
+        self._workers_at = now
+        try:
+            ncores = client.sync(client.scheduler.ncores, callback_timeout=_ASK_TIMEOUT)
+        except OSError:  # TimeoutError included; a closed connection shows in client.status
+            return
+        threads = sum(ncores.values())
+        self._workers = threads or self._n_workers  # a cluster still scaling up
+        self._empty_since = None if threads else self._empty_since or now
+
+    def death_tries(self, exc: BaseException) -> int:
+        """Runs one ``KilledWorker`` stands for: the scheduler's ``allowed-failures`` + 1."""
+        if isinstance(exc, distributed.KilledWorker):
+            return 1 + max(int(exc.allowed_failures), 0)
+        return 1
+
+    def fault(self, exc: BaseException | None = None) -> str | None:
+        """A lost scheduler, or no workers for longer than ``no_workers_timeout``; else ``None``."""
+        client = self._client
+        if client is None:
+            return None
+        if exc is not None:
+            if isinstance(exc, distributed.comm.CommClosedError):
+                return self._lost(f"{type(exc).__name__}: {exc}")
+            if (
+                isinstance(exc, CancelledError)
+                and getattr(exc, "reason", None) == "scheduler-connection-lost"
+            ):
+                return self._lost("the connection closed")
+            if client.status not in _LIVE_CLIENT:
+                return self._lost(f"the Client is {client.status}")
+            return None
+        if client.status not in _LIVE_CLIENT:
+            return self._lost(f"the connection closed (the Client is {client.status})")
+        grace = self.no_workers_timeout
+        every = _WORKER_REFRESH if self._empty_since is None else _EMPTY_REFRESH
+        self._ask_threads(min(every, grace / 4))
+        if self._empty_since is None:
+            self._warned = False
+            return None
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "the Dask cluster at %s has no workers; waiting up to %g s for one",
+                self.scheduler_address,
+                grace,
+            )
+        waited = time.monotonic() - self._empty_since
+        if waited < grace:
+            return None
+        self._empty_since = None  # the next run waits afresh
+        self._warned = False
+        return f"the Dask cluster at {self.scheduler_address} had no workers for {waited:.1f} s"
+
+    def _lost(self, detail: str) -> str:
+        first = detail.strip().splitlines()[0] if detail.strip() else "connection closed"
+        return f"lost the Dask scheduler at {self.scheduler_address}: {first}"
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)
@@ -207,10 +289,19 @@ class DaskAdapter(Adapter):
         """Nothing: Dask cannot tell queued from running tasks; they get the stop timeout."""
 
     def terminate(self, futures: Iterable[Any]) -> None:
-        """Cancel the tasks; close the cluster we started (the next run starts another)."""
+        """Cancel the tasks; close the cluster we started (the next run starts another).
+
+        After a lost scheduler there is nothing to cancel: the Client we opened is closed,
+        so that the next run connects afresh (a user's Client is left as it is).
+        """
         pending = list(futures)
-        if pending and self._client is not None:
-            self._client.cancel(pending)
+        client = self._client
+        if client is not None and client.status not in _LIVE_CLIENT:
+            if client is not self._given:
+                self.close()
+            return
+        if pending and client is not None:
+            client.cancel(pending)
         if self._cluster is not None:
             self.close()
 
@@ -219,6 +310,22 @@ class DaskAdapter(Adapter):
         self._cluster = None
         if client is not None and client is not self._given:
             self._client = None
-            client.close()
+            if client.status in _LIVE_CLIENT:
+                client.close()
+            else:
+                # Closing a Client that is reconnecting to a lost scheduler cancels its
+                # reconnection, which Dask logs as an error with a traceback: that is the
+                # fault the run already reports in one line.
+                quiet = logging.getLogger("distributed.client")
+                quiet.addFilter(_drop_all)
+                try:
+                    client.close()
+                finally:
+                    quiet.removeFilter(_drop_all)
         if cluster is not None:
             cluster.close()
+
+
+def _drop_all(record: logging.LogRecord) -> bool:
+    """A logging filter that lets nothing through."""
+    return False

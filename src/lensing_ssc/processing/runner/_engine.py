@@ -18,7 +18,15 @@ A worker process that dies breaks a process pool and fails every task in flight 
 fails the tasks queued on that worker). Those items become suspects: the pool is rebuilt
 and each suspect is run alone; one that kills its worker alone is the culprit, tried
 ``retries`` more times and then recorded as failed (``WorkerDied``), while the others
-complete normally.
+complete normally. A Dask scheduler may have run a task on several workers before it
+reports the death (its ``allowed-failures``): each item's runs are counted with those
+(:meth:`Adapter.death_tries`), and an item is not submitted again once a further
+submission would take it past ``retries + 1`` runs. A one-item task that the scheduler
+already ran on several dying workers is taken as its item's own death, without a run alone.
+
+A fault of the executor itself (:meth:`Adapter.fault`: a lost Dask scheduler, a cluster
+without workers for too long) ends the run like a stop, at once: nothing is journalled as
+failed, what finished is saved, and the fault is returned as the stop reason.
 """
 
 from __future__ import annotations
@@ -195,8 +203,10 @@ class _Parallel:
     in_flight: dict[Any, _Unit] = field(default_factory=dict)
     suspects: deque[int] = field(default_factory=deque)
     starts: Counter[int] = field(default_factory=Counter)
-    deaths: Counter[int] = field(default_factory=Counter)
+    tries: Counter[int] = field(default_factory=Counter)  # runs that died, counted
+    reruns: Counter[int] = field(default_factory=Counter)  # runs the scheduler added
     stopping: bool = False
+    fault: str | None = None
 
     def submit(self, indexes: list[int], *, alone: bool = False) -> None:
         pairs = [(index, self.items[index]) for index in indexes]
@@ -206,12 +216,21 @@ class _Parallel:
         except BrokenExecutor:  # broke before its failed futures reached us
             self.adapter.rebuild()
             future = self.adapter.submit(run_unit, *args)
+        except Exception as exc:
+            fault = self.adapter.fault(exc)
+            if fault is None:
+                raise
+            self.fault = self.fault or fault
+            self.waiting.extendleft(reversed(indexes))  # left for the next run
+            return
         self.starts.update(indexes)
         self.in_flight[future] = _Unit(indexes, self.adapter.generation, alone)
         self.ledger.in_flight += len(indexes)
         future.add_done_callback(self.done.put)
 
     def fill(self) -> None:
+        if self.fault is not None:
+            return
         if self.suspects:
             if not self.in_flight:  # run each suspect alone, so a death names its item
                 self.submit([self.suspects.popleft()], alone=True)
@@ -230,7 +249,8 @@ class _Parallel:
         self.ledger.in_flight -= len(unit.indexes)
         try:
             outcomes = future.result()
-        except CancelledError:
+        except CancelledError as exc:
+            self.fault = self.fault or self.adapter.fault(exc)
             return
         except Exception as exc:
             self._lost(unit, exc)
@@ -249,6 +269,10 @@ class _Parallel:
 
     def _lost(self, unit: _Unit, exc: Exception) -> None:
         """A task came back without outcomes: its worker died, or the transport failed."""
+        fault = self.adapter.fault(exc)
+        if fault is not None:  # the executor is gone, not the items: left for the next run
+            self.fault = self.fault or fault
+            return
         if not self.adapter.is_worker_death(exc):
             error = describe_error(exc)
             for index in unit.indexes:
@@ -258,10 +282,14 @@ class _Parallel:
             return  # the stop leaves these for the next run
         if unit.generation == self.adapter.generation:
             self.adapter.rebuild()
-        if unit.alone:
+        runs = self.adapter.death_tries(exc)
+        self.reruns.update(dict.fromkeys(unit.indexes, runs - 1))
+        if len(unit.indexes) == 1 and (unit.alone or runs > 1):
+            # Its own death: it ran alone, or the scheduler saw it on `runs` dying workers.
+            # A death among other tasks may be a neighbour's and is not counted.
             index = unit.indexes[0]
-            self.deaths[index] += 1
-            if self.deaths[index] > self.policy.retries:
+            self.tries[index] += runs
+            if self.tries[index] + runs > self.policy.retries + 1:
                 self._died(index, str(exc))
             else:
                 self.suspects.appendleft(index)
@@ -273,7 +301,8 @@ class _Parallel:
             "the worker process running this item died (os._exit, a signal, or the "
             f"out-of-memory killer): {detail}"
         )
-        self.ledger.record_failure(index, WORKER_DIED, message, "", self.starts[index])
+        attempts = self.starts[index] + self.reruns[index]
+        self.ledger.record_failure(index, WORKER_DIED, message, "", attempts)
 
 
 def run_parallel(
@@ -312,6 +341,12 @@ def run_parallel(
                     run.stopping = True
                     deadline = time.monotonic() + stop_timeout
                     adapter.cancel_queued(list(run.in_flight))
+            fault = run.fault or adapter.fault()
+            if fault is not None:  # nothing running can finish: no stop timeout to wait
+                run.stopping = True
+                reason = reason or fault
+                adapter.terminate(list(run.in_flight))
+                break
             if reason is None:
                 run.fill()
             if not run.in_flight:
@@ -343,4 +378,4 @@ def run_parallel(
             journal.set_listener(None)
         ledger.in_flight = 0
         ledger.flush()  # also when the loop raised: what finished stays saved
-    return reason
+    return reason if reason is not None else run.fault
