@@ -11,11 +11,18 @@
    per-repeat ratios); joblib (loky) and a plain ``ProcessPoolExecutor.map`` run the same
    items as anchors. Worker occupancy (time inside the work / 2 x wall time) says how well
    each kept its workers fed, which other jobs on the machine hardly change.
+3. Resume: a journal of ``--items`` completed no-op items is resumed in a fresh process
+   (``TaskRunner.map`` with every item restored), then its results are iterated; the wall
+   time of each and the process's peak RSS (``resource.getrusage``, over what the items
+   and their list took before the run) are printed. Anchor: a fresh process doing a plain
+   ``pickle.load`` of a list of the same results, the least a resume holding every result
+   in memory can cost.
 
 Usage::
 
     python benchmarks/bench_runner.py              # the figures of the issue
     python benchmarks/bench_runner.py --quick      # a fast smoke run (fewer items)
+    python benchmarks/bench_runner.py --only resume --items 1000000
 
 The load average is printed before and after: on a shared machine other work depresses
 parallel speed-ups, so read them together.
@@ -24,8 +31,13 @@ parallel speed-ups, so read them together.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pickle
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -267,6 +279,92 @@ def speedup(
         )
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident size so far, in MB (``ru_maxrss``: KiB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+def resume_child(mode: str, path: str, count: int) -> None:
+    """In a fresh process: resume ``count`` items from the journal, or load the anchor pickle."""
+    items = [(index, 0) for index in range(count)]
+    before = _peak_rss_mb()
+    started = time.perf_counter()
+    if mode == "runner":
+        with TaskRunner("serial") as runner:
+            result = runner.map(noop, items, journal=path)
+        resumed = time.perf_counter() - started
+        if result.skipped != count:
+            raise SystemExit(f"only {result.skipped} of {count} items were restored")
+        results = result.results
+    else:
+        with open(path, "rb") as file:
+            results = pickle.load(file)
+        resumed = time.perf_counter() - started
+    after_resume = _peak_rss_mb()
+    started = time.perf_counter()
+    total = 0
+    for index, value in enumerate(results):
+        if value != index:
+            raise SystemExit(f"result {index} is {value!r}")
+        total += 1
+    iterated = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "resume_s": resumed,
+                "iterate_s": iterated,
+                "items_mb": before,
+                "peak_resume_mb": after_resume,
+                "peak_mb": _peak_rss_mb(),
+                "count": total,
+            }
+        )
+    )
+
+
+def resume(count: int, folder: Path) -> None:
+    """Resume time and driver peak RSS for ``count`` restored items, against the anchor."""
+    print(f"\n== resume: {count} completed no-op items, in a fresh process")
+    journal = folder / "resume.journal"
+    items = [(index, 0) for index in range(count)]
+    started = time.perf_counter()
+    with TaskRunner("serial", fsync=False) as runner:
+        runner.map(noop, items, journal=journal)
+    wrote = time.perf_counter() - started
+    anchor = folder / "results.pickle"
+    with open(anchor, "wb") as file:
+        pickle.dump([noop(item) for item in items], file, protocol=pickle.HIGHEST_PROTOCOL)
+    del items
+    print(
+        f"  first run: {wrote:.2f} s; journal {journal.stat().st_size / 1e6:.1f} MB, "
+        f"anchor pickle {anchor.stat().st_size / 1e6:.1f} MB"
+    )
+    figures = {}
+    for mode, path in (("runner", journal), ("pickle", anchor)):
+        done = subprocess.run(
+            [sys.executable, __file__, "--resume-child", mode, str(path), str(count)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    for mode, label in (("runner", "runner resume"), ("pickle", "pickle.load of the results")):
+        f = figures[mode]
+        print(
+            f"  {label:<28} {f['resume_s']:6.2f} s, then iterating {f['iterate_s']:5.2f} s; "
+            f"peak RSS {f['peak_resume_mb']:7.1f} MB after it ({f['peak_mb']:7.1f} MB after "
+            f"iterating); {f['items_mb']:6.1f} MB before the run (interpreter, imports, items)"
+        )
+    ours, anchor_figures = figures["runner"], figures["pickle"]
+    print(
+        f"  RESULT resume of {count} items: {ours['resume_s']:.2f} s (target <= 5 s), driver peak "
+        f"RSS {ours['peak_mb']:.0f} MB = {ours['peak_mb'] - ours['items_mb']:.0f} MB over the "
+        f"{ours['items_mb']:.0f} MB before the run; anchor pickle.load {anchor_figures['resume_s']:.2f} s, "
+        f"{anchor_figures['peak_mb'] - anchor_figures['items_mb']:.0f} MB over its own start"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)
@@ -275,8 +373,13 @@ def main() -> None:
     parser.add_argument("--parallel-seconds", type=float, default=0.02)
     parser.add_argument("--no-dask", action="store_true")
     parser.add_argument("--quick", action="store_true", help="fewer items, for a smoke run")
-    parser.add_argument("--only", choices=["overhead", "speedup"], default=None)
+    parser.add_argument("--only", choices=["overhead", "speedup", "resume"], default=None)
+    parser.add_argument("--resume-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.resume_child:
+        mode, path, count = args.resume_child
+        resume_child(mode, path, int(count))
+        return
     if args.quick:
         args.items, args.parallel_items, args.repeats = 1000, 60, 1
     print(f"before: {load()}")
@@ -294,6 +397,8 @@ def main() -> None:
                 "auto",
             )
             speedup(args.items // 2, 0.001, args.repeats, folder, not args.no_dask, "auto")
+        if args.only in (None, "resume"):
+            resume(args.items, folder)
     print(f"\nafter: {load()}")
 
 

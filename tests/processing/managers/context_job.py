@@ -56,7 +56,7 @@ def main() -> None:
         results = readme_pipeline(list(range(N)), config)
     else:
         with ManagerContext(config=config, executor="processes", max_workers=2) as ctx:
-            results = ctx.map(work, range(N), name="squares", chunksize=1).results
+            results = list(ctx.map(work, range(N), name="squares", chunksize=1).results)
     (RUN_DIR / "results.json").write_text(json.dumps(results))
     print("done", os.getpid(), flush=True)
 

@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
         return STOPPED_EXIT_CODE
     if args.output:
         summary = {
-            "results": result.results,
+            "results": list(result.results),  # a ResultSequence; json takes a list
             "completed": result.completed,
             "skipped": result.skipped,
             "failed": result.failed,

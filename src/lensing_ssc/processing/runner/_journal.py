@@ -19,10 +19,13 @@ Durability, at a cost that does not depend on how many items are already done:
 
 On reload, a torn last record (the process died mid-write) is cut off, and so are the zeros
 reserved after the last record by a run that did not close the file; a damaged record in
-the middle is skipped by resynchronising on the next valid header, and counted. A lock file
-(``<journal>.lock``, ``flock``) keeps two runs from appending to one journal at once.
+the middle is skipped by resynchronising on the next valid header, and counted. Reloading
+builds an index (key → offset of its record), not a copy of the results: they are read back
+when used (:mod:`._records`). A lock file (``<journal>.lock``, ``flock``) keeps two runs
+from appending to one journal at once.
 
-Scheduling is in :mod:`._engine`; keys are in :mod:`._keys`.
+The record format and reading are in :mod:`._records`; scheduling is in :mod:`._engine`;
+keys are in :mod:`._keys`.
 """
 
 from __future__ import annotations
@@ -31,18 +34,28 @@ import json
 import logging
 import os
 import pickle
-import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.core.io import compress, decompress, fsync_directory
+from lensing_ssc.core.io import compress, fsync_directory
 from lensing_ssc.processing.runner._appender import Appender, open_appender
+from lensing_ssc.processing.runner._records import (
+    _HEAD,
+    _HEADER,
+    _JOIN_BELOW,
+    KIND_DONE,
+    KIND_FAILED,
+    KIND_OPEN,
+    MAGIC,
+    JournalContents,
+    read_journal,
+)
+from lensing_ssc.processing.runner._records import _records as _records
 
 try:
     import fcntl
@@ -51,41 +64,9 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, documented
 
 __all__ = ["Journal", "JournalContents", "read_journal"]
 
-MAGIC = b"LSJ\x01"
-_HEADER = struct.Struct("<4sQI")  # magic, payload length, crc32(payload)
-_HEAD = struct.Struct("<BBH")  # kind, codec name length, key length
-KIND_OPEN, KIND_DONE, KIND_FAILED = 1, 2, 3
 logger = logging.getLogger("lensing_ssc.processing.runner")
 COMPRESS_ABOVE = 64 * 1024
-_JOIN_BELOW = 16 * 1024
 _sync = getattr(os, "fdatasync", os.fsync)
-
-
-@dataclass
-class JournalContents:
-    """What a journal held when it was opened.
-
-    Attributes:
-        done: key → (codec name, pickled and maybe compressed result, a view of the file).
-        failed: key → failure fields (for keys without a later ``done`` record).
-        function: Identity of the function of the last run, or ``None``.
-        records: Valid records read.
-        damaged_bytes: Bytes skipped inside the file (damaged records).
-        torn_bytes: Bytes cut off the end (a record torn by a crash; not counting the zeros
-            reserved after the last record).
-    """
-
-    done: dict[str, tuple[str, memoryview]] = field(default_factory=dict)
-    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    function: str | None = None
-    records: int = 0
-    damaged_bytes: int = 0
-    torn_bytes: int = 0
-
-    def result(self, key: str) -> Any:
-        """Unpickle the stored result of ``key``."""
-        codec, body = self.done[key]
-        return pickle.loads(body if codec == "none" else decompress(codec, body))
 
 
 def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], int]:
@@ -98,54 +79,6 @@ def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], 
     if len(body) < _JOIN_BELOW:  # one small buffer: cheaper than a gather write
         return [header + head + body], _HEADER.size + length
     return [header + head, body], _HEADER.size + length
-
-
-def _records(data: bytes) -> Iterator[tuple[int, int, int, str, str, memoryview]]:
-    """Yield ``(start, end, kind, key, codec, body)`` per valid record, resyncing past damage."""
-    view = memoryview(data)
-    size = len(data)
-    pos = 0
-    while pos + _HEADER.size <= size:
-        magic, length, crc = _HEADER.unpack_from(data, pos)
-        start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if magic == MAGIC and end <= size and length >= _HEAD.size:
-            payload = view[start:end]
-            if zlib.crc32(payload) == crc:
-                kind, codec_len, key_len = _HEAD.unpack_from(payload)
-                body_at = _HEAD.size + key_len + codec_len
-                if kind in (KIND_OPEN, KIND_DONE, KIND_FAILED) and body_at <= length:
-                    key = bytes(payload[_HEAD.size : _HEAD.size + key_len]).decode("utf-8")
-                    codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
-                    yield pos, end, kind, key, codec, payload[body_at:]
-                    pos = end
-                    continue
-        found = data.find(MAGIC, pos + 1)
-        if found < 0:
-            return
-        pos = found
-
-
-def read_journal(path: Path) -> tuple[JournalContents, int]:
-    """Parse a journal file; returns its contents and the offset where valid data ends."""
-    data = path.read_bytes()
-    contents = JournalContents()
-    good_end = 0
-    covered = 0
-    for start, end, kind, key, codec, body in _records(data):
-        contents.records += 1
-        covered += end - start
-        good_end = end
-        if kind == KIND_DONE:
-            contents.done[key] = (codec, body)
-            contents.failed.pop(key, None)
-        elif kind == KIND_FAILED:
-            contents.failed[key] = json.loads(bytes(body).decode("utf-8"))
-        else:
-            contents.function = json.loads(bytes(body).decode("utf-8")).get("function")
-    contents.damaged_bytes = good_end - covered
-    # Zeros after the last record were reserved ahead of use (see .appender), not torn.
-    contents.torn_bytes = len(data[good_end:].rstrip(b"\0"))
-    return contents, good_end
 
 
 def _io_error(action: str, path: Path, exc: OSError) -> CheckpointError:

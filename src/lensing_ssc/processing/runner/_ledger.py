@@ -2,13 +2,15 @@
 
 A :class:`Ledger` takes each finished item, appends it to the journal, and reports it (the
 ``on_complete`` / ``on_failure`` / ``on_progress`` hooks) only once its record is durable;
-without a journal it reports at once. It also restores what an earlier run completed.
+without a journal it reports at once. It also restores what an earlier run completed: as
+offsets into the journal, read back only when the results are used.
 Scheduling is in :mod:`._engine`; the record format in :mod:`._journal`.
 """
 
 from __future__ import annotations
 
 import logging
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,13 @@ from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.processing.runner._journal import Journal, JournalContents
-from lensing_ssc.processing.runner._results import MapResult, RunSnapshot, TaskFailure
+from lensing_ssc.processing.runner._records import RecordReader
+from lensing_ssc.processing.runner._results import (
+    MapResult,
+    ResultSequence,
+    RunSnapshot,
+    TaskFailure,
+)
 
 __all__ = ["Ledger", "Reporters"]
 
@@ -57,29 +65,31 @@ class Ledger:
         self.journal = journal
         self._reporters = reporters
         self._pending: deque[tuple[int, int, Any, TaskFailure | None]] = deque()
+        self._offsets: array[int] | None = None
+        self._reader: RecordReader | None = None
 
     def restore(self, contents: JournalContents, *, rerun_failed: bool) -> None:
-        """Take results (and, unless ``rerun_failed``, failures) of earlier runs; report them."""
+        """Take results (and, unless ``rerun_failed``, failures) of earlier runs; report them.
+
+        Only where each result is kept: its offset in the journal (8 bytes per item), which
+        :meth:`result` hands to the :class:`ResultSequence` that reads it back when used.
+        """
+        done = contents.done
+        offsets = array("q", bytes(8 * len(self.keys))) if done else None
         todo: list[int] = []
         for index, key in enumerate(self.keys):
-            if key in contents.done:
-                try:
-                    self.results[index] = contents.result(key)
-                except Exception as exc:  # a result that no longer unpickles: compute it again
-                    logger.warning(
-                        "result of %s in the journal cannot be loaded (%s: %s); computing it again",
-                        key,
-                        type(exc).__name__,
-                        exc,
-                    )
-                    todo.append(index)
-                    continue
+            at = done.get(key)
+            if at is not None:
+                offsets[index] = at + 1  # type: ignore[index]  # offsets exist when done does
                 self.skipped += 1
             elif not rerun_failed and key in contents.failed:
                 self.failures[index] = TaskFailure(index=index, key=key, **contents.failed[key])
             else:
                 todo.append(index)
         self.todo = todo
+        if self.skipped:
+            self._offsets = offsets
+            self._reader = RecordReader(contents.path) if contents.path is not None else None
         settled = len(self.keys) - len(todo)
         if settled and self._reporters.on_progress is not None:
             self._reporters.on_progress(settled)
@@ -190,8 +200,12 @@ class Ledger:
         """The run's :class:`MapResult` (call after :meth:`flush`)."""
         failures = tuple(self.failures[index] for index in sorted(self.failures))
         remaining = len(self.keys) - self.skipped - self.completed - len(failures)
+        if self._offsets is not None and self._reader is not None:
+            results = ResultSequence(self.results, self.keys, self._offsets, self._reader)
+        else:
+            results = ResultSequence(self.results)
         return MapResult(
-            results=self.results,
+            results=results,
             keys=tuple(self.keys),
             failures=failures,
             completed=self.completed,

@@ -1,19 +1,124 @@
 """The value objects of a task run: :class:`MapResult`, :class:`TaskFailure`, :class:`RunSnapshot`.
 
 They are what :meth:`~lensing_ssc.processing.runner.TaskRunner.map` returns, what the
-``on_failure`` hook receives, and what ``get_status()`` reports. Scheduling is in
-:mod:`._engine`, persistence in :mod:`._journal`.
+``on_failure`` hook receives, and what ``get_status()`` reports. A run's results are a
+:class:`ResultSequence`: in memory where the run computed them, read back from the journal
+(:class:`._records.RecordReader`) where they were restored from an earlier run. Scheduling is
+in :mod:`._engine`, persistence in :mod:`._journal`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["MapResult", "RunSnapshot", "TaskFailure"]
+from lensing_ssc.processing.runner._records import RecordReader
+
+__all__ = ["MapResult", "ResultSequence", "RunSnapshot", "TaskFailure"]
 
 R = TypeVar("R")
+
+_LIST_REPR_UP_TO = 1000
+"""Longest sequence shown as a list by ``repr``; longer ones are summarised, not loaded."""
+
+
+class ResultSequence(Sequence[R]):
+    """A run's results in input order, loaded from the journal where they were restored.
+
+    Acts as a read-only list: ``len``, iteration, indexing and slicing (a slice is a
+    ``list``), ``==`` with a list. Results the run computed are held in memory; results
+    restored from an earlier run's journal are read back from the file each time they are
+    used (nothing is cached: iterate once, or ``list()`` it to keep them all in memory).
+    Iterating reads the journal a block at a time, so memory stays bounded whatever the
+    number of results. ``json`` needs a real list: ``json.dumps(list(result.results))``.
+
+    Args:
+        values: One entry per item: the result computed by this run, else ``None``.
+        keys: The items' keys (to check each record read back), when ``offsets`` is given.
+        offsets: Per item, 1 + the offset of its record in the journal, or 0 for an item
+            not restored from it.
+        reader: Reads the records back.
+
+    Example:
+        >>> ResultSequence([1, 4, None])[1:], ResultSequence([1, 4]) == [1, 4]
+        ([4, None], True)
+    """
+
+    __slots__ = ("_keys", "_offsets", "_reader", "_values")
+    __hash__ = None  # type: ignore[assignment]  # mutable-list semantics of ==: unhashable
+
+    def __init__(
+        self,
+        values: list[R],
+        keys: Sequence[str] = (),
+        offsets: array[int] | None = None,
+        reader: RecordReader | None = None,
+    ) -> None:
+        if (offsets is None) != (reader is None):
+            raise TypeError("offsets and reader go together")
+        self._values = values
+        self._keys = keys
+        self._offsets = offsets
+        self._reader = reader
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ResultSequence, (self._values, self._keys, self._offsets, self._reader)
+
+    @property
+    def restored(self) -> int:
+        """How many results are read from the journal rather than held in memory."""
+        offsets = self._offsets
+        return 0 if offsets is None else len(offsets) - offsets.count(0)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _at(self, index: int) -> R:
+        offsets = self._offsets
+        if offsets is not None and offsets[index]:
+            return self._reader.load(offsets[index] - 1, self._keys[index])  # type: ignore[union-attr]
+        return self._values[index]
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[R]: ...
+
+    def __getitem__(self, index: int | slice) -> R | list[R]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self._values)))]
+        position = operator.index(index)
+        size = len(self._values)
+        if position < 0:
+            position += size
+        if not 0 <= position < size:
+            raise IndexError(f"result index {index} out of range for {size} results")
+        return self._at(position)
+
+    def __iter__(self) -> Iterator[R]:
+        offsets = self._offsets
+        if offsets is None:
+            yield from self._values
+            return
+        load = self._reader.load  # type: ignore[union-attr]
+        keys = self._keys
+        for index, value in enumerate(self._values):
+            at = offsets[index]
+            yield load(at - 1, keys[index]) if at else value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (list, ResultSequence)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __repr__(self) -> str:
+        if len(self) <= _LIST_REPR_UP_TO:
+            return repr(list(self))
+        return f"<ResultSequence of {len(self)} results, {self.restored} in the journal>"
 
 
 @dataclass(frozen=True)
@@ -57,7 +162,9 @@ class MapResult(Generic[R]):
     not reached (a stopped run). Iterating, indexing and ``len()`` act on ``results``.
 
     Attributes:
-        results: One entry per input item, in input order.
+        results: One entry per input item, in input order: from a run, a
+            :class:`ResultSequence`, which reads results restored from the journal back from
+            the file when they are used.
         keys: The items' keys, in input order.
         failures: Items that failed after their retries, in input order.
         completed: Items computed by this run.
@@ -72,7 +179,7 @@ class MapResult(Generic[R]):
         ([1, 4], True)
     """
 
-    results: list[R | None]
+    results: Sequence[R | None]
     keys: tuple[str, ...]
     failures: tuple[TaskFailure, ...]
     completed: int

@@ -132,6 +132,9 @@ class TaskRunner:
             about 0.1 s of queued work, at most 16).
         stop_timeout: On a graceful stop, seconds to let running items finish before
             they are abandoned (process workers are then killed).
+        no_workers_timeout: Seconds a Dask cluster may have no workers before the run
+            stops as on a graceful stop (``InterruptedRunError``); a lost scheduler stops
+            it at once.
         fsync: Group-commit the journal to stable storage; ``False`` survives a killed
             process but not a machine crash.
         commit_interval: Seconds between journal fsyncs (stretched to 10 fsync durations
@@ -165,6 +168,7 @@ class TaskRunner:
         chunksize: int | Literal["auto"] = "auto",
         max_in_flight: int | None = None,
         stop_timeout: float = 5.0,
+        no_workers_timeout: float = 60.0,
         fsync: bool = True,
         commit_interval: float = 0.2,
         result_compression: str = "auto",
@@ -181,6 +185,7 @@ class TaskRunner:
         if max_in_flight is not None:
             _check_int("max_in_flight", max_in_flight, 1, "e.g. 4 per worker")
         _check_seconds("stop_timeout", stop_timeout, positive=False, hint="e.g. 5.0")
+        _check_seconds("no_workers_timeout", no_workers_timeout, positive=True, hint="e.g. 60")
         _check_seconds("commit_interval", commit_interval, positive=True, hint="e.g. 0.2")
         resolve_codec(result_compression)  # ConfigError now, not one per large result later
         methods = multiprocessing.get_all_start_methods()
@@ -212,6 +217,7 @@ class TaskRunner:
         self._chunksize = None if chunksize == "auto" else int(chunksize)
         self._max_in_flight = max_in_flight
         self._stop_timeout = float(stop_timeout)
+        self._no_workers_timeout = float(no_workers_timeout)
         self._fsync = fsync
         self._commit_interval = float(commit_interval)
         self._compression = result_compression
@@ -332,6 +338,7 @@ class TaskRunner:
                 initargs=hooks.initargs,
                 setup=setup,
             )
+            self._adapter.no_workers_timeout = self._no_workers_timeout
             self._kind = self._adapter.kind
         self._closed = False
         return self._adapter
@@ -373,10 +380,11 @@ class TaskRunner:
             The :class:`MapResult`; check ``.failures``.
 
         Raises:
-            InterruptedRunError: ``should_stop()`` turned true before every item was
-                done; every finished item is saved; ``.value`` is the partial
-                :class:`MapResult`. (A stop while the last items run, which then finish,
-                returns the whole result.)
+            InterruptedRunError: ``should_stop()`` turned true, or the Dask scheduler was
+                lost or its cluster had no workers for ``no_workers_timeout`` seconds,
+                before every item was done; every finished item is saved; ``.value`` is
+                the partial :class:`MapResult`. (A stop while the last items run, which
+                then finish, returns the whole result.)
             CheckpointError: The journal cannot be used (locked by another run, unwritable).
             ConfigError: Bad arguments, unpicklable items without ``key=``, duplicate keys.
         """
@@ -465,6 +473,7 @@ class TaskRunner:
                         contents.damaged_bytes,
                         contents.torn_bytes,
                     )
+                contents = None  # the ledger keeps 8 bytes per restored item, not the key index
             logger.info(
                 "run %s: %d items, %d from an earlier run, executor %s",
                 run_name,

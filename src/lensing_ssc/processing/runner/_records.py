@@ -1,0 +1,281 @@
+"""The journal's record format, its index, and reading one record back.
+
+A journal file is a sequence of records. Each is a 16-byte header (magic ``LSJ\\x01``,
+payload length, CRC-32 of the payload) and a payload (kind, key, codec, body). Kinds:
+``open`` (a run started; JSON with the function's identity), ``done`` (the result,
+pickled, maybe compressed) and ``failed`` (JSON: error type, message, traceback, attempts).
+
+Reading a journal when a run resumes builds an index, not a copy:
+:func:`read_journal` scans the file through a read-only mapping (the pages behind the scan
+are dropped as it goes, so the process's resident size does not grow with the file),
+checks every record's CRC-32, and keeps, per done key, the offset of its record. A
+:class:`RecordReader` loads a result back from its offset when it is needed, a block of
+the file at a time, checking its CRC-32 and key again. A torn last record, the zeros a run
+reserved after its last record, and damaged records in the middle are handled as the
+module :mod:`._journal` describes.
+
+Writing records is in :mod:`._journal`; the lazy view of a run's results in :mod:`._results`.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import pickle
+import struct
+import threading
+import weakref
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.core.io import decompress
+
+__all__ = ["JournalContents", "RecordReader", "read_journal"]
+
+MAGIC = b"LSJ\x01"
+_HEADER = struct.Struct("<4sQI")  # magic, payload length, crc32(payload)
+_HEAD = struct.Struct("<BBH")  # kind, codec name length, key length
+KIND_OPEN, KIND_DONE, KIND_FAILED = 1, 2, 3
+_JOIN_BELOW = 16 * 1024
+
+_DROP_EVERY = 32 << 20
+"""Bytes scanned between drops of the mapping's pages: resident size during a scan stays
+below this, whatever the journal's size, for one ``madvise`` per 32 MiB."""
+
+READ_BLOCK = 64 * 1024
+"""Bytes a :class:`RecordReader` reads at a time: about 800 small records (so reading in
+journal order costs one ``pread`` per 800 results) and one 64 KiB copy for a random read."""
+
+_pread_lock = threading.Lock()  # only where os.pread is missing (Windows): lseek + read
+
+
+@dataclass
+class JournalContents:
+    """What a journal held when it was opened: an index of its records, not their results.
+
+    Attributes:
+        done: key → offset of the key's last ``done`` record in the file.
+        failed: key → failure fields (for keys without a later ``done`` record).
+        function: Identity of the function of the last run, or ``None``.
+        records: Valid records read.
+        damaged_bytes: Bytes skipped inside the file (damaged records).
+        torn_bytes: Bytes cut off the end (a record torn by a crash; not counting the zeros
+            reserved after the last record).
+        path: The journal file (``None`` for a journal started afresh).
+    """
+
+    done: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    function: str | None = None
+    records: int = 0
+    damaged_bytes: int = 0
+    torn_bytes: int = 0
+    path: Path | None = None
+    _reader: RecordReader | None = field(default=None, init=False, repr=False, compare=False)
+
+    def result(self, key: str) -> Any:
+        """Read the stored result of ``key`` back from the journal file.
+
+        Raises:
+            KeyError: ``key`` has no result in the journal.
+            CheckpointError: The record can no longer be read or loaded.
+        """
+        offset = self.done[key]
+        if self._reader is None:
+            if self.path is None:
+                raise KeyError(key)
+            self._reader = RecordReader(self.path)
+        return self._reader.load(offset, key)
+
+
+def _records(data: Any) -> Iterator[tuple[int, int, int, str, str, memoryview]]:
+    """Yield ``(start, end, kind, key, codec, body)`` per valid record, resyncing past damage.
+
+    ``data`` is the file's bytes, or a mapping of it.
+    """
+    view = memoryview(data)
+    size = len(data)
+    pos = 0
+    while pos + _HEADER.size <= size:
+        magic, length, crc = _HEADER.unpack_from(data, pos)
+        start, end = pos + _HEADER.size, pos + _HEADER.size + length
+        if magic == MAGIC and end <= size and length >= _HEAD.size:
+            payload = view[start:end]
+            if zlib.crc32(payload) == crc:
+                kind, codec_len, key_len = _HEAD.unpack_from(payload)
+                body_at = _HEAD.size + key_len + codec_len
+                if kind in (KIND_OPEN, KIND_DONE, KIND_FAILED) and body_at <= length:
+                    key = bytes(payload[_HEAD.size : _HEAD.size + key_len]).decode("utf-8")
+                    codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
+                    yield pos, end, kind, key, codec, payload[body_at:]
+                    pos = end
+                    continue
+        found = data.find(MAGIC, pos + 1)
+        if found < 0:
+            return
+        pos = found
+
+
+def read_journal(path: Path) -> tuple[JournalContents, int]:
+    """Index a journal file; returns the index and the offset where valid data ends.
+
+    Memory: the index (a key and an offset per done item), whatever the results' size.
+    """
+    path = Path(path)
+    contents = JournalContents(path=path)
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return contents, 0
+        data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    good_end = _index(data, contents)
+    contents.torn_bytes = _tail_bytes(data, good_end)
+    data.close()
+    return contents, good_end
+
+
+def _index(data: mmap.mmap, contents: JournalContents) -> int:
+    """Fill ``contents`` from every valid record of ``data``; returns where valid data ends."""
+    done, failed = contents.done, contents.failed
+    drop = getattr(mmap, "MADV_DONTNEED", None)
+    dropped = good_end = covered = records = 0
+    for start, end, kind, key, _, body in _records(data):
+        records += 1
+        covered += end - start
+        good_end = end
+        if kind == KIND_DONE:
+            done[key] = start
+            if failed:
+                failed.pop(key, None)
+        elif kind == KIND_FAILED:
+            failed[key] = json.loads(bytes(body).decode("utf-8"))
+        else:
+            contents.function = json.loads(bytes(body).decode("utf-8")).get("function")
+        if drop is not None and start - dropped >= _DROP_EVERY:
+            upto = start - start % mmap.PAGESIZE
+            data.madvise(drop, dropped, upto - dropped)
+            dropped = upto
+    contents.records = records
+    contents.damaged_bytes = good_end - covered
+    return good_end
+
+
+def _tail_bytes(data: mmap.mmap, good_end: int) -> int:
+    """Bytes after ``good_end`` up to the last non-zero one (zeros were reserved, not torn)."""
+    end = len(data)
+    while end > good_end:
+        low = max(good_end, end - READ_BLOCK)
+        kept = data[low:end].rstrip(b"\0")
+        if kept:
+            return low + len(kept) - good_end
+        end = low
+    return 0
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes at ``offset`` (fewer only at the end of the file)."""
+    parts = []
+    while size > 0:
+        if hasattr(os, "pread"):
+            chunk = os.pread(fd, size, offset)
+        else:  # pragma: no cover - Windows
+            with _pread_lock:
+                os.lseek(fd, offset, os.SEEK_SET)
+                chunk = os.read(fd, size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class RecordReader:
+    """Loads results back from one journal file by record offset; safe to share by threads.
+
+    The file is opened on first use and closed when the reader is garbage-collected.
+    Consecutive records come from one cached block (:data:`READ_BLOCK`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._cache: tuple[int, bytes] = (0, b"")
+        self._open_lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[RecordReader], tuple[Path]]:
+        return RecordReader, (self.path,)
+
+    def _descriptor(self) -> int:
+        with self._open_lock:
+            if self._fd is None:
+                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                weakref.finalize(self, os.close, fd)
+                self._fd = fd
+            return self._fd
+
+    def load(self, offset: int, key: str) -> Any:
+        """Unpickle the result of ``key`` from its ``done`` record at ``offset``.
+
+        Raises:
+            CheckpointError: The file is gone or no longer holds that record (a later run
+                started the journal afresh), or the result no longer unpickles.
+        """
+        try:
+            codec, body = self._done_body(offset, key)
+        except CheckpointError:  # also an OSError: raised as it is
+            raise
+        except OSError as exc:
+            raise CheckpointError(
+                f"could not read the task journal {str(self.path)!r}: {exc.strerror or exc}",
+                value=str(self.path),
+                hint="results restored from a journal are read from it when used: keep the "
+                "file until then, or list(result.results) while it is there",
+            ) from exc
+        try:
+            return pickle.loads(body if codec == "none" else decompress(codec, body))
+        except Exception as exc:  # a result whose class changed since it was saved
+            raise CheckpointError(
+                f"the result of {key!r} in the task journal {str(self.path)!r} cannot be "
+                f"loaded ({type(exc).__name__}: {exc})",
+                value=key,
+                hint="its type may have changed since it was saved: run again with "
+                "resume=False to compute every result afresh",
+            ) from exc
+
+    def _done_body(self, offset: int, key: str) -> tuple[str, memoryview]:
+        at, block = self._cache
+        rel = offset - at
+        if rel < 0 or rel + _HEADER.size > len(block):
+            at, block, rel = offset, _pread(self._descriptor(), READ_BLOCK, offset), 0
+            self._cache = (at, block)
+        total = 0
+        if len(block) - rel >= _HEADER.size:
+            magic, length, crc = _HEADER.unpack_from(block, rel)
+            total = _HEADER.size + length if magic == MAGIC else 0
+        if total and rel + total > len(block):
+            if total > READ_BLOCK:
+                block, rel = _pread(self._descriptor(), total, offset), 0
+            else:
+                at, block, rel = offset, _pread(self._descriptor(), READ_BLOCK, offset), 0
+                self._cache = (at, block)
+        if total and rel + total <= len(block) and total - _HEADER.size >= _HEAD.size:
+            payload = memoryview(block)[rel + _HEADER.size : rel + total]
+            if zlib.crc32(payload) == crc:
+                kind, codec_len, key_len = _HEAD.unpack_from(payload)
+                body_at = _HEAD.size + key_len + codec_len
+                stored = bytes(payload[_HEAD.size : _HEAD.size + key_len])
+                if kind == KIND_DONE and stored == key.encode("utf-8"):
+                    codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
+                    return codec, payload[body_at:]
+        raise CheckpointError(
+            f"the task journal {str(self.path)!r} changed after it was read: the result of "
+            f"{key!r} is no longer at byte {offset}",
+            value=str(self.path),
+            hint="a later run may have started it afresh (resume=False); run the map again "
+            "to compute the missing results",
+        )
