@@ -118,13 +118,15 @@ def test_sets_and_source_redshifts_are_found_from_file_names(compared_run: Any) 
 def test_a_suite_of_the_same_realisations_gives_variance_ratio_one_at_every_redshift(
     compared_run: Any,
 ) -> None:
-    """A declared pair of suites holding the same maps has covariance ratios of exactly 1."""
+    """A declared pair of suites holding the same maps has variance ratios of exactly 1."""
     results = read_results(compared_run.results_file)
+    resampling = {"method": "bootstrap over maps", "n_resamples": 200, "confidence": 0.68}
     assert results["meta/comparisons"] == {
         f"bigbox~tiled/zs={zs:g}": {
             "numerator": f"bigbox/zs={zs:g}",
             "denominator": f"tiled/zs={zs:g}",
             "z_source": zs,
+            "resampling": {**resampling, "n_maps": [3, 3], "seed": 42},
         }
         for zs in REDSHIFTS
     }
@@ -134,12 +136,16 @@ def test_a_suite_of_the_same_realisations_gives_variance_ratio_one_at_every_reds
             varied = results[f"sets/bigbox/zs={zs:g}/{key}/std"] > 0
             assert varied.any()
             np.testing.assert_allclose(ratio[varied], 1.0, rtol=1e-12)
+            low, high = results[f"ssc/bigbox~tiled/zs={zs:g}/{key}/variance_ratio_interval"]
+            assert np.all(low[varied] <= 1.0)
+            assert np.all(high[varied] >= 1.0)
     assert not any(k.startswith("ssc/cl/") for k in results)
     summary = compared_run.summary_file.read_text()
     for zs in REDSHIFTS:
         assert (
-            f"SSC         covariance ratio bigbox/zs={zs:g} / tiled/zs={zs:g}, diagonal "
-            f"(ssc/bigbox~tiled/zs={zs:g})" in summary
+            f"SSC         variance ratio bigbox/zs={zs:g} / tiled/zs={zs:g} "
+            f"(ssc/bigbox~tiled/zs={zs:g}), [68% interval, bootstrap over maps: 200 "
+            "resamples of 3 + 3 maps]" in summary
         )
     assert compared_run.ssc_headline.startswith(
         "SSC: Var Ĉ(bigbox/zs=1) / Var Ĉ(tiled/zs=1), ngal=0, ℓ 30→300: 1.00 1.00 1.00 1.00"

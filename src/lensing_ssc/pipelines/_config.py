@@ -311,6 +311,9 @@ class PipelineSection(Section):
             first over the second, at every source redshift both have. Default: the
             synthetic pair (``subpatches`` over ``periodic``) for synthetic input, none
             otherwise.
+        compare_resamples: Bootstrap resamples (over maps) behind every comparison's
+            intervals; the resampling is seeded by ``seed``.
+        compare_confidence: Confidence level of those intervals.
 
     Example:
         >>> section = PipelineSection(statistics={"n_gal": [0, 30], "names": ["cl", "peaks"]})
@@ -331,6 +334,8 @@ class PipelineSection(Section):
     results_format: Literal["auto", "hdf5", "npz"] = "auto"
     figures: bool = True
     compare: list[tuple[str, str]] | None = None
+    compare_resamples: Integer = Field(default=200, ge=2)
+    compare_confidence: Real = Field(default=0.68, gt=0, lt=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -5,8 +5,9 @@
   bars, one line per (n_gal, smoothing) setting;
 * ``correlation.png`` — the correlation matrix of each statistic at the run's first setting;
 * ``ssc_ratio.png`` — for the run's first comparison (sub-patches / periodic for the
-  synthetic default), the variance ratio per bin, one line per setting; 1 means no
-  super-sample contribution. Every comparison's ratios are in the results file.
+  synthetic default), the variance ratio per bin with its interval over maps (shaded), one
+  line per setting; 1 means no super-sample contribution. Every comparison's ratios are in
+  the results file.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never
 through ``pyplot``, so no global backend or state is touched. Without matplotlib,
@@ -156,7 +157,9 @@ def _ssc_figure(merged: MergedResults) -> Any:
     for axis, name in zip(axes, names, strict=True):
         x = _abscissa(merged, name)
         for key in _keys_of(sub, name):
-            axis.plot(x, np.diag(merged.ssc_ratio[key]), marker="o", ms=3, label=_setting(key))
+            (line,) = axis.plot(x, merged.ssc_ratio[key], marker="o", ms=3, label=_setting(key))
+            low, high = merged.comparisons[0].compared.statistics[key].variance_ratio_interval
+            axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
         if name == "cl" or name.startswith("bispectrum"):
             axis.set_xscale("log")
         axis.set_yscale("log")

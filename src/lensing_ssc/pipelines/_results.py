@@ -2,23 +2,34 @@
 
 :func:`merge_patch_results` stacks the statistics of every patch of each set and summarises
 them (mean, standard deviation, covariance, correlation; see
-:mod:`lensing_ssc.analysis.covariance`), and divides the covariances of every compared pair
-of sets (:class:`._sets.Comparison`: the synthetic pair, or the declared ``compare``).
+:mod:`lensing_ssc.analysis.covariance`), and compares every compared pair of sets
+(:class:`._sets.Comparison`: the synthetic pair, or the declared ``compare``) with
+:func:`lensing_ssc.analysis.comparison.compare_sets`: variance ratios, signal-to-noise with
+the Hartlap factor, correlation matrices side by side, and the super-sample term predicted
+from each statistic's response to the patch mean beside the measured excess, each with an
+interval from a bootstrap over maps (seeded by the run's seed).
 :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ — holding
 every summary, the per-patch samples, the bin edges, the failures, the configuration and
 the package version, at :func:`results_path` in the run's results directory;
 :func:`read_results` reads either back into a flat dict. The layout:
 
     sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
-    ssc/<statistic key>/{covariance_ratio,variance_ratio}          (the synthetic pair)
-    ssc/<a>~<b>/zs=<z>/<statistic key>/{covariance_ratio,variance_ratio}   (HEALPix pairs)
+    sets/<set>/{patch_mean,patch_map}              (each patch's mean κ and map index)
+    ssc/<statistic key>/<quantity>                  (the synthetic pair)
+    ssc/<a>~<b>/zs=<z>/<statistic key>/<quantity>   (HEALPix pairs)
+    ssc/.../joint/<setting>/{signal_to_noise,signal_to_noise_interval,hartlap}
+
+with the quantities of :class:`lensing_ssc.analysis.comparison.StatisticComparison`
+(``variance_ratio``, ``variance_ratio_interval``, ``correlation``, ``signal_to_noise``, ...,
+``ssc_predicted``, ``ssc_measured`` and their intervals).
     binning/{ell_edges,bispectrum_edges,nu_edges,nu_centers}
     meta/{lensing_ssc_version,config,settings,failures,sets,
           dropped_patches,nu_normalisation,comparisons}       (JSON text)
 
 A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/...``);
 ``meta/sets`` gives each its configured set, ``z_source`` and every map's file and fields,
-``meta/comparisons`` each ratio's path, numerator, denominator and ``z_source``.
+``meta/comparisons`` each comparison's path, numerator, denominator, ``z_source`` and
+``resampling`` (method, resamples, confidence level, seed, maps of each set).
 
 ``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
 dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per
@@ -47,14 +58,14 @@ from lensing_ssc._version import __version__
 from lensing_ssc.analysis import (
     EnsembleSummary,
     StatisticsSettings,
-    covariance_ratio,
     stack_patch_statistics,
     summarize_statistics,
 )
+from lensing_ssc.analysis.comparison import SetComparison, compare_sets
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._sets import Comparison
-from lensing_ssc.pipelines._tasks import PackedStatistics
+from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, PackedStatistics
 from lensing_ssc.processing.managers import RunDir
 
 try:
@@ -107,6 +118,8 @@ class SetSummary:
     samples: dict[str, np.ndarray]
     summaries: dict[str, EnsembleSummary]
     metadata: dict[str, Any] = field(default_factory=dict)
+    patch_mean: np.ndarray | None = None
+    patch_maps: tuple[str, ...] = ()
 
     @property
     def n_patches(self) -> int:
@@ -115,10 +128,19 @@ class SetSummary:
 
 @dataclass(frozen=True, eq=False)
 class ComparisonResult:
-    """One compared pair: ``ratio[key]`` is cov(numerator) / cov(denominator), per statistic."""
+    """One compared pair: every statistic compared, with intervals over maps.
+
+    ``ratio[key]`` is Var(numerator) / Var(denominator) per entry of the statistic.
+    """
 
     comparison: Comparison
-    ratio: dict[str, np.ndarray]
+    compared: SetComparison
+    seed: int
+
+    @property
+    def ratio(self) -> dict[str, np.ndarray]:
+        """The variance ratio per statistic key."""
+        return {key: c.variance_ratio for key, c in self.compared.statistics.items()}
 
     @property
     def label(self) -> str:
@@ -139,7 +161,7 @@ class MergedResults:
 
     @property
     def ssc_ratio(self) -> dict[str, np.ndarray]:
-        """The first comparison's covariance ratios per statistic (empty without one)."""
+        """The first comparison's variance ratios per statistic (empty without one)."""
         return self.comparisons[0].ratio if self.comparisons else {}
 
     @property
@@ -172,6 +194,10 @@ class MergedResults:
 
 
 PatchRow = PackedStatistics | Mapping[str, np.ndarray]
+
+# Mixed into the seed of the resampling, so its draws are not those of any map or noise
+# stream seeded by the run's seed alone.
+_RESAMPLING_STREAM = 0x55C
 
 
 def _stack(rows: Sequence[PatchRow]) -> dict[str, np.ndarray]:
@@ -206,8 +232,12 @@ def merge_patch_results(
     dropped_patches: Mapping[str, int] | None = None,
     comparisons: Sequence[Comparison] | None = None,
     metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    patch_maps: Mapping[str, Sequence[str]] | None = None,
+    seed: int = 0,
+    n_resamples: int = 200,
+    confidence: float = 0.68,
 ) -> MergedResults:
-    """Summarise each set's patch results, and divide the covariances of compared sets.
+    """Summarise each set's patch results, and compare the sets of each compared pair.
 
     Args:
         grouped: Per set, the statistics of its patches in a stable order (packed, as the
@@ -223,6 +253,11 @@ def merge_patch_results(
             is left out and noted among the failures (stage ``merge``).
         metadata: Per set, what the results record of it beside its numbers (configured
             set, source redshift, the maps' fields).
+        patch_maps: Per set, the map each row was cut from (intervals resample whole
+            maps); default: every row its own map.
+        seed: Seeds the resampling (the run's seed), so intervals are reproducible.
+        n_resamples: Bootstrap resamples per comparison.
+        confidence: Confidence level of the intervals.
 
     Raises:
         AnalysisError: no set has the two patches a covariance needs.
@@ -241,6 +276,16 @@ def merge_patch_results(
             )
             continue
         stacked = _stack(rows)
+        patch_mean = stacked.pop(PATCH_MEAN_KEY, None)
+        labels = tuple((patch_maps or {}).get(name, ())) or tuple(
+            f"row-{i}" for i in range(len(rows))
+        )
+        if len(labels) != len(rows):
+            raise AnalysisError(
+                f"set {name!r} has {len(rows)} patches but {len(labels)} map labels",
+                value=(len(rows), len(labels)),
+                hint="give the map of every patch, in the patches' order",
+            )
         description, n_maps, pixel, pixels = info[name]
         sets[name] = SetSummary(
             name=name,
@@ -251,6 +296,8 @@ def merge_patch_results(
             samples=stacked,
             summaries=summarize_statistics(stacked),
             metadata=dict((metadata or {}).get(name, {})),
+            patch_mean=None if patch_mean is None else patch_mean[:, 0].copy(),
+            patch_maps=labels,
         )
     if not sets:
         raise AnalysisError(
@@ -269,7 +316,7 @@ def merge_patch_results(
             else []
         )
     divided = []
-    for comparison in comparisons:
+    for index, comparison in enumerate(comparisons):
         missing = [n for n in (comparison.numerator, comparison.denominator) if n not in sets]
         if missing:
             notes.append(
@@ -282,10 +329,20 @@ def merge_patch_results(
                 )
             )
             continue
-        top = sets[comparison.numerator].summaries
-        bottom = sets[comparison.denominator].summaries
-        ratio = {key: covariance_ratio(top[key], bottom[key]) for key in top}
-        divided.append(ComparisonResult(comparison, ratio))
+        top, bottom = sets[comparison.numerator], sets[comparison.denominator]
+        compared = compare_sets(
+            top.samples,
+            bottom.samples,
+            numerator_maps=top.patch_maps,
+            denominator_maps=bottom.patch_maps,
+            # One stream per comparison, from the run's seed: rerunning gives the same
+            # intervals, and adding a comparison does not move the others'.
+            rng=np.random.default_rng([seed, _RESAMPLING_STREAM, index]),
+            patch_mean=top.patch_mean,
+            n_resamples=n_resamples,
+            confidence=confidence,
+        )
+        divided.append(ComparisonResult(comparison, compared, seed))
     return MergedResults(
         settings, sets, tuple(divided), tuple(notes), config, dict(dropped_patches or {})
     )
@@ -325,11 +382,18 @@ def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
             arrays[f"{base}/covariance"] = ensemble.covariance
             arrays[f"{base}/correlation"] = ensemble.correlation
             arrays[f"{base}/samples"] = summary.samples[key]
+        if summary.patch_mean is not None:
+            arrays[f"sets/{name}/patch_mean"] = summary.patch_mean
+        index = {label: i for i, label in enumerate(dict.fromkeys(summary.patch_maps))}
+        arrays[f"sets/{name}/patch_map"] = np.array([index[m] for m in summary.patch_maps])
     for compared in merged.comparisons:
         prefix = f"ssc/{compared.comparison.path}/" if compared.comparison.path else "ssc/"
-        for key, matrix in compared.ratio.items():
-            arrays[f"{prefix}{key}/covariance_ratio"] = matrix
-            arrays[f"{prefix}{key}/variance_ratio"] = np.diag(matrix).copy()
+        for key, statistic in compared.compared.statistics.items():
+            for quantity, value in statistic.arrays().items():
+                arrays[f"{prefix}{key}/{quantity}"] = value
+        for setting, joint in compared.compared.joint.items():
+            for quantity in ("signal_to_noise", "signal_to_noise_interval", "hartlap"):
+                arrays[f"{prefix}joint/{setting}/{quantity}"] = joint.arrays()[quantity]
     return arrays
 
 
@@ -356,7 +420,13 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
         ),
         "nu_normalisation": json.dumps(merged.nu_normalisation(), sort_keys=True),
         "comparisons": json.dumps(
-            {c.comparison.path: c.comparison.to_dict() for c in merged.comparisons},
+            {
+                c.comparison.path: {
+                    **c.comparison.to_dict(),
+                    "resampling": {**c.compared.to_dict(), "seed": c.seed},
+                }
+                for c in merged.comparisons
+            },
             sort_keys=True,
         ),
     }

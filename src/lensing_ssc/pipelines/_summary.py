@@ -1,7 +1,9 @@
 """The run's short text summary (``results/summary.txt``) and its one-line SSC headline.
 
 What the sets hold, which statistics at which settings, what failed or was dropped for its
-mask, and the SSC variance ratio per statistic of every compared pair of sets. It says how
+mask, and per statistic of every compared pair of sets the variance ratio with its interval
+over maps and the super-sample excess predicted from the response to the patch mean beside
+the measured one. It says how
 the map statistics were measured — whether each patch's mean was subtracted, and which σ ν
 divides by — and reads the ratios accordingly: the power spectrum and bispectra do not see
 the patch mean (ℓ = 0), so their ratio above 1 is variance from modes larger than the patch;
@@ -19,6 +21,7 @@ import numpy as np
 
 from lensing_ssc._version import __version__
 from lensing_ssc.analysis import StatisticsSettings
+from lensing_ssc.analysis.comparison import StatisticComparison
 from lensing_ssc.pipelines._results import MergedResults
 
 __all__ = ["SUMMARY_NAME", "nu_description", "ssc_headline", "summary_text"]
@@ -33,16 +36,44 @@ def _numbers(values: Sequence[float]) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-def _ratio_line(key: str, diagonal: np.ndarray) -> str:
-    finite = diagonal[np.isfinite(diagonal)]
-    if finite.size == 0:
-        return f"  {key:<34} (no variance in either set)"
+def _with_interval(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _ratio_lines(key: str, compared: StatisticComparison) -> list[str]:
+    """The variance ratio with its interval; then the predicted and measured SSC excess."""
+    ratio = compared.variance_ratio
+    low, high = compared.variance_ratio_interval
+    finite = np.isfinite(ratio)
+    if not finite.any():
+        return [f"  {key:<34} (no variance in either set)"]
     if key.startswith("cl/"):
-        return f"  {key:<34} " + " ".join(f"{v:5.2f}" for v in diagonal)
-    return (
-        f"  {key:<34} median {np.median(finite):4.2f}  "
-        f"range {finite.min():4.2f}–{finite.max():4.2f}"
-    )
+        lines = [
+            f"  {key:<34} "
+            + "  ".join(_with_interval(*v) for v in zip(ratio, low, high, strict=True))
+        ]
+    else:
+        i = int(np.flatnonzero(finite)[np.argsort(ratio[finite])[finite.sum() // 2]])
+        lines = [
+            f"  {key:<34} median bin {_with_interval(ratio[i], low[i], high[i])}  "
+            f"range {ratio[finite].min():.2f}–{ratio[finite].max():.2f}"
+        ]
+    predicted, measured = compared.ssc_predicted, compared.ssc_measured
+    if (
+        predicted is not None
+        and measured is not None
+        and compared.ssc_predicted_interval is not None
+        and compared.ssc_measured_interval is not None
+    ):
+        bins = list(range(len(ratio))) if key.startswith("cl/") else [i]
+        pairs = [
+            f"{_with_interval(predicted[b], *compared.ssc_predicted_interval[:, b])} vs "
+            f"{_with_interval(measured[b], *compared.ssc_measured_interval[:, b])}"
+            for b in bins
+        ]
+        where = "per ℓ bin" if key.startswith("cl/") else "median bin"
+        lines.append(f"  {'':<34} SSC excess predicted vs measured ({where}): " + "; ".join(pairs))
+    return lines
 
 
 _FOURIER = ("cl/", "bispectrum_")
@@ -103,9 +134,8 @@ def ssc_headline(merged: MergedResults) -> str | None:
     compared = merged.comparisons[0]
     top = _SET_LABELS.get(compared.comparison.numerator, compared.comparison.numerator)
     bottom = _SET_LABELS.get(compared.comparison.denominator, compared.comparison.denominator)
-    for key, matrix in compared.ratio.items():
+    for key, diagonal in compared.ratio.items():
         if key.startswith("cl/"):
-            diagonal = np.diag(matrix)
             s = merged.settings
             return (
                 f"SSC: Var Ĉ({top}) / Var Ĉ({bottom}), {key.split('/', 1)[1]}, "
@@ -168,18 +198,24 @@ def summary_text(
         top = _SET_LABELS.get(compared.comparison.numerator, compared.comparison.numerator)
         bottom = _SET_LABELS.get(compared.comparison.denominator, compared.comparison.denominator)
         where = f" (ssc/{compared.comparison.path})" if compared.comparison.path else ""
-        lines.append(f"SSC         covariance ratio {top} / {bottom}, diagonal{where}")
-        fourier = {k: m for k, m in compared.ratio.items() if k.startswith(_FOURIER)}
-        maps = {k: m for k, m in compared.ratio.items() if not k.startswith(_FOURIER)}
+        details = compared.compared
+        lines.append(
+            f"SSC         variance ratio {top} / {bottom}{where}, [{details.confidence:.0%} "
+            f"interval, {details.method}: {details.n_resamples} resamples of "
+            f"{details.n_maps[0]} + {details.n_maps[1]} maps]; SSC excess in units of the "
+            f"{bottom} variance, predicted R² Var(κ̄) from the response to the patch mean"
+        )
+        fourier = {k: c for k, c in details.statistics.items() if k.startswith(_FOURIER)}
+        maps = {k: c for k, c in details.statistics.items() if not k.startswith(_FOURIER)}
         if fourier:
             lines.append(
                 "  spectra (blind to the patch mean): > 1: variance from modes larger than "
                 "the patch"
             )
-            lines += [_ratio_line(key, np.diag(m)) for key, m in fourier.items()]
+            lines += [line for key, c in fourier.items() for line in _ratio_lines(key, c)]
         if maps:
             lines.append(f"  {_map_ratio_meaning(s)}")
-            lines += [_ratio_line(key, np.diag(m)) for key, m in maps.items()]
+            lines += [line for key, c in maps.items() for line in _ratio_lines(key, c)]
     lines.append(f"elapsed     {elapsed:.1f} s")
     lines += [f"{label:<11} {path}" for label, path in files]
     return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ from lensing_ssc.processing.managers.log import log_context
 
 __all__ = [
     "MAP_TAG",
+    "PATCH_MEAN_KEY",
     "WORKER_CACHE_MB",
     "MapStore",
     "MapSummary",
@@ -49,6 +50,9 @@ __all__ = [
     "PatchTask",
     "PatchWorker",
 ]
+
+PATCH_MEAN_KEY = "patch_mean"
+"""Name of the patch's mean κ among its packed statistics (not a statistic key)."""
 
 MAP_TAG = "pipeline-maps"
 """Tag of every cached map (``lensing-ssc cache invalidate RUN_DIR --tag pipeline-maps``)."""
@@ -304,4 +308,7 @@ class PatchWorker:
                     _log.warning("patch %s failed: %s", task.key, exc)
                     raise
                 _log.debug("patch %s measured in %.3f s", task.key, time.perf_counter() - started)
-        return PackedStatistics.pack(stats)
+        # The patch's mean κ travels with its statistics: the merge regresses them on it
+        # (the super-sample response, :mod:`lensing_ssc.analysis.comparison`).
+        mean = float(patches[task.patch_index].mean())
+        return PackedStatistics.pack({**stats, PATCH_MEAN_KEY: np.array([mean])})

@@ -8,10 +8,11 @@
    in the run's cache, shared by every worker process;
 2. ``patches`` — one runner task per patch (:class:`._tasks.PatchWorker`): seeded shape noise,
    smoothing and every statistic of the run's :class:`~lensing_ssc.analysis.StatisticsSettings`;
-3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; the SSC
-   covariance ratio of every compared pair of sets (the synthetic pair, or
-   ``pipeline.compare`` at every source redshift both sets have); the results file,
-   figures and summary.
+3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; for every
+   compared pair of sets (the synthetic pair, or ``pipeline.compare`` at every source
+   redshift both sets have) the variance ratios, signal-to-noise and the super-sample term
+   with intervals from a bootstrap over maps (:mod:`lensing_ssc.analysis.comparison`); the
+   results file, figures and summary.
 
 Each task's result is journalled in the run directory's task journals, so a run killed at any
 moment continues where it stopped when started again, and gives the same results file as an
@@ -157,7 +158,17 @@ def _fingerprint(section: PipelineSection, maps: Sequence[MapTask]) -> str:
     """Digest of everything the results depend on (not where or how fast they are computed)."""
     inputs = section.model_dump(
         mode="json",
-        exclude={"executor", "scheduler", "workers", "retries", "results_format", "figures"},
+        # The resampling settings change only the merge, which every run does again.
+        exclude={
+            "executor",
+            "scheduler",
+            "workers",
+            "retries",
+            "results_format",
+            "figures",
+            "compare_resamples",
+            "compare_confidence",
+        },
     )
     body = {
         "version": __version__,
@@ -456,9 +467,11 @@ def _merge(
                 task.set_name, {"set": task.suite, "z_source": task.z_source, "maps": []}
             )
             record["maps"].append({"map": task.map_id, "file": task.label, **dict(task.metadata)})
+    patch_maps: dict[str, list[str]] = {}
     for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
         if stats is not None:
             grouped[patch.map.set_name].append(stats)
+            patch_maps.setdefault(patch.map.set_name, []).append(patch.map.map_id)
     dropped = dropped_patches(maps, [None if s is None else s.n_patches for s in summaries])
     if dropped:
         _log.warning(
@@ -475,6 +488,10 @@ def _merge(
         dropped_patches=dropped,
         comparisons=comparisons,
         metadata=metadata,
+        patch_maps=patch_maps,
+        seed=section.seed,
+        n_resamples=section.compare_resamples,
+        confidence=section.compare_confidence,
     )
 
 

@@ -1,0 +1,496 @@
+"""Comparing two patch sets: variance ratios, signal-to-noise and the SSC term, with intervals.
+
+Conventions. A set is ``(N, F)`` samples (one row per patch) whose rows are grouped by the
+map (realisation) they were cut from. Variances and covariances use ddof = 1.
+
+* **Variance ratio** per entry: Var(numerator) / Var(denominator); NaN where the
+  denominator never varies. Only the diagonal: the element-wise ratio of off-diagonal
+  covariances divides numbers that scatter around zero and means nothing.
+* **Signal-to-noise** of a set: (S/N)² = h · μᵀ Ĉ⁻¹ μ, μ the mean and Ĉ the covariance of
+  one patch's data vector over the set (entries that never vary are left out; p is how
+  many stay), debiased by the Hartlap factor h = (N − p − 2)/(N − 1) for the inverse of a
+  sample covariance of N independent vectors (Hartlap, Simon & Schneider 2007, A&A 464,
+  399, eq. 17). With N ≤ p + 2 the inverse is not defined: :func:`signal_to_noise` refuses,
+  :func:`compare_sets` records NaN. Patches of one map are not independent, so with
+  several patches per map h is a lower bound on the correction; the interval over maps
+  below carries the rest.
+* **SSC response** of each entry to the patch-mean convergence κ̄, from the numerator set
+  (the one with super-sample modes): the least-squares slope R = Cov(s, κ̄) / Var(κ̄) over
+  its patches, and the super-sample variance it predicts, σ²_SSC = R² Var(κ̄) (the
+  response approach of Li, Hu & Takada 2014, PRD 89, 083519; Takada & Hu 2013, PRD 87,
+  123504). It is compared with the measured excess Var(numerator) − Var(denominator);
+  both are given in units of Var(denominator), so the measured excess is the variance
+  ratio minus 1. The response is that of the statistic as measured: a statistic measured
+  after subtracting each patch's mean does not see κ̄, and its prediction is ≈ 0.
+* **Intervals** come from a bootstrap over maps, not patches: each resample draws the
+  maps of each set with replacement and takes *all* patches of every drawn map, so
+  patches correlated through their map are kept together (Efron & Tibshirani 1993, ch. 8,
+  resampling independent units). The two sets are resampled independently. An interval
+  is the central percentile interval of the resampled values at the confidence level;
+  for S/N, which repeated maps bias upwards, the basic interval (the percentiles reflected
+  about the estimate; Davison & Hinkley 1997, eq. 5.6).
+
+What this module does not do: build the sets (:mod:`lensing_ssc.analysis.ssc`), summarise
+one set (:mod:`lensing_ssc.analysis.covariance`), or write files (the pipeline's
+``_results``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lensing_ssc.core.base.exceptions import AnalysisError
+
+__all__ = [
+    "RESAMPLING_METHOD",
+    "SetComparison",
+    "StatisticComparison",
+    "compare_sets",
+    "hartlap_factor",
+    "map_bootstrap",
+    "setting_groups",
+    "signal_to_noise",
+    "ssc_response",
+]
+
+RESAMPLING_METHOD = "bootstrap over maps"
+"""How intervals are made: whole maps (all their patches together) drawn with replacement."""
+
+# Inverse of the smallest Cholesky pivot² of a correlation matrix above which it is treated
+# as singular (double precision keeps about 16 digits; beyond 1e12 the solve's relative
+# error can exceed 1e-4).
+_MAX_CONDITION = 1e12
+
+
+def hartlap_factor(n_samples: int, n_entries: int) -> float:
+    """Return h = (N − p − 2)/(N − 1), the debiasing factor of an inverse sample covariance.
+
+    Args:
+        n_samples: N, the vectors the covariance was estimated from.
+        n_entries: p, the length of each vector.
+
+    Raises:
+        AnalysisError: N ≤ p + 2, where the inverse sample covariance has no finite mean.
+
+    Example:
+        >>> hartlap_factor(100, 8)
+        0.9090909090909091
+    """
+    if n_samples <= n_entries + 2:
+        raise AnalysisError(
+            f"{n_samples} samples cannot give the inverse covariance of {n_entries} entries "
+            f"(the Hartlap factor needs N > p + 2 = {n_entries + 2})",
+            value=n_samples,
+            hint="use more patches or maps, or fewer bins in the data vector",
+        )
+    return (n_samples - n_entries - 2) / (n_samples - 1)
+
+
+def _chi2(rows: np.ndarray) -> tuple[float, int]:
+    """Return μᵀ Ĉ⁻¹ μ of ``rows`` (no Hartlap factor) over its varying entries, and p."""
+    varying = rows.std(axis=0) > 0
+    data = rows[:, varying]
+    p = int(data.shape[1])
+    if p == 0 or data.shape[0] <= p + 2:
+        return float("nan"), p
+    mean = data.mean(axis=0)
+    centred = data - mean
+    scale = np.sqrt(np.einsum("ij,ij->j", centred, centred) / (data.shape[0] - 1))
+    # In units of each entry's scatter: the correlation matrix, well conditioned unless
+    # entries are degenerate (bins that add up to a constant).
+    reduced_rows = centred / scale
+    correlation = reduced_rows.T @ reduced_rows / (data.shape[0] - 1)
+    # Cholesky refuses a matrix that is not positive definite; its smallest pivot² bounds
+    # the smallest eigenvalue from above, so a tiny pivot marks a (near-)singular matrix.
+    # Both cost a fraction of an eigendecomposition, paid once per block and resample.
+    try:
+        lower = np.linalg.cholesky(correlation)
+    except np.linalg.LinAlgError:
+        return float("nan"), p
+    if np.min(np.diag(lower)) ** 2 * _MAX_CONDITION <= 1.0:
+        return float("nan"), p
+    whitened = np.linalg.solve(lower, mean / scale)
+    return float(whitened @ whitened), p
+
+
+def signal_to_noise(samples: Any) -> float:
+    """Return S/N = √(h · μᵀ Ĉ⁻¹ μ) of one patch's data vector, over the rows of ``samples``.
+
+    Args:
+        samples: ``(N, F)`` data vectors; entries that never vary are left out.
+
+    Raises:
+        AnalysisError: N ≤ p + 2 (see :func:`hartlap_factor`), or a singular covariance.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> round(signal_to_noise(rng.normal(1.0, 1.0, size=(4000, 2))), 1)
+        1.4
+    """
+    rows = np.asarray(samples, dtype=float)
+    rows = rows.reshape(rows.shape[0], -1)
+    chi2, p = _chi2(rows)
+    factor = hartlap_factor(rows.shape[0], p)
+    if not np.isfinite(chi2):
+        raise AnalysisError(
+            "the covariance of the data vector is singular",
+            value=p,
+            hint="drop degenerate bins (e.g. PDF bins that add up to a constant)",
+        )
+    return float(np.sqrt(max(factor * chi2, 0.0)))
+
+
+def ssc_response(samples: Any, patch_mean: Any) -> np.ndarray:
+    """Return R = Cov(s, κ̄) / Var(κ̄) per entry: each entry's slope against the patch mean.
+
+    Example:
+        >>> kappa = np.array([-0.01, 0.0, 0.01, 0.02])
+        >>> ssc_response(np.c_[3.0 * kappa + 1.0, np.ones(4)], kappa).round(6).tolist()
+        [3.0, 0.0]
+    """
+    rows = np.asarray(samples, dtype=float)
+    rows = rows.reshape(rows.shape[0], -1)
+    kappa = np.asarray(patch_mean, dtype=float).ravel()
+    if kappa.shape[0] != rows.shape[0] or rows.shape[0] < 3:
+        raise AnalysisError(
+            f"need one patch mean per row and at least 3 rows: {rows.shape[0]} rows, "
+            f"{kappa.shape[0]} patch means",
+            value=(rows.shape[0], kappa.shape[0]),
+            hint="pass the patch means of the same patches, in the same order",
+        )
+    centred = kappa - kappa.mean()
+    variance = float(centred @ centred)
+    if variance == 0:
+        raise AnalysisError(
+            "the patch means never vary, so no response to them can be measured",
+            value=0.0,
+            hint="measure the response on patches cut from larger fields (sub-patches)",
+        )
+    return np.asarray(centred @ (rows - rows.mean(axis=0)) / variance)
+
+
+def map_bootstrap(
+    groups: Sequence[Any], n_resamples: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Return ``n_resamples`` row-index arrays, each drawing whole maps with replacement.
+
+    Args:
+        groups: The map of each row (any hashable label); rows of one map stay together.
+        n_resamples: How many resamples.
+        rng: The generator (seed it from the run's seed for reproducible intervals).
+
+    Example:
+        >>> draws = map_bootstrap(["a", "a", "b"], 2, np.random.default_rng(0))
+        >>> [sorted(d.tolist()) for d in draws]
+        [[0, 1, 0, 1, 2], [0, 1, 2]]
+    """
+    labels = list(groups)
+    order: dict[Any, list[int]] = {}
+    for i, label in enumerate(labels):
+        order.setdefault(label, []).append(i)
+    members = [np.array(rows, dtype=np.intp) for rows in order.values()]
+    draws = []
+    for _ in range(n_resamples):
+        chosen = rng.integers(0, len(members), size=len(members))
+        draws.append(np.concatenate([members[j] for j in chosen]))
+    return draws
+
+
+def setting_groups(keys: Sequence[str]) -> dict[str, list[str]]:
+    """Group statistic keys into the data vectors of one setting, for a joint S/N.
+
+    A setting is ``ngal=N/smoothing=S``: the map statistics at that setting and the Fourier
+    statistics (measured before smoothing) at the same ``ngal``. Without map statistics
+    the setting is ``ngal=N``.
+
+    Example:
+        >>> setting_groups(["cl/ngal=0", "peaks/ngal=0/smoothing=2", "pdf/ngal=0/smoothing=2"])
+        {'ngal=0/smoothing=2': ['cl/ngal=0', 'peaks/ngal=0/smoothing=2', 'pdf/ngal=0/smoothing=2']}
+    """
+    fourier: dict[str, list[str]] = {}
+    maps: dict[str, list[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) == 2:
+            fourier.setdefault(parts[1], []).append(key)
+        else:
+            maps.setdefault("/".join(parts[1:]), []).append(key)
+    groups: dict[str, list[str]] = {}
+    for setting, members in maps.items():
+        groups[setting] = [*fourier.get(setting.split("/")[0], []), *members]
+    for ngal, members in fourier.items():
+        if not any(setting.split("/")[0] == ngal for setting in maps):
+            groups[ngal] = list(members)
+    return groups
+
+
+@dataclass(frozen=True, eq=False)
+class StatisticComparison:
+    """One statistic (or one setting's joint data vector) of two sets, compared.
+
+    Intervals are ``(2, …)`` arrays: lower bound, upper bound. Per-set quantities are
+    ``(numerator, denominator)``. The SSC fields are ``None`` without patch means.
+
+    Attributes:
+        variance_ratio: ``(F,)`` Var(numerator)/Var(denominator) per entry.
+        variance_ratio_interval: ``(2, F)``.
+        correlation: ``(2, F, F)`` correlation matrices of numerator and denominator.
+        signal_to_noise: ``(2,)`` S/N of each set with the Hartlap factor (NaN: refused).
+        signal_to_noise_interval: ``(2, 2)``, one row per set.
+        hartlap: ``(2,)`` the Hartlap factor of each set (NaN where N ≤ p + 2).
+        ssc_response: ``(F,)`` R, the slope against the patch mean in the numerator set.
+        ssc_predicted: ``(F,)`` R² Var(κ̄) / Var(denominator).
+        ssc_measured: ``(F,)`` (Var(numerator) − Var(denominator)) / Var(denominator).
+        ssc_predicted_interval, ssc_measured_interval, ssc_difference_interval:
+            ``(2, F)``; the last is that of measured − predicted.
+    """
+
+    variance_ratio: np.ndarray
+    variance_ratio_interval: np.ndarray
+    correlation: np.ndarray
+    signal_to_noise: np.ndarray
+    signal_to_noise_interval: np.ndarray
+    hartlap: np.ndarray
+    ssc_response: np.ndarray | None = None
+    ssc_predicted: np.ndarray | None = None
+    ssc_predicted_interval: np.ndarray | None = None
+    ssc_measured: np.ndarray | None = None
+    ssc_measured_interval: np.ndarray | None = None
+    ssc_difference_interval: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every field that is set, by name (the results file's dataset names)."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, np.ndarray)}
+
+
+@dataclass(frozen=True, eq=False)
+class SetComparison:
+    """Every statistic of two sets compared, and how the intervals were made.
+
+    Attributes:
+        statistics: Per statistic key.
+        joint: Per setting (:func:`setting_groups`): S/N of the joint data vector only.
+        method: :data:`RESAMPLING_METHOD`.
+        n_resamples: Resamples drawn.
+        confidence: Confidence level of the intervals.
+        n_maps: ``(numerator, denominator)`` maps resampled.
+    """
+
+    statistics: dict[str, StatisticComparison]
+    joint: dict[str, StatisticComparison]
+    method: str
+    n_resamples: int
+    confidence: float
+    n_maps: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """How the intervals were made (JSON-ready)."""
+        return {
+            "method": self.method,
+            "n_resamples": self.n_resamples,
+            "confidence": self.confidence,
+            "n_maps": list(self.n_maps),
+        }
+
+
+def _variances(matrix: np.ndarray) -> np.ndarray:
+    return np.asarray(matrix.var(axis=0, ddof=1))
+
+
+def _divide(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(top / bottom, dtype=float)
+    out[bottom == 0] = np.nan
+    return out
+
+
+def _percentiles(draws: np.ndarray, confidence: float) -> np.ndarray:
+    tail = 50.0 * (1.0 - confidence)
+    with warnings.catch_warnings():
+        # Entries NaN in every resample (never varying, or S/N refused) stay NaN.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanpercentile(draws, [tail, 100.0 - tail], axis=0))
+
+
+def _basic(estimate: np.ndarray, draws: np.ndarray, confidence: float) -> np.ndarray:
+    """``(2, 2)`` basic bootstrap intervals, one row per set: 2θ̂ − q_high, 2θ̂ − q_low.
+
+    Used for S/N, which a resample with repeated maps biases upwards (repeated patches
+    look like independent ones): reflecting the percentiles about the estimate removes
+    that bias to first order (Davison & Hinkley 1997, eq. 5.6).
+    """
+    low, high = _percentiles(draws, confidence)
+    return np.stack([2 * estimate - high, 2 * estimate - low], axis=1)
+
+
+def _sn(rows: np.ndarray) -> tuple[float, float]:
+    chi2, p = _chi2(rows)
+    n = rows.shape[0]
+    if not np.isfinite(chi2) or n <= p + 2:
+        return float("nan"), float("nan")
+    factor = (n - p - 2) / (n - 1)
+    return float(np.sqrt(max(factor * chi2, 0.0))), factor
+
+
+def _correlation(rows: np.ndarray) -> np.ndarray:
+    std = rows.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.asarray(np.cov(rows, rowvar=False, ddof=1).reshape(len(std), len(std)))
+        out = out / np.outer(std, std)
+    out[(std == 0)[:, None] | (std == 0)[None, :]] = np.nan
+    return out
+
+
+def _check(name: str, samples: Mapping[str, np.ndarray], groups: Sequence[Any]) -> None:
+    for key, rows in samples.items():
+        if rows.shape[0] != len(groups):
+            raise AnalysisError(
+                f"{name} statistic {key!r} has {rows.shape[0]} rows but {len(groups)} map labels",
+                value=(rows.shape[0], len(groups)),
+                hint="give the map of every row, in the rows' order",
+            )
+
+
+def compare_sets(
+    numerator: Mapping[str, np.ndarray],
+    denominator: Mapping[str, np.ndarray],
+    *,
+    numerator_maps: Sequence[Any],
+    denominator_maps: Sequence[Any],
+    rng: np.random.Generator,
+    patch_mean: np.ndarray | None = None,
+    n_resamples: int = 200,
+    confidence: float = 0.68,
+) -> SetComparison:
+    """Compare every statistic of two sets, with intervals from a bootstrap over maps.
+
+    Args:
+        numerator, denominator: ``{key: (N, F) samples}`` with the same keys and widths.
+        numerator_maps, denominator_maps: The map of each row of the set.
+        rng: Seeds the resampling (derive it from the run's seed).
+        patch_mean: ``(N,)`` patch-mean κ of the numerator's rows; gives the SSC term.
+        n_resamples: Bootstrap resamples.
+        confidence: Level of the intervals, in (0, 1).
+
+    Raises:
+        AnalysisError: keys or widths differ, a row has no map label, too few rows, or the
+            settings of the resampling are out of range.
+    """
+    if not 0.0 < confidence < 1.0 or n_resamples < 2:
+        raise AnalysisError(
+            f"confidence must be in (0, 1) and n_resamples ≥ 2, got {confidence!r} and "
+            f"{n_resamples!r}",
+            value=(confidence, n_resamples),
+            hint="use e.g. confidence=0.68 and n_resamples=200",
+        )
+    if set(numerator) != set(denominator):
+        raise AnalysisError(
+            "the two sets hold different statistics",
+            value=sorted(set(numerator) ^ set(denominator))[:3],
+            hint="compare sets measured with one settings object",
+        )
+    _check("numerator", numerator, numerator_maps)
+    _check("denominator", denominator, denominator_maps)
+    keys = list(numerator)
+    widths = {key: numerator[key].shape[1] for key in keys}
+    for key in keys:
+        if denominator[key].shape[1] != widths[key]:
+            raise AnalysisError(
+                f"statistic {key!r} has {widths[key]} entries in one set and "
+                f"{denominator[key].shape[1]} in the other",
+                value=key,
+                hint="compare sets measured with one settings object",
+            )
+    if min(len(numerator_maps), len(denominator_maps)) < 3:
+        raise AnalysisError(
+            "each set needs at least 3 patches to compare variances",
+            value=(len(numerator_maps), len(denominator_maps)),
+            hint="use more maps or more patches per map",
+        )
+    places: dict[str, slice] = {}
+    start = 0
+    for key in keys:
+        places[key] = slice(start, start + widths[key])
+        start += widths[key]
+    top = np.concatenate([np.asarray(numerator[k], dtype=float) for k in keys], axis=1)
+    bottom = np.concatenate([np.asarray(denominator[k], dtype=float) for k in keys], axis=1)
+    joints = {
+        setting: np.concatenate([np.arange(places[k].start, places[k].stop) for k in members])
+        for setting, members in setting_groups(keys).items()
+    }
+    blocks: dict[str, Any] = {**places, **joints}
+    kappa = None if patch_mean is None else np.asarray(patch_mean, dtype=float).ravel()
+    if kappa is not None and kappa.shape[0] != top.shape[0]:
+        raise AnalysisError(
+            f"{kappa.shape[0]} patch means for {top.shape[0]} numerator rows",
+            value=kappa.shape[0],
+            hint="pass the patch mean of every numerator row, in order",
+        )
+
+    def measure(a: np.ndarray, b: np.ndarray, k: np.ndarray | None) -> dict[str, Any]:
+        var_a, var_b = _variances(a), _variances(b)
+        out: dict[str, Any] = {"ratio": _divide(var_a, var_b)}
+        out["sn"] = {
+            name: (_sn(a[:, block])[0], _sn(b[:, block])[0]) for name, block in blocks.items()
+        }
+        if k is not None:
+            centred = k - k.mean()
+            var_k = float(centred @ centred) / (len(k) - 1)
+            cov = centred @ (a - a.mean(axis=0)) / (len(k) - 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["predicted"] = _divide(cov**2 / var_k, var_b) if var_k > 0 else None
+            out["measured"] = out["ratio"] - 1.0
+        return out
+
+    point = measure(top, bottom, kappa)
+    top_draws = map_bootstrap(numerator_maps, n_resamples, rng)
+    bottom_draws = map_bootstrap(denominator_maps, n_resamples, rng)
+    draws = [
+        measure(top[i], bottom[j], None if kappa is None else kappa[i])
+        for i, j in zip(top_draws, bottom_draws, strict=True)
+    ]
+    ratio_draws = np.array([d["ratio"] for d in draws])
+    ssc = kappa is not None and point.get("predicted") is not None
+    if ssc:
+        predicted_draws = np.array([d["predicted"] for d in draws])
+        measured_draws = ratio_draws - 1.0
+        response = ssc_response(top, kappa)
+
+    def build(name: str, block: Any, joint: bool) -> StatisticComparison:
+        sn_draws = np.array([d["sn"][name] for d in draws])
+        a_rows, b_rows = top[:, block], bottom[:, block]
+        hartlap = np.array([_sn(a_rows)[1], _sn(b_rows)[1]])
+        fields: dict[str, Any] = {
+            "variance_ratio": point["ratio"][block],
+            "variance_ratio_interval": _percentiles(ratio_draws[:, block], confidence),
+            "correlation": np.stack([_correlation(a_rows), _correlation(b_rows)]),
+            "signal_to_noise": np.array(point["sn"][name]),
+            "signal_to_noise_interval": _basic(np.array(point["sn"][name]), sn_draws, confidence),
+            "hartlap": hartlap,
+        }
+        if ssc and not joint:
+            fields.update(
+                ssc_response=response[block],
+                ssc_predicted=point["predicted"][block],
+                ssc_predicted_interval=_percentiles(predicted_draws[:, block], confidence),
+                ssc_measured=point["measured"][block],
+                ssc_measured_interval=_percentiles(measured_draws[:, block], confidence),
+                ssc_difference_interval=_percentiles(
+                    measured_draws[:, block] - predicted_draws[:, block], confidence
+                ),
+            )
+        return StatisticComparison(**fields)
+
+    return SetComparison(
+        statistics={key: build(key, places[key], False) for key in keys},
+        joint={name: build(name, block, True) for name, block in joints.items()},
+        method=RESAMPLING_METHOD,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        n_maps=(len(set(numerator_maps)), len(set(denominator_maps))),
+    )

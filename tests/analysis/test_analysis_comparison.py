@@ -1,0 +1,213 @@
+"""Comparing two patch sets: Hartlap factor, S/N, SSC response and intervals over maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lensing_ssc.analysis.comparison import (
+    compare_sets,
+    hartlap_factor,
+    map_bootstrap,
+    setting_groups,
+    signal_to_noise,
+    ssc_response,
+)
+from lensing_ssc.core.base.exceptions import AnalysisError
+
+
+def test_hartlap_factor_is_n_minus_p_minus_2_over_n_minus_1() -> None:
+    """h = (N − p − 2)/(N − 1) for N > p + 2."""
+    assert hartlap_factor(50, 10) == pytest.approx(38 / 49)
+    assert hartlap_factor(13, 10) == pytest.approx(1 / 12)
+
+
+def test_hartlap_factor_refuses_n_at_most_p_plus_2() -> None:
+    """N ≤ p + 2 raises AnalysisError carrying N and a hint."""
+    with pytest.raises(AnalysisError, match="N > p \\+ 2 = 12") as info:
+        hartlap_factor(12, 10)
+    assert info.value.value == 12
+    assert info.value.hint
+
+
+def test_signal_to_noise_matches_a_direct_computation_with_known_covariance() -> None:
+    """S/N of Gaussian vectors equals √(h μ̂ᵀĈ⁻¹μ̂) computed directly, and is near √(μᵀC⁻¹μ)."""
+    rng = np.random.default_rng(3)
+    p, n = 5, 4000
+    a = rng.normal(size=(p, p))
+    covariance = a @ a.T + p * np.eye(p)
+    mean = rng.normal(size=p)
+    samples = rng.multivariate_normal(mean, covariance, size=n)
+    mu = samples.mean(axis=0)
+    direct = mu @ np.linalg.solve(np.cov(samples, rowvar=False), mu) * (n - p - 2) / (n - 1)
+    assert signal_to_noise(samples) == pytest.approx(np.sqrt(direct), rel=1e-9)
+    truth = np.sqrt(mean @ np.linalg.solve(covariance, mean))
+    # The estimator's scatter is ≈ 1/√n per unit of (S/N)² plus the mean's own noise.
+    assert signal_to_noise(samples) == pytest.approx(truth, abs=0.05 + 3 * np.sqrt(p / n))
+
+
+def test_hartlap_factor_removes_the_bias_of_the_inverse_sample_covariance() -> None:
+    """Averaged over many small samples, h μᵀĈ⁻¹μ (μ known) matches μᵀC⁻¹μ; without h it is high."""
+    rng = np.random.default_rng(4)
+    p, n, trials = 8, 20, 2000
+    mean = np.full(p, 0.5)
+    raw = []
+    for _ in range(trials):
+        samples = rng.normal(size=(n, p))
+        raw.append(mean @ np.linalg.solve(np.cov(samples, rowvar=False), mean))
+    truth = mean @ mean
+    corrected = hartlap_factor(n, p) * np.mean(raw)
+    assert corrected == pytest.approx(truth, rel=0.05)
+    assert np.mean(raw) > 1.5 * truth
+
+
+def test_signal_to_noise_refuses_too_few_patches() -> None:
+    """Five patches of a 4-entry vector (N ≤ p + 2) raise AnalysisError."""
+    with pytest.raises(AnalysisError, match="Hartlap"):
+        signal_to_noise(np.random.default_rng(0).normal(size=(5, 4)))
+
+
+def test_ssc_response_recovers_a_known_slope() -> None:
+    """Entries built as R κ̄ + noise give slopes R within their standard error."""
+    rng = np.random.default_rng(5)
+    kappa = rng.normal(0, 0.01, size=2000)
+    slopes = np.array([0.0, 50.0, -20.0])
+    samples = kappa[:, None] * slopes + rng.normal(size=(2000, 3))
+    error = 1.0 / (kappa.std() * np.sqrt(2000))
+    np.testing.assert_allclose(ssc_response(samples, kappa), slopes, atol=4 * error)
+
+
+def test_map_bootstrap_keeps_the_patches_of_a_map_together() -> None:
+    """Every resample holds whole maps: each drawn map brings all of its rows, none alone."""
+    groups = ["a"] * 3 + ["b"] * 2 + ["c"] * 4
+    for rows in map_bootstrap(groups, 50, np.random.default_rng(0)):
+        counts = {g: sum(groups[i] == g for i in rows) for g in "abc"}
+        sizes = {"a": 3, "b": 2, "c": 4}
+        assert all(counts[g] % sizes[g] == 0 for g in "abc")
+
+
+def test_setting_groups_join_fourier_and_map_statistics_of_one_setting() -> None:
+    """cl at ngal=30 joins the map statistics at ngal=30 of each smoothing; ngal=0 stands alone."""
+    keys = ["cl/ngal=0", "cl/ngal=30", "peaks/ngal=30/smoothing=2", "pdf/ngal=30/smoothing=5"]
+    assert setting_groups(keys) == {
+        "ngal=30/smoothing=2": ["cl/ngal=30", "peaks/ngal=30/smoothing=2"],
+        "ngal=30/smoothing=5": ["cl/ngal=30", "pdf/ngal=30/smoothing=5"],
+        "ngal=0": ["cl/ngal=0"],
+    }
+
+
+def _gaussian_set(rng: np.random.Generator, n_maps: int, per_map: int) -> np.ndarray:
+    return rng.normal(size=(n_maps * per_map, 4))
+
+
+def test_the_same_realisations_give_ratio_intervals_containing_one() -> None:
+    """A set compared with itself has ratio 1 exactly, inside every bin's interval."""
+    rng = np.random.default_rng(6)
+    rows = _gaussian_set(rng, 20, 8)
+    maps = np.repeat(np.arange(20), 8)
+    result = compare_sets(
+        {"x": rows}, {"x": rows}, numerator_maps=maps, denominator_maps=maps, rng=rng
+    )
+    compared = result.statistics["x"]
+    np.testing.assert_allclose(compared.variance_ratio, 1.0)
+    low, high = compared.variance_ratio_interval
+    assert np.all(low < 1)
+    assert np.all(high > 1)
+    assert (result.n_resamples, result.confidence, result.n_maps) == (200, 0.68, (20, 20))
+
+
+def test_identical_patches_of_a_map_give_the_interval_of_one_patch_per_map() -> None:
+    """Eight copies of each map's patch give the same interval as one patch per map."""
+    rng = np.random.default_rng(7)
+    one = {"x": rng.normal(size=(40, 3))}
+    other = {"x": rng.normal(size=(40, 3))}
+    maps = np.arange(40)
+    copies = {"x": np.repeat(one["x"], 8, axis=0)}
+    copied_maps = np.repeat(maps, 8)
+    single = compare_sets(
+        one, other, numerator_maps=maps, denominator_maps=maps, rng=np.random.default_rng(1)
+    )
+    repeated = compare_sets(
+        copies,
+        other,
+        numerator_maps=copied_maps,
+        denominator_maps=maps,
+        rng=np.random.default_rng(1),
+    )
+    width = np.diff(single.statistics["x"].variance_ratio_interval, axis=0)
+    width_copies = np.diff(repeated.statistics["x"].variance_ratio_interval, axis=0)
+    # Same maps drawn; the only difference is ddof = 1 over 320 rows instead of 40:
+    # Var(copies) = Var(single) · (8 · 39) / 319 in every resample.
+    np.testing.assert_allclose(width_copies, width * 8 * 39 / 319, rtol=1e-9)
+    # Resampling patches instead (each copy its own map) would give a far narrower interval.
+    by_patch = compare_sets(
+        copies,
+        other,
+        numerator_maps=np.arange(320),
+        denominator_maps=maps,
+        rng=np.random.default_rng(1),
+    )
+    by_patch_low, by_patch_high = by_patch.statistics["x"].variance_ratio_interval
+    single_low, single_high = single.statistics["x"].variance_ratio_interval
+    assert np.all(by_patch_high - by_patch_low < 0.8 * (single_high - single_low))
+
+
+def test_predicted_ssc_variance_matches_the_excess_a_known_response_adds() -> None:
+    """s = R κ̄ + noise over s = noise: predicted Cov(s, κ̄)²/Var κ̄ is consistent with the excess."""
+    rng = np.random.default_rng(8)
+    n_maps, per_map = 200, 4
+    kappa = rng.normal(0, 0.02, size=n_maps * per_map)
+    slopes = np.array([0.0, 40.0, 80.0])
+    top = kappa[:, None] * slopes + rng.normal(size=(n_maps * per_map, 3))
+    bottom = rng.normal(size=(n_maps * per_map, 3))
+    maps = np.repeat(np.arange(n_maps), per_map)
+    compared = compare_sets(
+        {"x": top},
+        {"x": bottom},
+        numerator_maps=maps,
+        denominator_maps=maps,
+        rng=rng,
+        patch_mean=kappa,
+        confidence=0.95,
+    ).statistics["x"]
+    assert compared.ssc_predicted is not None
+    assert compared.ssc_difference_interval is not None
+    covariance = ((top - top.mean(axis=0)) * (kappa - kappa.mean())[:, None]).sum(axis=0) / (
+        len(kappa) - 1
+    )
+    direct = covariance**2 / kappa.var(ddof=1) / bottom.var(axis=0, ddof=1)
+    np.testing.assert_allclose(compared.ssc_predicted, direct, rtol=1e-10)
+    np.testing.assert_allclose(compared.ssc_measured, compared.variance_ratio - 1, rtol=1e-12)
+    low, high = compared.ssc_difference_interval
+    assert np.all(low < 0)
+    assert np.all(high > 0)
+
+
+def test_compare_sets_reports_nan_signal_to_noise_where_patches_are_too_few() -> None:
+    """With N ≤ p + 2 the S/N and Hartlap factor are NaN, not a number from a bad inverse."""
+    rng = np.random.default_rng(9)
+    rows = rng.normal(size=(6, 5))
+    compared = compare_sets(
+        {"x": rows}, {"x": rows}, numerator_maps=range(6), denominator_maps=range(6), rng=rng
+    ).statistics["x"]
+    assert np.all(np.isnan(compared.signal_to_noise))
+    assert np.all(np.isnan(compared.hartlap))
+
+
+def test_compare_sets_is_reproducible_from_its_seed() -> None:
+    """The same seed gives the same intervals, another seed other ones."""
+    rows = np.random.default_rng(10).normal(size=(60, 3))
+    maps = np.repeat(np.arange(15), 4)
+
+    def interval(seed: int) -> np.ndarray:
+        result = compare_sets(
+            {"x": rows},
+            {"x": rows[::-1]},
+            numerator_maps=maps,
+            denominator_maps=maps,
+            rng=np.random.default_rng(seed),
+        )
+        return result.statistics["x"].variance_ratio_interval
+
+    np.testing.assert_array_equal(interval(1), interval(1))
+    assert not np.array_equal(interval(1), interval(2))
