@@ -7,6 +7,7 @@ calls :func:`compute_patch_statistics` once per patch and merges the results wit
 * :mod:`.spectra` — convergence power spectrum models (analytic halofit model, tables);
 * :mod:`.fields` — Gaussian and lognormal flat-sky fields; :mod:`.ssc` — SSC patch sets;
 * :mod:`.patches` — Fibonacci-grid gnomonic patches of HEALPix maps; ``.npy``/``.fits`` patches;
+* :mod:`.sky` — full-sky lognormal HEALPix maps, and the example suites of an SSC study;
 * :mod:`.noise`, :mod:`.smoothing` — shape noise and Gaussian smoothing;
 * :mod:`.statistics` — power spectrum, bispectrum, PDF, peaks, minima, Minkowski functionals;
 * :mod:`.theory` — Gaussian predictions (Tomita 1986; Bond & Efstathiou 1987);
@@ -41,6 +42,7 @@ from lensing_ssc.analysis.patches import (
     patch_centers,
 )
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
+from lensing_ssc.analysis.sky import ExampleSuites, lognormal_sky, write_example_suites
 from lensing_ssc.analysis.smoothing import gaussian_smooth
 from lensing_ssc.analysis.spectra import (
     ConvergenceSpectrum,
@@ -54,6 +56,7 @@ __all__ = [
     "STATISTIC_NAMES",
     "ConvergenceSpectrum",
     "EnsembleSummary",
+    "ExampleSuites",
     "HalofitConvergenceSpectrum",
     "HealpixPatches",
     "SSCPatchSets",
@@ -71,6 +74,7 @@ __all__ = [
     "gnomonic_patch",
     "load_flat_patch",
     "lognormal_field",
+    "lognormal_sky",
     "noise_sigma",
     "patch_centers",
     "spectral_moments_on_grid",
@@ -80,4 +84,5 @@ __all__ = [
     "statistic_keys",
     "summarize",
     "summarize_statistics",
+    "write_example_suites",
 ]

@@ -186,8 +186,8 @@ def map_bootstrap(
 
     Example:
         >>> draws = map_bootstrap(["a", "a", "b"], 2, np.random.default_rng(0))
-        >>> [sorted(d.tolist()) for d in draws]
-        [[0, 1, 0, 1, 2], [0, 1, 2]]
+        >>> [sorted(d.tolist()) for d in draws]  # map "b" twice; then "a" (rows 0, 1) and "b"
+        [[2, 2], [0, 1, 2]]
     """
     labels = list(groups)
     order: dict[Any, list[int]] = {}

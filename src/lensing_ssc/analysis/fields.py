@@ -26,7 +26,14 @@ from lensing_ssc.analysis._validation import MIN_PATCH_PIXELS, check_pixel_size,
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError
 
-__all__ = ["gaussian_field", "lognormal_field", "prepare_field", "spectrum_on_grid"]
+__all__ = [
+    "gaussian_correlation",
+    "gaussian_field",
+    "lognormal_field",
+    "prepare_field",
+    "shifted_lognormal",
+    "spectrum_on_grid",
+]
 
 
 def _check_size(n_pixels: int) -> int:
@@ -138,19 +145,43 @@ def gaussian_field(
     return _filtered_noise(_amplitude_for(n, pixel, spectrum), n, count, rng)
 
 
-@lru_cache(maxsize=16)
-def _lognormal_plan(n: int, pixel: float, spectrum: Any, shift: float) -> tuple[np.ndarray, float]:
-    pixel_area = (pixel * ARCMIN) ** 2
-    cl = spectrum_on_grid(n, pixel, spectrum)
-    xi_kappa = np.fft.irfft2(cl, s=(n, n)) / pixel_area
-    ratio = xi_kappa / shift**2
+def gaussian_correlation(xi_kappa: np.ndarray, shift: float) -> np.ndarray:
+    """Return ξ_g = ln(1 + ξ_κ/λ²), the correlation of the Gaussian field behind a lognormal κ.
+
+    Shared by the flat-sky fields here and the full-sky maps of
+    :mod:`lensing_ssc.analysis.sky`, which evaluate ξ_κ on their own grids.
+
+    Raises:
+        AnalysisError: ξ_κ/λ² reaches −1 or below (the shift is too small for the spectrum).
+    """
+    ratio = np.asarray(xi_kappa, dtype=float) / shift**2
     if ratio.min() <= -1.0:
         raise AnalysisError(
             f"shift λ={shift:g} is too small for this spectrum: ξ_κ/λ² reaches {ratio.min():.3g}",
             value=shift,
             hint="use a larger shift (|ξ_κ| must stay below λ²)",
         )
-    cl_g = pixel_area * np.fft.rfft2(np.log1p(ratio)).real
+    return np.log1p(ratio)
+
+
+def shifted_lognormal(g: np.ndarray, variance_g: float, shift: float) -> np.ndarray:
+    """Turn a zero-mean Gaussian field ``g`` of variance σ_g² into κ = λ (exp(g − σ_g²/2) − 1).
+
+    Works in place on ``g`` (any shape) and returns it: κ has mean zero and κ > −λ.
+    """
+    g -= 0.5 * variance_g
+    np.exp(g, out=g)
+    g -= 1.0
+    g *= shift
+    return g
+
+
+@lru_cache(maxsize=16)
+def _lognormal_plan(n: int, pixel: float, spectrum: Any, shift: float) -> tuple[np.ndarray, float]:
+    pixel_area = (pixel * ARCMIN) ** 2
+    cl = spectrum_on_grid(n, pixel, spectrum)
+    xi_kappa = np.fft.irfft2(cl, s=(n, n)) / pixel_area
+    cl_g = pixel_area * np.fft.rfft2(gaussian_correlation(xi_kappa, shift)).real
     cl_g[0, 0] = 0.0
     np.clip(cl_g, 0.0, None, out=cl_g)  # tiny negative values from the transform: not a spectrum
     weights = rfft_mode_weights(n)
@@ -195,12 +226,7 @@ def lognormal_field(
         amplitude, variance_g = _lognormal_plan(n, pixel, spectrum, lam)
     else:  # an unhashable spectrum object: no caching
         amplitude, variance_g = _lognormal_plan.__wrapped__(n, pixel, spectrum, lam)
-    g = _filtered_noise(amplitude, n, count, rng)
-    g -= 0.5 * variance_g
-    np.exp(g, out=g)
-    g -= 1.0
-    g *= lam
-    return g
+    return shifted_lognormal(_filtered_noise(amplitude, n, count, rng), variance_g, lam)
 
 
 def prepare_field(

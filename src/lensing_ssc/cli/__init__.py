@@ -17,6 +17,7 @@ from lensing_ssc._version import __version__
 from lensing_ssc.cli._cache import cache_app
 from lensing_ssc.cli._checkpoints import checkpoints_app
 from lensing_ssc.cli._config import config_app
+from lensing_ssc.cli._example import example_app
 from lensing_ssc.cli._run import run
 from lensing_ssc.cli._status import status
 from lensing_ssc.core.base.exceptions import LensingSSCError
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(checkpoints_app, name="checkpoints")
+app.add_typer(example_app, name="example")
 app.command("status")(status)
 app.command("run")(run)
 
