@@ -460,3 +460,134 @@ def test_reading_results_from_a_journal_emptied_since_raises(tmp_path: Path) -> 
         list(restored.results)
     assert info.value.value == str(path)
     assert "resume=False" in (info.value.hint or "")
+
+
+# -- locks and the owner lease --------------------------------------------------------
+
+_HOLDER = """
+import sys
+from pathlib import Path
+from lensing_ssc.processing.runner._journal import Journal
+journal, _ = Journal.open(Path(sys.argv[1]), function="f")
+print("ready", flush=True)
+sys.stdin.readline()
+journal.close()
+"""
+
+
+def _no_flock(code: int) -> Any:
+    def flock(fd: int, operation: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return flock
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP])
+def test_a_filesystem_without_flock_still_opens_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """flock raising ENOSYS/ENOLCK/EOPNOTSUPP: the journal opens, records and reopens."""
+    monkeypatch.setattr(journal_module.fcntl, "flock", _no_flock(code))
+    path = tmp_path / "j"
+    journal, _ = Journal.open(path, function="f")
+    assert path.with_name("j.owner").exists()  # guarded by the lease instead
+    journal.append_done("a", 1)
+    journal.close()
+    assert not path.with_name("j.owner").exists()
+    again, contents = Journal.open(path, function="f")
+    again.close()
+    assert contents.result("a") == 1
+
+
+def test_another_error_from_flock_names_the_cause_not_a_missing_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flock failing otherwise (EIO) raises CheckpointError without the 'exists' hint."""
+    monkeypatch.setattr(journal_module.fcntl, "flock", _no_flock(errno.EIO))
+    with pytest.raises(CheckpointError, match="could not lock the task journal") as info:
+        Journal.open(tmp_path / "j", function="f")
+    assert "exists" not in info.value.hint
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_a_second_driver_process_is_refused_with_the_others_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flock: bool
+) -> None:
+    """A journal held by another process is refused, naming its pid, with or without flock."""
+    if not flock:
+        monkeypatch.setattr(journal_module.fcntl, "flock", _no_flock(errno.ENOSYS))
+    path = tmp_path / "j"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(CheckpointError, match=f"in use by another run: pid {holder.pid} on"):
+            Journal.open(path, function="f")
+    finally:
+        holder.communicate("\n", timeout=30)
+    Journal.open(path, function="f")[0].close()  # free once the holder closed
+
+
+def _fake_lease(path: Path, *, heartbeat: float, beat: float = 10.0) -> None:
+    record = {
+        "host": "node-b",
+        "pid": 4242,
+        "pid_started": 0.0,
+        "token": "feedfacefeedface",
+        "started": heartbeat - 100,
+        "heartbeat": heartbeat,
+        "beat": beat,
+    }
+    path.with_name(path.name + ".owner").write_text(json.dumps(record))
+
+
+def test_a_stale_lease_of_another_host_is_taken_over_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lease from node-b with a heartbeat four beats old is taken over, and logged."""
+    path = tmp_path / "j"
+    _fake_lease(path, heartbeat=time.time() - 40.0)
+    journal, _ = Journal.open(path, function="f")
+    journal.close()
+    assert "taking it over from the driver pid 4242 on node-b" in caplog.text
+
+
+def test_a_fresh_lease_of_another_host_is_refused(tmp_path: Path) -> None:
+    """A lease from node-b renewed just now refuses this driver, naming node-b and its pid."""
+    path = tmp_path / "j"
+    _fake_lease(path, heartbeat=time.time())
+    with pytest.raises(CheckpointError, match="pid 4242 on node-b") as info:
+        Journal.open(path, function="f")
+    assert "heartbeat is 30 s old" in info.value.hint
+
+
+def test_the_commit_thread_renews_the_lease_and_a_taken_lease_fails_the_run(
+    tmp_path: Path,
+) -> None:
+    """Heartbeats advance while open; a driver whose lease was taken over gets EBUSY."""
+    path = tmp_path / "j"
+    owner = path.with_name("j.owner")
+    journal, _ = Journal.open(path, function="f", fsync=False, owner_beat=0.02, host="node-a")
+    first = json.loads(owner.read_text())["heartbeat"]
+    deadline = time.monotonic() + 10
+    pause = threading.Event()  # never set: a bounded pause between looks
+    while json.loads(owner.read_text())["heartbeat"] == first:
+        assert time.monotonic() < deadline, "the heartbeat never advanced"
+        pause.wait(0.01)
+    _fake_lease(path, heartbeat=time.time())  # another driver took it over meanwhile
+
+    def keep_appending() -> None:
+        while time.monotonic() < deadline:
+            journal.append_done("a", 1)
+            pause.wait(0.01)
+
+    with pytest.raises(CheckpointError, match="another driver took this journal over"):
+        keep_appending()
+    with pytest.raises(CheckpointError):
+        journal.close()
+    assert json.loads(owner.read_text())["host"] == "node-b"  # the new owner's lease stays

@@ -41,6 +41,7 @@ CompressionName = Literal["auto", "none", "gzip", "zstd", "lz4"]
 LevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["standard", "json", "detailed"]
 EvictionPolicy = Literal["lru", "lfu", "fifo"]
+CacheJournalMode = Literal["auto", "wal", "delete"]
 CheckpointFormat = Literal["native", "json"]
 _LEVEL_NAMES = ", ".join(repr(name) for name in get_args(LevelName)[:-1])
 _LEVEL_NAMES += f" or {get_args(LevelName)[-1]!r}"
@@ -168,7 +169,11 @@ class CacheSection(Section):
     ``disk_min_free_mb`` is the free space the disk tier leaves on its filesystem: ``None``
     (the default) for the smaller of 1 GiB and 10 % of the filesystem, ``0`` for none.
     ``memory_map`` returns large arrays from disk as read-only maps (``"verify"`` also checks
-    their digest); ``lease_ttl`` is the seconds a memoize lease lives without renewal.
+    their digest); ``lease_ttl`` is the seconds a memoize lease lives without renewal;
+    ``lease_heartbeat`` the seconds between its holder's renewals (a holder on another host
+    whose heartbeat is three beats old is taken to be dead). ``journal_mode`` is the
+    index's SQLite journal: ``"auto"`` uses WAL on a local disk and the rollback journal
+    (``"delete"``) on a filesystem several hosts share (NFS, Lustre, GPFS, ...).
     """
 
     dir: OptionalPath = None
@@ -182,6 +187,8 @@ class CacheSection(Section):
     compression: Compression = "none"
     memory_map: MemoryMap = False
     lease_ttl: Real = Field(default=60.0, gt=0)
+    lease_heartbeat: Real = Field(default=5.0, gt=0, allow_inf_nan=False)
+    journal_mode: Annotated[CacheJournalMode, _any_case(CacheJournalMode)] = "auto"
 
 
 class LoggingSection(Section):

@@ -21,8 +21,14 @@ On reload, a torn last record (the process died mid-write) is cut off, and so ar
 reserved after the last record by a run that did not close the file; a damaged record in
 the middle is skipped by resynchronising on the next valid header, and counted. Reloading
 builds an index (key → offset of its record), not a copy of the results: they are read back
-when used (:mod:`._records`). A lock file (``<journal>.lock``, ``flock``) keeps two runs
-from appending to one journal at once.
+when used (:mod:`._records`).
+
+Two drivers never append to one journal at once: ``flock`` on ``<journal>.lock`` keeps
+apart two of one host, and an owner lease, ``<journal>.owner`` (:mod:`._owner`), whose
+heartbeat the commit thread renews, keeps apart drivers on hosts sharing the directory,
+where ``flock`` may be node-local. A filesystem that refuses ``flock`` (``ENOSYS``,
+``ENOLCK``, ``EOPNOTSUPP``: Lustre mounted ``noflock``) opens the journal all the same,
+guarded by the lease alone, as the checkpoint store does.
 
 The record format and reading are in :mod:`._records`; scheduling is in :mod:`._engine`;
 keys are in :mod:`._keys`.
@@ -30,6 +36,7 @@ keys are in :mod:`._keys`.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,6 +51,7 @@ from typing import Any
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.io import compress, fsync_directory
 from lensing_ssc.processing.runner._appender import Appender, open_appender
+from lensing_ssc.processing.runner._owner import BEAT, OwnerLease, in_use_error, read_owner
 from lensing_ssc.processing.runner._records import (
     _HEAD,
     _HEADER,
@@ -81,11 +89,28 @@ def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], 
     return [header + head, body], _HEADER.size + length
 
 
+_NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL})
+_HINTS = {
+    errno.ENOENT: "the directory does not exist (or was removed): create it or fix the path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: fix the path",
+    errno.EACCES: "the directory or file is not writable by this user",
+    errno.EPERM: "the directory or file is not writable by this user",
+    errno.EROFS: "the filesystem is read-only: put the journal on a writable one",
+    errno.ENOSPC: "the disk is full: free space, then run again (finished items are kept)",
+    errno.EDQUOT: "the disk quota is exhausted: free space, then run again",
+    errno.EBUSY: "another driver took this journal over (its heartbeat looked stale): stop "
+    "one of the two runs; the one left continues from the journal",
+}
+
+
 def _io_error(action: str, path: Path, exc: OSError) -> CheckpointError:
+    hint = _HINTS.get(
+        exc.errno or 0, "check that the directory is writable and the filesystem is healthy"
+    )
     return CheckpointError(
         f"could not {action} the task journal {str(path)!r}: {exc.strerror or exc}",
         value=str(path),
-        hint="check the directory exists, is writable and has free space",
+        hint=hint,
     )
 
 
@@ -102,6 +127,7 @@ class Journal:
         fd: int,
         appender: Appender,
         lock_fd: int | None,
+        owner: OwnerLease,
         *,
         fsync: bool,
         commit_interval: float,
@@ -111,6 +137,8 @@ class Journal:
         self._fd = fd
         self._appender = appender
         self._lock_fd = lock_fd
+        self._owner = owner
+        self._next_beat = time.monotonic() + owner.beat
         self._fsync = fsync
         self._interval = commit_interval
         self._compression = compression
@@ -125,12 +153,11 @@ class Journal:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closed = False
-        self._thread: threading.Thread | None = None
-        if fsync:
-            self._thread = threading.Thread(
-                target=self._commit_loop, name="lensing_ssc-runner-journal", daemon=True
-            )
-            self._thread.start()
+        # The thread commits (with fsync) and renews the owner lease (always).
+        self._thread = threading.Thread(
+            target=self._commit_loop, name="lensing_ssc-runner-journal", daemon=True
+        )
+        self._thread.start()
 
     @classmethod
     def open(
@@ -143,6 +170,8 @@ class Journal:
         commit_interval: float = 0.2,
         compression: str = "auto",
         mapped: bool | None = None,
+        owner_beat: float = BEAT,
+        host: str | None = None,
     ) -> tuple[Journal, JournalContents]:
         """Lock and open ``path`` (creating it), reading what earlier runs recorded.
 
@@ -157,20 +186,35 @@ class Journal:
             compression: Codec for results above 64 KiB (:func:`lensing_ssc.core.io.compress`).
             mapped: Copy records into a mapping of the file instead of writing each one
                 (default: on Linux; see :mod:`._appender`).
+            owner_beat: Seconds between renewals of the owner lease (:mod:`._owner`);
+                another host takes the journal over three of them after this driver died.
+            host: This driver's host name as the owner lease records it (default: the
+                real one; tests give a fake one).
 
         A journal last written by another function (by module and qualified name) is
         reused with a warning in the log.
 
         Raises:
-            CheckpointError: The journal is in use by another run, or cannot be read or
-                written.
+            CheckpointError: The journal is in use by another run (naming its host and
+                pid), or cannot be read or written.
         """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = cls._lock(path)
         except OSError as exc:
             raise _io_error("create", path, exc) from exc
+        lock_fd = cls._lock(path)
+        try:
+            owner = OwnerLease.acquire(path, beat=owner_beat, host=host)
+        except CheckpointError:  # an OSError too: the journal is in use
+            cls._unlock(lock_fd)
+            raise
+        except OSError as exc:
+            cls._unlock(lock_fd)
+            raise _io_error("take the owner lease of", path, exc) from exc
+        except BaseException:
+            cls._unlock(lock_fd)
+            raise
         try:
             contents, good_end = JournalContents(), 0
             if resume and path.exists():
@@ -188,12 +232,15 @@ class Journal:
             if not existed:
                 fsync_directory(path.parent)
         except CheckpointError:
+            owner.release()
             cls._unlock(lock_fd)
             raise
         except OSError as exc:
+            owner.release()
             cls._unlock(lock_fd)
             raise _io_error("open", path, exc) from exc
         except BaseException:
+            owner.release()
             cls._unlock(lock_fd)
             raise
         journal = cls(
@@ -201,6 +248,7 @@ class Journal:
             fd,
             appender,
             lock_fd,
+            owner,
             fsync=fsync,
             commit_interval=commit_interval,
             compression=compression,
@@ -211,19 +259,31 @@ class Journal:
 
     @staticmethod
     def _lock(path: Path) -> int | None:
+        """``flock`` ``<journal>.lock``; ``None`` where the filesystem has no ``flock``."""
         if fcntl is None:  # pragma: no cover - Windows
             return None
         lock_path = path.with_name(path.name + ".lock")
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _io_error("create the lock file of", path, exc) from exc
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(lock_fd)
-            raise CheckpointError(
-                f"the task journal {str(path)!r} is in use by another run",
-                value=str(path),
-                hint="wait for that run to finish, or give this run another journal path",
-            ) from exc
+            holder = read_owner(path.with_name(path.name + ".owner"))
+            raise in_use_error(path, holder) from exc
+        except OSError as exc:
+            os.close(lock_fd)
+            if exc.errno in _NO_FLOCK:
+                logger.info(
+                    "task journal %s: the filesystem has no flock (%s); the owner lease "
+                    "alone keeps other drivers out",
+                    path,
+                    exc.strerror or exc,
+                )
+                return None
+            raise _io_error("lock", path, exc) from exc
         return lock_fd
 
     @staticmethod
@@ -326,9 +386,28 @@ class Journal:
         while not self._stop.is_set():
             # At most ~10 % of the time in fsync: each one stalls the writer a little, and a
             # slow shared filesystem should not be hammered.
-            self._wake.wait(max(self._interval, 10 * self.last_sync_seconds))
+            wait = max(self._interval, 10 * self.last_sync_seconds) if self._fsync else None
+            until_beat = max(0.0, self._next_beat - time.monotonic())
+            self._wake.wait(until_beat if wait is None else min(wait, until_beat))
             self._wake.clear()
-            self._commit()
+            if self._fsync:
+                self._commit()
+            if time.monotonic() >= self._next_beat and not self._stop.is_set():
+                self._renew_owner()
+
+    def _renew_owner(self) -> None:
+        self._next_beat = time.monotonic() + self._owner.beat
+        try:
+            kept = self._owner.renew()
+        except OSError as exc:  # a passing network hiccup: the next beat tries again
+            logger.warning("task journal %s: could not renew its owner lease: %s", self.path, exc)
+            return
+        if not kept:
+            lost = self._owner.lost
+            who = "" if lost is None else f": {lost.describe()}"
+            self._error = self._error or OSError(
+                errno.EBUSY, f"another driver took this journal over{who}"
+            )
 
     def close(self) -> None:
         """Sync, stop the journal thread and release the file and its lock (idempotent)."""
@@ -347,6 +426,8 @@ class Journal:
         finally:
             self._closed = True
             os.close(self._fd)
+            if self._owner.lost is None:
+                self._owner.release()
             self._unlock(self._lock_fd)
         if self._error is not None:
             raise _io_error("sync", self.path, self._error) from self._error

@@ -17,8 +17,15 @@ import pytest
 
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.processing.managers import CacheManager
+from lensing_ssc.processing.managers.cache._disk import DiskTier
 from lensing_ssc.processing.managers.cache._keys import encode_key
-from lensing_ssc.processing.managers.cache._memoize import take_lease
+from lensing_ssc.processing.managers.cache._memoize import (
+    ComputeOnce,
+    Lease,
+    lease_holder,
+    take_lease,
+)
+from lensing_ssc.processing.managers.cache._memory import MISSING
 
 
 def test_memoize_computes_each_call_once() -> None:
@@ -242,7 +249,78 @@ def test_expired_lease_of_another_host_is_taken_over(tmp_path: Path) -> None:
         assert disk is not None
         with disk.lease_transaction() as conn:
             other = "elsewhere-" + socket.gethostname()
-            take_lease(conn, key, "someone", other, os.getpid(), time.time() + 0.5)
+            now = time.time()
+            take_lease(conn, key, Lease("someone", other, os.getpid(), now + 0.5, now, 30.0))
         started = time.monotonic()
         assert memoized() == 42
         assert 0.4 < time.monotonic() - started < 5
+
+
+def test_a_holder_on_another_host_blocks_while_it_beats_and_not_after(tmp_path: Path) -> None:
+    """A lease from host node-b is honoured while renewed, taken over 3 beats after it stops."""
+    with CacheManager(cache_dir=tmp_path, lease_ttl=60) as cache:
+        disk = cache._disk
+        assert disk is not None
+        node_b = ComputeOnce(disk, lease_ttl=60, heartbeat=0.05, host="node-b")
+        started, release, computed = threading.Event(), threading.Event(), threading.Event()
+
+        def answer() -> int:
+            computed.set()
+            return 42
+
+        memoized = cache.memoize(answer)
+        key = memoized.cache_key()  # type: ignore[attr-defined]
+
+        def held_by_node_b() -> int:
+            started.set()
+            release.wait(30)
+            return 7
+
+        def peek(k: object) -> object:
+            return MISSING
+
+        holder = threading.Thread(
+            target=node_b.run, args=(key, held_by_node_b, peek, lambda k, v: None)
+        )
+        holder.start()
+        assert started.wait(10)
+        holder_row = _lease_row(disk, key)
+        assert (holder_row.host, holder_row.beat) == ("node-b", 0.05)
+        results: list[int] = []
+        waiter = threading.Thread(target=lambda: results.append(memoized()))
+        waiter.start()
+        assert not computed.wait(0.5)  # ten beats: node-b is alive, so this one waits
+        node_b.close()  # node-b's renewals stop, as when its node is lost
+        assert computed.wait(10)
+        waiter.join(10)
+        assert results == [42]
+        release.set()
+        holder.join(10)
+
+
+def test_a_stale_heartbeat_from_another_host_is_taken_over_long_before_expiry(
+    tmp_path: Path,
+) -> None:
+    """A node-b lease valid for 60 s but silent for 4 beats is taken over at once."""
+    with CacheManager(cache_dir=tmp_path) as cache:
+
+        def answer() -> int:
+            return 42
+
+        memoized = cache.memoize(answer)
+        key = encode_key(memoized.cache_key())  # type: ignore[attr-defined]
+        disk = cache._disk
+        assert disk is not None
+        now = time.time()
+        with disk.lease_transaction() as conn:
+            take_lease(conn, key, Lease("someone", "node-b", 4242, now + 60, now - 20, 5.0))
+        started = time.monotonic()
+        assert memoized() == 42
+        assert time.monotonic() - started < 5
+
+
+def _lease_row(disk: DiskTier, key: object) -> Lease:
+    with disk.lease_transaction() as conn:
+        found = lease_holder(conn, encode_key(key))
+    assert found is not None
+    return found

@@ -207,3 +207,28 @@ def test_writer_killed_mid_put_leaves_the_cache_consistent(tmp_path: Path) -> No
 def test_writer_killed_mid_put_many_times(tmp_path: Path) -> None:
     """Thirty SIGKILLs at random moments never leave a torn entry or wrong totals."""
     _kill_writers(tmp_path / "cache", rounds=30, seed=2)
+
+
+def test_processes_in_delete_mode_keep_every_entry(tmp_path: Path) -> None:
+    """An index opened in DELETE mode stays so for 'auto' openers; 4 writers lose nothing."""
+    cache_dir = tmp_path / "cache"
+    CacheManager(cache_dir=cache_dir, journal_mode="delete").close()
+    count = 150
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _HAMMER, str(cache_dir), str(worker), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in range(4)
+    ]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, outputs
+    assert not (cache_dir / "index.sqlite-wal").exists()
+    with contextlib.closing(sqlite3.connect(cache_dir / "index.sqlite")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert _check_index(cache_dir)[0] == 4 * count
+    with CacheManager(cache_dir=cache_dir) as cache:
+        assert cache.get_status()["index_journal_mode"] == "delete"
+        assert all(cache.get((worker, 1))[0] == worker * 100_000 + 1 for worker in range(4))

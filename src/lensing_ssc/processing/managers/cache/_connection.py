@@ -8,6 +8,8 @@ times, use counts, counter increments), which the next write transaction applies
 classes rather than generator context managers because the tier enters one per call and
 these cost a fraction as much. SQLite errors leave them as ``CacheError``.
 
+It also chooses the index's journal mode once per directory (``cache.journal_mode``:
+WAL on a local disk, DELETE on a filesystem several hosts share; see :mod:`._filesystem`).
 What is read and written is the disk tier's business (:mod:`._disk`); the SQL is in
 :mod:`._index`.
 """
@@ -21,11 +23,13 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lensing_ssc.core.base.exceptions import CacheError
 
-from ._index import COUNTERS, Index
+from ._filesystem import choose_journal_mode, filesystem_type
+from ._index import COUNTERS, Index, IndexModeError
 from ._reserve import is_disk_full
 
 _ROOM_TO_OPEN = 1 << 20  # free bytes below which a failure to open is put down to a full disk
@@ -55,14 +59,28 @@ class IndexAccess:
     Args:
         directory: The cache directory (created with its ``values/`` if missing).
         policy: The eviction policy the index is opened for.
+        journal_mode: ``cache.journal_mode``: ``"auto"``, ``"wal"`` or ``"delete"``.
+        fstype: Tells a directory's filesystem type for ``"auto"`` (``None``: unknown);
+            tests inject one.
 
     Raises:
-        CacheError: The directory cannot be created or written, or holds a foreign index.
+        CacheError: The directory cannot be created or written, holds a foreign index, or
+            holds an index other processes use in another journal mode.
     """
 
-    def __init__(self, directory: Path, *, policy: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        policy: str,
+        journal_mode: str = "auto",
+        fstype: Callable[[Path], str | None] = filesystem_type,
+    ) -> None:
         self.directory = directory
         self.policy = policy
+        self.journal_setting = journal_mode
+        self._fstype = fstype
+        self.journal_mode = ""  # "wal" or "delete", once opened
         self.lock = threading.Lock()
         self.pending: dict[bytes, list[float]] = {}  # key -> [last access, uses]
         self.counts = dict.fromkeys(COUNTERS, 0)
@@ -79,7 +97,23 @@ class IndexAccess:
             values.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=values):
                 pass
-            return Index(self.directory / INDEX_NAME, policy=self.policy)
+            mode = choose_journal_mode(self.journal_setting, self.directory, fstype=self._fstype)
+            index = Index(
+                self.directory / INDEX_NAME,
+                policy=self.policy,
+                journal_mode=mode,
+                follow_recorded=self.journal_setting == "auto",
+            )
+            self.journal_mode = index.journal_mode
+            return index
+        except IndexModeError as exc:
+            raise CacheError(
+                f"cache directory {str(self.directory)!r} cannot be opened with "
+                f"cache.journal_mode={self.journal_setting!r}: {exc}",
+                value=self.journal_setting,
+                hint="give every process of the cache the same cache.journal_mode ('auto' "
+                "or 'delete' on a filesystem shared by hosts), or clear the cache",
+            ) from exc
         except (OSError, sqlite3.Error) as exc:
             if is_disk_full(exc) or _free_bytes(self.directory) < _ROOM_TO_OPEN:
                 # SQLite says "disk I/O error" when it cannot even start its log.

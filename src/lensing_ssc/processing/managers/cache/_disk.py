@@ -2,7 +2,7 @@
 
 Layout of a cache directory::
 
-    index.sqlite (+ -wal, -shm)    the index (:mod:`._index`)
+    index.sqlite (+ -wal, -shm)    the index (:mod:`._index`; -journal in DELETE mode)
     values/ab/<key digest>.<token>.val   value files of large values (:mod:`._values`)
 
 A put encodes the value and, if it is large, drops the entry it replaces, then writes its
@@ -37,7 +37,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import fsync_directory, hash_bytes
 
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
+from ._filesystem import filesystem_type
 from ._index import Row, Victim
 from ._reclaim import ORPHAN_AGE, Room
 from ._reserve import ENTRY_OVERHEAD, SpaceGuard, is_disk_full, suppress_disk_full
@@ -86,6 +87,8 @@ class DiskTier:
         min_free_mb: Free space, in MiB, to leave on the filesystem (``None``: the smaller
             of 1 GiB and 10 % of it; ``0``: none). Opening the tier restores it, and
             every put keeps it.
+        journal_mode: ``cache.journal_mode`` (:mod:`._filesystem`).
+        fstype: Tells a directory's filesystem type for ``"auto"``; tests inject one.
 
     Raises:
         CacheError: The directory cannot be created or written, or holds a foreign index.
@@ -100,6 +103,8 @@ class DiskTier:
         codec: Any,
         memory_map: MemoryMap,
         min_free_mb: float | None = 0.0,
+        journal_mode: str = "auto",
+        fstype: Callable[[Path], str | None] = filesystem_type,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
@@ -107,7 +112,9 @@ class DiskTier:
         self.codec = codec
         self.memory_map = memory_map
         self._values = directory / VALUES_DIR
-        self._access = IndexAccess(directory, policy=policy)
+        self._access = IndexAccess(
+            directory, policy=policy, journal_mode=journal_mode, fstype=fstype
+        )
         self._locked = self._access.locked
         self._write = self._access.write
         self._lock = self._access.lock
@@ -122,6 +129,11 @@ class DiskTier:
                 self.sweep()
         if self.space.enabled:
             self._room.keep_reserve()  # a run that stopped on a full disk can start again
+
+    @property
+    def journal_mode(self) -> str:
+        """The index's SQLite journal mode in this process: ``"wal"`` or ``"delete"``."""
+        return self._access.journal_mode
 
     def _count(self, name: str, amount: int = 1) -> None:
         """Count for this process and for the index's totals (lock held)."""

@@ -93,6 +93,12 @@ class CacheManager:
             and no new memory; the right choice for arrays read whole, again and again).
         lease_ttl: Seconds a memoize lease lives without renewal (default 60); a crashed
             holder blocks others at most this long (on the same host, not at all).
+        lease_heartbeat: Seconds between a memoize lease holder's renewals (default 5);
+            a holder on another host whose last renewal is three of them old is taken to
+            be dead, so a worker lost with its node blocks others about 15 s.
+        journal_mode: The index's SQLite journal: ``"auto"`` (default: WAL on a local
+            disk, the rollback journal on NFS, Lustre, GPFS and other filesystems hosts
+            share), ``"wal"`` or ``"delete"``. Every process of a cache must agree.
         config: A :class:`~lensing_ssc.core.config.ProcessingConfig`; explicit arguments
             override its ``cache`` section. Arguments left ``None`` (or, where ``None``
             means something, not given) come from it, else from the section's defaults.
@@ -124,6 +130,8 @@ class CacheManager:
         disk_min_free_mb: float | NotGiven | None = NOT_GIVEN,
         memory_map: bool | Literal["verify"] | None = None,
         lease_ttl: float | None = None,
+        lease_heartbeat: float | None = None,
+        journal_mode: str | None = None,
         config: ProcessingConfig | None = None,
     ) -> None:
         if cache_dir is NOT_GIVEN:
@@ -142,6 +150,8 @@ class CacheManager:
             disk_min_free_mb=disk_min_free_mb,
             memory_map=memory_map,
             lease_ttl=lease_ttl,
+            lease_heartbeat=lease_heartbeat,
+            journal_mode=journal_mode,
         )
         self._codec = resolve_codec(settings.compression).name
         self.eviction_policy: EvictionPolicy = settings.eviction_policy
@@ -171,11 +181,14 @@ class CacheManager:
                 codec=self._codec,
                 memory_map=settings.memory_map,
                 min_free_mb=settings.disk_min_free_mb,
+                journal_mode=settings.journal_mode,
             )
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
-        self._compute = ComputeOnce(self._disk, lease_ttl=settings.lease_ttl)
+        self._compute = ComputeOnce(
+            self._disk, lease_ttl=settings.lease_ttl, heartbeat=settings.lease_heartbeat
+        )
         self._closed = False
 
     # -- reading ------------------------------------------------------------------------
@@ -445,7 +458,13 @@ class CacheManager:
     def get_status(self) -> dict[str, Any]:
         """A JSON-ready snapshot: settings, whether closed, and :meth:`get_stats`."""
         settings = settings_status(self._settings, self._codec)
-        return {**settings, "closed": self._closed, **self.get_stats().to_dict()}
+        index_mode = None if self._disk is None else self._disk.journal_mode
+        return {
+            **settings,
+            "index_journal_mode": index_mode,
+            "closed": self._closed,
+            **self.get_stats().to_dict(),
+        }
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:

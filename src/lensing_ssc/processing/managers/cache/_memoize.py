@@ -4,10 +4,22 @@ Keys come from the function's identity and its bound arguments (:func:`._keys.ca
 arrays hashed by content. When a call misses, the caller takes a per-key lock, so other
 threads of the process asking for the same key wait instead of computing it too. With a
 disk tier it also takes a *lease* on the key in the shared index: a row naming its owner
-(host, pid, a random token) and an expiry. Other processes wait while the lease lives,
-polling the cache for the result; the lease ends when its holder stores the result or
-fails, when it expires (a daemon thread renews the leases this process holds), or at once
-when its holder is a dead process on this host. So a killed worker never blocks the rest.
+(host, pid, a random token), its expiry, its *heartbeat* (the owner's clock at its last
+renewal) and its *beat* (the seconds between renewals). A daemon thread renews the leases
+this process holds every beat (``lease_heartbeat``, at most a third of ``lease_ttl``).
+Other processes wait while the lease lives, polling the cache for the result. The lease
+ends when its holder stores the result or fails, when it expires (``lease_ttl`` without
+renewal), and, for a holder that died:
+
+- on this host, at once: its pid is not running (or is a zombie);
+- on another host, where its pid cannot be checked, once its heartbeat is older than
+  :data:`STALE_BEATS` beats: a worker lost with its node blocks the others that long
+  (15 s by default), not ``lease_ttl``. The bound compares the holder's clock with the
+  waiter's, so it assumes hosts agree to within a few seconds (NTP); a holder whose
+  renewal thread is starved (a C call holding the GIL that long) may see its key
+  computed twice, which costs time but never a wrong result.
+
+A process's host name is an argument of :class:`ComputeOnce` (tests give a fake one).
 On a disk too full to record a lease, the caller computes without one: results are still
 right, only possibly computed by more than one process.
 
@@ -27,7 +39,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -38,32 +50,51 @@ from ._keys import call_key, encode_key, function_identity
 from ._memory import MISSING
 from ._reserve import is_disk_full, suppress_disk_full
 
-__all__ = ["ComputeOnce", "lease_holder", "memoized", "take_lease"]
+__all__ = [
+    "STALE_BEATS",
+    "ComputeOnce",
+    "Lease",
+    "holder_is_gone",
+    "lease_holder",
+    "memoized",
+    "take_lease",
+]
 
 _FIRST_POLL = 0.005  # seconds; waits double up to _LAST_POLL
 _LAST_POLL = 0.25
+STALE_BEATS = 3.0
+"""Missed renewals after which a lease held from another host is taken over."""
 
 
-def lease_holder(conn: sqlite3.Connection, key: bytes) -> tuple[str, str, int, float] | None:
-    """``(owner, host, pid, expires)`` of the lease on ``key``, or ``None``."""
+class Lease(NamedTuple):
+    """A lease row: who holds a key and when they last said so."""
+
+    owner: str
+    host: str
+    pid: int
+    expires: float
+    heartbeat: float
+    beat: float
+
+
+def lease_holder(conn: sqlite3.Connection, key: bytes) -> Lease | None:
+    """The lease on ``key``, or ``None``."""
     found = conn.execute(
-        "SELECT owner, host, pid, expires FROM leases WHERE key = ?", (key,)
+        "SELECT owner, host, pid, expires, heartbeat, beat FROM leases WHERE key = ?", (key,)
     ).fetchone()
-    return None if found is None else (found[0], found[1], found[2], found[3])
+    return None if found is None else Lease(*found)
 
 
-def take_lease(
-    conn: sqlite3.Connection, key: bytes, owner: str, host: str, pid: int, expires: float
-) -> None:
+def take_lease(conn: sqlite3.Connection, key: bytes, lease: Lease) -> None:
     """Write (or overwrite) the lease on ``key``, inside a write transaction."""
     conn.execute(
-        "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)", (key, owner, host, pid, expires)
+        "INSERT OR REPLACE INTO leases (key, owner, host, pid, expires, heartbeat, beat) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key, *lease),
     )
 
 
-def _holder_is_dead(host: str, pid: int) -> bool:
-    if host != socket.gethostname():
-        return False
+def _pid_is_dead(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -72,20 +103,41 @@ def _holder_is_dead(host: str, pid: int) -> bool:
         return False
 
 
+def holder_is_gone(lease: Lease, host: str, now: float) -> bool:
+    """Whether ``lease`` may be taken over by a process on ``host`` at time ``now``."""
+    if lease.expires <= now:
+        return True
+    if lease.host == host:
+        return _pid_is_dead(lease.pid)
+    # A beat of 0 is a row written before heartbeats were kept: only its expiry counts.
+    return lease.beat > 0 and now - lease.heartbeat > STALE_BEATS * lease.beat
+
+
 class ComputeOnce:
     """Per-key locks and cross-process leases shared by a manager's memoized functions.
 
     Args:
         disk: The disk tier holding the leases, or ``None`` for one process only.
         lease_ttl: Seconds a lease lives without renewal.
+        heartbeat: Seconds between renewals of held leases (at most ``lease_ttl / 3``).
+        host: This process's host name as leases record it (default: the real one).
     """
 
-    def __init__(self, disk: DiskTier | None, *, lease_ttl: float) -> None:
+    def __init__(
+        self,
+        disk: DiskTier | None,
+        *,
+        lease_ttl: float,
+        heartbeat: float = 5.0,
+        host: str | None = None,
+    ) -> None:
         self._disk = disk
         self._lease_ttl = lease_ttl
+        self._beat = min(heartbeat, lease_ttl / 3)
+        self._host = socket.gethostname() if host is None else host
         self._guard = threading.Lock()
         self._locks: dict[Hashable, list[Any]] = {}  # key -> [lock, users]
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+        self._owner = f"{self._host}:{os.getpid()}:{secrets.token_hex(8)}"
         self._held: set[bytes] = set()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -162,14 +214,14 @@ class ComputeOnce:
                 holder = lease_holder(conn, key)
                 if (
                     holder is not None
-                    and holder[0] != self._owner
-                    and holder[3] > now
-                    and not _holder_is_dead(holder[1], holder[2])
+                    and holder.owner != self._owner
+                    and not holder_is_gone(holder, self._host, now)
                 ):
                     return False
-                take_lease(
-                    conn, key, self._owner, socket.gethostname(), os.getpid(), now + self._lease_ttl
+                mine = Lease(
+                    self._owner, self._host, os.getpid(), now + self._lease_ttl, now, self._beat
                 )
+                take_lease(conn, key, mine)
         except CacheError as exc:
             if not is_disk_full(exc):
                 raise
@@ -195,15 +247,16 @@ class ComputeOnce:
             conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, self._owner))
 
     def _renew_loop(self, disk: DiskTier) -> None:
-        while not self._stop.wait(self._lease_ttl / 3):
+        while not self._stop.wait(self._beat):
             with self._guard:
                 held = list(self._held)
             if held:
-                expires = time.time() + self._lease_ttl
+                now = time.time()
+                expires = now + self._lease_ttl
                 with suppress_disk_full(), disk.lease_transaction() as conn:
                     conn.executemany(
-                        "UPDATE leases SET expires = ? WHERE key = ? AND owner = ?",
-                        [(expires, key, self._owner) for key in held],
+                        "UPDATE leases SET expires = ?, heartbeat = ? WHERE key = ? AND owner = ?",
+                        [(expires, now, key, self._owner) for key in held],
                     )
 
     def close(self) -> None:
