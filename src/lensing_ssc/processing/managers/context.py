@@ -12,7 +12,8 @@ write files or draw bars itself. What it adds is the wiring between them:
   rather than awaited, what finished is kept, and the run is recorded as interrupted too;
 - checkpoints carry the progress tree, so a resumed run shows "resumed at 420/1000";
 - :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
-  counting progress, carrying log context into threads and worker logs into the run's log;
+  counting progress, carrying log context into threads and worker logs into the run's log
+  (on Dask, worker logs and progress counts travel as Dask events: no local socket);
   the executor (a process pool, a Dask cluster) is kept for the next ``map`` with the same
   settings and closed with the context (:mod:`._kept_runners`);
 - :meth:`ManagerContext.runner_for` hands out the runner a ``map`` call will use, so a
@@ -436,16 +437,27 @@ class ManagerContext:
     def _build_runner(
         self, executor: Any, max_workers: int | None, relay: ProgressRelay, options: dict[str, Any]
     ) -> TaskRunner:
-        hooks = RunnerHooks(
+        runner = TaskRunner(executor, max_workers=max_workers, retries=self._retries, **options)
+        if runner.executor_kind == "dask":
+            # Dask workers may run on other hosts: their records and counts travel as Dask
+            # events, never through this machine's socket (or its /tmp).
+            worker_config = self.log.executor_worker_config()
+            events: dict[str, Callable[[Any], None]] = {
+                worker_config.address.topic: self.log.take_worker_event,
+                self.progress.executor_topic: self.progress.take_worker_event,
+            }
+        else:
+            worker_config, events = self.log.worker_config(), {}
+        runner.hooks = RunnerHooks(
             should_stop=lambda: self._stops.request.reason if self._stops.request else None,
             on_progress=relay,
             context_wrapper=bind_context,
             worker_initializer=_attach_worker_logs,
-            initargs=(self.log.worker_config(),),
+            initargs=(worker_config,),
+            worker_events=events,
+            worker_flush=_flush_worker_logs,
         )
-        return TaskRunner(
-            executor, max_workers=max_workers, retries=self._retries, hooks=hooks, **options
-        )
+        return runner
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("running" if self._entered else "created")
@@ -455,6 +467,11 @@ class ManagerContext:
 def _attach_worker_logs(config: LogWorkerConfig) -> None:
     """Pool initializer: send the worker's records to the run's log writer."""
     LogManager.attach_worker(config)
+
+
+def _flush_worker_logs() -> None:
+    """After each task in a worker: send what it logged, ahead of the task's result."""
+    LogManager.flush_workers()
 
 
 def _close_all(managers: Iterable[Any], *, body_error: bool) -> list[BaseException]:

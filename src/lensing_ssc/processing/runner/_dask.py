@@ -31,14 +31,22 @@ for, so the runner's ``retries`` bound the runs in total.
 Two faults of the cluster end a run like a graceful stop rather than as failed items
 (:meth:`DaskAdapter.fault`): a lost scheduler (its connection closed, the Client gone),
 and a cluster without workers for longer than ``no_workers_timeout`` seconds (a warning is
-logged once when the wait begins). Generic executors are in :mod:`._pools`.
+logged once when the wait begins).
+
+Workers' log records and progress counts reach the driver through Dask itself, never a
+local socket (a worker on another host cannot reach one): workers send them as events
+(``Worker.log_event``) and :meth:`DaskAdapter.listen` subscribes the driver's handlers to
+their topics on the Client (again on each Client it starts; a user's Client is
+unsubscribed on close). Why events, and what they cost:
+:mod:`lensing_ssc.processing.managers._executor_events`. Generic executors are in
+:mod:`._pools`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
@@ -138,12 +146,32 @@ class DaskAdapter(Adapter):
         self._workers_at = 0.0
         self._empty_since: float | None = None
         self._warned = False
+        self._topics: dict[str, Callable[[Any], None]] = {}
+        self._subscribed: Any = None  # the Client the topics are subscribed on
+
+    def listen(self, topics: Mapping[str, Callable[[Any], None]]) -> None:
+        """Subscribe each handler to its event topic, on this Client and each one started.
+
+        A handler runs on the Client's event loop thread with each ``(timestamp, message)``
+        that a worker sent with ``log_event(topic, message)``.
+        """
+        self._topics.update(topics)
+        self._subscribed = None
+        if self._client is not None:
+            self._subscribe(self._client)
+
+    def _subscribe(self, client: Any) -> None:
+        if self._topics and self._subscribed is not client:
+            for topic, handler in self._topics.items():
+                client.subscribe_topic(topic, handler)
+            self._subscribed = client
 
     @property
     def client(self) -> Any:
         """The ``distributed.Client`` in use (started on first use)."""
         if self._client is None:
             self._start()
+        self._subscribe(self._client)
         return self._client
 
     @property
@@ -308,6 +336,11 @@ class DaskAdapter(Adapter):
     def close(self) -> None:
         client, cluster = self._client, self._cluster
         self._cluster = None
+        given = self._given
+        if given is not None and given is self._subscribed and given.status in _LIVE_CLIENT:
+            for topic in self._topics:  # leave the user's Client as it was given
+                given.unsubscribe_topic(topic)
+        self._subscribed = None
         if client is not None and client is not self._given:
             self._client = None
             if client.status in _LIVE_CLIENT:
@@ -316,7 +349,7 @@ class DaskAdapter(Adapter):
                 # Closing a Client that is reconnecting to a lost scheduler cancels its
                 # reconnection, which Dask logs as an error with a traceback: that is the
                 # fault the run already reports in one line.
-                quiet = logging.getLogger("distributed.client")
+                quiet = distributed.client.logger  # the logger of the module that logs it
                 quiet.addFilter(_drop_all)
                 try:
                     client.close()

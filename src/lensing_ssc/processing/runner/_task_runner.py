@@ -33,8 +33,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -85,6 +85,11 @@ class RunnerHooks:
             the runner starts, Dask workers, processes of a user's executor); never in the
             runner's own process. Must be picklable for Dask and user executors.
         initargs: Arguments of ``worker_initializer``.
+        worker_events: On Dask, ``{topic: handler}``: the runner's Client subscribes each
+            handler to its event topic (``Worker.log_event`` in workers); the handler
+            runs on the Client's event loop thread with each ``(timestamp, message)``.
+        worker_flush: Called in each worker process of Dask or a user's executor after
+            every task, before its results go back (the context flushes worker logs).
     """
 
     should_stop: StopCheck | None = None
@@ -94,6 +99,8 @@ class RunnerHooks:
     context_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     worker_initializer: Callable[..., None] | None = None
     initargs: tuple[Any, ...] = ()
+    worker_events: Mapping[str, Callable[[Any], None]] = field(default_factory=dict)
+    worker_flush: Callable[[], None] | None = None
 
 
 def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
@@ -323,10 +330,16 @@ class TaskRunner:
     def _adapter_now(self) -> Adapter:
         if self._adapter is None:
             hooks = self.hooks
+            on_dask = self.executor_kind == "dask"
+            initargs = hooks.initargs
             setup = None
             if hooks.worker_initializer is not None:
                 setup = WorkerSetup(
-                    hooks.worker_initializer, hooks.initargs, os.getpid(), self._token
+                    hooks.worker_initializer,
+                    initargs,
+                    os.getpid(),
+                    self._token,
+                    after=hooks.worker_flush,
                 )
             self._adapter = build_adapter(
                 self._executor_spec,
@@ -335,11 +348,13 @@ class TaskRunner:
                 mp_context=self._mp_context,
                 context_wrapper=hooks.context_wrapper,
                 worker_initializer=hooks.worker_initializer,
-                initargs=hooks.initargs,
+                initargs=initargs,
                 setup=setup,
             )
             self._adapter.no_workers_timeout = self._no_workers_timeout
             self._kind = self._adapter.kind
+            if on_dask and hooks.worker_events:
+                self._dask_adapter().listen(hooks.worker_events)
         self._closed = False
         return self._adapter
 

@@ -9,7 +9,9 @@ item costs only its own result; the traceback travels back as text (always pickl
 Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
 runner creates call :func:`process_worker_init` when each worker starts; executors it does
 not create (Dask, a user's executor) carry a :class:`WorkerSetup` in each task, which runs
-the initializer once per worker process. Scheduling is in :mod:`._engine`.
+the initializer once per worker process and, after each task, its ``after`` (the context
+flushes the worker's log records there, so on Dask they travel ahead of the task's
+result). Scheduling is in :mod:`._engine`.
 """
 
 from __future__ import annotations
@@ -122,7 +124,10 @@ def run_unit(
     """Run ``func`` on each ``(index, item)`` pair; one :class:`Outcome` per pair, in order."""
     if setup is not None:
         setup.ensure()
-    return [run_one(func, index, item, policy) for index, item in pairs]
+    outcomes = [run_one(func, index, item, policy) for index, item in pairs]
+    if setup is not None:
+        setup.finish()
+    return outcomes
 
 
 _done_setups: set[str] = set()
@@ -138,12 +143,15 @@ class WorkerSetup:
         initargs: Its arguments; must be picklable.
         runner_pid: The runner's process id (tasks running there need no set-up).
         token: Unique per runner, so one worker serving two runners sets up for each.
+        after: Called after each task in those processes, before its outcomes go back;
+            an exception it raises is logged, never the items' failure.
     """
 
     initializer: Callable[..., None]
     initargs: tuple[Any, ...]
     runner_pid: int
     token: str
+    after: Callable[[], None] | None = None
 
     def ensure(self) -> None:
         """Run the initializer here unless this process already did (or is the runner)."""
@@ -153,6 +161,15 @@ class WorkerSetup:
             if self.token not in _done_setups:
                 self.initializer(*self.initargs)
                 _done_setups.add(self.token)
+
+    def finish(self) -> None:
+        """Run ``after`` here, unless this is the runner's process or there is none."""
+        if self.after is None or os.getpid() == self.runner_pid:
+            return
+        try:
+            self.after()
+        except Exception:  # forwarding what a task logged never fails the task
+            logger.exception("the worker's after-task step failed; the results still go back")
 
 
 def process_worker_init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:

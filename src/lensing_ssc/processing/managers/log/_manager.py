@@ -27,9 +27,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,12 +65,14 @@ from lensing_ssc.processing.managers.log._timing import (
     TimingRecorder,
     TimingStats,
 )
+from lensing_ssc.processing.managers.log._transport import ExecutorTopic, lines_of_event
 from lensing_ssc.processing.managers.log._workers import (
     WorkerLink,
     connect_worker,
     make_worker_config,
     node_local_sink,
     open_log_file,
+    worker_fields,
     worker_settings,
 )
 from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
@@ -192,6 +196,7 @@ class LogManager:
         self, settings: LoggingSection, sinks: list[Sink], worker: LogWorkerConfig | None
     ) -> None:
         self._worker = worker
+        self._executor_topic: ExecutorTopic | None = None
         self._closed = False
         self._lock = threading.Lock()
         self._sigterm = None
@@ -349,6 +354,32 @@ class LogManager:
             fields = {**self._worker.fields, **fields}
         return make_worker_config(self._settings, address, token, fields)
 
+    def executor_worker_config(self, **fields: Any) -> LogWorkerConfig:
+        """What a Dask worker needs to log through this manager's writer, through Dask.
+
+        Its address is an event topic (:class:`~._transport.ExecutorTopic`), not a socket:
+        the worker sends its records as Dask events, which reach the driver wherever the
+        worker runs, once the driver's Client subscribes :meth:`take_worker_event` to it
+        (the task runner's Dask adapter does, given ``RunnerHooks.worker_events``).
+
+        Raises:
+            LoggingError: when the manager is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise LoggingError("this LogManager is closed", hint="create a new one")
+            if self._executor_topic is None:
+                self._executor_topic = ExecutorTopic(f"lensing_ssc-log-{uuid.uuid4().hex}")
+            topic = self._executor_topic
+        if self._worker is not None:
+            fields = {**self._worker.fields, **fields}
+        return make_worker_config(self._settings, topic, "", fields)
+
+    def take_worker_event(self, event: Any) -> None:
+        """Write the records of one Dask event ``(timestamp, records)`` from a worker."""
+        if not self._closed:
+            self._pipeline.push_lines(lines_of_event(event))
+
     @classmethod
     def attach_worker(cls, config: LogWorkerConfig) -> LogManager:
         """In a worker process: send this process's records to the parent's writer.
@@ -361,6 +392,8 @@ class LogManager:
         A worker that cannot reach the parent's writer (on another node of a cluster, say)
         logs on its own instead, to ``workers/<host>-<pid>.log`` beside the parent's log
         file (stderr if that cannot be written), and says so once on stderr and in that log.
+        A config from :meth:`executor_worker_config` sends through Dask instead, and needs
+        no socket; outside a Dask worker it too falls back to that file.
         """
         key = (config.address, config.token)
         existing = _WORKERS.get(key)
@@ -375,7 +408,9 @@ class LogManager:
             unreachable, sink = exc, node_local_sink(config)
         self._settings = worker_settings(config)
         self._file, self._archiver = None, None
-        self._setup(self._settings, [sink], worker=config)
+        self._setup(
+            self._settings, [sink], worker=dataclasses.replace(config, fields=worker_fields(config))
+        )
         _WORKERS[key] = self
         if unreachable is not None:
             notice = f"{unreachable.message}; this process logs to {sink.label} instead"
@@ -384,6 +419,17 @@ class LogManager:
             self.get_logger("lensing_ssc.log").warning("%s", notice)
         _log_process.flush_at_worker_exit(self.close)
         return self
+
+    @classmethod
+    def flush_workers(cls) -> None:
+        """In a worker process: hand every record logged so far to its sink, now.
+
+        On Dask this sends them as events ahead of the task's result. Does nothing in a
+        process with no attached worker manager.
+        """
+        for manager in list(_WORKERS.values()):
+            if not manager.closed:
+                manager.flush()
 
     def _before_fork(self) -> None:
         if not self._closed:

@@ -11,6 +11,12 @@ the parent's writer rotates and archives for everyone and every record is writte
 A worker that loses its parent (the parent died) reports it once and writes its remaining
 records to its own stderr, which batch systems keep, instead of dropping them.
 
+On Dask the socket is not used at all (a worker on another host cannot reach it): the
+config a worker gets names an :class:`ExecutorTopic` instead of an address, and the
+worker's :class:`ExecutorSink` sends each batch of formatted records as one Dask event on
+that topic (:mod:`lensing_ssc.processing.managers._executor_events`); the driver's
+handler (:func:`lines_of_event`) pushes them into the same queue as the receiver's.
+
 This module is the log's wire format only: the socket, its token, the receiver thread and
 what happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s.
 Workers are set up by ``LogManager.attach_worker`` (any start method) or automatically in
@@ -20,6 +26,7 @@ Workers are set up by ``LogManager.attach_worker`` (any start method) or automat
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lensing_ssc.processing.managers._channel import (
@@ -28,9 +35,17 @@ from lensing_ssc.processing.managers._channel import (
     ChannelServer,
     Report,
 )
+from lensing_ssc.processing.managers._executor_events import current_dask_worker, send_event
 from lensing_ssc.processing.managers.log._sinks import ConsoleSink
 
-__all__ = ["RECEIVER_THREAD_NAME", "ParentSink", "open_receiver"]
+__all__ = [
+    "RECEIVER_THREAD_NAME",
+    "ExecutorSink",
+    "ExecutorTopic",
+    "ParentSink",
+    "lines_of_event",
+    "open_receiver",
+]
 
 RECEIVER_THREAD_NAME = "lensing_ssc-log-receiver"
 _LENGTH_BYTES = 4
@@ -99,3 +114,52 @@ class ParentSink:
 
     def close(self) -> None:
         self._client.close()
+
+
+@dataclass(frozen=True)
+class ExecutorTopic:
+    """The address of a driver reached through the executor: a Dask event topic.
+
+    Attributes:
+        topic: The event topic the driver subscribes to (``lensing_ssc-log-<hex>``).
+    """
+
+    topic: str
+
+
+class ExecutorSink:
+    """A Dask worker's sink: each batch of records is one event on the driver's topic.
+
+    Raises:
+        OSError: at construction, outside a Dask worker (the caller falls back).
+    """
+
+    def __init__(self, topic: ExecutorTopic, report: Report) -> None:
+        worker = current_dask_worker()
+        if worker is None:
+            raise ConnectionError(f"no Dask worker in this process to send {topic.topic!r}")
+        self.label = f"the driver's log writer through Dask topic {topic.topic!r}"
+        self._worker = worker
+        self._topic = topic.topic
+        self._report = report
+        self._fallback: ConsoleSink | None = None
+
+    def write(self, lines: list[bytes]) -> None:
+        if self._fallback is None:
+            if send_event(self._worker, self._topic, lines):
+                return
+            self._report(
+                self.label,
+                ConnectionError("the Dask worker is closing; records go to stderr"),
+            )
+            self._fallback = ConsoleSink()
+        self._fallback.write(lines)
+
+    def close(self) -> None:
+        """Nothing to close: the worker's connection is Dask's."""
+
+
+def lines_of_event(event: Any) -> list[bytes]:
+    """The records of one event ``(timestamp, lines)`` as the driver's handler receives it."""
+    _, lines = event
+    return [bytes(line) for line in lines]

@@ -5,7 +5,9 @@ opened on ``worker_config()`` or just before a ``fork``) and the child side afte
 (connect to the parent on the first record, then write through a
 :class:`~._transport.ParentSink`; fall back to stderr if the parent cannot be reached).
 :func:`connect_worker` and :func:`worker_settings` build a worker's sink and settings
-from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker``;
+from a :class:`~._settings.LogWorkerConfig` for ``LogManager.attach_worker`` (a
+:class:`~._transport.ExecutorSink` when the config names a Dask topic rather than a socket,
+and then with the worker's ``host`` and ``pid`` in every record);
 :func:`node_local_sink` is that worker's own file (``workers/<host>-<pid>.log`` beside the
 parent's log, in the run directory's ``logs/``) when the parent cannot be reached (another
 node of a cluster has no view of the parent's socket), so its items run and its records are
@@ -34,7 +36,12 @@ from lensing_ssc.processing.managers.log._sinks import (
     RotatingFileSink,
     Sink,
 )
-from lensing_ssc.processing.managers.log._transport import ParentSink, open_receiver
+from lensing_ssc.processing.managers.log._transport import (
+    ExecutorSink,
+    ExecutorTopic,
+    ParentSink,
+    open_receiver,
+)
 from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "make_worker_config",
     "node_local_sink",
     "open_log_file",
+    "worker_fields",
     "worker_settings",
 ]
 
@@ -137,20 +145,40 @@ class WorkerLink:
             self._receiver = None
 
 
-def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink:
-    """A sink to the parent's writer.
+def connect_worker(config: LogWorkerConfig, report: Report) -> ParentSink | ExecutorSink:
+    """A sink to the parent's writer: through Dask for a topic, else the local socket.
 
     Raises:
         LoggingError: when the parent's writer cannot be reached.
     """
+    address = config.address
     try:
-        return ParentSink(config.address, config.token, report)
+        if isinstance(address, ExecutorTopic):
+            return ExecutorSink(address, report)
+        return ParentSink(address, config.token, report)
     except ChannelError as exc:
         raise LoggingError(
             f"cannot reach the parent's log writer: {exc.message}",
-            value=config.address,
+            value=address,
             hint="is the parent's LogManager still open?",
         ) from exc
+    except ConnectionError as exc:  # a Dask topic outside a Dask worker
+        raise LoggingError(
+            f"cannot reach the parent's log writer: {exc}",
+            value=address,
+            hint="a Dask topic is for Dask workers; other processes take worker_config()",
+        ) from exc
+
+
+def worker_fields(config: LogWorkerConfig) -> dict[str, Any]:
+    """Fields of every record of this worker: the parent's, and where it runs on Dask.
+
+    A record that travels through Dask may come from any node, so it names its ``host``
+    and ``pid``; a local worker's records are the parent's machine's.
+    """
+    if isinstance(config.address, ExecutorTopic):
+        return {**config.fields, "host": socket.gethostname(), "pid": os.getpid()}
+    return dict(config.fields)
 
 
 def node_local_sink(config: LogWorkerConfig) -> Sink:

@@ -8,10 +8,16 @@ whose thread adds it to the task. Nothing is buffered in the worker, so a count 
 parent's socket buffer when ``update`` returns; ``drain()`` (called by ``get_status()`` and
 when a task closes) reads whatever has arrived, which keeps counts exact.
 
+In a Dask worker the socket is not used at all (the worker may be on another host): each
+``update`` is one Dask event ``[task id, amount]`` on the manager's topic
+(:mod:`lensing_ssc.processing.managers._executor_events`), which reaches the driver once its
+Client subscribes the manager's ``take_worker_event`` to ``executor_topic`` (the task
+runner's Dask adapter does, given ``RunnerHooks.worker_events``; ``ManagerContext.map``
+wires it). Events and task results share the worker's ordered stream, so the counts a task
+sent are in before its result.
+
 This module is the record format only: the socket, its token, the server thread and what
-happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s. Reporters
-reach processes on the same machine only; for a Dask cluster, report from the futures'
-completion in the parent instead.
+happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ from lensing_ssc.processing.managers._channel import (
     ChannelServer,
     address_family,
 )
+from lensing_ssc.processing.managers._executor_events import current_dask_worker, send_event
 from lensing_ssc.processing.managers.progress._clock import Number, check_amount
 
-__all__ = ["REPORTS_THREAD_NAME", "ProgressReporter", "open_server"]
+__all__ = ["REPORTS_THREAD_NAME", "ProgressReporter", "amount_of_event", "open_server"]
 
 REPORTS_THREAD_NAME = "lensing_ssc-progress-reports"
 _RECORD = struct.Struct("<Qd")  # task id, amount
@@ -52,10 +59,11 @@ class ProgressReporter:
     Once the parent's manager is closed, updates are dropped without error.
     """
 
-    def __init__(self, address: Address, token: str, task_id: int) -> None:
+    def __init__(self, address: Address, token: str, task_id: int, topic: str = "") -> None:
         self._address = address
         self._token = token
         self._task_id = task_id
+        self._topic = topic
         # No connect timeout: a full backlog delays a count, it does not drop it.
         self._client = ChannelClient(address, token, timeout=None)
         self._gone = False
@@ -66,12 +74,14 @@ class ProgressReporter:
             "family": address_family(self._address),  # for code opening its own socket
             "token": self._token,
             "task_id": self._task_id,
+            "topic": self._topic,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._address = state["address"]
         self._token = state["token"]
         self._task_id = state["task_id"]
+        self._topic = state.get("topic", "")
         self._client = ChannelClient(self._address, self._token, timeout=None)
         self._gone = False
 
@@ -87,6 +97,12 @@ class ProgressReporter:
         amount = check_amount(n)
         if self._gone:
             return
+        if self._topic:
+            worker = current_dask_worker()
+            if worker is not None:
+                if not send_event(worker, self._topic, [self._task_id, amount]):
+                    self._gone = True  # the worker is closing: nothing reaches the driver
+                return
         try:
             self._client.send(_RECORD.pack(self._task_id, float(amount)))
         except ChannelError:  # the parent closed its manager: nothing is listening any more
@@ -109,6 +125,12 @@ class ProgressReporter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def amount_of_event(event: Any) -> tuple[int, Number]:
+    """``(task id, amount)`` of one Dask event ``(timestamp, [task id, amount])``."""
+    _, (task_id, amount) = event
+    return int(task_id), amount
 
 
 def open_server(deliver: Callable[[int, Number], None]) -> ChannelServer:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from types import TracebackType
@@ -29,7 +30,11 @@ from lensing_ssc.processing.managers.progress._clock import (
     estimate_rate,
     unit_counter,
 )
-from lensing_ssc.processing.managers.progress._reporter import ProgressReporter, open_server
+from lensing_ssc.processing.managers.progress._reporter import (
+    ProgressReporter,
+    amount_of_event,
+    open_server,
+)
 from lensing_ssc.processing.managers.progress._snapshot import ProgressSnapshot
 from lensing_ssc.processing.managers.progress._state import SavedTask
 
@@ -48,6 +53,8 @@ class TaskTree:
         self._tasks: weakref.WeakValueDictionary[int, ProgressTask] = weakref.WeakValueDictionary()
         self._server: ChannelServer | None = None
         self._closed = False
+        #: The Dask event topic of this tree's reporters in Dask workers.
+        self.topic = f"lensing_ssc-progress-{uuid.uuid4().hex}"
 
     def register(self, task: ProgressTask) -> int:
         task_id = next(self._ids)
@@ -64,12 +71,16 @@ class TaskTree:
                 )
             if self._server is None:
                 self._server = open_server(self._deliver)
-            return ProgressReporter(self._server.address, self._server.token, task_id)
+            return ProgressReporter(self._server.address, self._server.token, task_id, self.topic)
 
     def _deliver(self, task_id: int, amount: Number) -> None:
         task = self._tasks.get(task_id)
         if task is not None:
             task._add(amount)
+
+    def take_event(self, event: object) -> None:
+        """Add the count of one Dask event from a reporter in a Dask worker."""
+        self._deliver(*amount_of_event(event))
 
     def drain(self) -> None:
         server = self._server
@@ -267,6 +278,16 @@ class ProgressTask:
     def reporter(self) -> ProgressReporter:
         """A picklable handle through which other processes advance this task."""
         return self._tree.reporter(self._id)
+
+    @property
+    def executor_topic(self) -> str:
+        """The Dask event topic through which reporters in Dask workers send their counts."""
+        return self._tree.topic
+
+    def take_worker_event(self, event: object) -> None:
+        """Add the count of one Dask event ``(timestamp, [task id, amount])`` (the driver's
+        handler of :attr:`executor_topic`)."""
+        self._tree.take_event(event)
 
     # -- reading ----------------------------------------------------------------------
     def snapshot(self) -> ProgressSnapshot:
