@@ -1,18 +1,21 @@
-"""PNG figures of a run (needs the ``plot`` extra, matplotlib).
+"""PNG figures of a run (the ``plot`` extra, matplotlib), drawn by :mod:`lensing_ssc.plotting`.
 
-* ``statistics.png`` — every statistic of the first set (sub-patches for the synthetic
-  default): mean over patches per bin with the patch-to-patch standard deviation as error
-  bars, one line per (n_gal, smoothing) setting;
-* ``correlation.png`` — the correlation matrix of each statistic at the run's first setting;
-* ``ssc_ratio.png`` — for the run's first comparison (sub-patches / periodic for the
-  synthetic default), the variance ratio per bin with its interval over maps (shaded), one
-  line per setting; 1 means no super-sample contribution. Every comparison's ratios are in
-  the results file.
+* ``statistics.png`` — every statistic at the run's first (n_gal, σ_s) setting: the mean
+  per bin of every set, with the patch-to-patch standard deviation as a band
+  (:func:`~lensing_ssc.plotting.plot_statistic`);
+* ``correlation.png`` — per statistic at that setting, the correlation matrices of the
+  first comparison's two sets side by side on one colour scale (of the first sets without
+  a comparison; :func:`~lensing_ssc.plotting.plot_correlations`);
+* ``ssc_ratio.png`` — for the first comparison (sub-patches / periodic for the synthetic
+  default), per statistic the variance ratio with its interval over maps, and the SSC
+  excess predicted from the patch means beside the measured one
+  (:func:`~lensing_ssc.plotting.plot_comparison`). Every comparison, redshift and setting
+  is in the results file, and the same functions draw any of them.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never
 through ``pyplot``, so no global backend or state is touched. Without matplotlib,
 :func:`draw_figures` logs one line and returns no paths. The numbers come from
-:class:`._results.MergedResults`.
+:func:`._results.results_view`: the results file as it reads back, without reading it.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lensing_ssc.core.io import atomic_write
-from lensing_ssc.pipelines._results import MergedResults, SetSummary
+from lensing_ssc.pipelines._results import MergedResults, results_view
+from lensing_ssc.pipelines._results_file import ResultsFile
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -42,51 +44,6 @@ FIGURE_NAMES = ("statistics.png", "correlation.png", "ssc_ratio.png")
 _log = logging.getLogger("lensing_ssc.pipelines")
 
 _COLUMNS = 4
-_LABELS = {
-    "cl": ("ℓ", "ℓ² C(ℓ) / 2π"),
-    "bispectrum_equilateral": ("ℓ (equilateral)", "ℓ⁴ B"),
-    "bispectrum_isosceles": ("ℓ (isosceles)", "ℓ⁴ B"),
-    "bispectrum_squeezed": ("ℓ (squeezed)", "ℓ⁴ B"),
-    "pdf": ("ν", "PDF"),
-    "peaks": ("ν", "peaks per patch"),
-    "minima": ("ν", "minima per patch"),
-    "v0": ("ν", "V0"),
-    "v1": ("ν", "V1 [arcmin⁻¹]"),
-    "v2": ("ν", "V2 [arcmin⁻²]"),
-}
-
-
-def _centres(edges: np.ndarray, *, log: bool) -> np.ndarray:
-    if log:
-        return np.sqrt(edges[1:] * edges[:-1])
-    return 0.5 * (edges[1:] + edges[:-1])
-
-
-def _abscissa(merged: MergedResults, name: str) -> np.ndarray:
-    s = merged.settings
-    if name == "cl":
-        return _centres(s.ell_edges, log=True)
-    if name.startswith("bispectrum"):
-        return _centres(s.bispectrum_edges, log=True)
-    return s.nu_centers
-
-
-def _keys_of(summary: SetSummary, name: str) -> list[str]:
-    return [key for key in summary.summaries if key.split("/", 1)[0] == name]
-
-
-def _setting(key: str) -> str:
-    return key.split("/", 1)[1].replace("/", " ").replace("smoothing=", "σ=")
-
-
-def _grid(count: int, *, width: float = 4.0, height: float = 3.2) -> tuple[Any, list[Any]]:
-    columns = min(_COLUMNS, count)
-    rows = -(-count // columns)
-    figure = Figure(figsize=(width * columns, height * rows))
-    # Fixed margins: a constrained layout would double the drawing time.
-    figure.subplots_adjust(left=0.06, right=0.97, bottom=0.07, top=0.92, wspace=0.3, hspace=0.45)
-    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(count)]
-    return figure, axes
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -97,76 +54,35 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
-def _statistics_figure(merged: MergedResults) -> Any:
-    main = merged.main_set
-    names = list(merged.settings.statistics)
-    figure, axes = _grid(len(names))
-    figure.suptitle(
-        f"{main.name}: mean over {main.n_patches} patches, error bars = patch-to-patch scatter"
-    )
-    for axis, name in zip(axes, names, strict=True):
-        x = _abscissa(merged, name)
-        for key in _keys_of(main, name):
-            ensemble = main.summaries[key]
-            mean, std = ensemble.mean, ensemble.std
-            if name == "cl":
-                factor = x**2 / (2 * np.pi)
-                mean, std = mean * factor, std * factor
-            elif name.startswith("bispectrum"):
-                mean, std = mean * x**4, std * x**4
-            axis.errorbar(x, mean, yerr=std, capsize=2, marker=".", label=_setting(key))
-        if name == "cl":
-            axis.set_xscale("log")
-            axis.set_yscale("log")
-        elif name.startswith("bispectrum"):
-            axis.set_xscale("log")
-            axis.axhline(0.0, color="0.6", lw=0.8)
-        xlabel, ylabel = _LABELS[name]
-        axis.set(title=name, xlabel=xlabel, ylabel=ylabel)
-        axis.legend(fontsize="x-small")
+def _statistics_figure(results: ResultsFile) -> Any:
+    from lensing_ssc.plotting import plot_statistic
+
+    keys = results.statistic_keys()
+    columns = min(_COLUMNS, len(keys))
+    rows = -(-len(keys) // columns)
+    figure = Figure(figsize=(4.6 * columns, 3.9 * rows), layout="constrained")
+    for index, key in enumerate(keys):
+        plot_statistic(results, key, ax=figure.add_subplot(rows, columns, index + 1))
     return figure
 
 
-def _correlation_figure(merged: MergedResults) -> Any:
-    main = merged.main_set
-    names = list(merged.settings.statistics)
-    figure, axes = _grid(len(names), width=3.6, height=3.4)
-    figure.suptitle(f"{main.name}: correlation matrices ({main.n_patches} patches)")
-    image = None
-    for axis, name in zip(axes, names, strict=True):
-        key = _keys_of(main, name)[0]
-        matrix = np.ma.masked_invalid(main.summaries[key].correlation)
-        image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r", origin="lower")
-        axis.set(title=key, xlabel="bin", ylabel="bin")
-    if image is not None:
-        figure.colorbar(image, ax=axes, shrink=0.6, label="correlation", pad=0.02)
+def _correlation_figure(results: ResultsFile) -> Any:
+    from lensing_ssc.plotting import plot_correlations
+
+    keys = results.statistic_keys()
+    columns = min(2, len(keys))
+    rows = -(-len(keys) // columns)
+    figure = Figure(figsize=(7.0 * columns, 3.6 * rows), layout="constrained")
+    panels = figure.subfigures(rows, columns, squeeze=False).ravel()
+    for panel, key in zip(panels, keys, strict=False):
+        plot_correlations(results, key, figure=panel)
     return figure
 
 
-def _ssc_figure(merged: MergedResults) -> Any:
-    names = list(merged.settings.statistics)
-    figure, axes = _grid(len(names))
-    compared = merged.comparisons[0].comparison
-    sub, per = merged.sets[compared.numerator], merged.sets[compared.denominator]
-    title = (
-        "sub-patches / variance of periodic patches"
-        if (compared.numerator, compared.denominator) == ("subpatches", "periodic")
-        else f"{compared.numerator} / variance of {compared.denominator}"
-    )
-    figure.suptitle(f"SSC: variance of {title} ({sub.n_patches} + {per.n_patches} patches)")
-    for axis, name in zip(axes, names, strict=True):
-        x = _abscissa(merged, name)
-        for key in _keys_of(sub, name):
-            (line,) = axis.plot(x, merged.ssc_ratio[key], marker="o", ms=3, label=_setting(key))
-            low, high = merged.comparisons[0].compared.statistics[key].variance_ratio_interval
-            axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2, lw=0)
-        if name == "cl" or name.startswith("bispectrum"):
-            axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.axhline(1.0, color="k", lw=0.8, ls="--")
-        axis.set(title=name, xlabel=_LABELS[name][0], ylabel="variance ratio")
-        axis.legend(fontsize="x-small")
-    return figure
+def _ssc_figure(results: ResultsFile) -> Any:
+    from lensing_ssc.plotting import plot_comparison
+
+    return plot_comparison(results)
 
 
 def draw_figures(merged: MergedResults, directory: Path) -> list[Path]:
@@ -175,10 +91,11 @@ def draw_figures(merged: MergedResults, directory: Path) -> list[Path]:
         _log.info('matplotlib is not installed: no figures (pip install "lensing-ssc[plot]")')
         return []
     directory.mkdir(parents=True, exist_ok=True)
-    drawers: list[tuple[str, Callable[[MergedResults], Any]]] = [
+    results = results_view(merged)
+    drawers: list[tuple[str, Callable[[ResultsFile], Any]]] = [
         ("statistics.png", _statistics_figure),
         ("correlation.png", _correlation_figure),
     ]
-    if merged.ssc_ratio:
+    if results.comparisons:
         drawers.append(("ssc_ratio.png", _ssc_figure))
-    return [_save(draw(merged), directory / name) for name, draw in drawers]
+    return [_save(draw(results), directory / name) for name, draw in drawers]

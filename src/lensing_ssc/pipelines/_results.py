@@ -11,7 +11,9 @@ interval from a bootstrap over maps (seeded by the run's seed).
 :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ — holding
 every summary, the per-patch samples, the bin edges, the failures, the configuration and
 the package version, at :func:`results_path` in the run's results directory;
-:func:`read_results` reads either back into a flat dict. The layout:
+:func:`read_results` (in :mod:`._results_file`) reads either back into a
+:class:`._results_file.ResultsFile`. Every HDF5 dataset carries ``units`` and
+``description`` attributes (:mod:`._units`; ``meta/datasets`` in NPZ). The layout:
 
     sets/<set>/<statistic key>/{mean,std,covariance,correlation,samples}
     sets/<set>/{patch_mean,patch_map}              (each patch's mean κ and map index)
@@ -22,9 +24,10 @@ the package version, at :func:`results_path` in the run's results directory;
 with the quantities of :class:`lensing_ssc.analysis.comparison.StatisticComparison`
 (``variance_ratio``, ``variance_ratio_interval``, ``correlation``, ``signal_to_noise``, ...,
 ``ssc_predicted``, ``ssc_measured`` and their intervals).
-    binning/{ell_edges,bispectrum_edges,nu_edges,nu_centers}
+    binning/{ell_edges,ell_centers,bispectrum_edges,bispectrum_centers,nu_edges,nu_centers}
     meta/{lensing_ssc_version,config,settings,failures,sets,
           dropped_patches,nu_normalisation,comparisons}       (JSON text)
+    meta/datasets                                   (NPZ only: units and descriptions)
 
 A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/...``);
 ``meta/sets`` gives each its configured set, ``z_source`` and every map's file and fields,
@@ -46,7 +49,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,9 +66,10 @@ from lensing_ssc.analysis import (
 from lensing_ssc.analysis.comparison import SetComparison, compare_sets
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
+from lensing_ssc.pipelines._results_file import ResultsFile, read_results
 from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, PackedStatistics
-from lensing_ssc.processing.managers import RunDir
+from lensing_ssc.pipelines._units import dataset_units
 
 try:
     import h5py
@@ -82,6 +85,7 @@ __all__ = [
     "read_results",
     "results_format",
     "results_path",
+    "results_view",
     "write_results",
 ]
 
@@ -367,11 +371,27 @@ def results_path(directory: Path, fmt: str) -> Path:
     return directory / f"patch_statistics{_SUFFIXES[fmt]}"
 
 
+def _log_centers(edges: np.ndarray) -> np.ndarray:
+    """Centres of log-spaced bins: the geometric mean of each bin's edges."""
+    return np.sqrt(edges[1:] * edges[:-1])
+
+
+def _dataset_attributes(arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, str]]:
+    """``{path: {"units": ..., "description": ...}}`` of every dataset (see :mod:`._units`)."""
+    out = {}
+    for path in arrays:
+        units, description = dataset_units(path)
+        out[path] = {"units": units, "description": description}
+    return out
+
+
 def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     settings = merged.settings
     arrays["binning/ell_edges"] = settings.ell_edges
+    arrays["binning/ell_centers"] = _log_centers(settings.ell_edges)
     arrays["binning/bispectrum_edges"] = settings.bispectrum_edges
+    arrays["binning/bispectrum_centers"] = _log_centers(settings.bispectrum_edges)
     arrays["binning/nu_edges"] = settings.nu_edges
     arrays["binning/nu_centers"] = settings.nu_centers
     for name, summary in merged.sets.items():
@@ -436,6 +456,7 @@ def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
     """Write the results file atomically (a reader never sees half of it); return its path."""
     arrays = _flatten(merged)
     meta = _metadata(merged)
+    attributes = _dataset_attributes(arrays)
     buffer = io.BytesIO()
     if fmt == "hdf5":
         if h5py is None:  # pragma: no cover - results_format() refuses this first
@@ -454,105 +475,29 @@ def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
 
             for key, value in arrays.items():
                 parent, _, name = key.rpartition("/")
-                group_at(parent).create_dataset(name, data=value, track_times=False)
+                dataset = group_at(parent).create_dataset(name, data=value, track_times=False)
+                dataset.attrs.update(attributes[key])
             group = handle.create_group("meta", track_order=True)
             for key, text in meta.items():
                 group.attrs[key] = text
     else:
         payload = dict(arrays)
         payload.update({f"meta/{key}": np.array(text) for key, text in meta.items()})
+        payload["meta/datasets"] = np.array(json.dumps(attributes, sort_keys=True))
         np.savez_compressed(buffer, **payload)  # type: ignore[arg-type]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue())
     return path
 
 
-_RESULTS_FILE = (
-    f"`lensing-ssc run` writes {results_path(RunDir('<run_dir>').results, 'hdf5')} or .npz"
-)
-_META_KEYS = ("config", "settings", "failures", "sets")
-# Written since masks, ν normalisation and named comparisons were recorded; decoded when present.
-_OPTIONAL_META_KEYS = ("dropped_patches", "nu_normalisation", "comparisons")
+def results_view(merged: MergedResults) -> ResultsFile:
+    """The :class:`ResultsFile` that reading back the file of ``merged`` gives, in memory.
 
-
-def _unreadable(file: Path, reason: str) -> AnalysisError:
-    return AnalysisError(
-        f"cannot read results file {str(file)!r}: {reason}",
-        value=str(file),
-        hint=f"expected a results file: {_RESULTS_FILE}",
-    )
-
-
-def _read_npz(file: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    # Opened here, not by np.load: it leaves its own handle open when the archive is damaged.
-    with file.open("rb") as handle:
-        data = np.load(handle, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise _unreadable(file, "it holds a single .npy array, not an NPZ archive")
-        with data:
-            for key in data.files:
-                out[key] = data[key] if not key.startswith("meta/") else str(data[key])
-    return out
-
-
-def _read_hdf5(file: Path) -> dict[str, Any]:
-    if h5py is None:
-        raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
-    out: dict[str, Any] = {}
-    with h5py.File(file, "r") as handle:
-        handle.visititems(
-            lambda name, node: (
-                out.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None
-            )
-        )
-        meta = handle.get("meta")
-        for key, text in meta.attrs.items() if meta is not None else ():
-            out[f"meta/{key}"] = text if isinstance(text, str) else text.decode()
-    return out
-
-
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Read a results file (HDF5 or NPZ) into ``{dataset path: array}`` plus ``meta/...`` values.
-
-    ``meta/config``, ``meta/settings``, ``meta/failures``, ``meta/sets`` and (in files
-    that have them) ``meta/dropped_patches``, ``meta/nu_normalisation`` and
-    ``meta/comparisons`` are decoded from JSON; ``meta/lensing_ssc_version`` is a string.
-    A ``.npz`` suffix is read as NPZ, anything else as HDF5.
-
-    Example:
-        >>> results = read_results("runs/default/results/patch_statistics.h5")  # doctest: +SKIP
-        >>> results["ssc/cl/ngal=0/variance_ratio"]  # doctest: +SKIP
-
-    Raises:
-        AnalysisError: the file is missing, unreadable, not HDF5/NPZ, or not a results file
-            (no ``meta/...`` entries); the underlying error is chained.
-        ModuleNotFoundError: an HDF5 file without h5py installed.
+    The figures are drawn from it, through :mod:`lensing_ssc.plotting`, without reading
+    the file that was just written.
     """
-    file = Path(path)
-    kind = "NPZ" if file.suffix == ".npz" else "HDF5"
-    try:
-        out = _read_npz(file) if kind == "NPZ" else _read_hdf5(file)
-    except AnalysisError:
-        raise
-    except FileNotFoundError as exc:
-        raise AnalysisError(
-            f"results file {str(file)!r} does not exist",
-            value=str(file),
-            hint=f"check the path: {_RESULTS_FILE}",
-        ) from exc
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        # OSError: unreadable, a directory, or not HDF5 ("file signature not found");
-        # ValueError/BadZipFile/EOFError: not an NPZ archive, or a truncated one.
-        raise _unreadable(file, f"not a readable {kind} file ({exc})") from exc
-    missing = [key for key in _META_KEYS if f"meta/{key}" not in out]
-    if missing:
-        raise _unreadable(
-            file, f"a {kind} file without the meta/{missing[0]} entry of a lensing-ssc results file"
-        )
-    for key in (*_META_KEYS, *(k for k in _OPTIONAL_META_KEYS if f"meta/{k}" in out)):
-        try:
-            out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
-        except json.JSONDecodeError as exc:
-            raise _unreadable(file, f"meta/{key} is not valid JSON ({exc})") from exc
-    return out
+    entries: dict[str, Any] = dict(_flatten(merged))
+    for key, text in _metadata(merged).items():
+        entries[f"meta/{key}"] = text if key == "lensing_ssc_version" else json.loads(text)
+    entries["meta/datasets"] = _dataset_attributes(_flatten(merged))
+    return ResultsFile(entries)

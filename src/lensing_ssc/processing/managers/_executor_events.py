@@ -13,9 +13,9 @@ done; events arrive while it runs. Measured on 2 shared cores (``distributed`` 2
 one-worker ``LocalCluster`` on 127.0.0.1, other tests running): 1.2 ms median from
 ``log_event`` in a worker to the driver's handler, and 20 000 events from one task reached
 the handler at 31 000 a second. The log sink sends one event per writer round (every
-``flush_interval``, 0.1 s) however many records it holds; progress sends one per update. The worker's ``BatchedSend`` keeps events and task results on one
-ordered stream, so what a task sent before it returned reaches the driver before its
-result does.
+``flush_interval``, 0.1 s) however many records it holds; progress sends one per update.
+The worker's ``BatchedSend`` keeps events and task results on one ordered stream, so
+what a task sent before it returned reaches the driver before its result does.
 
 Here: :func:`current_dask_worker`, the Dask worker this process serves (``None`` elsewhere,
 never importing ``distributed``), and :func:`send_event`. What each manager sends and how

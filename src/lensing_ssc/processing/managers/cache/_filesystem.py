@@ -23,6 +23,7 @@ directory when :class:`._connection.IndexAccess` opens it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,13 +64,14 @@ SHARED_TYPES = frozenset(
 """Filesystem types (as ``/proc/mounts`` names them) that ``auto`` treats as shared."""
 
 _MOUNTS = Path("/proc/mounts")
+_OCTAL = re.compile(r"\\([0-7]{3})")
 
 
 def _unescape(field: str) -> str:
     """A ``/proc/mounts`` field with its octal escapes (``\\040`` for a space) decoded."""
     if "\\" not in field:
         return field
-    return field.encode("latin-1").decode("unicode_escape")
+    return _OCTAL.sub(lambda match: chr(int(match.group(1), 8)), field)
 
 
 def filesystem_type(directory: Path, *, mounts: Path = _MOUNTS) -> str | None:
@@ -80,7 +82,8 @@ def filesystem_type(directory: Path, *, mounts: Path = _MOUNTS) -> str | None:
         mounts: The mount table to read (``/proc/mounts``; a test passes its own).
     """
     try:
-        table = mounts.read_text(encoding="latin-1")
+        # UTF-8 with surrogateescape keeps any byte and loads no codec a worker lacks.
+        table = mounts.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return None
     target = os.path.realpath(directory)
