@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.run_dir / "results" / "mpi_statistics.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **means)
-    print(f"done: {len(finished)} maps, {len(result.failures)} failed, means in {out}")
+    earlier = f" ({result.skipped} from an earlier run)" if result.skipped else ""
+    print(f"done: {len(finished)} maps, {len(result.failures)} failed{earlier}, means in {out}")
     return EXIT_FAILURES if result.failures else 0
 
 

@@ -21,9 +21,14 @@ Example:
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from lensing_ssc._version import __version__
+
+# A library is quiet unless asked: without this, Python's last-resort handler would print
+# our warnings on stderr. A LogManager, or the command line, decides where records go.
+logging.getLogger("lensing_ssc").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from lensing_ssc.core.base.exceptions import (

@@ -205,7 +205,7 @@ class LoggingSection(Section):
     level: LogLevel = "INFO"
     format: Annotated[LogFormat, _any_case(LogFormat)] = "standard"
     file: OptionalPath = None
-    console: bool = True
+    console: bool = False
     max_bytes: IntegerOrNone = Field(default=10 * 1024 * 1024, gt=0)
     backup_count: Integer = Field(default=5, ge=0)
     compress_rotated: bool = True

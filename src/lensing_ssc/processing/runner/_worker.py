@@ -2,9 +2,9 @@
 
 :func:`run_unit` is the one function every executor runs: it calls the user's function on a
 few ``(index, item)`` pairs, retrying each failure ``retries`` times ``retry_delay`` seconds
-apart (not an exception whose ``retryable`` attribute is false: see :func:`retryable`), and
-returns one :class:`Outcome` per item. Exceptions never escape it, so a failing
-item costs only its own result; the traceback travels back as text (always picklable).
+apart (not an ``ImportError``, nor an exception whose ``retryable`` attribute is false: see
+:func:`retryable`), and returns one :class:`Outcome` per item. Exceptions never escape it,
+so a failing item costs only its own result; the traceback travels back as text (always picklable).
 
 Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
 runner creates call :func:`process_worker_init` when each worker starts; executors it does
@@ -84,7 +84,11 @@ def describe_error(exc: BaseException) -> tuple[str, str, str]:
 
 def retryable(exc: BaseException) -> bool:
     """Whether trying again may help: ``exc.retryable`` when it says (the package's errors
-    do: bad data or settings fail the same way every time), else ``True``."""
+    do: bad data or settings fail the same way every time), never for an ``ImportError``
+    (a missing package, ``ModuleNotFoundError``, fails every attempt the same way), else
+    ``True``."""
+    if isinstance(exc, ImportError):
+        return False
     return bool(getattr(exc, "retryable", True))
 
 

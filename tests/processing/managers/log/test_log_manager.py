@@ -292,7 +292,7 @@ def test_unwritable_path_fails_at_construction(tmp_path: Path, name: str) -> Non
     with pytest.raises(LoggingError, match="cannot open log file") as info:
         LogManager(file_path=path, console=False)
     assert info.value.value == str(path)
-    assert logging.getLogger("lensing_ssc").handlers == []
+    assert _attached_handlers() == []
 
 
 @pytest.mark.parametrize(
@@ -347,7 +347,7 @@ def test_sigterm_option_needs_main_thread() -> None:
     thread.join()
     assert len(errors) == 1
     assert "needs the main thread" in str(errors[0])
-    assert logging.getLogger("lensing_ssc").handlers == []
+    assert _attached_handlers() == []
 
 
 def test_timing_statistics_are_exact_below_the_cap(tmp_path: Path) -> None:
@@ -483,3 +483,9 @@ def test_close_is_idempotent_and_stops_the_writer(tmp_path: Path) -> None:
     assert len(writers()) == before
     assert log_mgr.closed
     assert "closed" in repr(log_mgr)
+
+
+def _attached_handlers() -> list[logging.Handler]:
+    """Handlers on the package's logger other than its own NullHandler (``lensing_ssc``)."""
+    handlers = logging.getLogger("lensing_ssc").handlers
+    return [h for h in handlers if not isinstance(h, logging.NullHandler)]

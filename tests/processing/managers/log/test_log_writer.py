@@ -178,7 +178,7 @@ def test_disk_full_is_reported_once_and_counted(capsys: pytest.CaptureFixture[st
 
 def test_console_goes_to_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     """console=True writes formatted lines to sys.stderr as it is when writing."""
-    with LogManager() as log_mgr:
+    with LogManager(console=True) as log_mgr:
         log_mgr.get_logger("w").info("to the console")
     captured = capsys.readouterr()
     assert "INFO     lensing_ssc.w: to the console" in captured.err

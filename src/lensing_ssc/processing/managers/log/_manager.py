@@ -108,7 +108,7 @@ class LogManager:
         max_bytes: Rotate before the file passes this size; ``None``: never. Default 10 MiB.
         backup_count: Rotated files kept (default 5); ``0`` turns rotation off (as in the
             stdlib).
-        console: Also write to stderr (default ``True``).
+        console: Also write to stderr (default ``False``: a library stays quiet unless asked).
         compress_rotated: Gzip rotated files off the writer's path (default ``True``).
         retention_days: Delete rotated files older than this; ``None`` (default): keep.
         capture: Names of further loggers to write for (e.g. your own package).
