@@ -73,3 +73,18 @@ def test_a_private_module_of_another_package_is_refused(tmp_path: Path) -> None:
     assert "lensing_ssc.cli._config -> lensing_ssc.processing.managers.cache._disk" in (
         result.stdout.replace("\n", " ").replace("->  ", "-> ")
     )
+
+
+def test_the_pipeline_drawing_with_plotting_breaks_the_layer_contract(tmp_path: Path) -> None:
+    """The pipeline importing plotting is refused: the run's figures are drawn above it."""
+    root = copy_with_line(tmp_path, "pipelines/patch_statistics.py", "import lensing_ssc.plotting")
+    result = lint_imports(root, tmp_path)
+    assert result.returncode == 1
+    assert "lensing_ssc.pipelines.patch_statistics -> lensing_ssc.plotting" in result.stdout
+
+
+def test_the_layer_contract_ignores_no_import() -> None:
+    """No contract of pyproject.toml lists an import it lets through."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11's")
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    assert [c["name"] for c in contracts["contracts"] if c.get("ignore_imports")] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -47,6 +48,52 @@ def test_run_prints_where_results_figures_summary_and_log_are(
     assert all(Path(p).is_file() for p in [lines["results"], lines["summary"]])
     assert "done: 4 maps, 16 patches measured, 0 failed" in out
     assert "SSC: Var Ĉ(sub-patches) / Var Ĉ(periodic), ngal=0" in out
+
+
+def test_figures_that_cannot_be_written_leave_the_results_and_a_warning(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config_file: ConfigFile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk while drawing: the run exits 0 with its results and one warning naming why."""
+    pytest.importorskip("matplotlib", reason="figures need the plot extra")
+    from lensing_ssc.plotting import _run_figures
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_run_figures, "atomic_write", disk_full)
+    config = config_file(tmp_path / "run", figures=True)
+    assert main(["run", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert not [line for line in captured.out.splitlines() if line.startswith("figure")]
+    assert f"results  {tmp_path / 'run' / 'results' / RESULTS_NAME}" in captured.out
+    assert (tmp_path / "run" / "results" / RESULTS_NAME).is_file()
+    assert [line for line in captured.err.splitlines() if "figures" in line] == [
+        f"warning: figures not written to {tmp_path / 'run' / 'figures'}: "
+        "[Errno 28] No space left on device"
+    ]
+    assert list((tmp_path / "run" / "figures").glob("*.png")) == []
+
+
+def test_without_matplotlib_the_run_succeeds_with_one_line_naming_the_plot_extra(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config_file: ConfigFile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No plot extra: the run exits 0, prints no figure, and says once on stderr what to install."""
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    config = config_file(tmp_path / "run", figures=True)
+    assert main(["run", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert not [line for line in captured.out.splitlines() if line.startswith("figure")]
+    assert "done: 4 maps, 16 patches measured, 0 failed" in captured.out
+    assert captured.err.splitlines() == [
+        'no figures: lensing_ssc.plotting needs matplotlib: pip install "lensing-ssc[plot]"'
+    ]
+    assert not (tmp_path / "run" / "figures").exists()
 
 
 def test_options_override_the_config_and_fresh_starts_over(

@@ -437,20 +437,15 @@ def test_npz_results_hold_the_same_numbers_as_hdf5(
     )
 
 
-def test_without_matplotlib_the_run_logs_one_line_and_draws_nothing(
-    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A missing plot extra skips the figures with one logged line naming the extra."""
-    from lensing_ssc.pipelines import _figures
-
-    monkeypatch.setattr(_figures, "Figure", None)
+def test_the_pipeline_leaves_the_figures_to_the_command(tiny_config: Factory) -> None:
+    """With figures: true the pipeline still draws none: no figures/, none in the summary."""
     config = tiny_config(figures=True)
     run = run_patch_statistics(config)
-    assert run.figures == ()
-    lines = [json.loads(x)["message"] for x in config.log_file.read_text().splitlines()]
-    assert [m for m in lines if m.startswith("matplotlib")] == [
-        'matplotlib is not installed: no figures (pip install "lensing-ssc[plot]")'
-    ]
+    assert not (config.run_dir / "figures").exists()
+    labels = [line.split()[0] for line in run.summary_file.read_text().splitlines() if line]
+    assert "results" in labels
+    assert "figure" not in labels
+    assert "figures" not in run.to_dict()
 
 
 def test_a_stop_after_the_last_task_still_finishes_the_run(
@@ -518,24 +513,6 @@ def test_a_full_disk_at_the_results_file_is_one_error_and_the_rerun_only_merges(
     run = run_patch_statistics(config)
     assert run.resumed == 20  # 4 maps and 16 patches, all from the journals
     assert run.results_file.exists()
-
-
-def test_figures_that_cannot_be_written_leave_the_results_and_a_warning(
-    tiny_config: Factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """An OSError while drawing: the run finishes without figures and logs why."""
-    from lensing_ssc.pipelines import _figures
-
-    def disk_full(*args: Any, **kwargs: Any) -> list[Path]:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(_figures, "draw_figures", disk_full)
-    run = run_patch_statistics(tiny_config(figures=True))
-    assert run.figures == ()
-    assert run.results_file.exists()
-    log = run.log_file.read_text()
-    assert "figures not written to" in log
-    assert "No space left on device" in log
 
 
 def test_a_full_disk_at_the_run_directory_says_what_may_be_deleted(

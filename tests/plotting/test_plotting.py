@@ -19,6 +19,8 @@ from lensing_ssc.core.config._loading import merge
 from lensing_ssc.pipelines import PipelineConfig, ResultsFile, read_results
 from lensing_ssc.plotting import (
     OKABE_ITO,
+    RUN_FIGURE_NAMES,
+    draw_run_figures,
     plot_comparison,
     plot_correlations,
     plot_statistic,
@@ -147,3 +149,39 @@ def test_without_matplotlib_a_call_names_the_plot_extra(
         'lensing_ssc.plotting needs matplotlib: pip install "lensing-ssc[plot]"'
     )
     assert info.value.name == "matplotlib"
+
+
+def test_a_run_s_figures_are_three_pngs_from_its_results_file(
+    results: ResultsFile, tmp_path: Path
+) -> None:
+    """draw_run_figures on a results file's path writes the three PNGs, and nothing else."""
+    assert results.path is not None
+    directory = tmp_path / "figures"
+    paths = draw_run_figures(str(results.path), directory)
+    assert paths == [directory / name for name in RUN_FIGURE_NAMES]
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in paths)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(RUN_FIGURE_NAMES)
+
+
+def test_a_run_s_figures_draw_from_what_read_results_returns(
+    results: ResultsFile, tmp_path: Path
+) -> None:
+    """draw_run_figures takes a ResultsFile as well as a path, and draws the same figures."""
+    paths = draw_run_figures(results, tmp_path)
+    assert [path.name for path in paths] == list(RUN_FIGURE_NAMES)
+
+
+def test_without_matplotlib_the_run_figures_name_the_plot_extra(
+    results: ResultsFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without matplotlib draw_run_figures raises one line naming the plot extra, makes nothing."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ModuleNotFoundError) as info:
+        draw_run_figures(results, tmp_path / "figures")
+    assert str(info.value) == (
+        'lensing_ssc.plotting needs matplotlib: pip install "lensing-ssc[plot]"'
+    )
+    assert info.value.name == "matplotlib"
+    assert not (tmp_path / "figures").exists()

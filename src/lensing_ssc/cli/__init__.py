@@ -2,12 +2,16 @@
 
 Each command group is a module of its own (``_config.py``, ...) holding a ``typer.Typer``;
 this module assembles them and turns ``lensing_ssc`` errors into one clear line on stderr
-and exit status 2, instead of a traceback. Anything else is a bug: its traceback, a line
+and exit status 2, instead of a traceback. A ``ModuleNotFoundError`` for a package of one of
+our extras (``fast``, ``dask``, ``cluster``, ``healpix``, ``hdf5``, ``plot``) is the same: one
+line naming the extra to install, status 2. Anything else is a bug: its traceback, a line
 asking for a report, and exit status 4, which no outcome of a run shares.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import traceback
 
@@ -20,11 +24,55 @@ from lensing_ssc.cli._config import config_app
 from lensing_ssc.cli._example import example_app
 from lensing_ssc.cli._run import run
 from lensing_ssc.cli._status import status
+from lensing_ssc.cli._tasks import tasks
 from lensing_ssc.core.base.exceptions import LensingSSCError
 
-__all__ = ["EXIT_CRASHED", "app", "main"]
+__all__ = ["EXIT_CRASHED", "EXTRA_OF_PACKAGE", "app", "main", "missing_extra_message"]
 
 EXIT_CRASHED = 4
+EXIT_INVALID = 2
+
+EXTRA_OF_PACKAGE: dict[str, str] = {
+    "zstandard": "fast",
+    "lz4": "fast",
+    "xxhash": "fast",
+    "dask": "dask",
+    "distributed": "dask",
+    "dask_jobqueue": "cluster",
+    "mpi4py": "cluster",
+    "healpy": "healpix",
+    "astropy": "healpix",
+    "h5py": "hdf5",
+    "matplotlib": "plot",
+}
+"""The top-level package each extra of ``pyproject.toml`` brings, and that extra."""
+
+_NAMED_EXTRA = re.compile(r"lensing-ssc\[(\w+)\]")
+
+
+def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """One line for a missing package of one of our extras, or ``None`` for any other.
+
+    The package's own messages already name the extra (``pip install "lensing-ssc[hdf5]"``)
+    and are kept; a bare ``No module named 'h5py'`` is given the extra from
+    :data:`EXTRA_OF_PACKAGE`.
+
+    Example:
+        >>> print(missing_extra_message(ModuleNotFoundError("No module named 'h5py'", name="h5py")))
+        h5py is not installed: this needs the 'hdf5' extra: pip install "lensing-ssc[hdf5]"
+    """
+    message = str(exc)
+    named = _NAMED_EXTRA.search(message)
+    if named is not None and named.group(1) in EXTRA_OF_PACKAGE.values():
+        return message
+    package = (exc.name or "").partition(".")[0]
+    extra = EXTRA_OF_PACKAGE.get(package)
+    if extra is None:
+        return None
+    return f"{package} is not installed: this needs the {extra!r} extra: " + (
+        f'pip install "lensing-ssc[{extra}]"'
+    )
+
 
 app = typer.Typer(
     name="lensing-ssc",
@@ -39,6 +87,7 @@ app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(example_app, name="example")
 app.command("status")(status)
 app.command("run")(run)
+app.command("tasks")(tasks)
 
 
 def _print_version(value: bool) -> None:
@@ -63,9 +112,23 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
-    Usage errors are reported by click (status 2); a ``lensing_ssc`` error becomes one line
-    ``error: ...`` on stderr and status 2; any other exception is a crash (status 4).
+    Usage errors are reported by click (status 2); a ``lensing_ssc`` error, and a missing
+    package of one of our extras, becomes one line ``error: ...`` on stderr and status 2; any
+    other exception is a crash (status 4).
     """
+    # The library writes nowhere unless asked; the command shows warnings outside a run
+    # (whose LogManager keeps its records to itself) as Python's last resort did.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(console)
+    try:
+        return _run_app(argv)
+    finally:
+        root.removeHandler(console)
+
+
+def _run_app(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="lensing-ssc", standalone_mode=True)
     except SystemExit as exc:
@@ -73,15 +136,26 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else (0 if code is None else 1)
     except LensingSSCError as exc:
         typer.echo(f"error: {exc}", err=True)
-        return 2
+        return EXIT_INVALID
+    except ModuleNotFoundError as exc:
+        line = missing_extra_message(exc)
+        if line is None:
+            return _crashed()
+        typer.echo(f"error: {line}", err=True)
+        return EXIT_INVALID
     except Exception:
-        traceback.print_exc()
-        typer.echo(
-            "error: lensing-ssc crashed; please report the traceback above as a bug",
-            err=True,
-        )
-        return EXIT_CRASHED
+        return _crashed()
     return 0
+
+
+def _crashed() -> int:
+    """Print the exception being handled as a bug to report; the crash's exit status."""
+    traceback.print_exc()
+    typer.echo(
+        "error: lensing-ssc crashed; please report the traceback above as a bug",
+        err=True,
+    )
+    return EXIT_CRASHED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,9 @@
-"""``lensing-ssc cache stats|clear|invalidate``: inspect and empty a run's disk cache.
+"""``lensing-ssc cache stats|clean|invalidate``: inspect and empty a run's disk cache.
 
 Each command takes the run directory (its cache is ``RUN_DIR/cache``) or a cache directory
 itself, or ``--cache-dir`` for a cache kept elsewhere (``cache.dir`` in the config). The
-commands work on the disk tier every process of the run shares; memory tiers live and die
+commands work on the disk tier (``clean`` asks first, unless ``--yes``; ``clear`` is its
+former name, kept working) every process of the run shares; memory tiers live and die
 with their processes. The cache itself is
 :class:`~lensing_ssc.processing.managers.CacheManager`; these commands go through
 :class:`~lensing_ssc.processing.managers.cache.CacheDirectory`, and find the run's cache with
@@ -12,6 +13,7 @@ with their processes. The cache itself is
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -84,9 +86,44 @@ def stats(
         typer.echo(f"tags        {listed}")
 
 
-@cache_app.command("clear")
+def _disk_bytes(directory: Path) -> int:
+    """Bytes of the files under ``directory`` (index, value files, leftovers of dead writers)."""
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed by a live run between listing and stat
+                continue
+    return total
+
+
+@cache_app.command("clean")
+def clean(
+    run_dir: Path = _RUN_DIR,
+    cache_dir: Path | None = _CACHE_DIR,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove every entry of the run's disk cache and say how much disk space that freed."""
+    disk = _open(run_dir, cache_dir)
+    try:
+        entries = disk.totals()["entries"]
+        if not yes and not typer.confirm(
+            f"remove all {entries} entries of {disk.directory}?", default=False
+        ):
+            typer.echo("nothing removed")
+            raise typer.Exit(1)
+        before = _disk_bytes(disk.directory)
+        removed = disk.clear()
+    finally:
+        disk.close()
+    freed = max(before - _disk_bytes(disk.directory), 0)
+    typer.echo(f"removed {removed} entries from {disk.directory}, freed {_mib(freed)}")
+
+
+@cache_app.command("clear", hidden=True)
 def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None:
-    """Remove every entry of the disk cache."""
+    """Remove every entry of the disk cache, without asking (``clean --yes``'s former name)."""
     disk = _open(run_dir, cache_dir)
     try:
         size = disk.totals()["bytes"]

@@ -6,10 +6,13 @@ breach; a config file starts from the same settings (:mod:`._defaults`). Ctrl-C 
 gracefully (running tasks finish, within seconds); a second Ctrl-C stops it at once.
 Rerunning continues a stopped run; ``--fresh`` starts over. ``--scheduler ADDRESS`` or
 ``--scheduler-file PATH`` joins a running Dask cluster (``pipeline.scheduler`` in the
-config); both imply ``--executor dask``. At the end it prints where the
-results, figures, summary and log are. Exit status: 0 done, 1 done with failed maps or
-patches (results from the rest), 2 invalid input, 3 stopped (rerun to continue), 4 crashed
-(a bug), 130 stopped at once by a second Ctrl-C (rerun to continue).
+config); both imply ``--executor dask``. After the run it draws the run's figures
+(``pipeline.figures``, :func:`lensing_ssc.plotting.draw_run_figures`) into its ``figures/``;
+without matplotlib, or on a full disk, that is one line on stderr, never a failed run. At
+the end it prints where the results, figures, summary and log are. Exit status: 0 done,
+1 done with failed maps or patches (results from the rest), 2 invalid input, 3 stopped
+(rerun to continue), 4 crashed (a bug), 130 stopped at once by a second Ctrl-C (rerun to
+continue).
 The pipeline itself is :func:`lensing_ssc.pipelines.run_patch_statistics`.
 """
 
@@ -21,11 +24,20 @@ from typing import TYPE_CHECKING
 import typer
 
 from lensing_ssc.cli._defaults import load_run_config
-from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
-from lensing_ssc.processing.runner import EXECUTOR_NAMES
+from lensing_ssc.core.base.exceptions import (
+    CacheError,
+    ConfigError,
+    InterruptedRunError,
+    LensingSSCError,
+)
+from lensing_ssc.processing.managers import RunDir
+from lensing_ssc.processing.managers.cache import CacheDirectory
+from lensing_ssc.processing.runner import EXECUTOR_NAMES, read_journal_summary
 
 if TYPE_CHECKING:
-    from lensing_ssc.pipelines import PipelineRun
+    from collections.abc import Sequence
+
+    from lensing_ssc.pipelines import PipelineConfig, PipelineRun
 
 __all__ = ["run"]
 
@@ -36,21 +48,87 @@ EXIT_INTERRUPTED = 130  # the shell's code for a job ended by SIGINT
 _MAX_FAILURES_SHOWN = 10
 
 
-def _report(result: PipelineRun) -> None:
+def _failure_lines(failures: Sequence[tuple[str, str, str]], more: str) -> list[str]:
+    """``failed STAGE KEY: MESSAGE`` for the first failures, then how many more and where."""
+    lines = [f"  failed {stage} {key}: {message}" for stage, key, message in failures]
+    if len(lines) > _MAX_FAILURES_SHOWN:
+        left = len(lines) - _MAX_FAILURES_SHOWN
+        lines = [*lines[:_MAX_FAILURES_SHOWN], f"  ... {left} more {more}"]
+    return lines
+
+
+def _journal_failures(layout: RunDir) -> list[tuple[str, str, str]]:
+    """Every failure the run's task journals hold: stage (the journal's name), key, error.
+
+    A run whose every map failed ends in an error before it has a result to report; its
+    failures are in the journals all the same.
+    """
+    failures = []
+    for path in sorted(layout.tasks.glob("*.journal")):
+        try:
+            summary = read_journal_summary(path)
+        except LensingSSCError:
+            continue  # the error being reported matters more than an unreadable journal
+        for failure in summary.failures:
+            kind = failure.error_type.rpartition(".")[2]
+            ours = failure.error_type.startswith("lensing_ssc.")
+            message = failure.message if ours else f"{kind}: {failure.message}"
+            failures.append((summary.name, failure.key, message))
+    return failures
+
+
+def _cache_line(config: PipelineConfig) -> str | None:
+    """``cache  DIR  SIZE`` for the run's disk cache, or ``None`` when it has none."""
+    directory = RunDir.from_config(config).cache
+    if directory is None or not CacheDirectory.holds_cache(directory):
+        return None
+    try:
+        with CacheDirectory(directory) as disk:
+            size = int(disk.totals()["bytes"])
+    except CacheError as exc:  # the results are written: a busy index only loses the size
+        return f"cache    {directory}  (size unknown: {exc})"
+    return f"cache    {directory}  {size / (1024 * 1024):.1f} MiB"
+
+
+def _draw_figures(config: PipelineConfig, result: PipelineRun) -> list[Path]:
+    """Draw the run's figures into its ``figures/`` when ``pipeline.figures``; their paths.
+
+    The results are written by then, so a missing ``plot`` extra or a figure that cannot be
+    written is one line on stderr and no figures, and the exit status stays the run's.
+    """
+    if not config.pipeline.figures:
+        return []
+    # Imported here: plotting imports matplotlib only when it draws.
+    from lensing_ssc.plotting import draw_run_figures
+
+    directory = RunDir(result.run_dir).figures
+    try:
+        return draw_run_figures(result.results_file, directory)
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        typer.echo(f"no figures: {exc}", err=True)
+    except OSError as exc:
+        typer.echo(f"warning: figures not written to {directory}: {exc}", err=True)
+    return []
+
+
+def _report(result: PipelineRun, cache: str | None = None, *, figures: Sequence[Path] = ()) -> None:
     resumed = f", {result.resumed} task(s) from the earlier run" if result.resumed else ""
     typer.echo(
         f"done: {result.n_maps} maps, {result.n_patches} patches measured, "
         f"{len(result.failures)} failed, {result.elapsed:.1f} s{resumed}"
     )
-    for failure in result.failures[:_MAX_FAILURES_SHOWN]:
-        typer.echo(f"  failed {failure.stage} {failure.key}: {failure.message}")
-    if len(result.failures) > _MAX_FAILURES_SHOWN:
-        typer.echo(f"  ... {len(result.failures) - _MAX_FAILURES_SHOWN} more in the summary")
+    listed = [(failure.stage, failure.key, failure.message) for failure in result.failures]
+    for line in _failure_lines(listed, "in the summary"):
+        typer.echo(line)
     typer.echo(f"results  {result.results_file}")
-    for figure in result.figures:
+    for figure in figures:
         typer.echo(f"figure   {figure}")
     typer.echo(f"summary  {result.summary_file}")
     typer.echo(f"log      {result.log_file}")
+    if cache is not None:
+        typer.echo(cache)
     if result.ssc_headline is not None:
         typer.echo(result.ssc_headline)
 
@@ -82,7 +160,8 @@ def run(
     executor: str | None = typer.Option(
         None,
         "--executor",
-        help="serial, threads, processes or dask (default: pipeline.executor, processes).",
+        metavar="|".join(EXECUTOR_NAMES),
+        help="Where tasks run (default: pipeline.executor, processes).",
         show_default=False,
     ),
     workers: int | None = typer.Option(
@@ -114,7 +193,7 @@ def run(
     ),
 ) -> None:
     """Compute patch statistics, their covariances and the SSC ratio; resumable."""
-    # Imported here: the pipeline (numpy, matplotlib, h5py) would slow every other command.
+    # Imported here: the pipeline (numpy, h5py) would slow every other command.
     from lensing_ssc.pipelines import run_patch_statistics
 
     config = load_run_config(config_file)
@@ -161,6 +240,15 @@ def run(
             err=True,
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    _report(result)
+    except LensingSSCError as exc:
+        if not isinstance(exc, ConfigError):
+            layout = RunDir.from_config(config)
+            failed = _journal_failures(layout)
+            if failed:
+                typer.echo(f"failed, as recorded in {layout.tasks}:", err=True)
+                for line in _failure_lines(failed, f"in {layout.tasks} (lensing-ssc tasks)"):
+                    typer.echo(line, err=True)
+        raise
+    _report(result, _cache_line(config), figures=_draw_figures(config, result))
     if result.failures:
         raise typer.Exit(EXIT_FAILURES)

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from lensing_ssc.core.base.exceptions import LensingSSCError
+from lensing_ssc.processing.managers import RunDir
 from lensing_ssc.processing.managers.status import check_writer, read_status
 
 __all__ = ["status"]
@@ -117,6 +119,13 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the raw status as JSON."),
 ) -> None:
     """Show the state of a run: progress, memory, checkpoints, cache and log."""
+    if not RunDir(run_dir).status_file.is_file():
+        raise LensingSSCError(
+            f"no run in {str(run_dir)!r}: it has no status.json",
+            value=str(run_dir),
+            hint="give the directory a run writes (runs/default for lensing-ssc run, "
+            "or its --run-dir)",
+        )
     data = read_status(run_dir)
     if as_json:
         typer.echo(json.dumps(data, indent=2))

@@ -306,7 +306,8 @@ class PipelineSection(Section):
             another executor named with it is an error.
         retries: Extra attempts for a failing map or patch before it is recorded as failed.
         results_format: ``"auto"`` (HDF5 when h5py is installed, else NPZ), ``"hdf5"``, ``"npz"``.
-        figures: Draw PNG figures (needs matplotlib).
+        figures: Whether ``lensing-ssc run`` draws the run's PNG figures after it (needs
+            matplotlib); :func:`~lensing_ssc.pipelines.run_patch_statistics` draws none.
         compare: Pairs of sets whose covariances are divided, ``[[bigbox, tiled]]``: the
             first over the second, at every source redshift both have. Default: the
             synthetic pair (``subpatches`` over ``periodic``) for synthetic input, none

@@ -41,8 +41,8 @@ value when every patch shared it (see
 :meth:`lensing_ssc.analysis.StatisticsSettings.nu_normalisation`).
 
 Statistic keys are those of :func:`lensing_ssc.analysis.statistic_key`
-(``peaks/ngal=30/smoothing=2``). The text summary and figures are in :mod:`._summary` and
-:mod:`._figures`.
+(``peaks/ngal=30/smoothing=2``). The text summary is in :mod:`._summary`; the figures
+are drawn from the file by :func:`lensing_ssc.plotting.draw_run_figures`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from lensing_ssc.analysis import (
 from lensing_ssc.analysis.comparison import SetComparison, compare_sets
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
-from lensing_ssc.pipelines._results_file import ResultsFile, read_results
+from lensing_ssc.pipelines._results_file import read_results
 from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, PackedStatistics
 from lensing_ssc.pipelines._units import dataset_units
@@ -85,7 +85,6 @@ __all__ = [
     "read_results",
     "results_format",
     "results_path",
-    "results_view",
     "write_results",
 ]
 
@@ -488,16 +487,3 @@ def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buffer.getvalue())
     return path
-
-
-def results_view(merged: MergedResults) -> ResultsFile:
-    """The :class:`ResultsFile` that reading back the file of ``merged`` gives, in memory.
-
-    The figures are drawn from it, through :mod:`lensing_ssc.plotting`, without reading
-    the file that was just written.
-    """
-    entries: dict[str, Any] = dict(_flatten(merged))
-    for key, text in _metadata(merged).items():
-        entries[f"meta/{key}"] = text if key == "lensing_ssc_version" else json.loads(text)
-    entries["meta/datasets"] = _dataset_attributes(_flatten(merged))
-    return ResultsFile(entries)

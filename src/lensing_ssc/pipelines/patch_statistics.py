@@ -12,7 +12,8 @@
    compared pair of sets (the synthetic pair, or ``pipeline.compare`` at every source
    redshift both sets have) the variance ratios, signal-to-noise and the super-sample term
    with intervals from a bootstrap over maps (:mod:`lensing_ssc.analysis.comparison`); the
-   results file, figures and summary.
+   results file and summary. Figures are not drawn here: ``lensing-ssc run`` draws them
+   after the run with :func:`lensing_ssc.plotting.draw_run_figures`.
 
 Each task's result is journalled in the run directory's task journals, so a run killed at any
 moment continues where it stopped when started again, and gives the same results file as an
@@ -99,7 +100,6 @@ class PipelineRun:
         run_dir: The run directory.
         results_file: The HDF5 or NPZ results file.
         summary_file: The text summary.
-        figures: PNG figures (empty without matplotlib or with ``figures: false``).
         log_file: The run's log.
         n_maps: Maps made (failed ones excluded).
         n_patches: Patches measured (failed ones excluded).
@@ -116,7 +116,6 @@ class PipelineRun:
     run_dir: Path
     results_file: Path
     summary_file: Path
-    figures: tuple[Path, ...]
     log_file: Path
     n_maps: int
     n_patches: int
@@ -140,7 +139,6 @@ class PipelineRun:
             "run_dir": str(self.run_dir),
             "results_file": str(self.results_file),
             "summary_file": str(self.summary_file),
-            "figures": [str(p) for p in self.figures],
             "log_file": str(self.log_file),
             "n_maps": self.n_maps,
             "n_patches": self.n_patches,
@@ -653,7 +651,7 @@ def run_patch_statistics(
             resume=resume,
             **cluster,
         )
-        # Every task is done: what is left (merge, results file, figures) finishes the run
+        # Every task is done: what is left (merge, results file, summary) finishes the run
         # even if a stop comes now. Stopping here would only make the rerun do it again.
         ctx.progress.update(1)
         failures += _failures("patches", measured)
@@ -665,20 +663,7 @@ def run_patch_statistics(
             )
             with _writing(results_file):
                 write_results(merged, results_file, fmt)
-            figures: list[Path] = []
-            if section.figures:
-                # Imported here: matplotlib costs ~0.3 s, and worker processes import this module.
-                from lensing_ssc.pipelines._figures import draw_figures
-
-                try:
-                    figures = draw_figures(merged, layout.figures)
-                except OSError as exc:  # the numbers are saved: figures are not worth a failure
-                    _log.warning("figures not written to %s: %s", layout.figures, exc)
-            files = [
-                ("results", results_file),
-                *(("figure", p) for p in figures),
-                ("log", layout.log_file),
-            ]
+            files = [("results", results_file), ("log", layout.log_file)]
             summary_file = layout.results / SUMMARY_NAME
             elapsed = time.perf_counter() - started
             text = summary_text(
@@ -698,7 +683,6 @@ def run_patch_statistics(
         run_dir=run_dir,
         results_file=results_file,
         summary_file=summary_file,
-        figures=tuple(figures),
         log_file=layout.log_file,
         n_maps=sum(s is not None for s in summaries),
         n_patches=sum(r is not None for r in measured.results),

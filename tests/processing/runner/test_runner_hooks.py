@@ -54,11 +54,14 @@ def test_public_names_are_exactly_these() -> None:
     assert runner_module.__all__ == [
         "EXECUTOR_NAMES",
         "ExecutorName",
+        "JournalFailure",
+        "JournalSummary",
         "MapResult",
         "RunSnapshot",
         "RunnerHooks",
         "TaskFailure",
         "TaskRunner",
+        "read_journal_summary",
         "run_map",
     ]
 

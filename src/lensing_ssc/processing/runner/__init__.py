@@ -4,10 +4,12 @@ Private parts: :mod:`._task_runner` (``TaskRunner`` and ``run_map``), :mod:`._en
 serial and parallel scheduling loops), :mod:`._ledger`, :mod:`._journal` and :mod:`._appender`
 (the book-keeping and the completion journal), :mod:`._keys` (item keys and function
 identities), :mod:`._worker` (what runs in workers), :mod:`._executors` and :mod:`._dask`
-(executor adapters), :mod:`._results` (the value objects).
+(executor adapters), :mod:`._results` (the value objects), :mod:`._summary` (reading a
+journal's counts and failures without running anything).
 """
 
 from ._adapter import EXECUTOR_NAMES, ExecutorName
+from ._summary import JournalFailure, JournalSummary, read_journal_summary
 from ._task_runner import (
     MapResult,
     RunnerHooks,
@@ -20,10 +22,13 @@ from ._task_runner import (
 __all__ = [
     "EXECUTOR_NAMES",
     "ExecutorName",
+    "JournalFailure",
+    "JournalSummary",
     "MapResult",
     "RunSnapshot",
     "RunnerHooks",
     "TaskFailure",
     "TaskRunner",
+    "read_journal_summary",
     "run_map",
 ]
