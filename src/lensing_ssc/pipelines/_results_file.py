@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lensing_ssc.analysis.comparison import StatisticComparison
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines._units import dataset_units
 from lensing_ssc.processing.managers import RunDir
@@ -134,28 +135,17 @@ class StatisticSummary:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class ComparedStatistic:
-    """One statistic of a compared pair; intervals are ``(2, F)`` (low, high).
-
-    The SSC fields are ``None`` in files without patch means.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ComparedStatistic(StatisticComparison):
+    """One statistic of a compared pair as read back: the numbers of
+    :class:`~lensing_ssc.analysis.comparison.StatisticComparison` (intervals are ``(2, F)``,
+    low and high; the SSC fields are ``None`` in files without patch means), with the
+    statistic's key, bins and units.
     """
 
     key: str
     binning: Binning
     units: str
-    variance_ratio: np.ndarray
-    variance_ratio_interval: np.ndarray
-    correlation: np.ndarray
-    signal_to_noise: np.ndarray
-    signal_to_noise_interval: np.ndarray
-    hartlap: np.ndarray
-    ssc_response: np.ndarray | None = None
-    ssc_predicted: np.ndarray | None = None
-    ssc_predicted_interval: np.ndarray | None = None
-    ssc_measured: np.ndarray | None = None
-    ssc_measured_interval: np.ndarray | None = None
-    ssc_difference_interval: np.ndarray | None = None
 
     @property
     def has_ssc(self) -> bool:
@@ -204,8 +194,7 @@ class ResultsComparison:
             )
         values: dict[str, Any] = {
             name: self.results.get(f"{base}{name}")
-            for name in ComparedStatistic.__dataclass_fields__
-            if name not in ("key", "binning", "units")
+            for name in StatisticComparison.__dataclass_fields__
         }
         return ComparedStatistic(
             key=key,
