@@ -13,7 +13,12 @@ Layers above extend the model rather than this package knowing them: a pipeline 
 
 from lensing_ssc.core.config._model import ProcessingConfig
 from lensing_ssc.core.config._numbers import Integer, IntegerOrNone, Real, RealOrNone
-from lensing_ssc.core.config._resolve import NOT_GIVEN, NotGiven, resolve_settings
+from lensing_ssc.core.config._resolve import (
+    NOT_GIVEN,
+    NotGiven,
+    ReadOnlySettings,
+    resolve_settings,
+)
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
@@ -34,6 +39,7 @@ __all__ = [  # noqa: RUF022
     "NotGiven",
     "ProcessingConfig",
     "ProgressSection",
+    "ReadOnlySettings",
     "Real",
     "RealOrNone",
     "ResourcesSection",

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Final, TypeVar, cast
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.config._errors import _types_of, translate_validation_error
 from lensing_ssc.core.config._model import ProcessingConfig
 from lensing_ssc.core.config._sections import Section
 
-__all__ = ["NOT_GIVEN", "NotGiven", "resolve_settings"]
+__all__ = ["NOT_GIVEN", "NotGiven", "ReadOnlySettings", "resolve_settings"]
 
 S = TypeVar("S", bound=Section)
 
@@ -139,3 +141,37 @@ def _reduce(self: Section) -> tuple[Any, ...]:
 
 def _refreeze(kind: type[Section], data: dict[str, Any]) -> Section:
     return _frozen(kind).model_validate(data)
+
+
+class ReadOnlySettings:
+    """Base of a manager whose settings, shown as attributes, are fixed once it is built.
+
+    A manager builds its parts from its settings; assigning one afterwards would change
+    nothing they do, so it is refused. ``_read_only`` maps each such attribute to the config
+    field it comes from (``None`` for an argument only) and the hint saying how to give it.
+
+    Example:
+        >>> class Manager(ReadOnlySettings):
+        ...     _read_only = {"limit": ("cache.max_size_mb", "pass limit=... to Manager(...)")}
+        ...     def __init__(self) -> None:
+        ...         self.limit = 1
+        >>> Manager().limit = 2
+        Traceback (most recent call last):
+        ...
+        lensing_ssc.core.base.exceptions.ConfigError: Manager.limit is read-only ...
+    """
+
+    _read_only: ClassVar[Mapping[str, tuple[str | None, str]]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        spec = self._read_only.get(name)
+        if spec is not None and name in self.__dict__:
+            field, hint = spec
+            raise ConfigError(
+                f"{type(self).__name__}.{name} is read-only after construction: assigning it "
+                "would change nothing the manager already built",
+                value=value,
+                hint=hint,
+                field=field,
+            )
+        super().__setattr__(name, value)

@@ -381,3 +381,28 @@ def test_repr_names_policy_and_location(tmp_path: Path) -> None:
     with CacheManager(eviction_policy="lfu") as cache:
         assert repr(cache) == "<CacheManager lfu memory>"
     assert "closed" in repr(cache)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("eviction_policy", "fifo", "cache.eviction_policy"),
+        ("default_ttl", 5.0, "cache.default_ttl"),
+        ("cache_dir", Path("elsewhere"), "cache.dir"),
+    ],
+)
+def test_assigning_a_setting_after_construction_is_refused(
+    tmp_path: Path, name: str, value: object, field: str
+) -> None:
+    """Assigning a setting raises ConfigError naming it and the constructor; it keeps its value."""
+    with CacheManager(cache_dir=tmp_path / "cache", eviction_policy="lru") as cache:
+        before = getattr(cache, name)
+        with pytest.raises(ConfigError) as caught:
+            setattr(cache, name, value)
+        assert getattr(cache, name) == before
+    assert str(caught.value).startswith(
+        f"CacheManager.{name} is read-only after construction: assigning it would change "
+        "nothing the manager already built"
+    )
+    assert f"pass {name}=... to CacheManager(...)" in str(caught.value)
+    assert (caught.value.field, caught.value.value) == (field, value)

@@ -517,3 +517,25 @@ def test_a_save_syncs_the_blob_directory_once(
         info = ckpt.save_checkpoint({"a": [np.full(10_000, float(i)) for i in range(5)]})
     assert info.blobs == 5
     assert synced == ["blobs", "manifests"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "argument"),
+    [
+        ("checkpoint_dir", Path("elsewhere"), "checkpoint_dir", "checkpoint_dir=..."),
+        ("read_only", True, None, "read_only=..."),
+        ("settings", None, "checkpoint", "the settings as arguments (max_checkpoints=..., ...)"),
+    ],
+)
+def test_assigning_a_setting_after_construction_is_refused(
+    tmp_path: Path, name: str, value: object, field: str | None, argument: str
+) -> None:
+    """Assigning a setting attribute raises ConfigError saying to pass it to the constructor."""
+    with CheckpointManager(tmp_path) as ckpt:
+        before = getattr(ckpt, name)
+        with pytest.raises(ConfigError) as caught:
+            setattr(ckpt, name, value)
+        assert getattr(ckpt, name) == before
+    assert str(caught.value).startswith(f"CheckpointManager.{name} is read-only after construction")
+    assert f"pass {argument} to CheckpointManager(...)" in str(caught.value)
+    assert caught.value.field == field

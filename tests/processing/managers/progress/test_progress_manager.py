@@ -200,32 +200,48 @@ def test_invalid_subtask_name_is_a_progress_error(bad: object) -> None:
         pm.subprogress(bad)  # type: ignore[arg-type]
 
 
-def test_updates_past_the_total_are_counted_and_shown() -> None:
-    """Going past the total counts every item, shows >100 % and an ETA of zero."""
+def test_updates_past_the_total_are_counted_but_the_percentage_stops_at_100() -> None:
+    """Going past the total counts every item, shows 100 % (not more) and an ETA of zero."""
     out = io.StringIO()
-    with ProgressManager(total=1000, description="over", file=out) as pm:
-        pm.update(1005)
+    with ProgressManager(total=10, description="over", file=out) as pm:
+        sub = pm.subprogress("inner", total=4)
+        sub.update(6)
+        pm.update(15)
         status = pm.get_status()
-    assert status["current"] == 1005
-    assert status["percentage"] == pytest.approx(100.5)
+    assert status["current"] == 15
+    assert status["percentage"] == 100.0
+    assert status["children"][0]["current"] == 6
+    assert status["children"][0]["percentage"] == 100.0
     assert status["eta"] == 0.0
-    assert "over: done, 1005/1000 100.5%" in out.getvalue()
+    assert "over: done, 15/10 100.0%" in out.getvalue()
 
 
-def test_update_after_close_is_harmless_and_silent() -> None:
-    """Updating a closed manager or subtask raises nothing and writes nothing more."""
+def test_update_after_close_is_ignored_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Updating a closed manager or subtask counts nothing, draws nothing, logs one warning each."""
     out = io.StringIO()
     pm = ProgressManager(total=5, description="late", file=out)
     sub = pm.subprogress("inner", total=2)
+    pm.update(3)
+    sub.update(1)
     pm.close()
     written = out.getvalue()
-    pm.update(1)
-    pm.update(2)
-    sub.update(1)
+    with caplog.at_level(logging.WARNING, logger="lensing_ssc.processing.managers.progress"):
+        pm.update(1)
+        pm.update(2)
+        sub.update(1)
+        sub.update(1)
     pm.refresh()
     pm.close()
     assert out.getvalue() == written
+    assert pm.current == 3
+    assert sub.current == 1
     assert pm.get_status()["finished"] is True
+    assert [record.getMessage() for record in caplog.records] == [
+        "progress task 'late' is closed: update(1) and any later ones are ignored",
+        "progress task 'inner' is closed: update(1) and any later ones are ignored",
+    ]
 
 
 def test_invalid_description_and_logger_are_refused() -> None:

@@ -99,6 +99,52 @@ def test_check_limits_without_raising_returns_the_report(isolated) -> None:
     assert report.usage.memory_fraction == pytest.approx(4100 / 4000)
 
 
+def test_limit_report_is_true_when_a_limit_is_exceeded(isolated) -> None:
+    """A report with an exceeded limit is true, so ``if rm.check_limits(...)`` means exceeded."""
+    sampler = ReplaySampler({"memory_mb": 4100.0})
+    with ResourceManager(memory_limit_mb=4000, sampler=sampler, **isolated) as rm:
+        report = rm.check_limits(raise_on_exceed=False)
+        status = rm.get_status()
+    assert bool(report) is True
+    assert status["exceeded"] == dict(report.exceeded)
+
+
+def test_limit_report_is_false_under_the_limits_even_with_warnings(isolated) -> None:
+    """A report with only warnings, or nothing to report, is false and its status still shows."""
+    with ResourceManager(
+        memory_limit_mb=4000, sampler=ReplaySampler({"memory_mb": 3300.0}), **isolated
+    ) as rm:
+        warned = rm.check_limits(raise_on_exceed=False)
+        status = rm.get_status()
+    with ResourceManager(
+        memory_limit_mb=4000, sampler=ReplaySampler({"memory_mb": 100.0}), **isolated
+    ) as rm:
+        quiet = rm.check_limits(raise_on_exceed=False)
+    assert set(warned.warnings) == {"memory"}
+    assert bool(warned) is False
+    assert status["current"]["memory_mb"] == 3300.0
+    assert status["warnings"] == dict(warned.warnings)
+    assert bool(quiet) is False
+    assert quiet.ok
+
+
+def test_assigning_settings_after_construction_is_refused(isolated) -> None:
+    """Replacing rm.settings raises ConfigError saying to pass the settings to the constructor."""
+    with ResourceManager(memory_limit_mb=4000, sampler=ReplaySampler(), **isolated) as rm:
+        before = rm.settings
+        with pytest.raises(ConfigError) as caught:
+            rm.settings = before.model_copy(update={"memory_limit_mb": 9000.0})
+        assert rm.settings is before
+    assert str(caught.value).startswith(
+        "ResourceManager.settings is read-only after construction: assigning it would change "
+        "nothing the manager already built"
+    )
+    assert "pass the settings as arguments (monitor_interval=..., ...) to ResourceManager(...)" in (
+        str(caught.value)
+    )
+    assert caught.value.field == "resources"
+
+
 def test_check_limits_between_samples_serves_the_monitors_sample(isolated) -> None:
     """While the monitor runs, check_limits never samples and takes microseconds."""
     sampler = ReplaySampler({"memory_mb": 100.0})

@@ -32,13 +32,19 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 import numpy as np
 
 from lensing_ssc.core.base.exceptions import CacheError
-from lensing_ssc.core.config import NOT_GIVEN, CacheSection, NotGiven, resolve_settings
+from lensing_ssc.core.config import (
+    NOT_GIVEN,
+    CacheSection,
+    NotGiven,
+    ReadOnlySettings,
+    resolve_settings,
+)
 from lensing_ssc.core.io import estimate_size, resolve_codec
 
 from ._disk import DiskTier, Outcome
@@ -63,12 +69,13 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheManager", "CacheStats", "SharedStats", "TierStats"]
 
+
 _STRIPES = 64  # per-key locks keeping both tiers in one order for puts of one key
 _F = TypeVar("_F", bound=Callable[..., Any])
 _NOTHING: dict[Hashable, Any] = {}  # never written: lookups in it always miss
 
 
-class CacheManager:
+class CacheManager(ReadOnlySettings):
     """A two-tier cache: bounded memory in front, an optional shared disk directory behind.
 
     Args:
@@ -116,6 +123,21 @@ class CacheManager:
         >>> print(f"Hit rate: {cache.get_stats().hit_rate:.2%}")
         Hit rate: 100.00%
     """
+
+    _read_only: ClassVar[Mapping[str, tuple[str | None, str]]] = {
+        "eviction_policy": (
+            "cache.eviction_policy",
+            "pass eviction_policy=... to CacheManager(...) or set it in the config's cache section",
+        ),
+        "cache_dir": (
+            "cache.dir",
+            "pass cache_dir=... to CacheManager(...) or set it in the config's cache section",
+        ),
+        "default_ttl": (
+            "cache.default_ttl",
+            "pass default_ttl=... to CacheManager(...) or set it in the config's cache section",
+        ),
+    }
 
     def __init__(
         self,

@@ -26,14 +26,19 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.core.config import CheckpointSection, ProcessingConfig, resolve_settings
+from lensing_ssc.core.config import (
+    CheckpointSection,
+    ProcessingConfig,
+    ReadOnlySettings,
+    resolve_settings,
+)
 from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing.managers.checkpoint._background import BackgroundSaver, BufferPool
 from lensing_ssc.processing.managers.checkpoint._format import DamagedError
@@ -59,7 +64,7 @@ from lensing_ssc.processing.managers.checkpoint._writing import (
 __all__ = ["CheckpointInfo", "CheckpointManager", "CheckpointVerification"]
 
 
-class CheckpointManager:
+class CheckpointManager(ReadOnlySettings):
     """Save and restore the state of a long job, surviving kills at any moment.
 
     Args:
@@ -92,6 +97,15 @@ class CheckpointManager:
         10
         >>> ckpt.close()
     """
+
+    _read_only: ClassVar[Mapping[str, tuple[str | None, str]]] = {
+        "checkpoint_dir": ("checkpoint_dir", "pass checkpoint_dir=... to CheckpointManager(...)"),
+        "settings": (
+            "checkpoint",
+            "pass the settings as arguments (max_checkpoints=..., ...) to CheckpointManager(...)",
+        ),
+        "read_only": (None, "pass read_only=... to CheckpointManager(...)"),
+    }
 
     def __init__(
         self,

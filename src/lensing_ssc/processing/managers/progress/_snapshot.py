@@ -24,7 +24,8 @@ class ProgressSnapshot:
         name: The task's name (the manager's ``description`` for the root).
         current: Items done, including items restored from a checkpoint.
         total: Items expected, or ``None`` when unknown.
-        percentage: ``100 * current / total`` (may pass 100), or ``None`` without a total.
+        percentage: ``100 * current / total``, capped at 100 (``current`` itself may pass
+            ``total``), or ``None`` without a total.
         rate: Items per active second in this run, or ``None`` before any work.
         eta: Seconds left at ``rate``, ``0.0`` when done, ``None`` when unknown.
         elapsed: Active seconds (pauses excluded), including those of previous runs.

@@ -1,8 +1,9 @@
 """Tasks of a progress tree: counting, nesting, wrapping iterables, saving and restoring.
 
 :class:`ProgressTask` is the handle ``ProgressManager.subprogress()`` yields (and the base
-of ``ProgressManager`` itself, the root task). Its ``update()`` is the hot path: one
-comparison and one ``next()`` on an atomic counter — no lock, no clock, no rendering.
+of ``ProgressManager`` itself, the root task). Its ``update()`` is the hot path: a closed
+check, one comparison and one ``next()`` on an atomic counter — no lock, no clock, no
+rendering.
 Everything that reads counts (snapshots, exports) pays instead.
 
 :class:`TaskTree` is the state all tasks of one manager share: the tree lock, the active
@@ -13,6 +14,7 @@ and callbacks are the manager's (``progress_manager``).
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import uuid
 import weakref
@@ -41,6 +43,8 @@ from lensing_ssc.processing.managers.progress._state import SavedTask
 __all__ = ["ProgressTask", "TaskTree"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("lensing_ssc.processing.managers.progress")
 
 
 class TaskTree:
@@ -123,6 +127,7 @@ class ProgressTask:
         "_elapsed_before",
         "_extra",
         "_id",
+        "_late",
         "_lock",
         "_name",
         "_ones",
@@ -154,6 +159,7 @@ class ProgressTask:
         self._resumed_from: Number | None = None
         self._stopped_at: float | None = None
         self._closed = False
+        self._late = False
         self._dormant = False
         self._id = tree.register(self)
 
@@ -161,13 +167,27 @@ class ProgressTask:
     def update(self, n: Number = 1) -> None:
         """Count ``n`` more finished items. Never draws; safe from any thread.
 
+        After :meth:`close` the update is ignored, as tqdm ignores updates of a closed bar:
+        the count stays as it was closed, and the first such update logs one warning.
+
         Raises:
             ProgressError: ``n`` is negative, not finite or not a number.
         """
-        if n == 1:
+        if self._closed:
+            self._ignore_late_update(n)
+        elif n == 1:
             next(self._ones)
         else:
             self._add(n)
+
+    def _ignore_late_update(self, n: object) -> None:
+        with self._lock:
+            if self._late:
+                return
+            self._late = True
+        _log.warning(
+            "progress task %r is closed: update(%r) and any later ones are ignored", self._name, n
+        )
 
     def _add(self, n: object) -> None:
         amount = check_amount(n)
@@ -300,7 +320,11 @@ class ProgressTask:
         end = self._stopped_at if self._stopped_at is not None else active_now
         active = max(end - self._active_start, 0.0)
         rate, eta = estimate_rate(current, total, current - self._baseline, active)
-        percentage = None if total is None else (100.0 * current / total if total else 100.0)
+        # The count may pass the total (items retried or counted twice by the caller); the
+        # percentage stops at 100 so the display never claims more than all of the work.
+        percentage = (
+            None if total is None else (min(100.0 * current / total, 100.0) if total else 100.0)
+        )
         return ProgressSnapshot(
             name=self._name,
             current=current,
@@ -361,8 +385,9 @@ class ProgressTask:
     def close(self) -> None:
         """Finish this task and its subtasks; its row disappears. Idempotent.
 
-        Counts reported by worker processes before this call are included. Updating a
-        closed task is harmless: it is counted but no longer shown.
+        Counts reported by worker processes before this call are included. Later updates
+        of a closed task are ignored (one warning is logged), and so are later counts from
+        worker processes.
         """
         self._tree.drain()
         with self._tree.lock:

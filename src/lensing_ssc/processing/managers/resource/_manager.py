@@ -25,12 +25,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lensing_ssc.core.base.exceptions import ResourceError
-from lensing_ssc.core.config import ResourcesSection, resolve_settings
+from lensing_ssc.core.config import ReadOnlySettings, ResourcesSection, resolve_settings
 from lensing_ssc.processing.managers.resource._alerts import CallbackList
 from lensing_ssc.processing.managers.resource._limits import (
     CgroupReader,
@@ -69,12 +69,13 @@ __all__ = [
 
 _log = logging.getLogger("lensing_ssc.processing.managers.resource")
 
+
 AlertCallback = Callable[[ResourceUsage, dict[str, str]], object]
 StopCallback = Callable[[str], object]
 MONITOR_THREAD_NAME = "lensing_ssc-resource-monitor"
 
 
-class ResourceManager:
+class ResourceManager(ReadOnlySettings):
     """Watch this job's memory, CPU, disk and swap against its real limits.
 
     Args:
@@ -117,6 +118,14 @@ class ResourceManager:
             <= 0 or a ``disk_path`` that does not exist, naming the field
             (``resources.memory_limit_mb``), the value and the allowed range.
     """
+
+    _read_only: ClassVar[Mapping[str, tuple[str | None, str]]] = {
+        "settings": (
+            "resources",
+            "pass the settings as arguments (monitor_interval=..., ...) to ResourceManager(...) "
+            "or set them in the config's resources section",
+        ),
+    }
 
     def __init__(
         self,
@@ -374,10 +383,10 @@ class ResourceManager:
             "memory_limit": self._memory_limit.to_dict() if self._memory_limit else None,
             "memory_limits": [limit.to_dict() for limit in self._memory_limits],
             "thresholds": self.thresholds.to_dict(),
-            "current": report.usage.to_dict() if report else None,
+            "current": report.usage.to_dict() if report is not None else None,
             "peak": peak.to_dict() if peak else None,
-            "warnings": dict(report.warnings) if report else {},
-            "exceeded": dict(report.exceeded) if report else {},
+            "warnings": dict(report.warnings) if report is not None else {},
+            "exceeded": dict(report.exceeded) if report is not None else {},
             "graceful_stop": self.settings.graceful_stop,
             "stop_requested": self.stop_requested,
             "stop_reason": self._stop_reason,

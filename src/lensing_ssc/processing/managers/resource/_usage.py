@@ -96,6 +96,9 @@ class LimitReport:
         exceeded: Resource name → message, for figures past their limit.
 
     Resource names are ``"memory"``, ``"cpu"``, ``"disk"``, ``"disk_free"`` and ``"swap"``.
+
+    A report is true when a limit is exceeded, so ``if rm.check_limits(raise_on_exceed=False):``
+    reads "if a limit is exceeded"; warnings alone leave it false. ``ok`` is its negation.
     """
 
     usage: ResourceUsage
@@ -106,6 +109,10 @@ class LimitReport:
     def ok(self) -> bool:
         """``True`` when no limit is exceeded (warnings allowed)."""
         return not self.exceeded
+
+    def __bool__(self) -> bool:
+        """``True`` when a limit is exceeded; the opposite of :attr:`ok`."""
+        return bool(self.exceeded)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: the usage, warnings and exceeded limits."""
