@@ -9,7 +9,10 @@ Rerunning continues a stopped run; ``--fresh`` starts over. ``--scheduler ADDRES
 config); both imply ``--executor dask``. After the run it draws the run's figures
 (``pipeline.figures``, :func:`lensing_ssc.plotting.draw_run_figures`) into its ``figures/``;
 without matplotlib, or on a full disk, that is one line on stderr, never a failed run. At
-the end it prints where the results, figures, summary and log are. Exit status: 0 done,
+the end it prints where the results, figures, summary and log are. When stderr is not a
+terminal (a batch job's output file), the run's progress heartbeat lines go there as well
+as to the log, every ``progress.heartbeat_interval`` seconds; the library itself writes them
+only to the log. Exit status: 0 done,
 1 done with failed maps or patches (results from the rest), 2 invalid input, 3 stopped
 (rerun to continue), 4 crashed (a bug), 130 stopped at once by a second Ctrl-C (rerun to
 continue).
@@ -18,6 +21,9 @@ The pipeline itself is :func:`lensing_ssc.pipelines.run_patch_statistics`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +41,8 @@ from lensing_ssc.processing.managers.cache import CacheDirectory
 from lensing_ssc.processing.runner import EXECUTOR_NAMES, read_journal_summary
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+    from typing import TextIO
 
     from lensing_ssc.pipelines import PipelineConfig, PipelineRun
 
@@ -46,6 +53,7 @@ EXIT_STOPPED = 3
 EXIT_INTERRUPTED = 130  # the shell's code for a job ended by SIGINT
 
 _MAX_FAILURES_SHOWN = 10
+_ECHOED = frozenset({"heartbeat", "event"})  # progress lines also shown on stderr
 
 
 def _failure_lines(failures: Sequence[tuple[str, str, str]], more: str) -> list[str]:
@@ -131,6 +139,25 @@ def _report(result: PipelineRun, cache: str | None = None, *, figures: Sequence[
         typer.echo(cache)
     if result.ssc_headline is not None:
         typer.echo(result.ssc_headline)
+
+
+@contextlib.contextmanager
+def _heartbeats_to(stream: TextIO) -> Iterator[None]:
+    """Also write the run's progress heartbeat and event lines to ``stream``, timestamped.
+
+    The progress display sends these lines to the ``lensing_ssc.progress`` logger only when
+    its output is no terminal; in a terminal it draws live bars and logs none, so nothing is
+    written twice. Its start and end lines stay in the log: the command prints its own.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(lambda record: getattr(record, "progress_line", None) in _ECHOED)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    progress_log = logging.getLogger("lensing_ssc.progress")
+    progress_log.addHandler(handler)
+    try:
+        yield
+    finally:
+        progress_log.removeHandler(handler)
 
 
 def _scheduler_option(address: str | None, file: Path | None) -> str | None:
@@ -228,7 +255,8 @@ def run(
         f"{joined}, run directory {config.run_dir}"
     )
     try:
-        result = run_patch_statistics(config, workers=workers, resume=resume)
+        with _heartbeats_to(sys.stderr):
+            result = run_patch_statistics(config, workers=workers, resume=resume)
     except InterruptedRunError as exc:
         typer.echo(f"stopped: {exc}", err=True)
         typer.echo("finished work is saved; run the same command again to continue", err=True)

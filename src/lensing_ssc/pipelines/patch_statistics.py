@@ -89,8 +89,6 @@ __all__ = ["PipelineRun", "run_patch_statistics"]
 
 _log = logging.getLogger("lensing_ssc.pipelines")
 
-STAGES = ("maps", "patches", "merge")
-
 
 @dataclass(frozen=True, eq=False)
 class PipelineRun:
@@ -603,7 +601,7 @@ def run_patch_statistics(
     results_file = results_path(layout.results, fmt)
     with ManagerContext(
         config=config,
-        progress_total=len(STAGES),
+        # No count of its own: the progress display shows the running stage's items.
         description="patch statistics",
         executor=executor_name,
         max_workers=max_workers,
@@ -631,7 +629,7 @@ def run_patch_statistics(
         made = ctx.map(
             MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume, **cluster
         )
-        ctx.update_progress(1)
+        ctx.check_resources()  # a stop requested during the maps stage ends the run here
         failures = _failures("maps", made)
         summaries: list[MapSummary | None] = list(made.results)
         failures += _drop_odd_geometries(maps, summaries)
@@ -653,7 +651,6 @@ def run_patch_statistics(
         )
         # Every task is done: what is left (merge, results file, summary) finishes the run
         # even if a stop comes now. Stopping here would only make the rerun do it again.
-        ctx.progress.update(1)
         failures += _failures("patches", measured)
         with log_context(step="merge"):
             recorded = config.to_dict()  # with what ran, not what was configured
@@ -676,7 +673,6 @@ def run_patch_statistics(
             with _writing(summary_file):
                 atomic_write(summary_file, text.encode())
             _log.info("results written to %s", results_file)
-        ctx.progress.update(1)
         if ctx.stop_requested:
             _log.warning("a stop was requested after the last task; the run is complete anyway")
     return PipelineRun(

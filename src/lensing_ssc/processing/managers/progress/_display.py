@@ -11,10 +11,17 @@ caller's wishes.
 Every display has the same four calls, made by the manager (never from ``update()``):
 ``start``, ``refresh`` (each tick of the refresher thread), ``event`` (pause, resume,
 restore) and ``stop``.
+
+A task that only holds subtasks (no total and no count of its own, such as the root around
+``ManagerContext.map`` stages) is shown by the work of its newest open subtask —
+``patch statistics [patches]: 3200/10240 31.3% | 323/s | ...`` — because its own line
+would say nothing; :func:`work_rows` makes that one row for every display. A task is
+"without progress" only when nothing under it advanced either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,9 +31,10 @@ from lensing_ssc.processing.managers.progress._snapshot import (
     ProgressSnapshot,
     describe,
     format_count,
+    format_duration,
 )
 
-__all__ = ["Display", "NullDisplay", "PlainDisplay"]
+__all__ = ["Display", "NullDisplay", "PlainDisplay", "work_rows"]
 
 
 class Display(Protocol):
@@ -71,7 +79,9 @@ class PlainDisplay:
     Args:
         stream: Where lines go (each starts with a local timestamp) when there is no logger.
         logger: If given, lines go to ``logger.info`` instead, with the task's status dict
-            as ``extra={"progress": ...}`` so structured (JSON) logs carry the numbers.
+            as ``extra={"progress": ...}`` so structured (JSON) logs carry the numbers, and
+            the kind of line (``start``, ``heartbeat``, ``event``, ``end``) as
+            ``extra={"progress_line": ...}``, so a handler can pick the heartbeats.
         heartbeat_interval: Seconds between heartbeats.
     """
 
@@ -94,7 +104,7 @@ class PlainDisplay:
             self._last_beat = now
             self._track_changes(snapshot, now)
             total = "unknown" if snapshot.total is None else format_count(snapshot.total)
-            self._write(snapshot, 0, f"{snapshot.name}: started, total {total}")
+            self._write(snapshot, 0, f"{snapshot.name}: started, total {total}", "start")
 
     def refresh(self, snapshot: ProgressSnapshot, now: float) -> None:
         """Write one line per open task when a heartbeat is due."""
@@ -103,35 +113,41 @@ class PlainDisplay:
             if now - self._last_beat < self._interval:
                 return
             self._last_beat = now
-            for path, depth, row in _rows(snapshot):
+            for path, depth, row in work_rows(snapshot):
+                if row.total is None and not row.current and not row.children:
+                    # Nothing to count (between the stages of a job): only the time.
+                    elapsed = format_duration(row.elapsed)
+                    self._write(row, depth, f"{row.name}: elapsed {elapsed}", "heartbeat")
+                    continue
                 changed_at = self._changes[path][1]
                 stalled = now - changed_at if now - changed_at >= self._interval else None
-                self._write(row, depth, describe(row, stalled_for=stalled))
+                self._write(row, depth, describe(row, stalled_for=stalled), "heartbeat")
 
     def event(self, snapshot: ProgressSnapshot, message: str, now: float) -> None:
         """Write one line for the root task: ``name: message``."""
         with self._lock:
-            self._write(snapshot, 0, f"{snapshot.name}: {message}")
+            self._write(snapshot, 0, f"{snapshot.name}: {message}", "event")
 
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
         """Write the end line: ``name: done, 1000/1000 100.0% | 8.3/s | elapsed 0:02:00``."""
         with self._lock:
-            self._write(snapshot, 0, describe(snapshot, outcome=outcome))
+            self._write(snapshot, 0, describe(snapshot, outcome=outcome), "end")
 
     def _track_changes(self, snapshot: ProgressSnapshot, now: float) -> None:
         seen: dict[tuple[str, ...], tuple[object, float]] = {}
-        for path, _, row in _rows(snapshot):
-            key = (row.current, row.paused)
+        for path, _, row in work_rows(snapshot):
+            # Work anywhere below a task is progress of that task too.
+            key = tuple((sub.current, sub.paused) for _, sub in row.walk())
             previous = self._changes.get(path)
             seen[path] = previous if previous is not None and previous[0] == key else (key, now)
         self._changes = seen
 
-    def _write(self, row: ProgressSnapshot, depth: int, text: str) -> None:
+    def _write(self, row: ProgressSnapshot, depth: int, text: str, kind: str) -> None:
         line = "  " * depth + text
         if self._logger is not None:
             status = row.to_dict()
             del status["children"]
-            self._logger.info(line, extra={"progress": status})
+            self._logger.info(line, extra={"progress": status, "progress_line": kind})
             return
         if self._broken:
             return
@@ -143,11 +159,29 @@ class PlainDisplay:
             self._broken = True
 
 
-def _rows(
-    snapshot: ProgressSnapshot, path: tuple[str, ...] = ()
+def holds_only_subtasks(snapshot: ProgressSnapshot) -> bool:
+    """Whether ``snapshot`` has no count of its own, only open subtasks doing the work."""
+    return snapshot.total is None and not snapshot.current and bool(snapshot.children)
+
+
+def work_rows(
+    snapshot: ProgressSnapshot, path: tuple[str, ...] = (), depth: int = 0
 ) -> list[tuple[tuple[str, ...], int, ProgressSnapshot]]:
+    """The rows a display shows: ``(path, depth, row)`` for each task, depth first.
+
+    A task that only holds subtasks is merged with its newest open subtask into one row,
+    named ``task [subtask]``, with the subtask's count, rate and ETA; the subtask's own
+    subtasks follow it. Every other task is its own row.
+    """
     here = (*path, snapshot.name)
-    rows = [(here, len(path), snapshot)]
+    if holds_only_subtasks(snapshot):
+        *others, current = snapshot.children
+        merged = dataclasses.replace(current, name=f"{snapshot.name} [{current.name}]")
+        rows = [(here, depth, merged)]
+        for child in (*others, *current.children):
+            rows.extend(work_rows(child, here, depth + 1))
+        return rows
+    rows = [(here, depth, snapshot)]
     for child in snapshot.children:
-        rows.extend(_rows(child, here))
+        rows.extend(work_rows(child, here, depth + 1))
     return rows

@@ -34,7 +34,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from lensing_ssc.processing.managers.progress._display import Display
+from lensing_ssc.processing.managers.progress._display import Display, work_rows
 from lensing_ssc.processing.managers.progress._snapshot import (
     ProgressSnapshot,
     format_count,
@@ -50,13 +50,16 @@ _BAR_MIN, _BAR_MAX = 10, 40
 class TaskTable:
     """The rich renderable of a task tree: one row per task, subtasks indented.
 
+    A task that only holds subtasks shares its row with its newest open subtask
+    (:func:`._display.work_rows`), so the top row shows the work being done.
+
     Laid out for the width it is given: numbers are never cut; on a narrow terminal the bar
     shrinks first (down to 10 cells), then task names are shortened with an ellipsis.
     """
 
     def __init__(self, snapshot: ProgressSnapshot) -> None:
         self._rows: list[tuple[Text, ProgressSnapshot, list[str]]] = []
-        for depth, row in snapshot.walk():
+        for _, depth, row in work_rows(snapshot):
             label = Text("  " * depth + row.name, style="bold" if depth == 0 else "")
             if row.resumed_from is not None:
                 label.append(f" (resumed at {format_count(row.resumed_from)})", style="dim")
