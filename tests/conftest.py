@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +57,23 @@ def children() -> Iterator[ChildProcesses]:
         yield started
     finally:
         started.close()
+
+
+def _wait_for_patches(run_dir: Path, count: int, proc: subprocess.Popen[str]) -> None:
+    """Wait until the run's log shows ``count`` measured patches (the process still running)."""
+    log = run_dir / "logs" / "lensing_ssc.log"
+    deadline = time.monotonic() + 90
+    while True:
+        # Bytes: a read may end inside a character the writer has not finished.
+        text = log.read_bytes() if log.exists() else b""
+        if text.count(b'"step":"statistics"') >= count:
+            return
+        assert proc.poll() is None, f"the run ended before it could be stopped: {proc.stderr}"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def wait_for_patches() -> Callable[[Path, int, subprocess.Popen[str]], None]:
+    """Waits until a ``lensing-ssc run`` subprocess has measured some patches, for a signal."""
+    return _wait_for_patches

@@ -27,6 +27,8 @@ RESULTS_NAME = "patch_statistics." + ("h5" if importlib.util.find_spec("h5py") e
 
 ConfigFile = Callable[..., Path]  # the config_file fixture of conftest.py
 
+WaitForPatches = Callable[[Path, int, subprocess.Popen[str]], None]  # conftest.py's fixture
+
 EXIT_FAILURES, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
@@ -189,20 +191,6 @@ def _start(
     )
 
 
-def _wait_for_patches(run_dir: Path, count: int, proc: subprocess.Popen[str]) -> None:
-    """Wait until the run's log shows ``count`` measured patches."""
-    log = run_dir / "logs" / "lensing_ssc.log"
-    deadline = time.monotonic() + 90
-    while True:
-        # Bytes: a read may end inside a character the writer has not finished.
-        text = log.read_bytes() if log.exists() else b""
-        if text.count(b'"step":"statistics"') >= count:
-            return
-        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr}"
-        assert time.monotonic() < deadline, "the run made no progress"
-        time.sleep(0.02)
-
-
 def _finish(config: Path, *options: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "lensing_ssc", "run", str(config), *options],
@@ -215,13 +203,15 @@ def _finish(config: Path, *options: str) -> str:
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(
-    tmp_path: Path, config_file: ConfigFile
+    tmp_path: Path,
+    config_file: ConfigFile,
+    wait_for_patches: WaitForPatches,
 ) -> None:
     """`python -m lensing_ssc run` killed with SIGKILL resumes to the same results file."""
     run_dir = tmp_path / "run"
     config = config_file(run_dir, "interruptible")
     proc = _start(config)
-    _wait_for_patches(run_dir, 6, proc)
+    wait_for_patches(run_dir, 6, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -233,13 +223,15 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_results(
 
 
 def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(
-    tmp_path: Path, config_file: ConfigFile
+    tmp_path: Path,
+    config_file: ConfigFile,
+    wait_for_patches: WaitForPatches,
 ) -> None:
     """SIGTERM saves finished work, exits 3 saying how to continue; the rerun completes."""
     run_dir = tmp_path / "run"
     config = config_file(run_dir, "interruptible")
     proc = _start(config)
-    _wait_for_patches(run_dir, 6, proc)
+    wait_for_patches(run_dir, 6, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_STOPPED, err
@@ -253,7 +245,11 @@ def test_sigterm_stops_gracefully_with_status_3_and_a_rerun_finishes(
 
 
 def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
-    tmp_path: Path, children: Any, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
+    tmp_path: Path,
+    children: Any,
+    capsys: pytest.CaptureFixture[str],
+    config_file: ConfigFile,
+    wait_for_patches: WaitForPatches,
 ) -> None:
     """Ctrl-C twice: a line at each, exit 130; status: interrupted, rerun."""
     run_dir = tmp_path / "run"
@@ -261,7 +257,7 @@ def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
     options = ("--executor", "processes", "--workers", "2")
     # In its own process group, as a terminal's job is.
     proc = _start(config, *options, start=children.start, start_new_session=True)
-    _wait_for_patches(run_dir, 6, proc)
+    wait_for_patches(run_dir, 6, proc)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     # The second Ctrl-C after the first is heard: two signals before the handler runs are one.
     first = [proc.stderr.readline(), proc.stderr.readline()]
@@ -288,13 +284,14 @@ def test_second_ctrl_c_stops_at_once_saying_so_and_status_says_rerun(
 def test_sigkill_of_a_process_pool_run_leaves_no_worker_and_resumes_identically(
     tmp_path: Path,
     config_file: ConfigFile,
+    wait_for_patches: WaitForPatches,
 ) -> None:
     """With --executor processes, SIGKILL of the parent ends its workers; the rerun matches."""
     run_dir = tmp_path / "run"
     config = config_file(run_dir, "interruptible")
     options = ("--executor", "processes", "--workers", "2")
     proc = _start(config, *options)
-    _wait_for_patches(run_dir, 10, proc)
+    wait_for_patches(run_dir, 10, proc)
     children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)

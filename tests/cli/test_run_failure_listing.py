@@ -14,17 +14,22 @@ ConfigFile = Callable[..., Path]  # the config_file fixture of conftest.py
 EXIT_USAGE = 2
 
 
-def test_every_patch_file_garbage_lists_each_file_and_its_error_before_the_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
-) -> None:
-    """When every map fails, stderr names each failed map's stage, key, file and error."""
-    for i in range(2):
-        (tmp_path / f"p{i}.npy").write_bytes(b"not an array")
-    config = config_file(
+def garbage_patches_config(tmp_path: Path, config_file: ConfigFile, names: list[str]) -> Path:
+    """A run config over patch files ``names`` in ``tmp_path`` that hold no array."""
+    for name in names:
+        (tmp_path / name).write_bytes(b"not an array")
+    return config_file(
         tmp_path / "run",
         input="patches",
         patches={"files": [str(tmp_path / "p*.npy")], "pixel_size_arcmin": 2.0},
     )
+
+
+def test_every_patch_file_garbage_lists_each_file_and_its_error_before_the_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
+) -> None:
+    """When every map fails, stderr names each failed map's stage, key, file and error."""
+    config = garbage_patches_config(tmp_path, config_file, ["p0.npy", "p1.npy"])
     assert main(["run", str(config)]) == EXIT_USAGE
     err = capsys.readouterr().err
     lines = err.splitlines()
@@ -56,13 +61,7 @@ def test_more_failures_than_shown_end_in_a_count_naming_the_journals(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], config_file: ConfigFile
 ) -> None:
     """Twelve failed maps: ten are listed, then one line counts the other two and says where."""
-    for i in range(12):
-        (tmp_path / f"p{i:02d}.npy").write_bytes(b"garbage")
-    config = config_file(
-        tmp_path / "run",
-        input="patches",
-        patches={"files": [str(tmp_path / "p*.npy")], "pixel_size_arcmin": 2.0},
-    )
+    config = garbage_patches_config(tmp_path, config_file, [f"p{i:02d}.npy" for i in range(12)])
     assert main(["run", str(config)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count("  failed maps patches/map-") == 10

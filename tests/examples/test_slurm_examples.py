@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,6 +21,7 @@ import yaml
 SLURM = Path(__file__).resolve().parents[2] / "examples" / "slurm"
 SCRIPTS = ("single_node.sbatch", "dask_cluster.sbatch", "mpi.sbatch")
 JOB_ID = "4242"
+WaitForPatches = Callable[[Path, int, subprocess.Popen[str]], None]  # conftest.py's fixture
 
 # Stand-ins for SLURM's commands. Each records its arguments, one call a line. `sbatch`
 # becomes the batch shell itself (exec), so the test's child process is the process SLURM's
@@ -227,22 +228,9 @@ def _interruptible_config(tmp_path: Path, run_dir: Path) -> Path:
     return path
 
 
-def _wait_for_patches(run_dir: Path, count: int, proc: subprocess.Popen[str]) -> None:
-    """Wait until the run's log shows ``count`` measured patches."""
-    log = run_dir / "logs" / "lensing_ssc.log"
-    deadline = time.monotonic() + 90
-    while True:
-        # Bytes: a read may end inside a character the writer has not finished.
-        text = log.read_bytes() if log.exists() else b""
-        if text.count(b'"step":"statistics"') >= count:
-            return
-        assert proc.poll() is None, f"the run ended before it could be stopped: {proc.stderr}"
-        assert time.monotonic() < deadline, "the run made no progress"
-        time.sleep(0.02)
-
-
 def test_sigusr1_to_the_batch_shell_stops_lensing_ssc_gracefully_and_requeues(
     tmp_path: Path,
+    wait_for_patches: WaitForPatches,
 ) -> None:
     """SIGUSR1 to the batch shell (SLURM's B:) reaches a real run: saved, exit 3, requeued."""
     if shutil.which("lensing-ssc", path=str(Path(sys.executable).parent)) is None:
@@ -250,7 +238,7 @@ def test_sigusr1_to_the_batch_shell_stops_lensing_ssc_gracefully_and_requeues(
     slurm = Slurm(tmp_path, fake_program=False)
     run_dir = tmp_path / "run"
     proc = slurm.start("single_node.sbatch", str(_interruptible_config(tmp_path, run_dir)))
-    _wait_for_patches(run_dir, 4, proc)
+    wait_for_patches(run_dir, 4, proc)
     proc.send_signal(signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
