@@ -26,6 +26,7 @@ EXPECTED = [
     "hash_array",
     "hash_bytes",
     "is_temp_file",
+    "open_regular_file",
     "parse_digest",
     "resolve_codec",
     "temp_name_for",

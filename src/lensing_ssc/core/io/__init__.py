@@ -3,9 +3,10 @@
 Four concerns, one private module each:
 
 - atomic writes (:mod:`._atomic`): :func:`atomic_write`, :func:`atomic_open` and the
-  clean-up of temporary files left by killed writers;
+  clean-up of temporary files left by killed writers; reading files that others may have
+  planted (:mod:`._regular`): :func:`open_regular_file`;
 - compression (:mod:`._codecs`): ``none``, ``gzip``, ``zstd``, ``lz4`` by name, with
-  incompressible data kept raw automatically;
+  incompressible data kept raw automatically and decompression bounded on request;
 - hashing (:mod:`._hashing`): self-describing digests (``"xxh3_128:…"`` or ``"blake2b:…"``)
   for checksums and content addresses;
 - size estimation (:mod:`._sizeof`): the bytes a value keeps alive, for cache accounting.
@@ -46,6 +47,7 @@ from ._hashing import (
     parse_digest,
     verify_digest,
 )
+from ._regular import open_regular_file
 from ._sizeof import DEFAULT_MAX_DEPTH, DEFAULT_MAX_ITEMS, estimate_size
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "hash_array",
     "hash_bytes",
     "is_temp_file",
+    "open_regular_file",
     "parse_digest",
     "resolve_codec",
     "temp_name_for",

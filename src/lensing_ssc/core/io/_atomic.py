@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import sys
 import threading
 import time
@@ -71,6 +72,8 @@ _RELEASE_IN_BACKGROUND = 64 << 20
 _DEFER_RELEASE = os.name != "nt"
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _OPEN_FLAGS |= getattr(os, "O_BINARY", 0)
+_HOLD_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_HOLD_FLAGS |= getattr(os, "O_CLOEXEC", 0)
 # Filesystems that cannot sync a directory say so with one of these; the rename is then as
 # durable as that filesystem makes it, and failing the write would help nobody.
 _DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
@@ -186,12 +189,14 @@ class _PendingFile:
                 str(parent),
             ) from exc
         try:
-            old = os.stat(target)
+            # lstat: a link planted at the target is replaced by the rename, never read.
+            old = os.lstat(target)
         except OSError:
             self.old_size = 0
         else:
-            self.old_size = old.st_size
-            if hasattr(os, "fchmod"):  # keep the permissions of the file being replaced
+            regular = stat.S_ISREG(old.st_mode)
+            self.old_size = old.st_size if regular else 0
+            if regular and hasattr(os, "fchmod"):  # keep the permissions of the file replaced
                 os.fchmod(self.fd, old.st_mode & 0o7777)
 
     def write(self, data: Any) -> int:
@@ -238,8 +243,8 @@ class _PendingFile:
         if not _DEFER_RELEASE or self.old_size < _RELEASE_IN_BACKGROUND:
             return -1
         try:
-            return os.open(self.target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:  # gone or unreadable: it is simply released by the rename
+            return os.open(self.target, _HOLD_FLAGS)
+        except OSError:  # gone, unreadable or swapped for a link: released by the rename
             return -1
 
     def discard(self) -> None:
@@ -352,15 +357,18 @@ def _writer_is_gone(host: str, pid: int, mtime: float) -> bool:
 
 
 def cleanup_temp_files(
-    directory: PathLike, *, older_than: float = 0.0, only_dead_local_pids: bool = True
+    directory: PathLike | int, *, older_than: float = 0.0, only_dead_local_pids: bool = True
 ) -> list[Path]:
     """Remove temporary files left in ``directory`` by writers that were killed mid-write.
 
-    Only names made by :func:`temp_name_for` are considered; targets are never touched.
-    The directory itself is scanned, not its sub-directories.
+    Only regular files with names made by :func:`temp_name_for` are considered; targets,
+    links and anything else are never touched. The directory itself is scanned, not its
+    sub-directories.
 
     Args:
-        directory: The directory to clean.
+        directory: The directory to clean, or a descriptor open on it: names are then
+            resolved in that very directory, even if its path is meanwhile replaced by a
+            symbolic link (returned paths are then bare names).
         older_than: Only remove temporary files not modified for this many seconds.
         only_dead_local_pids: Keep a temporary file unless its writer ran on this host and
             that process no longer exists (a reused pid counts as gone). Set ``False`` to
@@ -377,6 +385,7 @@ def cleanup_temp_files(
         raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
     now = time.time()
     removed: list[Path] = []
+    dir_fd = directory if isinstance(directory, int) else None
     with os.scandir(directory) as entries:
         for entry in entries:
             match = _TEMP_NAME.fullmatch(entry.name)
@@ -395,7 +404,7 @@ def cleanup_temp_files(
             ):
                 continue
             try:
-                os.unlink(entry.path)
+                os.unlink(entry.name if dir_fd is not None else entry.path, dir_fd=dir_fd)
             except FileNotFoundError:
                 continue
             removed.append(Path(entry.path))

@@ -9,8 +9,11 @@ under the name ``"none"``, so callers store the returned name beside the bytes a
 back to :func:`decompress`.
 
 Frames are the codecs' standard formats (RFC 1952 gzip, zstd and lz4 frames with the
-content size), readable by the command-line tools. Serialisation of Python objects and
-arrays into bytes is the checkpoint and cache managers' business, not this module's.
+content size), readable by the command-line tools. ``decompress(..., max_size=n)`` stops at
+``n`` bytes of output: a small payload from someone else's file that would inflate to
+gigabytes (a decompression bomb) is refused before the memory is spent, whatever size its
+frame claims. Serialisation of Python objects and arrays into bytes is the checkpoint and
+cache managers' business, not this module's.
 """
 
 from __future__ import annotations
@@ -68,8 +71,9 @@ class Codec(Protocol):
         """Compress a bytes-like object at ``level`` (``None``: the codec's default)."""
         ...
 
-    def decompress(self, data: Any) -> bytes:
-        """Invert :meth:`compress`; corrupt or foreign data raises ``ValueError``."""
+    def decompress(self, data: Any, *, max_size: int | None = None) -> bytes:
+        """Invert :meth:`compress`; corrupt or foreign data, or more than ``max_size`` bytes
+        of output, raises ``ValueError``."""
         ...
 
 
@@ -102,13 +106,30 @@ class _CodecBase(ABC):
     def compress(self, data: Any, *, level: int | None = None) -> bytes:
         """Compress a bytes-like object at ``level`` (``None``: the codec's default)."""
 
-    @abstractmethod
-    def decompress(self, data: Any) -> bytes:
-        """Invert :meth:`compress`; corrupt or foreign data raises ``ValueError``."""
+    def decompress(self, data: Any, *, max_size: int | None = None) -> bytes:
+        """Invert :meth:`compress`; corrupt or foreign data, or more than ``max_size`` bytes
+        of output, raises ``ValueError``."""
+        view = byte_view(data)
+        if max_size is None:
+            return self._decompress(view)
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
+            raise ValueError(f"max_size must be a non-negative integer, got {max_size!r}")
+        return self._decompress_at_most(view, max_size)
 
-    def _corrupt(self, data: Any, exc: BaseException) -> ValueError:
+    @abstractmethod
+    def _decompress(self, view: memoryview) -> bytes:
+        """All of ``view``'s content."""
+
+    @abstractmethod
+    def _decompress_at_most(self, view: memoryview, max_size: int) -> bytes:
+        """``view``'s content, allocating no more than about ``max_size`` bytes for it."""
+
+    def _corrupt(self, data: Any, exc: BaseException | str) -> ValueError:
         size = byte_view(data).nbytes
         return ValueError(f"cannot decompress {size} bytes as {self.name}: {exc}")
+
+    def _too_large(self, data: Any, max_size: int) -> ValueError:
+        return self._corrupt(data, f"it inflates to more than {max_size} bytes")
 
     def __repr__(self) -> str:
         return f"<codec {self.name}>"
@@ -120,8 +141,16 @@ class _NoCompression(_CodecBase):
     def compress(self, data: Any, *, level: int | None = None) -> bytes:
         return data if type(data) is bytes else byte_view(data).tobytes()
 
-    def decompress(self, data: Any) -> bytes:
-        return data if type(data) is bytes else byte_view(data).tobytes()
+    def _decompress(self, view: memoryview) -> bytes:
+        source = view.obj
+        if type(source) is bytes and len(source) == view.nbytes:
+            return source  # already the bytes asked for: no copy
+        return view.tobytes()
+
+    def _decompress_at_most(self, view: memoryview, max_size: int) -> bytes:
+        if view.nbytes > max_size:
+            raise self._too_large(view, max_size)
+        return self._decompress(view)
 
 
 class _GzipCodec(_CodecBase):
@@ -134,11 +163,30 @@ class _GzipCodec(_CodecBase):
         deflate = zlib.compressobj(self._level(level), zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         return deflate.compress(byte_view(data)) + deflate.flush()
 
-    def decompress(self, data: Any) -> bytes:
+    def _decompress(self, view: memoryview) -> bytes:
         try:
-            return gzip.decompress(byte_view(data))
+            return gzip.decompress(view)
         except (OSError, EOFError, zlib.error) as exc:
-            raise self._corrupt(data, exc) from exc
+            raise self._corrupt(view, exc) from exc
+
+    def _decompress_at_most(self, view: memoryview, max_size: int) -> bytes:
+        # Member by member, as gzip.decompress reads them, each asked for no more output
+        # than the bound leaves; a member that still has input then is over the bound.
+        parts: list[bytes] = []
+        left, rest = max_size, bytes(view)
+        try:
+            while rest:
+                member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                parts.append(member.decompress(rest, left + 1))
+                left -= len(parts[-1])
+                if left < 0 or member.unconsumed_tail:
+                    raise self._too_large(view, max_size)
+                if not member.eof:
+                    raise self._corrupt(view, "compressed data ended before the end of a member")
+                rest = member.unused_data.lstrip(b"\0")  # gzip's own padding between members
+        except zlib.error as exc:
+            raise self._corrupt(view, exc) from exc
+        return b"".join(parts)
 
 
 class _ZstdCodec(_CodecBase):
@@ -184,15 +232,34 @@ class _ZstdCodec(_CodecBase):
             threads = threads if threads > 1 else 0
         return self._compressor(self._level(level), threads).compress(view)
 
-    def decompress(self, data: Any) -> bytes:
-        view = byte_view(data)
+    def _decompress(self, view: memoryview) -> bytes:
         try:
             if zstandard.frame_content_size(view) >= 0:
                 return self._decompressor().decompress(view)
             # A frame written by a streaming tool may not record its size.
             return zstandard.ZstdDecompressor().decompressobj().decompress(view)
         except zstandard.ZstdError as exc:
-            raise self._corrupt(data, exc) from exc
+            raise self._corrupt(view, exc) from exc
+
+    def _decompress_at_most(self, view: memoryview, max_size: int) -> bytes:
+        # A frame that records its size gets exactly that buffer, whatever max_output_size
+        # says, so the recorded size is checked first; one that does not is cut off at the
+        # bound by max_output_size.
+        try:
+            declared = zstandard.frame_content_size(view)
+            if declared > max_size:
+                raise self._too_large(view, max_size)
+            if declared >= 0:
+                return self._decompressor().decompress(view)
+            try:
+                return self._decompressor().decompress(view, max_output_size=max_size)
+            except zstandard.ZstdError:
+                streamed = zstandard.ZstdDecompressor().stream_reader(view).read(max_size + 1)
+                if len(streamed) > max_size:
+                    raise self._too_large(view, max_size) from None
+                raise
+        except zstandard.ZstdError as exc:
+            raise self._corrupt(view, exc) from exc
 
 
 class _Lz4Codec(_CodecBase):
@@ -209,11 +276,27 @@ class _Lz4Codec(_CodecBase):
         level = self._level(level)
         return lz4_frame.compress(byte_view(data), compression_level=level, store_size=True)
 
-    def decompress(self, data: Any) -> bytes:
+    def _decompress(self, view: memoryview) -> bytes:
         try:
-            return lz4_frame.decompress(byte_view(data))
+            return lz4_frame.decompress(view)
         except RuntimeError as exc:
-            raise self._corrupt(data, exc) from exc
+            raise self._corrupt(view, exc) from exc
+
+    def _decompress_at_most(self, view: memoryview, max_size: int) -> bytes:
+        # The decompressor allocates what the frame records (0: not recorded), so that is
+        # checked first; max_length then cuts off a frame that records nothing, or lies.
+        try:
+            if lz4_frame.get_frame_info(view)["content_size"] > max_size:
+                raise self._too_large(view, max_size)
+            frame = lz4_frame.LZ4FrameDecompressor()
+            data = frame.decompress(view, max_length=max_size + 1)
+        except RuntimeError as exc:
+            raise self._corrupt(view, exc) from exc
+        if len(data) > max_size:
+            raise self._too_large(view, max_size)
+        if not frame.eof:
+            raise self._corrupt(view, "compressed data ended before the end of the frame")
+        return data
 
 
 _CODECS: dict[str, _CodecBase] = {
@@ -351,12 +434,25 @@ def _as_bytes(data: Any, view: memoryview) -> bytes:
     return data if type(data) is bytes else view.tobytes()
 
 
-def decompress(codec_name: str, data: Any) -> bytes:
+def decompress(codec_name: str, data: Any, *, max_size: int | None = None) -> bytes:
     """Invert :func:`compress`: ``decompress(*compress(data, codec)) == data``.
+
+    Args:
+        codec_name: The name :func:`compress` returned.
+        data: The payload.
+        max_size: Refuse output longer than this many bytes, allocating no more than about
+            that much first. Give it for data read from a file someone else may have
+            written: the size the file declares, which a decompression bomb exceeds.
 
     Raises:
         ConfigError: ``codec_name`` is not a codec name.
         ModuleNotFoundError: The codec's package is not installed; names the extra.
-        ValueError: ``data`` is corrupt or not in that codec's format.
+        ValueError: ``data`` is corrupt or not in that codec's format, or inflates to more
+            than ``max_size`` bytes (the message says so); ``max_size`` is negative.
+
+    Example:
+        >>> name, blob = compress(b"abc" * 1000, "gzip")
+        >>> len(decompress(name, blob, max_size=3000))
+        3000
     """
-    return get_codec(codec_name).decompress(data)
+    return get_codec(codec_name).decompress(data, max_size=max_size)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -30,9 +32,11 @@ from lensing_ssc.processing.managers import CheckpointManager
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork, /proc and flock semantics")
 
+LOCK_FILES = (".lock", ".commit.lock")
+
 
 def all_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in LOCK_FILES)
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -214,8 +218,10 @@ def test_a_thousand_random_byte_flips_are_all_detected(tmp_path: Path) -> None:
         assert ckpt.verify_checkpoint(info.id).ok
 
 
-def test_damaged_newest_falls_back_with_a_warning(tmp_path: Path) -> None:
-    """load_checkpoint() warns naming the damage and returns the newest intact checkpoint."""
+def test_damaged_newest_falls_back_with_a_log_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """load_checkpoint() logs the damage (no Python warning), returns the newest intact one."""
     with CheckpointManager(tmp_path, compression="none") as ckpt:
         ckpt.save_checkpoint({"step": 1, "kappa": np.zeros(10_000)})
         newest = ckpt.save_checkpoint({"step": 2, "kappa": np.ones(10_000)})
@@ -224,10 +230,12 @@ def test_damaged_newest_falls_back_with_a_warning(tmp_path: Path) -> None:
         data = bytearray(blob.read_bytes())
         data[5000] ^= 0x10
         blob.write_bytes(data)
-        with pytest.warns(
-            RuntimeWarning, match=rf'{newest.id} is damaged .*state\["kappa"\].*checksum mismatch'
-        ):
+        with caplog.at_level(logging.WARNING, logger="lensing_ssc"):
             state = ckpt.load_checkpoint()
+        assert [r.name for r in caplog.records] == ["lensing_ssc.processing.managers.checkpoint"]
+        assert re.search(
+            rf'{newest.id} is damaged .*state\["kappa"\].*checksum mismatch', caplog.text
+        )
         assert state["step"] == 1
         with pytest.raises(
             CheckpointError, match=rf'checkpoint {newest.id} is damaged: state\["kappa"\]'
@@ -238,7 +246,9 @@ def test_damaged_newest_falls_back_with_a_warning(tmp_path: Path) -> None:
         assert report.problems[0].startswith('state["kappa"] (blob blobs/')
 
 
-def test_missing_blob_and_truncated_manifest_are_damage(tmp_path: Path) -> None:
+def test_missing_blob_and_truncated_manifest_are_damage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A deleted blob or a truncated manifest is reported as damage, never loaded as good."""
     with CheckpointManager(tmp_path, compression="none", max_checkpoints=5) as ckpt:
         ckpt.save_checkpoint({"step": 1})
@@ -247,9 +257,9 @@ def test_missing_blob_and_truncated_manifest_are_damage(tmp_path: Path) -> None:
         third.path.write_bytes(third.path.read_bytes()[:-10])
         for blob in (tmp_path / "blobs").rglob("*-*"):
             blob.unlink()
-        with pytest.warns(RuntimeWarning) as caught:
+        with caplog.at_level(logging.WARNING, logger="lensing_ssc"):
             assert ckpt.load_checkpoint() == {"step": 1}
-        messages = [str(w.message) for w in caught]
+        messages = [record.getMessage() for record in caplog.records]
         assert any(third.id in m and "checksum" in m for m in messages)
         assert any(second.id in m and "blob file is missing" in m for m in messages)
         assert [c.step for c in ckpt.list_checkpoints()] == [2, 1]  # damaged manifest omitted
@@ -257,6 +267,26 @@ def test_missing_blob_and_truncated_manifest_are_damage(tmp_path: Path) -> None:
 
 
 # -- SIGKILL at random moments -----------------------------------------------------------
+
+
+class _DamageRecords(logging.Handler):
+    """Collects the checkpoint manager's WARNING records: each damaged checkpoint it skipped."""
+
+    logger = logging.getLogger("lensing_ssc.processing.managers.checkpoint")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> _DamageRecords:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.logger.removeHandler(self)
 
 
 def _state_at(step: int) -> dict[str, Any]:
@@ -310,8 +340,7 @@ def _kill_and_check(directory: Path, rounds: int, seed: int) -> None:
         assert not [line for line in lines if line.startswith("E")], lines
         steps = [int(line[1:]) for line in lines if line[0] in "LS"]
         committed = max(steps) if steps else expected
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # a damaged checkpoint would warn: fail instead
+        with _DamageRecords() as damage:  # a damaged checkpoint would be logged: fail then
             fresh = CheckpointManager(directory, max_checkpoints=2)
             state = fresh.load_checkpoint()
             if committed is None or committed < 0:
@@ -327,6 +356,7 @@ def _kill_and_check(directory: Path, rounds: int, seed: int) -> None:
             assert temp_files(directory) == []
             assert blob_names(directory) == referenced_blob_names(fresh)
             fresh.close()
+        assert damage.messages == []
 
 
 def test_sigkill_at_random_moments_never_loses_the_last_state(tmp_path: Path) -> None:
@@ -397,8 +427,7 @@ def test_processes_sharing_a_directory_write_whole_distinct_checkpoints(tmp_path
         return job
 
     def reader(out: int) -> None:  # pragma: no cover - runs in the child
-        warnings.simplefilter("error")
-        with CheckpointManager(tmp_path, max_checkpoints=3) as ckpt:
+        with _DamageRecords() as damage, CheckpointManager(tmp_path, max_checkpoints=3) as ckpt:
             for _ in range(60):
                 state = ckpt.load_checkpoint()
                 if state is not None and (
@@ -407,6 +436,8 @@ def test_processes_sharing_a_directory_write_whole_distinct_checkpoints(tmp_path
                 ):
                     os.write(out, b"Emixed state\n")
                 time.sleep(0.002)
+        for message in damage.messages:
+            os.write(out, f"E{message}\n".encode())
 
     children = [fork(writer(w)) for w in range(3)] + [fork(reader)]
     outputs = []
@@ -414,6 +445,7 @@ def test_processes_sharing_a_directory_write_whole_distinct_checkpoints(tmp_path
         outputs.append(drain(read_fd))
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0, outputs[-1]
+    assert [line for lines in outputs for line in lines if line.startswith("E")] == []
     ids = [line[1:] for lines in outputs for line in lines if line.startswith("S")]
     assert len(ids) == len(set(ids)) == 36
     with CheckpointManager(tmp_path, max_checkpoints=3) as ckpt:
@@ -438,3 +470,27 @@ def test_disk_full_during_a_large_pipelined_save(tmp_path: Path, disk_budget: li
         assert temp_files(tmp_path) == []
         assert ckpt.load_checkpoint() == {"step": 1}
     assert not any(t.name.startswith("lensing_ssc-checkpoint-hash") for t in threading.enumerate())
+
+
+def test_a_failed_clean_up_is_a_log_record_and_in_the_status_not_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retention that cannot delete keeps the save, logs a WARNING and shows in get_status()."""
+    from lensing_ssc.processing.managers.checkpoint import _manager
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_manager, "maintain", refuse)
+    with (
+        CheckpointManager(tmp_path) as ckpt,
+        caplog.at_level(logging.WARNING, logger="lensing_ssc"),
+    ):
+        info = ckpt.save_checkpoint({"step": 1})  # no Python warning (filterwarnings=error)
+        assert ckpt.load_checkpoint(info.id) == {"step": 1}
+        status = ckpt.get_status()
+    message = f"clean-up of {tmp_path} failed: [Errno 13] Permission denied"
+    assert {(r.name, r.getMessage()) for r in caplog.records} == {
+        ("lensing_ssc.processing.managers.checkpoint", message)  # on opening, and after the save
+    }
+    assert status["last_error"] == message

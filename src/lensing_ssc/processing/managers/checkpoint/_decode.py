@@ -1,7 +1,7 @@
 """Rebuilding a checkpoint state from its JSON tree: the inverse of :mod:`._encode`.
 
 :func:`decode_state` reads the tree :func:`._encode.encode_state` wrote, asking a
-:class:`PieceReader` (a :class:`._store.BlobReader`) for blob-backed arrays and bytes, and
+:class:`PieceReader` (a :class:`._reading.BlobReader`) for blob-backed arrays and bytes, and
 refuses pickled pieces unless allowed. Malformed trees raise :class:`TreeError` naming the
 key path; they only come from damaged or foreign files, because manifests are checksummed.
 :func:`blob_paths` maps blobs to the key paths that use them, for damage reports.
@@ -24,6 +24,9 @@ from lensing_ssc.processing.managers.checkpoint._encode import ROOT, TreeError, 
 
 __all__ = ["PieceReader", "blob_paths", "decode_state"]
 
+_MAX_DIMS = 64  # numpy's limit (NPY_MAXDIMS)
+_MAX_BYTES = 2**63  # no array can be larger (numpy's sizes are signed 64-bit)
+
 
 class PieceReader(Protocol):
     """Where :func:`decode_state` gets the content of blob-backed nodes."""
@@ -39,20 +42,45 @@ class PieceReader(Protocol):
         ...
 
 
+# What numpy and ast raise for a dtype, shape or value that does not make an array: a
+# stored tree only holds such things when damaged or crafted.
+_NOT_AN_ARRAY = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    SyntaxError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
+
+
+def _shown(spec: Any) -> str:
+    text = repr(spec)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _dtype_from_json(spec: Any, path: str) -> np.dtype[Any]:
     try:
         descr = ast.literal_eval(spec["fields"]) if isinstance(spec, dict) else spec
         dtype = np.lib.format.descr_to_dtype(descr)
-    except (ValueError, TypeError, KeyError, SyntaxError, MemoryError) as exc:
-        raise TreeError(path, f"invalid dtype {spec!r}") from exc
+    except _NOT_AN_ARRAY as exc:
+        raise TreeError(path, f"invalid dtype {_shown(spec)}") from exc
     if dtype.hasobject:
-        raise TreeError(path, f"dtype {spec!r} holds Python objects")
+        raise TreeError(path, f"dtype {_shown(spec)} holds Python objects")
     return dtype
 
 
-def _shape(spec: Any, path: str) -> tuple[int, ...]:
-    if type(spec) is not list or any(type(n) is not int or n < 0 for n in spec):
-        raise TreeError(path, f"invalid shape {spec!r}")
+def _shape(spec: Any, dtype: np.dtype[Any], path: str) -> tuple[int, ...]:
+    if (
+        type(spec) is not list
+        or len(spec) > _MAX_DIMS
+        or any(type(n) is not int or n < 0 for n in spec)
+        or math.prod(spec) * max(dtype.itemsize, 1) >= _MAX_BYTES
+    ):
+        raise TreeError(path, f"invalid shape {_shown(spec)}")
     return tuple(spec)
 
 
@@ -71,8 +99,8 @@ class _Decoder:
         self.allow_pickle = allow_pickle
         self.tags: dict[str, Callable[[Any, str], Any]] = {
             "$tuple": lambda body, path: tuple(self._list(body, path)),
-            "$set": lambda body, path: set(self._list(body, path)),
-            "$frozenset": lambda body, path: frozenset(self._list(body, path)),
+            "$set": lambda body, path: self._members(set, body, path),
+            "$frozenset": lambda body, path: self._members(frozenset, body, path),
             "$float": self._float,
             "$int": self._int,
             "$complex": self._complex,
@@ -96,7 +124,7 @@ class _Decoder:
                 if key.startswith("$"):
                     handler = self.tags.get(key)
                     if handler is None:
-                        raise TreeError(path, f"unknown tag {key!r}")
+                        raise TreeError(path, f"unknown tag {_shown(key)}")
                     return handler(body, path)
             return {key: self.decode(item, key_path(path, key)) for key, item in node.items()}
         raise TreeError(path, f"unexpected {kind.__name__} in the tree")
@@ -106,16 +134,23 @@ class _Decoder:
             raise TreeError(path, "expected a list")
         return [self.decode(item, f"{path}[{i}]") for i, item in enumerate(body)]
 
+    def _members(self, kind: Callable[[list[Any]], Any], body: Any, path: str) -> Any:
+        items = self._list(body, path)
+        try:
+            return kind(items)
+        except TypeError as exc:  # an unhashable member out of a damaged or foreign file
+            raise TreeError(path, "a set member is not hashable") from exc
+
     def _float(self, body: Any, path: str) -> float:
         if body not in ("nan", "inf", "-inf"):
-            raise TreeError(path, f"invalid float {body!r}")
+            raise TreeError(path, f"invalid float {_shown(body)}")
         return float(body)
 
     def _int(self, body: Any, path: str) -> int:
         try:
             return int(body, 16)
         except (TypeError, ValueError) as exc:
-            raise TreeError(path, f"invalid int {body!r}") from exc
+            raise TreeError(path, f"invalid int {_shown(body)}") from exc
 
     def _complex(self, body: Any, path: str) -> complex:
         parts = self._list(body, path)
@@ -132,7 +167,7 @@ class _Decoder:
             try:
                 out[key] = self.decode(pair[1], key_path(path, key))
             except TypeError as exc:  # an unhashable key out of a damaged or foreign file
-                raise TreeError(path, f"unhashable key {key!r}") from exc
+                raise TreeError(path, f"unhashable key {_shown(key)}") from exc
         return out
 
     def _raw_list(self, body: Any, path: str) -> list[Any]:
@@ -160,14 +195,14 @@ class _Decoder:
         if type(body) is not dict:
             raise TreeError(path, "invalid array node")
         dtype = _dtype_from_json(body.get("dtype"), path)
-        shape = _shape(body.get("shape"), path)
+        shape = _shape(body.get("shape"), dtype, path)
         order = body.get("order", "C")
         if order not in ("C", "F"):
-            raise TreeError(path, f"invalid order {order!r}")
+            raise TreeError(path, f"invalid order {_shown(order)}")
         if "values" in body:
             try:
                 arr = np.array(body["values"], dtype=dtype).reshape(shape)
-            except (ValueError, TypeError, OverflowError) as exc:
+            except _NOT_AN_ARRAY as exc:
                 raise TreeError(path, "inline values do not fit dtype and shape") from exc
             return np.asfortranarray(arr) if order == "F" else arr
         if "b64" in body:
@@ -175,8 +210,11 @@ class _Decoder:
             count = math.prod(shape)
             if len(raw) != count * dtype.itemsize:
                 raise TreeError(path, "inline data has the wrong length")
-            flat = np.frombuffer(raw, dtype=dtype, count=count)
-            return flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
+            try:
+                flat = np.frombuffer(raw, dtype=dtype, count=count)
+                return flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
+            except _NOT_AN_ARRAY as exc:
+                raise TreeError(path, "inline data does not fit dtype and shape") from exc
         return self.reader.read_array(self._blob(body, path), dtype, shape, order, path)
 
     def _scalar(self, body: Any, path: str) -> Any:
@@ -188,7 +226,7 @@ class _Decoder:
                 return np.array(body["value"], dtype=dtype)[()]
             raw = _unb64(body.get("b64"), path)
             return np.frombuffer(raw, dtype=dtype, count=1)[0]
-        except (ValueError, TypeError, OverflowError) as exc:
+        except _NOT_AN_ARRAY as exc:
             raise TreeError(path, "scalar value does not fit its dtype") from exc
 
     def _pickle(self, body: Any, path: str) -> Any:

@@ -17,6 +17,11 @@ insertion order. Arrays and bytes larger than ``inline_limit`` become *pieces*: 
 runs that :mod:`._store` writes as content-addressed blobs and names in the node
 (``"blob"``). :func:`decode_state` inverts all of this given a :class:`PieceReader`.
 
+A state may nest containers (dicts, lists, tuples, sets) :data:`MAX_DEPTH` deep, no more:
+reading it back recurses a few frames per level, and a deeper state, though it would
+save, could not be loaded from a caller already deep in its own stack. It is refused at
+save instead, and a deeper stored tree is damage (:mod:`._schema`).
+
 Decoding is in :mod:`._decode`; files, compression and checksums in :mod:`._store` and
 :mod:`._format`.
 """
@@ -36,6 +41,7 @@ import numpy as np
 from lensing_ssc.core.base.exceptions import CheckpointError
 
 __all__ = [
+    "MAX_DEPTH",
     "ROOT",
     "EncodedState",
     "Piece",
@@ -46,6 +52,10 @@ __all__ = [
 ]
 
 ROOT = "state"
+# Containers a state may nest. Loading spends at most 4 frames of the recursion limit
+# (1000 by default) per level, and parsing the manifest 3: at 100 levels a caller keeps
+# half the limit for itself, where a state 248 tuples deep needed nearly all of it.
+MAX_DEPTH = 100
 _BIG_INT_BITS = 8192  # beyond this, ints are stored as hex (JSON readers choke on huge numbers)
 _EXACT_LIST_KINDS = frozenset("biuf")
 _PICKLE_PROTOCOL = 5
@@ -121,6 +131,7 @@ class _Encoder:
         self.allocate = allocate
         self.out = EncodedState(tree=None)
         self._active: set[int] = set()
+        self._depth = 0
 
     def _inline(self, nbytes: int) -> bool:
         return self.inline_limit is None or nbytes <= self.inline_limit
@@ -162,9 +173,19 @@ class _Encoder:
 
     def _container(self, value: Any, path: str, encode: Callable[[Any, str], Any]) -> Any:
         self._enter(value, path)
+        self._depth += 1
         try:
+            if self._depth > MAX_DEPTH:
+                shown = path if len(path) <= 80 else f"{path[:60]}...{path[-16:]}"
+                raise CheckpointError(
+                    f"cannot store {shown}: the state is nested more than {MAX_DEPTH} levels "
+                    "deep, deeper than can be loaded back reliably",
+                    value=shown,
+                    hint="flatten it, e.g. keep deep structures as arrays or lists of records",
+                )
             return encode(value, path)
         finally:
+            self._depth -= 1
             self._active.discard(id(value))
 
     def _items(self, value: Any, path: str) -> list[Any]:

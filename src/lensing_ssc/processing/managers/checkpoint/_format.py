@@ -2,11 +2,19 @@
 
 A checkpoint directory holds::
 
-    manifests/ckpt-20250101T120000.123456Z-node042-81234-0001.json   one per checkpoint
-    blobs/xxh3_128-3f9c...                                             content-addressed data
-    .lock                                                              coordinates processes
+    manifests/ckpt-00000007-20250101T120000.123456Z-node042-81234-0001.json   one each
+    blobs/xxh3_128-3f9c...                                  content-addressed data
+    .lock                                                   saves and loads share it
+    .commit.lock                                            one commit at a time
 
 Blobs share one flat directory, so a save syncs that directory once for all its blobs.
+
+A checkpoint's **id** starts with its sequence number in the directory (one more than the
+highest present when it was committed, under ``.commit.lock``), then its UTC time, host,
+process and the process's own count. The sequence number, not the time, orders
+checkpoints: a writer whose clock runs ahead cannot make later saves look older. Ids of
+the first format (``ckpt-<time>-...``, no sequence number) still read, as older than any
+numbered one.
 
 A **blob** is a 128-byte header followed by the stored bytes. The header names the codec,
 the raw and stored lengths and, for compressed blobs, the digest of the compressed bytes
@@ -19,8 +27,10 @@ the digest of every byte before it: any changed byte anywhere in the file is det
 The manifest names every blob the checkpoint needs, so it is written last and renamed into
 place: that rename is the one moment a checkpoint comes into existence.
 
-The ``read_*`` helpers read a blob's payload back and check it chunk by chunk. What goes
-into a manifest is decided by :mod:`._writing`; the state tree by :mod:`._encode`.
+The ``read_*`` helpers read a blob's payload back and check it chunk by chunk, and inflate
+compressed payloads no further than the size the header declares. What goes into a
+manifest is decided by :mod:`._writing`, what it may contain is checked by :mod:`._schema`;
+the state tree is :mod:`._encode`'s.
 """
 
 from __future__ import annotations
@@ -31,17 +41,21 @@ import os
 import re
 import socket
 import struct
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
+from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.io import Hasher, decompress, hash_bytes, parse_digest, verify_digest
+from lensing_ssc.processing.managers.checkpoint._encode import MAX_DEPTH
 
 __all__ = [
     "BLOB_HEADER_SIZE",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MANIFEST_SUFFIX",
+    "MAX_SEQUENCE",
     "BlobHeader",
     "DamagedError",
     "UnsupportedVersionError",
@@ -54,6 +68,7 @@ __all__ = [
     "read_and_hash",
     "read_decompressed",
     "read_exactly",
+    "sequence_of",
     "unpack_blob_header",
     "unpack_manifest",
 ]
@@ -74,8 +89,14 @@ _HEADER = struct.Struct("<8sB16sQQ64s19s")
 _CRC = struct.Struct("<I")
 _CODEC_NAMES = frozenset({"none", "gzip", "zstd", "lz4"})
 _TRAILER = b"checksum "
-_ID = re.compile(r"ckpt-\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9_]{1,24}-\d+-\d+")
+_ID = re.compile(r"ckpt-(?:(?P<seq>\d{8,18})-)?\d{8}T\d{6}\.\d{6}Z-[A-Za-z0-9_]{1,24}-\d+-\d+")
+MAX_SEQUENCE = 10**18 - 1  # 18 digits; no directory of honest saves comes near
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9_]")
+# The deepest manifest this package writes nests its JSON about 3 levels per level of the
+# state (a dict with other than string keys: {"$dict": [[key, value]]}), plus an array's
+# nested values (64 dimensions at most) and the manifest's own levels. Python's json parser
+# spends a frame of the recursion limit on each level.
+_JSON_FRAMES = 3 * MAX_DEPTH + 100
 
 
 class DamagedError(ValueError):
@@ -99,15 +120,22 @@ def _host_label() -> str:
     return label or "localhost"
 
 
-def make_checkpoint_id(created: float, pid: int, seq: int) -> str:
-    """A checkpoint id that sorts by creation time and is unique per host, process and call.
+def make_checkpoint_id(sequence: int, created: float, pid: int, count: int) -> str:
+    """A checkpoint id: its sequence number in the directory, then time, host, process and
+    the process's own count, which keep ids distinct where the sequence cannot be locked.
 
     Example:
-        >>> make_checkpoint_id(0.0, 81234, 1)  # doctest: +SKIP
-        'ckpt-19700101T000000.000000Z-node042-81234-0001'
+        >>> make_checkpoint_id(7, 0.0, 81234, 1)  # doctest: +SKIP
+        'ckpt-00000007-19700101T000000.000000Z-node042-81234-0001'
     """
     when = _dt.datetime.fromtimestamp(created, tz=_dt.timezone.utc)
-    return f"ckpt-{when:%Y%m%dT%H%M%S.%f}Z-{_host_label()}-{pid}-{seq:04d}"
+    return f"ckpt-{sequence:08d}-{when:%Y%m%dT%H%M%S.%f}Z-{_host_label()}-{pid}-{count:04d}"
+
+
+def sequence_of(checkpoint_id: str) -> int:
+    """The sequence number in ``checkpoint_id``; 0 for an id of the first format."""
+    match = _ID.fullmatch(checkpoint_id)
+    return int(match["seq"]) if match is not None and match["seq"] is not None else 0
 
 
 def is_manifest_name(name: str) -> bool:
@@ -220,12 +248,31 @@ def unpack_manifest(data: bytes, what: str) -> dict[str, Any]:
         manifest = json.loads(body)
     except ValueError as exc:  # cannot happen with an intact checksum unless written so
         raise DamagedError(what, f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        if not _stack_has_room():
+            raise CheckpointError(
+                f"cannot read the {what}: the call stack is too deep to parse it",
+                hint=f"read checkpoints from at most {sys.getrecursionlimit() - _JSON_FRAMES} "
+                "frames deep, or raise sys.setrecursionlimit()",
+            ) from exc
+        raise DamagedError(what, "nested deeper than any manifest this package writes") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise DamagedError(what, "not a lensing_ssc checkpoint manifest")
     version = manifest.get("version")
+    if type(version) is not int or version < 1:
+        raise DamagedError(what, f"invalid format version {version!r}")
     if version != FORMAT_VERSION:
         raise UnsupportedVersionError(what, f"format version {version!r} (this package reads 1)")
     return manifest
+
+
+def _stack_has_room() -> bool:
+    """Whether the caller's stack leaves room to parse the deepest manifest we write: a
+    recursion error with room to spare is the file's fault, not the caller's."""
+    depth, frame = 0, sys._getframe()
+    while frame is not None and depth <= sys.getrecursionlimit():
+        depth, frame = depth + 1, frame.f_back  # type: ignore[assignment]
+    return depth + _JSON_FRAMES <= sys.getrecursionlimit()
 
 
 # -- reading blob payloads ---------------------------------------------------------------
@@ -262,13 +309,15 @@ def read_and_hash(
 
 
 def read_decompressed(fh: Any, header: BlobHeader, raw_size: int, what: str) -> bytes:
-    """Read a compressed payload, check its own digest, then decompress it."""
+    """Read a compressed payload, check its own digest, then decompress it, stopping at
+    ``raw_size`` bytes: a payload that would inflate further is damage, found without
+    inflating it."""
     stored = memoryview(bytearray(header.stored_size))
     read_exactly(fh, stored, what)
     if not verify_digest(stored, header.stored_digest):
         raise DamagedError(what, "checksum mismatch in the compressed data")
     try:
-        data = decompress(header.codec, stored)
+        data = decompress(header.codec, stored, max_size=raw_size)
     except (ValueError, ModuleNotFoundError) as exc:
         raise DamagedError(what, f"cannot decompress: {exc}") from exc
     if len(data) != raw_size:

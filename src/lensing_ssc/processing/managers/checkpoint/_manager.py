@@ -4,7 +4,7 @@
 arrays, anything picklable) into a directory and gives back the newest intact one after a
 crash. A checkpoint appears only when its manifest is renamed into place, after every
 piece of data it names is on disk; every file carries a checksum checked on load; a
-damaged newest checkpoint is skipped with a warning. Arrays are stored raw (loadable at
+damaged newest checkpoint is skipped, logged as a WARNING record. Arrays are stored raw (loadable at
 memory speed, or memory-mapped) and only when their content changed since a kept
 checkpoint. On-disk formats and the directory's housekeeping live in the private modules
 beside this one; the ``lensing-ssc checkpoints`` commands in :mod:`lensing_ssc.cli`; the
@@ -22,10 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
@@ -42,6 +42,7 @@ from lensing_ssc.core.config import (
 from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing.managers.checkpoint._background import BackgroundSaver, BufferPool
 from lensing_ssc.processing.managers.checkpoint._format import DamagedError
+from lensing_ssc.processing.managers.checkpoint._housekeeping import maintain
 from lensing_ssc.processing.managers.checkpoint._reading import (
     load_named,
     load_newest,
@@ -56,12 +57,13 @@ from lensing_ssc.processing.managers.checkpoint._store import CheckpointStore
 from lensing_ssc.processing.managers.checkpoint._writing import (
     IdClock,
     Snapshot,
-    maintain,
     take_snapshot,
     write_snapshot,
 )
 
 __all__ = ["CheckpointInfo", "CheckpointManager", "CheckpointVerification"]
+
+_log = logging.getLogger("lensing_ssc.processing.managers.checkpoint")
 
 
 class CheckpointManager(ReadOnlySettings):
@@ -226,15 +228,15 @@ class CheckpointManager(ReadOnlySettings):
         if self._closed or self.read_only:
             why = "closed" if self._closed else "read-only"
             raise CheckpointError(f"cannot save: this checkpoint manager is {why}")
-        checkpoint_id, created = self._ids.next()
+        created, count = self._ids.next()
         self._last_save_started = time.monotonic()
         setting = self.settings.compression
         return take_snapshot(
             state,
             description,
             tags,
-            checkpoint_id=checkpoint_id,
             created=created,
+            count=count,
             layout=self.settings.format,
             compression=f"auto:{self._codec}" if setting == "auto" else self._codec,
             allocate=allocate,
@@ -247,8 +249,8 @@ class CheckpointManager(ReadOnlySettings):
         except OSError as exc:
             self._maintain(retention=False)  # a full disk may get room back from old garbage
             raise CheckpointError(
-                f"could not save checkpoint {snapshot.checkpoint_id} in "
-                f"{str(self.checkpoint_dir)!r}: {exc.strerror or exc}",
+                f"could not save a checkpoint in {str(self.checkpoint_dir)!r}: "
+                f"{exc.strerror or exc}",
                 value=str(self.checkpoint_dir),
                 hint="free disk space or choose another directory; earlier checkpoints are intact",
             ) from exc
@@ -269,7 +271,7 @@ class CheckpointManager(ReadOnlySettings):
             maintain(self._store, self.settings if retention else None)
         except OSError as exc:
             self._last_error = f"clean-up of {self.checkpoint_dir} failed: {exc}"
-            warnings.warn(self._last_error, RuntimeWarning, stacklevel=3)
+            _log.warning(self._last_error)
 
     def should_auto_save(self) -> bool:
         """Whether ``auto_save_interval`` seconds passed since the last save began."""
@@ -293,15 +295,18 @@ class CheckpointManager(ReadOnlySettings):
             allow_pickle: Override the manager's ``allow_pickle`` for this load.
 
         Returns:
-            The state, or ``None`` when there is no loadable checkpoint.
+            The state, or ``None`` when the directory holds no checkpoint at all.
 
         Raises:
             CheckpointError: The named checkpoint does not exist (lists those that do) or
-                is damaged; pickled pieces are refused or cannot be unpickled.
+                is damaged; without a name, checkpoints exist but none is intact (names
+                each and what is damaged); pickled pieces are refused or cannot be
+                unpickled.
 
-        Warns:
-            RuntimeWarning: For each damaged checkpoint skipped while looking for the
-                newest intact one, naming what is damaged.
+        Logs:
+            A WARNING record on ``lensing_ssc.processing.managers.checkpoint`` for each
+            damaged checkpoint skipped while looking for the newest intact one, naming
+            what is damaged (``get_status()["damaged"]`` lists them too).
         """
         allow = self.settings.allow_pickle if allow_pickle is None else allow_pickle
         with self._store.shared():
@@ -317,7 +322,9 @@ class CheckpointManager(ReadOnlySettings):
     def _info(self, checkpoint_id: str) -> CheckpointInfo | None:
         try:
             manifest, size = self._store.read_manifest(checkpoint_id)
-        except (FileNotFoundError, DamagedError):
+        except CheckpointError:  # an OSError too, but ours: the call stack is too deep
+            raise
+        except (DamagedError, OSError):  # damaged, unreadable, or deleted meanwhile
             return None
         return CheckpointInfo.from_manifest(
             manifest, self._store.manifest_path(checkpoint_id), size

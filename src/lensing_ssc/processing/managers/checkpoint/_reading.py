@@ -8,8 +8,9 @@ checkpoint id. Writing is in :mod:`._writing`, files and locks in :mod:`._store`
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
+import os
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,15 @@ __all__ = [
     "verify_manifest",
 ]
 
+_log = logging.getLogger("lensing_ssc.processing.managers.checkpoint")
+
 _LISTED_IDS = 10  # ids named in an "unknown checkpoint" error
 _PATHS_SHOWN = 3
+_DAMAGE_SHOWN = 3  # damaged checkpoints named when none can be loaded
+
+
+def _unreadable(checkpoint_id: str, exc: OSError) -> str:
+    return f"manifest of {checkpoint_id}: cannot be read: {exc.strerror or exc}"
 
 
 def verify_manifest(store: CheckpointStore, checkpoint_id: str) -> CheckpointVerification:
@@ -41,19 +49,22 @@ def verify_manifest(store: CheckpointStore, checkpoint_id: str) -> CheckpointVer
         manifest, size = store.read_manifest(checkpoint_id)
     except FileNotFoundError:
         return CheckpointVerification(checkpoint_id, False, (f"{path.name}: missing",), 0, 0)
-    except DamagedError as exc:
-        return CheckpointVerification(checkpoint_id, False, (str(exc),), 1, path.stat().st_size)
+    except (DamagedError, OSError) as exc:
+        problem = str(exc) if isinstance(exc, DamagedError) else _unreadable(checkpoint_id, exc)
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        return CheckpointVerification(checkpoint_id, False, (problem,), 1, size)
     problems: list[str] = []
     files, checked = 1, size
-    users = blob_paths(manifest.get("state"))
-    for digest, sizes in manifest["blobs"].items():
+    users = blob_paths(manifest["state"])
+    for digest, (raw_size, _) in manifest["blobs"].items():
         files += 1
+        where = ", ".join(users.get(digest, ["an unreferenced piece"])[:_PATHS_SHOWN])
+        what = f"{where} (blob {blob_relpath(digest).as_posix()})"
         try:
-            where = ", ".join(users.get(digest, ["an unreferenced piece"])[:_PATHS_SHOWN])
-            what = f"{where} (blob {blob_relpath(digest).as_posix()})"
-            if type(sizes) is not list or len(sizes) != 2 or type(sizes[0]) is not int:
-                raise DamagedError(what, "invalid sizes in the manifest")
-            checked += store.verify_blob(digest, sizes[0], what)
+            checked += store.verify_blob(digest, raw_size, what)
         except DamagedError as exc:
             problems.append(str(exc))
     return CheckpointVerification(checkpoint_id, not problems, tuple(problems), files, checked)
@@ -89,10 +100,14 @@ class BlobReader:
         if self.mmap and raw_size:
             arr = self.store.map_blob(digest, raw_size, what, dtype, stored_shape)
         if arr is None:
-            arr = np.empty(stored_shape, dtype=dtype)
-            self.store.read_blob(
-                digest, raw_size, what, into=memoryview(arr.reshape(-1).view(np.uint8))
-            )
+            made: list[Any] = []
+
+            def allocate() -> memoryview:
+                made.append(np.empty(stored_shape, dtype=dtype))
+                return memoryview(made[0].reshape(-1).view(np.uint8))
+
+            self.store.read_blob(digest, raw_size, what, allocate)
+            arr = made[0]
         return arr.T if order == "F" else arr
 
     def read_bytes(self, digest: str, path: str) -> bytes:
@@ -146,7 +161,15 @@ def load_state(
             hint="unpickling runs code: allow it only for checkpoints you trust",
         )
     reader = BlobReader(store, manifest["blobs"], mmap=mmap)
-    return decode_state(manifest.get("state"), reader, allow_pickle=allow_pickle)
+    try:
+        return decode_state(manifest["state"], reader, allow_pickle=allow_pickle)
+    except RecursionError as exc:  # the state is at most MAX_DEPTH deep: the caller is deep
+        raise CheckpointError(
+            f"cannot load checkpoint {checkpoint_id}: the call stack is too deep to rebuild "
+            "its state",
+            value=checkpoint_id,
+            hint="load it from a shallower call, or raise sys.setrecursionlimit()",
+        ) from exc
 
 
 def load_named(
@@ -155,25 +178,51 @@ def load_named(
     """:func:`load_state`, with damage reported as a :class:`CheckpointError`."""
     try:
         return load_state(store, checkpoint_id, mmap=mmap, allow_pickle=allow_pickle)
-    except (DamagedError, TreeError, FileNotFoundError) as exc:
+    except CheckpointError:  # an OSError too, but already ours: pickles refused, ...
+        raise
+    except (DamagedError, TreeError, OSError) as exc:
+        unreadable = isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+        problem = f"cannot be read: {exc}" if unreadable else f"is damaged: {exc}"
         raise CheckpointError(
-            f"checkpoint {checkpoint_id} is damaged: {exc}",
+            f"checkpoint {checkpoint_id} {problem}",
             value=checkpoint_id,
             hint="load_checkpoint() without an id returns the newest intact checkpoint",
         ) from exc
 
 
 def load_newest(store: CheckpointStore, *, mmap: bool, allow_pickle: bool) -> Any:
-    """The state of the newest intact checkpoint, or ``None``; warns about each damaged one."""
+    """The state of the newest intact checkpoint; logs each damaged one skipped.
+
+    Returns:
+        The state, or ``None`` when the directory holds no checkpoint at all.
+
+    Raises:
+        CheckpointError: Checkpoints exist but none is intact (names each and what is
+            damaged in it: never ``None``, which would read as "start afresh"); or
+            pickled pieces are refused or cannot be unpickled.
+    """
+    skipped: list[str] = []
     for checkpoint_id in store.ids():
         try:
             return load_state(store, checkpoint_id, mmap=mmap, allow_pickle=allow_pickle)
+        except CheckpointError:  # an OSError too, but ours (pickles refused...): not damage
+            raise
         except FileNotFoundError:
             continue
-        except (DamagedError, TreeError) as exc:
-            warnings.warn(
-                f"checkpoint {checkpoint_id} is damaged and was skipped: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return None
+        except (DamagedError, TreeError, OSError) as exc:
+            problem = str(exc) if not isinstance(exc, OSError) else _unreadable(checkpoint_id, exc)
+            _log.warning("checkpoint %s is damaged and was skipped: %s", checkpoint_id, problem)
+            skipped.append(f"{checkpoint_id}: {problem}")
+    if not skipped:
+        return None
+    shown = "; ".join(skipped[:_DAMAGE_SHOWN])
+    if len(skipped) > _DAMAGE_SHOWN:
+        shown += f" (and {len(skipped) - _DAMAGE_SHOWN} more)"
+    where = str(store.root)
+    raise CheckpointError(
+        f"no intact checkpoint in {where!r}: {len(skipped)} "
+        f"{'is' if len(skipped) == 1 else 'are'} damaged: {shown}",
+        value=where,
+        hint=f"`lensing-ssc checkpoints verify {where} --all` lists every problem; delete "
+        "the damaged checkpoints to start afresh",
+    )

@@ -19,7 +19,9 @@ class CheckpointInfo:
     """One saved checkpoint, as :meth:`CheckpointManager.list_checkpoints` reports it.
 
     Attributes:
-        id: The checkpoint's name (``ckpt-<UTC time>-<host>-<pid>-<seq>``); sorts by time.
+        id: The checkpoint's name (``ckpt-<sequence>-<UTC time>-<host>-<pid>-<count>``);
+            the sequence number, one more than the directory's highest at its commit,
+            orders checkpoints.
         created: When it was saved, in seconds since the epoch (``created_at`` as datetime).
         description: The text given to ``save_checkpoint``.
         tags: Its tags; tags listed in ``keep_tags`` (default ``keep``) protect it from

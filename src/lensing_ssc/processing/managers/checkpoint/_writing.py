@@ -1,10 +1,11 @@
-"""Writing checkpoints: the snapshot, the write-then-commit sequence, and retention.
+"""Writing checkpoints: the snapshot, and the write-then-commit sequence.
 
 :func:`take_snapshot` encodes a state and fills the manifest's fields (in the caller's
 thread: after it returns the caller may change its state freely when ``copy=True``);
 :func:`write_snapshot` stores the pieces as blobs and commits the manifest, holding the
-directory's shared lock; :func:`retention_victims` says which checkpoints retention
-removes. Timing, threads and error translation are the manager's.
+directory's shared lock, and names it only then, with the directory's next sequence
+number. What retention and collection remove afterwards is :mod:`._housekeeping`'s;
+timing, threads and error translation are the manager's.
 """
 
 from __future__ import annotations
@@ -25,55 +26,51 @@ import numpy as np
 
 from lensing_ssc._version import __version__
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.core.config import CheckpointSection
 from lensing_ssc.core.io import hash_bytes
 from lensing_ssc.processing.managers.checkpoint._encode import EncodedState, Piece, encode_state
 from lensing_ssc.processing.managers.checkpoint._format import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    DamagedError,
-    UnsupportedVersionError,
     make_checkpoint_id,
     pack_manifest,
 )
 from lensing_ssc.processing.managers.checkpoint._store import CheckpointStore
 
-__all__ = [
-    "IdClock",
-    "Snapshot",
-    "maintain",
-    "retention_victims",
-    "take_snapshot",
-    "write_snapshot",
-]
+__all__ = ["IdClock", "Snapshot", "take_snapshot", "write_snapshot"]
 
 INLINE_LIMIT = 4096  # bytes; smaller arrays, bytes and pickles stay in the manifest
 _PIPELINE_ABOVE = 16 << 20  # bytes; larger snapshots hash the next piece while writing one
 
 
 class IdClock:
-    """Hands out checkpoint ids whose times strictly increase within this process."""
+    """Hands out creation times that strictly increase within this process, and a count
+    of saves that keeps this process's ids distinct."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seq = 0
+        self._count = 0
         self._last = 0.0
 
-    def next(self) -> tuple[str, float]:
-        """A fresh ``(checkpoint id, creation time)``."""
+    def next(self) -> tuple[float, int]:
+        """A fresh ``(creation time, count)``."""
         with self._lock:
             self._last = max(time.time(), self._last + 1e-6)
-            self._seq += 1
-            return make_checkpoint_id(self._last, os.getpid(), self._seq), self._last
+            self._count += 1
+            return self._last, self._count
 
 
 @dataclass
 class Snapshot:
-    """A state ready to be written: the encoded tree and pieces, and the manifest fields."""
+    """A state ready to be written: the encoded tree and pieces, and the manifest fields
+    (all but ``id``, which the commit gives it)."""
 
-    checkpoint_id: str
     encoded: EncodedState
     meta: dict[str, Any]
+    count: int
+
+    def checkpoint_id(self, sequence: int) -> str:
+        """The id this snapshot has when committed as number ``sequence``."""
+        return make_checkpoint_id(sequence, self.meta["created"], self.meta["pid"], self.count)
 
 
 def _step(state: Any) -> int | None:
@@ -97,8 +94,8 @@ def take_snapshot(
     description: str,
     tags: Iterable[str] | str,
     *,
-    checkpoint_id: str,
     created: float,
+    count: int,
     layout: str,
     compression: str,
     allocate: Callable[[int], Any] | None,
@@ -125,7 +122,6 @@ def take_snapshot(
     meta = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "id": checkpoint_id,
         "created": created,
         "description": description,
         "tags": tag_list,
@@ -140,7 +136,7 @@ def take_snapshot(
         "data_bytes": encoded.data_bytes,
         "pickled": encoded.pickled,
     }
-    return Snapshot(checkpoint_id, encoded, meta)
+    return Snapshot(encoded, meta, count)
 
 
 def _digests(pieces: list[Piece]) -> Generator[str | None, None, None]:
@@ -184,59 +180,12 @@ def write_snapshot(
                 written += new_bytes
         if blobs:
             store.sync_blobs()  # reused blobs too: another writer may not have synced yet
-        body = {**snapshot.meta, "blob_bytes_written": written, "blobs": blobs}
-        body["state"] = snapshot.encoded.tree
-        data = pack_manifest(body, indent=1 if snapshot.meta["layout"] == "json" else None)
-        path = store.commit(snapshot.checkpoint_id, data)
+        with store.committing() as sequence:
+            checkpoint_id = snapshot.checkpoint_id(sequence)
+            meta = snapshot.meta
+            body = {"format": meta["format"], "version": meta["version"], "id": checkpoint_id}
+            body.update(meta)
+            body.update(blob_bytes_written=written, blobs=blobs, state=snapshot.encoded.tree)
+            data = pack_manifest(body, indent=1 if snapshot.meta["layout"] == "json" else None)
+            path = store.commit(checkpoint_id, data)
     return body, path, len(data)
-
-
-def retention_victims(
-    store: CheckpointStore, max_checkpoints: int, keep_tags: Iterable[str]
-) -> list[str]:
-    """Checkpoints that retention removes, newest first.
-
-    The newest ``max_checkpoints`` intact checkpoints stay, and so does every checkpoint
-    tagged with one of ``keep_tags``. A damaged manifest stays while it is newer than the
-    oldest checkpoint kept (for inspection), and goes after. A manifest of a newer format
-    version is never removed.
-    """
-    keep = set(keep_tags)
-    kept, victims = 0, []
-    for checkpoint_id in store.ids():
-        try:
-            manifest, _ = store.read_manifest(checkpoint_id)
-        except FileNotFoundError:
-            continue
-        except UnsupportedVersionError:
-            continue
-        except DamagedError:
-            if kept >= max_checkpoints:
-                victims.append(checkpoint_id)
-            continue
-        if kept < max_checkpoints:
-            kept += 1
-        elif not keep.intersection(manifest.get("tags", ())):
-            victims.append(checkpoint_id)
-    return victims
-
-
-def maintain(store: CheckpointStore, settings: CheckpointSection | None) -> None:
-    """Apply retention (when ``settings`` are given), or collect garbage (when not).
-
-    After retention, garbage is collected only if a checkpoint was removed; without
-    ``settings`` (on opening a directory, after a failed save or a deletion) always, which
-    also picks up what killed processes left. Does nothing when another save, load or
-    clean-up holds the directory: it never waits, and the next call tries again.
-
-    Raises:
-        OSError: A removal failed for another reason than a concurrent removal.
-    """
-    with store.try_exclusive() as alone:
-        if not alone:
-            return
-        if settings is not None:
-            victims = retention_victims(store, settings.max_checkpoints, settings.keep_tags)
-            if not store.delete_manifests(victims):
-                return
-        store.collect()
