@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,12 +127,19 @@ def test_root_and_other_libraries_untouched(tmp_path: Path) -> None:
     assert "from another library" not in path.read_text()
 
 
-def test_capture_root_writes_every_library_then_restores(tmp_path: Path) -> None:
-    """capture_root=True writes other libraries' records once and puts the root back on close."""
+@pytest.mark.parametrize(
+    "asked",
+    [{"capture_root": True}, {"capture": "root"}, {"capture": ["mypipeline", "root"]}],
+    ids=["capture_root=True", "capture='root'", "'root' among the names"],
+)
+def test_capture_root_writes_every_library_then_restores(
+    tmp_path: Path, asked: dict[str, Any]
+) -> None:
+    """Capturing the root writes other libraries' records once and puts the root back on close."""
     root = logging.getLogger()
     before = (list(root.handlers), root.level)
     path = tmp_path / "run.log"
-    with LogManager(file_path=path, console=False, capture_root=True) as log_mgr:
+    with LogManager(file_path=path, console=False, **asked) as log_mgr:
         logging.getLogger("otherlib").info("from another library")
         log_mgr.get_logger("mine").info("from the package")
         assert log_mgr.get_logger("otherlib").name == "otherlib"
@@ -308,7 +316,7 @@ def test_unwritable_path_fails_at_construction(tmp_path: Path, name: str) -> Non
             "retention_days",
             r"\(use a number greater than 0, or null for the default\)$",
         ),
-        ({"capture": "mypipeline"}, "capture", r"a list of names, not one string$"),
+        ({"capture": "mypipeline"}, "capture", r"a list of names or .root., not one string$"),
         ({"capture_root": "yes"}, "capture_root", r"Input should be a valid boolean$"),
         ({"propagate": 1}, "propagate", r"Input should be a valid boolean$"),
         ({"handle_sigterm": "no"}, "handle_sigterm", r"Input should be a valid boolean$"),

@@ -1,7 +1,11 @@
-"""Turning one :class:`logging.LogRecord` into one line: ``standard``, ``detailed``, ``json``.
+"""Turning one record into one line: ``standard``, ``detailed``, ``json``.
 
-Formatters run on the writer thread (or in a ``flush()``), never on the caller's, and never
-raise: a message whose ``__str__`` fails, an extra that JSON cannot encode, a NaN, a
+A record is a :class:`logging.LogRecord`, or the tuple a :class:`~._direct.DirectLogger`
+queues instead (:data:`RecordTuple`: no caller's frame, process or thread, which only the
+``detailed`` format shows; that format takes LogRecords only). ``line(record)`` and
+``tuple_line(item)`` give the bytes the writer writes; ``formatter(record)`` the same as
+text. Formatters run on the writer thread (or in a ``flush()``), never on the caller's, and
+never raise: a message whose ``__str__`` fails, an extra that JSON cannot encode, a NaN, a
 circular structure all become strings. Each formatter instance caches the rendered time
 of the current second; the writer calls it from one thread at a time.
 
@@ -10,6 +14,7 @@ JSON lines carry ``time`` (ISO 8601, UTC, microseconds), ``level``, ``logger``,
 the top level, then ``exc_type``, ``exc_message`` and ``traceback`` when the record has an
 exception, and ``stack`` for ``stack_info``. A context field or extra named like one of the
 fixed keys is written with a trailing underscore (``level_``) instead of replacing it.
+What each value becomes, with orjson or without, is :mod:`._json`'s.
 
 ``standard`` and ``detailed`` are for people: local time, as :mod:`logging` shows it,
 fields as ``name=value`` after the message, tracebacks on the following lines.
@@ -20,23 +25,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lensing_ssc.processing.managers.log._context import CONTEXT_ATTR
+from lensing_ssc.processing.managers.log._json import encode, safe_str
 
 __all__ = [
     "FORMATS",
+    "RECORD_NAMES",
     "DetailedFormatter",
     "JsonFormatter",
     "RecordFormatter",
+    "RecordTuple",
     "StandardFormatter",
     "make_formatter",
+    "record_of",
     "safe_str",
 ]
 
@@ -58,14 +65,42 @@ _JSON_KEYS = frozenset({"time", "level", "logger", "message", "exc_type", "exc_m
     "traceback",
     "stack",
 }
+#: Names an extra may not have: ``makeRecord`` refuses them (KeyError), and so does the
+#: DirectLogger, by leaving such a call to it.
+RECORD_NAMES = _RESERVED
+
+#: A record queued without a LogRecord (:mod:`._direct`): ``(created, levelno, logger name,
+#: message, extras or None, context)``; the message is rendered (``msg % args``) unless the
+#: call had no arguments, as on a LogRecord after the handler.
+RecordTuple = tuple[float, int, str, object, "Mapping[str, Any] | None", Mapping[str, Any]]
 
 
-def safe_str(value: object) -> str:
-    """``str(value)``, or a description of ``value`` when its ``__str__`` raises."""
-    try:
-        return str(value)
-    except Exception as exc:  # a user's __str__ may raise anything; a log line must not
-        return f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+def record_of(item: RecordTuple) -> logging.LogRecord:
+    """A LogRecord with what a queued tuple holds, for a handler that needs one.
+
+    The caller's source location, process and thread are not known: a record built here
+    has the values a LogRecord takes when they are unknown or turned off.
+    """
+    created, levelno, name, msg, extra, context = item
+    record = logging.LogRecord(name, levelno, "(unknown file)", 0, msg, None, None)
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    attrs = record.__dict__
+    if extra:
+        attrs.update(extra)
+    attrs[CONTEXT_ATTR] = context
+    return record
+
+
+def _tuple_fields(
+    static: Mapping[str, Any], context: Mapping[str, Any], extra: Mapping[str, Any] | None
+) -> Mapping[str, Any]:
+    """Static, then context fields, then extras (later wins), copying only when needed."""
+    if not extra:
+        return {**static, **context} if static else context
+    if not static and not context:
+        return extra
+    return {**static, **context, **extra}
 
 
 def _message(record: logging.LogRecord) -> str:
@@ -107,9 +142,15 @@ def _traceback_text(record: logging.LogRecord) -> str | None:
 
 
 class RecordFormatter(ABC):
-    """Base of the formatters: ``formatter(record) -> str`` (one record, ending in newline)."""
+    """Base of the formatters: ``formatter(record) -> str`` (one record, ending in newline).
+
+    The writer calls ``line(record)`` and ``tuple_line(item)``, which give UTF-8 bytes (a
+    lone surrogate as its ``\\udcxx`` escape).
+    """
 
     name = ""
+    #: Whether this format can be written from a :data:`RecordTuple` (no source location).
+    takes_tuples = True
 
     def __init__(self) -> None:
         self._second = -1
@@ -120,6 +161,14 @@ class RecordFormatter(ABC):
     @abstractmethod
     def __call__(self, record: logging.LogRecord) -> str:
         """The record as text, ending in a newline."""
+
+    def line(self, record: logging.LogRecord) -> bytes:
+        """The record as the bytes of its line."""
+        return self(record).encode("utf-8", "backslashreplace")
+
+    def tuple_line(self, item: RecordTuple) -> bytes:
+        """A queued tuple as the bytes of its line."""
+        return self.line(record_of(item))
 
     def _local_time(self, created: float) -> str:
         second = int(created)
@@ -150,22 +199,45 @@ class StandardFormatter(RecordFormatter):
     name = "standard"
 
     def __call__(self, record: logging.LogRecord) -> str:
-        line = f"{self._local_time(record.created)} {record.levelname:<8} {record.name}: "
-        line += _message(record)
-        fields = {
-            name: value
-            for name, value in _fields(record, self.static_fields).items()
+        line = self._text(
+            record.created,
+            record.levelname,
+            record.name,
+            _message(record),
+            _fields(record, self.static_fields),
+        )
+        return _with_tail(line, record)
+
+    def tuple_line(self, item: RecordTuple) -> bytes:
+        created, levelno, name, msg, extra, context = item
+        line = self._text(
+            created,
+            logging.getLevelName(levelno),
+            name,
+            msg if type(msg) is str else safe_str(msg),
+            _tuple_fields(self.static_fields, context, extra),
+        )
+        return (line + "\n").encode("utf-8", "backslashreplace")
+
+    def _text(
+        self, created: float, level: str, name: str, message: str, fields: Mapping[str, Any]
+    ) -> str:
+        line = f"{self._local_time(created)} {level:<8} {name}: {message}"
+        scalars = {
+            key: value
+            for key, value in fields.items()
             if not isinstance(value, (dict, list, tuple, set))
         }
-        if fields:
-            line += f" [{_logfmt(fields)}]"
-        return _with_tail(line, record)
+        if scalars:
+            line += f" [{_logfmt(scalars)}]"
+        return line
 
 
 class DetailedFormatter(RecordFormatter):
     """Standard plus process, thread, and source location of the call."""
 
     name = "detailed"
+    takes_tuples = False
 
     def __call__(self, record: logging.LogRecord) -> str:
         line = (
@@ -188,78 +260,29 @@ def _with_tail(line: str, record: logging.LogRecord) -> str:
     return line + "\n"
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=safe_str)
-    return safe_str(value)
-
-
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, default=_json_default, separators=(",", ":")
-)
-_encode: Callable[[object], str] = _ENCODER.encode
-_c_iterencode = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(
-        # The C encoder without JSONEncoder.encode's Python layers: a third of the cost.
-        # No circularity markers: a circular value ends in RecursionError, caught below.
-        None,
-        _json_default,
-        encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        False,
-    )
-)
-
-
-def _encode_record(data: dict[str, Any]) -> str:
-    if _c_iterencode is None:  # pragma: no cover - CPython always has the C encoder
-        return _encode(data)
-    return "".join(_c_iterencode(data, 0))
-
-
-def _encode_field(value: object) -> str:
-    """One value that made the whole record fail: encode alone, else as a string."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return _encode(repr(value))
-    try:
-        return _encode(value)
-    except (TypeError, ValueError, RecursionError):
-        return _encode(safe_str(value))
-
-
 class JsonFormatter(RecordFormatter):
-    """One JSON object per line; never raises, whatever the extras hold."""
+    """One JSON object per line; never raises, whatever the extras hold.
+
+    Args:
+        encode: Turns the line's dict into its bytes; default :mod:`._json`'s ``encode``
+            (orjson where installed). ``encode_stdlib`` gives the lines of a machine
+            without orjson.
+    """
 
     name = "json"
 
+    def __init__(self, encode: Callable[[dict[str, Any]], bytes] = encode) -> None:
+        super().__init__()
+        self._encode = encode
+
     def __call__(self, record: logging.LogRecord) -> str:
-        created = record.created
-        second = int(created)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        data: dict[str, Any] = {
-            "time": f"{self._prefix}.{int(created * 1_000_000) % 1_000_000:06d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": _message(record),
-        }
+        return self.line(record).decode("utf-8")
+
+    def line(self, record: logging.LogRecord) -> bytes:
+        data = self._head(record.created, record.levelname, record.name, _message(record))
         fields = _fields(record, self.static_fields)
         if fields:
-            if _JSON_KEYS.isdisjoint(fields):
-                data.update(fields)
-            else:
-                for name, value in fields.items():
-                    key = name
-                    while key in data:  # a fixed key, or a field renamed onto this name
-                        key += "_"
-                    data[key] = value
+            _add_fields(data, fields)
         if record.exc_info or record.exc_text:
             exc = record.exc_info[1] if record.exc_info else None
             if exc is not None:
@@ -268,15 +291,43 @@ class JsonFormatter(RecordFormatter):
             data["traceback"] = _traceback_text(record)
         if record.stack_info:
             data["stack"] = record.stack_info
-        try:
-            return _encode_record(data) + "\n"
-        except (TypeError, ValueError, RecursionError):
-            return _encode_items(data.items()) + "\n"
+        return self._encode(data)
+
+    def tuple_line(self, item: RecordTuple) -> bytes:
+        created, levelno, name, msg, extra, context = item
+        data = self._head(
+            created,
+            logging.getLevelName(levelno),
+            name,
+            msg if type(msg) is str else safe_str(msg),
+        )
+        fields = _tuple_fields(self.static_fields, context, extra)
+        if fields:
+            _add_fields(data, fields)
+        return self._encode(data)
+
+    def _head(self, created: float, level: str, name: str, message: str) -> dict[str, Any]:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return {
+            "time": f"{self._prefix}.{int(created * 1_000_000) % 1_000_000:06d}Z",
+            "level": level,
+            "logger": name,
+            "message": message,
+        }
 
 
-def _encode_items(items: Iterable[tuple[str, object]]) -> str:
-    parts = (f"{_encode(safe_str(name))}:{_encode_field(value)}" for name, value in items)
-    return "{" + ",".join(parts) + "}"
+def _add_fields(data: dict[str, Any], fields: Mapping[str, Any]) -> None:
+    if _JSON_KEYS.isdisjoint(fields):
+        data.update(fields)
+        return
+    for name, value in fields.items():
+        key = name
+        while key in data:  # a fixed key, or a field renamed onto this name
+            key += "_"
+        data[key] = value
 
 
 def make_formatter(format_type: str) -> RecordFormatter:

@@ -2,8 +2,9 @@
 
 A manager attaches its one handler to a few *attachment points*: the package logger
 ``lensing_ssc`` always, plus loggers the user names (``capture=("mypipeline",)``) or the
-root logger when asked (``capture_root=True``, which then replaces the others: records
-reach the root through propagation, and attaching twice would double them).
+root logger when asked (``capture="root"``, ``"root"`` among the names, or
+``capture_root=True``, which then replaces the others: records reach the root through
+propagation, and attaching twice would double them).
 
 Per point there is a stack: the newest open manager's handler is the only one attached,
 and closing it puts the previous one back. So creating a manager twice, e.g. re-running a
@@ -48,7 +49,7 @@ def _logger(name: str) -> logging.Logger:
 
 def attachment_points(capture: tuple[str, ...], capture_root: bool) -> tuple[str, ...]:
     """The loggers to attach to: no point below another one (which would double records)."""
-    if capture_root:
+    if capture_root or ROOT in capture:
         return (ROOT,)
     names = sorted({PACKAGE_LOGGER, *capture})
     return tuple(name for name in names if not any(name.startswith(other + ".") for other in names))

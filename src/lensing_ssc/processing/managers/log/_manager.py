@@ -1,7 +1,8 @@
 """``LogManager``: structured logs that never slow the work and never lose a line.
 
-Loggers stay plain :mod:`logging` loggers (``get_logger`` returns one under
-``lensing_ssc``), so a call below the level costs what the stdlib's costs. A record at or
+Loggers stay :mod:`logging` loggers (``get_logger`` returns one under ``lensing_ssc``; a
+new one hands records over without a LogRecord where only this manager reads them,
+:mod:`._direct`), so a call below the level costs what the stdlib's costs. A record at or
 above the level is handed to a queue without formatting; the writer thread
 (``lensing_ssc-log-writer``) formats it (``standard``, ``detailed`` or ``json``) and writes
 it to the file, which rotates by size with gzip archives and retention by age, and to the
@@ -11,7 +12,7 @@ console. Context fields (``log_context``) follow the work through threads and ta
 exit and (when asked) SIGTERM write every record. Timing statistics live in
 ``performance`` and ``get_stats()``.
 
-Internals: :mod:`._context`, :mod:`._format`, :mod:`._writer`,
+Internals: :mod:`._context`, :mod:`._direct`, :mod:`._format`, :mod:`._json`, :mod:`._writer`,
 :mod:`._sinks`, :mod:`._transport`, :mod:`._timing`, :mod:`._loggers`,
 :mod:`._process_events`, :mod:`._settings`. User documentation: ``docs/log_manager.md``.
 
@@ -45,6 +46,7 @@ from lensing_ssc.processing.managers.log._context import (
     current_context,
     log_context,
 )
+from lensing_ssc.processing.managers.log._direct import get_direct_logger
 from lensing_ssc.processing.managers.log._format import make_formatter
 from lensing_ssc.processing.managers.log._operations import OperationLog
 from lensing_ssc.processing.managers.log._settings import (
@@ -111,7 +113,9 @@ class LogManager:
         console: Also write to stderr (default ``False``: a library stays quiet unless asked).
         compress_rotated: Gzip rotated files off the writer's path (default ``True``).
         retention_days: Delete rotated files older than this; ``None`` (default): keep.
-        capture: Names of further loggers to write for (e.g. your own package).
+        capture: Names of further loggers to write for (e.g. your own package); ``"root"``
+            writes for every logger, as ``capture_root=True`` does: records of loggers
+            made with ``logging.getLogger(__name__)`` in your code or another library.
         capture_root: Write for the root logger, i.e. every library (sets its level).
         propagate: Also pass ``lensing_ssc`` records on to the root logger's handlers.
         flush_interval: Seconds between the writer's rounds (the most a SIGKILL can lose);
@@ -215,19 +219,20 @@ class LogManager:
         self._points = _log_loggers.attachment_points(settings.capture, settings.capture_root)
         self._timings = TimingRecorder()
         self.performance = PerformanceLogger(
-            logging.getLogger(f"{_PACKAGE}.performance"),
+            get_direct_logger(f"{_PACKAGE}.performance"),
             self._timings,
             level_number(settings.timing_level),
         )
         self._ops = OperationLog(
-            logging.getLogger(f"{_PACKAGE}.operations"),
-            logging.getLogger(f"{_PACKAGE}.errors"),
+            get_direct_logger(f"{_PACKAGE}.operations"),
+            get_direct_logger(f"{_PACKAGE}.errors"),
             self.performance,
             self._timings,
         )
         self._pipeline.start()
+        at_root = self._points == (_log_loggers.ROOT,)
         entry = _log_loggers.Attachment(
-            self._handler, level, None if settings.capture_root else settings.propagate
+            self._handler, level, None if at_root else settings.propagate
         )
         for name in self._points:
             _log_loggers.attach(name, entry)
@@ -237,6 +242,9 @@ class LogManager:
     def get_logger(self, name: str | None = None) -> logging.Logger:
         """The stdlib logger for ``name``, written by this manager.
 
+        A new one is a :class:`~._direct.DirectLogger`: a ``logging.Logger`` that hands a
+        record to the writer without building a LogRecord where nothing else would read it.
+
         A name already under ``lensing_ssc`` (or under a captured logger) is used as is;
         any other is put under ``lensing_ssc.`` (``"my_module"`` → ``lensing_ssc.my_module``).
         Calling it twice returns the same logger and adds nothing.
@@ -245,13 +253,13 @@ class LogManager:
             LoggingError: when ``name`` is not a string.
         """
         if name is None or name == "":
-            return logging.getLogger(_PACKAGE)
+            return get_direct_logger(_PACKAGE)
         if not isinstance(name, str):
             raise LoggingError(f"logger name must be a string, got {name!r}", value=name)
-        covered = self._settings.capture_root or any(
+        covered = self._points == (_log_loggers.ROOT,) or any(
             name == point or name.startswith(point + ".") for point in self._points
         )
-        return logging.getLogger(name if covered else f"{_PACKAGE}.{name}")
+        return get_direct_logger(name if covered else f"{_PACKAGE}.{name}")
 
     @staticmethod
     def log_context(**fields: Any) -> Any:
@@ -299,7 +307,7 @@ class LogManager:
     def add_handler(self, handler: logging.Handler) -> None:
         """Feed records to a stdlib handler too, on the writer thread (errors reported once)."""
         handler.handleError = self._pipeline.handler_error(handler)  # type: ignore[method-assign, assignment]
-        self._pipeline.handlers.append(handler)
+        self._pipeline.add_handler(handler)
 
     def flush(self) -> None:
         """Write every record logged before this call, on the calling thread."""

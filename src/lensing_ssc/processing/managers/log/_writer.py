@@ -4,7 +4,9 @@ The caller's side is :class:`EnqueueHandler`, a :class:`logging.Handler` whose `
 takes no lock and formats nothing: it renders ``msg % args`` (cheap, and it freezes
 arguments the caller might mutate later), attaches the context mapping, and appends the
 record to a :class:`collections.deque`. Unlike :class:`logging.handlers.QueueHandler` it
-neither copies the record nor formats it (``prepare()``).
+neither copies the record nor formats it (``prepare()``). A
+:class:`~._direct.DirectLogger` skips the LogRecord and queues a tuple through
+:meth:`EnqueueHandler.put` instead, while the pipeline ``takes_tuples``.
 
 The writer thread (``lensing_ssc-log-writer``) wakes every ``flush_interval`` seconds, or
 as soon as half the queue is used, formats records into lines and writes each batch to
@@ -29,7 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from lensing_ssc.processing.managers.log._context import CONTEXT_ATTR, context_getter
-from lensing_ssc.processing.managers.log._format import RecordFormatter, safe_str
+from lensing_ssc.processing.managers.log._format import (
+    RecordFormatter,
+    RecordTuple,
+    record_of,
+    safe_str,
+)
 from lensing_ssc.processing.managers.log._sinks import Sink
 
 __all__ = ["WRITER_THREAD_NAME", "EnqueueHandler", "LogPipeline", "PipelineCounts"]
@@ -79,6 +86,13 @@ class EnqueueHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
 
+    def put(self, item: RecordTuple) -> None:
+        """Queue a record that a :class:`~._direct.DirectLogger` made (no filters here)."""
+        queue = self._queue
+        queue.append(item)
+        if len(queue) >= self._high_water:
+            self.pipeline.on_high_water()
+
     def flush(self) -> None:
         """Drain the pipeline (``logging.shutdown`` calls this at exit)."""
         self.pipeline.flush()
@@ -105,10 +119,12 @@ class LogPipeline:
         flush_interval: float,
         queue_size: int,
     ) -> None:
-        self.queue: deque[logging.LogRecord | bytes] = deque()
+        self.queue: deque[logging.LogRecord | RecordTuple | bytes] = deque()
         self.formatter = formatter
         self.sinks: list[Sink] = list(sinks)
         self.handlers: list[logging.Handler] = []
+        #: Whether callers may queue tuples: the format needs no LogRecord, nor do handlers.
+        self.takes_tuples = formatter.takes_tuples
         self.flush_interval = flush_interval
         self.queue_size = queue_size
         self.high_water = max(1, queue_size // 2)
@@ -206,29 +222,44 @@ class LogPipeline:
         """Write every record logged before this call (drains on the calling thread)."""
         self.drain()
 
-    def _write_batch(self, batch: list[logging.LogRecord | bytes]) -> None:
+    def add_handler(self, handler: logging.Handler) -> None:
+        """Feed records to ``handler`` too, on the writer thread (LogRecords from now on)."""
+        self.takes_tuples = False
+        self.handlers.append(handler)
+
+    def _write_batch(self, batch: list[logging.LogRecord | RecordTuple | bytes]) -> None:
         fmt = self.formatter
+        handlers = list(self.handlers)
+        feed = bool(handlers)
         lines: list[bytes] = []
         records: list[logging.LogRecord] = []
         counts = self._counts
+        from_workers = 0
         for item in batch:
-            if type(item) is bytes:
-                lines.append(item)
-                continue
             record: Any = item
-            records.append(record)
-            try:
-                text = fmt(record)
-            except Exception as exc:  # formatters are defensive; this is the last resort
-                self.report("formatter", exc)
-                text = f"<unformattable record from {record.name}: {exc!r}>\n"
-            lines.append(text.encode("utf-8", "backslashreplace"))
-            name = record.levelname
-            if name in counts:
-                counts[name] += 1
+            kind = type(record)
+            if kind is bytes:
+                lines.append(record)
+                from_workers += 1
+                continue
+            if kind is tuple:
+                name, level = record[2], logging.getLevelName(record[1])
+                try:
+                    lines.append(fmt.tuple_line(record))
+                except Exception as exc:  # formatters are defensive; this is the last resort
+                    lines.append(self._unformattable(name, exc))
+                if feed:  # a handler added after this record was queued
+                    records.append(record_of(record))
             else:
-                counts[name] = 1
-        self._from_workers += len(batch) - len(records)
+                name, level = record.name, record.levelname
+                try:
+                    lines.append(fmt.line(record))
+                except Exception as exc:  # formatters are defensive; this is the last resort
+                    lines.append(self._unformattable(name, exc))
+                if feed:
+                    records.append(record)
+            counts[level] = counts.get(level, 0) + 1
+        self._from_workers += from_workers
         failed = False
         for sink in self.sinks:
             try:
@@ -241,8 +272,12 @@ class LogPipeline:
             self._dropped += len(batch)
         else:
             self._written += len(batch)
-        for handler in self.handlers:
+        for handler in handlers:
             self._feed(handler, records)
+
+    def _unformattable(self, name: str, exc: Exception) -> bytes:
+        self.report("formatter", exc)
+        return f"<unformattable record from {name}: {exc!r}>\n".encode("utf-8", "backslashreplace")
 
     def _feed(self, handler: logging.Handler, records: list[logging.LogRecord]) -> None:
         for record in records:
