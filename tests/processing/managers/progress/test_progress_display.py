@@ -37,10 +37,10 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run_in_pty(script: Path) -> str:
-    """Run ``script`` with stdin/stdout/stderr on a 120x40 pseudo terminal; return what it drew."""
+def _run_in_pty(script: Path, columns: int = 120, rows: int = 40) -> str:
+    """Run ``script`` with stdin/stdout/stderr on a pseudo terminal; return what it drew."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, str(script)],
         stdin=slave,
@@ -105,6 +105,40 @@ def test_terminal_gets_a_live_redrawn_table_with_output_scrolling_above(tmp_path
     assert re.search(r"(\n|\x1b\[2K)LOG a log line\r\n", out)
     assert "mode terminal" in out
     assert out.rstrip().endswith("\x1b[?25h") or "\x1b[?25h" in out[-200:]
+
+
+def test_an_announced_line_stays_above_the_bars_which_are_drawn_once_below_it(
+    tmp_path: Path,
+) -> None:
+    """announce(): the whole line on the final 80-column screen, the table once, below it."""
+    pyte = pytest.importorskip("pyte", reason="the screen is rendered by the pyte emulator")
+    notice = "SIGINT: " + "a notice longer than the terminal is wide, " * 2 + "kept whole"
+    script = _script(
+        tmp_path,
+        f"""
+        import time
+        from lensing_ssc.processing.managers import ProgressManager
+
+        with ProgressManager(total=40, description="Crunching maps", refresh_per_second=40) as pm:
+            with pm.subprogress("map_0", total=40) as sub:
+                for i in range(40):
+                    time.sleep(0.01)
+                    sub.update()
+                    pm.update()
+                    if i == 20:
+                        print("shown above:", pm.announce({notice!r}))
+        """,
+    )
+    screen = pyte.Screen(80, 24)
+    pyte.ByteStream(screen).feed(_run_in_pty(script, columns=80, rows=24).encode())
+    rows = [row.rstrip() for row in screen.display]
+    assert notice in "".join(row.ljust(80) for row in rows)  # folded by the terminal, whole
+    first = next(i for i, row in enumerate(rows) if row.startswith("SIGINT:"))
+    tables = [i for i, row in enumerate(rows) if row.startswith("Crunching maps")]
+    assert len(tables) == 1, rows  # no stale copy of the bars
+    assert tables[0] > first, rows
+    assert re.search(r"100\.0% +40/40 ", rows[tables[0]]), rows
+    assert "shown above: True" in rows
 
 
 def test_terminal_mode_restores_logging_handler_streams(tmp_path: Path) -> None:

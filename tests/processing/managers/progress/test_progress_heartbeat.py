@@ -83,6 +83,24 @@ def test_pipe_gets_plain_heartbeats_with_start_stall_and_end_lines(tmp_path: Pat
     assert any("no progress for" in line for line in beats)
 
 
+def test_the_default_interval_writes_a_few_kilobytes_an_hour() -> None:
+    """The default 120 s: 30 heartbeats an hour of about 105 bytes, 3.2 KB, per task."""
+    clock, out = FakeClock(), io.StringIO()
+    with (
+        ProgressManager(description="patch statistics", file=out, clock=clock) as pm,
+        pm.subprogress("patches", total=10_240) as task,
+    ):
+        for _ in range(3600):
+            clock.advance(1.0)
+            task.update(3)
+            pm.refresh()
+    lines = out.getvalue().splitlines()
+    beats = [line for line in lines if "[patches]" in line]
+    assert len(beats) == 30
+    assert 95 <= max(len(line) + 1 for line in beats) <= 115
+    assert sum(len(line) + 1 for line in beats) < 3_500
+
+
 def test_a_mocked_hour_writes_a_few_kilobytes_per_task() -> None:
     """One hour at 20 items/s with 30 s heartbeats: 122 lines, about 11 KB, for one task."""
     clock, out = FakeClock(), io.StringIO()
@@ -104,7 +122,9 @@ def test_a_mocked_hour_writes_a_few_kilobytes_per_task() -> None:
 def test_heartbeats_continue_while_nothing_advances() -> None:
     """A stalled job still writes a heartbeat every interval, saying for how long it stalled."""
     clock, out = FakeClock(), io.StringIO()
-    with ProgressManager(total=10, description="stuck", file=out, clock=clock) as pm:
+    with ProgressManager(
+        total=10, description="stuck", file=out, clock=clock, heartbeat_interval=30
+    ) as pm:
         pm.update(3)
         pm.refresh()  # the refresher sees the last advance
         for _ in range(120):
@@ -118,7 +138,9 @@ def test_subtasks_get_indented_heartbeat_lines() -> None:
     """Each heartbeat lists open subtasks under the root, indented by depth."""
     clock, out = FakeClock(), io.StringIO()
     with (
-        ProgressManager(total=2, description="maps", file=out, clock=clock) as pm,
+        ProgressManager(
+            total=2, description="maps", file=out, clock=clock, heartbeat_interval=30
+        ) as pm,
         pm.subprogress("map_0", total=10) as sub,
         sub.subprogress("smooth", total=4) as inner,
     ):
@@ -145,7 +167,12 @@ def test_heartbeats_go_to_a_logger_with_structured_fields() -> None:
     logger.addHandler(handler)
     try:
         with ProgressManager(
-            total=100, description="maps", file=out, logger=logger, clock=clock
+            total=100,
+            description="maps",
+            file=out,
+            logger=logger,
+            clock=clock,
+            heartbeat_interval=30,
         ) as pm:
             clock.advance(30)
             pm.update(42)

@@ -3,6 +3,8 @@ plus the active clock and estimator it is built from."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from lensing_ssc.processing.managers import ProgressManager
@@ -78,6 +80,27 @@ def test_items_restored_from_a_checkpoint_do_not_inflate_the_rate() -> None:
     assert status["rate"] == pytest.approx(1.0)
     assert status["eta"] == pytest.approx(90.0)
     assert status["elapsed"] == pytest.approx(910.0)
+
+
+def test_items_an_earlier_run_finished_count_as_resumed_not_as_this_runs_rate() -> None:
+    """count_restored(300) then 10 items in 10 s: 1/s, ETA 690 s, heartbeat "(resumed at 300)"."""
+    clock = FakeClock()
+    lines = io.StringIO()
+    with (
+        ProgressManager(description="job", file=lines, heartbeat_interval=5.0, clock=clock) as pm,
+        pm.subprogress("patches", total=1000) as task,
+    ):
+        task.count_restored(300)  # what a journal held: no time passed for them in this run
+        assert (task.snapshot().rate, task.snapshot().eta) == (None, None)
+        for _ in range(10):
+            clock.advance(1.0)
+            task.update()
+        pm.refresh()
+        status = task.snapshot()
+    assert (status.current, status.resumed_from) == (310, 300)
+    assert (status.rate, status.eta) == (pytest.approx(1.0), pytest.approx(690.0))
+    line = "job [patches] (resumed at 300): 310/1000 31.0% | 1/s | elapsed 0:00:10 | eta 0:11:30"
+    assert line in lines.getvalue()
 
 
 def test_one_slow_item_in_a_hundred_moves_the_estimate_by_at_most_s_over_n() -> None:

@@ -13,6 +13,7 @@ from ._manager import (
     ProgressSnapshot,
     ProgressTask,
 )
+from ._reporter import UnsentCounts
 
 __all__ = [
     "ENV_ENABLED",
@@ -20,4 +21,5 @@ __all__ = [
     "ProgressReporter",
     "ProgressSnapshot",
     "ProgressTask",
+    "UnsentCounts",
 ]

@@ -8,9 +8,10 @@ end, with no carriage returns and no escape codes. The live terminal and Jupyter
 are in :mod:`._live`; :mod:`._select` chooses one from where output goes, never from the
 caller's wishes.
 
-Every display has the same four calls, made by the manager (never from ``update()``):
+Every display has the same five calls, made by the manager (never from ``update()``):
 ``start``, ``refresh`` (each tick of the refresher thread), ``event`` (pause, resume,
-restore) and ``stop``.
+restore), ``notice`` (a line for the person watching, such as a signal's acknowledgement)
+and ``stop``.
 
 A task that only holds subtasks (no total and no count of its own, such as the root around
 ``ManagerContext.map`` stages) is shown by the work of its newest open subtask —
@@ -51,6 +52,9 @@ class Display(Protocol):
     def event(self, snapshot: ProgressSnapshot, message: str, now: float) -> None:
         """Note something that happened to the root task (``paused``, ``resumed at ...``)."""
 
+    def notice(self, line: str) -> None:
+        """Show ``line`` to the person watching, where no redraw erases it."""
+
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
         """Show the final state and release the output."""
 
@@ -67,6 +71,9 @@ class NullDisplay:
         """Nothing to show."""
 
     def event(self, snapshot: ProgressSnapshot, message: str, now: float) -> None:
+        """Nothing to show."""
+
+    def notice(self, line: str) -> None:
         """Nothing to show."""
 
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
@@ -128,6 +135,14 @@ class PlainDisplay:
         with self._lock:
             self._write(snapshot, 0, f"{snapshot.name}: {message}", "event")
 
+    def notice(self, line: str) -> None:
+        """Write ``line`` as it is (to the logger when there is one, as an ``event``)."""
+        with self._lock:
+            if self._logger is not None:
+                self._logger.info(line, extra={"progress_line": "event"})
+            else:
+                self._write_line(line)
+
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
         """Write the end line: ``name: done, 1000/1000 100.0% | 8.3/s | elapsed 0:02:00``."""
         with self._lock:
@@ -149,6 +164,9 @@ class PlainDisplay:
             del status["children"]
             self._logger.info(line, extra={"progress": status, "progress_line": kind})
             return
+        self._write_line(line)
+
+    def _write_line(self, line: str) -> None:
         if self._broken:
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

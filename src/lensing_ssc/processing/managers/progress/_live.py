@@ -4,7 +4,10 @@
 indented): bar, percentage, count, rate, ETA, elapsed. While it runs, ``print()`` output
 and existing logging handlers that write to the same terminal are redirected above it
 (rich's ``redirect_stdout``/``redirect_stderr`` plus a swap of those handlers' streams), so
-nothing garbles the bars.
+nothing garbles the bars; a notice (a signal's acknowledgement) is printed above it the same
+way, the bars cleared and drawn again below, as ``tqdm.write`` does. A line written to the
+terminal behind rich's back would be wiped, or left under a stale copy of the bars, by the
+next redraw.
 
 In Jupyter, :class:`NotebookDisplay` draws the same table as one cell output and replaces it
 in place through ``IPython.display`` (``display_id`` updates), whether or not ``ipywidgets``
@@ -53,6 +56,10 @@ class TaskTable:
     A task that only holds subtasks shares its row with its newest open subtask
     (:func:`._display.work_rows`), so the top row shows the work being done.
 
+    A task with nothing to count (no total, no count, no open subtask: the root between the
+    stages of a job, or after the last one closed) shows only its name and elapsed time, not
+    an empty count at ``?/s``.
+
     Laid out for the width it is given: numbers are never cut; on a narrow terminal the bar
     shrinks first (down to 10 cells), then task names are shortened with an ellipsis.
     """
@@ -63,6 +70,9 @@ class TaskTable:
             label = Text("  " * depth + row.name, style="bold" if depth == 0 else "")
             if row.resumed_from is not None:
                 label.append(f" (resumed at {format_count(row.resumed_from)})", style="dim")
+            if _counts_nothing(row):
+                self._rows.append((label, row, ["", "", "", "", format_duration(row.elapsed)]))
+                continue
             count = format_count(row.current)
             if row.total is not None:
                 count = f"{count}/{format_count(row.total)}"
@@ -87,6 +97,9 @@ class TaskTable:
         for width in widths:
             table.add_column(justify="right", no_wrap=True, min_width=width)
         for label, row, cells in self._rows:
+            if _counts_nothing(row):
+                table.add_row(label, "", *cells)
+                continue
             total = row.total
             bar = ProgressBar(
                 total=None if total is None else max(float(total), 1e-12),
@@ -95,6 +108,10 @@ class TaskTable:
             )
             table.add_row(label, bar, *cells)
         yield table
+
+
+def _counts_nothing(row: ProgressSnapshot) -> bool:
+    return row.total is None and not row.current and not row.children
 
 
 def _is_tty(stream: Any) -> bool:
@@ -161,6 +178,11 @@ class LiveDisplay:
         """Redraw: pauses and restores show in the rows themselves."""
         self.refresh(snapshot, now)
 
+    def notice(self, line: str) -> None:
+        """Print ``line`` above the table, which is drawn again below it."""
+        # soft_wrap: the terminal folds a long line, rather than rich breaking it at a word.
+        self._console.print(Text(line), soft_wrap=True)
+
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
         """Draw the final table, leave it on screen, restore streams and handlers."""
         try:
@@ -221,6 +243,10 @@ class NotebookDisplay:
     def event(self, snapshot: ProgressSnapshot, message: str, now: float) -> None:
         """Redraw: pauses and restores show in the rows themselves."""
         self.refresh(snapshot, now)
+
+    def notice(self, line: str) -> None:
+        """Print ``line`` as ordinary cell output, which the table's updates leave alone."""
+        print(line, file=sys.stderr)
 
     def stop(self, snapshot: ProgressSnapshot, outcome: str, now: float) -> None:
         """Leave the final table in the cell."""

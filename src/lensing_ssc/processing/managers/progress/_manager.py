@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
 import sys
@@ -35,7 +36,11 @@ from lensing_ssc.core.base.exceptions import ConfigError, ProgressError
 from lensing_ssc.core.config import ProcessingConfig, ProgressSection, resolve_settings
 from lensing_ssc.processing.managers.progress._clock import Number, check_total
 from lensing_ssc.processing.managers.progress._display import NullDisplay
-from lensing_ssc.processing.managers.progress._reporter import ProgressReporter
+from lensing_ssc.processing.managers.progress._reporter import (
+    ProgressReporter,
+    UnsentCounts,
+    take_unsent,
+)
 from lensing_ssc.processing.managers.progress._select import choose_display
 from lensing_ssc.processing.managers.progress._snapshot import (
     ProgressSnapshot,
@@ -148,6 +153,7 @@ class ProgressManager(ProgressTask):
         self._thread: threading.Thread | None = None
         self._closing = False
         self._paused_at: float | None = None
+        self._notices: collections.deque[str] = collections.deque()
         self._display.start(self.snapshot(), self._clock())
         if not isinstance(self._display, NullDisplay):
             self._start_refresher()
@@ -182,9 +188,38 @@ class ProgressManager(ProgressTask):
         with self._render_lock:
             if self._closing:
                 return
+            self._show_notices()
             snapshot = self.snapshot()
             self._display.refresh(snapshot, self._clock())
             self._notify(snapshot)
+
+    def announce(self, line: str) -> bool:
+        """Show ``line`` above the live bars within one redraw; ``False`` where there are none.
+
+        Safe to call from a signal handler: it only appends to a queue (no lock), which the
+        refresher thread prints above the bars and draws them again below, as ``tqdm.write``
+        does. A line written straight to the terminal would be erased by the next redraw.
+        Without live bars (a file, a pipe, a notebook, progress off) nothing erases a line:
+        the caller writes it itself, at once.
+
+        Example:
+            >>> import io
+            >>> pm = ProgressManager(total=3, file=io.StringIO())  # not a terminal
+            >>> pm.announce("SIGTERM: stopping")
+            False
+            >>> pm.close()
+        """
+        thread = self._thread
+        if self._display.mode != "terminal" or self._closing or thread is None:
+            return False
+        if not thread.is_alive():  # the display failed and stopped drawing
+            return False
+        self._notices.append(line)
+        return True
+
+    def _show_notices(self) -> None:
+        while self._notices:
+            self._display.notice(self._notices.popleft())
 
     def _notify(self, snapshot: ProgressSnapshot) -> None:
         key = snapshot.progress_key()
@@ -248,6 +283,19 @@ class ProgressManager(ProgressTask):
                 if not self._closing:
                     message = f"running again after a pause of {format_duration(pause)}"
                     self._display.event(snapshot, message, self._clock())
+
+    # -- worker processes ---------------------------------------------------------------
+    @staticmethod
+    def unsent_counts() -> UnsentCounts | None:
+        """In a worker process: the counts its reporters could not send, or ``None``.
+
+        A reporter out of reach of its parent's socket (on another node) keeps its counts
+        in the process; each call hands out what was kept since the last one. Carry them
+        to the parent (with a task's result) and add them there with
+        :meth:`~ProgressTask.take_worker_counts`. ``ManagerContext.map`` does both for
+        the processes of a user's executor.
+        """
+        return take_unsent()
 
     # -- status and persistence ---------------------------------------------------------
     @property
@@ -313,6 +361,7 @@ class ProgressManager(ProgressTask):
             self._finish(self._tree.active.now())
         snapshot = self.snapshot()
         with self._render_lock:
+            self._show_notices()
             self._display.stop(snapshot, _outcome(snapshot, error), self._clock())
             self._last_key = None
             self._notify(snapshot)

@@ -16,6 +16,13 @@ runner's Dask adapter does, given ``RunnerHooks.worker_events``; ``ManagerContex
 wires it). Events and task results share the worker's ordered stream, so the counts a task
 sent are in before its result.
 
+In a worker that cannot reach the parent's socket (a process of an MPI pool on another
+node, say), the counts are not dropped: they are kept in the process, per tree and task,
+until :func:`take_unsent` hands them over. The task runner calls it after each task in the
+processes of a user's executor (the context's ``worker_flush``) and carries them back with
+the task's results, to the driver's ``ProgressManager.take_worker_counts``. In a process
+no runner serves, they stay there: one number per task of the tree, never more.
+
 This module is the record format only: the socket, its token, the server thread and what
 happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s.
 """
@@ -23,6 +30,7 @@ happens across ``fork`` are :mod:`lensing_ssc.processing.managers._channel`'s.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -37,10 +45,48 @@ from lensing_ssc.processing.managers._channel import (
 from lensing_ssc.processing.managers._executor_events import current_dask_worker, send_event
 from lensing_ssc.processing.managers.progress._clock import Number, check_amount
 
-__all__ = ["REPORTS_THREAD_NAME", "ProgressReporter", "amount_of_event", "open_server"]
+__all__ = [
+    "REPORTS_THREAD_NAME",
+    "ProgressReporter",
+    "UnsentCounts",
+    "amount_of_event",
+    "open_server",
+    "reset_unsent",
+    "take_unsent",
+]
 
 REPORTS_THREAD_NAME = "lensing_ssc-progress-reports"
 _RECORD = struct.Struct("<Qd")  # task id, amount
+
+UnsentCounts = dict[str, dict[int, Number]]
+"""Counts no channel took, by the tree's topic and the task's id: what a worker carries."""
+
+# This process's counts that reached no parent yet; private, emptied by take_unsent().
+_unsent: UnsentCounts = {}
+_unsent_lock = threading.Lock()
+
+
+def _keep(topic: str, task_id: int, amount: Number) -> None:
+    with _unsent_lock:
+        tasks = _unsent.setdefault(topic, {})
+        tasks[task_id] = tasks.get(task_id, 0) + amount
+
+
+def take_unsent() -> UnsentCounts | None:
+    """The counts this process's reporters could not send since the last call, or ``None``.
+
+    Each is handed out once. The driver adds them with
+    ``ProgressTask.take_worker_counts``; counts of another tree are left out there.
+    """
+    global _unsent
+    with _unsent_lock:
+        taken, _unsent = _unsent, {}
+    return taken or None
+
+
+def reset_unsent() -> None:
+    """Forget this process's unsent counts (for tests)."""
+    take_unsent()
 
 
 class ProgressReporter:
@@ -56,7 +102,9 @@ class ProgressReporter:
         ...         reporter.update(1)
         >>> # pool.starmap(work, [(chunk, pm.reporter()) for chunk in chunks])
 
-    Once the parent's manager is closed, updates are dropped without error.
+    Where the parent cannot be reached, or once its manager is closed, counts are kept in
+    this process for :func:`take_unsent` (see the module's docstring); ``update`` never
+    raises for it.
     """
 
     def __init__(self, address: Address, token: str, task_id: int, topic: str = "") -> None:
@@ -96,17 +144,22 @@ class ProgressReporter:
         """
         amount = check_amount(n)
         if self._gone:
+            _keep(self._topic, self._task_id, amount)
             return
         if self._topic:
             worker = current_dask_worker()
             if worker is not None:
                 if not send_event(worker, self._topic, [self._task_id, amount]):
-                    self._gone = True  # the worker is closing: nothing reaches the driver
+                    self._gone = True  # the worker is closing: it may go with the result
+                    _keep(self._topic, self._task_id, amount)
                 return
         try:
             self._client.send(_RECORD.pack(self._task_id, float(amount)))
-        except ChannelError:  # the parent closed its manager: nothing is listening any more
+        except ChannelError:
+            # Out of reach (another node), or the parent closed its manager: from now on
+            # the counts wait for the task's result to carry them.
             self._gone = True
+            _keep(self._topic, self._task_id, amount)
 
     def close(self) -> None:
         """Close this copy's connection (also done when the copy is garbage collected)."""

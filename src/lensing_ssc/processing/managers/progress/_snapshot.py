@@ -119,6 +119,8 @@ def describe(
 ) -> str:
     """One plain line of text: ``name: 420/1000 42.0% | 12.3/s | elapsed 0:00:34 | eta 0:00:47``.
 
+    A task that continues an earlier run's work is named ``name (resumed at 300)``.
+
     Args:
         snapshot: The task to describe.
         stalled_for: Seconds without progress, shown instead of the rate when given.
@@ -135,7 +137,10 @@ def describe(
         count = f"{count}/{format_count(snapshot.total)}"
     if snapshot.percentage is not None:
         count = f"{count} {snapshot.percentage:.1f}%"
-    parts = [f"{snapshot.name}: {count}"]
+    name = snapshot.name
+    if snapshot.resumed_from is not None:
+        name = f"{name} (resumed at {format_count(snapshot.resumed_from)})"
+    parts = [f"{name}: {count}"]
     if snapshot.paused:
         parts.append("paused")
     elif stalled_for is not None:

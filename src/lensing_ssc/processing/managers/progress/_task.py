@@ -18,7 +18,7 @@ import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from types import TracebackType
 from typing import TypeVar
 
@@ -85,6 +85,11 @@ class TaskTree:
     def take_event(self, event: object) -> None:
         """Add the count of one Dask event from a reporter in a Dask worker."""
         self._deliver(*amount_of_event(event))
+
+    def take_counts(self, counts: Mapping[str, Mapping[int, Number]]) -> None:
+        """Add the counts a worker carried back for this tree (other trees' are left out)."""
+        for task_id, amount in counts.get(self.topic, {}).items():
+            self._deliver(task_id, amount)
 
     def drain(self) -> None:
         server = self._server
@@ -202,6 +207,24 @@ class ProgressTask:
             self._reads += 1
             return units + self._extra
 
+    def count_restored(self, n: Number) -> None:
+        """Count ``n`` items an earlier run finished (taken from a journal, say).
+
+        They add to the count and show as ``(resumed at N)``, but not to rate and ETA,
+        which count only this run's work.
+
+        Raises:
+            ProgressError: ``n`` is negative, not finite or not a number.
+        """
+        if self._closed:
+            self._ignore_late_update(n)
+            return
+        amount = check_amount(n)
+        with self._tree.lock, self._lock:
+            self._extra += amount
+            self._baseline += amount
+            self._resumed_from = (self._resumed_from or 0) + amount
+
     def _set_current(self, value: Number) -> None:
         with self._lock:
             units = next(self._ones) - self._reads
@@ -308,6 +331,12 @@ class ProgressTask:
         """Add the count of one Dask event ``(timestamp, [task id, amount])`` (the driver's
         handler of :attr:`executor_topic`)."""
         self._tree.take_event(event)
+
+    def take_worker_counts(self, counts: Mapping[str, Mapping[int, Number]]) -> None:
+        """Add the counts a worker's reporters could not send, carried back with a task's
+        result (``{topic: {task id: amount}}``, from ``ProgressManager.unsent_counts()``
+        in the worker); those of another manager's tasks are left out."""
+        self._tree.take_counts(counts)
 
     # -- reading ----------------------------------------------------------------------
     def snapshot(self) -> ProgressSnapshot:
