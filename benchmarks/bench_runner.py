@@ -13,10 +13,10 @@
    each kept its workers fed, which other jobs on the machine hardly change.
 3. Resume: a journal of ``--items`` completed no-op items is resumed in a fresh process
    (``TaskRunner.map`` with every item restored), then its results are iterated; the wall
-   time of each and the process's peak RSS (``resource.getrusage``, over what the items
-   and their list took before the run) are printed. Anchor: a fresh process doing a plain
-   ``pickle.load`` of a list of the same results, the least a resume holding every result
-   in memory can cost.
+   and CPU time of each and the process's peak RSS (``VmHWM``, over its size once the
+   items were built) are printed, medians of ``--repeats`` fresh processes. Anchor: a
+   fresh process doing a plain ``pickle.load`` of a list of the same results, the least a
+   resume holding every result in memory can cost.
 
 Usage::
 
@@ -279,29 +279,38 @@ def speedup(
         )
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident size so far, in MB (``ru_maxrss``: KiB on Linux)."""
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+def _memory_mb() -> tuple[float, float]:
+    """This process's resident size now and its peak since it started, in MB.
+
+    On Linux from ``/proc/self/status`` (``VmRSS``, ``VmHWM``): ``ru_maxrss`` would also
+    count what the process held between ``fork`` and ``exec``, which is the parent's size.
+    """
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        scale = 1 if sys.platform == "darwin" else 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+        return peak, peak
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1e3, int(fields["VmHWM"].split()[0]) / 1e3
 
 
 def resume_child(mode: str, path: str, count: int) -> None:
     """In a fresh process: resume ``count`` items from the journal, or load the anchor pickle."""
     items = [(index, 0) for index in range(count)]
-    before = _peak_rss_mb()
-    started = time.perf_counter()
+    before, _ = _memory_mb()
+    started, cpu = time.perf_counter(), time.process_time()
     if mode == "runner":
         with TaskRunner("serial") as runner:
             result = runner.map(noop, items, journal=path)
-        resumed = time.perf_counter() - started
         if result.skipped != count:
             raise SystemExit(f"only {result.skipped} of {count} items were restored")
         results = result.results
     else:
         with open(path, "rb") as file:
             results = pickle.load(file)
-        resumed = time.perf_counter() - started
-    after_resume = _peak_rss_mb()
+    resumed, resumed_cpu = time.perf_counter() - started, time.process_time() - cpu
+    _, peak_resume = _memory_mb()
     started = time.perf_counter()
     total = 0
     for index, value in enumerate(results):
@@ -313,19 +322,25 @@ def resume_child(mode: str, path: str, count: int) -> None:
         json.dumps(
             {
                 "resume_s": resumed,
+                "resume_cpu_s": resumed_cpu,
                 "iterate_s": iterated,
-                "items_mb": before,
-                "peak_resume_mb": after_resume,
-                "peak_mb": _peak_rss_mb(),
+                "start_mb": before,
+                "resume_mb": peak_resume - before,
+                "iterate_mb": _memory_mb()[1] - before,
                 "count": total,
             }
         )
     )
 
 
-def resume(count: int, folder: Path) -> None:
-    """Resume time and driver peak RSS for ``count`` restored items, against the anchor."""
-    print(f"\n== resume: {count} completed no-op items, in a fresh process")
+def resume(count: int, repeats: int, folder: Path) -> None:
+    """Resume time and driver peak RSS for ``count`` restored items, against the anchor.
+
+    Each mode runs ``repeats`` times, alternating, each in a fresh process; medians are
+    printed. The CPU time of the resume is printed beside its wall time: other jobs on a
+    shared machine stretch the one, hardly the other.
+    """
+    print(f"\n== resume: {count} completed no-op items, in a fresh process, {repeats} repeats")
     journal = folder / "resume.journal"
     items = [(index, 0) for index in range(count)]
     started = time.perf_counter()
@@ -340,28 +355,41 @@ def resume(count: int, folder: Path) -> None:
         f"  first run: {wrote:.2f} s; journal {journal.stat().st_size / 1e6:.1f} MB, "
         f"anchor pickle {anchor.stat().st_size / 1e6:.1f} MB"
     )
-    figures = {}
-    for mode, path in (("runner", journal), ("pickle", anchor)):
-        done = subprocess.run(
-            [sys.executable, __file__, "--resume-child", mode, str(path), str(count)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        figures[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    runs: dict[str, list[dict[str, float]]] = {"runner": [], "pickle": []}
+    for _ in range(repeats):
+        for mode, path in (("runner", journal), ("pickle", anchor)):
+            done = subprocess.run(
+                [sys.executable, __file__, "--resume-child", mode, str(path), str(count)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    figures = {
+        mode: {name: statistics.median(run[name] for run in done) for name in done[0]}
+        for mode, done in runs.items()
+    }
     for mode, label in (("runner", "runner resume"), ("pickle", "pickle.load of the results")):
         f = figures[mode]
+        each = ", ".join(f"{run['resume_s']:.2f}" for run in runs[mode])
         print(
-            f"  {label:<28} {f['resume_s']:6.2f} s, then iterating {f['iterate_s']:5.2f} s; "
-            f"peak RSS {f['peak_resume_mb']:7.1f} MB after it ({f['peak_mb']:7.1f} MB after "
-            f"iterating); {f['items_mb']:6.1f} MB before the run (interpreter, imports, items)"
+            f"  {label:<28} {f['resume_s']:6.2f} s ({f['resume_cpu_s']:5.2f} s CPU; per "
+            f"repeat: {each}), then "
+            f"iterating {f['iterate_s']:5.2f} s; peak RSS {f['resume_mb']:6.1f} MB over the "
+            f"start after it, {f['iterate_mb']:6.1f} MB after iterating (start: "
+            f"{f['start_mb']:.0f} MB, interpreter, imports, items)"
         )
-    ours, anchor_figures = figures["runner"], figures["pickle"]
+    ours, base = figures["runner"], figures["pickle"]
     print(
-        f"  RESULT resume of {count} items: {ours['resume_s']:.2f} s (target <= 5 s), driver peak "
-        f"RSS {ours['peak_mb']:.0f} MB = {ours['peak_mb'] - ours['items_mb']:.0f} MB over the "
-        f"{ours['items_mb']:.0f} MB before the run; anchor pickle.load {anchor_figures['resume_s']:.2f} s, "
-        f"{anchor_figures['peak_mb'] - anchor_figures['items_mb']:.0f} MB over its own start"
+        f"  RESULT resume of {count} items (median of {repeats}): {ours['resume_s']:.2f} s "
+        f"(target <= 5 s; {ours['resume_cpu_s']:.2f} s CPU), "
+        f"{ours['resume_s'] / base['resume_s']:.0f}x anchor pickle.load's {base['resume_s']:.2f} s"
+    )
+    print(
+        f"  RESULT driver peak RSS over the start: {ours['iterate_mb']:.0f} MB = "
+        f"{ours['iterate_mb'] * 1e6 / count:.0f} B per item (keys, offsets; results read back "
+        f"as iterated), {ours['iterate_mb'] / max(base['iterate_mb'], 1):.1f}x anchor's "
+        f"{base['iterate_mb']:.0f} MB holding every result"
     )
 
 
@@ -398,7 +426,7 @@ def main() -> None:
             )
             speedup(args.items // 2, 0.001, args.repeats, folder, not args.no_dask, "auto")
         if args.only in (None, "resume"):
-            resume(args.items, folder)
+            resume(args.items, args.repeats, folder)
     print(f"\nafter: {load()}")
 
 

@@ -23,9 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.core.base.exceptions import CheckpointError, ConfigError
+from lensing_ssc.core.io import hash_bytes
 from lensing_ssc.processing.runner import _appender as appender_module
 from lensing_ssc.processing.runner import _journal as journal_module
+from lensing_ssc.processing.runner import _keys as keys_module
+from lensing_ssc.processing.runner import _records as records_module
 from lensing_ssc.processing.runner import run_map
 from lensing_ssc.processing.runner._journal import Journal, read_journal
 from lensing_ssc.processing.runner._keys import item_keys
@@ -412,10 +415,163 @@ def test_resume_memory_is_an_index_not_the_results(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert matched == result.skipped == count
-    # The index (a key and an offset per item, plus the run's own keys) is ~300 B per item;
-    # holding the results would take more than 4 KiB per item.
-    assert resume_peak < 1000 * count
+    # The run's own keys (~90 B each, also in MapResult.keys) and an 8-byte offset per item
+    # come to ~130 B per item; a dict of the journal's keys besides would add ~140 B, and
+    # holding the results more than 4 KiB.
+    assert resume_peak < 200 * count
     assert iterate_peak < 2 * READ_BLOCK + 64 * 4096  # a block and a few results at a time
+
+
+def test_an_index_read_with_the_run_keys_is_an_offset_per_item(tmp_path: Path) -> None:
+    """Indexing for a run's keys holds 8 bytes per item, whatever the results' size; keys of
+    a journal in another order than the items cost a key-to-item dict, freed afterwards."""
+    path = tmp_path / "j"
+    count = 20_000
+    run_map(payload, range(count), journal=path, fsync=False)
+    keys = item_keys(list(range(count)), None)
+    peaks = []
+    tracemalloc.start()
+    try:
+        for order in (keys, keys[::-1]):
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            contents, _ = read_journal(path, order)
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            kept = tracemalloc.get_traced_memory()[0] - base
+            assert contents.offsets is not None
+            assert contents.offsets.count(0) == 0
+            assert contents.done == {}
+            del contents
+    finally:
+        tracemalloc.stop()
+    in_order, reversed_order = peaks
+    assert in_order < 10 * count  # the offsets array (8 B an item), no per-key objects
+    assert reversed_order < 100 * count  # plus the dict of the run's keys (~56 B an item)
+    assert kept < 10 * count
+
+
+def _reference_index(data: bytes) -> dict[str, Any]:
+    """What the record-by-record generator finds: the definition the scan must meet."""
+    done: dict[str, int] = {}
+    failed: dict[str, Any] = {}
+    function = None
+    records = covered = good_end = 0
+    for start, end, kind, key, _, body in journal_module._records(data):
+        records += 1
+        covered += end - start
+        good_end = end
+        if kind == 2:
+            done[key] = start
+            failed.pop(key, None)
+        elif kind == 3:
+            failed[key] = json.loads(bytes(body))
+        else:
+            function = json.loads(bytes(body))["function"]
+    return {
+        "done": done,
+        "failed": failed,
+        "function": function,
+        "records": records,
+        "damaged_bytes": good_end - covered,
+        "good_end": good_end,
+    }
+
+
+damage = st.lists(
+    st.tuples(st.floats(min_value=0, max_value=1), st.sampled_from(["flip", "magic", "zeros"])),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    runs=st.lists(
+        st.lists(st.tuples(st.text(min_size=1, max_size=8), values, st.booleans()), max_size=12),
+        min_size=1,
+        max_size=3,
+    ),
+    hits=damage,
+    reverse=st.booleans(),
+)
+def test_the_scan_indexes_exactly_what_the_record_generator_finds(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runs: list[list[tuple[str, Any, bool]]],
+    hits: list[tuple[float, str]],
+    reverse: bool,
+) -> None:
+    """Over damaged, torn and resynchronised journals, the index matches :func:`_records`:
+    done offsets (per key, and per item of a run's keys in either order), failures, the
+    function, the record count, damaged bytes and where valid data ends."""
+    monkeypatch.setattr(records_module, "_DROP_EVERY", 64)  # many windows, pages dropped
+    path = tmp_path / "j"
+    path.unlink(missing_ok=True)
+    for number, run in enumerate(runs):
+        with Journal.open(path, function=f"m:f{number}", fsync=False)[0] as journal:
+            for key, value, failed in run:
+                if failed:
+                    journal.append_failed(key, {"error_type": "E", "message": key})
+                else:
+                    journal.append_done(key, value)
+    data = bytearray(path.read_bytes())
+    for where, kind in hits:
+        at = int(where * len(data))
+        if kind == "flip" and at < len(data):
+            data[at] ^= 0x5A
+        elif kind == "magic":
+            data[at:at] = b"LSJ\x01"
+        else:
+            data[at : at + 12] = bytes(12)
+    path.write_bytes(bytes(data))
+    expected = _reference_index(bytes(data))
+    contents, good_end = read_journal(path)
+    assert {
+        "done": contents.done,
+        "failed": contents.failed,
+        "function": contents.function,
+        "records": contents.records,
+        "damaged_bytes": contents.damaged_bytes,
+        "good_end": good_end,
+    } == expected
+    keys = list(dict.fromkeys([key for run in runs for key, _, _ in run] + ["not recorded"]))
+    if reverse:
+        keys.reverse()
+    for_run, _ = read_journal(path, keys)
+    assert for_run.offsets is not None
+    assert list(for_run.offsets) == [expected["done"].get(key, -1) + 1 for key in keys]
+    assert (for_run.failed, for_run.records) == (expected["failed"], expected["records"])
+
+
+def test_a_journal_in_another_order_than_the_items_restores_every_item(tmp_path: Path) -> None:
+    """Items given in another order than their records were written are all restored."""
+    path = tmp_path / "j"
+    run_map(triple, range(500), journal=path, key=str)
+    shuffled = [*range(250, 500), *range(250)]
+    result = run_map(triple, shuffled, journal=path, key=str)
+    assert (result.skipped, result.completed) == (500, 0)
+    assert list(result.results) == [triple(index) for index in shuffled]
+
+
+@pytest.mark.parametrize("algorithm", ["xxh3_128", "blake2b"])
+def test_default_keys_are_position_and_content_hash_of_each_pickle(
+    monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    """Default keys are ``<position>-<hash_bytes of the item's pickle>``, with either
+    algorithm, so journals written before keys were computed in bulk still resume."""
+    monkeypatch.setattr(keys_module, "default_hash_algorithm", lambda: algorithm)
+    items = [10, "text", (1, 2.5), {"a": [1, 2]}, None]
+    blobs = [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]
+    digests = [hash_bytes(blob, algorithm=algorithm).partition(":")[2] for blob in blobs]
+    assert item_keys(items, None) == [f"{i}-{digest}" for i, digest in enumerate(digests)]
+
+
+def test_an_unpicklable_item_among_many_is_named_by_its_position() -> None:
+    """Without ``key=``, the first item that cannot be pickled is named by its position."""
+    with pytest.raises(ConfigError, match="item 2 cannot be pickled") as info:
+        item_keys([1, 2, threading.Lock(), 4], None)
+    assert info.value.field == "key"
 
 
 def test_a_damaged_record_among_many_is_recomputed_on_resume(tmp_path: Path) -> None:

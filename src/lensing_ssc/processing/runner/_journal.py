@@ -20,8 +20,8 @@ Durability, at a cost that does not depend on how many items are already done:
 On reload, a torn last record (the process died mid-write) is cut off, and so are the zeros
 reserved after the last record by a run that did not close the file; a damaged record in
 the middle is skipped by resynchronising on the next valid header, and counted. Reloading
-builds an index (key → offset of its record), not a copy of the results: they are read back
-when used (:mod:`._records`).
+builds an index (per item of the resuming run, the offset of its record), not a copy of the
+results: they are read back when used (:mod:`._records`).
 
 Two drivers never append to one journal at once: ``flock`` on ``<journal>.lock`` keeps
 apart two of one host, and an owner lease, ``<journal>.owner`` (:mod:`._owner`), whose
@@ -44,7 +44,7 @@ import pickle
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,7 @@ class Journal:
         path: Path,
         *,
         function: str,
+        keys: Sequence[str] | None = None,
         resume: bool = True,
         fsync: bool = True,
         commit_interval: float = 0.2,
@@ -178,6 +179,8 @@ class Journal:
         Args:
             path: The journal file; parent directories are created.
             function: Identity of the run's function (see :func:`.keys.function_identity`).
+            keys: The run's keys: earlier records are then indexed per key, in this order
+                (``JournalContents.offsets``); ``None`` indexes them per recorded key.
             resume: Keep earlier records; ``False`` empties the journal first.
             fsync: Group-commit to stable storage; ``False`` trusts the OS page cache
                 (survives a killed process, not a machine crash).
@@ -218,7 +221,7 @@ class Journal:
         try:
             contents, good_end = JournalContents(), 0
             if resume and path.exists():
-                contents, good_end = read_journal(path)
+                contents, good_end = read_journal(path, keys)
             if resume and contents.function not in (None, function):
                 logger.warning(
                     "task journal %s was written by %s and is now used by %s; its results are "

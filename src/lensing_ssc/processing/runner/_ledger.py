@@ -39,12 +39,22 @@ class Reporters:
         on_complete: Each called as ``f(key, result)`` per newly completed item.
         on_failure: Each called as ``f(failure)`` per item failed after its retries.
         on_progress: Called as ``f(n)`` with the number of items just settled (completed,
-            failed, or taken from an earlier run), in batches.
+            failed, or taken from an earlier run unless ``on_restored`` is given), in batches.
+        on_restored: Called once as ``f(n)`` with the number of items an earlier run settled,
+            taken from the journal at the start (so a display can tell them from new work).
     """
 
     on_complete: tuple[Callable[[str, Any], None], ...] = ()
     on_failure: tuple[Callable[[TaskFailure], None], ...] = ()
     on_progress: Callable[[int], None] | None = None
+    on_restored: Callable[[int], None] | None = None
+
+
+def _zeros(offsets: array[int]) -> list[int]:
+    """The items without an offset: those no earlier run completed."""
+    if not offsets.count(0):
+        return []
+    return [index for index, at in enumerate(offsets) if not at]
 
 
 class Ledger:
@@ -57,7 +67,7 @@ class Ledger:
         self.keys = keys
         self.results: list[Any] = [None] * len(keys)
         self.failures: dict[int, TaskFailure] = {}
-        self.todo: list[int] = list(range(len(keys)))
+        self.todo: Sequence[int] = range(len(keys))
         self.completed = 0
         self.skipped = 0
         self.in_flight = 0
@@ -71,28 +81,36 @@ class Ledger:
     def restore(self, contents: JournalContents, *, rerun_failed: bool) -> None:
         """Take results (and, unless ``rerun_failed``, failures) of earlier runs; report them.
 
-        Only where each result is kept: its offset in the journal (8 bytes per item), which
-        :meth:`result` hands to the :class:`ResultSequence` that reads it back when used.
+        Only where each result is kept: its offset in the journal (8 bytes per item, the
+        ``offsets`` of a journal read with this run's keys), which :meth:`result` hands to
+        the :class:`ResultSequence` that reads it back when used.
         """
-        done = contents.done
-        offsets = array("q", bytes(8 * len(self.keys))) if done else None
-        todo: list[int] = []
-        for index, key in enumerate(self.keys):
-            at = done.get(key)
-            if at is not None:
-                offsets[index] = at + 1  # type: ignore[index]  # offsets exist when done does
-                self.skipped += 1
-            elif not rerun_failed and key in contents.failed:
-                self.failures[index] = TaskFailure(index=index, key=key, **contents.failed[key])
-            else:
-                todo.append(index)
-        self.todo = todo
+        keys = self.keys
+        offsets = contents.offsets
+        if offsets is None and contents.done:  # indexed per recorded key: look items up
+            done = contents.done
+            offsets = array("q", [done.get(key, -1) + 1 for key in keys])
+        self.skipped = 0 if offsets is None else len(offsets) - offsets.count(0)
+        failed = {} if rerun_failed else contents.failed
+        if self.skipped or failed:
+            todo: Sequence[int] = range(len(keys)) if offsets is None else _zeros(offsets)
+            if failed:
+                kept = []
+                for index in todo:
+                    key = keys[index]
+                    if key in failed:
+                        self.failures[index] = TaskFailure(index=index, key=key, **failed[key])
+                    else:
+                        kept.append(index)
+                todo = kept
+            self.todo = todo
         if self.skipped:
             self._offsets = offsets
             self._reader = RecordReader(contents.path) if contents.path is not None else None
-        settled = len(self.keys) - len(todo)
-        if settled and self._reporters.on_progress is not None:
-            self._reporters.on_progress(settled)
+        settled = len(keys) - len(self.todo)
+        report = self._reporters.on_restored or self._reporters.on_progress
+        if settled and report is not None:
+            report(settled)
 
     def record_success(self, index: int, value: Any, attempts: int) -> None:
         """Store an item's result and journal it; a result that cannot be pickled fails the item."""
