@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 
@@ -77,3 +79,45 @@ def _wait_for_patches(run_dir: Path, count: int, proc: subprocess.Popen[str]) ->
 def wait_for_patches() -> Callable[[Path, int, subprocess.Popen[str]], None]:
     """Waits until a ``lensing-ssc run`` subprocess has measured some patches, for a signal."""
     return _wait_for_patches
+
+
+def _measured_patches(run_dir: Path, offset: int = 0) -> list[str]:
+    """The patch keys the run's JSON log says were measured, from byte ``offset`` on.
+
+    One ``patch <key> measured in ...`` record per execution of a patch (DEBUG level), from
+    whichever worker ran it: counting them counts executions.
+    """
+    log = run_dir / "logs" / "lensing_ssc.log"
+    with log.open("rb") as stream:
+        stream.seek(offset)
+        lines = stream.read().decode().splitlines()
+    keys = []
+    for line in filter(None, lines):
+        message = json.loads(line)["message"]
+        if message.startswith("patch ") and " measured in " in message:
+            keys.append(message.split()[1])
+    return keys
+
+
+@pytest.fixture
+def measured_patches() -> Callable[..., list[str]]:
+    """``measured_patches(run_dir, offset=0)``: the patch keys a run's log says were measured."""
+    return _measured_patches
+
+
+def _same_numbers(path: Path, reference: Path) -> None:
+    """Assert two results files hold the same arrays, byte for byte (``meta/`` aside)."""
+    from lensing_ssc.pipelines import read_results
+
+    got, expected = read_results(path), read_results(reference)
+    names = sorted(k for k in expected if not k.startswith("meta/"))
+    assert names == sorted(k for k in got if not k.startswith("meta/"))
+    for name in names:
+        a, b = np.asarray(got[name]), np.asarray(expected[name])
+        assert (a.dtype, a.shape, a.tobytes()) == (b.dtype, b.shape, b.tobytes()), name
+
+
+@pytest.fixture
+def same_numbers() -> Callable[[Path, Path], None]:
+    """``same_numbers(path, reference)``: two results files' arrays are byte-identical."""
+    return _same_numbers

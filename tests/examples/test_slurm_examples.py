@@ -181,10 +181,10 @@ def test_mpi_script_starts_rank_0_as_the_mpi4py_futures_driver(tmp_path: Path) -
     if not MPI_WORKS:
         pytest.skip("mpi4py with an MPI library is not here")
     slurm = Slurm(tmp_path, fake_program=True)
-    done = slurm.submit("mpi.sbatch", "--run-dir", "r")
+    done = slurm.submit("mpi.sbatch", "c.yaml", "--run-dir", "r")
     assert done.returncode == 0, done.stderr
     driver = slurm.env["LENSING_SSC_MPI_DRIVER"]
-    assert slurm.called("srun") == [f"python -m mpi4py.futures {driver} --run-dir r"]
+    assert slurm.called("srun") == [f"python -m mpi4py.futures {driver} c.yaml --run-dir r"]
 
 
 def test_requeue_stops_after_the_limit_with_status_3(tmp_path: Path) -> None:
@@ -276,39 +276,77 @@ def test_dask_driver_worker_jobs_are_single_threaded_slurm_jobs() -> None:
 
 
 def test_mpi_driver_parses_its_arguments() -> None:
-    """The MPI driver needs --run-dir and reads the maps' number, size and seed."""
+    """The MPI driver reads the config path, an optional run directory and --fresh."""
     driver = _load("mpi_driver")
-    args = driver.parse_args(["--run-dir", "r", "--maps", "8", "--pixels", "64", "--seed", "7"])
-    assert (args.run_dir, args.maps, args.pixels, args.seed) == (Path("r"), 8, 64, 7)
-    assert (args.pixel_size, args.fresh) == (2.0, False)
+    args = driver.parse_args(["c.yaml", "--run-dir", "r", "--fresh"])
+    assert (args.config, args.run_dir, args.fresh) == (Path("c.yaml"), Path("r"), True)
+    assert (driver.parse_args(["c.yaml"]).run_dir, driver.parse_args(["c.yaml"]).fresh) == (
+        None,
+        False,
+    )
     with pytest.raises(SystemExit):
-        driver.parse_args(["--maps", "8"])
+        driver.parse_args([])
 
 
-def test_mpi_driver_measures_a_map_the_same_way_every_time() -> None:
-    """A map's statistics depend only on its index and seed, so any rank gives the same."""
-    driver = _load("mpi_driver")
-    first = driver.measure_map(3, seed=1, pixels=64, pixel_size=2.0)
-    again = driver.measure_map(3, seed=1, pixels=64, pixel_size=2.0)
-    other = driver.measure_map(4, seed=1, pixels=64, pixel_size=2.0)
-    assert first.keys() == again.keys()
-    assert all((first[key] == again[key]).all() for key in first)
-    assert (first["cl/ngal=0"] != other["cl/ngal=0"]).any()
+def _mpi_config(tmp_path: Path, run_dir: Path) -> Path:
+    """16 maps, 64 patches of 128² pixels, a DEBUG JSON log: a run to kill on its patches."""
+    body: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "logging": {"console": False, "format": "json", "level": "DEBUG"},
+        "progress": {"enabled": False},
+        "pipeline": {
+            "figures": False,
+            "retries": 0,
+            "synthetic": {"patch_pixels": 128, "patches_per_side": 2, "n_large_fields": 8},
+        },
+    }
+    path = tmp_path / "mpi.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
 
 
 @needs_mpi
 @pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec is not on PATH")
-def test_mpi_driver_runs_on_an_mpi_pool_and_a_rerun_takes_the_journal(tmp_path: Path) -> None:
-    """Under `mpiexec -n 3 python -m mpi4py.futures` the maps run and are journalled."""
+def test_mpi_driver_killed_mid_run_finishes_on_rerun_as_a_serial_run_redoing_nothing(
+    tmp_path: Path,
+    children: Any,
+    wait_for_patches: WaitForPatches,
+    measured_patches: Callable[..., list[str]],
+    same_numbers: Callable[[Path, Path], None],
+) -> None:
+    """Rank 0 SIGKILLed mid-run; the rerun gives the serial numbers and redoes no saved patch."""
+    from lensing_ssc.pipelines import PipelineConfig, read_results, run_patch_statistics
+    from lensing_ssc.processing.runner import read_journal_summary
+
+    run_dir = tmp_path / "run"
+    config = _mpi_config(tmp_path, run_dir)
+    serial = PipelineConfig.from_file(config)
+    serial.run_dir = tmp_path / "serial"
+    reference = run_patch_statistics(serial, executor="serial")
+    total = reference.n_patches
     command = [
         "mpiexec", "-n", "3", sys.executable, "-m", "mpi4py.futures",
-        str(SLURM / "mpi_driver.py"), "--run-dir", str(tmp_path / "r"),
-        "--maps", "4", "--pixels", "64",
+        str(SLURM / "mpi_driver.py"), str(config),
     ]  # fmt: skip
-    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert first.returncode == 0, first.stderr
-    assert "done: 4 maps, 0 failed" in first.stdout
-    assert (tmp_path / "r" / "results" / "mpi_statistics.npz").exists()
-    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    first = children.start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_patches(run_dir, 4, first)
+    rank_0 = json.loads((run_dir / "status.json").read_text())["pid"]
+    os.kill(rank_0, signal.SIGKILL)
+    first.communicate(timeout=60)
+    assert first.returncode != 0  # mpiexec ends the job when rank 0 dies
+    saved = read_journal_summary(run_dir / "tasks" / "patches.journal").completed
+    assert 0 < saved < total
+    offset = (run_dir / "logs" / "lensing_ssc.log").stat().st_size
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stderr
-    assert "(4 from an earlier run)" in again.stdout
+    assert "on 2 mpi4py.futures.MPIPoolExecutor worker(s)" in again.stdout
+    rerun = measured_patches(run_dir, offset)
+    # Every patch is saved once it ends; with those saved before the kill, the rerun's
+    # executions make up the whole run exactly, so no saved patch ran again.
+    assert len(rerun) == len(set(rerun)) == total - saved
+    assert read_journal_summary(run_dir / "tasks" / "patches.journal").completed == total
+    results = run_dir / "results" / reference.results_file.name
+    same_numbers(results, reference.results_file)
+    recorded = read_results(results)["meta/config"]["pipeline"]
+    assert (recorded["executor"], recorded["workers"]) == ("mpi4py.futures.MPIPoolExecutor", 2)

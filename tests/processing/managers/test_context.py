@@ -71,6 +71,25 @@ def test_readme_coordinated_example_runs_as_written(
     json.dumps(status)
 
 
+def test_a_checkpoint_dir_without_a_config_places_the_whole_run_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ManagerContext(checkpoint_dir=job/checkpoints): logs, cache, status under job/, not runs/."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LENSING_SSC_PROGRESS__ENABLED", "false")
+    with ManagerContext(checkpoint_dir="job/checkpoints", stop_signals=()) as ctx:
+        ctx.save_checkpoint({"step": 1})
+        ctx.cache.put("key", 1)
+        ctx.log.get_logger("mine").info("hello")
+        assert ctx.config.run_dir == Path("job")
+    job = tmp_path / "job"
+    assert sorted(p.name for p in job.iterdir()) == ["cache", "checkpoints", "logs", "status.json"]
+    assert "hello" in (job / "logs" / "lensing_ssc.log").read_text()
+    assert not (tmp_path / "runs").exists()
+    with CheckpointManager(job / "checkpoints") as checkpoints:
+        assert len(checkpoints.list_checkpoints()) == 1
+
+
 def process_item_with_cache(item: int, cache: CacheManager) -> int:
     """The README pipeline example's per-item work: square, through the cache."""
     result = cache.get(("square", item))
@@ -310,6 +329,25 @@ def test_status_file_is_refreshed_and_read_by_the_cli(
     assert "7/50" in out
 
 
+def test_start_and_close_flush_nothing_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A context's start and close call no fsync: status.json is replaced, never flushed."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    config = quiet_config(tmp_path / "run")
+    with ManagerContext(config=config):
+        assert json.loads(config.status_file.read_text())["state"] == "running"
+    assert json.loads(config.status_file.read_text())["state"] == "finished"
+    assert synced == []
+
+
 def test_map_runs_resumes_and_counts_progress(tmp_path: Path) -> None:
     """ctx.map returns results in order, skips finished items on rerun, and counts progress."""
     config = quiet_config(tmp_path / "run")
@@ -328,6 +366,28 @@ def test_map_runs_resumes_and_counts_progress(tmp_path: Path) -> None:
     assert again.results == [i * i for i in range(25)]
     assert sorted(calls) == list(range(20)) + list(range(20, 25))
     assert progress["children"] == [] or all(c["current"] == 25 for c in progress["children"])
+
+
+def test_a_resumed_map_shows_the_restored_items_as_resumed_and_counts_no_rate_for_them(
+    tmp_path: Path,
+) -> None:
+    """On rerun, the map's row is "resumed at 20" with no rate until this run finishes an item."""
+    config = quiet_config(tmp_path / "run")
+    with ManagerContext(config=config) as ctx:
+        ctx.map(abs, range(20), name="values")
+    seen: list[dict[str, Any]] = []
+    with ManagerContext(config=config) as ctx:
+
+        def look(x: int) -> int:
+            if not seen:
+                seen.append(ctx.progress.get_status()["children"][0])
+            return x
+
+        ctx.map(look, range(30), name="values")
+    row = seen[0]
+    counts = (row["name"], row["current"], row["total"], row["resumed_from"])
+    assert counts == ("values", 20, 30, 20)
+    assert (row["rate"], row["eta"]) == (None, None)  # 20 restored items are no work of this run
 
 
 def test_map_carries_log_context_into_threads(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,12 +21,23 @@ class DaskProcesses:
         workers: Single-threaded workers to start.
         nanny: Start each worker under a Nanny, which restarts it when it dies.
         allowed_failures: The scheduler's ``distributed.scheduler.allowed-failures``.
+        node: ``node(n)`` is the command prefix that starts the ``n``-th worker (from 1) as
+            on a node of its own (``test_runner_other_nodes.py``'s namespaces); ``None``:
+            here.
     """
 
     def __init__(
-        self, folder: Path, *, workers: int, nanny: bool = False, allowed_failures: int = 3
+        self,
+        folder: Path,
+        *,
+        workers: int,
+        nanny: bool = False,
+        allowed_failures: int = 3,
+        node: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
         self.scheduler_file = folder / "scheduler.json"
+        self._node = node
+        self._started_workers = 0
         self._processes: list[subprocess.Popen[bytes]] = []
         self.env = {
             **os.environ,
@@ -57,7 +68,9 @@ class DaskProcesses:
             raise
 
     def start_worker(self, *, nanny: bool) -> subprocess.Popen[bytes]:
-        """Start one more single-threaded worker of this scheduler."""
+        """Start one more single-threaded worker of this scheduler (on its node, if given)."""
+        self._started_workers += 1
+        prefix = () if self._node is None else tuple(self._node(self._started_workers))
         return self._start(
             "distributed.cli.dask_worker",
             "--scheduler-file",
@@ -68,11 +81,12 @@ class DaskProcesses:
             "1",
             "--nanny" if nanny else "--no-nanny",
             "--no-dashboard",
+            prefix=prefix,
         )
 
-    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+    def _start(self, *args: str, prefix: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", *args],
+            [*prefix, sys.executable, "-m", *args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

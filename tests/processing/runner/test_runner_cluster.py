@@ -320,7 +320,7 @@ def test_a_worker_without_the_parents_log_writer_runs_its_item_and_logs_locally(
     # Closed: its socket is gone, as the driver's /tmp is out of sight on another node.
     setup = WorkerSetup(LogManager.attach_worker, (config,), runner_pid=-1, token="distant")
     try:
-        (outcome,) = run_unit(_log_and_double, [(0, 21)], RetryPolicy(), setup)
+        (outcome,) = run_unit(_log_and_double, [(0, 21)], RetryPolicy(), setup).outcomes
     finally:
         for manager in _log_process._live():
             manager.close()

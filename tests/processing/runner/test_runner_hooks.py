@@ -134,6 +134,18 @@ def test_progress_counts_every_item_including_earlier_runs(tmp_path: Path) -> No
     assert sum(counts) == 25
 
 
+def test_items_from_the_journal_go_to_on_restored_when_it_is_given(tmp_path: Path) -> None:
+    """With on_restored, the journal's 10 items reach it once; on_progress counts only new ones."""
+    journal = tmp_path / "j"
+    run_map(square, range(10), journal=journal)
+    restored: list[int] = []
+    counts: list[int] = []
+    hooks = RunnerHooks(on_progress=counts.append, on_restored=restored.append)
+    with TaskRunner(hooks=hooks) as runner:
+        runner.map(square, range(25), journal=journal)
+    assert (restored, sum(counts)) == ([10], 15)
+
+
 def test_failures_reach_on_failure_and_map_on_complete(tmp_path: Path) -> None:
     """on_failure gets each TaskFailure; map's own on_complete adds to the hook's."""
     failures: list[TaskFailure] = []

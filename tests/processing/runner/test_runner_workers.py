@@ -81,8 +81,19 @@ def test_a_borrowed_process_pool_runs_elsewhere() -> None:
 
 
 def test_dask_runs_elsewhere_on_the_usable_cpus() -> None:
-    """Dask workers are their own processes, started afresh; the default is the usable CPUs."""
+    """Dask workers are their own processes; the default is the usable CPUs."""
     runner = TaskRunner("dask")
     assert runner.max_workers == usable_cpus()
     assert not runner.runs_in_this_process
-    assert not runner.forks_workers
+
+
+@pytest.mark.parametrize(("mp_context", "forks"), [("fork", True), ("spawn", False)])
+def test_a_local_dask_cluster_forks_as_the_process_pool_does(
+    mp_context: str, forks: bool
+) -> None:
+    """The local Dask cluster's workers are forks with the fork start method; a joined one's never."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform cannot fork")
+    assert TaskRunner("dask", mp_context=mp_context).forks_workers is forks
+    joined = TaskRunner("dask", mp_context=mp_context, scheduler_address="tcp://10.0.0.5:8786")
+    assert not joined.forks_workers

@@ -29,13 +29,24 @@ __all__ = ["InLogContext", "KeptRunner", "ProgressRelay", "RunnerShelf"]
 
 
 class ProgressRelay:
-    """Forwards a kept runner's progress to the progress row of the call using it."""
+    """Forwards a kept runner's progress to the progress row of the call using it.
+
+    ``target`` counts new work; ``restored_target`` counts what the journal held from an
+    earlier run (shown as resumed, left out of rate and ETA).
+    """
 
     def __init__(self) -> None:
         self.target: Callable[[int], None] | None = None
+        self.restored_target: Callable[[int], None] | None = None
 
     def __call__(self, n: int) -> None:
         target = self.target
+        if target is not None:
+            target(n)
+
+    def restored(self, n: int) -> None:
+        """Forward ``n`` items an earlier run settled."""
+        target = self.restored_target
         if target is not None:
             target(n)
 
@@ -99,7 +110,7 @@ class RunnerShelf:
 
     def give_back(self, kept: KeptRunner) -> None:
         """Keep ``kept`` for the next call (or close it if the shelf is closed)."""
-        kept.relay.target = None
+        kept.relay.target = kept.relay.restored_target = None
         with self._lock:
             if not self._closed:
                 self._idle.append(kept)

@@ -6,7 +6,9 @@ handlers that only *record* the request; the :class:`ManagerContext` checks it a
 call and raises :class:`InterruptedRunError` after saving and flushing. A SIGINT that
 arrives while a stop is pending (an impatient second Ctrl-C) raises ``KeyboardInterrupt``
 at once instead. Handlers are installed only from the main thread, and the previous ones
-are restored on exit.
+are restored on exit. Each signal is acknowledged at once with one line for the person
+watching: through ``announce`` (the context passes its progress manager's, which prints it
+above live bars), else straight to stderr.
 
 This module does not decide what a stop does; see :mod:`.context`.
 """
@@ -65,6 +67,9 @@ class StopSignals:
     Args:
         signals: Signals to watch (names or numbers).
         on_request: Called once, from the signal handler, with the first request.
+        announce: Called from the signal handler with the acknowledgement line; returns
+            whether it shows the line (without taking a lock). When it is ``None`` or
+            returns ``False`` the line is written to stderr's descriptor.
     """
 
     def __init__(
@@ -72,9 +77,11 @@ class StopSignals:
         signals: Iterable[str | int | signal.Signals] = ("SIGTERM", "SIGINT"),
         *,
         on_request: Callable[[StopRequest], None] | None = None,
+        announce: Callable[[str], bool] | None = None,
     ) -> None:
         self._signals = tuple(dict.fromkeys(parse_signal(s) for s in signals))
         self._on_request = on_request
+        self._announce = announce
         self._previous: dict[signal.Signals, _Handler] = {}
         self._request: StopRequest | None = None
         self._ctrl_c = False  # whether a SIGINT came already: the next one stops at once
@@ -127,21 +134,25 @@ class StopSignals:
             self._ctrl_c = True
             pending = self._request
             if pending is not None:  # a stop for another reason (a breach, SIGTERM) is on
-                _say(f"SIGINT: already stopping ({pending.reason}); Ctrl-C again to stop at once")
+                self._say(
+                    f"SIGINT: already stopping ({pending.reason}); Ctrl-C again to stop at once"
+                )
                 return
         if self._request is None:
             # Say at once that the signal was heard: the stop waits for the running tasks,
             # and silence is what makes people press Ctrl-C again.
             again = "; Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
-            _say(f"{name}: stopping after the running tasks, saving what finished{again}")
+            self._say(f"{name}: stopping after the running tasks, saving what finished{again}")
         self.request_stop(name)
 
+    def _say(self, line: str) -> None:
+        """Show ``line`` from a signal handler: through ``announce``, else on stderr.
 
-def _say(line: str) -> None:
-    """Write ``line`` to stderr on a line of its own, from a signal handler.
-
-    A plain write to the descriptor: a handler must not take the locks (logging's, a
-    stream's) that the thread it interrupted may hold.
-    """
-    with contextlib.suppress(OSError):
-        os.write(2, f"\n{line}\n".encode())
+        The fallback is a plain write to the descriptor, on a line of its own: a handler
+        must not take the locks (logging's, a stream's) that the thread it interrupted may
+        hold.
+        """
+        if self._announce is not None and self._announce(line):
+            return
+        with contextlib.suppress(OSError):
+            os.write(2, f"\n{line}\n".encode())

@@ -13,7 +13,8 @@ write files or draw bars itself. What it adds is the wiring between them:
 - checkpoints carry the progress tree, so a resumed run shows "resumed at 420/1000";
 - :meth:`ManagerContext.map` runs a function over items with the resumable task runner,
   counting progress, carrying log context into threads and worker logs into the run's log
-  (on Dask, worker logs and progress counts travel as Dask events: no local socket);
+  (on Dask, worker logs and progress counts travel as Dask events: no local socket; from
+  a user's executor out of the socket's reach, progress counts come back with the results);
   the executor (a process pool, a Dask cluster) is kept for the next ``map`` with the same
   settings and closed with the context (:mod:`._kept_runners`);
 - :meth:`ManagerContext.runner_for` hands out the runner a ``map`` call will use, so a
@@ -30,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -45,7 +47,7 @@ from lensing_ssc.processing.managers._signals import StopRequest, StopSignals
 from lensing_ssc.processing.managers.cache import CacheManager
 from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, CheckpointManager
 from lensing_ssc.processing.managers.log import LogManager, LogWorkerConfig, bind_context
-from lensing_ssc.processing.managers.progress import ProgressManager
+from lensing_ssc.processing.managers.progress import ProgressManager, UnsentCounts
 from lensing_ssc.processing.managers.resource import ResourceManager
 from lensing_ssc.processing.managers.rundir import RunDir
 from lensing_ssc.processing.managers.status import StatusFile
@@ -66,12 +68,15 @@ class ManagerContext:
 
     Args:
         resource_limit_mb: The job's memory limit (``ResourceManager.memory_limit_mb``).
-        checkpoint_dir: Where checkpoints go; default ``config.checkpoint_dir``.
+        checkpoint_dir: Where checkpoints go; default ``config.checkpoint_dir``. Without a
+            ``config``, it also places the run: the run directory is its parent, so the
+            cache, logs, task journals and ``status.json`` go beside the checkpoints
+            (``checkpoint_dir="job/checkpoints"`` writes everything under ``job/``).
         progress_total: Items the job's top-level progress bar expects.
         cache_size_mb: Byte limit of the cache's memory tier.
         log_level: ``"DEBUG"``..``"CRITICAL"``; default the config's.
-        config: A :class:`ProcessingConfig` (default: its defaults, ``run_dir=runs/default``).
-            Explicit arguments override it.
+        config: A :class:`ProcessingConfig` (default: its defaults, ``run_dir=runs/default``,
+            or beside ``checkpoint_dir``). Explicit arguments override it.
         description: Name of the top-level progress task.
         graceful_stop: On a resource-limit breach, stop gracefully instead of raising
             ``ResourceError`` (default ``config.resources.graceful_stop``).
@@ -82,7 +87,7 @@ class ManagerContext:
         executor, max_workers, retries: Defaults for :meth:`map`.
 
     Example:
-        >>> with ManagerContext(checkpoint_dir="./checkpoints", progress_total=10) as ctx:
+        >>> with ManagerContext(checkpoint_dir="runs/demo/checkpoints", progress_total=10) as ctx:
         ...     state = ctx.load_checkpoint() or {"done": 0}
         ...     for i in range(state["done"], 10):
         ...         ctx.check_resources()
@@ -109,8 +114,16 @@ class ManagerContext:
         max_workers: int | None = None,
         retries: int = 0,
     ) -> None:
-        self.config = config if config is not None else ProcessingConfig()
-        self._stops = StopSignals(stop_signals, on_request=self._on_stop_request)
+        if config is None:
+            config = ProcessingConfig()
+            if checkpoint_dir is not None:
+                # The user said where the run lives: not ./runs/default for the rest of it.
+                config.checkpoint.dir = Path(checkpoint_dir)
+                config.run_dir = config.checkpoint.dir.parent
+        self.config = config
+        self._stops = StopSignals(
+            stop_signals, on_request=self._on_stop_request, announce=self._announce
+        )
         self._state_provider: Callable[[], Any] | None = None
         self._executor = executor
         self._max_workers = max_workers
@@ -230,6 +243,10 @@ class ManagerContext:
     def _on_stop_request(self, request: StopRequest) -> None:
         # May run inside a signal handler: only record; the work happens in _raise_if_stopping.
         self.resource.request_stop(request.reason)
+
+    def _announce(self, line: str) -> bool:
+        # From a signal handler, installed by start(): the managers are built by then.
+        return self.progress.announce(line)
 
     def _interrupt_reason(self) -> str:
         request = self._stops.request
@@ -380,6 +397,7 @@ class ManagerContext:
                 self.log.log_context(task=label),
             ):
                 kept.relay.target = task.update
+                kept.relay.restored_target = task.count_restored
                 return kept.runner.map(
                     func,
                     items,
@@ -451,11 +469,13 @@ class ManagerContext:
         runner.hooks = RunnerHooks(
             should_stop=lambda: self._stops.request.reason if self._stops.request else None,
             on_progress=relay,
+            on_restored=relay.restored,
             context_wrapper=bind_context,
             worker_initializer=_attach_worker_logs,
             initargs=(worker_config,),
             worker_events=events,
-            worker_flush=_flush_worker_logs,
+            worker_flush=_after_worker_task,
+            on_carried=self.progress.take_worker_counts,
         )
         return runner
 
@@ -469,9 +489,11 @@ def _attach_worker_logs(config: LogWorkerConfig) -> None:
     LogManager.attach_worker(config)
 
 
-def _flush_worker_logs() -> None:
-    """After each task in a worker: send what it logged, ahead of the task's result."""
+def _after_worker_task() -> UnsentCounts | None:
+    """After each task in a worker: send what it logged, ahead of the task's result, and
+    return the progress counts that found no way to the driver, to go with the result."""
     LogManager.flush_workers()
+    return ProgressManager.unsent_counts()
 
 
 def _close_all(managers: Iterable[Any], *, body_error: bool) -> list[BaseException]:

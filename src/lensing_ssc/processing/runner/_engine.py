@@ -12,7 +12,9 @@ The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per 
 or enough for about 0.1 s of queued work, at most 16), each a chunk of items
 (``chunksize``, or sized so a task lasts about the executor's ``chunk_target``). Futures
 report back through a queue fed by their done-callbacks; the journal's commit thread posts
-to the same queue, so durable completions are reported without polling.
+to the same queue, so durable completions are reported without polling. What a worker
+carries back beside a task's outcomes (:attr:`~._worker.UnitReport.carried`) goes to
+``on_carried`` in this thread, before the outcomes are recorded.
 
 A worker process that dies breaks a process pool and fails every task in flight (Dask
 fails the tasks queued on that worker). Those items become suspects: the pool is rebuilt
@@ -26,7 +28,9 @@ already ran on several dying workers is taken as its item's own death, without a
 
 A fault of the executor itself (:meth:`Adapter.fault`: a lost Dask scheduler, a cluster
 without workers for too long) ends the run like a stop, at once: nothing is journalled as
-failed, what finished is saved, and the fault is returned as the stop reason.
+failed, what finished is saved, and the fault is returned as the stop reason. Fetching a
+done task's result is checked for a fault too: a Dask result lost with its worker before
+it was fetched would otherwise be awaited for ever on a cluster left without workers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +65,11 @@ _POLL = 0.1
 _MAX_CHUNK = 1000
 _QUEUED_SECONDS = 0.1
 _MAX_TASKS_PER_WORKER = 16
+# Seconds the loop first waits for a done task's result, doubled at each further wait. A
+# Dask result still lives on its worker when the task is reported done; if that worker
+# dies meanwhile, fetching it waits for it to be computed again, forever on a cluster left
+# without workers. Between waits the loop asks the executor for a fault.
+_RESULT_WAIT = 1.0
 WORKER_DIED = "WorkerDied"
 
 
@@ -199,6 +209,7 @@ class _Parallel:
     sizer: ChunkSizer
     max_in_flight: int | None
     waiting: deque[int]
+    on_carried: Callable[[Any], None] | None = None
     done: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
     in_flight: dict[Any, _Unit] = field(default_factory=dict)
     suspects: deque[int] = field(default_factory=deque)
@@ -243,18 +254,29 @@ class _Parallel:
             self.submit([waiting.popleft() for _ in range(size)])
 
     def settle(self, future: Any) -> None:
+        if future in self.in_flight and not future.done():
+            # Reported done, then undone: a Dask result lost with its worker before it was
+            # fetched, to be computed again. Waiting for it here would block the loop (and
+            # its fault checks) while the cluster may have no worker left to compute it.
+            future.add_done_callback(self.done.put)
+            return
         unit = self.in_flight.pop(future, None)
         if unit is None:
             return
         self.ledger.in_flight -= len(unit.indexes)
         try:
-            outcomes = future.result()
+            report = self._result(future)
+            if report is None:  # the executor failed meanwhile: left for the next run
+                return
         except CancelledError as exc:
             self.fault = self.fault or self.adapter.fault(exc)
             return
         except Exception as exc:
             self._lost(unit, exc)
             return
+        if report.carried is not None and self.on_carried is not None:
+            self.on_carried(report.carried)
+        outcomes = report.outcomes
         seconds = 0.0
         for outcome in outcomes:
             seconds += outcome.seconds
@@ -266,6 +288,22 @@ class _Parallel:
                     outcome.index, error_type, message, trace, outcome.attempts
                 )
         self.sizer.observe(seconds, len(outcomes))
+
+    def _result(self, future: Any) -> Any:
+        """The task's report, or ``None`` if the executor fails while it is fetched."""
+        wait = _RESULT_WAIT
+        while True:
+            started = time.monotonic()
+            try:
+                return future.result(timeout=wait)
+            except (TimeoutError, FutureTimeout):
+                if time.monotonic() - started < wait / 2:
+                    raise  # the task's own error, not the wait's
+                fault = self.adapter.fault()
+                if fault is not None:
+                    self.fault = self.fault or fault
+                    return None
+                wait *= 2
 
     def _lost(self, unit: _Unit, exc: Exception) -> None:
         """A task came back without outcomes: its worker died, or the transport failed."""
@@ -316,8 +354,12 @@ def run_parallel(
     max_in_flight: int | None,
     should_stop: StopCheck | None,
     stop_timeout: float,
+    on_carried: Callable[[Any], None] | None = None,
 ) -> str | None:
-    """Run the ledger's items on ``adapter``; returns the stop reason, or ``None``."""
+    """Run the ledger's items on ``adapter``; returns the stop reason, or ``None``.
+
+    ``on_carried(payload)`` takes what a worker sent back beside a task's outcomes.
+    """
     run = _Parallel(
         ledger,
         func,
@@ -327,6 +369,7 @@ def run_parallel(
         ChunkSizer(chunksize, adapter.chunk_target),
         max_in_flight,
         deque(ledger.todo),
+        on_carried,
     )
     journal = ledger.journal
     if journal is not None:

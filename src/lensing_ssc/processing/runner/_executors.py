@@ -5,9 +5,12 @@ processes and the user's executors, and a :class:`~._dask.DaskAdapter` for Dask 
 only then, because importing ``distributed`` takes about a second). The interface they share
 is in :mod:`._adapter`. :func:`worker_count`, :func:`runs_in_this_process` and
 :func:`forks_workers` answer, without building anything, how many items the adapter runs at
-once and where; ``TaskRunner`` passes their answers on. :func:`resolve_scheduler` turns a
-scheduler address, a scheduler file or ``DASK_SCHEDULER_ADDRESS`` into the address a Dask
-adapter joins (without connecting: :mod:`._dask` does that).
+once and where (:func:`start_method`: how its worker processes start); ``TaskRunner``
+passes their answers on (a user's executor is asked its size: :func:`~._pools.pool_size`);
+:func:`executor_class` and :func:`class_path` name a user's executor for the record.
+:func:`resolve_scheduler` turns a scheduler address, a scheduler file or
+``DASK_SCHEDULER_ADDRESS`` into the address a Dask adapter joins (without connecting:
+:mod:`._dask` does that).
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ from typing import Any
 from lensing_ssc.core.base.cpus import usable_cpus
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES, Adapter, Wrapper
-from lensing_ssc.processing.runner._pools import PoolAdapter
+from lensing_ssc.processing.runner._pools import PoolAdapter, pool_size
 from lensing_ssc.processing.runner._worker import WorkerSetup, process_worker_init
 
 __all__ = [
     "SCHEDULER_ENV",
     "build_adapter",
+    "class_path",
+    "executor_class",
     "forks_workers",
     "is_dask_client",
     "resolve_scheduler",
     "runs_in_this_process",
+    "start_method",
     "worker_count",
 ]
 
@@ -54,9 +60,10 @@ _EXTRA_THREADS = 4
 def worker_count(executor: Any, max_workers: int | None) -> int:
     """Items ``executor`` runs at once: 1 for ``"serial"``, else ``max_workers`` if given.
 
-    Without ``max_workers``: the usable CPUs (:func:`~lensing_ssc.core.base.cpus.usable_cpus`),
-    plus 4 and at most 32 for threads. For a borrowed executor or a Dask cluster the runner
-    joins, this is the number the runner plans its in-flight window for.
+    Without ``max_workers``: what a user's executor instance says it has (:func:`pool_size`),
+    else the usable CPUs (:func:`~lensing_ssc.core.base.cpus.usable_cpus`), plus 4 and at
+    most 32 for threads. A factory's executor is asked once built (``TaskRunner`` does);
+    for a Dask cluster the runner joins, its scheduler is asked.
     """
     if executor == "serial":
         return 1
@@ -64,7 +71,44 @@ def worker_count(executor: Any, max_workers: int | None) -> int:
         return max_workers
     if executor == "threads":
         return min(_MAX_DEFAULT_THREADS, usable_cpus() + _EXTRA_THREADS)
+    if isinstance(executor, Executor):
+        return pool_size(executor) or usable_cpus()
     return usable_cpus()
+
+
+def executor_class(executor: Any) -> type | None:
+    """The class of a user's executor: an instance's, or a factory's that is a class
+    (through ``functools.partial``); ``None`` for another factory or a name.
+
+    Example:
+        >>> import functools
+        >>> from concurrent.futures import ProcessPoolExecutor
+        >>> executor_class(functools.partial(ProcessPoolExecutor, max_workers=2)).__name__
+        'ProcessPoolExecutor'
+    """
+    while isinstance(executor, functools.partial):
+        executor = executor.func
+    if isinstance(executor, type):
+        return executor
+    if isinstance(executor, Executor):
+        return type(executor)
+    return None
+
+
+def class_path(cls: type) -> str:
+    """``module.Class`` for ``cls``, through the shortest module path that exports it.
+
+    Example:
+        >>> from concurrent.futures import ThreadPoolExecutor
+        >>> class_path(ThreadPoolExecutor)  # defined in concurrent.futures.thread
+        'concurrent.futures.ThreadPoolExecutor'
+    """
+    parts = cls.__module__.split(".")
+    for end in range(1, len(parts)):
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and getattr(module, cls.__qualname__, None) is cls:
+            return f"{module.__name__}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def resolve_scheduler(spec: str | os.PathLike[str] | None, executor: Any) -> str | None:
@@ -123,27 +167,36 @@ def runs_in_this_process(executor: Any) -> bool:
     )
 
 
+def start_method(mp_context: multiprocessing.context.BaseContext | str | None) -> str:
+    """The start method of the worker processes the runner starts: ``mp_context``'s, else
+    Python's default (asked without fixing it, as ``multiprocessing.get_context()`` would).
+
+    Example:
+        >>> start_method("spawn")
+        'spawn'
+    """
+    if mp_context is None:
+        return (
+            multiprocessing.get_start_method(allow_none=True)
+            or multiprocessing.get_all_start_methods()[0]
+        )
+    if isinstance(mp_context, str):
+        return mp_context
+    return mp_context.get_start_method()
+
+
 def forks_workers(
     executor: Any, mp_context: multiprocessing.context.BaseContext | str | None
 ) -> bool:
     """Whether ``executor``'s workers start as forks of this process (and inherit its memory).
 
-    Only ``"processes"`` with the ``fork`` start method (``mp_context``, else Python's
-    default) does; Dask starts its workers afresh, and a user's executor is not asked.
+    ``"processes"`` and the local cluster of ``"dask"`` do with the ``fork`` start method
+    (:func:`start_method`); a Dask cluster the runner joins does not (``TaskRunner`` knows
+    whether it joins one), and a user's executor is not asked.
     """
-    if executor != "processes":
+    if not isinstance(executor, str) or executor not in ("processes", "dask"):
         return False
-    if mp_context is None:
-        # Asked without fixing the default, as multiprocessing.get_context() would.
-        method = (
-            multiprocessing.get_start_method(allow_none=True)
-            or multiprocessing.get_all_start_methods()[0]
-        )
-    elif isinstance(mp_context, str):
-        method = mp_context
-    else:
-        method = mp_context.get_start_method()
-    return method == "fork"
+    return start_method(mp_context) == "fork"
 
 
 def build_adapter(
@@ -198,6 +251,7 @@ def build_adapter(
             scheduler_address=scheduler_address,
             n_workers=n,
             setup=setup,
+            start_method=start_method(mp_context),
         )
     if isinstance(executor, Executor):
         threads = runs_in_this_process(executor)
@@ -221,7 +275,7 @@ def build_adapter(
             "executor",
             factory=executor,
             in_process=False,
-            n_workers=n,
+            n_workers=max_workers,  # None: asked of the executor once it is built
             task_setup=setup,
         )
     raise ConfigError(

@@ -44,6 +44,8 @@ from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES, Adapter
 from lensing_ssc.processing.runner._engine import StopCheck, run_parallel, run_serial
 from lensing_ssc.processing.runner._executors import (
     build_adapter,
+    class_path,
+    executor_class,
     forks_workers,
     is_dask_client,
     resolve_scheduler,
@@ -53,6 +55,7 @@ from lensing_ssc.processing.runner._executors import (
 from lensing_ssc.processing.runner._journal import Journal
 from lensing_ssc.processing.runner._keys import function_identity, item_keys
 from lensing_ssc.processing.runner._ledger import Ledger, Reporters
+from lensing_ssc.processing.runner._pools import PoolAdapter
 from lensing_ssc.processing.runner._results import MapResult, RunSnapshot, TaskFailure
 from lensing_ssc.processing.runner._worker import RetryPolicy, WorkerSetup
 
@@ -75,7 +78,10 @@ class RunnerHooks:
             stops the run gracefully. A string answer names the reason (``"SIGTERM"``) in
             the ``InterruptedRunError``.
         on_progress: ``f(n)``: ``n`` more items settled (completed, failed, or taken from
-            the journal at the start). Called in the thread that called ``map``.
+            the journal at the start unless ``on_restored`` is given). Called in the thread
+            that called ``map``.
+        on_restored: ``f(n)``: ``n`` items an earlier run settled, taken from the journal at
+            the start; a progress display counts them as resumed, not as this run's work.
         on_complete: ``f(key, result)`` per item completed by this run, once durable.
         on_failure: ``f(failure)`` per item failed after its retries, once durable.
         context_wrapper: ``wrap(fn) -> fn`` applied, in the calling thread, to each task
@@ -90,17 +96,23 @@ class RunnerHooks:
             runs on the Client's event loop thread with each ``(timestamp, message)``.
         worker_flush: Called in each worker process of Dask or a user's executor after
             every task, before its results go back (the context flushes worker logs).
+            What it returns, unless ``None``, travels back with the task's results.
+        on_carried: ``f(payload)`` with what ``worker_flush`` returned in a worker, in the
+            thread that called ``map``, as the task's results arrive (the context adds the
+            progress counts that could not reach it otherwise).
     """
 
     should_stop: StopCheck | None = None
     on_progress: Callable[[int], None] | None = None
+    on_restored: Callable[[int], None] | None = None
     on_complete: Callable[[str, Any], None] | None = None
     on_failure: Callable[[TaskFailure], None] | None = None
     context_wrapper: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     worker_initializer: Callable[..., None] | None = None
     initargs: tuple[Any, ...] = ()
     worker_events: Mapping[str, Callable[[Any], None]] = field(default_factory=dict)
-    worker_flush: Callable[[], None] | None = None
+    worker_flush: Callable[[], Any] | None = None
+    on_carried: Callable[[Any], None] | None = None
 
 
 def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
@@ -129,7 +141,8 @@ class TaskRunner:
             ``concurrent.futures.Executor`` instance (borrowed: never shut down), a
             zero-argument factory returning one (owned, rebuilt if a worker dies), or a
             ``distributed.Client``.
-        max_workers: Workers to start (default: usable CPUs; threads: CPUs + 4, ≤ 32).
+        max_workers: Workers to start (default: usable CPUs; threads: CPUs + 4, ≤ 32);
+            for a user's executor, what it reports (see :attr:`max_workers`).
         retries: Extra attempts for an item that raises or kills its worker.
         retry_delay: Seconds between attempts.
         chunksize: Items per task, or ``"auto"``: sized from measured item times so a task
@@ -152,8 +165,9 @@ class TaskRunner:
         scheduler_address: With ``"dask"``, join this scheduler instead of starting a
             local cluster: an address (``tcp://host:8786``) or the file ``dask scheduler
             --scheduler-file`` writes. Default: ``DASK_SCHEDULER_ADDRESS`` when set.
-        mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context for
-            ``"processes"``; default: Python's.
+        mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context of
+            the worker processes of ``"processes"`` and of the local ``"dask"`` cluster;
+            default: Python's.
         hooks: Callbacks for a coordinating context (:class:`RunnerHooks`).
 
     Raises:
@@ -247,21 +261,49 @@ class TaskRunner:
         return "dask" if is_dask_client(spec) else self._kind
 
     @property
+    def executor_name(self) -> str:
+        """What runs the items, for a record: the executor's name (``"dask"`` for a Client
+        too), else the class of the user's executor as ``module.Class``
+        (``"mpi4py.futures.MPIPoolExecutor"``, also for the class passed as a factory).
+
+        A factory that is no class is named by what it builds (built now if it is not yet).
+
+        Example:
+            >>> from concurrent.futures import ThreadPoolExecutor
+            >>> with ThreadPoolExecutor(2) as pool:
+            ...     TaskRunner(pool).executor_name
+            'concurrent.futures.ThreadPoolExecutor'
+        """
+        spec = self._executor_spec
+        if isinstance(spec, str) or is_dask_client(spec):
+            return self.executor_kind
+        cls = executor_class(spec)
+        if cls is None:
+            adapter = self._adapter_now()
+            if not isinstance(adapter, PoolAdapter):  # build_adapter's answer to a factory
+                raise TypeError(f"a factory needs a pool adapter, got {type(adapter).__name__}")
+            cls = adapter.executor_class()
+        return class_path(cls)
+
+    @property
     def max_workers(self) -> int:
         """Items run at once: 1 serially, else ``max_workers`` or the executor's default.
 
         The default is the usable CPUs (threads: CPUs + 4, at most 32): the number the
         executor is started with. A joined Dask cluster is asked (connecting to it now):
-        the threads of its workers. For a borrowed executor, the number the runner plans
-        for; the executor's own size may differ.
+        the threads of its workers. A user's executor is asked too (a factory's is built
+        now): ``num_workers`` of mpi4py's ``MPIPoolExecutor``, the ``max_workers`` of a
+        standard pool; one that does not say is planned for with the usable CPUs.
 
         Example:
             >>> TaskRunner("threads", max_workers=3).max_workers
             3
         """
-        if self.joins_cluster:
+        spec = self._executor_spec
+        asks_pool = self._max_workers is None and not isinstance(spec, str)
+        if self.joins_cluster or asks_pool:
             return self._adapter_now().workers()
-        return worker_count(self._executor_spec, self._max_workers)
+        return worker_count(spec, self._max_workers)
 
     @property
     def joins_cluster(self) -> bool:
@@ -321,11 +363,12 @@ class TaskRunner:
     def forks_workers(self) -> bool:
         """Whether worker processes start as forks of this one, inheriting its memory.
 
-        True only for ``"processes"`` with the ``fork`` start method (``mp_context``, else
-        Python's default): what this process computed before the first :meth:`map` is then
-        in every worker without being recomputed or sent.
+        True only for ``"processes"``, and ``"dask"`` on the local cluster it starts, with
+        the ``fork`` start method (``mp_context``, else Python's default): what this process
+        computed before the first :meth:`map` is then in every worker without being
+        recomputed or sent.
         """
-        return forks_workers(self._executor_spec, self._mp_context)
+        return forks_workers(self._executor_spec, self._mp_context) and not self.joins_cluster
 
     def _adapter_now(self) -> Adapter:
         if self._adapter is None:
@@ -464,6 +507,7 @@ class TaskRunner:
             on_complete=tuple(f for f in (hooks.on_complete, on_complete) if f is not None),
             on_failure=() if hooks.on_failure is None else (hooks.on_failure,),
             on_progress=hooks.on_progress,
+            on_restored=hooks.on_restored,
         )
         journal = None
         contents = None
@@ -471,6 +515,7 @@ class TaskRunner:
             journal, contents = Journal.open(
                 path,
                 function=function_identity(func),
+                keys=keys,
                 resume=resume,
                 fsync=self._fsync,
                 commit_interval=self._commit_interval,
@@ -511,6 +556,7 @@ class TaskRunner:
                     max_in_flight=self._max_in_flight,
                     should_stop=hooks.should_stop,
                     stop_timeout=self._stop_timeout,
+                    on_carried=hooks.on_carried,
                 )
         finally:
             ledger.running = False

@@ -3,15 +3,18 @@
 :func:`run_unit` is the one function every executor runs: it calls the user's function on a
 few ``(index, item)`` pairs, retrying each failure ``retries`` times ``retry_delay`` seconds
 apart (not an ``ImportError``, nor an exception whose ``retryable`` attribute is false: see
-:func:`retryable`), and returns one :class:`Outcome` per item. Exceptions never escape it,
-so a failing item costs only its own result; the traceback travels back as text (always picklable).
+:func:`retryable`), and returns a :class:`UnitReport`: one :class:`Outcome` per item.
+Exceptions never escape it, so a failing item costs only its own result; the traceback
+travels back as text (always picklable).
 
 Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
 runner creates call :func:`process_worker_init` when each worker starts; executors it does
 not create (Dask, a user's executor) carry a :class:`WorkerSetup` in each task, which runs
 the initializer once per worker process and, after each task, its ``after`` (the context
 flushes the worker's log records there, so on Dask they travel ahead of the task's
-result). Scheduling is in :mod:`._engine`.
+result). What ``after`` returns rides back in the task's :class:`UnitReport` (the context
+returns the progress counts that found no other way to the driver: a user's executor on
+another node reaches no local socket). Scheduling is in :mod:`._engine`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 __all__ = [
     "Outcome",
     "RetryPolicy",
+    "UnitReport",
     "WorkerSetup",
     "describe_error",
     "process_worker_init",
@@ -71,6 +75,20 @@ class Outcome:
     value: Any
     attempts: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class UnitReport:
+    """What one task sends back: its items' outcomes, and what its worker carries along.
+
+    Attributes:
+        outcomes: One :class:`Outcome` per item, in the task's order.
+        carried: What the worker set-up's ``after`` returned (``None``: nothing), for the
+            runner's ``on_carried`` hook in the driver.
+    """
+
+    outcomes: list[Outcome]
+    carried: Any = None
 
 
 def describe_error(exc: BaseException) -> tuple[str, str, str]:
@@ -124,14 +142,13 @@ def run_unit(
     pairs: Sequence[tuple[int, Any]],
     policy: RetryPolicy,
     setup: WorkerSetup | None = None,
-) -> list[Outcome]:
+) -> UnitReport:
     """Run ``func`` on each ``(index, item)`` pair; one :class:`Outcome` per pair, in order."""
     if setup is not None:
         setup.ensure()
     outcomes = [run_one(func, index, item, policy) for index, item in pairs]
-    if setup is not None:
-        setup.finish()
-    return outcomes
+    carried = None if setup is None else setup.finish()
+    return UnitReport(outcomes, carried)
 
 
 _done_setups: set[str] = set()
@@ -148,14 +165,15 @@ class WorkerSetup:
         runner_pid: The runner's process id (tasks running there need no set-up).
         token: Unique per runner, so one worker serving two runners sets up for each.
         after: Called after each task in those processes, before its outcomes go back;
-            an exception it raises is logged, never the items' failure.
+            what it returns (picklable, ``None`` for nothing) goes back with them. An
+            exception it raises is logged, never the items' failure.
     """
 
     initializer: Callable[..., None]
     initargs: tuple[Any, ...]
     runner_pid: int
     token: str
-    after: Callable[[], None] | None = None
+    after: Callable[[], Any] | None = None
 
     def ensure(self) -> None:
         """Run the initializer here unless this process already did (or is the runner)."""
@@ -166,14 +184,19 @@ class WorkerSetup:
                 self.initializer(*self.initargs)
                 _done_setups.add(self.token)
 
-    def finish(self) -> None:
-        """Run ``after`` here, unless this is the runner's process or there is none."""
+    def finish(self) -> Any:
+        """Run ``after`` here, unless this is the runner's process or there is none.
+
+        Returns what ``after`` returned, to travel back with the task's outcomes (``None``
+        when it did not run or failed).
+        """
         if self.after is None or os.getpid() == self.runner_pid:
-            return
+            return None
         try:
-            self.after()
+            return self.after()
         except Exception:  # forwarding what a task logged never fails the task
             logger.exception("the worker's after-task step failed; the results still go back")
+            return None
 
 
 def process_worker_init(initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
