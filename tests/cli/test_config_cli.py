@@ -101,3 +101,25 @@ def test_a_config_file_starts_from_the_settings_of_the_built_in_run(
         assert effective["logging"]["format"] == "json"
         assert effective["logging"]["console"] is False
         assert effective["resources"]["graceful_stop"] is True
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "toml"])
+def test_config_show_gives_the_preset_values_of_unset_statistics_as_comments(
+    fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unset statistics show the preset's value beside them; the text still loads as it was."""
+    assert main(["config", "show", "--format", fmt]) == 0
+    text = capsys.readouterr().out
+    if fmt == "yaml":
+        assert "    n_gal: null  # preset: [0.0, 30.0]\n" in text
+        assert "    preset: auto  # quick for synthetic input, full otherwise\n" in text
+        assert "    nu_sigma: null\n" in text  # the preset leaves it unset too
+    else:
+        assert "# n_gal = [0.0, 30.0]  (preset)\n" in text
+        assert "# smoothing_arcmin = [2.0, 5.0]  (preset)\n" in text
+    path = tmp_path / f"shown.{fmt}"
+    path.write_text(text)
+    assert main(["config", "show", str(path), "--format", "json"]) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert main(["config", "show", "--format", "json"]) == 0
+    assert from_file == json.loads(capsys.readouterr().out)  # round trip: same settings

@@ -138,7 +138,16 @@ def test_other_missing_module_is_still_a_crash(tmp_path: Path) -> None:
 
 def test_every_extra_is_mapped() -> None:
     """Every extra of pyproject.toml but the bundles names at least one package."""
-    assert set(EXTRA_OF_PACKAGE.values()) == {"fast", "dask", "cluster", "healpix", "hdf5", "plot"}
+    assert set(EXTRA_OF_PACKAGE.values()) == {
+        "fast",
+        "dask",
+        "cluster",
+        "healpix",
+        "hdf5",
+        "plot",
+        "shells",
+        "xarray",
+    }
     error = ModuleNotFoundError("No module named 'astropy.io'", name="astropy.io")
     assert missing_extra_message(error) == (
         "astropy is not installed: this needs the 'healpix' extra: "

@@ -61,6 +61,18 @@ def test_environment_overrides_nested_pipeline_fields() -> None:
     assert config.pipeline.executor == "serial"
 
 
+def test_no_workers_timeout_comes_from_the_environment_and_must_be_positive() -> None:
+    """LENSING_SSC_PIPELINE__NO_WORKERS_TIMEOUT sets the grace (default 60 s); 0 is refused."""
+    config = PipelineConfig.from_env({"LENSING_SSC_PIPELINE__NO_WORKERS_TIMEOUT": "300"})
+    assert (config.pipeline.no_workers_timeout, PipelineConfig().pipeline.no_workers_timeout) == (
+        300.0,
+        60.0,
+    )
+    with pytest.raises(ConfigError) as info:
+        PipelineConfig(pipeline={"no_workers_timeout": 0})
+    assert (info.value.field, info.value.value) == ("pipeline.no_workers_timeout", 0)
+
+
 @pytest.mark.parametrize(
     ("pipeline", "field", "value", "message"),
     [

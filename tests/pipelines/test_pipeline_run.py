@@ -187,6 +187,8 @@ def test_resuming_a_run_with_other_settings_is_refused(tiny_config: Factory) -> 
     with pytest.raises(ConfigError, match="holds a run with other inputs or settings") as info:
         run_patch_statistics(changed)
     assert info.value.field == "run_dir"
+    # It names what changed, as the runs used it (the preset gave the first one its n_gal).
+    assert ": pipeline.statistics.n_gal [0.0, 30.0] → [0.0, 15.0]; resuming" in str(info.value)
     assert "--fresh" in str(info.value)
     fresh = run_patch_statistics(changed, resume=False)
     assert fresh.resumed == 0
@@ -248,8 +250,8 @@ def test_a_map_too_large_for_the_cache_is_made_once_per_stage_not_once_per_patch
     config = tiny_config()
     config.cache.disk = False
     config.cache.max_size_mb = 0.01  # a 4 × 64² map (128 KiB) never fits
-    with pytest.warns(RuntimeWarning, match="exceeds the memory tier's limit of 0.0 MiB"):
-        run = run_patch_statistics(config)
+    run = run_patch_statistics(config)  # no Python warning: the run's log says it
+    assert "exceeds the memory tier's limit of 0.0 MiB" in run.log_file.read_text()
     assert run.n_patches == 16
     assert len(loads) == 2 * 4  # each map once in the maps stage, once in the patches stage
 
@@ -517,12 +519,12 @@ def test_a_full_disk_at_the_run_directory_says_what_may_be_deleted(
     tiny_config: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC claiming the run directory: a ConfigError whose hint points at the cache."""
-    from lensing_ssc.pipelines import patch_statistics
+    from lensing_ssc.pipelines import _run_record
 
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(patch_statistics, "atomic_write", disk_full)
+    monkeypatch.setattr(_run_record, "atomic_write", disk_full)
     with pytest.raises(ConfigError, match="No space left on device") as info:
         run_patch_statistics(tiny_config())
     assert "a run's cache directory may be deleted" in str(info.value)

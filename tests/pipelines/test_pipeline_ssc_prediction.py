@@ -3,6 +3,12 @@
 On lognormal fields the power spectrum of a sub-patch responds to its mean κ̄; R² Var(κ̄),
 in units of the periodic variance, must match the measured excess Var_sub/Var_periodic − 1
 within the interval of their difference from the bootstrap over maps.
+
+Measured with the 32-field run below at 7 seeds (42 and 1–6): of the 42 bins' 95 %
+intervals of measured − predicted, 4 missed 0 (10 %, against 5 % for a bootstrap over 32
+maps that undercovers slightly), in bins 1, 2, 3 and 5 of 0–5, never twice in one bin; in
+the third-highest bin (bin 3) measured − predicted was +0.18, +0.17, −0.01, +0.11, +0.03,
+−0.06, −0.09 (mean +0.05, each interval ±0.2): no bias there, so the top three bins are held.
 """
 
 from __future__ import annotations
@@ -44,12 +50,12 @@ def _difference(run_dir: Path, n_fields: int) -> tuple[np.ndarray, np.ndarray, n
 def test_predicted_ssc_excess_of_the_power_spectrum_matches_the_measured_one(
     tmp_path: Path,
 ) -> None:
-    """512 + 512 patches: in the top two ℓ bins the excess is real and the prediction matches."""
+    """512 + 512 patches: in the top three ℓ bins the excess is real and the prediction matches."""
     predicted, measured, (low, high) = _difference(tmp_path / "run", 32)
-    assert np.all(measured[-2:] > 1.0)
-    assert np.all(predicted[-2:] > 1.0)
-    assert np.all(low[-2:] < 0)
-    assert np.all(high[-2:] > 0)
+    assert np.all(measured[-3:] > 0.5)
+    assert np.all(predicted[-3:] > 0.5)
+    assert np.all(low[-3:] < 0)
+    assert np.all(high[-3:] > 0)
 
 
 @pytest.mark.slow

@@ -12,13 +12,24 @@ calls :func:`compute_patch_statistics` once per patch and merges the results wit
 * :mod:`.statistics` — power spectrum, bispectrum, PDF, peaks, minima, Minkowski functionals;
 * :mod:`.theory` — Gaussian predictions (Tomita 1986; Bond & Efstathiou 1987);
 * :mod:`.covariance` — mean, scatter, covariance, correlation, SSC covariance ratio;
-* :mod:`.settings` — :class:`StatisticsSettings`.
+* :mod:`.settings` — :class:`StatisticsSettings`;
+* :mod:`.shells` — matter shells of a light cone (:class:`ShellTable`) and their δ;
+  :mod:`.born` — κ from shells in the Born approximation (:class:`ConvergenceAccumulator`);
+  :mod:`.lightcone` — FastPM light-cone particles binned into shells;
+  :mod:`.shell_spectra` — the shells' Limber spectra and lognormal shells;
+  :mod:`.healpix_files` — HEALPix FITS maps with their headers (guide: ``docs/shells.md``).
 
 Conventions, formulas and references: ``docs/analysis.md``.
 """
 
 from __future__ import annotations
 
+from lensing_ssc.analysis.born import (
+    ConvergenceAccumulator,
+    SourceDistribution,
+    born_weights,
+    born_weights_nz,
+)
 from lensing_ssc.analysis.covariance import (
     EnsembleSummary,
     covariance_ratio,
@@ -42,6 +53,7 @@ from lensing_ssc.analysis.patches import (
     patch_centers,
 )
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
+from lensing_ssc.analysis.shells import Background, Shell, ShellTable, density_contrast
 from lensing_ssc.analysis.sky import ExampleSuites, lognormal_sky, write_example_suites
 from lensing_ssc.analysis.smoothing import gaussian_smooth
 from lensing_ssc.analysis.spectra import (
@@ -54,20 +66,28 @@ from lensing_ssc.analysis.theory import SpectralMoments, spectral_moments_on_gri
 
 __all__ = [
     "STATISTIC_NAMES",
+    "Background",
+    "ConvergenceAccumulator",
     "ConvergenceSpectrum",
     "EnsembleSummary",
     "ExampleSuites",
     "HalofitConvergenceSpectrum",
     "HealpixPatches",
     "SSCPatchSets",
+    "Shell",
+    "ShellTable",
+    "SourceDistribution",
     "SpectralMoments",
     "StatisticsSettings",
     "TabulatedSpectrum",
     "add_shape_noise",
+    "born_weights",
+    "born_weights_nz",
     "compute_patch_statistics",
     "covariance_ratio",
     "cut_healpix_patches",
     "cut_subpatches",
+    "density_contrast",
     "fibonacci_grid",
     "gaussian_field",
     "gaussian_smooth",

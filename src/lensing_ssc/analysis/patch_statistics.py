@@ -52,7 +52,12 @@ from lensing_ssc.analysis.statistics.map_statistics import MAP_STATISTICS, measu
 from lensing_ssc.analysis.statistics.power_spectrum import ell_binning, power_spectrum_from_fourier
 from lensing_ssc.core.base.exceptions import AnalysisError
 
-__all__ = ["compute_patch_statistics", "statistic_key", "statistic_keys"]
+__all__ = [
+    "compute_patch_statistics",
+    "noisy_fourier_modes",
+    "statistic_key",
+    "statistic_keys",
+]
 
 _FOURIER_STATISTICS = ("cl", *(f"bispectrum_{c}" for c in CONFIGURATIONS))
 
@@ -106,6 +111,30 @@ def _iter_keys(settings: StatisticsSettings) -> Iterator[str]:
                     yield statistic_key(name, n_gal, smoothing)
 
 
+def noisy_fourier_modes(
+    patch: np.ndarray,
+    pixel_size_arcmin: float,
+    settings: StatisticsSettings,
+    rng: np.random.Generator,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(n_gal, rfft2 of the noisy patch)`` for every n_gal of ``settings``, in order.
+
+    Steps 1 and 2 above: one unit-noise map is drawn from ``rng`` (only when some n_gal is
+    above 0) and rescaled for each n_gal. :func:`compute_patch_statistics` and the cross
+    spectra of :mod:`lensing_ssc.analysis.tomography` draw their noise here, so the same
+    ``rng`` seed gives both the same noisy patch. ``patch`` must be validated already.
+    """
+    n = patch.shape[0]
+    signal_k = rfft2(patch)
+    sigmas = [noise_sigma(n_gal, pixel_size_arcmin, settings.epsilon) for n_gal in settings.n_gal]
+    unit_noise_k = rfft2(rng.standard_normal((n, n))) if any(sigmas) else None
+    for n_gal, sigma_pix in zip(settings.n_gal, sigmas, strict=True):
+        if sigma_pix > 0 and unit_noise_k is not None:
+            yield n_gal, signal_k + sigma_pix * unit_noise_k
+        else:
+            yield n_gal, signal_k
+
+
 def compute_patch_statistics(
     patch: np.ndarray,
     pixel_size_arcmin: float,
@@ -147,14 +176,8 @@ def compute_patch_statistics(
     )
     bins = nu_bins(settings.nu_edges)
 
-    signal_k = rfft2(array)
-    sigmas = [noise_sigma(n_gal, pixel, settings.epsilon) for n_gal in settings.n_gal]
-    unit_noise_k = rfft2(rng.standard_normal((n, n))) if any(sigmas) else None
     results: dict[str, np.ndarray] = {}
-    for n_gal, sigma_pix in zip(settings.n_gal, sigmas, strict=True):
-        kappa_k = signal_k
-        if sigma_pix > 0 and unit_noise_k is not None:
-            kappa_k = signal_k + sigma_pix * unit_noise_k
+    for n_gal, kappa_k in noisy_fourier_modes(array, pixel, settings, rng):
         if binning is not None:
             results[statistic_key("cl", n_gal)] = power_spectrum_from_fourier(
                 kappa_k, binning, pixel

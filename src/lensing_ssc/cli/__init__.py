@@ -3,8 +3,8 @@
 Each command group is a module of its own (``_config.py``, ...) holding a ``typer.Typer``;
 this module assembles them and turns ``lensing_ssc`` errors into one clear line on stderr
 and exit status 2, instead of a traceback. A ``ModuleNotFoundError`` for a package of one of
-our extras (``fast``, ``dask``, ``cluster``, ``healpix``, ``hdf5``, ``plot``) is the same: one
-line naming the extra to install, status 2. Anything else is a bug: its traceback, a line
+our extras (``fast``, ``dask``, ``cluster``, ``healpix``, ``hdf5``, ``plot``, ``shells``) is the
+same: one line naming the extra to install, status 2. Anything else is a bug: its traceback, a line
 asking for a report, and exit status 4, which no outcome of a run shares.
 """
 
@@ -22,6 +22,8 @@ from lensing_ssc.cli._cache import cache_app
 from lensing_ssc.cli._checkpoints import checkpoints_app
 from lensing_ssc.cli._config import config_app
 from lensing_ssc.cli._example import example_app
+from lensing_ssc.cli._help import ReadableCommand, ReadableGroup
+from lensing_ssc.cli._lightcone import kappa, shells
 from lensing_ssc.cli._run import run
 from lensing_ssc.cli._status import status
 from lensing_ssc.cli._tasks import tasks
@@ -44,6 +46,9 @@ EXTRA_OF_PACKAGE: dict[str, str] = {
     "astropy": "healpix",
     "h5py": "hdf5",
     "matplotlib": "plot",
+    "bigfile": "shells",
+    "numba": "shells",
+    "xarray": "xarray",
 }
 """The top-level package each extra of ``pyproject.toml`` brings, and that extra."""
 
@@ -75,6 +80,7 @@ def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
 
 
 app = typer.Typer(
+    cls=ReadableGroup,
     name="lensing-ssc",
     help="Weak-lensing super-sample covariance: patch statistics that survive and resume.",
     no_args_is_help=True,
@@ -85,9 +91,11 @@ app.add_typer(config_app, name="config")
 app.add_typer(cache_app, name="cache")
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(example_app, name="example")
-app.command("status")(status)
-app.command("run")(run)
-app.command("tasks")(tasks)
+app.command("status", cls=ReadableCommand)(status)
+app.command("run", cls=ReadableCommand)(run)
+app.command("tasks", cls=ReadableCommand)(tasks)
+app.command("shells", cls=ReadableCommand)(shells)
+app.command("kappa", cls=ReadableCommand)(kappa)
 
 
 def _print_version(value: bool) -> None:

@@ -18,18 +18,23 @@ from pathlib import Path
 
 import typer
 
+from lensing_ssc.cli._help import ReadableCommand, ReadableGroup
 from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.processing.managers import RunDir
 from lensing_ssc.processing.managers.cache import CacheDirectory
 
 __all__ = ["cache_app"]
 
-cache_app = typer.Typer(help="Show, clear and invalidate a run's disk cache.", no_args_is_help=True)
+cache_app = typer.Typer(
+    cls=ReadableGroup, help="Show, clear and invalidate a run's disk cache.", no_args_is_help=True
+)
 
 _RUN_DIR = typer.Argument(
-    ..., help="Run directory (its cache is RUN_DIR/cache) or a cache directory."
+    ..., metavar="RUN_DIR", help="Run directory (its cache is RUN_DIR/cache) or a cache directory."
 )
-_CACHE_DIR = typer.Option(None, "--cache-dir", help="The cache directory, when not RUN_DIR/cache.")
+_CACHE_DIR = typer.Option(
+    None, "--cache-dir", metavar="DIR", help="The cache directory, when not RUN_DIR/cache."
+)
 
 
 def _open(run_dir: Path, cache_dir: Path | None) -> CacheDirectory:
@@ -51,7 +56,7 @@ def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
 
 
-@cache_app.command("stats")
+@cache_app.command("stats", cls=ReadableCommand)
 def stats(
     run_dir: Path = _RUN_DIR,
     cache_dir: Path | None = _CACHE_DIR,
@@ -98,7 +103,7 @@ def _disk_bytes(directory: Path) -> int:
     return total
 
 
-@cache_app.command("clean")
+@cache_app.command("clean", cls=ReadableCommand)
 def clean(
     run_dir: Path = _RUN_DIR,
     cache_dir: Path | None = _CACHE_DIR,
@@ -121,7 +126,7 @@ def clean(
     typer.echo(f"removed {removed} entries from {disk.directory}, freed {_mib(freed)}")
 
 
-@cache_app.command("clear", hidden=True)
+@cache_app.command("clear", cls=ReadableCommand, hidden=True)
 def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None:
     """Remove every entry of the disk cache, without asking (``clean --yes``'s former name)."""
     disk = _open(run_dir, cache_dir)
@@ -133,11 +138,11 @@ def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None
     typer.echo(f"removed {removed} entries ({_mib(size)}) from {disk.directory}")
 
 
-@cache_app.command("invalidate")
+@cache_app.command("invalidate", cls=ReadableCommand)
 def invalidate(
     run_dir: Path = _RUN_DIR,
     tags: list[str] = typer.Option(
-        ..., "--tag", "-t", help="Remove entries with this tag (repeatable)."
+        ..., "--tag", "-t", metavar="TAG", help="Remove entries with this tag (repeatable)."
     ),
     cache_dir: Path | None = _CACHE_DIR,
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from lensing_ssc.cli._help import ReadableCommand, ReadableGroup
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.processing.managers import RunDir
 from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, CheckpointManager
@@ -22,7 +23,9 @@ from lensing_ssc.processing.managers.checkpoint import CheckpointInfo, Checkpoin
 __all__ = ["checkpoints_app"]
 
 checkpoints_app = typer.Typer(
-    help="List, show, verify and delete the checkpoints of a run.", no_args_is_help=True
+    cls=ReadableGroup,
+    help="List, show, verify and delete the checkpoints of a run.",
+    no_args_is_help=True,
 )
 
 _RUN_DIR = typer.Argument(..., help="Run directory (or its checkpoints/ directory).")
@@ -40,8 +43,8 @@ def _checkpoint_dir(run_dir: Path) -> Path:
     )
 
 
-def _manager(run_dir: Path, *, read_only: bool = True) -> CheckpointManager:
-    return CheckpointManager(_checkpoint_dir(run_dir), read_only=read_only)
+def _manager(run_dir: Path) -> CheckpointManager:
+    return CheckpointManager(_checkpoint_dir(run_dir), read_only=True)
 
 
 def _size(n: int) -> str:
@@ -57,7 +60,7 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-@checkpoints_app.command("list")
+@checkpoints_app.command("list", cls=ReadableCommand)
 def list_checkpoints(run_dir: Path = _RUN_DIR, as_json: bool = _JSON) -> None:
     """List checkpoints, newest first: id, time, step, size, tags, description."""
     with _manager(run_dir) as manager:
@@ -97,7 +100,7 @@ def _describe(info: CheckpointInfo) -> list[str]:
     return lines
 
 
-@checkpoints_app.command("show")
+@checkpoints_app.command("show", cls=ReadableCommand)
 def show(
     run_dir: Path = _RUN_DIR,
     checkpoint_id: str | None = typer.Argument(
@@ -114,7 +117,7 @@ def show(
         typer.echo("\n".join(_describe(info)))
 
 
-@checkpoints_app.command("verify")
+@checkpoints_app.command("verify", cls=ReadableCommand)
 def verify(
     run_dir: Path = _RUN_DIR,
     checkpoint_id: str | None = typer.Argument(
@@ -146,15 +149,17 @@ def verify(
         raise typer.Exit(1)
 
 
-@checkpoints_app.command("delete")
+@checkpoints_app.command("delete", cls=ReadableCommand)
 def delete(
     run_dir: Path = _RUN_DIR,
     checkpoint_id: str = typer.Argument(..., help="Id or unique prefix of the checkpoint."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete one checkpoint; data no other checkpoint uses is removed too."""
-    with _manager(run_dir, read_only=False) as manager:
-        if not yes:
-            typer.confirm(f"delete checkpoint {checkpoint_id}?", abort=True)
+    directory = _checkpoint_dir(run_dir)
+    if not yes:
+        typer.confirm(f"delete checkpoint {checkpoint_id}?", abort=True)
+    # Only now: a manager that may write collects unreferenced data as it opens.
+    with CheckpointManager(directory) as manager:
         deleted = manager.delete_checkpoint(checkpoint_id)
     typer.echo(f"deleted {deleted}")

@@ -3,8 +3,9 @@
 Writes two suites of lognormal full-sky κ maps (:func:`lensing_ssc.analysis.write_example_suites`:
 ``bigbox`` with every large-scale mode, ``tiled`` without the modes larger than a patch) at
 z_s = 1 and 2, and ``DIR/healpix_ssc.yaml``, a config that measures them with the
-pipeline (each suite a set read from files, grouped by z_s, ``compare: [[bigbox, tiled]]``),
-then prints the command that runs it. The same config, for maps written to ``maps``, is
+pipeline (each suite a set read from files, grouped by z_s, ``compare: [[bigbox, tiled]]``,
+``tomography: true`` for the spectra between the two redshifts of each seed), then prints
+the command that runs it. The same config, for maps written to ``maps``, is
 ``examples/healpix_ssc.yaml``. ``--small`` writes a reduced study (for tests and a first
 look). The study itself is :mod:`lensing_ssc.pipelines`; the maps' conventions are in
 :mod:`lensing_ssc.analysis.sky`.
@@ -19,6 +20,7 @@ from typing import Any
 import typer
 import yaml
 
+from lensing_ssc.cli._help import ReadableCommand, ReadableGroup
 from lensing_ssc.core.base.exceptions import ConfigError
 
 __all__ = ["CONFIG_NAME", "STUDY_SIZES", "StudySize", "example_app", "study_config"]
@@ -75,7 +77,9 @@ STUDY_SIZES = {
 }
 """The sizes ``lensing-ssc example healpix-ssc`` writes: the default, and ``--small``."""
 
-example_app = typer.Typer(help="Write example studies, ready to run.", no_args_is_help=True)
+example_app = typer.Typer(
+    cls=ReadableGroup, help="Write example studies, ready to run.", no_args_is_help=True
+)
 
 
 def study_config(directory: str, size: StudySize) -> dict[str, Any]:
@@ -106,6 +110,8 @@ def study_config(directory: str, size: StudySize) -> dict[str, Any]:
                 },
             },
             "compare": [["bigbox", "tiled"]],
+            # Cross spectra between z_s = 1 and 2 of each seed, and their joint covariance.
+            "tomography": True,
             "statistics": {
                 "preset": "quick",
                 "n_gal": list(size.n_gal),
@@ -127,7 +133,7 @@ def _header(size: StudySize, command: str) -> str:
     )
 
 
-@example_app.command("healpix-ssc")
+@example_app.command("healpix-ssc", cls=ReadableCommand)
 def healpix_ssc(
     directory: Path = typer.Argument(..., help="Where the maps and the config go."),
     small: bool = typer.Option(

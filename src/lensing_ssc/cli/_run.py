@@ -90,6 +90,7 @@ def _cache_line(config: PipelineConfig) -> str | None:
     directory = RunDir.from_config(config).cache
     if directory is None or not CacheDirectory.holds_cache(directory):
         return None
+    directory = directory.absolute()  # as the results, figures and log lines show theirs
     try:
         with CacheDirectory(directory) as disk:
             size = int(disk.totals()["bytes"])
@@ -195,18 +196,21 @@ def run(
         None,
         "--workers",
         min=1,
+        metavar="N",
         help="Tasks at once (default: the usable CPUs).",
         show_default=False,
     ),
     run_dir: Path | None = typer.Option(
         None,
         "--run-dir",
+        metavar="DIR",
         help="Run directory (default: the config's run_dir).",
         show_default=False,
     ),
     scheduler: str | None = typer.Option(
         None,
         "--scheduler",
+        metavar="ADDRESS",
         help="Join the running Dask cluster at this address (tcp://host:8786); "
         "implies --executor dask.",
         show_default=False,
@@ -214,6 +218,7 @@ def run(
     scheduler_file: Path | None = typer.Option(
         None,
         "--scheduler-file",
+        metavar="PATH",
         help="Join the Dask cluster whose scheduler wrote this file "
         "(dask scheduler --scheduler-file); implies --executor dask.",
         show_default=False,

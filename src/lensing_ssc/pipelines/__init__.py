@@ -5,13 +5,20 @@ synthetic SSC fields, HEALPix maps or patch files) cut into patches, every stati
 every patch as a resumable runner task, and their means, covariances and SSC covariance
 ratio written to one results file with a text summary. :func:`read_results`
 reads that file back as a :class:`ResultsFile` (a mapping of dataset paths with typed
-views: sets, redshifts, statistics with bins and units, comparisons); :class:`PipelineConfig`
+views: sets, redshifts, statistics with bins and units, comparisons, the tomography across
+source redshifts; ``to_xarray()``); :class:`PipelineConfig`
 is a run's configuration with its ``pipeline`` section. Modules: :mod:`.patch_statistics`
 (orchestration), ``_config`` (the section), ``_inputs`` (where patches come from),
-``_tasks`` (the runner tasks), ``_results`` (merging and the results file),
-``_results_file`` (reading it), ``_units`` and ``_summary``. The figures of a run are
+``_tasks`` (the runner tasks), ``_tomography`` (cross spectra between source redshifts),
+``_results`` (merging and the results file),
+``_results_file`` (reading it), ``_xarray`` (it as an xarray Dataset), ``_units`` and
+``_summary``. The figures of a run are
 :mod:`lensing_ssc.plotting`'s (``draw_run_figures``), drawn by ``lensing-ssc run`` after
 the run. The guide is ``docs/pipeline.md``; the science is :mod:`lensing_ssc.analysis`.
+:func:`run_lightcone` (:mod:`.lightcone`) is the front half, before the patch statistics:
+mass shells from light-cone particles and κ maps from shells (Born approximation), per the
+config's ``lightcone`` section (``_lightcone_config``, ``_lightcone_plan``,
+``_lightcone_tasks``); its guide is ``docs/shells.md``.
 """
 
 from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
@@ -21,21 +28,26 @@ from lensing_ssc.pipelines._results_file import (
     ResultsComparison,
     ResultsFile,
     StatisticSummary,
+    TomographicSpectra,
     parse_statistic_key,
     read_results,
 )
+from lensing_ssc.pipelines.lightcone import LightconeRun, run_lightcone
 from lensing_ssc.pipelines.patch_statistics import PipelineRun, run_patch_statistics
 
 __all__ = [
     "Binning",
     "ComparedStatistic",
+    "LightconeRun",
     "PipelineConfig",
     "PipelineRun",
     "PipelineSection",
     "ResultsComparison",
     "ResultsFile",
     "StatisticSummary",
+    "TomographicSpectra",
     "parse_statistic_key",
     "read_results",
+    "run_lightcone",
     "run_patch_statistics",
 ]

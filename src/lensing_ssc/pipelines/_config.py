@@ -33,6 +33,7 @@ from lensing_ssc.core.config import (
     RealOrNone,
     Section,
 )
+from lensing_ssc.pipelines._lightcone_config import LightconeSection
 from lensing_ssc.processing.runner import ExecutorName
 
 __all__ = [
@@ -305,6 +306,8 @@ class PipelineSection(Section):
             file ``dask scheduler --scheduler-file`` writes. Implies ``executor: dask``;
             another executor named with it is an error.
         retries: Extra attempts for a failing map or patch before it is recorded as failed.
+        no_workers_timeout: Seconds a Dask cluster may have no workers before the run stops
+            as on SIGTERM (exit 3; rerun to continue once workers are back).
         results_format: ``"auto"`` (HDF5 when h5py is installed, else NPZ), ``"hdf5"``, ``"npz"``.
         figures: Whether ``lensing-ssc run`` draws the run's PNG figures after it (needs
             matplotlib); :func:`~lensing_ssc.pipelines.run_patch_statistics` draws none.
@@ -315,6 +318,11 @@ class PipelineSection(Section):
         compare_resamples: Bootstrap resamples (over maps) behind every comparison's
             intervals; the resampling is seeded by ``seed``.
         compare_confidence: Confidence level of those intervals.
+        tomography: For every HEALPix set with maps at two or more source redshifts, the
+            cross power spectra between the redshifts of each realisation (its maps'
+            fields other than ``zs``, e.g. ``seed``) and the joint covariance of all its
+            spectra, compared between the sets of ``compare`` (needs ``cl`` among the
+            statistics; other inputs have one redshift and ignore it).
 
     Example:
         >>> section = PipelineSection(statistics={"n_gal": [0, 30], "names": ["cl", "peaks"]})
@@ -332,11 +340,13 @@ class PipelineSection(Section):
     scheduler: str | None = None
     workers: IntegerOrNone = Field(default=None, ge=1)
     retries: Integer = Field(default=1, ge=0)
+    no_workers_timeout: Real = Field(default=60.0, gt=0, allow_inf_nan=False)
     results_format: Literal["auto", "hdf5", "npz"] = "auto"
     figures: bool = True
     compare: list[tuple[str, str]] | None = None
     compare_resamples: Integer = Field(default=200, ge=2)
     compare_confidence: Real = Field(default=0.68, gt=0, lt=1)
+    tomography: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -403,7 +413,9 @@ class PipelineConfig(ProcessingConfig):
 
     Loads like :class:`~lensing_ssc.core.config.ProcessingConfig` (``from_file``,
     ``from_dict``, ``LENSING_SSC_PIPELINE__...`` variables) and validates the ``pipeline``
-    section with the same errors, naming the field and where it came from.
+    section with the same errors, naming the field and where it came from. The
+    ``lightcone`` section (:class:`._lightcone_config.LightconeSection`) is what
+    ``lensing-ssc kappa`` makes before: mass shells and κ maps.
 
     Example:
         >>> config = PipelineConfig(pipeline={"seed": 7, "executor": "serial"})
@@ -412,6 +424,7 @@ class PipelineConfig(ProcessingConfig):
     """
 
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
+    lightcone: LightconeSection = Field(default_factory=LightconeSection)
 
     @classmethod
     def from_config(cls, config: ProcessingConfig) -> PipelineConfig:

@@ -20,19 +20,29 @@ the package version, at :func:`results_path` in the run's results directory;
     ssc/<statistic key>/<quantity>                  (the synthetic pair)
     ssc/<a>~<b>/zs=<z>/<statistic key>/<quantity>   (HEALPix pairs)
     ssc/.../joint/<setting>/{signal_to_noise,signal_to_noise_interval,hartlap}
+    tomography/<set>/{z_sources,pairs,patch_map}    (a set at ≥ 2 source redshifts)
+    tomography/<set>/cl/ngal=<n>/{samples,mean,std,covariance,correlation,cross_correlation}
+    ssc/<a>~<b>/tomography/cl/ngal=<n>/<quantity>   (the joint data vectors compared)
 
 with the quantities of :class:`lensing_ssc.analysis.comparison.StatisticComparison`
 (``variance_ratio``, ``variance_ratio_interval``, ``correlation``, ``signal_to_noise``, ...,
 ``ssc_predicted``, ``ssc_measured`` and their intervals).
     binning/{ell_edges,ell_centers,bispectrum_edges,bispectrum_centers,nu_edges,nu_centers}
     meta/{lensing_ssc_version,config,settings,failures,sets,
-          dropped_patches,nu_normalisation,comparisons}       (JSON text)
+          dropped_patches,nu_normalisation,comparisons,tomography}   (JSON text)
     meta/datasets                                   (NPZ only: units and descriptions)
 
 A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/...``);
 ``meta/sets`` gives each its configured set, ``z_source`` and every map's file and fields,
 ``meta/comparisons`` each comparison's path, numerator, denominator, ``z_source`` and
 ``resampling`` (method, resamples, confidence level, seed, maps of each set).
+
+A set's tomography (:mod:`._tomography`) stacks, per patch of each realisation, its P =
+Z(Z+1)/2 auto and cross power spectra between its Z source redshifts (``pairs``: the
+redshift indices of each, ``(0, 0), (0, 1), …``): ``samples`` is ``(R, P, F)``, ``mean``
+and ``std`` ``(P, F)``, ``covariance`` and ``correlation`` those of the flattened ``P·F``
+data vector, ``cross_correlation`` r_ij(ℓ) ``(Z, Z, F)``. ``meta/tomography`` lists per set
+its redshifts, realisations and those left out with the reason, and the comparisons.
 
 ``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
 dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per
@@ -60,7 +70,6 @@ from lensing_ssc._version import __version__
 from lensing_ssc.analysis import (
     EnsembleSummary,
     StatisticsSettings,
-    stack_patch_statistics,
     summarize_statistics,
 )
 from lensing_ssc.analysis.comparison import SetComparison, compare_sets
@@ -68,7 +77,9 @@ from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._results_file import read_results
 from lensing_ssc.pipelines._sets import Comparison
-from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, PackedStatistics
+from lensing_ssc.pipelines._stacking import PatchRow, RowStack
+from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY
+from lensing_ssc.pipelines._tomography import TomographyResults
 from lensing_ssc.pipelines._units import dataset_units
 
 try:
@@ -161,6 +172,7 @@ class MergedResults:
     failures: tuple[FailureRecord, ...]
     config: dict[str, Any]
     dropped_patches: dict[str, int] = field(default_factory=dict)
+    tomography: TomographyResults = field(default_factory=TomographyResults)
 
     @property
     def ssc_ratio(self) -> dict[str, np.ndarray]:
@@ -196,37 +208,18 @@ class MergedResults:
         return out
 
 
-PatchRow = PackedStatistics | Mapping[str, np.ndarray]
-
 # Mixed into the seed of the resampling, so its draws are not those of any map or noise
 # stream seeded by the run's seed alone.
 _RESAMPLING_STREAM = 0x55C
 
 
-def _stack(rows: Sequence[PatchRow]) -> dict[str, np.ndarray]:
-    """``{key: (R, F) array}`` of a set's patches: one ``np.stack`` when all are packed alike."""
-    first = rows[0]
-    packed = [row for row in rows if isinstance(row, PackedStatistics)]
-    if (
-        isinstance(first, PackedStatistics)
-        and len(packed) == len(rows)
-        and all(
-            row.names == first.names
-            and row.shapes == first.shapes
-            and row.values.shape == first.values.shape
-            for row in packed
-        )
-    ):
-        matrix = np.stack([row.values for row in packed])
-        return {name: np.ascontiguousarray(matrix[:, place]) for name, _, place in first.columns()}
-    # Mixed or differing rows: the general stacking, which names the disagreement.
-    return stack_patch_statistics(
-        [row.unpack() if isinstance(row, PackedStatistics) else row for row in rows]
-    )
+def _stack(rows: Sequence[PatchRow] | RowStack) -> dict[str, np.ndarray]:
+    """``{key: (R, F) array}`` of a set's patches (stacked as they came: :mod:`._stacking`)."""
+    return (rows if isinstance(rows, RowStack) else RowStack.of(rows)).arrays()
 
 
 def merge_patch_results(
-    grouped: Mapping[str, Sequence[PatchRow]],
+    grouped: Mapping[str, Sequence[PatchRow] | RowStack],
     *,
     info: Mapping[str, tuple[str, int, float, int]],
     settings: StatisticsSettings,
@@ -239,12 +232,14 @@ def merge_patch_results(
     seed: int = 0,
     n_resamples: int = 200,
     confidence: float = 0.68,
+    tomography: TomographyResults | None = None,
 ) -> MergedResults:
     """Summarise each set's patch results, and compare the sets of each compared pair.
 
     Args:
         grouped: Per set, the statistics of its patches in a stable order (packed, as the
-            patch stage returns them, or ``{key: array}``).
+            patch stage returns them, or ``{key: array}``), or a :class:`._stacking.RowStack`
+            they were added to as they came.
         info: Per set, ``(description, n_maps, pixel_size_arcmin, patch_pixels)``.
         settings: The statistics settings of the run.
         failures: Maps and patches that failed.
@@ -261,6 +256,8 @@ def merge_patch_results(
         seed: Seeds the resampling (the run's seed), so intervals are reproducible.
         n_resamples: Bootstrap resamples per comparison.
         confidence: Confidence level of the intervals.
+        tomography: The sets' spectra across source redshifts, merged
+            (:func:`._tomography.merge_tomography`); default none.
 
     Raises:
         AnalysisError: no set has the two patches a covariance needs.
@@ -347,7 +344,13 @@ def merge_patch_results(
         )
         divided.append(ComparisonResult(comparison, compared, seed))
     return MergedResults(
-        settings, sets, tuple(divided), tuple(notes), config, dict(dropped_patches or {})
+        settings,
+        sets,
+        tuple(divided),
+        tuple(notes),
+        config,
+        dict(dropped_patches or {}),
+        tomography if tomography is not None else TomographyResults(),
     )
 
 
@@ -413,6 +416,7 @@ def _flatten(merged: MergedResults) -> dict[str, np.ndarray]:
         for setting, joint in compared.compared.joint.items():
             for quantity in ("signal_to_noise", "signal_to_noise_interval", "hartlap"):
                 arrays[f"{prefix}joint/{setting}/{quantity}"] = joint.arrays()[quantity]
+    arrays.update(merged.tomography.arrays())
     return arrays
 
 
@@ -448,6 +452,7 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
             },
             sort_keys=True,
         ),
+        "tomography": json.dumps(merged.tomography.metadata(), sort_keys=True),
     }
 
 

@@ -6,7 +6,10 @@ mean: :attr:`~ResultsFile.sets` and their :attr:`~ResultsFile.redshifts`, the
 :attr:`~ResultsFile.statistics`, per set and statistic a :class:`StatisticSummary` (bin
 centres and edges, units, mean, covariance, ...), and the :attr:`~ResultsFile.comparisons`
 with a :class:`ComparedStatistic` per statistic (variance ratios and intervals, S/N, SSC
-predicted and measured). Files written before units and ℓ bin centres were stored read the
+predicted and measured), per set at several source redshifts its
+:meth:`~ResultsFile.tomography` (:class:`TomographicSpectra`: auto and cross spectra, their
+joint covariance, r_ij(ℓ)) and their :attr:`~ResultsFile.tomography_comparisons`, and
+:meth:`~ResultsFile.to_xarray` (:mod:`._xarray`). Files written before units and ℓ bin centres were stored read the
 same: both are derived from the paths and edges. The layout and the writer are in
 :mod:`._results`; units in :mod:`._units`; figures of a results file in
 :mod:`lensing_ssc.plotting`.
@@ -39,6 +42,7 @@ __all__ = [
     "ResultsComparison",
     "ResultsFile",
     "StatisticSummary",
+    "TomographicSpectra",
     "parse_statistic_key",
     "read_results",
 ]
@@ -51,7 +55,13 @@ _RESULTS_FILE = (
 _META_KEYS = ("config", "settings", "failures", "sets")
 # Written since masks, ν normalisation, named comparisons and units were recorded; decoded
 # when present.
-_OPTIONAL_META_KEYS = ("dropped_patches", "nu_normalisation", "comparisons", "datasets")
+_OPTIONAL_META_KEYS = (
+    "dropped_patches",
+    "nu_normalisation",
+    "comparisons",
+    "datasets",
+    "tomography",
+)
 _SUMMARY_FIELDS = ("mean", "std", "covariance", "correlation", "samples")
 
 
@@ -157,7 +167,10 @@ class ComparedStatistic(StatisticComparison):
 class ResultsComparison:
     """A compared pair of sets at one source redshift, read from a results file.
 
-    ``path`` is where its numbers lie under ``ssc/`` (empty for the synthetic pair).
+    ``path`` is where its numbers lie under ``ssc/`` (empty for the synthetic pair). A
+    comparison of two sets' tomography (``bigbox~tiled/tomography``) has no single
+    ``z_source`` but ``z_sources``, and each statistic's entries are its P spectra of F ℓ
+    bins each, flattened (:attr:`TomographicSpectra.pairs` gives their order).
     """
 
     path: str
@@ -166,6 +179,7 @@ class ResultsComparison:
     z_source: float | None
     resampling: dict[str, Any]
     results: ResultsFile = field(repr=False)
+    z_sources: tuple[float, ...] = ()
 
     @property
     def label(self) -> str:
@@ -454,6 +468,123 @@ class ResultsFile(Mapping[str, Any]):
                 hint=f"choose from {', '.join(known)}" if known else "the run compared no sets",
             )
         return found[0]
+
+    # Tomography ---------------------------------------------------------------------------
+
+    @property
+    def tomography_sets(self) -> tuple[str, ...]:
+        """The configured sets with auto and cross spectra across source redshifts."""
+        recorded = (self._entries.get("meta/tomography") or {}).get("sets", {})
+        return tuple(name for name, info in recorded.items() if info.get("n_patches"))
+
+    def tomography(self, set: str, n_gal: float | None = None) -> TomographicSpectra:
+        """One set's auto and cross power spectra across its source redshifts, at ``n_gal``.
+
+        ``None`` takes the run's first n_gal.
+        """
+        if set not in self.tomography_sets:
+            known = ", ".join(self.tomography_sets) or "none (no set has 2 source redshifts)"
+            raise AnalysisError(
+                f"set {set!r} has no tomography in the results",
+                value=set,
+                hint=f"sets with tomography: {known}",
+            )
+        settings = self._entries["meta/settings"]
+        n_gal = float(settings.get("n_gal", [0.0])[0]) if n_gal is None else float(n_gal)
+        key = f"cl/ngal={n_gal:g}"
+        base = f"tomography/{set}/"
+        if f"{base}{key}/mean" not in self._entries:
+            raise AnalysisError(
+                f"set {set!r} has no tomography at n_gal = {n_gal:g}",
+                value=n_gal,
+                hint=f"choose n_gal from {', '.join(f'{n:g}' for n in settings.get('n_gal', []))}",
+            )
+        labels = self._entries["meta/tomography"]["sets"][set]["realisations"]
+        return TomographicSpectra(
+            set=set,
+            key=key,
+            n_gal=n_gal,
+            z_sources=tuple(float(z) for z in self._entries[f"{base}z_sources"]),
+            pairs=tuple((int(i), int(j)) for i, j in self._entries[f"{base}pairs"]),
+            binning=self.binning(key),
+            units=self.units(f"{base}{key}/mean"),
+            realisations=tuple(labels[int(i)] for i in self._entries[f"{base}patch_map"]),
+            **{f: self._entries[f"{base}{key}/{f}"] for f in _TOMOGRAPHY_FIELDS},
+        )
+
+    @property
+    def tomography_comparisons(self) -> tuple[ResultsComparison, ...]:
+        """Every compared pair of sets' tomography (``bigbox~tiled/tomography``)."""
+        recorded = (self._entries.get("meta/tomography") or {}).get("comparisons", {})
+        return tuple(
+            ResultsComparison(
+                path=path,
+                numerator=str(info["numerator"]),
+                denominator=str(info["denominator"]),
+                z_source=None,
+                resampling=dict(info.get("resampling", {})),
+                results=self,
+                z_sources=tuple(float(z) for z in info.get("z_sources", ())),
+            )
+            for path, info in recorded.items()
+        )
+
+    def to_xarray(self) -> Any:
+        """The results as an :class:`xarray.Dataset` (needs the ``xarray`` extra).
+
+        See :func:`lensing_ssc.pipelines._xarray.results_to_xarray` for its variables and
+        dimensions.
+        """
+        from lensing_ssc.pipelines._xarray import results_to_xarray
+
+        return results_to_xarray(self)
+
+
+_TOMOGRAPHY_FIELDS = ("mean", "std", "covariance", "correlation", "cross_correlation", "samples")
+
+
+@dataclass(frozen=True, eq=False)
+class TomographicSpectra:
+    """One set's auto and cross power spectra between its source redshifts, at one n_gal.
+
+    The data vector of a patch is P = Z(Z+1)/2 spectra of F ℓ bins: ``pairs[p]`` is the
+    (i, j) of spectrum p, indices into ``z_sources`` (``(0, 0), (0, 1), (1, 1)`` for two).
+    ``mean`` and ``std`` are ``(P, F)``; ``covariance`` and ``correlation`` are the joint
+    ``(P·F, P·F)`` matrices of the flattened vector (spectrum-major); ``cross_correlation``
+    is r_ij(ℓ) ``(Z, Z, F)``; ``samples`` ``(R, P, F)``, with ``realisations[r]`` the
+    realisation of row r (``seed=3``). ``units`` are those of ``mean`` (``sr``).
+    """
+
+    set: str
+    key: str
+    n_gal: float
+    z_sources: tuple[float, ...]
+    pairs: tuple[tuple[int, int], ...]
+    binning: Binning
+    units: str
+    realisations: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    covariance: np.ndarray
+    correlation: np.ndarray
+    cross_correlation: np.ndarray
+    samples: np.ndarray
+
+    def pair_index(self, z_i: float, z_j: float) -> int:
+        """The row of ``mean`` holding C_ij for source redshifts ``z_i`` and ``z_j``."""
+        try:
+            i, j = sorted((self.z_sources.index(float(z_i)), self.z_sources.index(float(z_j))))
+        except ValueError:
+            raise AnalysisError(
+                f"set {self.set!r} has no source redshift pair ({z_i:g}, {z_j:g})",
+                value=(z_i, z_j),
+                hint=f"choose from z_s = {', '.join(f'{z:g}' for z in self.z_sources)}",
+            ) from None
+        return self.pairs.index((i, j))
+
+    def spectrum(self, z_i: float, z_j: float) -> np.ndarray:
+        """The mean C_ij(ℓ) between source redshifts ``z_i`` and ``z_j`` (``(F,)``)."""
+        return np.asarray(self.mean[self.pair_index(z_i, z_j)])
 
 
 def _unreadable(file: Path, reason: str) -> AnalysisError:

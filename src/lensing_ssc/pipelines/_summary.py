@@ -9,6 +9,8 @@ divides by — and reads the ratios accordingly: the power spectrum and bispectr
 the patch mean (ℓ = 0), so their ratio above 1 is variance from modes larger than the patch;
 the map statistics' ratio is that only with the mean subtracted, and otherwise measures
 mostly how the patch mean scatters (zero in periodic patches, whose ℓ = 0 mode is zero).
+Sets with tomography get a line each (redshifts, realisations, r_ij(ℓ)), and each compared
+pair of them the joint vector's variance ratios per spectrum and S/N.
 Numbers come from :class:`._results.MergedResults`; files are written by :mod:`.patch_statistics`.
 """
 
@@ -144,6 +146,63 @@ def ssc_headline(merged: MergedResults) -> str | None:
     return None
 
 
+def _pair_name(z_sources: Sequence[float], i: int, j: int) -> str:
+    return f"{z_sources[i]:g}×{z_sources[j]:g}"
+
+
+def _tomography_lines(merged: MergedResults) -> list[str]:
+    """Per set its redshifts and r_ij(ℓ); per compared pair the joint variance ratios and S/N."""
+    tomography = merged.tomography
+    lines = []
+    for suite, t in tomography.summaries.items():
+        zs = t.z_sources
+        key = next(iter(t.samples))
+        r = t.cross_correlation(key)
+        crosses = "; ".join(
+            f"{_pair_name(zs, i, j)} " + " ".join(f"{v:.2f}" for v in r[i, j])
+            for i, j in t.pairs
+            if i != j
+        )
+        lines.append(
+            f"tomography  {suite}: z_s {_numbers(zs)}, auto and cross C_ℓ of "
+            f"{len(dict.fromkeys(t.realisations))} realisation(s), {len(t.realisations)} "
+            f"patches (tomography/{suite}); r_ij(ℓ) = C_ij/√(C_ii C_jj), {key.split('/')[1]}: "
+            f"{crosses}"
+        )
+    for suite, notes in tomography.skipped.items():
+        for label, reason in list(notes.items())[:_MAX_FAILURES_SHOWN]:
+            which = "all realisations" if label == "*" else label
+            lines.append(f"  {suite} {which} left out of the tomography: {reason}")
+    for compared in tomography.comparisons:
+        details = compared.compared
+        zs = compared.z_sources
+        lines.append(
+            f"SSC         joint variance ratio {compared.numerator} / {compared.denominator} "
+            f"of the spectra across z_s {_numbers(zs)} (ssc/{compared.path}), "
+            f"[{details.confidence:.0%} interval, {details.method}: {details.n_resamples} "
+            f"resamples of {details.n_maps[0]} + {details.n_maps[1]} realisations]"
+        )
+        pairs = [(i, j) for i in range(len(zs)) for j in range(i, len(zs))]
+        for key, c in details.statistics.items():
+            blocks = np.split(np.arange(c.variance_ratio.size), len(pairs))
+            parts = []
+            for (i, j), block in zip(pairs, blocks, strict=True):
+                ratio = c.variance_ratio[block]
+                low, high = c.variance_ratio_interval[:, block]
+                b = int(np.argsort(ratio)[len(ratio) // 2])
+                parts.append(
+                    f"{_pair_name(zs, i, j)} median bin {_with_interval(ratio[b], low[b], high[b])}"
+                )
+            lines.append(f"  {key:<34} " + "; ".join(parts))
+            (sn_top, sn_bottom), intervals = c.signal_to_noise, c.signal_to_noise_interval
+            lines.append(
+                f"  {'':<34} joint S/N {compared.numerator} "
+                f"{_with_interval(sn_top, *intervals[0])}, {compared.denominator} "
+                f"{_with_interval(sn_bottom, *intervals[1])}"
+            )
+    return lines
+
+
 def summary_text(
     merged: MergedResults,
     *,
@@ -216,6 +275,7 @@ def summary_text(
         if maps:
             lines.append(f"  {_map_ratio_meaning(s)}")
             lines += [line for key, c in maps.items() for line in _ratio_lines(key, c)]
+    lines += _tomography_lines(merged)
     lines.append(f"elapsed     {elapsed:.1f} s")
     lines += [f"{label:<11} {path}" for label, path in files]
     return "\n".join(lines) + "\n"

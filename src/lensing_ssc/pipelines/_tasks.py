@@ -223,8 +223,8 @@ class PackedStatistics:
     A patch's statistics are some 30 small arrays. Pickled as a dict they cost ~55 µs each
     way, paid three times per patch (worker to parent, parent into the journal, and back on
     a resume) and, with the parent sharing the cores with the workers, mostly on the
-    workers' time; one array and two tuples cost a few µs. Stacking many patches is one
-    ``np.stack`` (see :func:`._results.merge_patch_results`).
+    workers' time; one array and two tuples cost a few µs. Stacking many patches copies
+    each one's array once (see :class:`._stacking.RowStack`).
 
     Attributes:
         names: The statistic keys, in order.

@@ -105,6 +105,8 @@ def dataset_units(path: str) -> tuple[str, str]:
         return _BINNING.get(parts[-1], ("1", "bin boundaries"))
     if parts[-1] == "patch_mean":
         return "1", "each patch's mean κ (before noise)"
+    if parts[0] == "tomography":
+        return _tomography_units(parts)
     if parts[-1] == "patch_map":
         return "1", "index of the map each patch was cut from"
     quantity = parts[-1]
@@ -114,6 +116,9 @@ def dataset_units(path: str) -> tuple[str, str]:
         squares, words = _COMPARED.get(quantity, (False, quantity))
         if "joint" in parts:
             return "1", f"joint data vector ({setting}): {words}"
+        if "tomography" in parts:
+            units = _statistic_units(statistic or "") if squares else "1"
+            return units, f"auto and cross C_ℓ of all source redshifts ({setting}): {words}"
         units = _statistic_units(statistic or "") if squares else "1"
         return units, f"{_STATISTIC_WORDS.get(statistic or '', statistic)} ({setting}): {words}"
     squares_flag, words = _SUMMARIES.get(quantity, (False, quantity))
@@ -123,6 +128,25 @@ def dataset_units(path: str) -> tuple[str, str]:
     elif squares_flag:
         units = squared(units)
     return units, f"{_STATISTIC_WORDS.get(statistic or '', statistic)} ({setting}): {words}"
+
+
+_TOMOGRAPHY = {
+    "z_sources": ("1", "the set's source redshifts, in the order of pairs' indices"),
+    "pairs": ("1", "redshift indices (i, j) of each spectrum of the joint data vector"),
+    "patch_map": ("1", "index of the realisation each row of samples belongs to"),
+    "samples": ("sr", "auto and cross C_ℓ of every patch, (patch, pair, ℓ bin)"),
+    "mean": ("sr", "mean auto and cross C_ℓ over the patches, (pair, ℓ bin)"),
+    "std": ("sr", "standard deviation over the patches (ddof = 1), (pair, ℓ bin)"),
+    "covariance": ("sr²", "joint covariance of the (pair, ℓ bin) data vector (ddof = 1)"),
+    "correlation": ("1", "joint correlation of the (pair, ℓ bin) data vector"),
+    "cross_correlation": ("1", "r_ij(ℓ) = C_ij / √(C_ii C_jj) of the means, (z_i, z_j, ℓ bin)"),
+}
+
+
+def _tomography_units(parts: list[str]) -> tuple[str, str]:
+    units, words = _TOMOGRAPHY.get(parts[-1], ("1", parts[-1]))
+    setting = _setting_words(parts)
+    return units, f"tomography of set {parts[1]}{f' ({setting})' if setting else ''}: {words}"
 
 
 def _setting_words(parts: list[str]) -> str:

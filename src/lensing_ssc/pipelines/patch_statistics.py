@@ -1,6 +1,6 @@
 """The main job: patch statistics of convergence maps, resumable, cached, parallel.
 
-:func:`run_patch_statistics` runs three stages under a
+:func:`run_patch_statistics` runs its stages under a
 :class:`~lensing_ssc.processing.managers.ManagerContext`:
 
 1. ``maps`` — one runner task per map (:class:`._tasks.MapWorker`): make its patches (draw a
@@ -8,19 +8,24 @@
    in the run's cache, shared by every worker process;
 2. ``patches`` — one runner task per patch (:class:`._tasks.PatchWorker`): seeded shape noise,
    smoothing and every statistic of the run's :class:`~lensing_ssc.analysis.StatisticsSettings`;
-3. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; for every
+3. ``tomography`` — for HEALPix sets at two or more source redshifts, one runner task per
+   (set, realisation) (:class:`._tomography.TomographyWorker`): the auto and cross power
+   spectra between its redshifts, patch by patch, from the cached maps;
+4. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; for every
    compared pair of sets (the synthetic pair, or ``pipeline.compare`` at every source
    redshift both sets have) the variance ratios, signal-to-noise and the super-sample term
-   with intervals from a bootstrap over maps (:mod:`lensing_ssc.analysis.comparison`); the
-   results file and summary. Figures are not drawn here: ``lensing-ssc run`` draws them
-   after the run with :func:`lensing_ssc.plotting.draw_run_figures`.
+   with intervals from a bootstrap over maps (:mod:`lensing_ssc.analysis.comparison`); per
+   set with tomography the joint covariance of its spectra across redshifts, compared the
+   same way; the results file and summary. Figures are not drawn here: ``lensing-ssc run``
+   draws them after the run with :func:`lensing_ssc.plotting.draw_run_figures`.
 
 Each task's result is journalled in the run directory's task journals, so a run killed at any
 moment continues where it stopped when started again, and gives the same results file as an
 uninterrupted run (every random number is seeded by the run's seed, the map and the patch).
 A map or patch that fails after its retries is recorded and the run goes on without it.
-The run directory's pipeline file fingerprints what the results depend on; resuming a run
-directory with other inputs or settings is refused rather than mixed. The run directory is
+The run directory's pipeline file records what the results depend on (:mod:`._run_record`);
+resuming a run directory with other inputs or settings is refused, naming what changed,
+rather than mixed. The run directory is
 made absolute before anything goes to workers, so workers on other nodes of a Dask cluster
 (``pipeline.scheduler``, ``DASK_SCHEDULER_ADDRESS``) share the driver's cache and journals
 on a shared filesystem; the results record what ran (executor, scheduler, workers). Where
@@ -34,8 +39,6 @@ is the guide.
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import logging
 import os
 import time
@@ -47,11 +50,10 @@ from typing import Any
 
 import numpy as np
 
-from lensing_ssc._version import __version__
 from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.core.io import atomic_write, hash_bytes
+from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
 from lensing_ssc.pipelines._inputs import (
     SET_DESCRIPTIONS,
@@ -71,7 +73,9 @@ from lensing_ssc.pipelines._results import (
     results_path,
     write_results,
 )
+from lensing_ssc.pipelines._run_record import claim_run_dir, run_record
 from lensing_ssc.pipelines._sets import Comparison
+from lensing_ssc.pipelines._stacking import RowStack
 from lensing_ssc.pipelines._summary import SUMMARY_NAME, ssc_headline, summary_text
 from lensing_ssc.pipelines._tasks import (
     WORKER_CACHE_MB,
@@ -80,6 +84,12 @@ from lensing_ssc.pipelines._tasks import (
     MapWorker,
     PatchTask,
     PatchWorker,
+)
+from lensing_ssc.pipelines._tomography import (
+    TomographyPlan,
+    TomographyWorker,
+    merge_tomography,
+    plan_tomography,
 )
 from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.log import log_context
@@ -106,9 +116,11 @@ class PipelineRun:
         resumed: Tasks whose results came from an earlier, interrupted run.
         elapsed: Seconds the run took.
         results: The merged numbers (what the results file holds).
-        executor: The executor that ran the tasks (``"dask"`` for a joined cluster).
+        executor: The executor that ran the tasks (``"dask"`` for a joined cluster; a
+            user's executor as ``module.Class``: ``"mpi4py.futures.MPIPoolExecutor"``).
         scheduler: The Dask scheduler's address when a cluster was joined, else ``None``.
-        workers: Workers the executor had (a joined cluster's, as its scheduler said).
+        workers: Workers the executor had (a joined cluster's, as its scheduler said; a
+            user's executor's, as it said).
     """
 
     run_dir: Path
@@ -148,63 +160,6 @@ class PipelineRun:
             "scheduler": self.scheduler,
             "workers": self.workers,
         }
-
-
-def _fingerprint(section: PipelineSection, maps: Sequence[MapTask]) -> str:
-    """Digest of everything the results depend on (not where or how fast they are computed)."""
-    inputs = section.model_dump(
-        mode="json",
-        # The resampling settings change only the merge, which every run does again.
-        exclude={
-            "executor",
-            "scheduler",
-            "workers",
-            "retries",
-            "results_format",
-            "figures",
-            "compare_resamples",
-            "compare_confidence",
-        },
-    )
-    body = {
-        "version": __version__,
-        "pipeline": inputs,
-        "settings": section.statistics_settings().to_dict(),
-        "maps": [[task.map_id, repr(task.source.cache_key())] for task in maps],
-    }
-    return hash_bytes(json.dumps(body, sort_keys=True).encode())
-
-
-def _claim_run_dir(layout: RunDir, fingerprint: str, *, resume: bool) -> None:
-    run_dir, marker = layout.path, layout.pipeline_file
-    if resume and marker.exists():
-        try:
-            recorded = json.loads(marker.read_text()).get("fingerprint")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if recorded != fingerprint:
-            raise ConfigError(
-                f"run directory {str(run_dir)!r} holds a run with other inputs or settings "
-                "(or another package version); resuming it would mix their results",
-                value=str(run_dir),
-                hint="pass --fresh to discard the earlier run, or choose another --run-dir",
-                field="run_dir",
-            )
-    record = {"fingerprint": fingerprint, "lensing_ssc_version": __version__}
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
-    except OSError as exc:
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        raise ConfigError(
-            f"cannot use {str(run_dir)!r} as the run directory: {exc.strerror or exc}",
-            value=str(run_dir),
-            hint="free disk space (a run's cache directory may be deleted: it is rebuilt as "
-            "needed), or choose another --run-dir"
-            if full
-            else "choose a writable directory with --run-dir (or run_dir in the config)",
-            field="run_dir",
-        ) from exc
 
 
 # Peak temporaries of one patch's statistics, in patch sizes (measured: 17-27 for 128² to
@@ -443,14 +398,20 @@ def _merge(
     patch_results: MapResult[Any],
     failures: Sequence[FailureRecord],
     comparisons: Sequence[Comparison],
+    tomography: TomographyPlan,
+    spectra: MapResult[Any] | None,
 ) -> MergedResults:
-    grouped: dict[str, list[Any]] = {}
+    # Each patch's row goes into its set's arrays as it is read back from the journal: the
+    # patch results are never all in memory, nor beside the stacked samples.
+    grouped: dict[str, RowStack] = {}
+    set_patches = Counter(patch.map.set_name for patch in patch_tasks)
     info: dict[str, tuple[str, int, float, int]] = {}
     metadata: dict[str, dict[str, Any]] = {}
     for task, summary in zip(maps, summaries, strict=True):
         if summary is None:
             continue
-        grouped.setdefault(task.set_name, [])
+        if task.set_name not in grouped:
+            grouped[task.set_name] = RowStack(set_patches[task.set_name])
         _, n_maps, _, _ = info.get(task.set_name, ("", 0, 0.0, 0))
         info[task.set_name] = (
             _set_description(section, task),
@@ -466,7 +427,7 @@ def _merge(
     patch_maps: dict[str, list[str]] = {}
     for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
         if stats is not None:
-            grouped[patch.map.set_name].append(stats)
+            grouped[patch.map.set_name].add(stats)
             patch_maps.setdefault(patch.map.set_name, []).append(patch.map.map_id)
     dropped = dropped_patches(maps, [None if s is None else s.n_patches for s in summaries])
     if dropped:
@@ -475,6 +436,14 @@ def _merge(
             sum(dropped.values()),
             len(dropped),
         )
+    cross = merge_tomography(
+        tomography,
+        [] if spectra is None else spectra.results,
+        comparisons=section.comparisons(),
+        seed=section.seed,
+        n_resamples=section.compare_resamples,
+        confidence=section.compare_confidence,
+    )
     return merge_patch_results(
         grouped,
         info=info,
@@ -488,6 +457,7 @@ def _merge(
         seed=section.seed,
         n_resamples=section.compare_resamples,
         confidence=section.compare_confidence,
+        tomography=cross,
     )
 
 
@@ -523,8 +493,9 @@ def _absolute(config: PipelineConfig) -> PipelineConfig:
     )
 
 
-def _executor_of(section: PipelineSection, executor: str | None) -> str:
-    """The executor to run on: ``executor`` if given, else the section's.
+def _executor_of(section: PipelineSection, executor: Any) -> Any:
+    """The executor to run on: ``executor`` (a name or an executor object) if given, else
+    the section's.
 
     Raises:
         ConfigError: ``executor`` is not ``"dask"`` while ``pipeline.scheduler`` names a
@@ -533,8 +504,9 @@ def _executor_of(section: PipelineSection, executor: str | None) -> str:
     if executor is None:
         return section.executor
     if section.scheduler is not None and executor != "dask":
+        named = executor if isinstance(executor, str) else type(executor).__name__
         raise ConfigError(
-            f"executor {executor!r} was asked for, but pipeline.scheduler "
+            f"executor {named!r} was asked for, but pipeline.scheduler "
             f"({section.scheduler!r}) joins a Dask cluster",
             value=executor,
             hint="use executor 'dask', or drop pipeline.scheduler",
@@ -546,7 +518,7 @@ def _executor_of(section: PipelineSection, executor: str | None) -> str:
 def run_patch_statistics(
     config: PipelineConfig | ProcessingConfig | None = None,
     *,
-    executor: str | None = None,
+    executor: Any = None,
     workers: int | None = None,
     resume: bool = True,
 ) -> PipelineRun:
@@ -558,8 +530,12 @@ def run_patch_statistics(
             synthetic run in ``runs/default``.
         executor: ``"serial"``, ``"threads"``, ``"processes"`` or ``"dask"``; default
             ``config.pipeline.executor``. ``config.pipeline.scheduler`` (or, with
-            ``"dask"``, ``DASK_SCHEDULER_ADDRESS``) joins a running Dask cluster.
-        workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs.
+            ``"dask"``, ``DASK_SCHEDULER_ADDRESS``) joins a running Dask cluster. Or an
+            executor object: a ``concurrent.futures.Executor`` (used, never shut down), a
+            zero-argument factory of one (``mpi4py.futures.MPIPoolExecutor``: started for
+            the run and shut down after it), or a ``distributed.Client``.
+        workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs
+            (an executor object: the workers it says it has, as ``MPIPoolExecutor`` does).
         resume: Continue what an earlier run in the same run directory finished (default);
             ``False`` starts over.
 
@@ -586,9 +562,10 @@ def run_patch_statistics(
     section = config.pipeline
     settings = section.statistics_settings()
     executor_name = _executor_of(section, executor)
-    cluster: dict[str, Any] = {}  # runner options: the Dask cluster to join, if any
+    cluster: dict[str, Any] = {}  # runner options: the Dask cluster to join, its grace
     if section.scheduler is not None:
         cluster["scheduler_address"] = section.scheduler
+    cluster["no_workers_timeout"] = section.no_workers_timeout
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section)
     comparisons = plan_comparisons(section, maps)
@@ -596,7 +573,7 @@ def run_patch_statistics(
     values = _check_geometries(planned, settings)  # before the run directory is claimed
     layout = RunDir.from_config(config)
     run_dir = layout.path
-    _claim_run_dir(layout, _fingerprint(section, maps), resume=resume)
+    claim_run_dir(layout, run_record(section, maps), resume=resume)
     fmt = results_format(section.results_format)
     results_file = results_path(layout.results, fmt)
     with ManagerContext(
@@ -609,7 +586,7 @@ def run_patch_statistics(
     ) as ctx:
         runner = ctx.runner_for(**cluster)  # the one both stages run on
         ran_on, scheduler, n_workers = (
-            runner.executor_kind,
+            runner.executor_name,
             runner.scheduler_address,
             runner.worker_count(),
         )
@@ -649,14 +626,39 @@ def run_patch_statistics(
             resume=resume,
             **cluster,
         )
+        failures += _failures("patches", measured)
+        tomography = TomographyPlan((), {}, {})
+        if section.tomography and "cl" in settings.statistics:
+            tomography = plan_tomography(maps, summaries)
+        spectra = None
+        if tomography.tasks:
+            # One task per (set, realisation): its patches at every source redshift, from
+            # the cache the maps stage filled.
+            spectra = ctx.map(
+                TomographyWorker(store, settings, section.seed),
+                tomography.tasks,
+                name="tomography",
+                key=lambda t: t.key,
+                resume=resume,
+                **cluster,
+            )
+            failures += _failures("tomography", spectra)
         # Every task is done: what is left (merge, results file, summary) finishes the run
         # even if a stop comes now. Stopping here would only make the rerun do it again.
-        failures += _failures("patches", measured)
         with log_context(step="merge"):
             recorded = config.to_dict()  # with what ran, not what was configured
             recorded["pipeline"].update(executor=ran_on, scheduler=scheduler, workers=n_workers)
             merged = _merge(
-                section, recorded, maps, summaries, patch_tasks, measured, failures, comparisons
+                section,
+                recorded,
+                maps,
+                summaries,
+                patch_tasks,
+                measured,
+                failures,
+                comparisons,
+                tomography,
+                spectra,
             )
             with _writing(results_file):
                 write_results(merged, results_file, fmt)
@@ -681,10 +683,10 @@ def run_patch_statistics(
         summary_file=summary_file,
         log_file=layout.log_file,
         n_maps=sum(s is not None for s in summaries),
-        n_patches=sum(r is not None for r in measured.results),
+        n_patches=measured.completed + measured.skipped,  # not reading every result again
         failures=tuple(merged.failures),
         maps_from_cache=sum(s is not None and s.from_cache for s in summaries),
-        resumed=made.skipped + measured.skipped,
+        resumed=made.skipped + measured.skipped + (spectra.skipped if spectra else 0),
         elapsed=time.perf_counter() - started,
         results=merged,
         executor=ran_on,

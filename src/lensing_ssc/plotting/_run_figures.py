@@ -11,7 +11,10 @@
   excess predicted from the patch means beside the measured one
   (:func:`~._draw.plot_comparison`); not drawn for a run without comparisons. Every
   comparison, redshift and setting is in the results file, and the same functions draw any
-  of them.
+  of them;
+* ``tomography.png`` — for a run with tomography (HEALPix sets at two or more source
+  redshifts), per set at the run's first n_gal: the auto and cross spectra, r_ij(ℓ) and
+  the joint correlation matrix (:func:`~._tomography.plot_tomography`).
 
 Each PNG is rendered into memory on the Agg canvas, never through ``pyplot``, and written
 atomically (:func:`lensing_ssc.core.io.atomic_write`): a reader never sees half a file.
@@ -31,11 +34,15 @@ from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines import ResultsFile, read_results
 from lensing_ssc.plotting._draw import plot_comparison, plot_correlations, plot_statistic
 from lensing_ssc.plotting._style import matplotlib_module
+from lensing_ssc.plotting._tomography import plot_tomography
 
-__all__ = ["RUN_FIGURE_NAMES", "draw_run_figures"]
+__all__ = ["RUN_FIGURE_NAMES", "TOMOGRAPHY_FIGURE_NAME", "draw_run_figures"]
 
 RUN_FIGURE_NAMES = ("statistics.png", "correlation.png", "ssc_ratio.png")
 """The file names of the run's figures, in the order they are drawn."""
+
+TOMOGRAPHY_FIGURE_NAME = "tomography.png"
+"""The figure drawn after those for a run with tomography."""
 
 _COLUMNS = 4  # panels per row of statistics.png
 
@@ -71,6 +78,15 @@ def _correlation_figure(results: ResultsFile) -> Any:
     z_source = _first_redshift(results)
     for panel, key in zip(panels, keys, strict=False):
         plot_correlations(results, key, z_source=z_source, figure=panel)
+    return figure
+
+
+def _tomography_figure(results: ResultsFile) -> Any:
+    sets = results.tomography_sets
+    figure = _figure(15.0, 4.4 * len(sets))
+    panels = figure.subfigures(len(sets), 1, squeeze=False).ravel()
+    for panel, name in zip(panels, sets, strict=True):
+        plot_tomography(results, name, figure=panel)
     return figure
 
 
@@ -115,4 +131,6 @@ def draw_run_figures(
     if results.comparisons:
         z_source = _first_redshift(results)
         drawers.append((ssc_ratio, lambda view: plot_comparison(view, z_source=z_source)))
+    if results.tomography_sets:
+        drawers.append((TOMOGRAPHY_FIGURE_NAME, _tomography_figure))
     return [_save(draw(results), target / name) for name, draw in drawers]

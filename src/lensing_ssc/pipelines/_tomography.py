@@ -1,0 +1,416 @@
+"""The pipeline's tomography: cross spectra between the source redshifts of each realisation.
+
+A HEALPix set with maps at two or more source redshifts holds, per realisation (its maps'
+fields other than ``zs``: ``seed=3``), one map per redshift. :func:`plan_tomography` finds
+those realisations once the ``maps`` stage has made (and cached) every map;
+:class:`TomographyWorker` is the ``tomography`` stage, one runner task per (set,
+realisation): it takes the realisation's cached patches at every redshift and measures, per
+patch, the auto and cross power spectra of
+:func:`lensing_ssc.analysis.tomography.compute_tomographic_spectra`, with each redshift's
+shape noise drawn from the generator its patch statistics used (so each auto spectrum is
+the one in ``sets/<set>/zs=<z>/cl/...``, and the cross spectra carry no noise bias: the
+redshifts' noise is independent). :func:`merge_tomography` stacks every patch of a set's
+realisations into the joint data vector (P = Z(Z+1)/2 spectra × F ℓ bins), summarises it
+(mean, covariance, correlation, r_ij(ℓ)) and compares declared pairs of sets with
+:func:`lensing_ssc.analysis.comparison.compare_sets`, resampling whole realisations.
+
+Patches of the redshifts of one realisation are matched by their place in the map's list,
+which is the same place on the sky only when no map of the realisation dropped a patch for
+its mask: such a realisation is left out and the reason recorded (``meta/tomography``), as
+is one missing a redshift or a map that failed. The results' layout is in :mod:`._results`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.random import default_rng
+
+from lensing_ssc.analysis import EnsembleSummary, StatisticsSettings, summarize
+from lensing_ssc.analysis.comparison import SetComparison, compare_sets
+from lensing_ssc.analysis.tomography import (
+    compute_tomographic_spectra,
+    cross_correlation,
+    spectrum_pairs,
+)
+from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.pipelines._inputs import HealpixMap, MapTask
+from lensing_ssc.pipelines._tasks import MapStore, MapSummary, PackedStatistics
+from lensing_ssc.processing.managers.log import log_context
+
+__all__ = [
+    "RealisationTask",
+    "TomographyComparison",
+    "TomographyPlan",
+    "TomographyResults",
+    "TomographySummary",
+    "TomographyWorker",
+    "merge_tomography",
+    "plan_tomography",
+]
+
+_log = logging.getLogger("lensing_ssc.pipelines")
+
+# Mixed into the seed of the tomography comparisons' resampling (the set comparisons use
+# another stream, so adding tomography moves none of their intervals).
+_TOMOGRAPHY_STREAM = 0x70C
+
+
+def realisation_label(metadata: Sequence[tuple[str, Any]]) -> str:
+    """``"seed=3"``: a map's fields other than ``zs``, which name its realisation.
+
+    Example:
+        >>> realisation_label((("seed", 3), ("zs", 1.0))), realisation_label((("zs", 2.0),))
+        ('seed=3', 'single')
+    """
+    parts = [f"{name}={value}" for name, value in metadata if name != "zs"]
+    return ",".join(parts) or "single"
+
+
+@dataclass(frozen=True)
+class RealisationTask:
+    """One realisation of a set at every source redshift: the unit of the ``tomography`` stage.
+
+    ``maps`` holds its map at each of ``z_sources`` (ascending).
+    """
+
+    suite: str
+    realisation: str
+    z_sources: tuple[float, ...]
+    maps: tuple[MapTask, ...]
+
+    @property
+    def key(self) -> str:
+        """``"bigbox/seed=3"``: the task's journal key."""
+        return f"{self.suite}/{self.realisation}"
+
+
+@dataclass(frozen=True)
+class TomographyPlan:
+    """What the ``tomography`` stage runs, and what it leaves out.
+
+    Attributes:
+        tasks: One per (set, realisation) with a usable map at every redshift of its set.
+        z_sources: Per set with at least 2 source redshifts, those redshifts.
+        skipped: Per set, ``{realisation: why it was left out}``.
+    """
+
+    tasks: tuple[RealisationTask, ...]
+    z_sources: dict[str, tuple[float, ...]]
+    skipped: dict[str, dict[str, str]]
+
+
+def plan_tomography(
+    maps: Sequence[MapTask], summaries: Sequence[MapSummary | None]
+) -> TomographyPlan:
+    """The realisations of every set with two or more source redshifts, after the maps stage.
+
+    ``summaries[i]`` is what the maps stage made of ``maps[i]`` (``None``: failed or refused).
+    A set whose maps at one redshift share their fields (no ``seed`` tells them apart)
+    cannot be paired across redshifts: all of it is skipped, with the reason.
+    """
+    by_suite: dict[str, dict[str, dict[float, list[int]]]] = {}
+    for i, task in enumerate(maps):
+        if not task.suite or task.z_source is None:
+            continue
+        label = realisation_label(task.metadata)
+        places = by_suite.setdefault(task.suite, {}).setdefault(label, {})
+        places.setdefault(float(task.z_source), []).append(i)
+    tasks: list[RealisationTask] = []
+    redshifts: dict[str, tuple[float, ...]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    for suite, realisations in by_suite.items():
+        zs = tuple(sorted({z for places in realisations.values() for z in places}))
+        if len(zs) < 2:
+            continue
+        redshifts[suite] = zs
+        notes = skipped.setdefault(suite, {})
+        shared = next(
+            (
+                (label, z, idx)
+                for label, places in realisations.items()
+                for z, idx in places.items()
+                if len(idx) > 1
+            ),
+            None,
+        )
+        if shared is not None:
+            label, z, idx = shared
+            fields = "no field but zs" if label == "single" else f"the same fields ({label})"
+            notes["*"] = (
+                f"{len(idx)} maps at z_s = {z:g} have {fields}: {maps[idx[0]].label}, "
+                f"{maps[idx[1]].label}; nothing tells their realisations apart (add {{seed}} "
+                "to the set's pattern)"
+            )
+            continue
+        for label, places in realisations.items():
+            reason = _unusable(maps, summaries, places, zs)
+            if reason is not None:
+                notes[label] = reason
+                continue
+            chosen = tuple(maps[places[z][0]] for z in zs)
+            tasks.append(RealisationTask(suite, label, zs, chosen))
+    return TomographyPlan(tuple(tasks), redshifts, {k: v for k, v in skipped.items() if v})
+
+
+def _unusable(
+    maps: Sequence[MapTask],
+    summaries: Sequence[MapSummary | None],
+    places: Mapping[float, list[int]],
+    zs: Sequence[float],
+) -> str | None:
+    """Why a realisation cannot give cross spectra, or ``None`` when it can."""
+    missing = [z for z in zs if z not in places]
+    if missing:
+        return f"no map at z_s = {', '.join(f'{z:g}' for z in missing)}"
+    for z in zs:
+        index = places[z][0]
+        task, summary = maps[index], summaries[index]
+        if summary is None:
+            return f"its map at z_s = {z:g} ({task.label}) failed"
+        if isinstance(task.source, HealpixMap):
+            dropped = task.source.planned_patches() - summary.n_patches
+            if dropped > 0:
+                return (
+                    f"its map at z_s = {z:g} ({task.label}) dropped {dropped} patch(es) for its "
+                    "mask, so its patches are not at the places of the other redshifts'"
+                )
+    made = [summaries[places[z][0]] for z in zs]
+    counts = {summary.n_patches for summary in made if summary is not None}
+    if len(counts) != 1:
+        return f"its maps hold different numbers of patches ({sorted(counts)})"
+    return None
+
+
+class TomographyWorker:
+    """Stage ``tomography``: the auto and cross spectra of every patch of one realisation.
+
+    Args:
+        store: Where the maps' patches come from (cached by the ``maps`` stage).
+        settings: The run's statistics settings (ℓ bins, n_gal, ε).
+        seed: The run's seed: each redshift's noise is that of its patch statistics.
+    """
+
+    def __init__(self, store: MapStore, settings: StatisticsSettings, seed: int) -> None:
+        self.store = store
+        self.settings = settings
+        self.seed = seed
+
+    def __call__(self, task: RealisationTask) -> PackedStatistics:
+        with log_context(map=task.key, step="tomography"):
+            started = time.perf_counter()
+            stacks = [self.store.patches(m)[0] for m in task.maps]
+            if len({s.shape for s in stacks}) != 1:
+                raise AnalysisError(
+                    f"the maps of {task.key} hold patches of different shapes: "
+                    f"{[s.shape for s in stacks]}",
+                    value=[s.shape for s in stacks],
+                    hint="the maps changed since the run was planned: rerun with --fresh",
+                )
+            pixel = task.maps[0].source.pixel_size_arcmin
+            rows: dict[str, list[np.ndarray]] = {}
+            for j in range(stacks[0].shape[0]):
+                rngs = [default_rng(m.noise_seed(self.seed, j)) for m in task.maps]
+                spectra = compute_tomographic_spectra(
+                    [s[j] for s in stacks], pixel, self.settings, rngs
+                )
+                for key, values in spectra.items():
+                    rows.setdefault(key, []).append(values)
+            _log.info(
+                "tomography %s: %d patches at z_s %s in %.2f s",
+                task.key,
+                stacks[0].shape[0],
+                ", ".join(f"{z:g}" for z in task.z_sources),
+                time.perf_counter() - started,
+            )
+        return PackedStatistics.pack({key: np.stack(values) for key, values in rows.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class TomographySummary:
+    """One set's joint data vector across its source redshifts.
+
+    Attributes:
+        suite: The configured set.
+        z_sources: Its source redshifts (ascending).
+        realisations: The realisation of each row (``seed=3``).
+        samples: Per statistic key (``cl/ngal=0``), ``(R, P, F)`` spectra of every patch.
+        summaries: Per key, the summary of the flattened ``(R, P·F)`` vectors.
+    """
+
+    suite: str
+    z_sources: tuple[float, ...]
+    realisations: tuple[str, ...]
+    samples: dict[str, np.ndarray]
+    summaries: dict[str, EnsembleSummary]
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """The redshift indices of each spectrum (:func:`spectrum_pairs`)."""
+        return spectrum_pairs(len(self.z_sources))
+
+    def cross_correlation(self, key: str) -> np.ndarray:
+        """r_ij(ℓ) of the mean spectra: ``(Z, Z, F)``."""
+        return cross_correlation(self.samples[key].mean(axis=0), len(self.z_sources))
+
+
+@dataclass(frozen=True, eq=False)
+class TomographyComparison:
+    """Two sets' joint data vectors compared at the source redshifts both have.
+
+    ``path`` is where the numbers go under ``ssc/`` (``bigbox~tiled/tomography``).
+    """
+
+    path: str
+    numerator: str
+    denominator: str
+    z_sources: tuple[float, ...]
+    compared: SetComparison
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class TomographyResults:
+    """Everything the tomography adds to the results: summaries, comparisons, what was left out."""
+
+    summaries: dict[str, TomographySummary] = field(default_factory=dict)
+    comparisons: tuple[TomographyComparison, ...] = ()
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The results file's datasets (``tomography/...`` and ``ssc/<a>~<b>/tomography/...``)."""
+        out: dict[str, np.ndarray] = {}
+        for suite, summary in self.summaries.items():
+            base = f"tomography/{suite}"
+            out[f"{base}/z_sources"] = np.array(summary.z_sources)
+            out[f"{base}/pairs"] = np.array(summary.pairs, dtype=np.int64).reshape(-1, 2)
+            index = {label: i for i, label in enumerate(dict.fromkeys(summary.realisations))}
+            out[f"{base}/patch_map"] = np.array([index[r] for r in summary.realisations])
+            for key, ensemble in summary.summaries.items():
+                shape = summary.samples[key].shape[1:]
+                out[f"{base}/{key}/mean"] = ensemble.mean.reshape(shape)
+                out[f"{base}/{key}/std"] = ensemble.std.reshape(shape)
+                out[f"{base}/{key}/covariance"] = ensemble.covariance
+                out[f"{base}/{key}/correlation"] = ensemble.correlation
+                out[f"{base}/{key}/cross_correlation"] = summary.cross_correlation(key)
+                out[f"{base}/{key}/samples"] = summary.samples[key]
+        for compared in self.comparisons:
+            for key, statistic in compared.compared.statistics.items():
+                for quantity, value in statistic.arrays().items():
+                    out[f"ssc/{compared.path}/{key}/{quantity}"] = value
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """``meta/tomography``: per set its redshifts, pairs, realisations and what was skipped."""
+        sets = {
+            suite: {
+                "z_sources": list(s.z_sources),
+                "pairs": [list(p) for p in s.pairs],
+                "realisations": list(dict.fromkeys(s.realisations)),
+                "n_patches": len(s.realisations),
+                "skipped": self.skipped.get(suite, {}),
+            }
+            for suite, s in self.summaries.items()
+        }
+        for suite, notes in self.skipped.items():
+            sets.setdefault(
+                suite,
+                {
+                    "z_sources": [],
+                    "pairs": [],
+                    "realisations": [],
+                    "n_patches": 0,
+                    "skipped": notes,
+                },
+            )
+        comparisons = {
+            c.path: {
+                "numerator": c.numerator,
+                "denominator": c.denominator,
+                "z_sources": list(c.z_sources),
+                "resampling": dict(c.compared.to_dict(), seed=c.seed),
+            }
+            for c in self.comparisons
+        }
+        return {"sets": sets, "comparisons": comparisons}
+
+
+def _select(summary: TomographySummary, z_sources: Sequence[float]) -> dict[str, np.ndarray]:
+    """The summary's ``(R, P'·F)`` vectors restricted to the spectra between ``z_sources``."""
+    keep = [
+        row
+        for row, (i, j) in enumerate(summary.pairs)
+        if summary.z_sources[i] in z_sources and summary.z_sources[j] in z_sources
+    ]
+    return {
+        key: np.ascontiguousarray(rows[:, keep, :].reshape(rows.shape[0], -1))
+        for key, rows in summary.samples.items()
+    }
+
+
+def merge_tomography(
+    plan: TomographyPlan,
+    results: Sequence[PackedStatistics | None],
+    *,
+    comparisons: Sequence[tuple[str, str]],
+    seed: int,
+    n_resamples: int,
+    confidence: float,
+) -> TomographyResults:
+    """Stack each set's realisations into its joint data vector; compare the declared pairs.
+
+    Args:
+        plan: The stage's plan; ``results[i]`` is what ``plan.tasks[i]`` returned
+            (``None``: it failed, and is listed among the run's failures).
+        comparisons: The run's compared pairs of configured sets (``[("bigbox", "tiled")]``);
+            pairs with fewer than 2 shared redshifts, or a set without tomography, are
+            left out.
+        seed, n_resamples, confidence: The resampling of the comparisons' intervals
+            (whole realisations drawn with replacement).
+    """
+    skipped = {suite: dict(notes) for suite, notes in plan.skipped.items()}
+    rows: dict[str, list[tuple[str, dict[str, np.ndarray]]]] = {}
+    for task, packed in zip(plan.tasks, results, strict=True):
+        if packed is None:
+            skipped.setdefault(task.suite, {})[task.realisation] = "its tomography task failed"
+            continue
+        rows.setdefault(task.suite, []).append((task.realisation, packed.unpack()))
+    summaries: dict[str, TomographySummary] = {}
+    for suite, members in rows.items():
+        keys = list(members[0][1])
+        samples = {key: np.concatenate([m[1][key] for m in members]) for key in keys}
+        labels = tuple(label for label, stats in members for _ in range(stats[keys[0]].shape[0]))
+        if len(labels) < 2:
+            skipped.setdefault(suite, {})["*"] = f"{len(labels)} patch(es): 2 are needed"
+            continue
+        summaries[suite] = TomographySummary(
+            suite=suite,
+            z_sources=plan.z_sources[suite],
+            realisations=labels,
+            samples=samples,
+            summaries={k: summarize(v.reshape(v.shape[0], -1)) for k, v in samples.items()},
+        )
+    compared = []
+    for index, (a, b) in enumerate(comparisons):
+        if a not in summaries or b not in summaries:
+            continue
+        top, bottom = summaries[a], summaries[b]
+        shared = tuple(z for z in top.z_sources if z in bottom.z_sources)
+        if len(shared) < 2 or min(len(top.realisations), len(bottom.realisations)) < 3:
+            continue
+        result = compare_sets(
+            _select(top, shared),
+            _select(bottom, shared),
+            numerator_maps=top.realisations,
+            denominator_maps=bottom.realisations,
+            rng=np.random.default_rng([seed, _TOMOGRAPHY_STREAM, index]),
+            n_resamples=n_resamples,
+            confidence=confidence,
+        )
+        compared.append(TomographyComparison(f"{a}~{b}/tomography", a, b, shared, result, seed))
+    return TomographyResults(summaries, tuple(compared), {k: v for k, v in skipped.items() if v})
