@@ -3,7 +3,8 @@
 :class:`PoolAdapter` wraps a thread or process pool the runner builds (and rebuilds when a
 worker process dies), a factory the user passes (an executor class such as
 ``mpi4py.futures.MPIPoolExecutor`` counts), or an instance the user passes (used as is,
-never shut down or rebuilt by us).
+never shut down or rebuilt by us). A user's executor is asked how many workers it has
+(:func:`pool_size`) unless the runner was told.
 """
 
 from __future__ import annotations
@@ -13,10 +14,31 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from typing import Any
 
+from lensing_ssc.core.base.cpus import usable_cpus
 from lensing_ssc.processing.runner._adapter import Adapter, Wrapper
 from lensing_ssc.processing.runner._worker import WorkerSetup
 
-__all__ = ["PoolAdapter"]
+__all__ = ["PoolAdapter", "pool_size"]
+
+
+def pool_size(executor: Executor) -> int | None:
+    """The workers ``executor`` says it has, or ``None`` when it does not say.
+
+    ``num_workers`` where there is one (mpi4py's ``MPIPoolExecutor``: the ranks serving
+    its pool, which it starts to answer), else ``_max_workers`` (the standard library's
+    thread and process pools, and executors modelled on them).
+
+    Example:
+        >>> from concurrent.futures import ThreadPoolExecutor
+        >>> with ThreadPoolExecutor(max_workers=3) as pool:
+        ...     pool_size(pool)
+        3
+    """
+    for name in ("num_workers", "_max_workers"):
+        value = getattr(executor, name, None)  # foreign classes: no interface to ask
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 class PoolAdapter(Adapter):
@@ -26,7 +48,8 @@ class PoolAdapter(Adapter):
         kind: Name reported in the status.
         factory: Builds the executor; ``None`` with ``borrowed``.
         borrowed: A user's executor instance: used as is, not rebuilt, not shut down.
-        n_workers: Items run at once (sizes the in-flight window).
+        n_workers: Items run at once (sizes the in-flight window); ``None``: what the
+            executor says once built (:func:`pool_size`), else the usable CPUs.
         in_process: Tasks run in this process (threads): they get a copy of the submitting
             thread's ``contextvars`` and pass through ``context_wrapper``.
         context_wrapper: Wraps each task's callable at submission (threads only).
@@ -39,7 +62,7 @@ class PoolAdapter(Adapter):
         *,
         factory: Callable[[], Executor] | None = None,
         borrowed: Executor | None = None,
-        n_workers: int,
+        n_workers: int | None,
         in_process: bool,
         context_wrapper: Wrapper | None = None,
         task_setup: WorkerSetup | None = None,
@@ -81,7 +104,13 @@ class PoolAdapter(Adapter):
         return new
 
     def workers(self) -> int:
+        if self._n_workers is None:
+            self._n_workers = pool_size(self._live()) or usable_cpus()
         return self._n_workers
+
+    def executor_class(self) -> type[Executor]:
+        """The class of the executor the tasks run on (built now if it is not yet)."""
+        return type(self._live())
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         executor = self._live()
