@@ -17,7 +17,7 @@ calls :func:`compute_patch_statistics` once per patch and merges the results wit
   :mod:`.born` — κ from shells in the Born approximation (:class:`ConvergenceAccumulator`);
   :mod:`.lightcone` — FastPM light-cone particles binned into shells;
   :mod:`.shell_spectra` — the shells' Limber spectra and lognormal shells;
-  :mod:`.healpix_files` — HEALPix FITS maps with their headers (guide: ``docs/shells.md``).
+  :mod:`.healpix_files` — HEALPix FITS maps with their headers (guide: ``docs/kappa.md``).
 
 Conventions, formulas and references: ``docs/analysis.md``.
 """

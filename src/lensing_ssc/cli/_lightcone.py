@@ -9,7 +9,7 @@ Both resume what an earlier run in the same run directory finished; ``--fresh`` 
 over. Exit status: 0 done, 1 done with failed tasks, 2 invalid input (a plan that cannot
 fit in memory included), 3 stopped (rerun to continue), 130 stopped at once by a second
 Ctrl-C. The stages are :func:`lensing_ssc.pipelines.run_lightcone`; the guide is
-``docs/shells.md``.
+``docs/kappa.md``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ HEALPix set reads ``kappa_zs{zs}_s{seed}.fits``). Shells come from one of three 
 * ``maps`` — HEALPix shell maps already on disk, their ranges read from the file names,
   their headers or a table (:class:`ShellMapsSection`).
 
-Every field is documented in ``docs/shells.md``. This module only validates: planning the
+Every field is documented in ``docs/kappa.md``. This module only validates: planning the
 tasks is :mod:`._lightcone_plan`, running them :mod:`lensing_ssc.pipelines.lightcone`.
 """
 

@@ -24,7 +24,7 @@ section; resuming with other settings is refused rather than mixed. The κ maps 
 ``kappa_zs{zs}_s{seed}.fits`` (and ``kappa_nz{name}_s{seed}.fits``), which a
 ``pipeline.healpix`` set reads with ``pattern: kappa_zs{zs}_s{seed}.fits``; the command line
 is ``lensing-ssc shells`` / ``lensing-ssc kappa`` (:mod:`lensing_ssc.cli._lightcone`); the
-guide is ``docs/shells.md``; the science is :mod:`lensing_ssc.analysis.born` and
+guide is ``docs/kappa.md``; the science is :mod:`lensing_ssc.analysis.born` and
 :mod:`lensing_ssc.analysis.lightcone`.
 """
 
