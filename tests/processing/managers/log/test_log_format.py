@@ -302,3 +302,48 @@ def test_context_captured_at_call_not_at_write(tmp_path: Path) -> None:
         with log_context(phase="two"):
             log.info("second")
     assert [line["phase"] for line in _lines(path)] == ["one", "two"]
+
+
+FORGED = "\n2026-05-09 19:55:25,123 CRITICAL lensing_ssc.auth: forged"
+
+
+@pytest.mark.parametrize("format_type", ["standard", "detailed"])
+def test_plain_text_record_is_one_line_whatever_it_holds(tmp_path: Path, format_type: str) -> None:
+    """A line break in the message, a field's name or value, or the logger's name is written
+    as its escape: the record stays one line for any line-splitting reader."""
+    path = tmp_path / "run.log"
+    with LogManager(file_path=path, format_type=format_type, console=False) as log_mgr:
+        log_mgr.get_logger("x\ny").info(
+            "done" + FORGED,
+            extra={"note" + FORGED: 1, "value": "a\u2028b\x85c\rd", "pad": "e\u2029f"},
+        )
+    text = path.read_text(encoding="utf-8")
+    assert text.count("\n") == 1
+    assert len(text.splitlines()) == 1
+    assert "lensing_ssc.x\\ny" in text
+    assert "done\\n2026-05-09 19:55:25,123 CRITICAL lensing_ssc.auth: forged" in text
+    assert '"note\\n2026-05-09 19:55:25,123 CRITICAL lensing_ssc.auth: forged"=1' in text
+    assert 'value="a\\u2028b\\u0085c\\rd"' in text
+    assert 'pad="e\\u2029f"' in text
+
+
+@pytest.mark.parametrize("format_type", ["standard", "detailed"])
+def test_traceback_lines_cannot_pass_for_a_record(tmp_path: Path, format_type: str) -> None:
+    """An exception message with a line that starts like a record is indented under the
+    traceback, which otherwise stays as Python prints it; only a record's line starts with
+    its date."""
+    path = tmp_path / "run.log"
+    with LogManager(file_path=path, format_type=format_type, console=False) as log_mgr:
+        try:
+            raise ValueError("bad map" + FORGED + "\u2028\rend")
+        except ValueError:
+            log_mgr.get_logger("fmt").exception("oops")
+    first, *rest = path.read_text(encoding="utf-8").split("\n")[:-1]
+    assert first[:4].isdigit()
+    assert first.endswith("oops")
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-2:] == [
+        "ValueError: bad map",
+        "  2026-05-09 19:55:25,123 CRITICAL lensing_ssc.auth: forged\\u2028\\rend",
+    ]
+    assert not any(line[:1].isdigit() for line in rest)

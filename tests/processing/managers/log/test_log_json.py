@@ -44,6 +44,10 @@ class Point:
 Pair = collections.namedtuple("Pair", "a b")
 
 
+#: Characters JSON may hold raw in a string that other readers end a line at.
+SEPARATORS = "\u2028\u2029\x85"
+
+
 def strict(line: bytes) -> Any:
     """The line parsed, refusing NaN and Infinity, which strict JSON does not have."""
     assert line.endswith(b"\n")
@@ -123,6 +127,7 @@ leaves = (
     | st.integers()
     | st.floats()
     | st.text()
+    | st.text(alphabet=st.sampled_from("a\u2028\u2029\x85"))
     | st.sampled_from(["\udce9", "a\ud800b"])
     | st.binary(max_size=4)
     | st.builds(np.int64, st.integers(-(2**63), 2**63 - 1))
@@ -151,7 +156,9 @@ values = st.recursive(
 def test_orjson_and_stdlib_write_the_same_json(fields: dict[str, Any], message: str) -> None:
     """Whatever the fields hold, both encoders write one strict line that parses the same."""
     data = {"time": "2026-05-09T17:55:25.123456Z", "message": message, **fields}
-    assert strict(_json.encode_orjson(data)) == strict(_json.encode_stdlib(data))
+    fast, stdlib = _json.encode_orjson(data), _json.encode_stdlib(data)
+    assert strict(fast) == strict(stdlib)
+    assert not any(ch.encode() in line for ch in SEPARATORS for line in (fast, stdlib))
 
 
 @needs_orjson
@@ -189,3 +196,39 @@ def test_formatter_lines_are_the_same_json_with_either_encoder() -> None:
         "tags": ["a", "b"],
     }
     assert all(data == parsed[0] for data in parsed)
+
+
+@pytest.mark.parametrize("encode", ENCODERS)
+def test_line_separators_are_written_as_escapes(encode: Any) -> None:
+    """U+2028, U+2029 and NEL are escaped, so a line-splitting reader sees one line."""
+    data = {"message": "a\u2028b", "field": "c\u2029d\x85e", "k\u2028": 1}
+    line = encode(data)
+    assert b"\\u2028" in line
+    assert b"\\u2029" in line
+    assert b"\\u0085" in line
+    assert len(line.decode("utf-8").splitlines()) == 1
+    assert strict(line) == data
+
+
+separated_text = st.text(alphabet=st.sampled_from('aκ\n"\\\x00\x7f' + SEPARATORS) | st.characters())
+
+
+@needs_orjson
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(
+        separated_text,
+        separated_text | st.integers(-(2**63), 2**63 - 1) | st.booleans() | st.none(),
+        max_size=5,
+    ),
+    message=separated_text,
+)
+def test_orjson_and_stdlib_write_the_same_bytes_for_text(
+    fields: dict[str, Any], message: str
+) -> None:
+    """Records of text, integers and booleans are byte for byte the same with either encoder,
+    and neither writes a raw line separator."""
+    data = {"message": message, **fields}
+    fast, stdlib = _json.encode_orjson(data), _json.encode_stdlib(data)
+    assert fast == stdlib
+    assert len(fast.decode("utf-8").splitlines()) == 1

@@ -14,8 +14,9 @@ every sink with one call. ``flush()`` drains the queue on the calling thread, un
 same lock, so when it returns every record logged before the call has been handed to the
 operating system. A full queue (``queue_size`` records waiting) makes callers wait for the
 writer instead of losing records; records are dropped (and counted) only when no writer
-is running. A failing sink or user handler is reported once on stderr and counted; it
-never raises into the code that logs.
+is running, or when a sink fails to take them: a record counts as written once every sink
+took it whole (a sink that fails part-way says how many it took). A failing sink or user
+handler is reported once on stderr and counted; it never raises into the code that logs.
 
 Sinks are :mod:`._sinks`; the socket to a parent process is :mod:`._transport`.
 """
@@ -34,10 +35,11 @@ from lensing_ssc.processing.managers.log._context import CONTEXT_ATTR, context_g
 from lensing_ssc.processing.managers.log._format import (
     RecordFormatter,
     RecordTuple,
+    one_line,
     record_of,
     safe_str,
 )
-from lensing_ssc.processing.managers.log._sinks import Sink
+from lensing_ssc.processing.managers.log._sinks import PartialWriteError, Sink
 
 __all__ = ["WRITER_THREAD_NAME", "EnqueueHandler", "LogPipeline", "PipelineCounts"]
 
@@ -260,24 +262,27 @@ class LogPipeline:
                     records.append(record)
             counts[level] = counts.get(level, 0) + 1
         self._from_workers += from_workers
-        failed = False
+        taken = len(batch)  # by every sink, whole
         for sink in self.sinks:
             try:
                 sink.write(lines)
+            except PartialWriteError as exc:  # a full disk: the records before it are in
+                taken = min(taken, exc.written)
+                self._errors += 1
+                self.report(sink.label, exc.__cause__ or exc)
             except Exception as exc:  # disk full, closed stream, gone parent: report once
-                failed = True
+                taken = 0
                 self._errors += 1
                 self.report(sink.label, exc)
-        if failed:
-            self._dropped += len(batch)
-        else:
-            self._written += len(batch)
+        self._written += taken
+        self._dropped += len(batch) - taken
         for handler in handlers:
             self._feed(handler, records)
 
     def _unformattable(self, name: str, exc: Exception) -> bytes:
         self.report("formatter", exc)
-        return f"<unformattable record from {name}: {exc!r}>\n".encode("utf-8", "backslashreplace")
+        text = one_line(f"<unformattable record from {name}: {exc!r}>")
+        return (text + "\n").encode("utf-8", "backslashreplace")
 
     def _feed(self, handler: logging.Handler, records: list[logging.LogRecord]) -> None:
         for record in records:
