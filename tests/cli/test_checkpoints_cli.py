@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +144,53 @@ def test_command_line_entry_point(run_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert [r["description"] for r in json.loads(result.stdout)] == ["second", "first"]
+
+
+@pytest.fixture
+def pipeline_run(tmp_path: Path, config_file: Callable[..., Path]) -> Path:
+    """The run directory of a finished tiny ``lensing-ssc run``: task journals, no checkpoints."""
+    run = tmp_path / "run"
+    assert main(["run", str(config_file(run))]) == 0
+    return run
+
+
+def test_list_on_a_pipeline_run_says_what_it_holds_and_points_to_tasks(
+    pipeline_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`list` on a pipeline run names its journals, results and log, and `lensing-ssc tasks`."""
+    capsys.readouterr()
+    assert main(["checkpoints", "list", str(pipeline_run)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"no checkpoints in {pipeline_run / 'checkpoints'}",
+        f"{pipeline_run} holds task journals instead: maps, patches; "
+        f"see them with lensing-ssc tasks {pipeline_run}",
+        f"  results  {pipeline_run / 'results'}: patch_statistics.h5, summary.txt",
+        f"  log      {pipeline_run / 'logs' / 'lensing_ssc.log'}",
+    ]
+    assert main(["checkpoints", "list", str(pipeline_run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_list_on_a_pipeline_run_without_a_checkpoint_dir_points_to_tasks(
+    pipeline_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no checkpoints/ at all, `list` on a pipeline run still answers, with exit 0."""
+    shutil.rmtree(pipeline_run / "checkpoints", ignore_errors=True)
+    capsys.readouterr()
+    assert main(["checkpoints", "list", str(pipeline_run)]) == 0
+    out = capsys.readouterr().out
+    assert f"see them with lensing-ssc tasks {pipeline_run}\n" in out
+
+
+def test_show_on_a_pipeline_run_is_one_line_naming_lensing_ssc_tasks(
+    pipeline_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`show` and `verify` on a pipeline run exit 2 with one line pointing to its journals."""
+    capsys.readouterr()
+    for command in ("show", "verify"):
+        assert main(["checkpoints", command, str(pipeline_run)]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line == (
+            f"error: no checkpoints in '{pipeline_run / 'checkpoints'}' ({pipeline_run} holds "
+            f"task journals instead: maps, patches; see them with lensing-ssc tasks {pipeline_run})"
+        )

@@ -3,8 +3,11 @@
 Each command takes a run directory (its checkpoints live in ``RUN_DIR/checkpoints``) or a
 checkpoint directory itself. ``list``, ``show`` and ``verify`` only read: they work on a
 finished run, a copy, or a directory another job is still writing to. ``verify`` exits 1
-when it finds damage. The saving and loading are :class:`CheckpointManager`'s; where a run
-keeps its checkpoints is :class:`~lensing_ssc.processing.managers.RunDir`'s.
+when it finds damage. A pipeline run (``lensing-ssc run``) journals its tasks instead of
+saving checkpoints: on its directory these commands say so, list what it holds (journals,
+results, figures, log) and point to ``lensing-ssc tasks RUN_DIR``. The saving and loading are
+:class:`CheckpointManager`'s; where a run keeps its checkpoints is
+:class:`~lensing_ssc.processing.managers.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -32,19 +35,70 @@ _RUN_DIR = typer.Argument(..., help="Run directory (or its checkpoints/ director
 _JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
+def _journals(run_dir: Path) -> list[str]:
+    """The names of the task journals ``run_dir`` holds (``maps``, ``patches``), if any."""
+    tasks = RunDir(run_dir).tasks
+    return [path.stem for path in sorted(tasks.glob("*.journal"))] if tasks.is_dir() else []
+
+
+def _journals_instead(run_dir: Path, journals: list[str]) -> str:
+    """Where the work of a run that journals its tasks instead of checkpointing is shown."""
+    return (
+        f"{run_dir} holds task journals instead: {', '.join(journals)}; "
+        f"see them with lensing-ssc tasks {run_dir}"
+    )
+
+
+def _run_holdings(run_dir: Path) -> list[str]:
+    """What a run directory without checkpoints holds instead, a line each; none without journals.
+
+    A pipeline run journals its tasks rather than saving checkpoints: its journals, results,
+    figures and log are what there is to show.
+    """
+    journals = _journals(run_dir)
+    if not journals:
+        return []
+    layout = RunDir(run_dir)
+    lines = [_journals_instead(run_dir, journals)]
+    for label, directory in (("results", layout.results), ("figures", layout.figures)):
+        names = sorted(p.name for p in directory.glob("*") if p.is_file())
+        if names:
+            lines.append(f"  {label:<8} {directory}: {', '.join(names)}")
+    if layout.log_file.is_file():
+        lines.append(f"  log      {layout.log_file}")
+    return lines
+
+
 def _checkpoint_dir(run_dir: Path) -> Path:
     for candidate in (RunDir(run_dir).checkpoints, run_dir):
         if (candidate / "manifests").is_dir():
             return candidate
+    journals = _journals(run_dir)
     raise CheckpointError(
         f"no checkpoints found in {str(run_dir)!r}",
         value=str(run_dir),
-        hint="give the run directory (holding checkpoints/) or a checkpoint directory",
+        hint=_journals_instead(run_dir, journals)
+        if journals
+        else "give the run directory (holding checkpoints/) or a checkpoint directory",
     )
 
 
 def _manager(run_dir: Path) -> CheckpointManager:
-    return CheckpointManager(_checkpoint_dir(run_dir), read_only=True)
+    """A read-only manager of the run's checkpoints; an error pointing to the journals if none.
+
+    A checkpoint directory the run created but never saved into is no checkpoint either:
+    on a run that journals its tasks, that error names the journals and ``lensing-ssc tasks``.
+    """
+    manager = CheckpointManager(_checkpoint_dir(run_dir), read_only=True)
+    journals = _journals(run_dir)
+    if journals and not manager.list_checkpoints() and not manager.get_status()["damaged"]:
+        manager.close()
+        raise CheckpointError(
+            f"no checkpoints in {str(manager.checkpoint_dir)!r}",
+            value=str(run_dir),
+            hint=_journals_instead(run_dir, journals),
+        )
+    return manager
 
 
 def _size(n: int) -> str:
@@ -63,7 +117,20 @@ def _echo_json(data: Any) -> None:
 @checkpoints_app.command("list", cls=ReadableCommand)
 def list_checkpoints(run_dir: Path = _RUN_DIR, as_json: bool = _JSON) -> None:
     """List checkpoints, newest first: id, time, step, size, tags, description."""
-    with _manager(run_dir) as manager:
+    holdings = _run_holdings(run_dir)
+    try:
+        manager = _manager(run_dir)
+    except CheckpointError:
+        if not holdings:
+            raise
+        # A run that journals its tasks: no checkpoints is an answer, with where to look.
+        if as_json:
+            _echo_json([])
+            return
+        typer.echo(f"no checkpoints in {RunDir(run_dir).checkpoints}")
+        typer.echo("\n".join(holdings))
+        return
+    with manager:
         infos = manager.list_checkpoints()
         damaged = manager.get_status()["damaged"]
     if as_json:
