@@ -4,7 +4,8 @@ Each command takes the run directory (its cache is ``RUN_DIR/cache``) or a cache
 itself, or ``--cache-dir`` for a cache kept elsewhere (``cache.dir`` in the config). The
 commands work on the disk tier (``clean`` asks first, unless ``--yes``; ``clear`` is its
 former name, kept working) every process of the run shares; memory tiers live and die
-with their processes. The cache itself is
+with their processes. ``stats`` only reads (it works on a cache this user may not write);
+``clean`` and ``clear`` replace a damaged index by an empty one. The cache itself is
 :class:`~lensing_ssc.processing.managers.CacheManager`; these commands go through
 :class:`~lensing_ssc.processing.managers.cache.CacheDirectory`, and find the run's cache with
 :class:`~lensing_ssc.processing.managers.RunDir`.
@@ -37,14 +38,14 @@ _CACHE_DIR = typer.Option(
 )
 
 
-def _open(run_dir: Path, cache_dir: Path | None) -> CacheDirectory:
+def _find(run_dir: Path, cache_dir: Path | None) -> Path:
     if cache_dir is not None:
         candidates = [cache_dir]
     else:
         candidates = [path for path in (RunDir(run_dir).cache, run_dir) if path is not None]
     for directory in candidates:
         if CacheDirectory.holds_cache(directory):
-            return CacheDirectory(directory)
+            return directory
     raise CacheError(
         f"no cache found in {' or '.join(repr(str(path)) for path in candidates)}",
         value=str(candidates[0]),
@@ -52,8 +53,28 @@ def _open(run_dir: Path, cache_dir: Path | None) -> CacheDirectory:
     )
 
 
+def _open(run_dir: Path, cache_dir: Path | None) -> CacheDirectory:
+    return CacheDirectory(_find(run_dir, cache_dir))
+
+
 def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _rebuild(directory: Path, damage: CacheError, *, ask: bool) -> None:
+    """Replace a damaged index (its entries cannot be listed, so none can be removed one by one)."""
+    typer.echo(damage.message)
+    if ask and not typer.confirm(
+        f"replace it with an empty index and remove every value file of {directory}?",
+        default=False,
+    ):
+        typer.echo("nothing removed")
+        raise typer.Exit(1)
+    files, size = CacheDirectory.rebuild(directory)
+    typer.echo(
+        f"replaced the damaged index of {directory} with an empty one, removed {files} value "
+        f"files, freed {_mib(size)}"
+    )
 
 
 @cache_app.command("stats", cls=ReadableCommand)
@@ -62,12 +83,9 @@ def stats(
     cache_dir: Path | None = _CACHE_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """Entries, bytes, tags and the hits and misses of every process so far."""
-    disk = _open(run_dir, cache_dir)
-    try:
-        totals = disk.totals()
-    finally:
-        disk.close()
+    """Entries, bytes, tags and the hits and misses of every process so far (read-only)."""
+    disk = CacheDirectory(_find(run_dir, cache_dir), read_only=True)
+    totals = disk.totals()
     lookups = totals["hits"] + totals["misses"]
     totals["hit_rate"] = totals["hits"] / lookups if lookups else 0.0
     totals["cache_dir"] = str(disk.directory)
@@ -109,33 +127,50 @@ def clean(
     cache_dir: Path | None = _CACHE_DIR,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Remove every entry of the run's disk cache and say how much disk space that freed."""
-    disk = _open(run_dir, cache_dir)
+    """Remove every entry of the run's disk cache and say how much disk space that freed.
+
+    A damaged index, whose entries cannot be listed, is replaced by an empty one instead.
+    """
+    directory = _find(run_dir, cache_dir)
     try:
-        entries = disk.totals()["entries"]
-        if not yes and not typer.confirm(
-            f"remove all {entries} entries of {disk.directory}?", default=False
-        ):
-            typer.echo("nothing removed")
-            raise typer.Exit(1)
-        before = _disk_bytes(disk.directory)
-        removed = disk.clear()
-    finally:
-        disk.close()
-    freed = max(before - _disk_bytes(disk.directory), 0)
-    typer.echo(f"removed {removed} entries from {disk.directory}, freed {_mib(freed)}")
+        disk = CacheDirectory(directory)
+        try:
+            entries = disk.totals()["entries"]
+            if not yes and not typer.confirm(
+                f"remove all {entries} entries of {directory}?", default=False
+            ):
+                typer.echo("nothing removed")
+                raise typer.Exit(1)
+            before = _disk_bytes(directory)
+            removed = disk.clear()
+        finally:
+            disk.close()
+    except CacheError as exc:
+        if not CacheDirectory.is_damaged(exc):
+            raise
+        _rebuild(directory, exc, ask=not yes)
+        return
+    freed = max(before - _disk_bytes(directory), 0)
+    typer.echo(f"removed {removed} entries from {directory}, freed {_mib(freed)}")
 
 
 @cache_app.command("clear", cls=ReadableCommand, hidden=True)
 def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None:
     """Remove every entry of the disk cache, without asking (``clean --yes``'s former name)."""
-    disk = _open(run_dir, cache_dir)
+    directory = _find(run_dir, cache_dir)
     try:
-        size = disk.totals()["bytes"]
-        removed = disk.clear()
-    finally:
-        disk.close()
-    typer.echo(f"removed {removed} entries ({_mib(size)}) from {disk.directory}")
+        disk = CacheDirectory(directory)
+        try:
+            size = disk.totals()["bytes"]
+            removed = disk.clear()
+        finally:
+            disk.close()
+    except CacheError as exc:
+        if not CacheDirectory.is_damaged(exc):
+            raise
+        _rebuild(directory, exc, ask=False)
+        return
+    typer.echo(f"removed {removed} entries ({_mib(size)}) from {directory}")
 
 
 @cache_app.command("invalidate", cls=ReadableCommand)

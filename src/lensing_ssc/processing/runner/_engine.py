@@ -7,6 +7,8 @@ durable, and return the stop reason.
 :mod:`lensing_ssc.processing.runner` turns that into ``InterruptedRunError``. A
 ``KeyboardInterrupt`` (an impatient second Ctrl-C) does not wait: the parallel loop ends
 the running tasks (killing process-pool workers), keeps what had finished, and re-raises.
+Whenever the loop kills workers, the processes their tasks started end with them
+(:mod:`._process_tree`).
 
 The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
 or enough for about 0.1 s of queued work, at most 16), each a chunk of items
@@ -47,7 +49,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lensing_ssc.processing.runner._adapter import Adapter
+from lensing_ssc.processing.runner._interrupts import (
+    InterruptWatch,
+    error_message,
+    is_task_failure,
+)
 from lensing_ssc.processing.runner._ledger import Ledger
+from lensing_ssc.processing.runner._process_tree import end_orphans, note_tree
 from lensing_ssc.processing.runner._worker import (
     RetryPolicy,
     describe_error,
@@ -89,7 +97,23 @@ def run_serial(
     policy: RetryPolicy,
     should_stop: StopCheck | None,
 ) -> str | None:
-    """Run the ledger's items one by one here; returns the stop reason, or ``None``."""
+    """Run the ledger's items one by one here; returns the stop reason, or ``None``.
+
+    Whatever a task raises is its failure, ``SystemExit`` included; a ``KeyboardInterrupt``
+    ends the run only when a SIGINT came during the task (a Ctrl-C, :mod:`._interrupts`).
+    """
+    with InterruptWatch() as interrupts:
+        return _serial_loop(ledger, func, items, policy, should_stop, interrupts)
+
+
+def _serial_loop(
+    ledger: Ledger,
+    func: Callable[[Any], Any],
+    items: Sequence[Any],
+    policy: RetryPolicy,
+    should_stop: StopCheck | None,
+    interrupts: InterruptWatch,
+) -> str | None:
     record_success = ledger.record_success
     release = ledger.release
     retries = policy.retries
@@ -104,9 +128,12 @@ def run_serial(
         started = time.perf_counter()
         while True:
             attempts += 1
+            heard = interrupts.count
             try:
                 value = func(item)
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_task_failure(exc, interrupts.count != heard):
+                    raise
                 if attempts > retries or not retryable(exc):
                     ledger.record_failure(index, *describe_error(exc), attempts)
                     break
@@ -116,7 +143,7 @@ def run_serial(
                     attempts,
                     retries + 1,
                     type(exc).__name__,
-                    exc,
+                    error_message(exc),
                 )
                 reason = _pause(policy.delay, should_stop)
                 if reason is not None:  # the item is left for the next run
@@ -343,6 +370,14 @@ class _Parallel:
         self.ledger.record_failure(index, WORKER_DIED, message, "", attempts)
 
 
+def _terminate(adapter: Adapter, futures: list[Any]) -> None:
+    """Stop the running tasks now, and the processes that their killed workers started."""
+    tree = note_tree() if adapter.kind != "threads" else None
+    adapter.terminate(futures)
+    if tree is not None:
+        end_orphans(tree)
+
+
 def run_parallel(
     ledger: Ledger,
     func: Callable[[Any], Any],
@@ -388,7 +423,7 @@ def run_parallel(
             if fault is not None:  # nothing running can finish: no stop timeout to wait
                 run.stopping = True
                 reason = reason or fault
-                adapter.terminate(list(run.in_flight))
+                _terminate(adapter, list(run.in_flight))
                 break
             if reason is None:
                 run.fill()
@@ -396,7 +431,7 @@ def run_parallel(
                 break
             timeout = _POLL if reason is None else min(_POLL, deadline - time.monotonic())
             if reason is not None and timeout <= 0:
-                adapter.terminate(list(run.in_flight))
+                _terminate(adapter, list(run.in_flight))
                 break
             try:
                 first = run.done.get(timeout=timeout)
@@ -414,7 +449,7 @@ def run_parallel(
             ledger.release()
     except KeyboardInterrupt:
         # Stop now, not after the running tasks: closing the pool would wait for them.
-        adapter.terminate(list(run.in_flight))
+        _terminate(adapter, list(run.in_flight))
         raise
     finally:
         if journal is not None:

@@ -4,8 +4,10 @@
 few ``(index, item)`` pairs, retrying each failure ``retries`` times ``retry_delay`` seconds
 apart (not an ``ImportError``, nor an exception whose ``retryable`` attribute is false: see
 :func:`retryable`), and returns a :class:`UnitReport`: one :class:`Outcome` per item.
-Exceptions never escape it, so a failing item costs only its own result; the traceback
-travels back as text (always picklable).
+Nothing a task raises escapes it (``SystemExit`` included; only a Ctrl-C's
+``KeyboardInterrupt`` ends the run, :mod:`._interrupts`), so a failing item costs only its
+own result; the traceback travels back as text (always picklable), and an exception whose
+message cannot be made is described by its type.
 
 Per-process set-up (the log configuration of the run, say) happens in two ways: pools the
 runner creates call :func:`process_worker_init` when each worker starts; executors it does
@@ -28,6 +30,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from lensing_ssc.processing.runner._interrupts import (
+    InterruptWatch,
+    error_message,
+    is_task_failure,
+    type_name,
+)
 
 __all__ = [
     "Outcome",
@@ -92,12 +101,18 @@ class UnitReport:
 
 
 def describe_error(exc: BaseException) -> tuple[str, str, str]:
-    """``(qualified type name, message, formatted traceback)`` of an exception."""
+    """``(qualified type name, message, formatted traceback)`` of an exception.
+
+    Never raises: an exception whose ``__str__`` raises is described by its type and by what
+    that raised (:func:`._interrupts.error_message`), and so is a traceback that cannot be
+    formatted.
+    """
     cls = type(exc)
-    name = cls.__qualname__
-    if cls.__module__ != "builtins":
-        name = f"{cls.__module__}.{name}"
-    return name, str(exc), "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    try:
+        trace = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
+    except Exception as failure:  # the traceback module guards str(); not everything else
+        trace = f"<the traceback could not be formatted: {type_name(type(failure))}>"
+    return type_name(cls), error_message(exc), trace
 
 
 def retryable(exc: BaseException) -> bool:
@@ -110,15 +125,26 @@ def retryable(exc: BaseException) -> bool:
     return bool(getattr(exc, "retryable", True))
 
 
-def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPolicy) -> Outcome:
-    """Call ``func(item)`` with retries; never raises an ``Exception``."""
+def run_one(
+    func: Callable[[Any], Any],
+    index: int,
+    item: Any,
+    policy: RetryPolicy,
+    interrupts: InterruptWatch | None = None,
+) -> Outcome:
+    """Call ``func(item)`` with retries; whatever it raises is its failure (``SystemExit``
+    too), except a ``KeyboardInterrupt`` while ``interrupts`` counted a SIGINT: a Ctrl-C
+    ends the run (:mod:`._interrupts`)."""
     start = time.perf_counter()
     attempts = 0
     while True:
         attempts += 1
+        heard = 0 if interrupts is None else interrupts.count
         try:
             value = func(item)
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_task_failure(exc, interrupts is not None and interrupts.count != heard):
+                raise
             if attempts > policy.retries or not retryable(exc):
                 return Outcome(
                     index, False, describe_error(exc), attempts, time.perf_counter() - start
@@ -129,7 +155,7 @@ def run_one(func: Callable[[Any], Any], index: int, item: Any, policy: RetryPoli
                 attempts,
                 policy.retries + 1,
                 type(exc).__name__,
-                exc,
+                error_message(exc),
             )
             if policy.delay > 0:
                 time.sleep(policy.delay)
@@ -146,7 +172,8 @@ def run_unit(
     """Run ``func`` on each ``(index, item)`` pair; one :class:`Outcome` per pair, in order."""
     if setup is not None:
         setup.ensure()
-    outcomes = [run_one(func, index, item, policy) for index, item in pairs]
+    with InterruptWatch() as interrupts:
+        outcomes = [run_one(func, index, item, policy, interrupts) for index, item in pairs]
     carried = None if setup is None else setup.finish()
     return UnitReport(outcomes, carried)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import time
 from pathlib import Path
@@ -121,12 +122,16 @@ def test_default_ttl_applies_when_put_gives_none() -> None:
         assert cache.get("b") == 2
 
 
-def test_too_large_value_is_rejected_counted_and_warned_once() -> None:
-    """A value above the byte limit is not cached, is counted, and warns only once."""
-    with CacheManager(max_size_mb=1) as cache:
-        with pytest.warns(RuntimeWarning, match=r"exceeds the memory tier's limit of 1\.0 MiB"):
-            cache.put("big", np.zeros(200_000))
-        cache.put("big2", np.zeros(300_000))  # no second warning (filterwarnings=error)
+def test_too_large_value_is_rejected_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A value above the byte limit is not cached, is counted, and logged once: no warning."""
+    with CacheManager(max_size_mb=1) as cache, caplog.at_level(logging.WARNING):
+        cache.put("big", np.zeros(200_000))  # no Python warning (filterwarnings=error)
+        cache.put("big2", np.zeros(300_000))
+        [record] = caplog.records
+        assert record.name == "lensing_ssc.processing.managers.cache"
+        assert "exceeds the memory tier's limit of 1.0 MiB" in record.getMessage()
         assert cache.get("big") is None
         stats = cache.get_stats()
         assert stats.rejected == 2
@@ -138,8 +143,7 @@ def test_rejected_replacement_drops_the_old_value() -> None:
     """Putting a too-large value under a cached key does not leave the stale value."""
     with CacheManager(max_size_mb=1) as cache:
         cache.put("k", 1)
-        with pytest.warns(RuntimeWarning):
-            cache.put("k", np.zeros(200_000))
+        cache.put("k", np.zeros(200_000))
         assert cache.get("k") is None
 
 

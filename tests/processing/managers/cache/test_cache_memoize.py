@@ -163,19 +163,20 @@ def test_concurrent_threads_compute_a_missing_key_once() -> None:
     assert len({id(result) for result in results}) == 1
 
 
+def _logged_power(x: int, log: Path) -> int:
+    with log.open("a") as out:
+        out.write(f"{x}\n")
+    return x**2
+
+
 def test_memoized_results_persist_on_disk(tmp_path: Path) -> None:
     """With a disk tier, a later manager finds results computed earlier."""
-    calls = []
-
-    def power(x: int) -> int:
-        calls.append(x)
-        return x**2
-
-    with CacheManager(cache_dir=tmp_path) as cache:
-        assert cache.memoize(power)(9) == 81
-    with CacheManager(cache_dir=tmp_path) as cache:
-        assert cache.memoize(power)(9) == 81
-    assert calls == [9]
+    log = tmp_path / "calls"
+    with CacheManager(cache_dir=tmp_path / "cache") as cache:
+        assert cache.memoize(_logged_power)(9, log) == 81
+    with CacheManager(cache_dir=tmp_path / "cache") as cache:
+        assert cache.memoize(_logged_power)(9, log) == 81
+    assert log.read_text() == "9\n"
 
 
 _WORKER = textwrap.dedent(
@@ -264,12 +265,13 @@ def test_a_holder_on_another_host_blocks_while_it_beats_and_not_after(tmp_path: 
         node_b = ComputeOnce(disk, lease_ttl=60, heartbeat=0.05, host="node-b")
         started, release, computed = threading.Event(), threading.Event(), threading.Event()
 
-        def answer() -> int:
-            computed.set()
+        # The event travels as an argument that key= leaves out: a captured one cannot be keyed.
+        def answer(done: threading.Event) -> int:
+            done.set()
             return 42
 
-        memoized = cache.memoize(answer)
-        key = memoized.cache_key()  # type: ignore[attr-defined]
+        memoized = cache.memoize(key=lambda done: "answer")(answer)
+        key = memoized.cache_key(computed)  # type: ignore[attr-defined]
 
         def held_by_node_b() -> int:
             started.set()
@@ -287,7 +289,7 @@ def test_a_holder_on_another_host_blocks_while_it_beats_and_not_after(tmp_path: 
         holder_row = _lease_row(disk, key)
         assert (holder_row.host, holder_row.beat) == ("node-b", 0.05)
         results: list[int] = []
-        waiter = threading.Thread(target=lambda: results.append(memoized()))
+        waiter = threading.Thread(target=lambda: results.append(memoized(computed)))
         waiter.start()
         assert not computed.wait(0.5)  # ten beats: node-b is alive, so this one waits
         node_b.close()  # node-b's renewals stop, as when its node is lost

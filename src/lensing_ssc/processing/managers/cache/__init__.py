@@ -4,7 +4,8 @@ Private parts: :mod:`._memory` (the memory tier and its eviction policies, :mod:
 :mod:`._disk` (the disk tier: an SQLite index in :mod:`._index` and :mod:`._connection`, value
 files in :mod:`._values`), :mod:`._reserve` and :mod:`._reclaim` (the free-space reserve and
 what gives space back), :mod:`._keys` and :mod:`._memoize` (keys of calls, the decorator),
-:mod:`._settings` and :mod:`._stats`. The manager itself is in :mod:`._manager`;
+:mod:`._settings` and :mod:`._stats`, :mod:`._damage` (replacing a damaged index) and
+:mod:`._fork` (locks made new in a forked child). The manager itself is in :mod:`._manager`;
 :class:`CacheDirectory` (:mod:`._directory`) opens a cache directory to count or empty it.
 """
 

@@ -12,9 +12,11 @@ after the commit. A process killed at any moment therefore leaves either the old
 new one, and at worst a value file no entry refers to, which :meth:`DiskTier.sweep` removes
 later. Readers take no write lock: access times, use counts and counters are batched and
 written with the next write transaction (or once a second). A corrupt or missing value is a
-miss, and its entry is removed. Value file names come from the digest of the key's canonical
-encoding plus a random token, so keys never become paths and concurrent writers never share a
-file.
+miss, and its entry is removed; a damaged index is replaced by an empty one
+(:mod:`._damage`), once per process: after a second damage, or a failed replacement, the
+tier is no longer :attr:`~DiskTier.usable`. Value file names come from the digest of the
+key's canonical encoding plus a random token, so keys never become paths and concurrent
+writers never share a file.
 
 The tier also gives way to everything else on its filesystem (:mod:`._reserve`): before a put
 it makes room (:mod:`._reclaim`) until the write leaves the free-space reserve, and if the
@@ -45,6 +47,7 @@ from lensing_ssc.core.base.exceptions import CacheError
 from lensing_ssc.core.io import fsync_directory, hash_bytes
 
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
+from ._damage import is_index_damaged
 from ._filesystem import filesystem_type
 from ._index import Row, Victim
 from ._reclaim import ORPHAN_AGE, Room
@@ -64,6 +67,10 @@ from ._values import (
 __all__ = ["INDEX_NAME", "DiskTier", "Outcome"]
 
 INLINE_LIMIT = 64 << 10  # payloads up to this many bytes live in the index row
+# Seconds a fork waits for a call in SQLite to end (see before_fork): a call takes
+# milliseconds unless it waits on another process's transaction, and a child forked then
+# only loses its disk tier, where a longer wait would hold up every fork of the process.
+FORK_WAIT = 2.0
 
 
 class Outcome(enum.Enum):
@@ -89,9 +96,11 @@ class DiskTier:
             every put keeps it.
         journal_mode: ``cache.journal_mode`` (:mod:`._filesystem`).
         fstype: Tells a directory's filesystem type for ``"auto"``; tests inject one.
+        repair: Replace a damaged index by an empty one, once (see :attr:`usable`).
 
     Raises:
-        CacheError: The directory cannot be created or written, or holds a foreign index.
+        CacheError: The directory cannot be created or written, holds a foreign index,
+            or holds a damaged one that is not to be (or cannot be) replaced.
     """
 
     def __init__(
@@ -105,6 +114,7 @@ class DiskTier:
         min_free_mb: float | None = 0.0,
         journal_mode: str = "auto",
         fstype: Callable[[Path], str | None] = filesystem_type,
+        repair: bool = True,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
@@ -113,22 +123,61 @@ class DiskTier:
         self.memory_map = memory_map
         self._values = directory / VALUES_DIR
         self._access = IndexAccess(
-            directory, policy=policy, journal_mode=journal_mode, fstype=fstype
+            directory, policy=policy, journal_mode=journal_mode, fstype=fstype, repair=repair
         )
         self._locked = self._access.locked
         self._write = self._access.write
         self._lock = self._access.lock
+        self._fork_held = False
         self.hits = self.misses = self.evictions = self.expirations = self.rejected = 0
         self._opened = time.time()
-        with self._locked as index:
-            self._opened_with = index.totals()  # every process's lookups before this one
         self.space = SpaceGuard(directory, min_free_mb=min_free_mb)
         self._room = Room(self._access, self.space, unlink=self._unlink)
+        try:
+            self._start()
+        except CacheError as exc:
+            if not is_index_damaged(exc) or not self.usable:
+                raise
+            self._start()  # the damaged index was replaced by an empty one: start on that
+
+    def _start(self) -> None:
+        with self._locked as index:
+            self._opened_with = index.totals()  # every process's lookups before this one
         if self._room.sweep_due():
             with suppress_disk_full():  # the files go; only the note of when waits
                 self.sweep()
         if self.space.enabled:
             self._room.keep_reserve()  # a run that stopped on a full disk can start again
+
+    def before_fork(self) -> None:
+        """Wait for no thread to be inside SQLite, so that a forked child can open the index.
+
+        SQLite's own locks and lock records are copied into the child as they are; a thread
+        inside a call at the fork would leave them taken there for ever. Every call of this
+        tier runs under its lock, so holding it across the fork is enough.
+        """
+        self._fork_held = self._lock.acquire(timeout=FORK_WAIT)
+
+    def after_fork(self, *, in_child: bool) -> bool:
+        """Release the lock; in a child, new locks. Whether the tier is usable afterwards.
+
+        A child forked while a call went on past :data:`FORK_WAIT` (SQLite waiting for
+        another process's transaction) cannot trust SQLite's state: not usable there.
+        """
+        held, self._fork_held = self._fork_held, False
+        if not in_child:
+            if held:
+                self._lock.release()
+            return True
+        self._access.after_fork_in_child()
+        self._lock = self._access.lock
+        self.space.after_fork_in_child()
+        return held
+
+    @property
+    def usable(self) -> bool:
+        """Whether the index can still be used: not damaged beyond the one replacement."""
+        return self._access.broken is None
 
     @property
     def journal_mode(self) -> str:

@@ -37,7 +37,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["COUNTERS", "Index", "IndexModeError", "Row", "Victim"]
+__all__ = [
+    "COUNTERS",
+    "Index",
+    "IndexModeError",
+    "Row",
+    "Victim",
+    "read_tag_counts",
+    "read_totals",
+]
 
 SCHEMA_VERSION = 1
 COUNTERS = ("hits", "misses", "evictions", "expirations", "rejected")
@@ -102,6 +110,21 @@ _ORDER_INDEX = {
 }
 _NO_TAGS = "[]"
 _ROW = "id, kind, codec, meta, size, digest, inline, file, tags, expires"
+
+
+def read_totals(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes, entries and the cumulative counters of every process, from any connection."""
+    names = ("bytes", "entries", *COUNTERS)
+    found = conn.execute(f"SELECT {', '.join(names)} FROM totals").fetchone()
+    if found is None:
+        raise sqlite3.DatabaseError("database disk image is malformed")  # its one row is gone
+    return dict(zip(names, found, strict=True))
+
+
+def read_tag_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Entries per tag, from any connection."""
+    rows = conn.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag")
+    return dict(rows.fetchall())
 
 
 class IndexModeError(sqlite3.DatabaseError):
@@ -288,9 +311,7 @@ class Index:
 
     def totals(self) -> dict[str, int]:
         """Bytes, entries and the cumulative counters of every process."""
-        names = ("bytes", "entries", *COUNTERS)
-        found = self._conn.execute(f"SELECT {', '.join(names)} FROM totals").fetchone()
-        return dict(zip(names, found, strict=True))
+        return read_totals(self._conn)
 
     def file_bytes(self) -> int:
         """Bytes of the values stored in value files (what evicting them all would free)."""
@@ -301,8 +322,7 @@ class Index:
 
     def tag_counts(self) -> dict[str, int]:
         """Entries per tag."""
-        rows = self._conn.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag")
-        return dict(rows.fetchall())
+        return read_tag_counts(self._conn)
 
     def meta(self, name: str) -> Any:
         """The value stored under ``name`` in the ``meta`` table, or ``None``."""

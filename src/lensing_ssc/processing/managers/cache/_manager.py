@@ -8,12 +8,19 @@ returned memory-mapped, ``memory_map=True`` or ``"verify"``: they already live i
 cache), and the directory outlives the process and is shared safely by every process of a
 run. Entries may expire (``ttl``), carry any number of tags, and be memoized per call with
 compute-once across threads and processes. ``shrink`` gives memory back under pressure.
+A value too large for a tier is logged once per tier as a WARNING record on the
+``lensing_ssc.processing.managers.cache`` logger (not a Python warning: the caller's code is
+not at fault, and a library is quiet unless logging is configured); ``get_stats()`` counts
+every rejection.
 
 Thread safety: every mutation takes a lock; for ``lru`` and ``fifo`` a memory hit takes
 none, because it consists of single C-level dict operations that the GIL makes atomic (on
 a free-threaded Python the hit path takes the lock). Each process has its own memory
 tier: a put or invalidation in one process reaches the others through the disk tier, not
-their memory tiers.
+their memory tiers. A child forked while threads use the cache gets new locks
+(:mod:`._fork`). A damaged disk index never fails a call: it is replaced by an empty one,
+and if that fails (or it is damaged again) this process goes on with its memory tier only
+(``get_status()["disk_bypassed"]`` says why).
 
 Implementation pieces live in :mod:`._cache` beside this module; the design and the
 measured figures are in ``docs/cache_manager.md``. The command line is
@@ -28,10 +35,10 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
@@ -47,7 +54,10 @@ from lensing_ssc.core.config import (
 )
 from lensing_ssc.core.io import estimate_size, resolve_codec
 
+from ._damage import is_index_damaged
 from ._disk import DiskTier, Outcome
+from ._fork import register as register_for_forks
+from ._fork import unregister as unregister_for_forks
 from ._keys import encode_key
 from ._memoize import ComputeOnce, memoized
 from ._memory import MISSING, MemoryTier
@@ -70,7 +80,13 @@ if TYPE_CHECKING:
 __all__ = ["CacheManager", "CacheStats", "SharedStats", "TierStats"]
 
 
+_log = logging.getLogger("lensing_ssc.processing.managers.cache")
+
 _STRIPES = 64  # per-key locks keeping both tiers in one order for puts of one key
+_WITHOUT_DISK = (
+    "the cache in %r goes on in memory only in this process: %s. Values are still "
+    "computed and returned; the next process that opens the cache uses its disk again"
+)
 _F = TypeVar("_F", bound=Callable[..., Any])
 _NOTHING: dict[Hashable, Any] = {}  # never written: lookups in it always miss
 
@@ -194,24 +210,33 @@ class CacheManager(ReadOnlySettings):
         self._expiry = self._memory.expiry
         self._touch = self._memory.touch
         self._hits = self._memory.hits.counter
-        self._disk: DiskTier | None = None
-        if settings.dir is not None:
-            self._disk = DiskTier(
-                settings.dir,
-                max_bytes=byte_limit(settings.disk_max_size_mb),
-                policy=settings.eviction_policy,
-                codec=self._codec,
-                memory_map=settings.memory_map,
-                min_free_mb=settings.disk_min_free_mb,
-                journal_mode=settings.journal_mode,
-            )
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
+        self._unless_damaged = _UnlessDamaged(self._outlive_damage)
+        self._disk: DiskTier | None = None
+        self._without_disk: tuple[DiskTier | None, str] | None = None  # bypassed, and why
+        if settings.dir is not None:
+            try:
+                self._disk = DiskTier(
+                    settings.dir,
+                    max_bytes=byte_limit(settings.disk_max_size_mb),
+                    policy=settings.eviction_policy,
+                    codec=self._codec,
+                    memory_map=settings.memory_map,
+                    min_free_mb=settings.disk_min_free_mb,
+                    journal_mode=settings.journal_mode,
+                )
+            except CacheError as exc:
+                if not is_index_damaged(exc):
+                    raise
+                self._without_disk = (None, str(exc))
+                _log.warning(_WITHOUT_DISK, str(settings.dir), exc)
         self._compute = ComputeOnce(
             self._disk, lease_ttl=settings.lease_ttl, heartbeat=settings.lease_heartbeat
         )
         self._closed = False
+        register_for_forks(self)
 
     # -- reading ------------------------------------------------------------------------
     def get(self, key: Hashable, default: Any = None) -> Any:
@@ -244,9 +269,12 @@ class CacheManager(ReadOnlySettings):
         value = self._memory.lookup(key)
         if value is not MISSING:
             return value
-        if self._disk is None:
-            return default
-        return self._from_disk(self._disk, key, default, count=True)
+        disk = self._disk
+        found = default
+        if disk is not None:
+            with self._unless_damaged:
+                found = self._from_disk(disk, key, default, count=True)
+        return found
 
     def _from_disk(self, disk: DiskTier, key: Hashable, default: Any, *, count: bool) -> Any:
         epoch = self._memory.epoch
@@ -265,8 +293,10 @@ class CacheManager(ReadOnlySettings):
 
     def _peek(self, key: Hashable) -> Any:
         value = self._memory.peek(key)
-        if value is MISSING and self._disk is not None:
-            return self._from_disk(self._disk, key, MISSING, count=False)
+        disk = self._disk
+        if value is MISSING and disk is not None:
+            with self._unless_damaged:
+                value = self._from_disk(disk, key, MISSING, count=False)
         return value
 
     def __contains__(self, key: Hashable) -> bool:
@@ -277,7 +307,12 @@ class CacheManager(ReadOnlySettings):
                 return True
         except TypeError as exc:
             raise self._unhashable(key) from exc
-        return self._disk is not None and self._disk.contains(encode_key(key))
+        disk = self._disk
+        found = False
+        if disk is not None:
+            with self._unless_damaged:
+                found = disk.contains(encode_key(key))
+        return found
 
     # -- writing ------------------------------------------------------------------------
     def put(
@@ -324,14 +359,17 @@ class CacheManager(ReadOnlySettings):
             stripe = self._stripes[hash(key) % _STRIPES]
         except TypeError as exc:
             raise self._unhashable(key) from exc
-        encoded = None if self._disk is None else encode_key(key)
+        disk = self._disk
+        encoded = None if disk is None else encode_key(key)
         size = estimate_size(value)
         with stripe:
             on_disk = False
-            if self._disk is not None and encoded is not None:
-                outcome = self._disk.put(
-                    encoded, value, label=key, ttl=ttl, tags=checked_tags, durable=durable
-                )
+            if disk is not None and encoded is not None:
+                outcome = Outcome.NO_ROOM
+                with self._unless_damaged:
+                    outcome = disk.put(
+                        encoded, value, label=key, ttl=ttl, tags=checked_tags, durable=durable
+                    )
                 on_disk = outcome is Outcome.STORED
                 if outcome is Outcome.TOO_LARGE:
                     self._warn_rejected("disk", key, value)
@@ -348,7 +386,11 @@ class CacheManager(ReadOnlySettings):
             raise self._unhashable(key) from exc
         with stripe:
             in_memory = self._memory.discard(key)
-            on_disk = self._disk is not None and self._disk.delete([encode_key(key)]) > 0
+            disk = self._disk
+            on_disk = False
+            if disk is not None:
+                with self._unless_damaged:
+                    on_disk = disk.delete([encode_key(key)]) > 0
         return in_memory or on_disk
 
     def invalidate_by_tags(self, tags: Iterable[str]) -> int:
@@ -362,24 +404,32 @@ class CacheManager(ReadOnlySettings):
         if not checked:
             return 0
         in_memory = self._memory.invalidate(checked)
-        if self._disk is None:
+        disk = self._disk
+        on_disk: set[bytes] = set()
+        if disk is not None:
+            with self._unless_damaged:
+                on_disk = set(disk.invalidate(checked))
+        if not on_disk:
             return len(in_memory)
-        on_disk = set(self._disk.invalidate(checked))
         return len(on_disk) + sum(encode_key(key) not in on_disk for key in in_memory)
 
     def clear(self) -> None:
         """Remove every entry from every tier (statistics are kept)."""
         self._check_open()
         self._memory.clear()
-        if self._disk is not None:
-            self._disk.clear()
+        disk = self._disk
+        if disk is not None:
+            with self._unless_damaged:
+                disk.clear()
 
     def expire(self) -> int:
         """Remove expired entries from every tier now; the number removed."""
         self._check_open()
         removed = self._memory.purge_expired()
-        if self._disk is not None:
-            removed += self._disk.expire()
+        disk = self._disk
+        if disk is not None:
+            with self._unless_damaged:
+                removed += disk.expire()
         return removed
 
     def shrink(self, target_bytes: int | None = None, *, fraction: float | None = None) -> int:
@@ -429,10 +479,12 @@ class CacheManager(ReadOnlySettings):
     ) -> Any:
         """Decorate a function so each distinct call is computed once and then cached.
 
-        The key combines the function's module, name and source with its arguments
-        (numpy arrays by content, keyword or positional alike). Concurrent calls for one
-        missing key compute it once: threads of a process wait on a per-key lock, other
-        processes sharing the cache directory on a lease that dies with its holder.
+        The key combines the function's module, name, source and bytecode, what it carries
+        (closure values, a partial's arguments, a bound ``self``: see ``docs/cache_manager.md``)
+        and its arguments (numpy arrays by content, keyword or positional alike, defaults
+        applied). Concurrent calls for one missing key compute it once: threads of a process
+        wait on a per-key lock, other processes sharing the cache directory on a lease that
+        dies with its holder.
 
         Args:
             func: The function, when used as ``@cache.memoize`` without arguments.
@@ -441,6 +493,10 @@ class CacheManager(ReadOnlySettings):
             key: Builds the key from the arguments instead (for arguments that cannot be
                 hashed by value, such as ``self``).
             durable: As for :meth:`put`; ``False`` for results that are cheap to recompute.
+
+        Raises:
+            CacheError: The function captures a value with no canonical key (a lock, a
+                logger), naming it: pass it as an argument instead.
 
         Example:
             >>> @cache.memoize(ttl=3600, tags=["theory"])  # doctest: +SKIP
@@ -473,17 +529,22 @@ class CacheManager(ReadOnlySettings):
         using the cache directory since this cache opened (worker processes' included).
         """
         memory = self._memory.stats()
-        if self._disk is None or self._closed:
-            return CacheStats.combine(memory, None)
-        return CacheStats.combine(memory, self._disk.stats(), self._disk.shared_stats())
+        disk = self._disk
+        stats = CacheStats.combine(memory, None)
+        if disk is not None and not self._closed:
+            with self._unless_damaged:
+                stats = CacheStats.combine(memory, disk.stats(), disk.shared_stats())
+        return stats
 
     def get_status(self) -> dict[str, Any]:
         """A JSON-ready snapshot: settings, whether closed, and :meth:`get_stats`."""
         settings = settings_status(self._settings, self._codec)
         index_mode = None if self._disk is None else self._disk.journal_mode
+        bypassed = self._without_disk
         return {
             **settings,
             "index_journal_mode": index_mode,
+            "disk_bypassed": None if bypassed is None else bypassed[1],
             "closed": self._closed,
             **self.get_stats().to_dict(),
         }
@@ -494,10 +555,31 @@ class CacheManager(ReadOnlySettings):
         if self._closed:
             return
         self._closed = True
+        unregister_for_forks(self)
         self._compute.close()
         self._memory.clear()
+        bypassed = None if self._without_disk is None else self._without_disk[0]
+        for disk in (self._disk, bypassed):
+            if disk is not None:
+                with self._unless_damaged:
+                    disk.close()
+
+    def before_fork(self) -> None:
+        """Make both tiers safe to copy into a child about to be forked (see :mod:`._fork`)."""
+        self._memory.before_fork()
         if self._disk is not None:
-            self._disk.close()
+            self._disk.before_fork()
+
+    def after_fork(self, *, in_child: bool) -> None:
+        """After a fork: in a child, new locks for everything other threads may have held."""
+        self._memory.after_fork(in_child=in_child)
+        disk_usable = self._disk is None or self._disk.after_fork(in_child=in_child)
+        if in_child:
+            self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+            self._warn_lock = threading.Lock()
+            self._compute.after_fork_in_child()
+            if not disk_usable:
+                self._go_without_disk("it was forked while another thread waited on the index")
 
     def __enter__(self) -> CacheManager:
         return self
@@ -515,6 +597,32 @@ class CacheManager(ReadOnlySettings):
         return f"<CacheManager {self.eviction_policy} {where}{' closed' if self._closed else ''}>"
 
     # -- helpers ------------------------------------------------------------------------
+    def _outlive_damage(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` says the disk index is damaged, which the cache outlives.
+
+        The index was replaced by an empty one (:mod:`._damage`): the call that met the
+        damage is a miss, or its value is not stored on disk. If it could not be, or was
+        damaged again, this process goes on without its disk tier. Anything else: ``False``,
+        to be raised.
+        """
+        if not isinstance(exc, CacheError) or not is_index_damaged(exc):
+            return False
+        disk = self._disk
+        if disk is not None and not disk.usable:
+            self._go_without_disk(f"its index is damaged ({exc.message})")
+        return True
+
+    def _go_without_disk(self, reason: str) -> None:
+        """Use the memory tier only from now on, in this process; logged once."""
+        with self._warn_lock:
+            disk = self._disk
+            if disk is None:
+                return
+            self._disk = None
+            self._without_disk = (disk, reason)
+        self._compute.forget_disk()
+        _log.warning(_WITHOUT_DISK, str(self.cache_dir), reason)
+
     def _check_open(self) -> None:
         if self._closed:
             raise CacheError("the cache is closed", hint="create a new CacheManager")
@@ -536,8 +644,27 @@ class CacheManager(ReadOnlySettings):
             self._warned.add(tier)
         mib = self._settings.max_size_mb if tier == "memory" else self._settings.disk_max_size_mb
         limit = byte_limit(mib)
-        message = rejection_message(tier, key, value, size=size, limit=limit, kept=kept)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        _log.warning(rejection_message(tier, key, value, size=size, limit=limit, kept=kept))
+
+
+class _UnlessDamaged:
+    """``with manager._unless_damaged:`` a disk call whose damaged index the cache outlives.
+
+    The block ends early on such an error, and what follows it runs (the caller set its
+    fallback before the block); any other exception propagates. A class, not a generator
+    context manager: it guards every disk call and costs a fraction as much.
+    """
+
+    __slots__ = ("_outlive",)
+
+    def __init__(self, outlive: Callable[[BaseException | None], bool]) -> None:
+        self._outlive = outlive
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, trace: object) -> bool:
+        return exc is not None and self._outlive(exc)
 
 
 def _reopen(settings: dict[str, Any]) -> CacheManager:

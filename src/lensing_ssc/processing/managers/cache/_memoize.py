@@ -1,15 +1,18 @@
 """``CacheManager.memoize``: compute each missing result once, per process and across them.
 
-Keys come from the function's identity and its bound arguments (:func:`._keys.call_key`),
-arrays hashed by content. When a call misses, the caller takes a per-key lock, so other
-threads of the process asking for the same key wait instead of computing it too. With a
-disk tier it also takes a *lease* on the key in the shared index: a row naming its owner
-(host, pid, a random token), its expiry, its *heartbeat* (the owner's clock at its last
-renewal) and its *beat* (the seconds between renewals). A daemon thread renews the leases
-this process holds every beat (``lease_heartbeat``, at most a third of ``lease_ttl``).
-Other processes wait while the lease lives, polling the cache for the result. The lease
-ends when its holder stores the result or fails, when it expires (``lease_ttl`` without
-renewal), and, for a holder that died:
+Keys come from the function's identity, what it captures (closure values, a partial's
+arguments, a bound ``self``: :func:`._keys.captured_key`, re-read when a captured name is
+rebound) and its bound arguments (:func:`._keys.call_key`), arrays hashed by content; a
+function capturing something with no canonical key is refused when it is decorated. When a
+call misses, the caller takes a per-key lock, so other threads of the process asking for the
+same key wait instead of computing it too. With a disk tier it also takes a *lease* on the
+key in the shared index: a row naming its owner (host, pid, a random token), its expiry, its
+*heartbeat* (the owner's clock at its last renewal) and its *beat* (the seconds between
+renewals). A daemon thread renews the leases this process holds every beat
+(``lease_heartbeat``, at most a third of ``lease_ttl``). Other processes wait while the
+lease lives, polling the cache for the result. The lease ends when its holder stores the
+result or fails, when it expires (``lease_ttl`` without renewal), and, for a holder that
+died:
 
 - on this host, at once: its pid is not running (or is a zombie);
 - on another host, where its pid cannot be checked, once its heartbeat is older than
@@ -30,6 +33,7 @@ thread (``lensing_ssc-cache-lease``) stops on the same signal and is joined by
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -38,17 +42,26 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, NamedTuple
 
 import psutil
 
 from lensing_ssc.core.base.exceptions import CacheError
+from lensing_ssc.core.io import hash_bytes
 
+from ._damage import is_index_damaged
 from ._disk import DiskTier
-from ._keys import call_key, encode_key, function_identity
+from ._keys import (
+    EMPTY_CELL,
+    MEMOIZED_ATTRIBUTE,
+    call_key,
+    captured_key,
+    encode_key,
+    function_identity,
+)
 from ._memory import MISSING
-from ._reserve import is_disk_full, suppress_disk_full
+from ._reserve import is_disk_full
 
 __all__ = [
     "STALE_BEATS",
@@ -113,6 +126,16 @@ def holder_is_gone(lease: Lease, host: str, now: float) -> bool:
     return lease.beat > 0 and now - lease.heartbeat > STALE_BEATS * lease.beat
 
 
+@contextlib.contextmanager
+def _tidying() -> Iterator[None]:
+    """Let a lease's removal or renewal wait: on a full disk, or a damaged index, it expires."""
+    try:
+        yield
+    except CacheError as exc:
+        if not (is_disk_full(exc) or is_index_damaged(exc)):
+            raise
+
+
 class ComputeOnce:
     """Per-key locks and cross-process leases shared by a manager's memoized functions.
 
@@ -173,7 +196,7 @@ class ComputeOnce:
         finally:
             with self._guard:
                 slot[1] -= 1
-                if not slot[1]:
+                if not slot[1] and self._locks.get(key) is slot:  # not a forked child's
                     del self._locks[key]
 
     def _run_leased(
@@ -223,9 +246,9 @@ class ComputeOnce:
                 )
                 take_lease(conn, key, mine)
         except CacheError as exc:
-            if not is_disk_full(exc):
+            if not (is_disk_full(exc) or is_index_damaged(exc)):
                 raise
-            return True  # no room to record it: compute without a lease
+            return True  # no room to record it, or no index: compute without a lease
         with self._guard:
             self._held.add(key)
             if self._renewer is None:
@@ -242,8 +265,8 @@ class ComputeOnce:
         with self._guard:
             self._held.discard(key)
         # A lease taken over by another is kept; one that cannot be removed for lack of
-        # room expires on its own, or dies with this process.
-        with suppress_disk_full(), disk.lease_transaction() as conn:
+        # room (or of an index) expires on its own, or dies with this process.
+        with _tidying(), disk.lease_transaction() as conn:
             conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, self._owner))
 
     def _renew_loop(self, disk: DiskTier) -> None:
@@ -253,11 +276,32 @@ class ComputeOnce:
             if held:
                 now = time.time()
                 expires = now + self._lease_ttl
-                with suppress_disk_full(), disk.lease_transaction() as conn:
+                with _tidying(), disk.lease_transaction() as conn:
                     conn.executemany(
                         "UPDATE leases SET expires = ?, heartbeat = ? WHERE key = ? AND owner = ?",
                         [(expires, now, key, self._owner) for key in held],
                     )
+
+    def forget_disk(self) -> None:
+        """Coordinate this process's threads only from now on (the manager left its disk)."""
+        self._disk = None
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: new locks, no leases held, and a lease owner of its own.
+
+        The parent's leases stay the parent's: with its owner's name the child would take
+        them over as its own (and remove them when done), and its renewal thread is not
+        in the child.
+        """
+        self._guard = threading.Lock()
+        self._locks = {}
+        self._held = set()
+        self._renewer = None
+        closed = self._stop.is_set()
+        self._stop = threading.Event()
+        if closed:
+            self._stop.set()
+        self._owner = f"{self._host}:{os.getpid()}:{secrets.token_hex(8)}"
 
     def close(self) -> None:
         """Stop waiting and renewing; join the renewal thread. Idempotent."""
@@ -265,6 +309,65 @@ class ComputeOnce:
         renewer, self._renewer = self._renewer, None
         if renewer is not None:
             renewer.join()
+
+
+class _CallKeys:
+    """The keys of one memoized function's calls: its identity, captures and arguments.
+
+    The function's identity and what it captures (:func:`._keys.captured_key`) are
+    encoded once, when it is decorated, and again whenever a closure cell it reads from
+    holds another object (a ``nonlocal`` assignment after decorating); its defaults are
+    read again when ``__defaults__`` or ``__kwdefaults__`` is replaced.
+
+    Raises:
+        CacheError: The function captures a value that has no canonical key.
+    """
+
+    def __init__(self, func: Callable[..., Any], key: Callable[..., Hashable] | None) -> None:
+        self._func = func
+        self._key = key
+        self._base = function_identity(func)
+        self._identity, self._cells = self._captures()
+        self._defaults = getattr(func, "__defaults__", None)
+        self._kwdefaults = getattr(func, "__kwdefaults__", None)
+        self._signature = inspect.signature(func)
+
+    def _captures(self) -> tuple[str, list[tuple[Any, Any]]]:
+        captured, cells = captured_key(self._func)
+        if not captured:
+            return self._base, cells
+        return f"{self._base}+{hash_bytes(captured).partition(':')[2][:16]}", cells
+
+    def identity(self) -> str:
+        """The function's identity with its captures as they are now."""
+        for cell, value in self._cells:
+            try:
+                current = cell.cell_contents
+            except ValueError:  # not assigned yet, or emptied with ``del``
+                current = EMPTY_CELL
+            if current is not value:
+                self._identity, self._cells = self._captures()
+                break
+        return self._identity
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Hashable:
+        identity = self.identity() if self._cells else self._identity
+        if self._key is not None:
+            return (identity, self._key(*args, **kwargs))
+        func = self._func
+        if (
+            getattr(func, "__defaults__", None) is not self._defaults
+            or getattr(func, "__kwdefaults__", None) is not self._kwdefaults
+        ):
+            self._signature = inspect.signature(func)
+            self._defaults = getattr(func, "__defaults__", None)
+            self._kwdefaults = getattr(func, "__kwdefaults__", None)
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self._func.__qualname__}(): {exc}") from None
+        bound.apply_defaults()
+        return call_key(identity, dict(bound.arguments))
 
 
 def memoized(
@@ -285,19 +388,11 @@ def memoized(
         peek: Non-counting lookup used while waiting.
         store: Caches a result with the decorator's ttl and tags.
         key: Builds the key from the call's arguments instead of hashing them.
-    """
-    identity = function_identity(func)
-    signature = inspect.signature(func)
 
-    def cache_key(*args: Any, **kwargs: Any) -> Hashable:
-        if key is not None:
-            return (identity, key(*args, **kwargs))
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{func.__qualname__}(): {exc}") from None
-        bound.apply_defaults()
-        return call_key(identity, dict(bound.arguments))
+    Raises:
+        CacheError: ``func`` captures a value that has no canonical key (naming it).
+    """
+    cache_key = _CallKeys(func, key)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -308,4 +403,5 @@ def memoized(
         return coordinator.run(cache_key_, lambda: func(*args, **kwargs), peek, store)
 
     wrapper.cache_key = cache_key  # type: ignore[attr-defined]
+    setattr(wrapper, MEMOIZED_ATTRIBUTE, func)
     return wrapper

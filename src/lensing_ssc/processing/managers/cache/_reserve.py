@@ -141,6 +141,12 @@ class SpaceGuard:
         self._warned_at = -math.inf
         self._unwarned = 0  # values gone uncached since the last warning
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock, and a fresh reading at the next write."""
+        self._lock = threading.Lock()
+        self._space = None
+        self._written = 0
+
     @property
     def enabled(self) -> bool:
         """Whether there is a reserve to keep."""

@@ -56,15 +56,21 @@ def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
             value=tags,
             hint=f"write tags=[{tags!r}]",
         )
-    checked = tuple(dict.fromkeys(tags))
-    for tag in checked:
+    if not isinstance(tags, Iterable):
+        raise CacheError(
+            f"tags must be a collection of strings, got {tags!r} ({type(tags).__name__})",
+            value=tags,
+            hint="give a list of tag names, e.g. tags=['maps'], or tags=[] for none",
+        )
+    given = tuple(tags)
+    for tag in given:
         if not isinstance(tag, str):
             raise CacheError(
                 f"tags must be strings, got {tag!r} ({type(tag).__name__})",
                 value=tag,
                 hint="convert it, e.g. tags=[str(tag)]",
             )
-    return checked
+    return tuple(dict.fromkeys(given))
 
 
 def shrink_target(held: int, target_bytes: Any, fraction: Any) -> int:

@@ -110,7 +110,8 @@ def encode_value(value: Any, *, key: Any, codec: Any) -> Encoded:
         codec: A codec spec for :func:`lensing_ssc.core.io.compress`.
 
     Raises:
-        CacheError: ``value`` cannot be pickled (naming the key and the value's type).
+        CacheError: ``value`` cannot be pickled, whatever pickling raised (naming the key
+            and the value's type, chained to that error).
     """
     meta = ""
     payload: Any
@@ -125,7 +126,7 @@ def encode_value(value: Any, *, key: Any, codec: Any) -> Encoded:
         kind = KIND_PICKLE
         try:
             payload = pickle.dumps(value, protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+        except Exception as exc:  # the value's own __reduce__ may raise anything
             raise CacheError(
                 f"cannot store the value of key {key!r} on disk: a {type(value).__name__} "
                 f"cannot be pickled ({exc})",
