@@ -15,6 +15,31 @@ import numpy as np
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--memory-limit-mb``: run the tests as a job with a memory limit would run."""
+    parser.addoption(
+        "--memory-limit-mb",
+        type=float,
+        default=None,
+        help="set a soft RLIMIT_RSS of this many MiB for the tests and every process they "
+        "start: the job's memory limit as the ResourceManager reads it, as under a SLURM "
+        "job's cgroup (Linux does not enforce it; nothing is killed)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    limit = config.getoption("--memory-limit-mb")
+    if limit is None:
+        return
+    import resource  # POSIX only, as the option
+
+    _, hard = resource.getrlimit(resource.RLIMIT_RSS)
+    soft = int(limit * 2**20)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_RSS, (soft, hard))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's LENSING_SSC_* variables from changing what tests see."""

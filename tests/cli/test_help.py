@@ -61,5 +61,5 @@ def test_run_help_names_its_values(
     page = capsys.readouterr().out
     assert "Usage: lensing-ssc run [OPTIONS] [CONFIG_FILE]" in page
     assert re.search(r"--executor +serial\|threads\|processes\|dask ", page)
-    assert re.search(r"--workers +N \[x>=1\] ", page)
+    assert re.search(r"--workers +N \[1<=x<=4096\] ", page)
     assert re.search(r"--run-dir +DIR ", page)

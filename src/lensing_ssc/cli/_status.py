@@ -3,12 +3,15 @@
 A file that says "running" is checked against the process it names: a job killed with
 SIGKILL (or by the out-of-memory killer, or a crash of the machine) never writes its final
 state, so on the run's own host a vanished process is reported as stopped, and on another
-host the run is shown as last seen. The file is read, never changed.
+host the run is shown as last seen. The file is read, never changed. A field whose type is
+not what a run writes (a damaged or hand-edited file) is one error line naming it
+(:func:`_check_fields`); a field left out or null is shown as unknown.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 from pathlib import Path
@@ -21,6 +24,111 @@ from lensing_ssc.processing.managers import RunDir
 from lensing_ssc.processing.managers.status import check_writer, read_status
 
 __all__ = ["status"]
+
+
+_NUMBER = "a number"
+_PID = "a process id"
+_MAX_PID = 2**31 - 1
+_DEPTH = 16  # progress rows nested deeper than any run writes
+_PROGRESS: dict[str, Any] = {
+    "name": str,
+    "current": _NUMBER,
+    "total": _NUMBER,
+    "percentage": _NUMBER,
+    "rate": _NUMBER,
+    "eta": _NUMBER,
+}
+_USAGE = {"memory_mb": _NUMBER}
+_FIELDS: dict[str, Any] = {
+    "state": str,
+    "pid": _PID,
+    "host": str,
+    "updated": _NUMBER,
+    "stop_reason": str,
+    "refresh_interval": _NUMBER,
+    "pid_started": _NUMBER,
+    "started": _NUMBER,
+    "managers": {
+        "progress": _PROGRESS,
+        "resource": {"current": _USAGE, "last_sample": _USAGE},
+        "checkpoint": {},
+        "cache": {
+            "entries": _NUMBER,
+            "bytes": _NUMBER,
+            "hits": _NUMBER,
+            "misses": _NUMBER,
+            "cache_dir": str,
+            "disk": {"entries": _NUMBER, "bytes": _NUMBER},
+            "shared": {"hits": _NUMBER, "misses": _NUMBER},
+            "memory": {"hits": _NUMBER},
+        },
+    },
+}
+
+
+def _kind_error(value: Any, wanted: Any) -> str | None:
+    """What is wrong with ``value`` as a field described by ``wanted``; ``None``: nothing."""
+    if isinstance(wanted, dict):
+        return None if isinstance(value, dict) else "an object"
+    if wanted is str:
+        return None if isinstance(value, str) else "a string"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if wanted == _PID:
+        return None if number and isinstance(value, int) and 0 < value <= _MAX_PID else _PID
+    return None if number and math.isfinite(value) else _NUMBER
+
+
+def _checked(data: dict[str, Any], spec: dict[str, Any], where: str, depth: int) -> dict[str, Any]:
+    """``data`` without the fields of ``spec`` that are null (shown as unknown).
+
+    Raises:
+        ValueError: naming the first field whose type ``spec`` does not allow.
+    """
+    kept = dict(data)
+    for name, wanted in spec.items():
+        value = kept.get(name)
+        if value is None:
+            kept.pop(name, None)
+            continue
+        field = f"{where}{name}"
+        problem = _kind_error(value, wanted)
+        if problem is not None:
+            raise ValueError(f"{field} is {type(value).__name__} {_cut(value)}, not {problem}")
+        if isinstance(wanted, dict):
+            kept[name] = _checked(value, wanted, f"{field}.", depth)
+    children = kept.pop("children", None) if spec is _PROGRESS else None
+    if children is not None:
+        if not isinstance(children, list) or depth >= _DEPTH:
+            raise ValueError(f"{where}children is not a list of progress rows")
+        rows = []
+        for index, child in enumerate(children):
+            if not isinstance(child, dict):
+                raise ValueError(f"{where}children.{index} is not a progress row")
+            rows.append(_checked(child, _PROGRESS, f"{where}children.{index}.", depth + 1))
+        kept["children"] = rows
+    return kept
+
+
+def _cut(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _shown_fields(run_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The status ``data`` of ``run_dir`` as shown: each field of the type a run writes.
+
+    Raises:
+        LensingSSCError: A field has another type (naming it).
+    """
+    try:
+        return _checked(data, _FIELDS, "", 0)
+    except ValueError as exc:
+        path = RunDir(run_dir).status_file
+        raise LensingSSCError(
+            f"{str(path)!r} is damaged: {exc}",
+            value=str(path),
+            hint="a run rewrites it while it lives; rerun the run to write it afresh",
+        ) from None
 
 
 def _fmt_seconds(seconds: float | None) -> str:
@@ -101,12 +209,14 @@ def _cache_lines(cache: dict[str, Any]) -> list[str]:
         hits, misses, whose = cache.get("hits", 0), cache.get("misses", 0), "main process only"
     else:
         where = f" in {cache['cache_dir']}" if cache.get("cache_dir") else ""
-        head = f"cache: {disk['entries']} entries, {_mib(disk['bytes'])} on disk{where}"
+        entries, size = disk.get("entries", 0), disk.get("bytes", 0)
+        head = f"cache: {entries} entries, {_mib(size)} on disk{where}"
         if shared is None:  # written before the disk lookups of every process were recorded
             hits, misses = cache.get("hits", 0), cache.get("misses", 0)
             whose = "main process only"
         else:
-            hits, misses = memory.get("hits", 0) + shared["hits"], shared["misses"]
+            hits = memory.get("hits", 0) + shared.get("hits", 0)
+            misses = shared.get("misses", 0)
             whose = "disk: all processes; memory: main process only"
     lookups = hits + misses
     if not lookups:
@@ -130,6 +240,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
+    data = _shown_fields(run_dir, data)
     managers = data.get("managers", {})
     typer.echo(_headline(run_dir, data))
     progress = managers.get("progress")

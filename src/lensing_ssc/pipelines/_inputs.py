@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 from numpy.random import default_rng
 
 from lensing_ssc.analysis import (
     HalofitConvergenceSpectrum,
+    HealpixPatches,
     TabulatedSpectrum,
     cut_healpix_patches,
     cut_subpatches,
@@ -48,7 +50,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
-from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
+from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.pipelines._config import HealpixSetSection, PipelineSection
 from lensing_ssc.pipelines._sets import Comparison, group_name, parse_file_name
 
@@ -80,17 +82,41 @@ _FLOAT_BYTES = 8
 _log = logging.getLogger("lensing_ssc.pipelines")
 
 
-def _stamp(path: str) -> tuple[int, int]:
-    """(size, mtime in ns) of an input file: a changed file gets a new cache key."""
+Stamp = tuple[int, int | str]
+"""What identifies an input file in cache keys and the run's record: its size, then a
+digest of its content (``"blake2b:..."``) or, for a file too large to read for it, its
+modification time in ns."""
+
+_HASH_BLOCK = 1 << 20
+
+
+def _stamp(path: str, hash_up_to: int) -> Stamp:
+    """The :data:`Stamp` of an input file: a changed file gets a new cache key.
+
+    Files of at most ``hash_up_to`` bytes are read for a digest of their content (BLAKE2b
+    from the standard library, so that every node of a cluster computes the same one,
+    whichever extras it has); larger ones are known by size and modification time.
+    """
     try:
         info = Path(path).stat()
+        if info.st_size > hash_up_to:
+            return info.st_size, info.st_mtime_ns
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as file:
+            while block := file.read(_HASH_BLOCK):
+                digest.update(block)
     except OSError as exc:
         raise ConfigError(
             f"cannot read input file {path!r}: {exc.strerror or exc}",
             value=path,
             hint="check the path in the pipeline section of the config",
         ) from exc
-    return info.st_size, info.st_mtime_ns
+    return info.st_size, f"blake2b:{digest.hexdigest()}"
+
+
+def _hash_up_to(section: PipelineSection) -> int:
+    """Bytes up to which ``section``'s input files are known by their content."""
+    return int(section.hash_inputs_mb * 2**20)
 
 
 @lru_cache(maxsize=8)
@@ -129,7 +155,7 @@ class SyntheticMap:
         cosmology: Parameters of :class:`HalofitConvergenceSpectrum`, as sorted pairs.
         shift: Lognormal shift λ; ``None``: the model's empty-beam convergence.
         spectrum_table: Two-column text file replacing the analytic model.
-        table_stamp: Size and modification time of that file.
+        table_stamp: That file's :data:`Stamp`.
     """
 
     kind: str
@@ -141,7 +167,7 @@ class SyntheticMap:
     cosmology: tuple[tuple[str, Any], ...]
     shift: float | None
     spectrum_table: str | None
-    table_stamp: tuple[int, int] | None
+    table_stamp: Stamp | None
 
     def cache_key(self) -> tuple[Any, ...]:
         """A key made of plain values, equal exactly when the patches are equal."""
@@ -202,20 +228,20 @@ def _patch_count(patch_size_deg: float, n_points: int | None) -> int:
 class HealpixMap:
     """One HEALPix κ map (FITS), cut into non-overlapping gnomonic patches.
 
-    ``mask`` (a FITS map, nonzero = observed; ``mask_stamp`` its size and modification time)
+    ``mask`` (a FITS map, nonzero = observed; ``mask_stamp`` its :data:`Stamp`)
     and the map's own NaN and UNSEEN pixels are masked; patches masked above
     ``max_masked_fraction`` are dropped (see :func:`lensing_ssc.analysis.cut_healpix_patches`).
     """
 
     path: str
-    stamp: tuple[int, int]
+    stamp: Stamp
     field: int
     patch_size_deg: float
     patch_pixels: int
     n_points: int | None
     interpolation: str
     mask: str | None = None
-    mask_stamp: tuple[int, int] | None = None
+    mask_stamp: Stamp | None = None
     max_masked_fraction: float = 0.0
 
     def planned_patches(self) -> int:
@@ -248,6 +274,10 @@ class HealpixMap:
         return self.planned_patches() * self.patch_bytes()
 
     def load(self) -> np.ndarray:
+        return self.cut().patches
+
+    def cut(self) -> HealpixPatches:
+        """The kept patches and where they were cut (``indices`` among the planned centres)."""
         sky = _read_healpix(self.path, self.field, "HEALPix map")
         mask = None if self.mask is None else _read_healpix(self.mask, 0, "HEALPix mask")
         centers = None
@@ -283,7 +313,7 @@ class HealpixMap:
                 value=self.path,
                 hint="check the mask, or raise pipeline.healpix.max_masked_fraction",
             )
-        return cut.patches
+        return cut
 
 
 def _read_healpix(path: str, field: int, what: str) -> np.ndarray:
@@ -310,7 +340,7 @@ class PatchFile:
     """One flat square patch in a ``.npy`` or ``.fits`` file."""
 
     path: str
-    stamp: tuple[int, int]
+    stamp: Stamp
     pixel_size_arcmin: float
 
     def cache_key(self) -> tuple[Any, ...]:
@@ -409,6 +439,8 @@ def _healpix_sets(section: PipelineSection) -> dict[str, HealpixSetSection]:
 def _plan_healpix(section: PipelineSection) -> list[MapTask]:
     """The HEALPix maps of a run: per set (in config order), per ``zs`` (ascending), by file."""
     hp = section.healpix
+    up_to = _hash_up_to(section)
+    mask_stamp = None if hp.mask is None else _stamp(str(hp.mask), up_to)
     tasks: list[MapTask] = []
     for suite, spec in _healpix_sets(section).items():
         where = "healpix" if suite == "healpix" and hp.maps else f"healpix.sets.{suite}"
@@ -428,14 +460,14 @@ def _plan_healpix(section: PipelineSection) -> list[MapTask]:
             for i, (path, fields) in enumerate(groups[z_source]):
                 source = HealpixMap(
                     path=path,
-                    stamp=_stamp(path),
+                    stamp=_stamp(path, up_to),
                     field=hp.field,
                     patch_size_deg=hp.patch_size_deg,
                     patch_pixels=hp.patch_pixels,
                     n_points=hp.n_points,
                     interpolation=hp.interpolation,
                     mask=None if hp.mask is None else str(hp.mask),
-                    mask_stamp=None if hp.mask is None else _stamp(str(hp.mask)),
+                    mask_stamp=mask_stamp,
                     max_masked_fraction=hp.max_masked_fraction,
                 )
                 metadata = tuple(sorted(fields.items()))
@@ -482,25 +514,48 @@ def _redshifts(values: Sequence[float | None]) -> str:
     return ", ".join("none" if z is None else f"{z:g}" for z in values) or "none"
 
 
-def plan_maps(section: PipelineSection) -> list[MapTask]:
+_PLAN_BYTES_PER_MAP = 4096
+"""Bytes this process keeps per map of a run before and besides its patches' statistics:
+its task (400 B measured), its share of the run's record (400 B more, and as much again
+as the record's JSON text), its summary, journal key and index entry."""
+_PLAN_BYTES_PER_PATCH = 1024
+"""Bytes per planned patch: its task, key and journal index entry (the statistics it
+gives are the memory guard's to count, once the run knows their size)."""
+
+
+def plan_maps(section: PipelineSection, *, memory_limit_mb: float | None = None) -> list[MapTask]:
     """Return the maps of a run, in a stable order (sub-patches first, then periodic).
 
     HEALPix maps come set by set, in the config's order, each set by source redshift.
 
+    Args:
+        section: The run's pipeline section.
+        memory_limit_mb: The job's memory limit; default: the machine's memory. A
+            synthetic plan whose tasks alone would not fit (``n_large_fields: 1e22`` is a
+            valid whole number) is refused before a single task is built.
+
     Raises:
         ConfigError: an input file is missing, a glob matches nothing, or a file's name
             does not match its set's pattern.
+        ResourceError: the synthetic plan's tasks would not fit in ``memory_limit_mb``.
     """
+    if section.input == "synthetic":
+        _check_plan_fits(section, memory_limit_mb)
     if section.input == "healpix":
         return _plan_healpix(section)
     if section.input == "patches":
         files = section.patches
         return [
-            MapTask("patches", i, PatchFile(path, _stamp(path), files.pixel_size_arcmin))
+            MapTask(
+                "patches",
+                i,
+                PatchFile(path, _stamp(path, _hash_up_to(section)), files.pixel_size_arcmin),
+            )
             for i, path in enumerate(_expand(files.files, "patches.files"))
         ]
     syn = section.synthetic
     table = None if syn.spectrum_table is None else str(syn.spectrum_table)
+    table_stamp = None if table is None else _stamp(table, _hash_up_to(section))
     cosmology = tuple(sorted(syn.cosmology.model_dump().items()))
     sets = ["subpatches", "periodic"] if syn.periodic else ["subpatches"]
     return [
@@ -517,12 +572,46 @@ def plan_maps(section: PipelineSection) -> list[MapTask]:
                 cosmology=cosmology,
                 shift=syn.shift,
                 spectrum_table=table,
-                table_stamp=None if table is None else _stamp(table),
+                table_stamp=table_stamp,
             ),
         )
         for name in sets
         for i in range(syn.n_large_fields)
     ]
+
+
+def _check_plan_fits(section: PipelineSection, memory_limit_mb: float | None) -> None:
+    """Refuse a synthetic plan whose tasks, records and results would not fit in memory.
+
+    HEALPix and patch-file plans have a task per file that exists, which fits; a synthetic
+    plan has as many as ``n_large_fields`` says, however many that is.
+    """
+    syn = section.synthetic
+    maps = syn.n_large_fields * (2 if syn.periodic else 1)
+    patches = maps * syn.patches_per_side**2
+    need = maps * _PLAN_BYTES_PER_MAP + patches * _PLAN_BYTES_PER_PATCH
+    source = "the job's memory limit"
+    if memory_limit_mb is None:
+        memory_limit_mb, source = psutil.virtual_memory().total / 2**20, "this machine's memory"
+    if need <= memory_limit_mb * 2**20:
+        return
+    raise ResourceError(
+        f"a run of {_rough(maps)} maps and {_rough(patches)} patches "
+        f"(pipeline.synthetic.n_large_fields = {_rough(syn.n_large_fields)}) would need "
+        f"about {_rough(need // 2**20)} MiB for its tasks and records alone, more than the "
+        f"{memory_limit_mb:.0f} MiB of {source}",
+        value=syn.n_large_fields,
+        hint="lower pipeline.synthetic.n_large_fields (or patches_per_side), or split the "
+        "run into several",
+    )
+
+
+def _rough(count: int) -> str:
+    """``count`` as digits up to 10**15, else its order of magnitude (``10^22``): an integer
+    of a config file may be too large for a float, or to print in full."""
+    if count < 10**15:
+        return str(count)
+    return f"10^{int(count.bit_length() * math.log10(2))}"
 
 
 def dropped_patches(maps: Sequence[MapTask], kept: Sequence[int | None]) -> dict[str, int]:

@@ -33,6 +33,7 @@ __all__ = ["changed_settings", "claim_run_dir", "run_record"]
 _NOT_RECORDED = frozenset(
     {
         "executor",
+        "device",
         "scheduler",
         "workers",
         "retries",

@@ -98,11 +98,17 @@ def test_a_later_change_to_the_config_does_not_move_a_built_layout(tmp_path: Pat
 
 
 def test_journal_names_become_one_safe_file_in_tasks() -> None:
-    """Any map name makes one file in tasks/: odd characters become _, long names are cut."""
+    """Any map name makes one file in tasks/: odd characters become _, long names are cut,
+    and either adds a digest of the whole name."""
     run = RunDir("runs/x")
-    assert run.journal("maps/patch 1:a").name == "maps_patch_1_a.journal"
+    odd = run.journal("maps/patch 1:a").name
+    assert odd.startswith("maps_patch_1_a-")
+    assert odd.endswith(".journal")
+    assert len(odd) == len("maps_patch_1_a-") + 12 + len(".journal")
     assert run.journal("v1.2-final_run").name == "v1.2-final_run.journal"
-    assert run.journal("x" * 300).name == "x" * 100 + ".journal"
+    long = run.journal("x" * 300).name
+    assert long.startswith("x" * 80 + "-")
+    assert len(long) == 80 + 1 + 12 + len(".journal")
     assert run.journal("").name == "tasks.journal"
     assert run.journal("../escape").parent == run.tasks
 

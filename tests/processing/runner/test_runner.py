@@ -89,7 +89,7 @@ class Counting:
     """A callable that counts its calls (for serial and thread runs)."""
 
     def __init__(self, func: Callable[[Any], Any]) -> None:
-        self.func = func
+        self.func = self.__wrapped__ = func  # its journal is the function's it counts
         self.calls: list[Any] = []
         self.lock = threading.Lock()
 
@@ -237,16 +237,14 @@ def test_unpicklable_item_needs_key_with_journal(tmp_path: Path) -> None:
     assert "pass key=" in str(info.value)
 
 
-def test_journal_of_another_function_warns_and_resume_false_starts_over(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_journal_of_another_function_is_refused_and_resume_false_starts_over(
+    tmp_path: Path,
 ) -> None:
-    """Reusing a journal with another function logs a warning; resume=False starts over."""
+    """Reusing a journal with another function is refused; resume=False starts over."""
     journal = tmp_path / "j"
     run_map(square, [1, 2], journal=journal)
-    with caplog.at_level("WARNING", logger="lensing_ssc.processing.runner"):
-        reused = run_map(fail_on_three, [1, 2], journal=journal)
-    assert reused.skipped == 2
-    assert "written by tests.processing.runner.test_runner:square" in caplog.text
+    with pytest.raises(ConfigError, match=r"holds results of tests\.processing\.runner\."):
+        run_map(fail_on_three, [1, 2], journal=journal)
     with TaskRunner() as runner:
         result = runner.map(fail_on_three, [1, 2], journal=journal, resume=False)
     assert (result.completed, result.skipped) == (2, 0)

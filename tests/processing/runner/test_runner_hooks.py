@@ -33,10 +33,13 @@ def slow_square(x: int) -> int:
     return x * x
 
 
-def marked_nap(item: tuple[int, str]) -> int:
+def gated_item(item: tuple[int, str]) -> int:
+    """Items 0-3 finish at once; later ones note that they started, then wait for the stop."""
     index, folder = item
     Path(folder, f"started-{index}").touch()
-    time.sleep(0.03)
+    deadline = time.monotonic() + 60
+    while index >= 4 and not Path(folder, "stop").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
     return index
 
 
@@ -56,11 +59,13 @@ def test_public_names_are_exactly_these() -> None:
         "ExecutorName",
         "JournalFailure",
         "JournalSummary",
+        "MAX_WORKERS",
         "MapResult",
         "RunSnapshot",
         "RunnerHooks",
         "TaskFailure",
         "TaskRunner",
+        "journal_name",
         "read_journal_summary",
         "run_map",
     ]
@@ -248,13 +253,18 @@ class CountingProcesses(_CountingSubmits, ProcessPoolExecutor):
 def test_parallel_stop_submits_nothing_new_and_saves_in_flight(
     pool_class: type[ThreadPoolExecutor | ProcessPoolExecutor], tmp_path: Path
 ) -> None:
-    """Once should_stop() is true nothing more is submitted; every item that started is saved."""
+    """Once should_stop() is true nothing more is submitted; every item that started is saved.
+
+    Items after the fourth wait for the stop, so however fast the machine, the stop comes
+    while most items are still to be submitted.
+    """
     done: list[str] = []
     at_stop: list[int] = []
 
     def should_stop() -> bool:
         if len(done) >= 4:
             at_stop.append(pool.submitted)
+            (tmp_path / "stop").touch()  # the waiting items may finish now
             return True
         return False
 
@@ -262,7 +272,7 @@ def test_parallel_stop_submits_nothing_new_and_saves_in_flight(
     journal = tmp_path / "j"
     items = [(index, str(tmp_path)) for index in range(40)]
     with pool_class(max_workers=2) as pool, pytest.raises(InterruptedRunError) as info:
-        TaskRunner(pool, chunksize=1, hooks=hooks).map(marked_nap, items, journal=journal)
+        TaskRunner(pool, chunksize=1, hooks=hooks).map(gated_item, items, journal=journal)
     partial = info.value.value
     assert pool.submitted == at_stop[0] < 40
     started = {int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")}
@@ -270,7 +280,7 @@ def test_parallel_stop_submits_nothing_new_and_saves_in_flight(
     assert started == saved  # queued items were cancelled, running ones finished and saved
     contents, _ = journal_module.read_journal(journal)
     assert len(contents.done) == partial.completed == len(saved)
-    rerun = run_map(marked_nap, items, journal=journal, executor="threads")
+    rerun = run_map(gated_item, items, journal=journal, executor="threads")
     assert rerun.skipped == partial.completed
     assert rerun.results == list(range(40))
 
@@ -338,7 +348,12 @@ def test_stop_during_retry_delay_leaves_item_for_next_run(tmp_path: Path) -> Non
     [
         ({"executor": "gpu"}, "executor", "unknown executor 'gpu'"),
         ({"executor": 3.5}, "executor", "executor must be a name, an Executor"),
-        ({"max_workers": 0}, "max_workers", "max_workers must be an integer >= 1"),
+        ({"max_workers": 0}, "max_workers", "max_workers must be an integer from 1 to 4096"),
+        (
+            {"max_workers": 99999999999999999999},
+            "max_workers",
+            "max_workers must be an integer from 1 to 4096",
+        ),
         ({"retries": -1}, "retries", "retries must be an integer >= 0"),
         ({"retry_delay": -0.5}, "retry_delay", "retry_delay must be a number of seconds >= 0"),
         ({"chunksize": 0}, "chunksize", "chunksize must be an integer >= 1"),

@@ -121,7 +121,20 @@ def _describe(error: Mapping[str, Any], model: type[BaseModel]) -> tuple[str, st
     hint = ""
     if kind in _NUMBER_ERRORS:
         hint = _number_hint(error, _field_at(model, loc))
-    return field, f"invalid value {value!r} for {field!r}: {message}", value, hint
+    return field, f"invalid value {_shown(value)} for {field!r}: {message}", value, hint
+
+
+_SHOWN_CHARS = 200
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 200 characters: a value pasted by mistake can be megabytes
+    long, and an integer of more than 4300 digits has no ``repr`` at all."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def _origin(field: str, field_sources: Mapping[str, str], source: str | None) -> str | None:

@@ -4,7 +4,10 @@ Files are read by suffix: ``.yaml``/``.yml`` (PyYAML), ``.toml`` (tomllib/tomli)
 ``.json``. Environment variables named ``LENSING_SSC_<SECTION>__<FIELD>`` (or
 ``LENSING_SSC_<FIELD>`` for top-level fields such as ``RUN_DIR``) override file values;
 their text is parsed as a YAML scalar, so ``4000``, ``false`` and ``null`` mean what they
-say. Validation itself lives on the models.
+say; an empty variable (``LENSING_SSC_RUN_DIR=``) is unset, as if it were not there.
+Validation itself lives on the models; what is read here is only checked for what would
+break it: a document nested deeper than :data:`MAX_DEPTH` is refused, whether a file, a
+mapping or a variable holds it, before anything recurses into it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,53 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["ENV_PREFIX", "SUFFIXES", "dump_text", "env_overrides", "merge", "read_file"]
+__all__ = [
+    "ENV_PREFIX",
+    "MAX_DEPTH",
+    "SUFFIXES",
+    "check_document",
+    "dump_text",
+    "env_overrides",
+    "merge",
+    "read_file",
+]
 
 ENV_PREFIX = "LENSING_SSC_"
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists a config document may have. The deepest setting
+is 5 levels down (``pipeline.healpix.sets.<name>.fields``); a document thousands deep is an
+accident or an attack, and would exhaust Python's stack in the parsers and validators."""
+
+
+def _too_deep(what: str, source: str, *, field: str | None = None) -> ConfigError:
+    return ConfigError(
+        f"{what} is nested deeper than {MAX_DEPTH} levels, far deeper than any setting",
+        value=source,
+        hint="a config nests sections and lists a few levels deep: check the file or value",
+        field=field,
+        source=source,
+    )
+
+
+def check_document(data: Any, source: str) -> None:
+    """Refuse ``data`` nested deeper than :data:`MAX_DEPTH` (walked without recursion).
+
+    Raises:
+        ConfigError: naming ``source``.
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise _too_deep(f"the config in {source}", source)
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _format_of(path: Path) -> str:
@@ -66,6 +112,8 @@ def read_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
+    except RecursionError:  # the parsers recurse: a deep enough document exhausts the stack
+        raise _too_deep(f"config file {str(path)!r}", str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -89,9 +137,10 @@ def read_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}",
-            value=data,
+            value=type(data).__name__,
             source=str(path),
         )
+    check_document(data, f"config file {str(path)!r}")
     return data
 
 
@@ -125,8 +174,8 @@ def env_overrides(
     data: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX):
-            continue
+        if not name.startswith(ENV_PREFIX) or not raw.strip():
+            continue  # not ours, or empty: an empty variable is unset
         rest = name[len(ENV_PREFIX) :].lower()
         parts = rest.split("__")
         if len(parts) == 1 and parts[0] not in top_level:
@@ -140,12 +189,25 @@ def env_overrides(
                 source=name,
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = yaml.safe_load(raw)
+            check_document(value, f"environment variable {name}")
+        except RecursionError:
+            raise _too_deep(f"environment variable {name}", name, field=".".join(parts)) from None
         except yaml.YAMLError:
             value = raw
         node = data
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # LENSING_SSC_CACHE=5 beside LENSING_SSC_CACHE__DIR
+                raise ConfigError(
+                    f"environment variable {name} sets a field of {'.'.join(parts[:-1])!r}, "
+                    "which another variable sets as a whole",
+                    value=name,
+                    hint="set the section's fields one variable each, or the whole section",
+                    field=".".join(parts),
+                    source=name,
+                )
+            node = child
         node[parts[-1]] = value
         sources[".".join(parts)] = name
     return data, sources

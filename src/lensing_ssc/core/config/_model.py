@@ -19,13 +19,21 @@ from typing_extensions import Self
 
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.config._errors import translate_validation_error
-from lensing_ssc.core.config._loading import SUFFIXES, dump_text, env_overrides, merge, read_file
+from lensing_ssc.core.config._loading import (
+    SUFFIXES,
+    check_document,
+    dump_text,
+    env_overrides,
+    merge,
+    read_file,
+)
 from lensing_ssc.core.config._sections import (
     CacheSection,
     CheckpointSection,
     LoggingSection,
     ProgressSection,
     ResourcesSection,
+    RunPath,
 )
 
 __all__ = ["ProcessingConfig"]
@@ -40,7 +48,9 @@ _ORIGIN: ContextVar[tuple[str | None, Mapping[str, str]]] = ContextVar(
 class ProcessingConfig(BaseModel):
     """Settings of a run: one run directory and a typed section per manager.
 
-    Every directory lives under ``run_dir`` unless a section names its own.
+    Every directory lives under ``run_dir`` unless a section names its own. Paths are taken
+    as written, with ``~`` expanded to the home directory; an empty path or one holding a NUL
+    character is refused.
 
     Args:
         run_dir: The run's directory: ``checkpoints/``, ``cache/``, ``logs/`` and
@@ -58,7 +68,7 @@ class ProcessingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    run_dir: Path = Path("runs/default")
+    run_dir: RunPath = Path("runs/default")
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     checkpoint: CheckpointSection = Field(default_factory=CheckpointSection)
     cache: CacheSection = Field(default_factory=CacheSection)
@@ -122,6 +132,23 @@ class ProcessingConfig(BaseModel):
             defaults: Settings that ``data`` overrides, in place of the models' own defaults
                 (a command's built-in settings).
         """
+        where = source or "the config"
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"{where} must hold a mapping of sections, not {type(data).__name__}",
+                value=type(data).__name__,
+                hint="write the settings as sections: run_dir: ..., resources: {...}",
+                source=source,
+            )
+        odd = [key for key in data if not isinstance(key, str)]
+        if odd:
+            raise ConfigError(
+                f"{where} has a key that is not a name: {str(odd[0])[:80]!r}",
+                value=str(odd[0])[:80],
+                hint=f"top-level keys are {', '.join(sorted(cls.model_fields))}",
+                source=source,
+            )
+        check_document(data, where)
         environ: Mapping[str, str] = os.environ if env is True else (env or {})
         overrides, field_sources = env_overrides(
             environ, top_level={"run_dir"}, sections=set(cls.model_fields) - {"run_dir"}

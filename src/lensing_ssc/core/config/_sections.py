@@ -34,6 +34,7 @@ __all__ = [
     "LoggingSection",
     "ProgressSection",
     "ResourcesSection",
+    "RunPath",
     "Section",
 ]
 
@@ -63,8 +64,29 @@ def _any_case(choices: object) -> BeforeValidator:
 
 
 def _path(value: object) -> object:
-    """A string or ``os.PathLike`` is a path, also where code passes it (strict validation)."""
-    return Path(value) if isinstance(value, (str, os.PathLike)) else value
+    """A string or ``os.PathLike`` is a path, also where code passes it (strict validation).
+
+    ``~`` and ``~user`` are expanded (YAML and TOML files are not read by a shell); an empty
+    path (which would mean the current directory) and a NUL character (which no system call
+    takes) are refused where the config is read, not when the run first opens a file.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        return value
+    text = os.fspath(value)
+    if isinstance(text, bytes):
+        return value  # pydantic's own error: a path is text
+    if not text.strip():
+        raise PydanticCustomError(
+            "path_empty", "Input should be a path, not empty (write '.' for this directory)"
+        )
+    if "\0" in text:
+        raise PydanticCustomError("path_nul", "Input should be a path without a NUL character")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user of a user this system does not know, or no home directory
+        raise PydanticCustomError(
+            "path_home", "Input should be a path whose '~' this system can expand"
+        ) from None
 
 
 def _compression(value: object) -> object:
@@ -112,6 +134,8 @@ def _names(kind: Callable[[Iterable[object]], object], lone: str | None = None) 
 
 
 OptionalPath = Annotated[Path | None, BeforeValidator(_path)]
+RunPath = Annotated[Path, BeforeValidator(_path)]
+"""A path setting that must be given (``run_dir``): as :data:`OptionalPath`, without None."""
 # Before-validators run last first: a boolean becomes a name, then a name loses its case.
 Compression = Annotated[CompressionName, _any_case(CompressionName), BeforeValidator(_compression)]
 LogLevel = Annotated[LevelName | Annotated[int, Field(ge=0)], BeforeValidator(_level)]

@@ -19,7 +19,9 @@ write files or draw bars itself. What it adds is the wiring between them:
   settings and closed with the context (:mod:`._kept_runners`);
 - :meth:`ManagerContext.runner_for` hands out the runner a ``map`` call will use, so a
   caller asks it how many workers it runs and where, rather than guessing;
-- the run's status file is refreshed in the background (``lensing-ssc status RUN_DIR``).
+- the run's status file is refreshed in the background (``lensing-ssc status RUN_DIR``);
+- one run at a time uses a run directory: a context built while another process runs there
+  is refused before it writes anything (:mod:`.runlock`).
 
 The managers themselves are in their own modules; the runner in
 :mod:`lensing_ssc.processing.runner`; signal handling in :mod:`._signals`; where each file
@@ -50,8 +52,9 @@ from lensing_ssc.processing.managers.log import LogManager, LogWorkerConfig, bin
 from lensing_ssc.processing.managers.progress import ProgressManager, UnsentCounts
 from lensing_ssc.processing.managers.resource import ResourceManager
 from lensing_ssc.processing.managers.rundir import RunDir
+from lensing_ssc.processing.managers.runlock import RunLock
 from lensing_ssc.processing.managers.status import StatusFile
-from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner
+from lensing_ssc.processing.runner import MapResult, RunnerHooks, TaskRunner, journal_name
 
 __all__ = ["ManagerContext"]
 
@@ -85,6 +88,10 @@ class ManagerContext:
         status_interval: Seconds between refreshes of ``run_dir/status.json``; ``None``
             writes it only at start and end.
         executor, max_workers, retries: Defaults for :meth:`map`.
+
+    Raises:
+        CheckpointError: Another process runs in the run directory (naming it); nothing
+            is written.
 
     Example:
         >>> with ManagerContext(checkpoint_dir="runs/demo/checkpoints", progress_total=10) as ctx:
@@ -121,6 +128,10 @@ class ManagerContext:
                 config.checkpoint.dir = Path(checkpoint_dir)
                 config.run_dir = config.checkpoint.dir.parent
         self.config = config
+        self._run_dir = RunDir.from_config(self.config)
+        # Before anything is built: a run refused here has written nothing (status, log).
+        self._run_lock = RunLock(self._run_dir.lock_file)
+        self._run_lock.acquire()
         self._stops = StopSignals(
             stop_signals, on_request=self._on_stop_request, announce=self._announce
         )
@@ -153,10 +164,10 @@ class ManagerContext:
             built.append(self.progress)
         except BaseException:
             _close_all(reversed(built), body_error=True)
+            self._run_lock.release()
             raise
         self.resource.add_warning_callback(self._on_resource_warning)
         self.resource.add_stop_callback(self._stops.request_stop)
-        self._run_dir = RunDir.from_config(self.config)
         self._status = StatusFile(
             self._run_dir.status_file, self.get_manager_status, interval=status_interval
         )
@@ -196,6 +207,7 @@ class ManagerContext:
                 [self.progress, self.cache, self.checkpoint, self.resource, self.log],
                 body_error=False,
             )
+            self._run_lock.release()
         if errors:
             raise errors[0]
 
@@ -360,16 +372,21 @@ class ManagerContext:
         """Run ``func`` over ``items``, resumably, on any executor.
 
         Finished items are journalled under ``run_dir/tasks/<name>.journal``; a rerun skips
-        them. Each settled item advances a progress subtask named ``name``. Thread workers
-        see the caller's log context; process and Dask workers log into the run's log,
-        with ``task=<name>``. The executor is kept for the next call with the same
+        them, and a journal another function wrote is refused, naming both. Each settled
+        item advances a progress subtask named ``name``. Thread workers see the caller's
+        log context; process and Dask workers log into the run's log, with
+        ``task=<name>``. The executor is kept for the next call with the same
         executor, ``max_workers`` and options (its workers, and what they hold, carry
         over) and closed with the context.
 
         Args:
             func: Called as ``func(item)``; picklable for process and Dask executors.
             items: The inputs.
-            name: Names the journal and the progress row (default: the function's name).
+            name: Names the journal and the progress row. Default: a module-level
+                function's name; for a lambda, closure, partial, bound method or callable
+                object, its name and a digest of its code and what it captures
+                (``lambda-3f2a9c01b7d4``), so that no two computations share a journal;
+                one that captures what cannot be digested (a lock, an open file) needs it.
             executor: ``"serial"``, ``"threads"``, ``"processes"``, ``"dask"``, an
                 ``Executor``, ...; default the context's.
             max_workers, retries: Override the context's defaults.
@@ -381,10 +398,12 @@ class ManagerContext:
 
         Raises:
             InterruptedRunError: a graceful stop was requested; finished items are saved.
+            ConfigError: the journal holds another function's results, or ``func`` needs
+                ``name=``.
         """
         self._raise_if_stopping()
         items = list(items)
-        label: str = name or getattr(func, "__name__", None) or "tasks"
+        label: str = name or journal_name(func)
         journal = self._run_dir.journal(label)
         journal.parent.mkdir(parents=True, exist_ok=True)
         chunksize = runner_options.pop("chunksize", None)

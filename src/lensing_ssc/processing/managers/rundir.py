@@ -6,6 +6,7 @@ A run directory holds::
     cache/                  the disk cache every process shares    (cache.dir moves it)
     logs/lensing_ssc.log    the run's log                          (logging.file moves it)
     status.json             the run's state, refreshed while it is alive
+    run.lock                held by the run using the directory (:mod:`.runlock`)
     tasks/<name>.journal    what each ``ManagerContext.map`` call has finished
     pipeline.json           a pipeline's fingerprint of what its results depend on
     results/                a pipeline's results files and text summary
@@ -21,6 +22,7 @@ that take a ``RUN_DIR`` find its parts here too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,8 @@ from lensing_ssc.core.config import ProcessingConfig
 __all__ = ["RunDir"]
 
 # Journal file names keep a readable form of the call's name, short enough for any filesystem.
-_MAX_NAME_CHARS = 100
+_MAX_NAME_BYTES = 100
+_CUT_BYTES = 80
 
 
 @dataclass(frozen=True, init=False)
@@ -94,17 +97,31 @@ class RunDir:
         return self.path / "tasks"
 
     def journal(self, name: str) -> Path:
-        """The journal of the ``map`` call named ``name``.
+        """The journal of the ``map`` call named ``name``: one file inside :attr:`tasks`.
 
-        Characters other than letters, digits, ``-``, ``_`` and ``.`` become ``_``, and the
-        name is cut to 100 characters, so any name makes one file inside :attr:`tasks`.
+        A name of letters, digits, ``-``, ``_`` and ``.``, at most 100 bytes long, is the
+        file's name as it is. In any other name, other characters become ``_``, it is cut
+        to 80 bytes, and 12 hex digits of a digest of the whole name follow: two names
+        never share a file because they differ only in such characters or after the cut.
 
         Example:
+            >>> RunDir("runs/x").journal("maps").name
+            'maps.journal'
             >>> RunDir("runs/x").journal("maps/patch 1").name
-            'maps_patch_1.journal'
+            'maps_patch_1-03d590c5ba8f.journal'
         """
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:_MAX_NAME_CHARS]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        encoded = safe.encode("utf-8")
+        if safe != name or len(encoded) > _MAX_NAME_BYTES:
+            digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=6)
+            cut = encoded[:_CUT_BYTES].decode("utf-8", "ignore")
+            safe = f"{cut}-{digest.hexdigest()}"
         return self.tasks / f"{safe or 'tasks'}.journal"
+
+    @property
+    def lock_file(self) -> Path:
+        """The file a run holds while it uses the directory (:class:`.runlock.RunLock`)."""
+        return self.path / "run.lock"
 
     @property
     def pipeline_file(self) -> Path:

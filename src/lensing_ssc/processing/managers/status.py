@@ -130,7 +130,7 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
             value=str(path),
             hint="is this the run directory of a job started with ManagerContext?",
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise LensingSSCError(f"cannot read {str(path)!r}: {exc}", value=str(path)) from exc
     if not isinstance(data, dict):
         raise LensingSSCError(f"{str(path)!r} does not hold a status object", value=str(path))

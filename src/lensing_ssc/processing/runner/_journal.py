@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import pickle
+import stat
 import threading
 import time
 import zlib
@@ -48,9 +49,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.core.base.exceptions import CheckpointError, ConfigError
 from lensing_ssc.core.io import compress, fsync_directory
 from lensing_ssc.processing.runner._appender import Appender, open_appender
+from lensing_ssc.processing.runner._keys import same_function
 from lensing_ssc.processing.runner._owner import BEAT, OwnerLease, in_use_error, read_owner
 from lensing_ssc.processing.runner._records import (
     _HEAD,
@@ -74,6 +76,7 @@ __all__ = ["Journal", "JournalContents", "read_journal"]
 
 logger = logging.getLogger("lensing_ssc.processing.runner")
 COMPRESS_ABOVE = 64 * 1024
+_ZERO_BLOCK = 64 * 1024
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -111,6 +114,57 @@ def _io_error(action: str, path: Path, exc: OSError) -> CheckpointError:
         f"could not {action} the task journal {str(path)!r}: {exc.strerror or exc}",
         value=str(path),
         hint=hint,
+    )
+
+
+def _check_is_journal(path: Path) -> bool:
+    """Whether ``path`` exists; raises ``ConfigError`` when it holds no journal.
+
+    A file is a journal when it is empty, starts with a record's magic (or a part of it:
+    a first record torn by a crash), holds only zeros (reserved by a run killed before its
+    first record), or holds at least one valid record (its start damaged).
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"journal path {str(path)!r} is not a regular file",
+            value=str(path),
+            field="journal",
+            hint="give the path of a file, e.g. tasks/power.journal",
+        )
+    with open(path, "rb") as file:
+        head = file.read(len(MAGIC))
+        if not head or MAGIC.startswith(head):
+            return True
+        while head and not head.strip(b"\0"):
+            head = file.read(_ZERO_BLOCK)
+        if not head:
+            return True
+    if read_journal(path)[0].records:
+        return True
+    raise ConfigError(
+        f"{str(path)!r} is not a task journal: it holds other data, which using it as the "
+        "journal would erase",
+        value=str(path),
+        field="journal",
+        hint="give a journal path of its own (e.g. tasks/power.journal), or move the file away",
+    )
+
+
+def _check_same_function(path: Path, recorded: str, function: str) -> None:
+    """Refuse a journal whose results were computed by another function."""
+    if same_function(recorded, function):
+        return
+    raise ConfigError(
+        f"task journal {str(path)!r} holds results of {recorded}, not of {function}; "
+        "reusing them would return another function's results",
+        value=recorded,
+        field="journal",
+        hint="give this function a journal of its own (in ManagerContext.map, another name=), "
+        "or pass resume=False to start this journal afresh",
     )
 
 
@@ -194,12 +248,16 @@ class Journal:
             host: This driver's host name as the owner lease records it (default: the
                 real one; tests give a fake one).
 
-        A journal last written by another function (by module and qualified name) is
-        reused with a warning in the log.
+        A journal last written by another function (by :func:`.keys.same_function`) is
+        refused, and so is a file that holds something other than a journal (an empty
+        file is a new journal, and so is one holding only zeros; one whose first records
+        are damaged is still a journal, recognised by a later valid record).
 
         Raises:
             CheckpointError: The journal is in use by another run (naming its host and
                 pid), or cannot be read or written.
+            ConfigError: ``path`` holds another function's journal (naming both) or a
+                file that is not a journal (with ``resume=False`` too: it is never emptied).
         """
         path = Path(path)
         try:
@@ -220,17 +278,11 @@ class Journal:
             raise
         try:
             contents, good_end = JournalContents(), 0
-            if resume and path.exists():
+            existed = _check_is_journal(path)
+            if resume and existed:
                 contents, good_end = read_journal(path, keys)
-            if resume and contents.function not in (None, function):
-                logger.warning(
-                    "task journal %s was written by %s and is now used by %s; its results are "
-                    "reused (pass resume=False if the function computes something else)",
-                    path,
-                    contents.function,
-                    function,
-                )
-            existed = path.exists()
+            if resume and contents.function is not None:
+                _check_same_function(path, contents.function, function)
             fd, appender = open_appender(path, good_end, mapped=mapped)
             if not existed:
                 fsync_directory(path.parent)

@@ -10,10 +10,13 @@ The rule (also in ``docs/runner.md``):
 - With ``key=``, the caller's function names each item (``key=lambda path: path.name``).
   The caller promises that equal keys mean equal work; keys must be unique in one run.
 
-Keys name items, not code. The function's identity (module and qualified name) is written
-into the journal, and reusing a journal with another function logs a warning; the code
-inside a function is not hashed. After changing what a function computes, start the
-journal afresh (``resume=False``) or use another journal. Journals are in :mod:`._journal`.
+Keys name items, not code. The function's identity (module and qualified name; for a
+lambda, which has no name of its own, also a digest of its code) is written into the
+journal, and a journal written by another function is refused (:mod:`._journal`). The code
+inside a named function is not hashed: after changing what it computes, start the journal
+afresh (``resume=False``) or use another journal. What a function captures (closure cells,
+a partial's arguments) is not part of its identity either: the journal's path, which the
+caller chooses, stands for it (``ManagerContext.map`` names it so).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import pickle
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - the fast extra is installed in development
     xxhash = None  # type: ignore[assignment]
 
-__all__ = ["MAX_KEY_LENGTH", "function_identity", "item_keys"]
+__all__ = ["MAX_KEY_LENGTH", "code_digest", "function_identity", "item_keys", "same_function"]
 
 MAX_KEY_LENGTH = 1024
 """Longest key, in characters, that a journal record holds."""
@@ -122,6 +126,9 @@ def function_identity(func: Callable[..., Any]) -> str:
     """Name a callable as ``module:qualname`` (through ``functools.partial`` layers and
     wrappers that name what they wrap in ``__wrapped__``, as ``functools.wraps`` does).
 
+    A lambda's qualified name says nothing of what it computes, so its identity adds a
+    digest of its code (:func:`code_digest`): ``module:f.<locals>.<lambda>@<16 hex>``.
+
     Example:
         >>> function_identity(len)
         'builtins:len'
@@ -136,4 +143,52 @@ def function_identity(func: Callable[..., Any]) -> str:
         func = wrapped
     module = getattr(func, "__module__", None) or type(func).__module__
     qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    return f"{module}:{qualname}"
+    identity = f"{module}:{qualname}"
+    if isinstance(func, types.FunctionType) and func.__name__ == "<lambda>":
+        identity += "@" + code_digest(func.__code__)
+    return identity
+
+
+def same_function(recorded: str, identity: str) -> bool:
+    """Whether a journal recording ``recorded`` was written by the function ``identity``.
+
+    A script's functions are in module ``__main__`` when it is run (``python job.py``) and
+    in ``job`` when it is imported: against ``__main__``, the qualified names are compared.
+    A journal written before lambdas carried a digest of their code records the qualified
+    name alone, and is taken as the lambda's of that name.
+
+    Example:
+        >>> same_function("__main__:work", "job:work")
+        True
+    """
+    if "@" not in recorded:
+        identity = identity.partition("@")[0]
+    if recorded == identity:
+        return True
+    was_module, _, was = recorded.partition(":")
+    module, _, now = identity.partition(":")
+    return was == now and "__main__" in (was_module, module)
+
+
+def code_digest(code: types.CodeType) -> str:
+    """16 hex digits of the bytecode, names and constants of ``code`` and the code it nests.
+
+    Stable from run to run of one Python version (bytecode changes between versions).
+    """
+    return hashlib.blake2b(_code_bytes(code), digest_size=8).hexdigest()
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
+    parts.extend(_constant_bytes(const) for const in code.co_consts)
+    return b"\0".join(parts)
+
+
+def _constant_bytes(const: Any) -> bytes:
+    if isinstance(const, types.CodeType):
+        return _code_bytes(const)
+    if isinstance(const, tuple):
+        return b"(" + b",".join(_constant_bytes(item) for item in const) + b")"
+    if isinstance(const, frozenset):  # `x in {"a", "b"}`: its order changes with the hash seed
+        return b"{" + b",".join(sorted(_constant_bytes(item) for item in const)) + b"}"
+    return repr(const).encode()

@@ -18,7 +18,7 @@ from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.processing.runner._journal import Journal, JournalContents
-from lensing_ssc.processing.runner._records import RecordReader
+from lensing_ssc.processing.runner._records import RecordReader, failure_fields
 from lensing_ssc.processing.runner._results import (
     MapResult,
     ResultSequence,
@@ -99,7 +99,9 @@ class Ledger:
                 for index in todo:
                     key = keys[index]
                     if key in failed:
-                        self.failures[index] = TaskFailure(index=index, key=key, **failed[key])
+                        self.failures[index] = TaskFailure(
+                            index=index, key=key, **failure_fields(failed[key])
+                        )
                     else:
                         kept.append(index)
                 todo = kept

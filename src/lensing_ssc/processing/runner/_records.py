@@ -44,7 +44,7 @@ from typing import Any
 from lensing_ssc.core.base.exceptions import CheckpointError
 from lensing_ssc.core.io import decompress
 
-__all__ = ["JournalContents", "RecordReader", "read_journal"]
+__all__ = ["JournalContents", "RecordReader", "failure_fields", "read_journal"]
 
 MAGIC = b"LSJ\x01"
 _HEADER = struct.Struct("<4sQI")  # magic, payload length, crc32(payload)
@@ -125,11 +125,15 @@ def _records(data: Any) -> Iterator[tuple[int, int, int, str, str, memoryview]]:
                 kind, codec_len, key_len = _HEAD.unpack_from(payload)
                 body_at = _HEAD.size + key_len + codec_len
                 if kind in (KIND_OPEN, KIND_DONE, KIND_FAILED) and body_at <= length:
-                    key = bytes(payload[_HEAD.size : _HEAD.size + key_len]).decode("utf-8")
-                    codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
-                    yield pos, end, kind, key, codec, payload[body_at:]
-                    pos = end
-                    continue
+                    try:
+                        key = bytes(payload[_HEAD.size : _HEAD.size + key_len]).decode("utf-8")
+                        codec = bytes(payload[_HEAD.size + key_len : body_at]).decode("ascii")
+                    except UnicodeDecodeError:  # checksummed nonsense: skipped as damaged
+                        pass
+                    else:
+                        yield pos, end, kind, key, codec, payload[body_at:]
+                        pos = end
+                        continue
         found = data.find(MAGIC, pos + 1)
         if found < 0:
             return
@@ -191,34 +195,39 @@ def _index(data: mmap.mmap, contents: JournalContents, keys: Sequence[str]) -> i
             ):
                 key_at = pos + _RECORD.size
                 if kind == KIND_DONE:
-                    key = data[key_at : key_at + key_len].decode("utf-8")
-                    if offsets is None:
-                        done[key] = pos
-                    elif expected < count and keys[expected] == key:
-                        offsets[expected] = pos + 1
-                        expected += 1
-                    else:
-                        if positions is None:
-                            positions = {k: index for index, k in enumerate(keys)}
-                        index = positions.get(key)
-                        if index is not None:
-                            offsets[index] = pos + 1
-                            expected = index + 1
-                    if failed:
-                        failed.pop(key, None)
-                    records += 1
-                    pos = end
-                    continue
-                if kind in (KIND_FAILED, KIND_OPEN):
-                    body = data[key_at + key_len + codec_len : end]
-                    fields = json.loads(body.decode("utf-8"))
-                    if kind == KIND_OPEN:
-                        contents.function = fields.get("function")
-                    else:
-                        failed[data[key_at : key_at + key_len].decode("utf-8")] = fields
-                    records += 1
-                    pos = end
-                    continue
+                    key: str | None
+                    try:
+                        key = data[key_at : key_at + key_len].decode("utf-8")
+                    except UnicodeDecodeError:  # a checksum over nonsense: crafted, not ours
+                        key = None
+                    if key is not None:
+                        if offsets is None:
+                            done[key] = pos
+                        elif expected < count and keys[expected] == key:
+                            offsets[expected] = pos + 1
+                            expected += 1
+                        else:
+                            if positions is None:
+                                positions = {k: index for index, k in enumerate(keys)}
+                            index = positions.get(key)
+                            if index is not None:
+                                offsets[index] = pos + 1
+                                expected = index + 1
+                        if failed:
+                            failed.pop(key, None)
+                        records += 1
+                        pos = end
+                        continue
+                elif kind in (KIND_FAILED, KIND_OPEN):
+                    parsed = _parse_fields(kind, data[key_at:end], key_len, codec_len)
+                    if parsed is not None:
+                        if kind == KIND_OPEN:
+                            contents.function = parsed[1]["function"]
+                        else:
+                            failed[parsed[0]] = parsed[1]
+                        records += 1
+                        pos = end
+                        continue
             # Not a valid record: skip to the next magic (bytes skipped before a later valid
             # record are damaged; after the last one, torn or reserved).
             covered += pos - run_start
@@ -238,6 +247,45 @@ def _index(data: mmap.mmap, contents: JournalContents, keys: Sequence[str]) -> i
     contents.records = records
     contents.damaged_bytes = good_end - covered
     return good_end
+
+
+def _parse_fields(
+    kind: int, payload: bytes, key_len: int, codec_len: int
+) -> tuple[str, dict[str, Any]] | None:
+    """The key and JSON fields of an ``open`` or ``failed`` record; ``None`` when they are
+    not a JSON object (an ``open`` record's naming its function by a string): the record is
+    then skipped as damaged.
+
+    A record's checksum covers only itself, so anyone can write one that passes: a failed
+    record's fields are read through :func:`failure_fields` where they are used.
+    """
+    try:
+        key = payload[:key_len].decode("utf-8")
+        fields = json.loads(payload[key_len + codec_len :].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    if kind == KIND_OPEN and not isinstance(fields.get("function"), str):
+        return None
+    return key, fields
+
+
+def failure_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``error_type``, ``message``, ``traceback`` and ``attempts`` of a failed record.
+
+    Each has its type (``str``, ``str``, ``str``, ``int`` ≥ 0); one that is missing or of
+    another type (a record this module did not write) reads as unknown: ``"?"``, ``""``,
+    ``""``, 0. Other fields are left out.
+    """
+    texts = {
+        name: value if isinstance(value := fields.get(name), str) else default
+        for name, default in (("error_type", "?"), ("message", ""), ("traceback", ""))
+    }
+    attempts = fields.get("attempts")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+        attempts = 0
+    return {**texts, "attempts": attempts}
 
 
 def _tail_bytes(data: mmap.mmap, good_end: int) -> int:
@@ -349,7 +397,8 @@ class RecordReader:
                 and zlib.crc32(memoryview(block)[rel + _HEADER.size : end]) == crc
                 and block[key_at : key_at + key_len] == key.encode("utf-8")
             ):
-                codec = block[key_at + key_len : body_at].decode("ascii")
+                # An unknown codec (crafted bytes, not ours) fails to decompress, as damage.
+                codec = block[key_at + key_len : body_at].decode("ascii", "replace")
                 return codec, memoryview(block)[body_at:end]
         raise CheckpointError(
             f"the task journal {str(self.path)!r} changed after it was read: the result of "

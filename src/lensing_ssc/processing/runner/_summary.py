@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lensing_ssc.core.base.exceptions import CheckpointError
-from lensing_ssc.processing.runner._records import read_journal
+from lensing_ssc.processing.runner._records import failure_fields, read_journal
 
 __all__ = ["JournalFailure", "JournalSummary", "read_journal_summary"]
 
@@ -110,20 +110,22 @@ def read_journal_summary(path: str | Path) -> JournalSummary:
             value=str(path),
             hint="give a journal file of a run directory's tasks/ directory",
         ) from exc
-    failures = tuple(
-        JournalFailure(
-            key=key,
-            error_type=str(fields.get("error_type", "?")),
-            message=str(fields.get("message", "")),
-            attempts=int(fields.get("attempts", 0)),
+    failures = []
+    for key, fields in contents.failed.items():
+        known = failure_fields(fields)
+        failures.append(
+            JournalFailure(
+                key=key,
+                error_type=known["error_type"],
+                message=known["message"],
+                attempts=known["attempts"],
+            )
         )
-        for key, fields in contents.failed.items()
-    )
     return JournalSummary(
         path=path,
         name=path.stem,
         completed=len(contents.done),
-        failures=failures,
+        failures=tuple(failures),
         damaged_bytes=contents.damaged_bytes,
         torn_bytes=contents.torn_bytes,
     )

@@ -62,7 +62,15 @@ from lensing_ssc.processing.runner._worker import RetryPolicy, WorkerSetup
 if TYPE_CHECKING:
     from lensing_ssc.processing.runner._dask import ClusterWorker, DaskAdapter
 
-__all__ = ["MapResult", "RunSnapshot", "RunnerHooks", "TaskFailure", "TaskRunner", "run_map"]
+__all__ = [
+    "MAX_WORKERS",
+    "MapResult",
+    "RunSnapshot",
+    "RunnerHooks",
+    "TaskFailure",
+    "TaskRunner",
+    "run_map",
+]
 
 logger = logging.getLogger("lensing_ssc.processing.runner")
 
@@ -115,11 +123,23 @@ class RunnerHooks:
     on_carried: Callable[[Any], None] | None = None
 
 
-def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(
-            f"{name} must be an integer >= {minimum}", value=value, hint=hint, field=name
-        )
+MAX_WORKERS = 4096
+"""Most workers a runner starts. Far above the cores of any node this runs on (a 4-socket
+node has a few hundred), so a larger count is a typo, which would start thousands of
+processes or threads; past 2**31 Python's pools fail with ``OverflowError``."""
+
+
+def _check_int(
+    name: str, value: Any, minimum: int, hint: str, *, maximum: int | None = None
+) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        wanted = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ConfigError(f"{name} must be an integer {wanted}", value=value, hint=hint, field=name)
 
 
 def _check_seconds(name: str, value: Any, *, positive: bool, hint: str) -> None:
@@ -141,8 +161,9 @@ class TaskRunner:
             ``concurrent.futures.Executor`` instance (borrowed: never shut down), a
             zero-argument factory returning one (owned, rebuilt if a worker dies), or a
             ``distributed.Client``.
-        max_workers: Workers to start (default: usable CPUs; threads: CPUs + 4, ≤ 32);
-            for a user's executor, what it reports (see :attr:`max_workers`).
+        max_workers: Workers to start, at most :data:`MAX_WORKERS` (default: usable CPUs;
+            threads: CPUs + 4, ≤ 32); for a user's executor, what it reports (see
+            :attr:`max_workers`).
         retries: Extra attempts for an item that raises or kills its worker.
         retry_delay: Seconds between attempts.
         chunksize: Items per task, or ``"auto"``: sized from measured item times so a task
@@ -166,8 +187,8 @@ class TaskRunner:
             local cluster: an address (``tcp://host:8786``) or the file ``dask scheduler
             --scheduler-file`` writes. Default: ``DASK_SCHEDULER_ADDRESS`` when set.
         mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context of
-            the worker processes of ``"processes"`` and of the local ``"dask"`` cluster;
-            default: Python's.
+            the worker processes of ``"processes"`` (default: Python's) and of the local
+            ``"dask"`` cluster (default: ``"forkserver"`` where there is one).
         hooks: Callbacks for a coordinating context (:class:`RunnerHooks`).
 
     Raises:
@@ -198,7 +219,13 @@ class TaskRunner:
         hooks: RunnerHooks | None = None,
     ) -> None:
         if max_workers is not None:
-            _check_int("max_workers", max_workers, 1, "e.g. 4, or None for the usable CPUs")
+            _check_int(
+                "max_workers",
+                max_workers,
+                1,
+                "e.g. 4, or None for the usable CPUs",
+                maximum=MAX_WORKERS,
+            )
         _check_int("retries", retries, 0, "0 tries each item once")
         _check_seconds("retry_delay", retry_delay, positive=False, hint="e.g. 1.0")
         if chunksize != "auto":
@@ -363,8 +390,9 @@ class TaskRunner:
     def forks_workers(self) -> bool:
         """Whether worker processes start as forks of this one, inheriting its memory.
 
-        True only for ``"processes"``, and ``"dask"`` on the local cluster it starts, with
-        the ``fork`` start method (``mp_context``, else Python's default): what this process
+        True only for ``"processes"`` with the ``fork`` start method (``mp_context``, else
+        Python's default), and for the local cluster of ``"dask"`` with ``mp_context``
+        ``"fork"`` (by default its workers fork from a fork server): what this process
         computed before the first :meth:`map` is then in every worker without being
         recomputed or sent.
         """
