@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from lensing_ssc.core.base.exceptions import InterruptedRunError  # noqa: E402
 from lensing_ssc.processing.runner import RunnerHooks, TaskRunner  # noqa: E402
 
 JOB = Path(__file__).with_name("runner_job.py")
+MARKER_MODULE = "lensing_ssc_test_fork_marker"
 _spec = importlib.util.spec_from_file_location("runner_job", JOB)
 assert _spec is not None
 assert _spec.loader is not None
@@ -60,6 +64,14 @@ def record_pid(folder: str) -> None:
 def pid_of(_: int) -> int:
     time.sleep(0.01)
     return os.getpid()
+
+
+def fork_marker(_: int) -> tuple[int, int, str | None]:
+    """The worker's pid and parent pid, and the marker it inherited from the runner's
+    process, if any."""
+    time.sleep(0.01)
+    marker = sys.modules.get(MARKER_MODULE)
+    return os.getpid(), os.getppid(), None if marker is None else marker.token
 
 
 def worker_settings(_: int) -> tuple[bool, str]:
@@ -213,3 +225,38 @@ def test_a_borrowed_cluster_keeps_its_own_dask_settings(client: distributed.Clie
     with TaskRunner(client, chunksize=1) as runner:
         settings = set(runner.map(worker_settings, range(4)).results)
     assert settings == {(True, "20ms")}
+
+
+@pytest.mark.parametrize(
+    ("method", "from_server"), [(None, True), ("fork", False), ("spawn", False)]
+)
+def test_the_local_cluster_starts_its_workers_from_a_fork_server_unless_told(
+    method: str | None, from_server: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default workers fork from a fork server; mp_context="fork" forks this process."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform has no fork server")
+    marker = types.ModuleType(MARKER_MODULE)
+    marker.token = "set before the cluster started"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, MARKER_MODULE, marker)
+    before = dask.config.get("distributed.worker.multiprocessing-method")
+    with TaskRunner("dask", max_workers=2, mp_context=method, chunksize=1) as runner:
+        seen = set(runner.map(fork_marker, range(8)).results)
+        during = dask.config.get("distributed.worker.multiprocessing-method")
+    assert os.getpid() not in {pid for pid, _, _ in seen}
+    # A fork server's children are not this process's; only a fork of it has the marker.
+    assert {parent != os.getpid() for _, parent, _ in seen} == {from_server}
+    assert {token for _, _, token in seen} == {marker.token if method == "fork" else None}
+    assert during == before  # the start method was Dask's setting only while it started
+
+
+def test_the_local_clusters_workers_ignore_a_ctrl_c() -> None:
+    """SIGINT (a Ctrl-C reaches the process group) leaves the cluster's workers running."""
+    with TaskRunner("dask", max_workers=2, chunksize=1) as runner:
+        before = set(runner.map(pid_of, range(8)).results)
+        for pid in before:
+            os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        after = set(runner.map(pid_of, range(8)).results)
+    assert len(before) == 2
+    assert after == before

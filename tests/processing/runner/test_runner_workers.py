@@ -87,13 +87,13 @@ def test_dask_runs_elsewhere_on_the_usable_cpus() -> None:
     assert not runner.runs_in_this_process
 
 
-@pytest.mark.parametrize(("mp_context", "forks"), [("fork", True), ("spawn", False)])
-def test_a_local_dask_cluster_forks_as_the_process_pool_does(
-    mp_context: str, forks: bool
-) -> None:
-    """The local Dask cluster's workers are forks with the fork start method; a joined one's never."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("this platform cannot fork")
+@pytest.mark.parametrize(
+    ("mp_context", "forks"), [(None, False), ("fork", True), ("forkserver", False)]
+)
+def test_a_local_dask_cluster_forks_only_when_asked(mp_context: str | None, forks: bool) -> None:
+    """The local Dask cluster's workers are forks of this process only with mp_context="fork"."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform has no fork server")
     assert TaskRunner("dask", mp_context=mp_context).forks_workers is forks
     joined = TaskRunner("dask", mp_context=mp_context, scheduler_address="tcp://10.0.0.5:8786")
-    assert not joined.forks_workers
+    assert not joined.forks_workers  # a joined cluster's workers are never this process's
