@@ -128,19 +128,24 @@ class ShellMapsSection(Section):
         return self
 
 
+_DEMO_Z_EDGES = (0.0, 0.5, 1.0)
+"""The lognormal shells' redshift edges when none are given: two shells out to z = 1."""
+
+
 class ShellsSection(Section):
     """Where the matter shells come from, and the shells the stage writes.
 
     ``source``: ``lognormal`` (the demo), ``particles`` or ``maps``. For the first two,
     ``z_edges`` or ``chi_edges`` (Mpc) give the n + 1 edges of n shells, ``nside`` their
     resolution, and ``per_task`` how many consecutive shells one task makes (one task per
-    realisation and chunk of shells).
+    realisation and chunk of shells). Lognormal shells given neither take the edges
+    ``[0, 0.5, 1]`` in redshift; particles must say which shells to bin.
     """
 
     source: Literal["lognormal", "particles", "maps"] = "lognormal"
     nside: Integer = Field(default=128, ge=1, le=1 << 20)
-    z_edges: list[Real] | None = None
-    chi_edges: list[Real] | None = None
+    z_edges: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
+    chi_edges: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
     per_task: Integer = Field(default=4, ge=1)
     particles: ParticlesSection | None = None
     maps: ShellMapsSection | None = None
@@ -168,6 +173,8 @@ class ShellsSection(Section):
             if self.maps is None:
                 raise ValueError("source is 'maps' but shells.maps is not given")
             return self
+        if self.source == "lognormal" and self.z_edges is None and self.chi_edges is None:
+            object.__setattr__(self, "z_edges", list(_DEMO_Z_EDGES))  # no re-validation loop
         if (self.z_edges is None) == (self.chi_edges is None):
             raise ValueError(f"source {self.source!r} needs exactly one of z_edges and chi_edges")
         if self.source == "particles" and self.particles is None:
@@ -178,8 +185,8 @@ class ShellsSection(Section):
 class NzSection(Section):
     """A source redshift distribution: ``z`` and ``n`` lists, or a two-column text ``file``."""
 
-    z: list[Real] | None = None
-    n: list[Real] | None = None
+    z: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
+    n: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
     file: Path | None = None
 
     @model_validator(mode="after")
@@ -244,7 +251,7 @@ class LightconeSection(Section):
 
     cosmology: LightconeCosmologySection = Field(default_factory=LightconeCosmologySection)
     seeds: Annotated[list[Integer], BeforeValidator(_as_list)] = Field(default_factory=lambda: [0])
-    shells: ShellsSection = Field(default_factory=lambda: ShellsSection(z_edges=[0.0, 0.5, 1.0]))
+    shells: ShellsSection = Field(default_factory=ShellsSection)
     kappa: KappaSection = Field(default_factory=KappaSection)
     statistics: bool = False
 
