@@ -11,6 +11,7 @@ from lensing_ssc.analysis import SpectralMoments, spectral_moments_on_grid
 from lensing_ssc.analysis.smoothing import smoothed_white_noise_sigma
 from lensing_ssc.analysis.spectra import HalofitConvergenceSpectrum
 from lensing_ssc.analysis.theory import (
+    cross_convergence_spectrum,
     gaussian_minimum_counts_binned,
     gaussian_minkowski,
     gaussian_minkowski_binned,
@@ -104,3 +105,33 @@ def test_moments_status_is_json_ready() -> None:
     """to_dict returns plain floats including γ."""
     status = SpectralMoments(1.0, 2.0, 5.0).to_dict()
     assert status == {"sigma0": 1.0, "sigma1": 2.0, "sigma2": 5.0, "gamma": 0.8}
+
+
+def test_the_cross_spectrum_of_a_source_plane_with_itself_is_its_auto_spectrum() -> None:
+    """C_11 from the cross formula equals HalofitConvergenceSpectrum at z_s = 1 (and linear)."""
+    ell = np.geomspace(2.0, 3e4, 40)
+    for nonlinear in (True, False):
+        model = HalofitConvergenceSpectrum(z_source=1.0, nonlinear=nonlinear)
+        np.testing.assert_allclose(cross_convergence_spectrum(model, model)(ell), model(ell))
+
+
+def test_the_cross_spectrum_lies_between_the_autos_and_below_their_geometric_mean() -> None:
+    """C_11 < C_12 < C_22 and r_12 < 1, falling from ~0.97 at ℓ = 2 to ~0.83 at ℓ = 200."""
+    near, far = HalofitConvergenceSpectrum(z_source=1.0), HalofitConvergenceSpectrum(z_source=2.0)
+    ell = np.array([2.0, 20.0, 200.0, 2000.0])
+    cross = cross_convergence_spectrum(far, near)(ell)
+    np.testing.assert_array_equal(cross, cross_convergence_spectrum(near, far)(ell))
+    assert np.all((near(ell) < cross) & (cross < far(ell)))
+    r = cross / np.sqrt(near(ell) * far(ell))
+    assert r[0] == pytest.approx(0.97, abs=0.01)
+    assert r[2] == pytest.approx(0.83, abs=0.02)
+    assert np.all(r < 0.98)
+
+
+def test_cross_spectra_of_two_cosmologies_are_refused() -> None:
+    """Models differing in anything but z_s are an AnalysisError naming both."""
+    near = HalofitConvergenceSpectrum(z_source=1.0)
+    other = HalofitConvergenceSpectrum(z_source=2.0, sigma8=0.9)
+    with pytest.raises(AnalysisError, match="one cosmology at two source redshifts") as caught:
+        cross_convergence_spectrum(near, other)
+    assert caught.value.value == (near, other)

@@ -120,7 +120,12 @@ def test_a_suite_of_the_same_realisations_gives_variance_ratio_one_at_every_reds
 ) -> None:
     """A declared pair of suites holding the same maps has variance ratios of exactly 1."""
     results = read_results(compared_run.results_file)
-    resampling = {"method": "bootstrap over maps", "n_resamples": 200, "confidence": 0.68}
+    resampling = {
+        "method": "bootstrap over maps",
+        "interval": "jackknife",
+        "n_resamples": 200,
+        "confidence": 0.68,
+    }
     assert results["meta/comparisons"] == {
         f"bigbox~tiled/zs={zs:g}": {
             "numerator": f"bigbox/zs={zs:g}",
@@ -144,8 +149,8 @@ def test_a_suite_of_the_same_realisations_gives_variance_ratio_one_at_every_reds
     for zs in REDSHIFTS:
         assert (
             f"SSC         variance ratio bigbox/zs={zs:g} / tiled/zs={zs:g} "
-            f"(ssc/bigbox~tiled/zs={zs:g}), [68% interval, bootstrap over maps: 200 "
-            "resamples of 3 + 3 maps]" in summary
+            f"(ssc/bigbox~tiled/zs={zs:g}), [68% intervals, jackknife-t over maps; S/N: "
+            "bootstrap over maps, 200 resamples; 3 + 3 maps]" in summary
         )
     assert compared_run.ssc_headline.startswith(
         "SSC: Var Ĉ(bigbox/zs=1) / Var Ĉ(tiled/zs=1), ngal=0, ℓ 30→300: 1.00 1.00 1.00 1.00"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lensing_ssc.analysis import noise_sigma
+from lensing_ssc.analysis import noise_sigma, patch_centers
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines import read_results, run_patch_statistics
 from lensing_ssc.pipelines._inputs import HealpixMap, MapTask
@@ -165,6 +165,7 @@ def test_the_joint_covariance_stacks_every_spectrum_and_is_compared_between_sets
         "realisations": [f"seed={s}" for s in SEEDS],
         "n_patches": len(SEEDS) * PATCHES_PER_MAP,
         "skipped": {},
+        "dropped_patches": {},
     }
     assert meta["comparisons"]["bigbox~tiled/tomography"]["z_sources"] == [1.0, 2.0]
     summary = compared.summary_file.read_text()
@@ -252,6 +253,45 @@ def test_a_realisation_missing_a_redshift_is_left_out_and_said(
     )
 
 
+def test_patches_masked_at_one_redshift_leave_only_their_places_out(
+    suites: dict[str, Path], tmp_path: Path
+) -> None:
+    """Seed 1 masked at patch 3 for z_s = 1 and patch 11 for z_s = 2: its other 17 places pair.
+
+    The maps are one sky at both z_s, so paired by place every cross spectrum equals both
+    autos; paired by list order, the patches after the first masked one would not.
+    """
+    masked = tmp_path / "masked"
+    shutil.copytree(suites["same"], masked)
+    lon, lat = patch_centers(HEALPIX["patch_size_deg"])
+    for zs, place in ((1, 3), (2, 11)):
+        path = masked / f"kappa_zs{zs}_s1.fits"
+        sky = healpy.read_map(str(path), dtype=np.float64)
+        centre = healpy.ang2vec(lon[place], lat[place], lonlat=True)
+        sky[healpy.query_disc(NSIDE, centre, np.radians(2.0))] = healpy.UNSEEN
+        healpy.write_map(str(path), sky, dtype=np.float64, overwrite=True)
+    run = run_patch_statistics(_config(tmp_path / "run", {"masked": masked}))
+    results = read_results(run.results_file)
+    meta = results["meta/tomography"]["sets"]["masked"]
+    assert meta["dropped_patches"] == {"seed=1": 2}
+    assert meta["skipped"] == {}
+    assert meta["n_patches"] == len(SEEDS) * PATCHES_PER_MAP - 2
+    quiet = results["tomography/masked/cl/ngal=0/samples"]
+    np.testing.assert_array_equal(quiet[:, 1, :], quiet[:, 0, :])
+    np.testing.assert_array_equal(quiet[:, 2, :], quiet[:, 0, :])
+    # Each auto spectrum, noise included, is its map's own patch statistic at that place.
+    noisy = results["tomography/masked/cl/ngal=30/samples"][: PATCHES_PER_MAP - 2]
+    for zs, row, dropped_here, dropped_there in ((1, 0, 3, 11), (2, 2, 11, 3)):
+        own = results[f"sets/masked/zs={zs}/cl/ngal=30/samples"][: PATCHES_PER_MAP - 1]
+        places = [p for p in range(PATCHES_PER_MAP) if p != dropped_here]
+        paired = [i for i, p in enumerate(places) if p != dropped_there]
+        np.testing.assert_array_equal(noisy[:, row, :], own[paired])
+    assert (
+        "  masked seed=1: 2 patch place(s) left out of the tomography, dropped for the mask "
+        "at some z_s but not all (meta/tomography)" in run.summary_file.read_text()
+    )
+
+
 def test_tomography_off_writes_none(suites: dict[str, Path], tmp_path: Path) -> None:
     """``tomography: false`` runs no tomography stage and writes no tomography datasets."""
     run = run_patch_statistics(
@@ -269,8 +309,8 @@ def _task(suite: str, z: float, index: int, fields: dict[str, Any], source: Any 
     return MapTask(f"{suite}/zs={z:g}", index, source, suite, z, metadata)
 
 
-def _made(n_patches: int) -> MapSummary:
-    return MapSummary("m", n_patches, 64, 28.8, False)
+def _made(n_patches: int, positions: tuple[int, ...] | None = None) -> MapSummary:
+    return MapSummary("m", n_patches, 64, 28.8, False, positions)
 
 
 def test_maps_no_field_tells_apart_leave_their_set_out() -> None:
@@ -284,19 +324,43 @@ def test_maps_no_field_tells_apart_leave_their_set_out() -> None:
     )
 
 
-def test_a_map_that_dropped_masked_patches_or_failed_leaves_its_realisation_out() -> None:
-    """Patches of a map that dropped some are not at the places of the others': left out."""
+def test_maps_that_dropped_masked_patches_pair_at_the_places_all_kept() -> None:
+    """Places 3 (z_s = 1) and 5, 7 (z_s = 2) dropped: the 16 others pair up, 3 are counted."""
     maps = [_task("a", z, 0, {"seed": s}) for s in (1, 2, 3) for z in (1.0, 2.0)]
     made: list[MapSummary | None] = [_made(PATCHES_PER_MAP)] * 6
-    made[1] = _made(PATCHES_PER_MAP - 2)
+    every = range(PATCHES_PER_MAP)
+    made[0] = _made(PATCHES_PER_MAP - 1, tuple(p for p in every if p != 3))
+    made[1] = _made(PATCHES_PER_MAP - 2, tuple(p for p in every if p not in (5, 7)))
     made[4] = None
     plan = plan_tomography(maps, made)
-    assert [t.key for t in plan.tasks] == ["a/seed=2"]
-    assert plan.skipped["a"]["seed=1"].startswith(
-        "its map at z_s = 2 (x.fits) dropped 2 patch(es) for its mask"
-    )
-    assert plan.skipped["a"]["seed=3"] == "its map at z_s = 1 (x.fits) failed"
+    assert [t.key for t in plan.tasks] == ["a/seed=1", "a/seed=2"]
+    first = plan.tasks[0]
+    assert first.positions == tuple(p for p in every if p not in (3, 5, 7))
+    # Rows in each map's own list: z_s = 1 lacks place 3, z_s = 2 places 5 and 7.
+    assert first.rows[0][:6] == (0, 1, 2, 3, 5, 7)
+    assert first.rows[1][:6] == (0, 1, 2, 4, 5, 6)
+    assert plan.tasks[1].rows == (tuple(every), tuple(every))
+    assert plan.dropped == {"a": {"seed=1": 3}}
+    assert plan.skipped["a"] == {"seed=3": "its map at z_s = 1 (x.fits) failed"}
     assert plan.z_sources == {"a": (1.0, 2.0)}
+
+
+def test_a_realisation_whose_maps_share_no_place_or_whose_journal_lacks_them_is_left_out() -> None:
+    """No common place, or a map that dropped patches without recorded places: left out."""
+    maps = [_task("a", z, 0, {"seed": s}) for s in (1, 2) for z in (1.0, 2.0)]
+    made: list[MapSummary | None] = [
+        _made(2, (0, 1)),
+        _made(2, (2, 3)),
+        _made(PATCHES_PER_MAP - 1),  # an older journal's summary: which one is missing?
+        _made(PATCHES_PER_MAP),
+    ]
+    plan = plan_tomography(maps, made)
+    assert plan.tasks == ()
+    assert plan.skipped["a"] == {
+        "seed=1": "no patch place is kept by its maps at every z_s (their masks)",
+        "seed=2": "its map at z_s = 1 (x.fits) dropped patches for its mask and its journal "
+        "does not say which: rerun with --fresh",
+    }
 
 
 @pytest.mark.skipif(xarray is None, reason="needs the xarray extra")

@@ -289,6 +289,8 @@ class HealpixPatches:
         pixel_size_arcmin: Flat-sky pixel side at the patch centres, 2 tan(s/2)/n.
         masked_fraction: Fraction of masked (filled) pixels of each kept patch.
         n_dropped: Patches dropped for a masked fraction above ``max_masked_fraction``.
+        indices: Each kept patch's index among the centres it was cut from: where it is,
+            for matching the patches of two maps cut on the same centres.
     """
 
     patches: np.ndarray
@@ -297,6 +299,7 @@ class HealpixPatches:
     pixel_size_arcmin: float
     masked_fraction: np.ndarray
     n_dropped: int
+    indices: np.ndarray
 
 
 def cut_healpix_patches(
@@ -382,6 +385,7 @@ def cut_healpix_patches(
         pixel_size_arcmin=pixel,
         masked_fraction=np.array(fractions, dtype=np.float64),
         n_dropped=int(lon.size - keep.sum()),
+        indices=np.flatnonzero(keep),
     )
 
 

@@ -8,6 +8,15 @@
   band-limited to ℓ_max = 2 nside (the exponential puts some power above it). The
   harmonic coefficients are drawn from ``numpy.random.default_rng(seed)``: the same seed
   gives the same phases at any spectrum, shift or cut.
+* :func:`lognormal_skies` — Z correlated maps (one per source redshift) of the auto and
+  cross spectra C_ij(ℓ), the multi-field lognormal model of FLASK (Xavier, Abdalla &
+  Joachimi 2016, MNRAS 459, 3693): the Gaussian fields' cross spectra come from
+  ξ_g,ij = ln(1 + ξ_ij/(λ_i λ_j)) as above, and the fields are drawn together: Z unit
+  Gaussian coefficient sets z_k from the seed's generator, and g_i = Σ_k L_ik(ℓ) z_k with L
+  the Cholesky factor of the Z × Z matrix C_g,ij(ℓ) at each ℓ (what ``healpy.synalm``
+  does with several spectra, here from the seed's own generator). A pivot that rounding
+  makes negative is set to zero. The first map's coefficients are those
+  :func:`lognormal_sky` draws for the seed.
 * **Modes larger than a patch** (``ell_cut``): C(ℓ) of κ and C_g(ℓ) of g are set to zero
   for ℓ < ℓ_cut before drawing, and the κ the exponential makes below ℓ_cut is then
   subtracted (its coefficients, measured with ``healpy.map2alm``), so the map has no power
@@ -18,8 +27,11 @@
   ``bigbox/kappa_zs{zs}_s{seed}.fits`` (all large-scale power) and
   ``tiled/kappa_zs{zs}_s{seed}.fits`` (modes below the patch's ℓ_cut removed), for several
   source redshifts and the same seeds in both suites, with the cosmology, z_s, seed and
-  suite in each file's header. The source redshifts of one seed share its phases: one
-  universe seen at several distances, with fully correlated modes.
+  suite in each file's header. The source redshifts of one seed are one universe seen at
+  several distances: :func:`lognormal_skies` of the halofit auto spectra and their Limber
+  cross spectra (:func:`lensing_ssc.analysis.theory.cross_convergence_spectrum`), so the
+  maps' r_12(ℓ) = C_12/√(C_11 C_22) is the theory's (0.85 at ℓ = 100 for z_s = 1 and 2),
+  not 1.
 
 Needs the ``healpix`` extra (healpy, which brings astropy). The pipeline that measures
 these maps is :mod:`lensing_ssc.pipelines`; ``lensing-ssc example healpix-ssc`` writes them
@@ -33,6 +45,7 @@ import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +53,7 @@ import numpy as np
 
 from lensing_ssc.analysis.fields import gaussian_correlation, shifted_lognormal
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum, HalofitConvergenceSpectrum
+from lensing_ssc.analysis.theory import cross_convergence_spectrum
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -47,6 +61,7 @@ __all__ = [
     "EXAMPLE_SUITES",
     "ExampleSuites",
     "cut_multipole",
+    "lognormal_skies",
     "lognormal_sky",
     "write_example_suites",
 ]
@@ -118,17 +133,191 @@ def _legendre(lmax: int, x: np.ndarray) -> np.ndarray:
     return table
 
 
-def _gaussian_spectrum(cl: np.ndarray, shift: float) -> np.ndarray:
-    """C_g(ℓ) of the Gaussian field whose shifted exponential has the spectrum ``cl``."""
-    lmax = cl.size - 1
-    nodes, weights = np.polynomial.legendre.leggauss(2 * (lmax + 1))
+@lru_cache(maxsize=4)
+def _quadrature(n: int) -> tuple[np.ndarray, np.ndarray]:
+    # Gauss–Legendre nodes cost an eigenvalue problem (0.6 s for n = 514); a light cone's
+    # shells draw many maps of one nside.
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+def _gaussian_spectra(cl: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """C_g(ℓ) of the Gaussian fields whose shifted exponentials have the spectra ``cl``.
+
+    ``cl`` is ``(P, ℓ_max + 1)``, one spectrum per row; ``shifts[p]`` is √(λ_i λ_j) of its
+    pair (λ for an auto spectrum), so ξ_g = ln(1 + ξ/(λ_i λ_j)).
+    """
+    lmax = cl.shape[1] - 1
+    nodes, weights = _quadrature(2 * (lmax + 1))
     legendre = _legendre(lmax, nodes)
     ell = np.arange(lmax + 1)
-    xi_kappa = ((2 * ell + 1) / (4 * math.pi) * cl) @ legendre
-    cl_g = 2 * math.pi * (legendre @ (weights * gaussian_correlation(xi_kappa, shift)))
-    cl_g[0] = 0.0
-    np.clip(cl_g, 0.0, None, out=cl_g)  # tiny negative values from the transform: not a spectrum
-    return cl_g
+    xi = ((2 * ell + 1) / (4 * math.pi) * cl) @ legendre
+    xi_g = np.stack(
+        [gaussian_correlation(row, shift) for row, shift in zip(xi, shifts, strict=True)]
+    )
+    cl_g = 2 * math.pi * ((weights * xi_g) @ legendre.T)
+    cl_g[:, 0] = 0.0
+    return np.asarray(cl_g)
+
+
+def _cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of ``(L, Z, Z)`` symmetric matrices, one per ℓ.
+
+    A pivot ≤ 0 (a multipole without power, or rounding in the transform's spectra) gives a
+    zero column, so a matrix that is only positive semi-definite still has a factor.
+    """
+    n = matrix.shape[1]
+    lower = np.zeros_like(matrix)
+    for i in range(n):
+        for j in range(i + 1):
+            rest = matrix[:, i, j] - np.sum(lower[:, i, :j] * lower[:, j, :j], axis=1)
+            if i == j:
+                lower[:, i, i] = np.sqrt(np.clip(rest, 0.0, None))
+            else:
+                pivot = lower[:, j, j]
+                lower[:, i, j] = np.divide(rest, pivot, out=np.zeros_like(rest), where=pivot > 0)
+    return lower
+
+
+def _check_cut(ell_cut: Any, lmax: int) -> int:
+    if isinstance(ell_cut, bool) or not isinstance(ell_cut, (int, np.integer)):
+        raise AnalysisError(
+            f"ell_cut must be an integer, got {ell_cut!r}", value=ell_cut, hint="e.g. 36"
+        )
+    if not 0 <= ell_cut <= lmax:
+        raise AnalysisError(
+            f"ell_cut={ell_cut} is outside 0 … 2·nside = {lmax}",
+            value=ell_cut,
+            hint="use a larger patch (a smaller cut) or a larger nside",
+        )
+    return int(ell_cut)
+
+
+def _check_shifts(shifts: Sequence[float], n_maps: int) -> tuple[float, ...]:
+    values = tuple(float(shift) for shift in shifts)
+    for shift in values:
+        if not (math.isfinite(shift) and shift > 0):
+            raise AnalysisError(
+                f"shift must be > 0, got {shift!r}",
+                value=shift,
+                hint="e.g. -minimum_convergence()",
+            )
+    if len(values) != n_maps:
+        raise AnalysisError(
+            f"{len(values)} shift(s) for {n_maps} map(s)",
+            value=len(values),
+            hint="give one shift λ per source redshift",
+        )
+    return values
+
+
+def _pairs(n_maps: int) -> list[tuple[int, int]]:
+    # The order of lensing_ssc.analysis.tomography.spectrum_pairs: (0,0), (0,1), …, (Z-1,Z-1).
+    return [(i, j) for i in range(n_maps) for j in range(i, n_maps)]
+
+
+def _n_maps(n_spectra: int) -> int:
+    n_maps = round((math.sqrt(8 * n_spectra + 1) - 1) / 2)
+    if n_spectra < 1 or n_maps * (n_maps + 1) // 2 != n_spectra:
+        raise AnalysisError(
+            f"{n_spectra} spectra are not the Z(Z+1)/2 auto and cross spectra of Z maps",
+            value=n_spectra,
+            hint="give C_11, C_12, …, C_1Z, C_22, …, C_ZZ (3 spectra for 2 redshifts)",
+        )
+    return n_maps
+
+
+@lru_cache(maxsize=8)
+def _sky_plan(
+    lmax: int,
+    spectra: tuple[ConvergenceSpectrum, ...],
+    shifts: tuple[float, ...],
+    ell_cut: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Cholesky factors ``(ℓ_max + 1, Z, Z)`` of C_g(ℓ) and each field's variance σ_g²."""
+    pairs = _pairs(len(shifts))
+    multipoles = np.arange(lmax + 1, dtype=float)
+    cl = np.array([np.asarray(spectrum(multipoles), dtype=float) for spectrum in spectra])
+    cl[:, :ell_cut] = 0.0
+    lam = np.array(shifts)
+    cl_g = _gaussian_spectra(cl, np.array([math.sqrt(lam[i] * lam[j]) for i, j in pairs]))
+    cl_g[:, :ell_cut] = 0.0
+    matrix = np.empty((lmax + 1, len(shifts), len(shifts)))
+    for row, (i, j) in enumerate(pairs):
+        matrix[:, i, j] = matrix[:, j, i] = cl_g[row]
+    lower = _cholesky(matrix)
+    # What the fields are drawn with, pivots clipped: their variances, for the exponential.
+    power = np.einsum("lik,lik->li", lower, lower)
+    variances = (2 * multipoles + 1) @ power / (4 * math.pi)
+    lower.setflags(write=False)
+    variances.setflags(write=False)
+    return lower, variances
+
+
+def lognormal_skies(
+    nside: int,
+    spectra: Sequence[ConvergenceSpectrum],
+    seed: int,
+    *,
+    shifts: Sequence[float],
+    ell_cut: int = 0,
+) -> np.ndarray:
+    """Draw Z correlated full-sky shifted-lognormal κ maps (HEALPix RING order), one per row.
+
+    Args:
+        nside: HEALPix resolution, a power of 2 ≥ 8; the maps are band-limited to ℓ ≤ 2 nside.
+        spectra: The Z(Z+1)/2 auto and cross spectra C_ij(ℓ) of κ, i ≤ j, in the order
+            C_11, C_12, …, C_1Z, C_22, …, C_ZZ
+            (:func:`lensing_ssc.analysis.tomography.spectrum_pairs`); for source redshifts,
+            :func:`lensing_ssc.analysis.theory.cross_convergence_spectrum` gives the crosses.
+        seed: Seeds the harmonic coefficients (``numpy.random.default_rng(seed)``); the
+            first map is :func:`lognormal_sky` of the seed.
+        shifts: λ_i > 0 of each map, whose lower bound is −λ_i.
+        ell_cut: Multipoles below this carry no power in any map (0: none removed).
+
+    Returns:
+        ``(Z, 12 nside²)`` maps whose auto and cross spectra are ``spectra``.
+
+    Example:
+        >>> from lensing_ssc.analysis.theory import cross_convergence_spectrum
+        >>> near, far = (HalofitConvergenceSpectrum(z_source=z) for z in (1.0, 2.0))
+        >>> spectra = [near, cross_convergence_spectrum(near, far), far]
+        >>> shifts = [-near.minimum_convergence(), -far.minimum_convergence()]
+        >>> lognormal_skies(16, spectra, 7, shifts=shifts).shape
+        (2, 3072)
+    """
+    healpy = _healpy()
+    nside = _check_nside(nside)
+    lmax = 2 * nside
+    models = tuple(spectra)
+    lam = _check_shifts(shifts, _n_maps(len(models)))
+    cut = _check_cut(ell_cut, lmax)
+    try:
+        hash(models)
+    except TypeError:  # a spectrum that cannot key the cache (a mutable object) is planned afresh
+        lower, variances = _sky_plan.__wrapped__(lmax, models, lam, cut)
+    else:
+        lower, variances = _sky_plan(lmax, models, lam, cut)
+
+    ell, m = healpy.Alm.getlm(lmax)
+    rng = np.random.default_rng(seed)
+    units = []
+    for _ in lam:
+        real, imag = rng.standard_normal((2, ell.size))
+        units.append(np.where(m == 0, real, (real + 1j * imag) / math.sqrt(2.0)))
+    maps = np.empty((len(lam), healpy.nside2npix(nside)))
+    for i, shift in enumerate(lam):
+        alm = units[0] * lower[ell, i, 0]
+        for k in range(1, i + 1):
+            alm += units[k] * lower[ell, i, k]
+        kappa = shifted_lognormal(healpy.alm2map(alm, nside, lmax=lmax), variances[i], shift)
+        if cut > 0:
+            low = healpy.map2alm(kappa, lmax=cut - 1, iter=3)
+            kappa -= healpy.alm2map(low, nside, lmax=cut - 1)
+        maps[i] = kappa
+    return maps
 
 
 def lognormal_sky(
@@ -154,38 +343,7 @@ def lognormal_sky(
         >>> kappa.shape, bool(kappa.min() > model.minimum_convergence())
         ((3072,), True)
     """
-    healpy = _healpy()
-    nside = _check_nside(nside)
-    if not (math.isfinite(shift) and shift > 0):
-        raise AnalysisError(
-            f"shift must be > 0, got {shift!r}", value=shift, hint="e.g. -minimum_convergence()"
-        )
-    lmax = 2 * nside
-    if isinstance(ell_cut, bool) or not isinstance(ell_cut, (int, np.integer)):
-        raise AnalysisError(
-            f"ell_cut must be an integer, got {ell_cut!r}", value=ell_cut, hint="e.g. 36"
-        )
-    if not 0 <= ell_cut <= lmax:
-        raise AnalysisError(
-            f"ell_cut={ell_cut} is outside 0 … 2·nside = {lmax}",
-            value=ell_cut,
-            hint="use a larger patch (a smaller cut) or a larger nside",
-        )
-    cl = np.array(spectrum(np.arange(lmax + 1, dtype=float)), dtype=float)
-    cl[:ell_cut] = 0.0
-    cl_g = _gaussian_spectrum(cl, shift)
-    cl_g[:ell_cut] = 0.0
-    variance_g = float(np.sum((2 * np.arange(lmax + 1) + 1) * cl_g) / (4 * math.pi))
-
-    ell, m = healpy.Alm.getlm(lmax)
-    rng = np.random.default_rng(seed)
-    real, imag = rng.standard_normal((2, ell.size))
-    alm = np.where(m == 0, real, (real + 1j * imag) / math.sqrt(2.0)) * np.sqrt(cl_g[ell])
-    kappa = shifted_lognormal(healpy.alm2map(alm, nside, lmax=lmax), variance_g, shift)
-    if ell_cut > 0:
-        low = healpy.map2alm(kappa, lmax=ell_cut - 1, iter=3)
-        kappa -= healpy.alm2map(low, nside, lmax=ell_cut - 1)
-    return np.asarray(kappa)
+    return lognormal_skies(nside, [spectrum], seed, shifts=[shift], ell_cut=ell_cut)[0]
 
 
 @dataclass(frozen=True)
@@ -242,8 +400,9 @@ def write_example_suites(
     """Write the ``bigbox`` and ``tiled`` suites of lognormal full-sky κ maps as FITS files.
 
     Each map is ``directory/<suite>/kappa_zs{zs}_s{seed}.fits`` (``zs`` written as ``1``,
-    ``1.5``), drawn by :func:`lognormal_sky` from the halofit spectrum of ``cosmology`` at
-    that z_s, with the shift λ = −κ_min; ``tiled`` maps have no multipole below
+    ``1.5``). A seed's maps at all z_s are drawn together by :func:`lognormal_skies` from
+    the halofit spectra of ``cosmology`` at each z_s and the Limber cross spectra between
+    them, each with its shift λ = −κ_min; ``tiled`` maps have no multipole below
     ``cut_multipole(patch_size_deg)``. Files are overwritten; the same arguments write the
     same bytes. Headers: ``SUITE``, ``ZS``, ``SEED``, ``ELL_CUT``, ``SHIFT`` and the
     cosmology (``OMEGA_M``, ``OMEGA_B``, ``H``, ``N_S``, ``SIGMA8``, ``NONLIN``).
@@ -282,19 +441,25 @@ def write_example_suites(
         )
     base = cosmology if cosmology is not None else HalofitConvergenceSpectrum()
     root = Path(directory)
-    files: dict[str, list[Path]] = {suite: [] for suite in EXAMPLE_SUITES}
-    for z_source in redshifts:
-        model = dataclasses.replace(base, z_source=z_source)
-        shift = -model.minimum_convergence()
-        cosmology_cards = [
-            (card, float(getattr(model, key)) if key != "nonlinear" else bool(model.nonlinear))
-            for key, card in _COSMOLOGY_KEYS.items()
-        ]
-        for suite, cut in zip(EXAMPLE_SUITES, (0, ell_cut), strict=True):
-            folder = root / suite
-            folder.mkdir(parents=True, exist_ok=True)
-            for seed in seed_list:
-                kappa = lognormal_sky(nside, model, seed, shift=shift, ell_cut=cut)
+    models = [dataclasses.replace(base, z_source=z) for z in redshifts]
+    shifts = [-model.minimum_convergence() for model in models]
+    spectra = [
+        models[i] if i == j else cross_convergence_spectrum(models[i], models[j])
+        for i, j in _pairs(len(models))
+    ]
+    cosmology_cards = [
+        (card, float(getattr(base, key)) if key != "nonlinear" else bool(base.nonlinear))
+        for key, card in _COSMOLOGY_KEYS.items()
+    ]
+    files: dict[str, dict[tuple[int, int], Path]] = {suite: {} for suite in EXAMPLE_SUITES}
+    for suite, cut in zip(EXAMPLE_SUITES, (0, ell_cut), strict=True):
+        folder = root / suite
+        folder.mkdir(parents=True, exist_ok=True)
+        for s, seed in enumerate(seed_list):
+            skies = lognormal_skies(nside, spectra, seed, shifts=shifts, ell_cut=cut)
+            for z, (z_source, shift, kappa) in enumerate(
+                zip(redshifts, shifts, skies, strict=True)
+            ):
                 path = folder / EXAMPLE_PATTERN.format(zs=f"{z_source:g}", seed=seed)
                 header = [
                     ("SUITE", suite),
@@ -307,10 +472,10 @@ def write_example_suites(
                 healpy.write_map(
                     str(path), kappa, extra_header=header, overwrite=True, dtype=np.float32
                 )
-                files[suite].append(path)
+                files[suite][z, s] = path
     return ExampleSuites(
         directory=root,
-        files={suite: tuple(paths) for suite, paths in files.items()},
+        files={suite: tuple(paths[key] for key in sorted(paths)) for suite, paths in files.items()},
         nside=nside,
         seeds=seed_list,
         z_sources=redshifts,

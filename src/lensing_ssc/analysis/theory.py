@@ -17,26 +17,50 @@ For a statistically isotropic Gaussian field smoothed with W(ℓ) (ℓ in invers
 Moments can be computed on the exact Fourier grid of a patch (:func:`spectral_moments_on_grid`,
 what a finite periodic patch contains) or for white shape noise alone. The binned forms match
 the estimators in :mod:`lensing_ssc.analysis.statistics` bin for bin.
+
+Tomography: :func:`cross_convergence_spectrum` is the Limber cross spectrum of κ between two
+source planes z_1 ≤ z_2 (Hu 1999, ApJ 522, L21, eq. 3),
+
+    C_12(ℓ) = (9/4) Ω_m² (H0/c)⁴ ∫₀^χ1 dχ (1+z)² (1 − χ/χ1)(1 − χ/χ2) P_NL((ℓ+½)/χ, z(χ)),
+
+the product of both lensing efficiencies over the structures in front of the nearer source,
+with the ingredients and quadrature of
+:class:`~lensing_ssc.analysis.spectra.HalofitConvergenceSpectrum`, so that C_11 is its auto
+spectrum. r_12 = C_12/√(C_11 C_22) < 1: the far source also sees the matter behind the near one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
+from lensing_ssc.analysis._cosmology import (
+    HUBBLE_DISTANCE_H,
+    comoving_distance,
+    growth_factor,
+    halofit_power,
+    linear_power,
+)
 from lensing_ssc.analysis._grid import ARCMIN, rfft_ell, rfft_mode_weights
 from lensing_ssc.analysis._validation import check_pixel_size
 from lensing_ssc.analysis.fields import spectrum_on_grid
 from lensing_ssc.analysis.smoothing import gaussian_window
-from lensing_ssc.analysis.spectra import ConvergenceSpectrum
+from lensing_ssc.analysis.spectra import (
+    ConvergenceSpectrum,
+    HalofitConvergenceSpectrum,
+    TabulatedSpectrum,
+)
 from lensing_ssc.analysis.statistics import nu_bins
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
     "SpectralMoments",
+    "cross_convergence_spectrum",
     "gaussian_minimum_counts_binned",
     "gaussian_minkowski",
     "gaussian_minkowski_binned",
@@ -49,6 +73,12 @@ __all__ = [
 
 _erfc = np.vectorize(math.erfc, otypes=[float])
 _erf = np.vectorize(math.erf, otypes=[float])
+
+# The multipoles and the Limber quadrature of HalofitConvergenceSpectrum (its ℓ table and
+# its 256 redshift midpoints), so that a source plane's cross spectrum with itself is its
+# auto spectrum to rounding (tests/analysis/test_analysis_theory.py checks it).
+_CROSS_ELL = np.logspace(0.0, 5.5, 441)
+_CROSS_NODES = 256
 
 
 @dataclass(frozen=True)
@@ -211,3 +241,67 @@ def gaussian_minimum_counts_binned(
     """Return the expected number of minima per ν bin (minima at ν are peaks of −κ at −ν)."""
     edges = nu_bins(nu_edges).edges
     return gaussian_peak_counts_binned(-edges[::-1], moments, area_arcmin2)[::-1]
+
+
+def cross_convergence_spectrum(
+    first: HalofitConvergenceSpectrum, second: HalofitConvergenceSpectrum
+) -> TabulatedSpectrum:
+    """Return the Limber cross spectrum C_12(ℓ) of κ between the source planes of two models.
+
+    The models must differ at most in ``z_source``; the formula is in the module docstring.
+    The result is tabulated on the auto spectra's multipoles and interpolated in log–log,
+    like theirs; C_12 of a model with itself is its auto spectrum.
+
+    Args:
+        first, second: The spectra at the two source redshifts (either order).
+
+    Raises:
+        AnalysisError: the models' cosmologies differ.
+
+    Example:
+        >>> near = HalofitConvergenceSpectrum(z_source=1.0)
+        >>> far = HalofitConvergenceSpectrum(z_source=2.0)
+        >>> ell = np.array([100.0])
+        >>> r = cross_convergence_spectrum(near, far)(ell) / np.sqrt(near(ell) * far(ell))
+        >>> bool(0.5 < r[0] < 1.0)
+        True
+    """
+    if dataclasses.replace(first, z_source=second.z_source) != second:
+        raise AnalysisError(
+            f"cross spectra need one cosmology at two source redshifts, got {first!r} and "
+            f"{second!r}",
+            value=(first, second),
+            hint="use dataclasses.replace(model, z_source=z) for the second redshift",
+        )
+    near, far = sorted((first, second), key=lambda model: model.z_source)
+    return _cross_table(near, far.z_source)
+
+
+@lru_cache(maxsize=16)
+def _cross_table(near: HalofitConvergenceSpectrum, z_far: float) -> TabulatedSpectrum:
+    z_near = near.z_source
+    z = np.linspace(0.0, z_near, _CROSS_NODES + 1)[1:] - 0.5 * z_near / _CROSS_NODES
+    chi = comoving_distance(np.concatenate((z, [z_near])), near.omega_m, near.h)
+    chi, chi_near = chi[:-1], float(chi[-1])
+    # The far plane's distance as its own auto spectrum computes it (a grid ending at z_far).
+    chi_far = float(comoving_distance(np.array([z_far]), near.omega_m, near.h)[0])
+    k = (_CROSS_ELL[None, :] + 0.5) / chi[:, None]
+    params = {
+        "omega_m": near.omega_m,
+        "omega_b": near.omega_b,
+        "h": near.h,
+        "n_s": near.n_s,
+        "sigma8": near.sigma8,
+    }
+    if near.nonlinear:
+        power = halofit_power(k, z, **params)
+    else:
+        power = linear_power(k, **params) * (growth_factor(z, near.omega_m) ** 2)[:, None]
+    kernel = (1.0 + z) ** 2 * (1.0 - chi / chi_near) * (1.0 - chi / chi_far)
+    hubble = near.h / HUBBLE_DISTANCE_H
+    prefactor = 2.25 * near.omega_m**2 * hubble**4
+    # The integrand vanishes at χ = 0 (P → 0 as k → ∞) and at the near plane.
+    nodes = np.concatenate(([0.0], chi, [chi_near]))
+    zeros = np.zeros((1, _CROSS_ELL.size))
+    padded = np.vstack((zeros, kernel[:, None] * power, zeros))
+    return TabulatedSpectrum(_CROSS_ELL, prefactor * np.trapezoid(padded, nodes, axis=0))

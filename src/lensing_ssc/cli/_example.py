@@ -52,8 +52,8 @@ class StudySize:
 
 
 STUDY_SIZES = {
-    # 24 maps of nside 256 and 4200 patches of 64² (9.4′ pixels): ~45 s for maps and run
-    # on 2 cores.
+    # 24 maps of nside 256 and 4200 patches of 64² (9.4′ pixels): 30 s for maps and run on
+    # 2 cores at load average 3, 50–64 s at load average 8–10.
     "full": StudySize(
         nside=256,
         seeds=6,

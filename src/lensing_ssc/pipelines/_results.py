@@ -7,7 +7,7 @@ them (mean, standard deviation, covariance, correlation; see
 :func:`lensing_ssc.analysis.comparison.compare_sets`: variance ratios, signal-to-noise with
 the Hartlap factor, correlation matrices side by side, and the super-sample term predicted
 from each statistic's response to the patch mean beside the measured excess, each with an
-interval from a bootstrap over maps (seeded by the run's seed).
+interval over maps (jackknife-t; for S/N a bootstrap seeded by the run's seed).
 :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ — holding
 every summary, the per-patch samples, the bin edges, the failures, the configuration and
 the package version, at :func:`results_path` in the run's results directory;
@@ -35,14 +35,16 @@ with the quantities of :class:`lensing_ssc.analysis.comparison.StatisticComparis
 A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/...``);
 ``meta/sets`` gives each its configured set, ``z_source`` and every map's file and fields,
 ``meta/comparisons`` each comparison's path, numerator, denominator, ``z_source`` and
-``resampling`` (method, resamples, confidence level, seed, maps of each set).
+``resampling`` (method, interval kind, resamples, confidence level, seed, maps of each set).
 
 A set's tomography (:mod:`._tomography`) stacks, per patch of each realisation, its P =
 Z(Z+1)/2 auto and cross power spectra between its Z source redshifts (``pairs``: the
 redshift indices of each, ``(0, 0), (0, 1), …``): ``samples`` is ``(R, P, F)``, ``mean``
 and ``std`` ``(P, F)``, ``covariance`` and ``correlation`` those of the flattened ``P·F``
 data vector, ``cross_correlation`` r_ij(ℓ) ``(Z, Z, F)``. ``meta/tomography`` lists per set
-its redshifts, realisations and those left out with the reason, and the comparisons.
+its redshifts, realisations, those left out with the reason and ``dropped_patches`` (per
+realisation, the patch places some of its maps dropped for their mask, so left out), and
+the comparisons.
 
 ``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
 dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per

@@ -173,14 +173,20 @@ def _tomography_lines(merged: MergedResults) -> list[str]:
         for label, reason in list(notes.items())[:_MAX_FAILURES_SHOWN]:
             which = "all realisations" if label == "*" else label
             lines.append(f"  {suite} {which} left out of the tomography: {reason}")
+    for suite, counts in tomography.dropped.items():
+        for label, count in list(counts.items())[:_MAX_FAILURES_SHOWN]:
+            lines.append(
+                f"  {suite} {label}: {count} patch place(s) left out of the tomography, "
+                "dropped for the mask at some z_s but not all (meta/tomography)"
+            )
     for compared in tomography.comparisons:
         details = compared.compared
         zs = compared.z_sources
         lines.append(
             f"SSC         joint variance ratio {compared.numerator} / {compared.denominator} "
             f"of the spectra across z_s {_numbers(zs)} (ssc/{compared.path}), "
-            f"[{details.confidence:.0%} interval, {details.method}: {details.n_resamples} "
-            f"resamples of {details.n_maps[0]} + {details.n_maps[1]} realisations]"
+            f"[{details.confidence:.0%} intervals, {details.intervals}; "
+            f"{details.n_maps[0]} + {details.n_maps[1]} realisations]"
         )
         pairs = [(i, j) for i in range(len(zs)) for j in range(i, len(zs))]
         for key, c in details.statistics.items():
@@ -260,8 +266,8 @@ def summary_text(
         details = compared.compared
         lines.append(
             f"SSC         variance ratio {top} / {bottom}{where}, [{details.confidence:.0%} "
-            f"interval, {details.method}: {details.n_resamples} resamples of "
-            f"{details.n_maps[0]} + {details.n_maps[1]} maps]; SSC excess in units of the "
+            f"intervals, {details.intervals}; {details.n_maps[0]} + {details.n_maps[1]} "
+            "maps]; SSC excess in units of the "
             f"{bottom} variance, predicted R² Var(κ̄) from the response to the patch mean"
         )
         fourier = {k: c for k, c in details.statistics.items() if k.startswith(_FOURIER)}

@@ -2,12 +2,13 @@
 
 :class:`MapWorker` runs once per map (stage ``maps``): it makes the map's patches through
 :class:`MapStore`, which memoizes them in the run's
-:class:`~lensing_ssc.processing.managers.CacheManager`, and returns a small
-:class:`MapSummary` for the journal. :class:`PatchWorker` runs once per patch (stage
-``patches``): it takes the patches from the store — a cache hit, in any process sharing the
-run's cache directory, or recomputed from the seeded recipe if evicted — adds seeded shape
-noise and returns :func:`~lensing_ssc.analysis.compute_patch_statistics`, packed into one
-array (:class:`PackedStatistics`). Both log with the map, patch and step as context.
+:class:`~lensing_ssc.processing.managers.CacheManager` with the place each was cut
+(:class:`MapPatches`), and returns a small :class:`MapSummary` for the journal.
+:class:`PatchWorker` runs once per patch (stage ``patches``): it takes the patches from the
+store — a cache hit, in any process sharing the run's cache directory, or recomputed from
+the seeded recipe if evicted — adds seeded shape noise and returns
+:func:`~lensing_ssc.analysis.compute_patch_statistics`, packed into one array
+(:class:`PackedStatistics`). Both log with the map, patch and step as context.
 
 Workers travel to other processes by pickle; the live cache stays behind, and each process
 opens the run's cache once (:func:`_process_local`) and keeps the map in hand, so the next
@@ -35,7 +36,7 @@ from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.pipelines._allocator import keep_freed_buffers
-from lensing_ssc.pipelines._inputs import MapSource, MapTask
+from lensing_ssc.pipelines._inputs import HealpixMap, MapSource, MapTask
 from lensing_ssc.processing.managers import CacheManager
 from lensing_ssc.processing.managers.log import log_context
 
@@ -43,6 +44,7 @@ __all__ = [
     "MAP_TAG",
     "PATCH_MEAN_KEY",
     "WORKER_CACHE_MB",
+    "MapPatches",
     "MapStore",
     "MapSummary",
     "MapWorker",
@@ -64,10 +66,61 @@ def _map_key(source: MapSource) -> Hashable:
     return source.cache_key()
 
 
+@dataclass(frozen=True, eq=False)
+class MapPatches:
+    """A map's patches and the place each was cut: what the run's cache keeps of a map.
+
+    Attributes:
+        patches: ``(k, n, n)`` read-only patches.
+        positions: ``(k,)`` each patch's index among its map's planned places: the
+            HEALPix patch centres, of which a map drops those its mask covers; for the other
+            inputs, which drop none, 0 … k − 1. Maps cut on the same centres (the source
+            redshifts of a realisation) hold the same place at the same position.
+
+    The cache stores both as one float64 array (:meth:`packed`), so a map stays one raw
+    entry that workers memory-map, not a pickle they must copy: ``h`` header rows, their
+    values k, the k positions and zeros, then the patches (a contiguous view on reading).
+    """
+
+    patches: np.ndarray
+    positions: np.ndarray
+
+    def packed(self) -> np.ndarray:
+        """The cache's array: header rows, then the patches (read-only)."""
+        k, n = self.patches.shape[0], self.patches.shape[1]
+        rows = _header_rows(k, n)
+        out = np.zeros((rows + k, n, n))
+        header = out[:rows].reshape(-1)
+        header[0] = k
+        header[1 : k + 1] = self.positions
+        out[rows:] = self.patches
+        out.setflags(write=False)  # cached values are shared: nobody may change them
+        return out
+
+    @classmethod
+    def unpack(cls, packed: np.ndarray) -> MapPatches:
+        """The patches (a view) and positions of an array made by :meth:`packed`."""
+        n = packed.shape[1]
+        k = int(packed[0, 0, 0])
+        rows = _header_rows(k, n)
+        positions = packed[:rows].reshape(-1)[1 : k + 1].astype(np.intp)
+        return cls(packed[rows:], positions)
+
+
+def _header_rows(k: int, n: int) -> int:
+    """Patch-sized rows that hold k and k positions: one unless k ≥ n²."""
+    return -(-(k + 1) // (n * n))
+
+
 def _make_patches(source: MapSource) -> np.ndarray:
-    patches = np.ascontiguousarray(source.load(), dtype=np.float64)
-    patches.setflags(write=False)  # cached values are shared: nobody may change them
-    return patches
+    if isinstance(source, HealpixMap):
+        cut = source.cut()
+        patches, positions = cut.patches, cut.indices
+    else:
+        patches = source.load()
+        positions = np.arange(patches.shape[0])
+    array = np.ascontiguousarray(patches, dtype=np.float64)
+    return MapPatches(array, positions).packed()
 
 
 class _Local:
@@ -82,7 +135,7 @@ class _Local:
         # Not flushed to disk one by one: a map is remade from its seeded recipe or input
         # file, and an entry a power cut tore fails its digest check and is a miss.
         self.load: Any = cache.memoize(key=_map_key, tags=[MAP_TAG], durable=False)(_make_patches)
-        self.held: tuple[Hashable, np.ndarray] | None = None
+        self.held: tuple[Hashable, MapPatches] | None = None
 
 
 WORKER_CACHE_MB = 64
@@ -140,17 +193,22 @@ class MapStore:
         """The cache this process uses for the run."""
         return self._here().cache
 
-    def patches(self, task: MapTask) -> tuple[np.ndarray, bool]:
-        """Return ``(patches, from_cache)`` for one map: a read-only ``(k, n, n)`` array."""
+    def cut(self, task: MapTask) -> tuple[MapPatches, bool]:
+        """Return ``(patches and their places, from_cache)`` for one map."""
         local = self._here()
         key = local.load.cache_key(task.source)
         held = local.held
         if held is not None and held[0] == key:
             return held[1], True
         hit = key in local.cache
-        patches = local.load(task.source)
-        local.held = (key, patches)
-        return patches, hit
+        cut = MapPatches.unpack(local.load(task.source))
+        local.held = (key, cut)
+        return cut, hit
+
+    def patches(self, task: MapTask) -> tuple[np.ndarray, bool]:
+        """Return ``(patches, from_cache)`` for one map: a read-only ``(k, n, n)`` array."""
+        cut, hit = self.cut(task)
+        return cut.patches, hit
 
 
 @dataclass(frozen=True)
@@ -163,6 +221,9 @@ class MapSummary:
         patch_pixels: Side of each patch.
         pixel_size_arcmin: Pixel side.
         from_cache: Whether its patches were already cached.
+        positions: Each patch's place among the map's planned ones
+            (:attr:`MapPatches.positions`); ``None`` when they are 0 … n_patches − 1, every
+            place in order (and in a journal written before places were recorded).
     """
 
     map_id: str
@@ -170,6 +231,7 @@ class MapSummary:
     patch_pixels: int
     pixel_size_arcmin: float
     from_cache: bool
+    positions: tuple[int, ...] | None = None
 
 
 class MapWorker:
@@ -182,10 +244,11 @@ class MapWorker:
         with log_context(map=task.map_id, step="load"):
             started = time.perf_counter()
             try:
-                patches, hit = self.store.patches(task)
+                cut, hit = self.store.cut(task)
             except Exception as exc:
                 _log.warning("map %s failed: %s", task.label, exc)
                 raise
+            patches = cut.patches
             how = "from the cache" if hit else f"made in {time.perf_counter() - started:.2f} s"
             _log.info(
                 "map %s: %d patches of %d² pixels (%s)",
@@ -200,6 +263,11 @@ class MapWorker:
             patch_pixels=int(patches.shape[1]),
             pixel_size_arcmin=float(task.source.pixel_size_arcmin),
             from_cache=hit,
+            positions=(
+                None
+                if np.array_equal(cut.positions, np.arange(len(patches)))
+                else tuple(int(p) for p in cut.positions)
+            ),
         )
 
 

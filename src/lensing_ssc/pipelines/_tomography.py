@@ -14,10 +14,14 @@ realisations into the joint data vector (P = Z(Z+1)/2 spectra × F ℓ bins), su
 (mean, covariance, correlation, r_ij(ℓ)) and compares declared pairs of sets with
 :func:`lensing_ssc.analysis.comparison.compare_sets`, resampling whole realisations.
 
-Patches of the redshifts of one realisation are matched by their place in the map's list,
-which is the same place on the sky only when no map of the realisation dropped a patch for
-its mask: such a realisation is left out and the reason recorded (``meta/tomography``), as
-is one missing a redshift or a map that failed. The results' layout is in :mod:`._results`.
+Patches of the redshifts of one realisation are matched by their place on the sky: the
+maps stage records, with each map's patches, the index of each among the planned patch
+centres (:class:`._tasks.MapPatches`, journalled in :class:`._tasks.MapSummary`), so a map
+that dropped patches for its mask still pairs with the others at the places they all kept.
+The places kept at some redshifts but not at all are left out and counted per realisation
+(``meta/tomography``, the summary); a realisation missing a redshift, with a map that
+failed, or with no place common to all its maps is left out whole, with the reason. The
+results' layout is in :mod:`._results`.
 """
 
 from __future__ import annotations
@@ -76,13 +80,16 @@ def realisation_label(metadata: Sequence[tuple[str, Any]]) -> str:
 class RealisationTask:
     """One realisation of a set at every source redshift: the unit of the ``tomography`` stage.
 
-    ``maps`` holds its map at each of ``z_sources`` (ascending).
+    ``maps`` holds its map at each of ``z_sources`` (ascending); ``positions`` the patch
+    places every map kept, and ``rows[i]`` where each of them is in ``maps[i]``'s patches.
     """
 
     suite: str
     realisation: str
     z_sources: tuple[float, ...]
     maps: tuple[MapTask, ...]
+    positions: tuple[int, ...]
+    rows: tuple[tuple[int, ...], ...]
 
     @property
     def key(self) -> str:
@@ -98,11 +105,14 @@ class TomographyPlan:
         tasks: One per (set, realisation) with a usable map at every redshift of its set.
         z_sources: Per set with at least 2 source redshifts, those redshifts.
         skipped: Per set, ``{realisation: why it was left out}``.
+        dropped: Per set, ``{realisation: patch places left out}``: kept by some of its
+            maps, dropped for their mask by others (realisations that lost none omitted).
     """
 
     tasks: tuple[RealisationTask, ...]
     z_sources: dict[str, tuple[float, ...]]
     skipped: dict[str, dict[str, str]]
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def plan_tomography(
@@ -124,6 +134,7 @@ def plan_tomography(
     tasks: list[RealisationTask] = []
     redshifts: dict[str, tuple[float, ...]] = {}
     skipped: dict[str, dict[str, str]] = {}
+    dropped: dict[str, dict[str, int]] = {}
     for suite, realisations in by_suite.items():
         zs = tuple(sorted({z for places in realisations.values() for z in places}))
         if len(zs) < 2:
@@ -149,42 +160,61 @@ def plan_tomography(
             )
             continue
         for label, places in realisations.items():
-            reason = _unusable(maps, summaries, places, zs)
-            if reason is not None:
-                notes[label] = reason
+            matched = _match(maps, summaries, places, zs)
+            if isinstance(matched, str):
+                notes[label] = matched
                 continue
+            common, rows, lost = matched
+            if lost:
+                dropped.setdefault(suite, {})[label] = lost
             chosen = tuple(maps[places[z][0]] for z in zs)
-            tasks.append(RealisationTask(suite, label, zs, chosen))
-    return TomographyPlan(tuple(tasks), redshifts, {k: v for k, v in skipped.items() if v})
+            tasks.append(RealisationTask(suite, label, zs, chosen, common, rows))
+    return TomographyPlan(tuple(tasks), redshifts, {k: v for k, v in skipped.items() if v}, dropped)
 
 
-def _unusable(
+def _positions(task: MapTask, summary: MapSummary) -> tuple[int, ...] | None:
+    """Where each of a made map's patches was cut; ``None`` when its journal does not say."""
+    if summary.positions is not None:
+        return summary.positions
+    if isinstance(task.source, HealpixMap) and (task.source.planned_patches() != summary.n_patches):
+        return None  # dropped patches, journalled before the places were recorded
+    return tuple(range(summary.n_patches))
+
+
+def _match(
     maps: Sequence[MapTask],
     summaries: Sequence[MapSummary | None],
     places: Mapping[float, list[int]],
     zs: Sequence[float],
-) -> str | None:
-    """Why a realisation cannot give cross spectra, or ``None`` when it can."""
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...], int] | str:
+    """The places all maps of a realisation kept, each map's rows there, and the places
+    kept by only some; or why the realisation cannot give cross spectra."""
     missing = [z for z in zs if z not in places]
     if missing:
         return f"no map at z_s = {', '.join(f'{z:g}' for z in missing)}"
+    kept: list[tuple[int, ...]] = []
     for z in zs:
         index = places[z][0]
         task, summary = maps[index], summaries[index]
         if summary is None:
             return f"its map at z_s = {z:g} ({task.label}) failed"
-        if isinstance(task.source, HealpixMap):
-            dropped = task.source.planned_patches() - summary.n_patches
-            if dropped > 0:
-                return (
-                    f"its map at z_s = {z:g} ({task.label}) dropped {dropped} patch(es) for its "
-                    "mask, so its patches are not at the places of the other redshifts'"
-                )
-    made = [summaries[places[z][0]] for z in zs]
-    counts = {summary.n_patches for summary in made if summary is not None}
-    if len(counts) != 1:
-        return f"its maps hold different numbers of patches ({sorted(counts)})"
-    return None
+        positions = _positions(task, summary)
+        if positions is None:
+            return (
+                f"its map at z_s = {z:g} ({task.label}) dropped patches for its mask and "
+                "its journal does not say which: rerun with --fresh"
+            )
+        kept.append(positions)
+    common = sorted(set(kept[0]).intersection(*kept[1:]))
+    if not common:
+        return "no patch place is kept by its maps at every z_s (their masks)"
+    rows = tuple(tuple(_row_of(positions)[p] for p in common) for positions in kept)
+    union = set().union(*kept)
+    return tuple(common), rows, len(union) - len(common)
+
+
+def _row_of(positions: Sequence[int]) -> dict[int, int]:
+    return {place: row for row, place in enumerate(positions)}
 
 
 class TomographyWorker:
@@ -204,31 +234,42 @@ class TomographyWorker:
     def __call__(self, task: RealisationTask) -> PackedStatistics:
         with log_context(map=task.key, step="tomography"):
             started = time.perf_counter()
-            stacks = [self.store.patches(m)[0] for m in task.maps]
-            if len({s.shape for s in stacks}) != 1:
+            cuts = [self.store.cut(m)[0] for m in task.maps]
+            shapes = {cut.patches.shape[1:] for cut in cuts}
+            placed = all(
+                max(rows) < len(cut.positions)
+                and np.array_equal(cut.positions[list(rows)], task.positions)
+                for cut, rows in zip(cuts, task.rows, strict=True)
+            )
+            if len(shapes) != 1 or not placed:
                 raise AnalysisError(
-                    f"the maps of {task.key} hold patches of different shapes: "
-                    f"{[s.shape for s in stacks]}",
-                    value=[s.shape for s in stacks],
+                    f"the maps of {task.key} no longer hold the patches planned: shapes "
+                    f"{[cut.patches.shape for cut in cuts]}",
+                    value=[cut.patches.shape for cut in cuts],
                     hint="the maps changed since the run was planned: rerun with --fresh",
                 )
             pixel = task.maps[0].source.pixel_size_arcmin
-            rows: dict[str, list[np.ndarray]] = {}
-            for j in range(stacks[0].shape[0]):
-                rngs = [default_rng(m.noise_seed(self.seed, j)) for m in task.maps]
-                spectra = compute_tomographic_spectra(
-                    [s[j] for s in stacks], pixel, self.settings, rngs
-                )
+            out: dict[str, list[np.ndarray]] = {}
+            for place in range(len(task.positions)):
+                # Each map's own row for this place: its patch, and the noise its patch
+                # statistics drew.
+                rows = [rows[place] for rows in task.rows]
+                rngs = [
+                    default_rng(m.noise_seed(self.seed, row))
+                    for m, row in zip(task.maps, rows, strict=True)
+                ]
+                patches = [cut.patches[row] for cut, row in zip(cuts, rows, strict=True)]
+                spectra = compute_tomographic_spectra(patches, pixel, self.settings, rngs)
                 for key, values in spectra.items():
-                    rows.setdefault(key, []).append(values)
+                    out.setdefault(key, []).append(values)
             _log.info(
                 "tomography %s: %d patches at z_s %s in %.2f s",
                 task.key,
-                stacks[0].shape[0],
+                len(task.positions),
                 ", ".join(f"{z:g}" for z in task.z_sources),
                 time.perf_counter() - started,
             )
-        return PackedStatistics.pack({key: np.stack(values) for key, values in rows.items()})
+        return PackedStatistics.pack({key: np.stack(values) for key, values in out.items()})
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,11 +317,16 @@ class TomographyComparison:
 
 @dataclass(frozen=True, eq=False)
 class TomographyResults:
-    """Everything the tomography adds to the results: summaries, comparisons, what was left out."""
+    """Everything the tomography adds to the results: summaries, comparisons, what was left out.
+
+    ``skipped``: per set, the realisations left out and why; ``dropped``: per set, the patch
+    places of a realisation left out because only some of its maps kept them.
+    """
 
     summaries: dict[str, TomographySummary] = field(default_factory=dict)
     comparisons: tuple[TomographyComparison, ...] = ()
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The results file's datasets (``tomography/...`` and ``ssc/<a>~<b>/tomography/...``)."""
@@ -306,7 +352,8 @@ class TomographyResults:
         return out
 
     def metadata(self) -> dict[str, Any]:
-        """``meta/tomography``: per set its redshifts, pairs, realisations and what was skipped."""
+        """``meta/tomography``: per set its redshifts, pairs, realisations, what was skipped,
+        and the patch places dropped (``{realisation: count}``, kept by only some z_s)."""
         sets = {
             suite: {
                 "z_sources": list(s.z_sources),
@@ -314,6 +361,7 @@ class TomographyResults:
                 "realisations": list(dict.fromkeys(s.realisations)),
                 "n_patches": len(s.realisations),
                 "skipped": self.skipped.get(suite, {}),
+                "dropped_patches": self.dropped.get(suite, {}),
             }
             for suite, s in self.summaries.items()
         }
@@ -326,6 +374,7 @@ class TomographyResults:
                     "realisations": [],
                     "n_patches": 0,
                     "skipped": notes,
+                    "dropped_patches": self.dropped.get(suite, {}),
                 },
             )
         comparisons = {
@@ -413,4 +462,15 @@ def merge_tomography(
             confidence=confidence,
         )
         compared.append(TomographyComparison(f"{a}~{b}/tomography", a, b, shared, result, seed))
-    return TomographyResults(summaries, tuple(compared), {k: v for k, v in skipped.items() if v})
+    # Places dropped count only in the realisations the joint vectors hold.
+    dropped = {
+        suite: {label: n for label, n in counts.items() if label in summaries[suite].realisations}
+        for suite, counts in plan.dropped.items()
+        if suite in summaries
+    }
+    return TomographyResults(
+        summaries,
+        tuple(compared),
+        {k: v for k, v in skipped.items() if v},
+        {k: v for k, v in dropped.items() if v},
+    )

@@ -4,8 +4,8 @@ Each takes a :class:`lensing_ssc.pipelines.ResultsFile` (what ``read_results`` r
 and picks its numbers through the file's typed views, so any set, source redshift and
 (n_gal, σ_s) setting of the run can be drawn. Error bands are the patch-to-patch standard
 deviation (``band="std"``) or the standard error of the mean (``band="sem"``); intervals
-are those stored with each comparison (a bootstrap over maps). Colours, labels and ticks
-come from :mod:`._style`.
+are those stored with each comparison (over maps: :mod:`lensing_ssc.analysis.comparison`).
+Colours, labels and ticks come from :mod:`._style`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lensing_ssc.analysis.comparison import interval_words
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines import (
     ResultsComparison,
@@ -235,7 +236,9 @@ def plot_comparison(
     for axis in axes[2 * len(keys) :]:
         axis.set_visible(False)
     level = chosen.resampling.get("confidence")
-    intervals = "" if level is None else f"; bands: {level:.0%} intervals, bootstrap over maps"
+    # Results written before the interval kind was recorded had percentile intervals.
+    how = interval_words(chosen.resampling.get("interval", "percentile")).split(";")[0]
+    intervals = "" if level is None else f"; bands: {level:.0%} intervals, {how}"
     where = "" if chosen.z_source is None else f", z_s = {chosen.z_source:g}"
     figure.suptitle(f"{chosen.label}{where}{intervals}", fontsize="medium")
     return figure
