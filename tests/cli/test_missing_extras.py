@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -100,20 +101,99 @@ def test_healpix_example_without_healpy_is_one_line(tmp_path: Path) -> None:
     _assert_one_line(done, "healpix")
 
 
-def test_healpix_maps_without_healpy_are_tried_once(tmp_path: Path) -> None:
-    """Each HEALPix map fails after one attempt without healpy, although retries=2."""
+@pytest.fixture(scope="module")
+def healpix_example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The settings of ``example healpix-ssc --small`` (8 maps), serial, retries=2, no figures."""
     pytest.importorskip("healpy", reason="writing the example's maps needs the healpix extra")
-    made = _run(["example", "healpix-ssc", str(tmp_path / "ex"), "--small"], (), tmp_path)
+    where = tmp_path_factory.mktemp("healpix")
+    made = _run(["example", "healpix-ssc", str(where / "ex"), "--small"], (), where)
     assert made.returncode == 0, made.stderr
-    config = tmp_path / "ex" / "healpix_ssc.yaml"
-    settings = yaml.safe_load(config.read_text())
+    settings: dict[str, Any] = yaml.safe_load((where / "ex" / "healpix_ssc.yaml").read_text())
     settings["pipeline"].update(executor="serial", retries=2, figures=False)
-    config.write_text(yaml.safe_dump(settings))
-    done = _run(["run", str(config)], ("healpy",), tmp_path)
+    return settings
+
+
+def _healpix_config(tmp_path: Path, settings: dict[str, Any]) -> Path:
+    config = tmp_path / "healpix_ssc.yaml"
+    config.write_text(yaml.safe_dump({**settings, "run_dir": str(tmp_path / "run")}))
+    return config
+
+
+def test_healpix_maps_without_healpy_are_tried_once(
+    tmp_path: Path, healpix_example: dict[str, Any]
+) -> None:
+    """Each HEALPix map fails after one attempt without healpy, although retries=2."""
+    done = _run(["run", str(_healpix_config(tmp_path, healpix_example))], ("healpy",), tmp_path)
     assert done.returncode == EXIT_INVALID, done.stderr
-    log = (tmp_path / "ex" / "run" / "logs" / "lensing_ssc.log").read_text()
+    log = (tmp_path / "run" / "logs" / "lensing_ssc.log").read_text()
     assert "failed after 1 attempt(s): reading HEALPix maps needs healpy" in log
     assert "failed after 3 attempt(s)" not in log
+    assert "retrying" not in log
+
+
+def test_healpix_run_without_healpy_is_one_line_naming_the_extra(
+    tmp_path: Path, healpix_example: dict[str, Any]
+) -> None:
+    """A HEALPix run whose every map lacks healpy ends in one line naming the healpix extra."""
+    done = _run(["run", str(_healpix_config(tmp_path, healpix_example))], ("healpy",), tmp_path)
+    line = _assert_one_line(done, "healpix")
+    assert line == (
+        'error: reading HEALPix maps needs healpy: pip install "lensing-ssc[healpix]" '
+        "(every failed task, 8 in maps; "
+        "no patch set has the 2 measured patches a covariance needs)"
+    )
+
+
+def test_some_tasks_lacking_a_package_are_listed_and_the_last_line_names_the_extra(
+    tmp_path: Path,
+) -> None:
+    """A FITS patch without astropy beside a garbage file: both listed, the extra named last."""
+    (tmp_path / "p0.npy").write_bytes(b"not an array")
+    (tmp_path / "p1.fits").write_bytes(b"not read: astropy is hidden")
+    config = _config(
+        tmp_path,
+        input="patches",
+        patches={"files": [str(tmp_path / "p*")], "pixel_size_arcmin": 2.0},
+    )
+    done = _run(["run", str(config)], ("astropy",), tmp_path)
+    assert done.returncode == EXIT_INVALID, done.stderr
+    *listing, last = done.stderr.splitlines()
+    assert any(line.startswith("  failed maps patches/map-0000: cannot read ") for line in listing)
+    assert "  failed maps patches/map-0001: ModuleNotFoundError: reading FITS patches" in (
+        "\n".join(listing)
+    )
+    assert last.startswith("error: no patch set has the 2 measured patches")
+    assert last.endswith(
+        "; 1 task(s) failed for a missing package: reading FITS patches needs healpy and "
+        'astropy: pip install "lensing-ssc[healpix]"'
+    )
+
+
+def test_fastpm_shells_without_bigfile_are_one_line_and_tried_once(tmp_path: Path) -> None:
+    """``shells`` from a FastPM light cone without bigfile: one line naming the shells extra."""
+    catalogue = str(tmp_path / "sims" / "run{seed}" / "usmesh")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "lightcone": {
+                    "seeds": [0, 1],
+                    "shells": {
+                        "source": "particles",
+                        "particles": {"catalogue": catalogue},
+                        "nside": 32,
+                        "z_edges": [0.0, 0.5, 1.0],
+                    },
+                },
+                "pipeline": {"executor": "serial", "retries": 2},
+            }
+        )
+    )
+    done = _run(["shells", str(config)], ("bigfile",), tmp_path)
+    assert "FastPM light cones are read with bigfile" in _assert_one_line(done, "shells")
+    log = (tmp_path / "run" / "logs" / "lensing_ssc.log").read_text()
+    assert log.count("failed after 1 attempt: ModuleNotFoundError") == 2
     assert "retrying" not in log
 
 

@@ -1,7 +1,8 @@
 """The science of lensing_ssc: convergence maps, patches, noise, smoothing, statistics, theory.
 
 A pure numerical library, with no files, threads or managers: the patch-statistics pipeline
-calls :func:`compute_patch_statistics` once per patch and merges the results with
+calls :func:`compute_patch_statistics` once per patch (on a GPU,
+:func:`compute_patch_statistics_batch` once per batch) and merges the results with
 :mod:`lensing_ssc.analysis.covariance`. Modules, by concern:
 
 * :mod:`.spectra` — convergence power spectrum models (analytic halofit model, tables);
@@ -12,6 +13,8 @@ calls :func:`compute_patch_statistics` once per patch and merges the results wit
 * :mod:`.statistics` — power spectrum, bispectrum, PDF, peaks, minima, Minkowski functionals;
 * :mod:`.theory` — Gaussian predictions (Tomita 1986; Bond & Efstathiou 1987);
 * :mod:`.covariance` — mean, scatter, covariance, correlation, SSC covariance ratio;
+* :mod:`.devices` — NumPy on the CPU or CuPy on a GPU (:func:`select_device`); every
+  estimator takes one patch or a stack, of any array-API library;
 * :mod:`.settings` — :class:`StatisticsSettings`;
 * :mod:`.shells` — matter shells of a light cone (:class:`ShellTable`) and their δ;
   :mod:`.born` — κ from shells in the Born approximation (:class:`ConvergenceAccumulator`);
@@ -37,10 +40,12 @@ from lensing_ssc.analysis.covariance import (
     summarize,
     summarize_statistics,
 )
+from lensing_ssc.analysis.devices import ArrayDevice, select_device
 from lensing_ssc.analysis.fields import gaussian_field, lognormal_field
 from lensing_ssc.analysis.noise import add_shape_noise, noise_sigma
 from lensing_ssc.analysis.patch_statistics import (
     compute_patch_statistics,
+    compute_patch_statistics_batch,
     statistic_key,
     statistic_keys,
 )
@@ -66,6 +71,7 @@ from lensing_ssc.analysis.theory import SpectralMoments, spectral_moments_on_gri
 
 __all__ = [
     "STATISTIC_NAMES",
+    "ArrayDevice",
     "Background",
     "ConvergenceAccumulator",
     "ConvergenceSpectrum",
@@ -84,6 +90,7 @@ __all__ = [
     "born_weights",
     "born_weights_nz",
     "compute_patch_statistics",
+    "compute_patch_statistics_batch",
     "covariance_ratio",
     "cut_healpix_patches",
     "cut_subpatches",
@@ -97,6 +104,7 @@ __all__ = [
     "lognormal_sky",
     "noise_sigma",
     "patch_centers",
+    "select_device",
     "spectral_moments_on_grid",
     "ssc_patch_sets",
     "stack_patch_statistics",

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+
+from lensing_ssc.analysis._arrays import namespace
 
 __all__ = [
     "ARCMIN",
@@ -84,16 +87,18 @@ def rfft_mode_weights(n: int, m: int | None = None) -> np.ndarray:
     return _frozen(weights)
 
 
-def crop_rfft(kappa_k: np.ndarray, n: int, m: int) -> np.ndarray:
+def crop_rfft(kappa_k: Any, n: int, m: int) -> Any:
     """Keep the modes ``-m/2 ≤ k_y < m/2``, ``0 ≤ k_x ≤ m/2`` of an ``n``-grid rfft2 array.
 
-    Returns ``kappa_k`` itself when ``m == n``; otherwise a new ``(..., m, m//2 + 1)`` array.
+    Returns ``kappa_k`` itself when ``m == n``; otherwise a new ``(..., m, m//2 + 1)`` array
+    of the same array namespace (NumPy, CuPy, ...).
     """
     if m == n:
         return kappa_k
     half = m // 2
     columns = kappa_k[..., : half + 1]
-    return np.concatenate((columns[..., :half, :], columns[..., n - half :, :]), axis=-2)
+    xp = namespace(kappa_k)
+    return xp.concat((columns[..., :half, :], columns[..., n - half :, :]), axis=-2)
 
 
 def fft_friendly_size(minimum: int, n: int) -> int:

@@ -1,7 +1,9 @@
-"""All statistics of one patch, for every galaxy density and smoothing scale of the settings.
+"""All statistics of a patch, for every galaxy density and smoothing scale of the settings.
 
-:func:`compute_patch_statistics` is the unit of work of the patch-statistics pipeline. For
-one ``(n, n)`` patch it
+:func:`compute_patch_statistics` is the unit of work of the patch-statistics pipeline on a
+CPU; :func:`compute_patch_statistics_batch` does the same for a stack ``(b, n, n)`` of
+patches at once, in any array namespace (NumPy, or CuPy on a GPU, where the pipeline sends
+batches sized by :func:`working_bytes`). For each patch it
 
 1. Fourier-transforms the patch once, and one map of unit white noise once;
 2. for each n_gal, adds shape noise of σ_pix = ε/√(n_gal A_pix) in Fourier space (the same
@@ -25,21 +27,28 @@ HDF5 dataset paths) are built by :func:`statistic_key`::
     "peaks/…", "minima/…"                counts per ν bin
     "v0/…", "v1/…", "v2/…"               Minkowski functionals per ν bin
 
-Numbers are formatted with ``:g`` (``ngal=7``, ``smoothing=2.5``).
+Numbers are formatted with ``:g`` (``ngal=7``, ``smoothing=2.5``). A batch gives each key
+one row per patch, ``(b, bins)``, equal to what :func:`compute_patch_statistics` gives for
+each patch with the same generator (to ~1e-15: sums are added in another order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-# Imported with this module, not on first use (numpy's lazy default): a pipeline worker forked
-# from a process that imported it then starts measuring at once.
-from numpy.fft import irfft2, rfft2
-
-from lensing_ssc.analysis._validation import check_patch, check_pixel_size
-from lensing_ssc.analysis.noise import noise_sigma
+from lensing_ssc.analysis._arrays import (
+    array_device,
+    constant,
+    irfft2,
+    is_numpy,
+    namespace,
+    rfft2,
+)
+from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
+from lensing_ssc.analysis.noise import noise_sigma, unit_noise
 from lensing_ssc.analysis.settings import STATISTIC_NAMES, StatisticsSettings
 from lensing_ssc.analysis.smoothing import gaussian_window
 from lensing_ssc.analysis.statistics import nu_bins
@@ -54,10 +63,18 @@ from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
     "compute_patch_statistics",
+    "compute_patch_statistics_batch",
     "noisy_fourier_modes",
     "statistic_key",
     "statistic_keys",
+    "working_bytes",
 ]
+
+# NumPy measures a stack in groups of this many pixels: the group's Fourier modes and band
+# maps then stay in the CPU cache. Measured per patch, quick settings, on 2 cores: 64² 2.19 ms
+# one at a time, 1.08 ms in groups of 16 (2.40 ms all 64 at once); 128² 5.0 ms, 4.0 ms in
+# fours (6.8 ms all at once); 256² and larger go one by one.
+_NUMPY_BATCH_PIXELS = 1 << 16
 
 _FOURIER_STATISTICS = ("cl", *(f"bispectrum_{c}" for c in CONFIGURATIONS))
 
@@ -112,22 +129,29 @@ def _iter_keys(settings: StatisticsSettings) -> Iterator[str]:
 
 
 def noisy_fourier_modes(
-    patch: np.ndarray,
+    patches: Any,
     pixel_size_arcmin: float,
     settings: StatisticsSettings,
-    rng: np.random.Generator,
-) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(n_gal, rfft2 of the noisy patch)`` for every n_gal of ``settings``, in order.
+    rngs: Sequence[np.random.Generator],
+) -> Iterator[tuple[float, Any]]:
+    """Yield ``(n_gal, rfft2 of the noisy patches)`` for every n_gal of ``settings``, in order.
 
-    Steps 1 and 2 above: one unit-noise map is drawn from ``rng`` (only when some n_gal is
-    above 0) and rescaled for each n_gal. :func:`compute_patch_statistics` and the cross
-    spectra of :mod:`lensing_ssc.analysis.tomography` draw their noise here, so the same
-    ``rng`` seed gives both the same noisy patch. ``patch`` must be validated already.
+    Steps 1 and 2 above, for a validated stack ``(b, n, n)`` of any array namespace (or one
+    ``(n, n)`` patch with one generator): one
+    unit-noise map per patch is drawn from its generator (only when some n_gal is above 0;
+    on the host, see :func:`~lensing_ssc.analysis.noise.unit_noise`) and rescaled for each
+    n_gal. :func:`compute_patch_statistics` and the cross spectra of
+    :mod:`lensing_ssc.analysis.tomography` draw their noise here, so the same ``rng`` seed
+    gives both the same noisy patch.
     """
-    n = patch.shape[0]
-    signal_k = rfft2(patch)
+    xp = namespace(patches)
+    n = patches.shape[-1]
+    signal_k = rfft2(patches)
     sigmas = [noise_sigma(n_gal, pixel_size_arcmin, settings.epsilon) for n_gal in settings.n_gal]
-    unit_noise_k = rfft2(rng.standard_normal((n, n))) if any(sigmas) else None
+    unit_noise_k = None
+    if any(sigmas):
+        noise = unit_noise(rngs, n, xp, array_device(patches))
+        unit_noise_k = rfft2(noise if patches.ndim == 3 else noise[0])
     for n_gal, sigma_pix in zip(settings.n_gal, sigmas, strict=True):
         if sigma_pix > 0 and unit_noise_k is not None:
             yield n_gal, signal_k + sigma_pix * unit_noise_k
@@ -136,15 +160,16 @@ def noisy_fourier_modes(
 
 
 def compute_patch_statistics(
-    patch: np.ndarray,
+    patch: Any,
     pixel_size_arcmin: float,
     settings: StatisticsSettings | None = None,
     rng: np.random.Generator | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Return every statistic of ``settings`` for one convergence patch, keyed as documented above.
 
     Args:
-        patch: ``(n, n)`` convergence map, finite, treated as periodic.
+        patch: ``(n, n)`` convergence map, finite, treated as periodic (NumPy, or an array
+            of any array-API library: the results are then in that library, on its device).
         pixel_size_arcmin: Pixel side in arcminutes.
         settings: What to compute; defaults to ``StatisticsSettings()``.
         rng: Generator for the shape noise. Pass one seeded per patch
@@ -159,11 +184,76 @@ def compute_patch_statistics(
         >>> stats["peaks/ngal=30/smoothing=5"].shape
         (12,)
     """
-    array = check_patch(patch)
-    pixel = check_pixel_size(pixel_size_arcmin)
-    settings = StatisticsSettings() if settings is None else settings
+    stack, stacked = check_patch_stack(patch)
+    if stacked:
+        raise AnalysisError(
+            f"patch must be a square 2-D array, got shape {tuple(stack.shape)}",
+            value=tuple(stack.shape),
+            hint="pass one (n, n) patch at a time, or a stack to compute_patch_statistics_batch",
+        )
     rng = np.random.default_rng() if rng is None else rng
-    n = array.shape[0]
+    measured = _measure(stack, check_pixel_size(pixel_size_arcmin), settings, [rng])
+    return {key: values[0, ...] for key, values in measured.items()}
+
+
+def compute_patch_statistics_batch(
+    patches: Any,
+    pixel_size_arcmin: float,
+    settings: StatisticsSettings | None = None,
+    rngs: Sequence[np.random.Generator] | None = None,
+) -> dict[str, Any]:
+    """Return every statistic of ``settings`` for a stack of patches: ``{key: (b, bins)}``.
+
+    Row i is what :func:`compute_patch_statistics` returns for ``patches[i]`` with
+    ``rngs[i]`` (to ~1e-15). On a GPU, pass a CuPy stack: everything but the noise draws
+    (NumPy's, on the host) runs there, and the results stay there.
+
+    Args:
+        patches: ``(b, n, n)`` convergence maps, finite, periodic; NumPy, CuPy or any
+            array-API array.
+        pixel_size_arcmin: Pixel side in arcminutes.
+        settings: What to compute; defaults to ``StatisticsSettings()``.
+        rngs: One noise generator per patch (default: fresh unseeded ones).
+
+    Example:
+        >>> from lensing_ssc.analysis import StatisticsSettings
+        >>> stack = np.random.default_rng(1).normal(0.0, 0.01, (3, 64, 64))
+        >>> rngs = [np.random.default_rng([7, i]) for i in range(3)]
+        >>> settings = StatisticsSettings.quick()
+        >>> compute_patch_statistics_batch(stack, 2.0, settings, rngs)["cl/ngal=30"].shape
+        (3, 6)
+    """
+    stack, _ = check_patch_stack(patches, name="patches")
+    pixel = check_pixel_size(pixel_size_arcmin)
+    rows = stack.shape[0]
+    generators = [np.random.default_rng() for _ in range(rows)] if rngs is None else list(rngs)
+    if len(generators) != rows:
+        raise AnalysisError(
+            f"{len(generators)} noise generator(s) for {rows} patch(es)",
+            value=len(generators),
+            hint="pass one generator per patch, e.g. numpy.random.default_rng([seed, index])",
+        )
+    step = max(1, _NUMPY_BATCH_PIXELS // stack.shape[-1] ** 2)
+    if not is_numpy(namespace(stack)) or rows <= step:
+        return _measure(stack, pixel, settings, generators)
+    parts = [
+        _measure(stack[first : first + step], pixel, settings, generators[first : first + step])
+        for first in range(0, rows, step)
+    ]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _measure(
+    stack: Any,
+    pixel: float,
+    settings: StatisticsSettings | None,
+    rngs: Sequence[np.random.Generator],
+) -> dict[str, Any]:
+    """The work of both entry points, on a validated ``(b, n, n)`` stack."""
+    settings = StatisticsSettings() if settings is None else settings
+    xp = namespace(stack)
+    device = array_device(stack)
+    n = stack.shape[-1]
     names = set(settings.statistics)
     configurations = [c for c in CONFIGURATIONS if f"bispectrum_{c}" in names]
     map_names = {name for name in MAP_STATISTICS if name in names}
@@ -176,8 +266,11 @@ def compute_patch_statistics(
     )
     bins = nu_bins(settings.nu_edges)
 
-    results: dict[str, np.ndarray] = {}
-    for n_gal, kappa_k in noisy_fourier_modes(array, pixel, settings, rng):
+    # One NumPy patch goes through as a 2-D map, the way NumPy is fastest (~4 % on 128²).
+    single = is_numpy(xp) and stack.shape[0] == 1
+    work = stack[0] if single else stack
+    results: dict[str, Any] = {}
+    for n_gal, kappa_k in noisy_fourier_modes(work, pixel, settings, rngs):
         if binning is not None:
             results[statistic_key("cl", n_gal)] = power_spectrum_from_fourier(
                 kappa_k, binning, pixel
@@ -190,19 +283,48 @@ def compute_patch_statistics(
         if not map_names:
             continue
         for smoothing in settings.smoothing_arcmin:
-            smoothed_k = kappa_k * gaussian_window(n, pixel, smoothing)
+            smoothed_k = kappa_k * constant(gaussian_window(n, pixel, smoothing), xp, device)
             if settings.subtract_patch_mean:
-                smoothed_k[0, 0] = 0.0
-            smoothed = irfft2(smoothed_k, s=(n, n))
+                smoothed_k[..., 0, 0] = 0.0
+            smoothed = irfft2(smoothed_k, n)
+            if single:
+                smoothed = smoothed[None, ...]
             _, shared_sigma = settings.nu_normalisation(n_gal, smoothing, pixel, n)
-            sigma_ref = float(smoothed.std()) if shared_sigma is None else shared_sigma
-            if not sigma_ref > 0:
+            sigma_ref: Any = shared_sigma
+            if shared_sigma is None:
+                sigma_ref = xp.std(smoothed, axis=(-2, -1))
+                lowest = float(xp.min(sigma_ref))
+            else:
+                lowest = float(shared_sigma)
+            if not lowest > 0:
                 raise AnalysisError(
                     "the patch is constant after smoothing, so ν = κ/σ is undefined",
-                    value=sigma_ref,
+                    value=lowest,
                     hint="check the input patch, or use n_gal > 0 with nu_reference='noise'",
                 )
             measured = measure_map_statistics(smoothed, pixel, bins, sigma_ref, map_names)
             for name, values in measured.items():
                 results[statistic_key(name, n_gal, smoothing)] = values
+    if single:
+        return {key: np.reshape(results[key], (1, -1)) for key in _iter_keys(settings)}
     return {key: results[key] for key in _iter_keys(settings)}
+
+
+def working_bytes(n: int, pixel_size_arcmin: float, settings: StatisticsSettings) -> int:
+    """Bytes of array memory one ``n × n`` patch needs in :func:`compute_patch_statistics_batch`.
+
+    An upper estimate, for sizing batches to a device's free memory: 40 maps' worth of
+    float64 (the Fourier modes of the patch, its noise and a noisy setting, the smoothed map
+    with its border, bin indices, extrema masks, finite differences and binned weights:
+    measured under array-api-strict, 33 to 37 maps for 128² and 256² patches), plus the
+    bispectrum's band maps (~6 per band on its cropped grid) when it is measured. The
+    one-hot block of the binning (at most 128 MiB, whatever the batch) is not included.
+    """
+    maps = 40 * n * n * 8
+    names = set(settings.statistics)
+    if not any(f"bispectrum_{c}" in names for c in CONFIGURATIONS):
+        return maps
+    edges, ratio = settings.bispectrum_edges, settings.isosceles_ratio
+    plan = bispectrum_plan(n, pixel_size_arcmin, edges, ratio)
+    bands = 6 * plan.side_masks.shape[0] * plan.m * plan.m * 8
+    return maps + bands

@@ -4,17 +4,21 @@ The kernel is a 2-D Gaussian of standard deviation σ_s (``smoothing_arcmin``):
 W(θ) = exp(−θ²/2σ_s²) / (2π σ_s²), whose transform is W(ℓ) = exp(−ℓ² σ_s²/2). (Papers that
 write exp(−θ²/θ_G²) use θ_G = √2 σ_s.) Smoothing multiplies the patch's rfft2 by W(ℓ), so
 the patch is treated as periodic: features within ~3σ_s of an edge feel the opposite edge.
+Patches may be stacked ``(b, n, n)`` and of any array namespace (NumPy, CuPy, ...); the
+window is computed once per geometry with NumPy and copied once to the patches' device.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
+from lensing_ssc.analysis._arrays import array_device, constant, irfft2, namespace, rfft2
 from lensing_ssc.analysis._grid import ARCMIN, rfft_ell, rfft_mode_weights
-from lensing_ssc.analysis._validation import check_patch, check_pixel_size
+from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = ["check_smoothing", "gaussian_smooth", "gaussian_window", "smoothed_white_noise_sigma"]
@@ -54,10 +58,14 @@ def gaussian_window(n_pixels: int, pixel_size_arcmin: float, smoothing_arcmin: f
     )
 
 
-def gaussian_smooth(
-    patch: np.ndarray, pixel_size_arcmin: float, smoothing_arcmin: float
-) -> np.ndarray:
+def gaussian_smooth(patch: Any, pixel_size_arcmin: float, smoothing_arcmin: float) -> Any:
     """Return ``patch`` convolved (periodically) with a Gaussian of σ_s = ``smoothing_arcmin``.
+
+    Args:
+        patch: ``(n, n)`` map or a stack ``(b, n, n)`` of maps, smoothed each on its own;
+            NumPy, CuPy or any array-API array, which stays on its device.
+        pixel_size_arcmin: Pixel side in arcminutes.
+        smoothing_arcmin: σ_s in arcminutes (0: no smoothing).
 
     Example:
         >>> spike = np.zeros((32, 32)); spike[0, 0] = 1.0
@@ -65,10 +73,12 @@ def gaussian_smooth(
         >>> round(float(smooth.sum()), 6), bool(smooth.max() < 0.05)
         (1.0, True)
     """
-    array = check_patch(patch)
-    n = array.shape[0]
+    stack, stacked = check_patch_stack(patch)
+    n = stack.shape[-1]
     window = gaussian_window(n, pixel_size_arcmin, smoothing_arcmin)
-    return np.fft.irfft2(np.fft.rfft2(array) * window, s=(n, n))
+    xp = namespace(stack)
+    smoothed = irfft2(rfft2(stack) * constant(window, xp, array_device(stack)), n)
+    return smoothed if stacked else smoothed[0, ...]
 
 
 def smoothed_white_noise_sigma(

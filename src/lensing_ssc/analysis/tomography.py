@@ -33,11 +33,13 @@ What is not here: which maps form a realisation, and running the patches (the pi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from lensing_ssc.analysis._arrays import array_device, is_array, namespace
 from lensing_ssc.analysis._grid import ARCMIN, crop_rfft
-from lensing_ssc.analysis._validation import check_patch, check_pixel_size
+from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
 from lensing_ssc.analysis.patch_statistics import noisy_fourier_modes, statistic_key
 from lensing_ssc.analysis.settings import StatisticsSettings
 from lensing_ssc.analysis.statistics.power_spectrum import EllBinning, ell_binning
@@ -62,27 +64,33 @@ def spectrum_pairs(n_redshifts: int) -> list[tuple[int, int]]:
 
 
 def cross_power_spectrum_from_fourier(
-    first_k: np.ndarray, second_k: np.ndarray, binning: EllBinning, pixel_size_arcmin: float
-) -> np.ndarray:
-    """Return Ĉ_12(ℓ_b) from two patches' full ``rfft2`` (same geometry, same binning)."""
+    first_k: Any, second_k: Any, binning: EllBinning, pixel_size_arcmin: float
+) -> Any:
+    """Return Ĉ_12(ℓ_b) from two patches' full ``rfft2`` (same geometry, same binning).
+
+    Either may be a stack ``(..., n, n//2 + 1)`` of any array namespace (one spectrum per
+    pair, ``(..., n_bins)``).
+    """
+    xp = namespace(first_k, second_k)
     first = crop_rfft(first_k, binning.n, binning.m)
     second = crop_rfft(second_k, binning.n, binning.m)
-    power = first.real * second.real + first.imag * second.imag
+    power = xp.real(first) * xp.real(second) + xp.imag(first) * xp.imag(second)
     pixel_area = (pixel_size_arcmin * ARCMIN) ** 2
     return binning.bin_average(power) * pixel_area / binning.n**2
 
 
 def compute_tomographic_spectra(
-    patches: Sequence[np.ndarray],
+    patches: Any,
     pixel_size_arcmin: float,
     settings: StatisticsSettings,
     rngs: Sequence[np.random.Generator],
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Auto and cross power spectra of one patch seen at several source redshifts.
 
     Args:
         patches: One ``(n, n)`` convergence patch per source redshift, in redshift order,
-            all of the same place on the sky.
+            all of the same place on the sky: a sequence of patches, or a ``(Z, n, n)``
+            stack (NumPy, CuPy or any array-API array; the spectra are then of its library).
         pixel_size_arcmin: Pixel side in arcminutes.
         settings: The ℓ bins, n_gal values and ε of the run (``cl`` must be among its
             statistics).
@@ -109,36 +117,50 @@ def compute_tomographic_spectra(
             value=list(settings.statistics),
             hint="add 'cl' to the statistics",
         )
-    if len(patches) < 2 or len(patches) != len(rngs):
+    stack = _redshift_stack(patches)
+    count = stack.shape[0]
+    if count < 2 or count != len(rngs):
         raise AnalysisError(
             f"need one patch per source redshift (at least 2) and one generator each: "
-            f"{len(patches)} patch(es), {len(rngs)} generator(s)",
-            value=(len(patches), len(rngs)),
+            f"{count} patch(es), {len(rngs)} generator(s)",
+            value=(count, len(rngs)),
             hint="pass the realisation's patch at every redshift, with its noise generator",
         )
-    arrays = [check_patch(patch) for patch in patches]
-    if len({a.shape for a in arrays}) != 1:
+    pixel = check_pixel_size(pixel_size_arcmin)
+    binning = ell_binning(stack.shape[-1], pixel, settings.ell_edges)
+    pairs = spectrum_pairs(stack.shape[0])
+    xp = namespace(stack)
+    device = array_device(stack)
+    firsts = xp.asarray([i for i, _ in pairs], device=device)
+    seconds = xp.asarray([j for _, j in pairs], device=device)
+    return {
+        statistic_key("cl", n_gal): cross_power_spectrum_from_fourier(
+            xp.take(modes, firsts, axis=0), xp.take(modes, seconds, axis=0), binning, pixel
+        )
+        for n_gal, modes in noisy_fourier_modes(stack, pixel, settings, rngs)
+    }
+
+
+def _redshift_stack(patches: Any) -> Any:
+    """The patches of every redshift as one validated ``(Z, n, n)`` stack."""
+    if is_array(patches) or isinstance(patches, np.ndarray):
+        stack, _ = check_patch_stack(patches)
+        return stack
+    arrays = [check_patch_stack(patch)[0] for patch in patches]
+    if not arrays:
         raise AnalysisError(
-            f"the patches of one realisation differ in size: {[a.shape for a in arrays]}",
-            value=[a.shape for a in arrays],
+            "need one patch per source redshift, got none",
+            value=0,
+            hint="pass the realisation's patch at every redshift, with its noise generator",
+        )
+    shapes = [tuple(a.shape[1:]) for a in arrays]
+    if len(set(shapes)) != 1:
+        raise AnalysisError(
+            f"the patches of one realisation differ in size: {shapes}",
+            value=shapes,
             hint="cut every redshift's map into patches of one geometry",
         )
-    pixel = check_pixel_size(pixel_size_arcmin)
-    binning = ell_binning(arrays[0].shape[0], pixel, settings.ell_edges)
-    modes = [
-        dict(noisy_fourier_modes(array, pixel, settings, rng))
-        for array, rng in zip(arrays, rngs, strict=True)
-    ]
-    pairs = spectrum_pairs(len(arrays))
-    return {
-        statistic_key("cl", n_gal): np.stack(
-            [
-                cross_power_spectrum_from_fourier(modes[i][n_gal], modes[j][n_gal], binning, pixel)
-                for i, j in pairs
-            ]
-        )
-        for n_gal in settings.n_gal
-    }
+    return namespace(*arrays).concat(arrays, axis=0)
 
 
 def cross_correlation(spectra: np.ndarray, n_redshifts: int) -> np.ndarray:

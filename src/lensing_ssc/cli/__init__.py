@@ -3,15 +3,22 @@
 Each command group is a module of its own (``_config.py``, ...) holding a ``typer.Typer``;
 this module assembles them and turns ``lensing_ssc`` errors into one clear line on stderr
 and exit status 2, instead of a traceback. A ``ModuleNotFoundError`` for a package of one of
-our extras (``fast``, ``dask``, ``cluster``, ``healpix``, ``hdf5``, ``plot``, ``shells``) is the
-same: one line naming the extra to install, status 2. Anything else is a bug: its traceback, a line
-asking for a report, and exit status 4, which no outcome of a run shares.
+our extras (``fast``, ``dask``, ``cluster``, ``healpix``, ``hdf5``, ``plot``, ``shells``,
+``xarray``: :mod:`._extras`) is the same: one line naming the extra to install, status 2.
+Anything else is a bug: its traceback, a line asking for a report, and exit status 4, which
+no outcome of a run shares.
 """
 
 from __future__ import annotations
 
+# isort: off
+# First, before the imports that take time: a Ctrl-C meanwhile exits with 130 (._interrupts).
+from lensing_ssc.cli._interrupts import CommandInterrupts, end_of_imports, guard_imports
+
+guard_imports()
+# isort: on
+
 import logging
-import re
 import sys
 import traceback
 
@@ -22,6 +29,7 @@ from lensing_ssc.cli._cache import cache_app
 from lensing_ssc.cli._checkpoints import checkpoints_app
 from lensing_ssc.cli._config import config_app
 from lensing_ssc.cli._example import example_app
+from lensing_ssc.cli._extras import EXTRA_OF_PACKAGE, missing_extra_message
 from lensing_ssc.cli._help import ReadableCommand, ReadableGroup
 from lensing_ssc.cli._lightcone import kappa, shells
 from lensing_ssc.cli._run import run
@@ -33,51 +41,6 @@ __all__ = ["EXIT_CRASHED", "EXTRA_OF_PACKAGE", "app", "main", "missing_extra_mes
 
 EXIT_CRASHED = 4
 EXIT_INVALID = 2
-
-EXTRA_OF_PACKAGE: dict[str, str] = {
-    "zstandard": "fast",
-    "lz4": "fast",
-    "xxhash": "fast",
-    "dask": "dask",
-    "distributed": "dask",
-    "dask_jobqueue": "cluster",
-    "mpi4py": "cluster",
-    "healpy": "healpix",
-    "astropy": "healpix",
-    "h5py": "hdf5",
-    "matplotlib": "plot",
-    "bigfile": "shells",
-    "numba": "shells",
-    "xarray": "xarray",
-}
-"""The top-level package each extra of ``pyproject.toml`` brings, and that extra."""
-
-_NAMED_EXTRA = re.compile(r"lensing-ssc\[(\w+)\]")
-
-
-def missing_extra_message(exc: ModuleNotFoundError) -> str | None:
-    """One line for a missing package of one of our extras, or ``None`` for any other.
-
-    The package's own messages already name the extra (``pip install "lensing-ssc[hdf5]"``)
-    and are kept; a bare ``No module named 'h5py'`` is given the extra from
-    :data:`EXTRA_OF_PACKAGE`.
-
-    Example:
-        >>> print(missing_extra_message(ModuleNotFoundError("No module named 'h5py'", name="h5py")))
-        h5py is not installed: this needs the 'hdf5' extra: pip install "lensing-ssc[hdf5]"
-    """
-    message = str(exc)
-    named = _NAMED_EXTRA.search(message)
-    if named is not None and named.group(1) in EXTRA_OF_PACKAGE.values():
-        return message
-    package = (exc.name or "").partition(".")[0]
-    extra = EXTRA_OF_PACKAGE.get(package)
-    if extra is None:
-        return None
-    return f"{package} is not installed: this needs the {extra!r} extra: " + (
-        f'pip install "lensing-ssc[{extra}]"'
-    )
-
 
 app = typer.Typer(
     cls=ReadableGroup,
@@ -96,6 +59,7 @@ app.command("run", cls=ReadableCommand)(run)
 app.command("tasks", cls=ReadableCommand)(tasks)
 app.command("shells", cls=ReadableCommand)(shells)
 app.command("kappa", cls=ReadableCommand)(kappa)
+end_of_imports()
 
 
 def _print_version(value: bool) -> None:
@@ -122,8 +86,29 @@ def main(argv: list[str] | None = None) -> int:
 
     Usage errors are reported by click (status 2); a ``lensing_ssc`` error, and a missing
     package of one of our extras, becomes one line ``error: ...`` on stderr and status 2; any
-    other exception is a crash (status 4).
+    other exception is a crash (status 4). A Ctrl-C ends it with status 130 whenever it
+    comes (:mod:`._interrupts`). Without ``argv`` (the command itself, reading
+    ``sys.argv``), a Ctrl-C after it returned exits with 130 at once.
     """
+    interrupts = CommandInterrupts(command=argv is None).install()
+    try:
+        try:
+            return _logged_to_stderr(argv)
+        except KeyboardInterrupt:  # outside click's handling: before or after a command ran
+            return _interrupted(interrupts)
+    except KeyboardInterrupt:  # one more, while the first was reported
+        return interrupts.interrupted()
+    finally:
+        interrupts.finish()
+
+
+def _interrupted(interrupts: CommandInterrupts) -> int:
+    code = interrupts.interrupted()
+    typer.echo("interrupted", err=True)
+    return code
+
+
+def _logged_to_stderr(argv: list[str] | None) -> int:
     # The library writes nowhere unless asked; the command shows warnings outside a run
     # (whose LogManager keeps its records to itself) as Python's last resort did.
     console = logging.StreamHandler(sys.stderr)
@@ -151,9 +136,24 @@ def _run_app(argv: list[str] | None) -> int:
             return _crashed()
         typer.echo(f"error: {line}", err=True)
         return EXIT_INVALID
-    except Exception:
+    except Exception as exc:
+        if _raised_by_interrupt(exc):  # KeyboardInterrupt wrapped: a Ctrl-C, not a bug
+            raise KeyboardInterrupt from exc
         return _crashed()
     return 0
+
+
+def _raised_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by a ``KeyboardInterrupt``: Python 3.11 wraps one raised
+    while a class is created (a Ctrl-C during an import) in a ``RuntimeError``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _crashed() -> int:

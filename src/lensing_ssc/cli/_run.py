@@ -9,7 +9,10 @@ Rerunning continues a stopped run; ``--fresh`` starts over. ``--scheduler ADDRES
 config); both imply ``--executor dask``. After the run it draws the run's figures
 (``pipeline.figures``, :func:`lensing_ssc.plotting.draw_run_figures`) into its ``figures/``;
 without matplotlib, or on a full disk, that is one line on stderr, never a failed run. At
-the end it prints where the results, figures, summary and log are. When stderr is not a
+the end it prints where the results, figures, summary and log are; a run that ends in an
+error first lists the failures its task journals hold, or, when every failed task lacked
+the same optional package (HEALPix maps without healpy), says so in one line naming the
+extra to install (:mod:`._extras`). When stderr is not a
 terminal (a batch job's output file), the run's progress heartbeat lines go there as well
 as to the log, every ``progress.heartbeat_interval`` seconds; the library itself writes them
 only to the log. Exit status: 0 done,
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from lensing_ssc.cli._defaults import load_run_config
+from lensing_ssc.cli._extras import missing_extra_of_failure
 from lensing_ssc.core.base.exceptions import (
     CacheError,
     ConfigError,
@@ -38,13 +42,14 @@ from lensing_ssc.core.base.exceptions import (
 )
 from lensing_ssc.processing.managers import RunDir
 from lensing_ssc.processing.managers.cache import CacheDirectory
-from lensing_ssc.processing.runner import EXECUTOR_NAMES, read_journal_summary
+from lensing_ssc.processing.runner import EXECUTOR_NAMES, MAX_WORKERS, read_journal_summary
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import TextIO
 
     from lensing_ssc.pipelines import PipelineConfig, PipelineRun
+    from lensing_ssc.processing.runner import JournalFailure
 
 __all__ = ["run"]
 
@@ -65,24 +70,51 @@ def _failure_lines(failures: Sequence[tuple[str, str, str]], more: str) -> list[
     return lines
 
 
-def _journal_failures(layout: RunDir) -> list[tuple[str, str, str]]:
-    """Every failure the run's task journals hold: stage (the journal's name), key, error.
+def _journal_failures(layout: RunDir) -> list[tuple[str, JournalFailure]]:
+    """Every failure the run's task journals hold, with its stage (the journal's name).
 
     A run whose every map failed ends in an error before it has a result to report; its
     failures are in the journals all the same.
     """
-    failures = []
+    failures: list[tuple[str, JournalFailure]] = []
     for path in sorted(layout.tasks.glob("*.journal")):
         try:
             summary = read_journal_summary(path)
         except LensingSSCError:
             continue  # the error being reported matters more than an unreadable journal
-        for failure in summary.failures:
-            kind = failure.error_type.rpartition(".")[2]
-            ours = failure.error_type.startswith("lensing_ssc.")
-            message = failure.message if ours else f"{kind}: {failure.message}"
-            failures.append((summary.name, failure.key, message))
+        failures += [(summary.name, failure) for failure in summary.failures]
     return failures
+
+
+def _listed(stage: str, failure: JournalFailure) -> tuple[str, str, str]:
+    """Stage, key and error of a journal's failure; a builtin error keeps its type's name."""
+    kind = failure.error_type.rpartition(".")[2]
+    ours = failure.error_type.startswith("lensing_ssc.")
+    return stage, failure.key, failure.message if ours else f"{kind}: {failure.message}"
+
+
+def _missing_package(
+    failures: Sequence[tuple[str, JournalFailure]], exc: LensingSSCError
+) -> tuple[ModuleNotFoundError | None, bool]:
+    """The run's error naming the extra that failed tasks lacked, and whether it is all there is.
+
+    When every failed task lacked the same package (HEALPix maps without healpy), that
+    line alone says what to do: the error leads with it, and listing it once per task
+    adds nothing (``True``). When only some did, the run's own error comes first and the
+    extras follow (``False``). ``None`` when no task lacked a package. A
+    ``ModuleNotFoundError`` naming the extra is what the command prints as one line.
+    """
+    lines = [missing_extra_of_failure(f.error_type, f.message) for _, f in failures]
+    extras = list(dict.fromkeys(line for line in lines if line is not None))
+    if not extras:
+        return None, False
+    if len(extras) == 1 and None not in lines:
+        stages = ", ".join(dict.fromkeys(stage for stage, _ in failures))
+        reason = f"{extras[0]} (every failed task, {len(failures)} in {stages}; {exc.message})"
+        return ModuleNotFoundError(reason), True
+    lacking = len(lines) - lines.count(None)
+    reason = f"{exc}; {lacking} task(s) failed for a missing package: {'; '.join(extras)}"
+    return ModuleNotFoundError(reason), False
 
 
 def _cache_line(config: PipelineConfig) -> str | None:
@@ -196,6 +228,7 @@ def run(
         None,
         "--workers",
         min=1,
+        max=MAX_WORKERS,
         metavar="N",
         help="Tasks at once (default: the usable CPUs).",
         show_default=False,
@@ -274,13 +307,18 @@ def run(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except LensingSSCError as exc:
-        if not isinstance(exc, ConfigError):
-            layout = RunDir.from_config(config)
-            failed = _journal_failures(layout)
-            if failed:
-                typer.echo(f"failed, as recorded in {layout.tasks}:", err=True)
-                for line in _failure_lines(failed, f"in {layout.tasks} (lensing-ssc tasks)"):
-                    typer.echo(line, err=True)
+        if isinstance(exc, ConfigError):
+            raise
+        layout = RunDir.from_config(config)
+        failed = _journal_failures(layout)
+        missing, alone = _missing_package(failed, exc)
+        if failed and not alone:
+            typer.echo(f"failed, as recorded in {layout.tasks}:", err=True)
+            listed = [_listed(stage, failure) for stage, failure in failed]
+            for line in _failure_lines(listed, f"in {layout.tasks} (lensing-ssc tasks)"):
+                typer.echo(line, err=True)
+        if missing is not None:
+            raise missing from exc
         raise
     _report(result, _cache_line(config), figures=_draw_figures(config, result))
     if result.failures:

@@ -302,6 +302,11 @@ class PipelineSection(Section):
         statistics: What to compute (:class:`StatisticsSection`).
         synthetic, healpix, patches: Settings of each input.
         executor: Where tasks run; ``workers`` how many at once (default: usable CPUs).
+        device: Where the patch statistics run: ``"cpu"`` (NumPy, on the executor's
+            workers), ``"gpu"`` (CuPy on a CUDA GPU, in batches sized to its free memory;
+            the extras ``gpu-cuda12`` or ``gpu-cuda13``), or ``"auto"`` (the GPU when CuPy
+            and a device are there, else the CPU). The results are the same on either, to
+            ~1e-15 relative.
         scheduler: A running Dask cluster to join: its address (``tcp://host:8786``) or the
             file ``dask scheduler --scheduler-file`` writes. Implies ``executor: dask``;
             another executor named with it is an error.
@@ -315,14 +320,22 @@ class PipelineSection(Section):
             first over the second, at every source redshift both have. Default: the
             synthetic pair (``subpatches`` over ``periodic``) for synthetic input, none
             otherwise.
-        compare_resamples: Bootstrap resamples (over maps) behind every comparison's
-            intervals; the resampling is seeded by ``seed``.
-        compare_confidence: Confidence level of those intervals.
+        compare_resamples: Bootstrap resamples (over maps) behind every comparison's S/N
+            intervals; the resampling is seeded by ``seed``. The variance ratios' and SSC
+            terms' intervals are jackknife-t over maps (:mod:`lensing_ssc.analysis.comparison`).
+        compare_confidence: Confidence level of every comparison interval.
         tomography: For every HEALPix set with maps at two or more source redshifts, the
             cross power spectra between the redshifts of each realisation (its maps'
             fields other than ``zs``, e.g. ``seed``) and the joint covariance of all its
             spectra, compared between the sets of ``compare`` (needs ``cl`` among the
             statistics; other inputs have one redshift and ignore it).
+        hash_inputs_mb: Input files (maps, masks, patch files, spectrum tables) of at most
+            this many MiB are known by a digest of their content, larger ones by their
+            size and modification time (reading a map of gigabytes on every run would
+            cost more than its size and time are worth); 0 knows every file by size and
+            time. A file known by its content is another input when its numbers change,
+            even with its size and time kept (``cp -p`` of another version), and the same
+            input when only its time does (``touch``).
 
     Example:
         >>> section = PipelineSection(statistics={"n_gal": [0, 30], "names": ["cl", "peaks"]})
@@ -337,6 +350,7 @@ class PipelineSection(Section):
     healpix: HealpixInputSection = Field(default_factory=HealpixInputSection)
     patches: PatchFilesSection = Field(default_factory=PatchFilesSection)
     executor: ExecutorName = "processes"
+    device: Literal["cpu", "gpu", "auto"] = "cpu"
     scheduler: str | None = None
     workers: IntegerOrNone = Field(default=None, ge=1)
     retries: Integer = Field(default=1, ge=0)
@@ -347,6 +361,7 @@ class PipelineSection(Section):
     compare_resamples: Integer = Field(default=200, ge=2)
     compare_confidence: Real = Field(default=0.68, gt=0, lt=1)
     tomography: bool = True
+    hash_inputs_mb: Real = Field(default=64.0, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,13 +8,16 @@
    in the run's cache, shared by every worker process;
 2. ``patches`` — one runner task per patch (:class:`._tasks.PatchWorker`): seeded shape noise,
    smoothing and every statistic of the run's :class:`~lensing_ssc.analysis.StatisticsSettings`;
+   with ``pipeline.device: gpu``, one task per batch of patches instead, run in this process
+   and measured on the GPU in chunks sized to its free memory (:mod:`._batches`, journal
+   ``patch-batches``), with the same numbers;
 3. ``tomography`` — for HEALPix sets at two or more source redshifts, one runner task per
    (set, realisation) (:class:`._tomography.TomographyWorker`): the auto and cross power
    spectra between its redshifts, patch by patch, from the cached maps;
 4. ``merge`` — per set and statistic: mean, scatter, covariance, correlation; for every
    compared pair of sets (the synthetic pair, or ``pipeline.compare`` at every source
    redshift both sets have) the variance ratios, signal-to-noise and the super-sample term
-   with intervals from a bootstrap over maps (:mod:`lensing_ssc.analysis.comparison`); per
+   with intervals over maps (:mod:`lensing_ssc.analysis.comparison`); per
    set with tomography the joint covariance of its spectra across redshifts, compared the
    same way; the results file and summary. Figures are not drawn here: ``lensing-ssc run``
    draws them after the run with :func:`lensing_ssc.plotting.draw_run_figures`.
@@ -50,10 +53,16 @@ from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis import StatisticsSettings, compute_patch_statistics
+from lensing_ssc.analysis import (
+    ArrayDevice,
+    StatisticsSettings,
+    compute_patch_statistics,
+    select_device,
+)
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.io import atomic_write
+from lensing_ssc.pipelines._batches import BatchWorker, per_patch, plan_batches
 from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
 from lensing_ssc.pipelines._inputs import (
     SET_DESCRIPTIONS,
@@ -91,8 +100,9 @@ from lensing_ssc.pipelines._tomography import (
     merge_tomography,
     plan_tomography,
 )
-from lensing_ssc.processing.managers import ManagerContext, RunDir
+from lensing_ssc.processing.managers import ManagerContext, ResourceManager, RunDir
 from lensing_ssc.processing.managers.log import log_context
+from lensing_ssc.processing.managers.runlock import RunLock
 from lensing_ssc.processing.runner import MapResult, TaskRunner
 
 __all__ = ["PipelineRun", "run_patch_statistics"]
@@ -121,6 +131,7 @@ class PipelineRun:
         scheduler: The Dask scheduler's address when a cluster was joined, else ``None``.
         workers: Workers the executor had (a joined cluster's, as its scheduler said; a
             user's executor's, as it said).
+        device: Where the patch statistics ran: ``"cpu"`` or ``"gpu"``.
     """
 
     run_dir: Path
@@ -137,6 +148,7 @@ class PipelineRun:
     executor: str = "serial"
     scheduler: str | None = None
     workers: int = 1
+    device: str = "cpu"
 
     @property
     def ssc_headline(self) -> str | None:
@@ -159,6 +171,7 @@ class PipelineRun:
             "executor": self.executor,
             "scheduler": self.scheduler,
             "workers": self.workers,
+            "device": self.device,
         }
 
 
@@ -169,6 +182,17 @@ _PATCH_WORK = 32
 # mapping, the records read back, the stacked samples, and room for the summaries (measured
 # growth: ~4.6 × the packed values).
 _RESULT_COPIES = 5
+
+
+def _memory_limit_mb(config: ProcessingConfig) -> float | None:
+    """The job's memory limit (the config's, its cgroup's, its rlimits'), before any work:
+    a plan is bounded by it before it is built (:func:`._inputs.plan_maps`)."""
+    resources = ResourceManager(config=config)
+    try:
+        limit = resources.memory_limit
+    finally:
+        resources.close()
+    return None if limit is None else limit.limit_mb
 
 
 def _guard_memory(
@@ -515,12 +539,22 @@ def _executor_of(section: PipelineSection, executor: Any) -> Any:
     return executor
 
 
+def _device_of(section: PipelineSection, device: str | ArrayDevice | None) -> ArrayDevice:
+    """The device to measure on: ``device`` if given (a name or a device), else the section's."""
+    if isinstance(device, ArrayDevice):
+        return device
+    if device is None:
+        return select_device(section.device, setting="pipeline.device")
+    return select_device(device, setting="device")
+
+
 def run_patch_statistics(
     config: PipelineConfig | ProcessingConfig | None = None,
     *,
     executor: Any = None,
     workers: int | None = None,
     resume: bool = True,
+    device: str | ArrayDevice | None = None,
 ) -> PipelineRun:
     """Run the patch-statistics pipeline of ``config`` (its ``pipeline`` section) to the end.
 
@@ -538,6 +572,9 @@ def run_patch_statistics(
             (an executor object: the workers it says it has, as ``MPIPoolExecutor`` does).
         resume: Continue what an earlier run in the same run directory finished (default);
             ``False`` starts over.
+        device: Where the patch statistics run: ``"cpu"``, ``"gpu"``, ``"auto"``, or an
+            :class:`~lensing_ssc.analysis.ArrayDevice`; default ``config.pipeline.device``.
+            On a GPU, patches go to it in batches sized to its free memory, in this process.
 
     Returns:
         The :class:`PipelineRun`: files written, counts, failures, merged numbers.
@@ -547,7 +584,8 @@ def run_patch_statistics(
             what finished is saved and rerunning continues.
         ConfigError: invalid settings, a missing input file, a run directory holding a
             run with other settings (pass ``resume=False``), an executor other than Dask
-            with ``pipeline.scheduler``, or a Dask scheduler that does not answer.
+            with ``pipeline.scheduler``, a Dask scheduler that does not answer, or device
+            ``"gpu"`` without CuPy (the ``gpu-cuda12`` or ``gpu-cuda13`` extra) or a GPU.
         ResourceError: one map per worker would not fit under the memory limit (a joined
             Dask cluster's: under each worker's own ``memory_limit``).
         AnalysisError: no patch set could be summarised (every map failed, say).
@@ -562,28 +600,33 @@ def run_patch_statistics(
     section = config.pipeline
     settings = section.statistics_settings()
     executor_name = _executor_of(section, executor)
+    on = _device_of(section, device)
     cluster: dict[str, Any] = {}  # runner options: the Dask cluster to join, its grace
     if section.scheduler is not None:
         cluster["scheduler_address"] = section.scheduler
     cluster["no_workers_timeout"] = section.no_workers_timeout
     max_workers = workers if workers is not None else section.workers
-    maps = plan_maps(section)
+    maps = plan_maps(section, memory_limit_mb=_memory_limit_mb(config))
     comparisons = plan_comparisons(section, maps)
     planned = _planned_geometries(maps)
     values = _check_geometries(planned, settings)  # before the run directory is claimed
     layout = RunDir.from_config(config)
     run_dir = layout.path
-    claim_run_dir(layout, run_record(section, maps), resume=resume)
     fmt = results_format(section.results_format)
     results_file = results_path(layout.results, fmt)
-    with ManagerContext(
-        config=config,
-        # No count of its own: the progress display shows the running stage's items.
-        description="patch statistics",
-        executor=executor_name,
-        max_workers=max_workers,
-        retries=section.retries,
-    ) as ctx:
+    # Held from the claim until the context holds it too: a run refused because another
+    # runs in the directory changes none of its files, pipeline.json included.
+    with RunLock(layout.lock_file):
+        claim_run_dir(layout, run_record(section, maps), resume=resume)
+        context = ManagerContext(
+            config=config,
+            # No count of its own: the progress display shows the running stage's items.
+            description="patch statistics",
+            executor=executor_name,
+            max_workers=max_workers,
+            retries=section.retries,
+        )
+    with context as ctx:
         runner = ctx.runner_for(**cluster)  # the one both stages run on
         ran_on, scheduler, n_workers = (
             runner.executor_name,
@@ -618,14 +661,32 @@ def run_patch_statistics(
             if summary is not None
             for j in range(summary.n_patches)
         ]
-        measured = ctx.map(
-            PatchWorker(store, settings, section.seed),
-            patch_tasks,
-            name="patches",
-            key=lambda t: t.key,
-            resume=resume,
-            **cluster,
-        )
+        if on.is_cpu:
+            measured = ctx.map(
+                PatchWorker(store, settings, section.seed),
+                patch_tasks,
+                name="patches",
+                key=lambda t: t.key,
+                resume=resume,
+                **cluster,
+            )
+            patches_resumed = measured.skipped
+        else:
+            # One device: its batches run in this process, one after the other.
+            _log.info("patch statistics on %s", on.description)
+            geometry = {s.map_id: (s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s}
+            batches = plan_batches(patch_tasks, geometry)
+            batch_worker = BatchWorker(store, settings, section.seed, on)
+            by_batch = ctx.map(
+                batch_worker,
+                batches,
+                name="patch-batches",
+                key=lambda b: b.key,
+                resume=resume,
+                executor="serial",
+            )
+            measured = per_patch(batches, by_batch, batch_worker.computed)
+            patches_resumed = by_batch.skipped
         failures += _failures("patches", measured)
         tomography = TomographyPlan((), {}, {})
         if section.tomography and "cl" in settings.statistics:
@@ -647,7 +708,9 @@ def run_patch_statistics(
         # even if a stop comes now. Stopping here would only make the rerun do it again.
         with log_context(step="merge"):
             recorded = config.to_dict()  # with what ran, not what was configured
-            recorded["pipeline"].update(executor=ran_on, scheduler=scheduler, workers=n_workers)
+            recorded["pipeline"].update(
+                executor=ran_on, scheduler=scheduler, workers=n_workers, device=on.name
+            )
             merged = _merge(
                 section,
                 recorded,
@@ -686,10 +749,11 @@ def run_patch_statistics(
         n_patches=measured.completed + measured.skipped,  # not reading every result again
         failures=tuple(merged.failures),
         maps_from_cache=sum(s is not None and s.from_cache for s in summaries),
-        resumed=made.skipped + measured.skipped + (spectra.skipped if spectra else 0),
+        resumed=made.skipped + patches_resumed + (spectra.skipped if spectra else 0),
         elapsed=time.perf_counter() - started,
         results=merged,
         executor=ran_on,
         scheduler=scheduler,
         workers=n_workers,
+        device=on.name,
     )

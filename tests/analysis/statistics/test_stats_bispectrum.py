@@ -1,13 +1,19 @@
-"""Bispectrum: triangle counts, zero for Gaussian fields, amplitude of a non-Gaussian field."""
+"""Bispectrum: triangle counts, zero for Gaussian fields, amplitude of a non-Gaussian field.
+
+Every test taking ``xp`` runs on NumPy and on array_api_strict (see ``conftest.py``),
+measuring its realisations as one stack.
+"""
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
 
 from lensing_ssc.analysis import gaussian_field, lognormal_field
+from lensing_ssc.analysis._arrays import rfft2
 from lensing_ssc.analysis._grid import ARCMIN, rfft_ell
 from lensing_ssc.analysis.spectra import HalofitConvergenceSpectrum
 from lensing_ssc.analysis.statistics import (
@@ -19,13 +25,18 @@ from lensing_ssc.analysis.statistics import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError
 
+from .conftest import host, on
+
 N, PIXEL = 128, 2.0
 EDGES = log_ell_edges(300, 3000, 5)
 
 
-def _all(patch: np.ndarray) -> dict[str, np.ndarray]:
+def _all(patch: np.ndarray, xp: Any = None) -> dict[str, np.ndarray]:
+    """Every configuration of a patch or a stack (host values), measured in ``xp``."""
     plan = bispectrum_plan(N, PIXEL, EDGES)
-    return bispectra_from_fourier(np.fft.rfft2(patch), plan, PIXEL)
+    values = patch if xp is None else on(xp, patch)
+    measured = bispectra_from_fourier(rfft2(values), plan, PIXEL)
+    return {name: host(result) for name, result in measured.items()}
 
 
 def test_triangle_counts_match_brute_force_enumeration() -> None:
@@ -54,23 +65,23 @@ def test_triangle_counts_match_brute_force_enumeration() -> None:
 
 
 def test_gaussian_field_bispectrum_is_consistent_with_zero(
-    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator
+    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator, xp: Any
 ) -> None:
     """Over 60 Gaussian fields the mean B̂ of every configuration and bin is within 4 σ of zero."""
     fields = gaussian_field(N, PIXEL, spectrum, rng, n_fields=60)
-    results = [_all(f) for f in fields]
+    results = _all(fields, xp)
     for name in CONFIGURATIONS:
-        values = np.array([r[name] for r in results])
+        values = results[name]
         z = values.mean(axis=0) / (values.std(axis=0, ddof=1) / np.sqrt(len(values)))
         assert np.all(np.abs(z) < 4.0), (name, z)
 
 
 def test_lognormal_field_has_a_detectably_positive_bispectrum(
-    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator
+    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator, xp: Any
 ) -> None:
     """The zero test can fail: 30 lognormal fields give an equilateral B̂ > 0 at over 5 σ."""
     fields = lognormal_field(N, PIXEL, spectrum, rng, shift=0.03, n_fields=30)
-    values = np.array([_all(f)["equilateral"] for f in fields])
+    values = _all(fields, xp)["equilateral"]
     z = values.mean(axis=0) / (values.std(axis=0, ddof=1) / np.sqrt(len(values)))
     assert np.all(z[2:] > 5.0), z
 
@@ -99,7 +110,7 @@ def _leading_order_theory(
 
 
 def test_quadratic_field_bispectrum_matches_leading_order_theory(
-    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator
+    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator, xp: Any
 ) -> None:
     """κ = g + f(g² − ⟨g²⟩) gives B̂ = 2f(C1C2+C2C3+C3C1): within 4 σ, and 10 % where σ < 3 %.
 
@@ -110,9 +121,9 @@ def test_quadratic_field_bispectrum_matches_leading_order_theory(
     g = gaussian_field(N, PIXEL, spectrum, rng, n_fields=80)
     kappa = g + f_nl * (g**2 - (g**2).mean(axis=(1, 2), keepdims=True))
     theory = _leading_order_theory(spectrum, f_nl)
-    differences = [(_all(k), _all(h)) for k, h in zip(kappa, g, strict=True)]
+    measured, gaussian = _all(kappa, xp), _all(g, xp)
     for name in CONFIGURATIONS:
-        values = np.array([a[name] - b[name] for a, b in differences])
+        values = measured[name] - gaussian[name]
         mean = values.mean(axis=0)
         error = values.std(axis=0, ddof=1) / np.sqrt(len(values))
         assert np.all(np.abs(mean - theory[name]) < 4 * error), (name, mean / theory[name])
@@ -122,26 +133,27 @@ def test_quadratic_field_bispectrum_matches_leading_order_theory(
 
 
 def test_rotating_the_patch_by_90_degrees_leaves_the_bispectrum_unchanged(
-    rng: np.random.Generator,
+    rng: np.random.Generator, xp: Any
 ) -> None:
     """np.rot90 of a patch gives the same B̂ in every configuration (to 1e-9 of its scale)."""
     patch = rng.normal(size=(N, N)) ** 2
-    reference = _all(patch)
+    reference = _all(patch, xp)
     for turns in (1, 2, 3):
-        rotated = _all(np.rot90(patch, turns))
+        rotated = _all(np.ascontiguousarray(np.rot90(patch, turns)), xp)
         for name in CONFIGURATIONS:
             scale = np.abs(reference[name]).max()
             np.testing.assert_allclose(rotated[name], reference[name], atol=1e-9 * scale)
 
 
 def test_single_configuration_function_agrees_with_the_combined_one(
-    rng: np.random.Generator,
+    rng: np.random.Generator, xp: Any
 ) -> None:
     """bispectrum(patch, ..., name) equals the combined computation for each configuration."""
     patch = rng.normal(size=(N, N)) ** 2
-    combined = _all(patch)
+    combined = _all(patch, xp)
     for name in CONFIGURATIONS:
-        np.testing.assert_allclose(bispectrum(patch, PIXEL, EDGES, name), combined[name])
+        single = bispectrum(on(xp, patch), PIXEL, EDGES, name)
+        np.testing.assert_allclose(host(single), combined[name])
 
 
 def test_unknown_configuration_is_rejected() -> None:

@@ -1,8 +1,13 @@
-"""PDF, peaks, minima, Minkowski functionals: Gaussian theory, toy maps, symmetry, bad input."""
+"""PDF, peaks, minima, Minkowski functionals: Gaussian theory, toy maps, symmetry, bad input.
+
+Every test taking ``xp`` runs on NumPy and on array_api_strict (see ``conftest.py``); the
+Gaussian-theory tests measure their 30 maps as one stack.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,24 +37,32 @@ from lensing_ssc.analysis.theory import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError
 
+from .conftest import host, on
+
 N, PIXEL, SMOOTHING = 256, 1.0, 4.0
 NU_EDGES = np.linspace(-3.0, 3.0, 13)
 REALISATIONS = 30
 
 
 @pytest.fixture(scope="module")
-def gaussian_measurements() -> tuple[dict[str, np.ndarray], object, list[np.ndarray]]:
-    """Map statistics of 30 smoothed Gaussian fields, with their spectral moments."""
+def gaussian_fields() -> tuple[np.ndarray, Any]:
+    """30 smoothed Gaussian fields (a stack) and their spectral moments."""
     spectrum = HalofitConvergenceSpectrum()
     rng = np.random.default_rng(7)
     moments = spectral_moments_on_grid(N, PIXEL, spectrum, SMOOTHING)
-    smoothed = [
-        gaussian_smooth(f, PIXEL, SMOOTHING)
-        for f in gaussian_field(N, PIXEL, spectrum, rng, n_fields=REALISATIONS)
-    ]
-    runs = [map_statistics(s, PIXEL, NU_EDGES, moments.sigma0) for s in smoothed]
-    stacked = {name: np.array([r[name] for r in runs]) for name in MAP_STATISTICS}
-    return stacked, moments, smoothed
+    fields = gaussian_field(N, PIXEL, spectrum, rng, n_fields=REALISATIONS)
+    return gaussian_smooth(fields, PIXEL, SMOOTHING), moments
+
+
+@pytest.fixture
+def gaussian_measurements(
+    gaussian_fields: tuple[np.ndarray, Any], xp: Any
+) -> tuple[dict[str, np.ndarray], Any, Any]:
+    """Map statistics of the 30 fields, measured as one stack in ``xp``, with the stack."""
+    smoothed, moments = gaussian_fields
+    stack = on(xp, smoothed)
+    measured = map_statistics(stack, PIXEL, NU_EDGES, moments.sigma0)
+    return {name: host(measured[name]) for name in MAP_STATISTICS}, moments, stack
 
 
 def _z(values: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -83,8 +96,8 @@ def test_total_peak_density_of_gaussian_fields_follows_bond_efstathiou(
     gaussian_measurements: tuple,
 ) -> None:
     """All peaks per map, averaged over 30 maps, are σ2²/(8√3π σ1²) × area within 3 % (~3 σ)."""
-    _, moments, smoothed = gaussian_measurements
-    totals = [extrema_masks(wrap_pad(s))[0].sum() for s in smoothed]
+    _, moments, stack = gaussian_measurements
+    totals = host(extrema_masks(wrap_pad(stack))[0]).sum(axis=(1, 2))
     expected = gaussian_peak_density(moments) * (N * PIXEL) ** 2
     assert np.mean(totals) == pytest.approx(expected, rel=0.03)
 
@@ -105,63 +118,67 @@ def test_peak_and_minimum_counts_follow_the_gaussian_height_distribution(
         assert np.all(np.abs(z) < 4.0), (name, z)
 
 
-def test_one_pass_equals_the_separate_estimators(rng: np.random.Generator) -> None:
+def test_one_pass_equals_the_separate_estimators(rng: np.random.Generator, xp: Any) -> None:
     """map_statistics returns exactly what pdf, peak_counts, minimum_counts and MFs return."""
-    kappa = gaussian_smooth(rng.normal(size=(96, 96)), 1.0, 2.0)
-    sigma = float(kappa.std())
-    combined = map_statistics(kappa, 1.0, NU_EDGES, sigma)
-    np.testing.assert_array_equal(combined["pdf"], pdf(kappa, NU_EDGES, sigma))
-    np.testing.assert_array_equal(combined["peaks"], peak_counts(kappa, NU_EDGES, sigma))
-    np.testing.assert_array_equal(combined["minima"], minimum_counts(kappa, NU_EDGES, sigma))
-    v0, v1, v2 = minkowski_functionals(kappa, 1.0, NU_EDGES, sigma)
+    smoothed = gaussian_smooth(rng.normal(size=(96, 96)), 1.0, 2.0)
+    sigma = float(smoothed.std())
+    kappa = on(xp, smoothed)
+    combined = {k: host(v) for k, v in map_statistics(kappa, 1.0, NU_EDGES, sigma).items()}
+    np.testing.assert_array_equal(combined["pdf"], host(pdf(kappa, NU_EDGES, sigma)))
+    np.testing.assert_array_equal(combined["peaks"], host(peak_counts(kappa, NU_EDGES, sigma)))
+    np.testing.assert_array_equal(combined["minima"], host(minimum_counts(kappa, NU_EDGES, sigma)))
+    v0, v1, v2 = (host(v) for v in minkowski_functionals(kappa, 1.0, NU_EDGES, sigma))
     np.testing.assert_allclose(combined["v0"], v0, rtol=1e-12)
     np.testing.assert_allclose(combined["v1"], v1, rtol=1e-12)
     np.testing.assert_allclose(combined["v2"], v2, rtol=1e-12, atol=1e-15)
 
 
-def test_statistics_depend_only_on_nu(rng: np.random.Generator) -> None:
+def test_statistics_depend_only_on_nu(rng: np.random.Generator, xp: Any) -> None:
     """Measuring κ with σ equals measuring κ/σ with σ = 1 (V1, V2 scale-free in ν)."""
     kappa = gaussian_smooth(rng.normal(size=(64, 64)), 1.0, 2.0) * 0.01
-    scaled = map_statistics(kappa / 0.004, 1.0, NU_EDGES)
-    direct = map_statistics(kappa, 1.0, NU_EDGES, 0.004)
+    scaled = map_statistics(on(xp, kappa / 0.004), 1.0, NU_EDGES)
+    direct = map_statistics(on(xp, kappa), 1.0, NU_EDGES, 0.004)
     for name in MAP_STATISTICS:
-        np.testing.assert_allclose(direct[name], scaled[name], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(host(direct[name]), host(scaled[name]), rtol=1e-9, atol=1e-12)
 
 
 def test_rotating_the_map_by_90_degrees_leaves_every_statistic_unchanged(
-    rng: np.random.Generator,
+    rng: np.random.Generator, xp: Any
 ) -> None:
     """np.rot90 gives identical PDF, peaks, minima and V0, and V1, V2 equal to 1e-12."""
     kappa = gaussian_smooth(rng.normal(size=(128, 128)), 1.0, 2.0)
-    reference = map_statistics(kappa, 1.0, NU_EDGES, float(kappa.std()))
+    sigma = float(kappa.std())
+    reference = map_statistics(on(xp, kappa), 1.0, NU_EDGES, sigma)
     for turns in (1, 2, 3):
-        rotated = map_statistics(np.rot90(kappa, turns), 1.0, NU_EDGES, float(kappa.std()))
+        rotated = map_statistics(on(xp, np.rot90(kappa, turns)), 1.0, NU_EDGES, sigma)
         for name in MAP_STATISTICS:
-            np.testing.assert_allclose(rotated[name], reference[name], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(
+                host(rotated[name]), host(reference[name]), rtol=1e-12, atol=1e-15
+            )
 
 
-def test_single_bump_is_one_peak_in_its_bin_even_across_the_border() -> None:
+def test_single_bump_is_one_peak_in_its_bin_even_across_the_border(xp: Any) -> None:
     """A lone positive pixel is one peak, also in a corner (neighbours wrap around)."""
     for where in ((5, 5), (0, 0), (15, 0)):
         bump = np.zeros((16, 16))
         bump[where] = 2.2
-        counts = peak_counts(bump, NU_EDGES)
+        counts = host(peak_counts(on(xp, bump), NU_EDGES))
         assert counts.sum() == 1
         assert counts[np.searchsorted(NU_EDGES, 2.2) - 1] == 1
-        assert minimum_counts(-bump, NU_EDGES).sum() == 1
+        assert host(minimum_counts(on(xp, -bump), NU_EDGES)).sum() == 1
 
 
-def test_plateaus_are_neither_peaks_nor_minima() -> None:
+def test_plateaus_are_neither_peaks_nor_minima(xp: Any) -> None:
     """Pixels tied with a neighbour are not extrema: a 2-pixel plateau and a flat map have none."""
     plateau = np.zeros((16, 16))
     plateau[4, 4:6] = 1.0
-    assert peak_counts(plateau, NU_EDGES).sum() == 0
-    peaks, minima = extrema_masks(wrap_pad(np.ones((16, 16))))
-    assert not peaks.any()
-    assert not minima.any()
+    assert host(peak_counts(on(xp, plateau), NU_EDGES)).sum() == 0
+    peaks, minima = extrema_masks(wrap_pad(on(xp, np.ones((16, 16)))))
+    assert not host(peaks).any()
+    assert not host(minima).any()
 
 
-def test_minkowski_functionals_of_a_smooth_disk_are_geometric() -> None:
+def test_minkowski_functionals_of_a_smooth_disk_are_geometric(xp: Any) -> None:
     """For κ = exp(−r²/2s²), V0 = πR²/A, V1 = 2πR/4A and V2 = 1/A in bins inside (0, 1).
 
     R(t) = s √(−2 ln t) is the excursion radius at threshold t; V1 is averaged over the bin
@@ -171,7 +188,7 @@ def test_minkowski_functionals_of_a_smooth_disk_are_geometric() -> None:
     y, x = np.mgrid[:n, :n] - n / 2
     bump = np.exp(-(x**2 + y**2) / (2 * s**2))
     edges = np.linspace(0.2, 0.8, 4)
-    v0, v1, v2 = minkowski_functionals(bump, 1.0, edges)
+    v0, v1, v2 = (host(v) for v in minkowski_functionals(on(xp, bump), 1.0, edges))
     area = float(n * n)
     centres = 0.5 * (edges[1:] + edges[:-1])
     np.testing.assert_allclose(v0, np.pi * s**2 * -2 * np.log(centres) / area, rtol=0.02)
@@ -183,10 +200,10 @@ def test_minkowski_functionals_of_a_smooth_disk_are_geometric() -> None:
     np.testing.assert_allclose(v2, 1.0 / area, rtol=0.02)
 
 
-def test_pdf_counts_only_pixels_in_range() -> None:
+def test_pdf_counts_only_pixels_in_range(xp: Any) -> None:
     """Values outside the ν range are dropped: the PDF integrates to the in-range fraction."""
     values = np.tile([-10.0, 0.5, 1.5, 10.0], (8, 2))
-    result = pdf(values, [0.0, 1.0, 2.0])
+    result = host(pdf(on(xp, values), [0.0, 1.0, 2.0]))
     assert result.tolist() == [0.25, 0.25]
 
 
@@ -211,12 +228,12 @@ def test_bad_sigma_is_rejected(sigma: float) -> None:
         peak_counts(np.zeros((16, 16)), NU_EDGES, sigma)
 
 
-def test_nan_map_is_rejected() -> None:
+def test_nan_map_is_rejected(xp: Any) -> None:
     """A map with a NaN raises AnalysisError before any statistic is computed."""
     kappa = np.zeros((16, 16))
     kappa[0, 0] = np.nan
     with pytest.raises(AnalysisError, match="map contains 1 NaN"):
-        minkowski_functionals(kappa, 1.0, NU_EDGES)
+        minkowski_functionals(on(xp, kappa), 1.0, NU_EDGES)
 
 
 @pytest.mark.slow

@@ -3,15 +3,18 @@
 Each bin of width Δν is split into two halves, so one integer index per pixel serves the
 PDF and the Minkowski weights (per bin) as well as V0 (evaluated exactly at bin centres).
 Index 0 collects values below the first edge, index ``2B + 1`` values at or above the last.
+The values may be of any array namespace (NumPy, CuPy, ...); the edges stay on the host.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lensing_ssc.analysis._arrays import is_numpy, namespace
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = ["NuBins", "nu_bins"]
@@ -38,28 +41,47 @@ class NuBins:
         """Bin centres."""
         return 0.5 * (self.edges[1:] + self.edges[:-1])
 
-    def half_index(self, values: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """Return the half-bin index (0 … 2B+1) of ``values / scale`` as a flat intp array."""
+    def half_index(self, values: Any, scale: Any) -> Any:
+        """Return the half-bin index (0 … 2B+1) of ``values / scale``, one row per patch.
+
+        Args:
+            values: ``(b, ...)`` values of any array namespace; row r belongs to patch r.
+            scale: ``(b,)`` ν normalisation of each row, in the same namespace.
+
+        Returns:
+            ``(b, P)`` integer indices (``intp`` for NumPy).
+        """
+        xp = namespace(values)
         step = 2.0 / (self.width * scale)
-        u = values.ravel() * step
-        u += 1.0 - 2.0 * float(self.edges[0]) / self.width
-        np.clip(u, 0.0, 2 * self.n_bins + 1, out=u)
-        return u.astype(np.intp)
+        offset = 1.0 - 2.0 * float(self.edges[0]) / self.width
+        top = float(2 * self.n_bins + 1)
+        u = xp.reshape(values, (values.shape[0], -1)) * step[:, None]
+        if is_numpy(xp):
+            u += offset
+            np.clip(u, 0.0, top, out=u)
+            return u.astype(np.intp)
+        u = xp.clip(u + offset, min=0.0, max=top)
+        return xp.astype(xp.floor(u), xp.int64)
 
     @property
     def n_half(self) -> int:
         """Length of a half-bin histogram, overflow slots included."""
         return 2 * self.n_bins + 2
 
-    def per_bin(self, half_counts: np.ndarray) -> np.ndarray:
+    def per_bin(self, half_counts: Any) -> Any:
         """Sum half-bin histograms (last axis) into per-bin totals, dropping the overflows."""
         inner = half_counts[..., 1:-1]
         return inner[..., 0::2] + inner[..., 1::2]
 
-    def above_centers(self, half_counts: np.ndarray) -> np.ndarray:
-        """Return, for each bin centre, how many counted values lie above it."""
-        tail = np.cumsum(half_counts[::-1])[::-1]  # tail[j] = Σ_{i ≥ j}
-        return tail[2 + 2 * np.arange(self.n_bins)]
+    def above_centers(self, half_counts: Any) -> Any:
+        """Return, for each bin centre, how many counted values lie above it (last axis)."""
+        xp = namespace(half_counts)
+        # tail[..., j] = Σ_{i ≥ j}; bin b's centre is the boundary before half-bin 2 + 2b.
+        if is_numpy(xp):
+            tail = np.cumsum(half_counts[..., ::-1], axis=-1)[..., ::-1]
+        else:
+            tail = xp.flip(xp.cumulative_sum(xp.flip(half_counts, axis=-1), axis=-1), axis=-1)
+        return tail[..., 2 : 2 * self.n_bins + 1 : 2]
 
 
 def nu_bins(edges: npt.ArrayLike) -> NuBins:

@@ -20,6 +20,9 @@ patch's Fourier grid with m > 3 ℓ_max / ℓ_f: no triangle aliases, and the co
 FFTs per band instead of full-size ones. The triangle counts depend only on the geometry and
 are cached. A Gaussian field has B = 0; the estimator is unbiased, so its mean over
 realisations is consistent with zero.
+
+Patches may come one at a time or stacked ``(b, n, n)``, as NumPy, CuPy or any array-API
+arrays; the plan's masks and counts are copied once to the arrays' device.
 """
 
 from __future__ import annotations
@@ -28,10 +31,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lensing_ssc.analysis._arrays import (
+    array_device,
+    constant,
+    irfft2,
+    is_numpy,
+    namespace,
+    rfft2,
+)
 from lensing_ssc.analysis._grid import (
     ARCMIN,
     crop_rfft,
@@ -39,7 +51,7 @@ from lensing_ssc.analysis._grid import (
     fundamental_ell,
     rfft_ell,
 )
-from lensing_ssc.analysis._validation import check_patch, check_pixel_size
+from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -79,22 +91,31 @@ class BispectrumPlan:
     triangles: dict[str, np.ndarray]
 
 
-def _band_maps(cropped: np.ndarray, masks: np.ndarray, m: int) -> np.ndarray:
-    return np.fft.irfft2(cropped[None, :, :] * masks, s=(m, m))
+def _band_maps(cropped: Any, masks: np.ndarray, m: int) -> Any:
+    """``(..., bands, m, m)`` maps of each band of ``cropped`` (``(..., m, m//2 + 1)``)."""
+    xp = namespace(cropped)
+    on_device = constant(masks, xp, array_device(cropped))
+    return irfft2(cropped[..., None, :, :] * on_device, m)
 
 
-def _triple_sums(
-    sides: np.ndarray, thirds: np.ndarray | None, configurations: Sequence[str]
-) -> dict[str, np.ndarray]:
+def _triple_sums(sides: Any, thirds: Any | None, configurations: Sequence[str]) -> dict[str, Any]:
+    """Σ_x of the products of three band maps per bin (last axis), for each configuration."""
+    xp = namespace(sides)
     squared = sides * sides
-    sums: dict[str, np.ndarray] = {}
+    # The squeezed triangles' third side is in the first band, for every bin.
+    partners = {"equilateral": sides, "isosceles": thirds, "squeezed": sides[..., 0, :, :]}
+    sums: dict[str, Any] = {}
     for name in configurations:
-        if name == "equilateral":
-            sums[name] = np.einsum("bij,bij->b", squared, sides)
-        elif name == "isosceles" and thirds is not None:
-            sums[name] = np.einsum("bij,bij->b", squared, thirds)
+        partner = partners[name]
+        if partner is None:
+            continue
+        if is_numpy(xp):
+            pattern = "...ij" if name == "squeezed" else "...bij"
+            sums[name] = np.einsum(f"...bij,{pattern}->...b", squared, partner)
         elif name == "squeezed":
-            sums[name] = np.einsum("bij,ij->b", squared, sides[0])
+            sums[name] = xp.sum(squared * partner[..., None, :, :], axis=(-2, -1))
+        else:
+            sums[name] = xp.sum(squared * partner, axis=(-2, -1))
     return sums
 
 
@@ -171,12 +192,16 @@ def bispectrum_plan(
 
 
 def bispectra_from_fourier(
-    kappa_k: np.ndarray,
+    kappa_k: Any,
     plan: BispectrumPlan,
     pixel_size_arcmin: float,
     configurations: Sequence[str] = CONFIGURATIONS,
-) -> dict[str, np.ndarray]:
-    """Return ``{configuration: B̂ per bin}`` from a patch's full ``rfft2``."""
+) -> dict[str, Any]:
+    """Return ``{configuration: B̂ per bin}`` from a patch's full ``rfft2``.
+
+    ``kappa_k`` is ``(..., n, n//2 + 1)`` of any array namespace; a stack of transforms gives
+    ``(..., n_bins)`` per configuration, in the same namespace.
+    """
     unknown = [name for name in configurations if name not in CONFIGURATIONS]
     if unknown:
         raise AnalysisError(
@@ -191,21 +216,26 @@ def bispectra_from_fourier(
     )
     sums = _triple_sums(sides, thirds, configurations)
     scale = (pixel_size_arcmin * ARCMIN) ** 4 / plan.n**2
-    return {name: scale * sums[name] / plan.normalisation[name] for name in configurations}
+    xp, device = namespace(cropped), array_device(cropped)
+    return {
+        name: scale * sums[name] / constant(plan.normalisation[name], xp, device)
+        for name in configurations
+    }
 
 
 def bispectrum(
-    patch: np.ndarray,
+    patch: Any,
     pixel_size_arcmin: float,
     ell_edges: npt.ArrayLike,
     configuration: str = "equilateral",
     *,
     isosceles_ratio: float = 0.5,
-) -> np.ndarray:
+) -> Any:
     """Return the binned bispectrum B̂ (rad⁴) of a square periodic patch in one configuration.
 
     Args:
-        patch: ``(n, n)`` convergence map.
+        patch: ``(n, n)`` convergence map, or a stack ``(b, n, n)`` (then ``(b, n_bins)``);
+            NumPy, CuPy or any array-API array, which stays on its device.
         pixel_size_arcmin: Pixel side in arcminutes.
         ell_edges: Bin edges of the triangle sides, e.g. ``log_ell_edges(300, 3000, 6)``.
         configuration: ``"equilateral"``, ``"isosceles"`` or ``"squeezed"``.
@@ -218,7 +248,8 @@ def bispectrum(
         >>> b.shape
         (4,)
     """
-    array = check_patch(patch)
+    stack, stacked = check_patch_stack(patch)
     pixel = check_pixel_size(pixel_size_arcmin)
-    plan = bispectrum_plan(array.shape[0], pixel, ell_edges, isosceles_ratio)
-    return bispectra_from_fourier(np.fft.rfft2(array), plan, pixel, (configuration,))[configuration]
+    plan = bispectrum_plan(stack.shape[-1], pixel, ell_edges, isosceles_ratio)
+    values = bispectra_from_fourier(rfft2(stack), plan, pixel, (configuration,))[configuration]
+    return values if stacked else values[0, ...]

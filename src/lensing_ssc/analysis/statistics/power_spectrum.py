@@ -11,6 +11,9 @@ Gaussian field Ĉ(ℓ_b) scatters around the mode average of C with relative sta
 deviation √(2/N_b) (N_b counts both ℓ and −ℓ, so N_b/2 independent modes).
 
 Only the modes with |ℓ| < ℓ_max are touched, so this costs far less than the FFT that feeds it.
+Patches may come one at a time or stacked ``(b, n, n)``, as NumPy, CuPy or any array-API
+arrays: NumPy bins with ``bincount``, other namespaces with the bin-sorted mode lists of
+:class:`EllBinning` (the same sums, added in another order).
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from lensing_ssc.analysis._arrays import (
+    array_device,
+    constant,
+    is_numpy,
+    namespace,
+    rfft2,
+    segment_sums,
+)
 from lensing_ssc.analysis._grid import (
     ARCMIN,
     crop_rfft,
@@ -30,7 +42,7 @@ from lensing_ssc.analysis._grid import (
     rfft_ell,
     rfft_mode_weights,
 )
-from lensing_ssc.analysis._validation import check_patch, check_pixel_size
+from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -60,6 +72,8 @@ class EllBinning:
         weights: Full-plane modes each rfft mode stands for (1 or 2), flattened like ``index``.
         n_modes: Full-plane modes per bin.
         ell_mean: Mode-averaged |ℓ| per bin (the x-value to plot against).
+        order: The modes of each bin, bin after bin (positions in ``index``).
+        bounds: Where each bin's modes start in ``order`` (``len(edges)`` offsets).
     """
 
     n: int
@@ -69,13 +83,33 @@ class EllBinning:
     weights: np.ndarray
     n_modes: np.ndarray
     ell_mean: np.ndarray
+    order: np.ndarray
+    bounds: np.ndarray
 
-    def bin_average(self, values: np.ndarray) -> np.ndarray:
-        """Average ``values`` (on the cropped rfft grid) over the full-plane modes of each bin."""
-        sums = np.bincount(
-            self.index, weights=self.weights * values.ravel(), minlength=self.n_modes.size + 1
-        )
-        return sums[: self.n_modes.size] / self.n_modes
+    def bin_average(self, values: Any) -> Any:
+        """Average ``values`` on the cropped rfft grid over the full-plane modes of each bin.
+
+        ``values`` is ``(..., m, m//2 + 1)`` of any array namespace; the result is
+        ``(..., n_bins)`` in the same namespace.
+        """
+        xp = namespace(values)
+        lead = tuple(values.shape[:-2])
+        n_bins = self.n_modes.size
+        if is_numpy(xp):
+            rows = values.reshape(-1, self.index.size)
+            count = rows.shape[0]
+            # Rows after the first are binned with their bins shifted past the first's.
+            index = (
+                self.index if count == 1 else self.index + np.arange(count)[:, None] * (n_bins + 1)
+            )
+            sums = np.bincount(
+                index.ravel(), weights=(self.weights * rows).ravel(), minlength=count * (n_bins + 1)
+            ).reshape(count, n_bins + 1)
+            return (sums[:, :n_bins] / self.n_modes).reshape(*lead, n_bins)
+        device = array_device(values)
+        weighted = xp.reshape(values, (*lead, self.index.size)) * constant(self.weights, xp, device)
+        sums = segment_sums(weighted, self.order, self.bounds)
+        return sums / constant(self.n_modes, xp, device)
 
 
 def _check_edges(edges: np.ndarray) -> None:
@@ -123,12 +157,22 @@ def _binning(n: int, pixel: float, edges_key: tuple[float, ...]) -> EllBinning:
             hint="use fewer or wider bins, a larger ell_min, or larger patches",
         )
     ell_sum = np.bincount(index, weights=weights * ell.ravel(), minlength=n_bins + 1)[:n_bins]
-    for array in (edges, index, weights, n_modes):
-        array.setflags(write=False)
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(n_bins + 1))
+    order = order[: bounds[-1]]
     mean = ell_sum / n_modes
-    mean.setflags(write=False)
+    for array in (edges, index, weights, n_modes, order, bounds, mean):
+        array.setflags(write=False)
     return EllBinning(
-        n=n, m=m, edges=edges, index=index, weights=weights, n_modes=n_modes, ell_mean=mean
+        n=n,
+        m=m,
+        edges=edges,
+        index=index,
+        weights=weights,
+        n_modes=n_modes,
+        ell_mean=mean,
+        order=order,
+        bounds=bounds,
     )
 
 
@@ -145,23 +189,24 @@ def ell_binning(n: int, pixel_size_arcmin: float, ell_edges: npt.ArrayLike) -> E
     return _binning(int(n), pixel, tuple(float(e) for e in edges))
 
 
-def power_spectrum_from_fourier(
-    kappa_k: np.ndarray, binning: EllBinning, pixel_size_arcmin: float
-) -> np.ndarray:
-    """Return Ĉ(ℓ_b) from a patch's full ``rfft2`` (shape ``(n, n//2 + 1)``)."""
+def power_spectrum_from_fourier(kappa_k: Any, binning: EllBinning, pixel_size_arcmin: float) -> Any:
+    """Return Ĉ(ℓ_b) from a patch's full ``rfft2`` (shape ``(..., n, n//2 + 1)``, any namespace).
+
+    A stack of transforms gives one spectrum per patch, ``(..., n_bins)``.
+    """
     cropped = crop_rfft(kappa_k, binning.n, binning.m)
-    power = cropped.real**2 + cropped.imag**2
+    xp = namespace(cropped)
+    power = xp.real(cropped) ** 2 + xp.imag(cropped) ** 2
     pixel_area = (pixel_size_arcmin * ARCMIN) ** 2
     return binning.bin_average(power) * pixel_area / binning.n**2
 
 
-def binned_power_spectrum(
-    patch: np.ndarray, pixel_size_arcmin: float, ell_edges: npt.ArrayLike
-) -> np.ndarray:
+def binned_power_spectrum(patch: Any, pixel_size_arcmin: float, ell_edges: npt.ArrayLike) -> Any:
     """Return the binned power spectrum Ĉ(ℓ_b) of a square periodic patch.
 
     Args:
-        patch: ``(n, n)`` convergence map.
+        patch: ``(n, n)`` convergence map, or a stack ``(b, n, n)`` (then ``(b, n_bins)``);
+            NumPy, CuPy or any array-API array, which stays on its device.
         pixel_size_arcmin: Pixel side in arcminutes.
         ell_edges: Bin edges in ℓ (inverse radians), e.g. ``log_ell_edges(300, 3000, 8)``.
 
@@ -172,10 +217,11 @@ def binned_power_spectrum(
         >>> bool(np.allclose(cl, 0.01**2 * (ARCMIN**2), rtol=0.2))
         True
     """
-    array = check_patch(patch)
+    stack, stacked = check_patch_stack(patch)
     pixel = check_pixel_size(pixel_size_arcmin)
-    binning = ell_binning(array.shape[0], pixel, ell_edges)
-    return power_spectrum_from_fourier(np.fft.rfft2(array), binning, pixel)
+    binning = ell_binning(stack.shape[-1], pixel, ell_edges)
+    spectra = power_spectrum_from_fourier(rfft2(stack), binning, pixel)
+    return spectra if stacked else spectra[0, ...]
 
 
 def band_average(

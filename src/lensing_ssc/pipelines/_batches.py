@@ -1,0 +1,243 @@
+"""The ``patches`` stage on a GPU: patches in batches, each measured as stacks on the device.
+
+With ``pipeline.device: gpu`` (or ``auto`` on a machine with one) the stage's runner tasks
+are :class:`PatchBatch` es instead of single patches: consecutive patches of one geometry,
+about :data:`TASK_BYTES` of patch data each, planned from the maps' summaries
+(:func:`plan_batches`), so a rerun finds the same batches in the ``patch-batches`` journal.
+They run one after the other in the run's own process (one device, one queue of work).
+
+:class:`BatchWorker` stacks a batch's patches from the run's map store on the host, sends
+them to the device in chunks sized to its free memory
+(:meth:`~lensing_ssc.analysis.ArrayDevice.batch_size` over
+:func:`~lensing_ssc.analysis.patch_statistics.working_bytes`), measures each chunk with
+:func:`~lensing_ssc.analysis.compute_patch_statistics_batch` and returns each patch's
+:class:`._tasks.PackedStatistics`: what :class:`._tasks.PatchWorker` returns on a CPU, with
+the noise drawn by the same seeded generators (on the host), equal to ~1e-15.
+:func:`per_patch` turns the stage's result back into one entry per patch for the merge.
+
+A batch fails or succeeds whole: a patch the statistics refuse (NaNs, a constant map) fails
+its batch, and each of the batch's patches is recorded with that error. The CPU's stage is
+:mod:`._tasks`; the orchestration :mod:`.patch_statistics`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+from numpy.random import default_rng
+
+from lensing_ssc.analysis import ArrayDevice, StatisticsSettings, compute_patch_statistics_batch
+from lensing_ssc.analysis.patch_statistics import working_bytes
+from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, MapStore, PackedStatistics, PatchTask
+from lensing_ssc.processing.managers.log import log_context
+from lensing_ssc.processing.runner import MapResult, TaskFailure
+
+__all__ = ["TASK_BYTES", "BatchWorker", "FlatResults", "PatchBatch", "per_patch", "plan_batches"]
+
+_log = logging.getLogger("lensing_ssc.pipelines")
+
+TASK_BYTES = 256 * 2**20
+"""Patch data per batch task (2048 patches of 128²): large enough to fill a GPU's queue in
+device chunks, small enough that an interrupted run loses little and the host holds little."""
+
+
+@dataclass(frozen=True)
+class PatchBatch:
+    """Consecutive patches of one geometry: the unit of the ``patches`` stage on a GPU."""
+
+    tasks: tuple[PatchTask, ...]
+
+    @property
+    def key(self) -> str:
+        """``"subpatches/map-0000/patch-0000+2047"``: the first patch's key and how many follow."""
+        return f"{self.tasks[0].key}+{len(self.tasks) - 1}"
+
+
+def plan_batches(
+    tasks: Sequence[PatchTask], geometry: Mapping[str, tuple[int, float]]
+) -> list[PatchBatch]:
+    """Group ``tasks`` in order into batches of one geometry and at most :data:`TASK_BYTES`.
+
+    Args:
+        tasks: The patch tasks of the run, in plan order.
+        geometry: ``(pixels, pixel size)`` of each map's patches, by map id.
+    """
+    batches: list[PatchBatch] = []
+    current: list[PatchTask] = []
+    size = 0
+    shape: tuple[int, float] | None = None
+    for task in tasks:
+        this = geometry[task.map.map_id]
+        patch_bytes = this[0] * this[0] * 8
+        if current and (this != shape or size + patch_bytes > TASK_BYTES):
+            batches.append(PatchBatch(tuple(current)))
+            current, size = [], 0
+        current.append(task)
+        size += patch_bytes
+        shape = this
+    if current:
+        batches.append(PatchBatch(tuple(current)))
+    return batches
+
+
+class BatchWorker:
+    """Stage ``patches`` on a device: every statistic of a batch of patches.
+
+    Args:
+        store: Where the maps' patches come from.
+        settings: What to compute.
+        seed: The run's seed (each patch's noise is seeded by it, the map and the patch).
+        device: Where to measure (:func:`lensing_ssc.analysis.select_device`).
+
+    Runs in the run's process: :attr:`computed` collects the keys of the batches it
+    measured, which :func:`per_patch` needs to tell them from batches of an earlier run.
+    """
+
+    def __init__(
+        self, store: MapStore, settings: StatisticsSettings, seed: int, device: ArrayDevice
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.seed = seed
+        self.device = device
+        self.computed: set[str] = set()
+
+    def __call__(self, batch: PatchBatch) -> tuple[PackedStatistics, ...]:
+        first = batch.tasks[0]
+        with log_context(map=first.map.map_id, patch=first.patch_index, step="statistics"):
+            started = time.perf_counter()
+            host = np.stack([self._patch(task) for task in batch.tasks])
+            pixel = first.map.source.pixel_size_arcmin
+            rngs = [default_rng(t.map.noise_seed(self.seed, t.patch_index)) for t in batch.tasks]
+            per_patch_bytes = working_bytes(host.shape[-1], pixel, self.settings)
+            step = self.device.batch_size(per_patch_bytes) or len(host)
+            packed: list[PackedStatistics] = []
+            try:
+                for start in range(0, len(host), step):
+                    chunk = host[start : start + step]
+                    stats = compute_patch_statistics_batch(
+                        self.device.asarray(chunk), pixel, self.settings, rngs[start : start + step]
+                    )
+                    values = {key: self.device.to_numpy(v) for key, v in stats.items()}
+                    for row in range(len(chunk)):
+                        # The patch's mean κ travels with its statistics, as on the CPU.
+                        mean = np.array([float(chunk[row].mean())])
+                        packed.append(
+                            PackedStatistics.pack(
+                                {**{key: v[row] for key, v in values.items()}, PATCH_MEAN_KEY: mean}
+                            )
+                        )
+            except Exception as exc:
+                _log.warning("batch %s failed: %s", batch.key, exc)
+                raise
+            _log.debug(
+                "batch %s: %d patches measured on %s in %.3f s (%d per device chunk)",
+                batch.key,
+                len(host),
+                self.device.name,
+                time.perf_counter() - started,
+                step,
+            )
+        self.computed.add(batch.key)
+        return tuple(packed)
+
+    def _patch(self, task: PatchTask) -> np.ndarray:
+        patches, _ = self.store.patches(task.map)
+        if not 0 <= task.patch_index < patches.shape[0]:
+            raise AnalysisError(
+                f"map {task.map.label} has {patches.shape[0]} patches, no patch {task.patch_index}",
+                value=task.patch_index,
+                hint="the map changed since the run was planned: rerun with --fresh",
+            )
+        return np.asarray(patches[task.patch_index])
+
+
+class FlatResults(Sequence[Any]):
+    """The results of batch tasks as one entry per patch, read batch by batch.
+
+    Args:
+        nested: The stage's results: per batch a tuple of per-patch results, or ``None``.
+        sizes: Patches per batch.
+    """
+
+    def __init__(self, nested: Sequence[tuple[Any, ...] | None], sizes: Sequence[int]) -> None:
+        self._nested = nested
+        self._sizes = list(sizes)
+        self._starts = list(itertools.accumulate(self._sizes, initial=0))
+        self._held: tuple[int, tuple[Any, ...] | None] | None = None
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __iter__(self) -> Iterator[Any]:
+        for values, size in zip(self._nested, self._sizes, strict=True):
+            yield from (values if values is not None else (None,) * size)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(f"result index {index} out of range for {len(self)} results")
+        batch = bisect.bisect_right(self._starts, position) - 1
+        if self._held is None or self._held[0] != batch:
+            self._held = (batch, self._nested[batch])
+        values = self._held[1]
+        return None if values is None else values[position - self._starts[batch]]
+
+
+def per_patch(
+    batches: Sequence[PatchBatch], result: MapResult[Any], computed: set[str]
+) -> MapResult[Any]:
+    """The stage's :class:`MapResult` over batches as one over patches, in plan order.
+
+    A failed batch is a failure of each of its patches (same error, same attempts).
+    ``computed`` holds the keys of the batches this run measured (:attr:`BatchWorker.computed`);
+    the other finished batches came from the journal of an earlier run. ``result`` is that
+    of a finished stage (a stopped one raises before it returns): every batch that did not
+    fail has its results.
+    """
+    sizes = [len(batch.tasks) for batch in batches]
+    starts = list(itertools.accumulate(sizes, initial=0))
+    failures = tuple(
+        TaskFailure(
+            index=starts[failure.index] + offset,
+            key=task.key,
+            error_type=failure.error_type,
+            message=failure.message,
+            traceback=failure.traceback,
+            attempts=failure.attempts,
+        )
+        for failure in result.failures
+        for offset, task in enumerate(batches[failure.index].tasks)
+    )
+    failed = {failure.index for failure in result.failures}
+    completed = sum(
+        size
+        for i, (batch, size) in enumerate(zip(batches, sizes, strict=True))
+        if i not in failed and batch.key in computed
+    )
+    finished = sum(size for i, size in enumerate(sizes) if i not in failed)
+    return MapResult(
+        results=FlatResults(result.results, sizes),
+        keys=tuple(task.key for batch in batches for task in batch.tasks),
+        failures=failures,
+        completed=completed,
+        skipped=finished - completed,
+        remaining=0,
+        elapsed=result.elapsed,
+    )

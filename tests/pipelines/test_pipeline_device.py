@@ -1,0 +1,170 @@
+"""pipeline.device: the patch statistics in batches on a device, with the CPU's numbers.
+
+Without a GPU here, array_api_strict on its second device stands in for one (an
+:class:`~lensing_ssc.analysis.ArrayDevice` passed to ``run_patch_statistics``): the batch
+stage, its journal and the device chunks are the GPU's, only the namespace differs. The
+test marked ``gpu`` runs the real thing where CuPy and a CUDA device are present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import array_api_strict
+import numpy as np
+import pytest
+
+from lensing_ssc.analysis import ArrayDevice, StatisticsSettings, select_device
+from lensing_ssc.analysis._arrays import clear_constants
+from lensing_ssc.analysis.devices import GPU_EXTRAS
+from lensing_ssc.analysis.patch_statistics import working_bytes
+from lensing_ssc.core.base.exceptions import ConfigError
+from lensing_ssc.pipelines import PipelineConfig, read_results, run_patch_statistics
+from lensing_ssc.pipelines._batches import TASK_BYTES, PatchBatch, per_patch, plan_batches
+from lensing_ssc.pipelines._inputs import MapTask
+from lensing_ssc.pipelines._tasks import PatchTask
+from lensing_ssc.processing.runner import MapResult, TaskFailure
+
+from .conftest import ConfigFactory, assert_same_results
+
+
+@pytest.fixture(autouse=True)
+def _fresh_device_tables() -> Any:
+    """Every test starts without device copies of the estimators' tables."""
+    clear_constants()
+    yield
+    clear_constants()
+
+
+def _strict_device(patches_per_chunk: int) -> ArrayDevice:
+    """array_api_strict on device1, with free memory for ``patches_per_chunk`` tiny patches."""
+    per_patch = working_bytes(64, 2.0, StatisticsSettings.quick())
+    free = 2 * patches_per_chunk * per_patch  # batch_size takes half the free memory
+    return ArrayDevice(
+        "strict",
+        array_api_strict,
+        array_api_strict.Device("device1"),
+        "array_api_strict on device1",
+        lambda: free,
+    )
+
+
+def _assert_close_results(device: Mapping[str, Any], cpu: Mapping[str, Any]) -> None:
+    """Every dataset of the device run equals the CPU run's to 1e-12 of its scale."""
+    arrays = sorted(k for k in cpu if not k.startswith("meta/"))
+    assert arrays == sorted(k for k in device if not k.startswith("meta/"))
+    for key in arrays:
+        want = np.asarray(cpu[key], dtype=float)
+        finite = np.abs(want[np.isfinite(want)])
+        scale = float(finite.max()) if finite.size else 0.0
+        np.testing.assert_allclose(
+            device[key], want, rtol=1e-12, atol=1e-12 * scale, err_msg=key, equal_nan=True
+        )
+    assert device["meta/failures"] == cpu["meta/failures"]
+
+
+def test_a_device_run_gives_the_cpu_numbers_in_chunks_of_its_memory(
+    tiny_config: ConfigFactory,
+) -> None:
+    """Patches measured 3 at a time on a device: the CPU run's results; 'strict' recorded."""
+    cpu = run_patch_statistics(tiny_config("cpu"))
+    run = run_patch_statistics(tiny_config("device"), device=_strict_device(3))
+    assert (run.device, cpu.device) == ("strict", "cpu")
+    assert (run.n_patches, run.failures) == (cpu.n_patches, ())
+    results = read_results(run.results_file)
+    assert results["meta/config"]["pipeline"]["device"] == "strict"
+    assert (run.run_dir / "tasks" / "patch-batches.journal").exists()
+    _assert_close_results(results, read_results(cpu.results_file))
+
+
+def test_a_device_run_resumes_its_batches_from_the_journal(tiny_config: ConfigFactory) -> None:
+    """A second device run in the same directory takes every batch from the journal."""
+    first = run_patch_statistics(tiny_config(), device=_strict_device(4))
+    again = run_patch_statistics(tiny_config(), device=_strict_device(4))
+    assert again.resumed == first.n_maps + 1  # the maps, and the one batch of 16 patches
+    assert again.n_patches == first.n_patches
+    assert_same_results(read_results(again.results_file), read_results(first.results_file))
+
+
+def test_gpu_without_cupy_is_a_config_error_naming_the_extras(tiny_config: ConfigFactory) -> None:
+    """device 'gpu' where CuPy is missing: ConfigError on pipeline.device naming both extras."""
+    if select_device("auto").name == "gpu":
+        pytest.skip("this machine has CuPy and a GPU")
+    with pytest.raises(ConfigError, match="device 'gpu' needs") as info:
+        run_patch_statistics(tiny_config(device="gpu"))
+    assert info.value.field == "pipeline.device"
+    assert all(extra in str(info.value) for extra in GPU_EXTRAS)
+    assert "nvidia-smi" in str(info.value)
+
+
+def test_auto_without_a_gpu_measures_on_the_cpu(tiny_config: ConfigFactory) -> None:
+    """device 'auto' on a machine without CuPy or a GPU runs (and records) the CPU path."""
+    if select_device("auto").name == "gpu":
+        pytest.skip("this machine has CuPy and a GPU")
+    run = run_patch_statistics(tiny_config(device="auto"))
+    assert run.device == "cpu"
+    assert read_results(run.results_file)["meta/config"]["pipeline"]["device"] == "cpu"
+
+
+def test_device_setting_defaults_to_cpu_and_refuses_other_names(tmp_path: Path) -> None:
+    """pipeline.device is 'cpu' unless set; 'tpu' is a ConfigError naming the field."""
+    assert PipelineConfig(run_dir=tmp_path).pipeline.device == "cpu"
+    with pytest.raises(ConfigError, match=r"pipeline\.device"):
+        PipelineConfig(run_dir=tmp_path, pipeline={"device": "tpu"})
+
+
+def _tasks(pixels: Mapping[str, int], count: int) -> tuple[list[PatchTask], dict[str, Any]]:
+    # The batches need only each map's id: no source behind it.
+    maps = [MapTask(set_name=name, index=0, source=None) for name in pixels]
+    tasks = [PatchTask(task, j) for task in maps for j in range(count)]
+    geometry = {task.map_id: (pixels[task.set_name], 2.0) for task in maps}
+    return tasks, geometry
+
+
+def test_batches_keep_one_geometry_and_their_size() -> None:
+    """Batches follow the plan's order, never mix patch sizes and hold at most TASK_BYTES."""
+    big = int((TASK_BYTES // 8) ** 0.5 // 2)  # four of these fill a batch
+    tasks, geometry = _tasks({"small": 64, "large": big, "last": 64}, 6)
+    batches = plan_batches(tasks, geometry)
+    assert [len(b.tasks) for b in batches] == [6, 4, 2, 6]
+    assert [t for b in batches for t in b.tasks] == tasks
+    assert batches[1].key == "large/map-0000/patch-0000+3"
+
+
+def test_a_failed_batch_is_a_failure_of_each_of_its_patches() -> None:
+    """per_patch flattens results and lists every patch of a failed batch with its error."""
+    tasks, _ = _tasks({"s": 64}, 5)
+    batches = [PatchBatch(tuple(tasks[:3])), PatchBatch(tuple(tasks[3:]))]
+    failure = TaskFailure(1, batches[1].key, "ValueError", "bad", "", 2)
+    result = MapResult(
+        results=[("a", "b", "c"), None],
+        keys=(batches[0].key, batches[1].key),
+        failures=(failure,),
+        completed=1,
+        skipped=0,
+        remaining=0,
+        elapsed=0.5,
+    )
+    flat = per_patch(batches, result, computed={batches[0].key})
+    assert list(flat.results) == ["a", "b", "c", None, None]
+    assert flat.results[1] == "b"
+    assert [(f.index, f.key, f.attempts) for f in flat.failures] == [
+        (3, tasks[3].key, 2),
+        (4, tasks[4].key, 2),
+    ]
+    assert (flat.completed, flat.skipped, flat.keys[0]) == (3, 0, tasks[0].key)
+
+
+@pytest.mark.gpu
+def test_gpu_run_gives_the_cpu_numbers(tiny_config: ConfigFactory) -> None:
+    """On a real GPU, pipeline.device 'gpu' gives the CPU run's results (to 1e-12)."""
+    try:
+        select_device("gpu")
+    except ConfigError as exc:
+        pytest.skip(f"no GPU path here: {exc.message}")
+    cpu = run_patch_statistics(tiny_config("cpu"))
+    gpu = run_patch_statistics(tiny_config("gpu", device="gpu"))
+    assert gpu.device == "gpu"
+    _assert_close_results(read_results(gpu.results_file), read_results(cpu.results_file))
