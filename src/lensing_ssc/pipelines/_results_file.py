@@ -10,9 +10,9 @@ predicted and measured), per set at several source redshifts its
 :meth:`~ResultsFile.tomography` (:class:`TomographicSpectra`: auto and cross spectra, their
 joint covariance, r_ij(ℓ)) and their :attr:`~ResultsFile.tomography_comparisons`, and
 :meth:`~ResultsFile.to_xarray` (:mod:`._xarray`). Files written before units and ℓ bin
-centres were stored read the same: both are derived from the paths and edges. The layout and the writer are in
-:mod:`._results`; units in :mod:`._units`; figures of a results file in
-:mod:`lensing_ssc.plotting`.
+centres were stored read the same: both are derived from the paths and edges. The layout
+and the writer are in :mod:`._results`; units in :mod:`._units`; figures of a results file
+in :mod:`lensing_ssc.plotting`.
 """
 
 from __future__ import annotations
