@@ -5,7 +5,10 @@ directory and run by a fresh interpreter, which must exit 0. Two HTML comments, 
 the rendered page, mark blocks on the line just above them:
 
 - ``<!-- skip: REASON -->``: not run (a signature, an excerpt of a module, a job that needs a
-  SLURM cluster); the test is skipped with the reason.
+  SLURM cluster or ``mpiexec``, an example that reads a finished run); the test is skipped
+  with the reason. An example run elsewhere names the test that runs it in its reason
+  (``tests/pipelines/test_pipeline_guide.py`` runs ``docs/pipeline.md``'s on a prepared
+  run), and that test must exist.
 - ``<!-- file: NAME -->`` above any block (a YAML config): the block is written to ``NAME``
   in the directory of every Python example of the page, as a reader would save it.
 
@@ -79,6 +82,19 @@ def test_the_examples_are_found() -> None:
     assert {"README.md", "log_manager.md", "checkpoint_manager.md"} <= pages
     assert len(EXAMPLES) >= 40
     assert all(example.skip for example in EXAMPLES if "*," in example.code)  # signatures
+
+
+def test_a_skipped_example_names_tests_that_exist() -> None:
+    """A skip reason that names the test running its example elsewhere names a real file."""
+    named = [
+        (example.name, path)
+        for example in EXAMPLES
+        if example.skip
+        for path in re.findall(r"tests/[\w/]+\.py", example.skip)
+    ]
+    assert named
+    for name, path in named:
+        assert (ROOT / path).is_file(), f"{name}: its skip names {path}, which does not exist"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])

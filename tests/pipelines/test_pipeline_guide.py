@@ -6,6 +6,9 @@ HEALPix walkthrough's study at ``maps/`` (``lensing-ssc example healpix-ssc maps
 and its run, the reduced study: the examples use only what both sizes have). An example on
 an MPI pool runs under ``mpiexec`` with its ranks serving the pool, not in one interpreter:
 ``tests/examples`` runs it (``examples/slurm/mpi_driver.py``).
+
+``tests/test_docs_examples.py`` runs the guide's examples in an empty directory and skips
+those that read a finished run, whose skip markers name this test: they run here.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from .conftest import make_config
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 GUIDE = (DOCS / "pipeline.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.S)
+# The examples tests/test_docs_examples.py skips because this test runs them.
+LEFT_HERE = re.findall(
+    r"^<!-- skip: [^\n]*tests/pipelines/test_pipeline_guide\.py[^\n]*-->\n```python\n(.*?)```",
+    GUIDE,
+    flags=re.S | re.M,
+)
 # Packages of the extras the examples may use.
 _OPTIONAL = ("h5py", "healpy", "matplotlib", "xarray")
 _MAX_FIGURE_BYTES = 200 * 1024
@@ -47,6 +56,16 @@ def test_the_guide_has_its_examples() -> None:
     """The guide shows the walkthrough's examples (so the test below is not empty)."""
     assert len(BLOCKS) >= 7
     assert sum("maps/run/results/patch_statistics.h5" in block for block in BLOCKS) >= 3
+
+
+def test_the_examples_left_to_this_test_read_what_it_prepares() -> None:
+    """Each example the docs test leaves here reads the workspace's runs and is not skipped
+    as an MPI job, so the test below runs it."""
+    assert len(LEFT_HERE) >= 5
+    for code in LEFT_HERE:
+        assert code in BLOCKS
+        assert "MPIPoolExecutor" not in code
+        assert "runs/default/results/" in code or "maps/run/results/" in code, code
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])

@@ -2,7 +2,7 @@
 progress counts of its workers reach the driver even where the local socket cannot.
 
 The executors here are the standard library's pools (mpi4py's ``MPIPoolExecutor`` runs
-under ``mpiexec`` in ``tests/pipelines/test_pipeline_mpi.py``).
+under ``mpiexec`` in ``tests/examples/test_slurm_examples.py``).
 """
 
 from __future__ import annotations
