@@ -171,3 +171,18 @@ def test_random_bytes_as_a_journal_raise_only_package_errors(tmp_path: Path, dat
     path = tmp_path / "random.journal"
     path.write_bytes(_MAGIC + data)
     _check_reading(path)
+
+
+def test_a_journal_planted_as_a_symlink_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    """A link at the journal's path (a shared run directory) is never followed into its target."""
+    target = tmp_path / "someone_elses_file"
+    target.write_bytes(b"")  # empty: nothing marks it as data to keep
+    (tmp_path / "tasks").mkdir()
+    journal = tmp_path / "tasks" / "abs.journal"
+    journal.symlink_to(target)
+    with pytest.raises(LensingSSCError):
+        run_map(abs, [1, -2, 3], journal=journal)
+    assert target.read_bytes() == b""
+    assert journal.is_symlink()

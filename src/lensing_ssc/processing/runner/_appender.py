@@ -34,6 +34,9 @@ import os
 import sys
 from typing import Protocol
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""A journal planted as a symlink in a shared run directory is refused, never followed."""
+
 __all__ = ["Appender", "MappedAppender", "WriteAppender", "open_appender"]
 
 WINDOW_BYTES = 1 << 20
@@ -79,10 +82,10 @@ def open_appender(
     if mapped is None:
         mapped = sys.platform.startswith("linux")
     if mapped:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
         appender: Appender = MappedAppender(fd, end)
     else:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NOFOLLOW, 0o644)
         appender = WriteAppender(fd, end)
     try:
         os.ftruncate(fd, end)

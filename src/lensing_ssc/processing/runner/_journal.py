@@ -319,7 +319,9 @@ class Journal:
             return None
         lock_path = path.with_name(path.name + ".lock")
         try:
-            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock_fd = os.open(
+                lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
+            )
         except OSError as exc:
             raise _io_error("create the lock file of", path, exc) from exc
         try:

@@ -85,3 +85,30 @@ def test_a_directory_that_cannot_hold_a_cache_is_not_called_full(where: str) -> 
         CacheManager(cache_dir=where)
     assert "full" not in str(info.value)
     assert info.value.value == where
+
+
+def test_a_compressed_array_that_inflates_past_its_declared_size_is_corrupt() -> None:
+    """A crafted value file (a gzip bomb behind a small array header) is refused, not inflated."""
+    import gzip
+    import tracemalloc
+
+    import numpy as np
+
+    from lensing_ssc.processing.managers.cache._values import (
+        KIND_ARRAY,
+        CorruptEntry,
+        decode_value,
+        encode_value,
+    )
+
+    small = encode_value(np.zeros(4, np.float32), key="k", codec="none")  # 16 bytes declared
+    assert small.kind == KIND_ARRAY
+    bomb = gzip.compress(bytes(64 * 2**20))  # 64 MiB of zeros in ~64 KB
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptEntry):
+            decode_value(KIND_ARRAY, "gzip", small.meta, bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20  # stopped near the declared size, never inflated whole

@@ -259,3 +259,21 @@ def test_archiver_round_survives_its_directory_replaced_by_a_file(tmp_path: Path
     archiver.process()
     assert list_backups(base) == []
     assert reports == []
+
+
+def test_a_log_file_planted_as_a_symlink_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    """A link at the log file's path (a shared run directory) is never followed."""
+    from lensing_ssc.core.base.exceptions import LoggingError
+
+    target = tmp_path / "someone_elses_file"
+    target.write_text("precious\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").symlink_to(target)
+    with (
+        pytest.raises(LoggingError, match="symbolic link"),
+        LogManager(file_path=tmp_path / "logs" / "run.log", console=False) as logs,
+    ):
+        logs.get_logger("planted").warning("must not reach the target")
+    assert target.read_text() == "precious\n"

@@ -165,16 +165,18 @@ def _empty_array(meta: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 def decode_value(kind: int, codec: str, meta: str, payload: Any) -> Any:
     """Invert :func:`encode_value` on a payload already checked against its digest."""
     try:
-        data = decompress(codec, payload) if codec != "none" else payload
         if kind == KIND_ARRAY:
             arr, flat = _empty_array(meta)
+            # inflate no further than the array the entry declares (a crafted file's bomb)
+            data = decompress(codec, payload, max_size=flat.nbytes) if codec != "none" else payload
             if flat.nbytes != len(data):
                 raise CorruptEntry(f"array payload of {len(data)} bytes, expected {flat.nbytes}")
             flat[...] = np.frombuffer(data, np.uint8)
             return arr
+        data = decompress(codec, payload) if codec != "none" else payload
         if kind == KIND_BYTES:
             return bytes(data)
-        return pickle.loads(data)
+        return pickle.loads(data)  # a pickle runs code anyway: trusted as the cache is
     except CorruptEntry:
         raise
     except Exception as exc:  # a payload that passed its digest yet fails to load

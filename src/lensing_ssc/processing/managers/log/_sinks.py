@@ -262,7 +262,9 @@ class RotatingFileSink:
     def _open(self) -> FileIO:
         """Open ``path`` for appending, creating its directory (again) if need be."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self._name, "ab", buffering=0)  # noqa: SIM115 - kept open for the run
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self._name, flags, 0o644)  # a planted symlink is refused, not followed
+        file = open(fd, "ab", buffering=0, closefd=True)  # noqa: SIM115 - kept for the run
         stat = os.fstat(file.fileno())
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity:
