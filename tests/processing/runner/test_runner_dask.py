@@ -228,7 +228,14 @@ def test_a_borrowed_cluster_keeps_its_own_dask_settings(client: distributed.Clie
 
 
 @pytest.mark.parametrize(
-    ("method", "from_server"), [(None, True), ("fork", False), ("spawn", False)]
+    ("method", "from_server"),
+    [
+        (None, True),
+        # forking a long-lived test process (threads of earlier tests) can fail to start
+        # the Nanny's worker: the reason mp_context="fork" is opt-in
+        pytest.param("fork", False, marks=pytest.mark.slow),
+        ("spawn", False),
+    ],
 )
 def test_the_local_cluster_starts_its_workers_from_a_fork_server_unless_told(
     method: str | None, from_server: bool, monkeypatch: pytest.MonkeyPatch

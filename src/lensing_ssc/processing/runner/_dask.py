@@ -356,10 +356,17 @@ class DaskAdapter(Adapter):
             if client is not self._given:
                 self.close()
             return
-        if pending and client is not None:
-            client.cancel(pending)
-        if self._cluster is not None:
-            self.close()
+        # Cancelling tasks whose results are being fetched makes Dask log the interrupted
+        # gather as an error with a traceback: the stop the run already reports in one line.
+        quiet = distributed.client.logger
+        quiet.addFilter(_drop_all)
+        try:
+            if pending and client is not None:
+                client.cancel(pending)
+            if self._cluster is not None:
+                self.close()
+        finally:
+            quiet.removeFilter(_drop_all)
 
     def close(self) -> None:
         client, cluster = self._client, self._cluster
