@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lensing_ssc.analysis._healpix_blocks import DEFAULT_BLOCK, add_affine
-from lensing_ssc.analysis.shells import Background, MapKind, ShellTable
+from lensing_ssc.analysis.shells import Background, MapKind, ShellTable, mean_per_pixel
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -331,7 +331,7 @@ class ConvergenceAccumulator:
         if kind == "delta":
             scales, offsets = column, np.zeros_like(column)
         else:
-            reference = _mean_of(array, kind, mean, self.table[index].describe())
+            reference = mean_per_pixel(array, kind, mean, self.table[index].describe())
             scales, offsets = column / reference, -column
         if np.any(column != 0):
             add_affine(
@@ -388,23 +388,6 @@ def _nside_of(array: np.ndarray, name: str) -> int:
             hint="give a 1-D map of 12·nside² pixels, nside a power of 2",
         )
     return nside
-
-
-def _mean_of(array: np.ndarray, kind: str, mean: float | None, name: str) -> float:
-    if kind not in ("counts", "mass"):
-        raise AnalysisError(
-            f"shell map kind {kind!r} is not one of delta, counts, mass",
-            value=kind,
-            hint="use 'delta', 'counts' or 'mass'",
-        )
-    reference = float(np.mean(array, dtype=np.float64)) if mean is None else float(mean)
-    if not (math.isfinite(reference) and reference > 0):
-        raise AnalysisError(
-            f"{name}: the mean {kind} per pixel is {reference!r}, so δ is undefined",
-            value=reference,
-            hint="an empty shell has no density contrast: check its range and the input",
-        )
-    return reference
 
 
 def born_convergence(

@@ -45,6 +45,7 @@ __all__ = [
     "ShellTable",
     "density_contrast",
     "expected_count",
+    "mean_per_pixel",
 ]
 
 MapKind = Literal["delta", "counts", "mass"]
@@ -427,6 +428,18 @@ def density_contrast(
     array = np.asarray(values)
     if kind == "delta":
         return np.asarray(array, dtype=np.float64)
+    return np.asarray(array, dtype=np.float64) / mean_per_pixel(array, kind, mean) - 1.0
+
+
+def mean_per_pixel(
+    array: np.ndarray, kind: str, mean: float | None = None, name: str | None = None
+) -> float:
+    """The count or mass per pixel that δ is taken against: ``mean``, else the map's mean.
+
+    Raises:
+        AnalysisError: ``kind`` is neither ``"counts"`` nor ``"mass"``, or the reference is
+            not a positive number (an empty shell); ``name`` (a shell) leads the message.
+    """
     if kind not in ("counts", "mass"):
         raise AnalysisError(
             f"shell map kind {kind!r} is not one of delta, counts, mass",
@@ -435,9 +448,10 @@ def density_contrast(
         )
     reference = float(np.mean(array, dtype=np.float64)) if mean is None else float(mean)
     if not (math.isfinite(reference) and reference > 0):
+        where = f"{name}: " if name else ""
         raise AnalysisError(
-            f"the mean {kind} per pixel is {reference!r}, so δ is undefined",
+            f"{where}the mean {kind} per pixel is {reference!r}, so δ is undefined",
             value=reference,
             hint="an empty shell has no density contrast: check the shell's range and input",
         )
-    return np.asarray(array, dtype=np.float64) / reference - 1.0
+    return reference
