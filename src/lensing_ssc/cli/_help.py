@@ -40,8 +40,10 @@ def _usage(command: TyperCommand | TyperGroup, ctx: Any) -> list[str]:
     return pieces
 
 
-class ReadableCommand(TyperCommand):
-    """A typer command whose help writes ``RUN_DIR``, ``[CONFIG_FILE]`` and bare flags."""
+class _ReadableParams:
+    """Options with readable metavars, ``--help`` included: the part commands and groups share."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,27 +51,21 @@ class ReadableCommand(TyperCommand):
 
     def get_help_option(self, ctx: Any) -> Any:
         """``--help``, shown without a type."""
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         _readable([option])
         return option
+
+
+class ReadableCommand(_ReadableParams, TyperCommand):
+    """A typer command whose help writes ``RUN_DIR``, ``[CONFIG_FILE]`` and bare flags."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS] RUN_DIR``: arguments in capitals, optional ones in brackets."""
         return _usage(self, ctx)
 
 
-class ReadableGroup(TyperGroup):
+class ReadableGroup(_ReadableParams, TyperGroup):
     """A typer group (``lensing-ssc``, ``lensing-ssc cache``) with the same help style."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _readable(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        """``--help``, shown without a type."""
-        option = super().get_help_option(ctx)
-        _readable([option])
-        return option
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS] COMMAND [ARGS]...``."""
