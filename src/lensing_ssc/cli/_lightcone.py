@@ -14,7 +14,6 @@ Ctrl-C. The stages are :func:`lensing_ssc.pipelines.run_lightcone`; the guide is
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,14 +22,12 @@ import typer
 from lensing_ssc.cli._defaults import load_run_config
 from lensing_ssc.cli._run import (
     EXIT_FAILURES,
-    EXIT_INTERRUPTED,
-    EXIT_STOPPED,
     _cache_line,
     _draw_figures,
-    _heartbeats_to,
     _report,
+    _running_job,
 )
-from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError
+from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing.runner import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
@@ -98,20 +95,8 @@ def _stages(
         f"{config.run_dir}"
     )
     stages: tuple[Stage, ...] = ("shells", "kappa") if kappa_too else ("shells",)
-    try:
-        with _heartbeats_to(sys.stderr):
-            result = run_lightcone(config, workers=workers, resume=resume, stages=stages)
-    except InterruptedRunError as exc:
-        typer.echo(f"stopped: {exc}", err=True)
-        typer.echo("finished work is saved; run the same command again to continue", err=True)
-        raise typer.Exit(EXIT_STOPPED) from exc
-    except KeyboardInterrupt:
-        typer.echo(
-            "stopped at once, without waiting for running tasks; what finished is saved: "
-            "run the same command again to continue",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    with _running_job():
+        result = run_lightcone(config, workers=workers, resume=resume, stages=stages)
     resumed = f", {result.resumed} task(s) from the earlier run" if result.resumed else ""
     typer.echo(
         f"done: {len(result.shell_files)} shell(s), {len(result.kappa_files)} κ map(s), "
@@ -163,13 +148,8 @@ def kappa(
     from lensing_ssc.pipelines import run_patch_statistics
 
     typer.echo(f"lensing-ssc kappa: patch statistics, {config.pipeline.input} input")
-    try:
-        with _heartbeats_to(sys.stderr):
-            run = run_patch_statistics(config, workers=workers, resume=resume)
-    except InterruptedRunError as exc:
-        typer.echo(f"stopped: {exc}", err=True)
-        typer.echo("finished work is saved; run the same command again to continue", err=True)
-        raise typer.Exit(EXIT_STOPPED) from exc
+    with _running_job():
+        run = run_patch_statistics(config, workers=workers, resume=resume)
     _report(run, _cache_line(config), figures=_draw_figures(config, run))
     if run.failures:
         raise typer.Exit(EXIT_FAILURES)

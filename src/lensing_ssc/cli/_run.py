@@ -34,6 +34,7 @@ import typer
 
 from lensing_ssc.cli._defaults import load_run_config
 from lensing_ssc.cli._extras import missing_extra_of_failure
+from lensing_ssc.cli._interrupts import EXIT_INTERRUPTED
 from lensing_ssc.core.base.exceptions import (
     CacheError,
     ConfigError,
@@ -55,7 +56,6 @@ __all__ = ["run"]
 
 EXIT_FAILURES = 1
 EXIT_STOPPED = 3
-EXIT_INTERRUPTED = 130  # the shell's code for a job ended by SIGINT
 
 _MAX_FAILURES_SHOWN = 10
 _ECHOED = frozenset({"heartbeat", "event"})  # progress lines also shown on stderr
@@ -172,6 +172,29 @@ def _report(result: PipelineRun, cache: str | None = None, *, figures: Sequence[
         typer.echo(cache)
     if result.ssc_headline is not None:
         typer.echo(result.ssc_headline)
+
+
+@contextlib.contextmanager
+def _running_job() -> Iterator[None]:
+    """Heartbeats to stderr while a job runs; a stop ends the command with its exit status.
+
+    A graceful stop (SIGTERM, a first Ctrl-C, a memory breach) exits 3 and a second Ctrl-C
+    130, each with the line saying that the same command continues the run.
+    """
+    try:
+        with _heartbeats_to(sys.stderr):
+            yield
+    except InterruptedRunError as exc:
+        typer.echo(f"stopped: {exc}", err=True)
+        typer.echo("finished work is saved; run the same command again to continue", err=True)
+        raise typer.Exit(EXIT_STOPPED) from exc
+    except KeyboardInterrupt:
+        typer.echo(
+            "stopped at once, without waiting for running tasks; what finished is saved: "
+            "run the same command again to continue",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @contextlib.contextmanager
@@ -293,19 +316,8 @@ def run(
         f"{joined}, run directory {config.run_dir}"
     )
     try:
-        with _heartbeats_to(sys.stderr):
+        with _running_job():
             result = run_patch_statistics(config, workers=workers, resume=resume)
-    except InterruptedRunError as exc:
-        typer.echo(f"stopped: {exc}", err=True)
-        typer.echo("finished work is saved; run the same command again to continue", err=True)
-        raise typer.Exit(EXIT_STOPPED) from exc
-    except KeyboardInterrupt:
-        typer.echo(
-            "stopped at once, without waiting for running tasks; what finished is saved: "
-            "run the same command again to continue",
-            err=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
     except LensingSSCError as exc:
         if isinstance(exc, ConfigError):
             raise
