@@ -85,6 +85,43 @@ def test_shells_makes_only_the_shells_and_a_rerun_resumes_them(
     assert ", 2 task(s) from the earlier run" in capsys.readouterr().out
 
 
+def test_a_change_of_sources_is_refused_then_fresh_kappa_keeps_the_shells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Other z_sources: status 2 naming the change; `--fresh-kappa` remakes κ, not the shells."""
+    config = write_config(tmp_path)
+    assert main(["kappa", str(config)]) == 0
+    shells = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "shells").iterdir()}
+    write_config(tmp_path, kappa={"nside": 64, "z_sources": [0.5, 1.0]})
+    capsys.readouterr()
+    assert main(["kappa", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "holds κ maps of other settings: lightcone.kappa.z_sources [1.0] → [0.5, 1.0];" in err
+    assert "pass --fresh-kappa to make only the κ maps again, from the kept shells" in err
+    assert main(["kappa", str(config), "--fresh-kappa"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "κ settings changed: lightcone.kappa.z_sources [1.0] → [0.5, 1.0]; the κ maps are "
+        "made again from the kept shells\n"
+    ) in out
+    assert "done: 4 shell(s), 4 κ map(s), 0 failed" in out
+    assert ", 2 task(s) from the earlier run" in out
+    now = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "shells").iterdir()}
+    assert now == shells
+
+
+def test_fresh_kappa_with_statistics_measures_the_new_maps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kappa --fresh-kappa --statistics` after adding a source: the statistics of all 4 maps."""
+    config = write_config(tmp_path)
+    assert main(["kappa", str(config), "--statistics"]) == 0
+    assert "done: 2 maps, " in capsys.readouterr().out
+    write_config(tmp_path, kappa={"nside": 64, "z_sources": [0.5, 1.0]})
+    assert main(["kappa", str(config), "--fresh-kappa", "--statistics"]) == 0
+    assert "done: 4 maps, " in capsys.readouterr().out
+
+
 def test_a_plan_too_large_for_memory_is_one_error_line_and_status_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

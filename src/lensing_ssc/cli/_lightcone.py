@@ -6,10 +6,12 @@ makes them too if they are not made yet, then the κ maps of every realisation a
 (Born approximation), and with ``--statistics`` (or ``lightcone.statistics: true``) runs
 the config's patch statistics on them, as ``lensing-ssc run`` would, figures included.
 Both resume what an earlier run in the same run directory finished; ``--fresh`` starts
-over. Exit status: 0 done, 1 done with failed tasks, 2 invalid input (a plan that cannot
-fit in memory included), 3 stopped (rerun to continue), 130 stopped at once by a second
-Ctrl-C. The stages are :func:`lensing_ssc.pipelines.run_lightcone`; the guide is
-``docs/kappa.md``.
+over. A run directory of other settings is refused, naming each change; when only the κ
+settings changed, ``kappa --fresh-kappa`` keeps the shells and makes the κ maps again (and,
+with ``--statistics``, their statistics), saying which settings changed. Exit status:
+0 done, 1 done with failed tasks, 2 invalid input (a plan that cannot fit in memory
+included), 3 stopped (rerun to continue), 130 stopped at once by a second Ctrl-C. The
+stages are :func:`lensing_ssc.pipelines.run_lightcone`; the guide is ``docs/kappa.md``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ _CONFIG = typer.Argument(
 )
 _RESUME = typer.Option(
     True, "--resume/--fresh", help="Continue what an earlier run here finished, or start over."
+)
+_FRESH_KAPPA = typer.Option(
+    False,
+    "--fresh-kappa",
+    help="Keep the shells, make the κ maps again (after changing lightcone.kappa settings).",
 )
 _EXECUTOR = typer.Option(
     None,
@@ -83,7 +90,12 @@ def _load(config_file: Path, run_dir: Path | None, executor: str | None) -> Pipe
 
 
 def _stages(
-    config: PipelineConfig, workers: int | None, resume: bool, *, kappa_too: bool
+    config: PipelineConfig,
+    workers: int | None,
+    resume: bool,
+    *,
+    kappa_too: bool,
+    fresh_kappa: bool = False,
 ) -> LightconeRun:
     # Imported here: the pipeline (numpy, healpy) would slow every other command.
     from lensing_ssc.pipelines import run_lightcone
@@ -96,7 +108,11 @@ def _stages(
     )
     stages: tuple[Stage, ...] = ("shells", "kappa") if kappa_too else ("shells",)
     with _running_job():
-        result = run_lightcone(config, workers=workers, resume=resume, stages=stages)
+        result = run_lightcone(
+            config, workers=workers, resume=resume, fresh_kappa=fresh_kappa, stages=stages
+        )
+    for note in result.notes:
+        typer.echo(note)
     resumed = f", {result.resumed} task(s) from the earlier run" if result.resumed else ""
     typer.echo(
         f"done: {len(result.shell_files)} shell(s), {len(result.kappa_files)} κ map(s), "
@@ -128,6 +144,7 @@ def shells(
 def kappa(
     config_file: Path = _CONFIG,
     resume: bool = _RESUME,
+    fresh_kappa: bool = _FRESH_KAPPA,
     executor: str | None = _EXECUTOR,
     workers: int | None = _WORKERS,
     run_dir: Path | None = _RUN_DIR,
@@ -140,7 +157,7 @@ def kappa(
 ) -> None:
     """Make the shells, then κ maps by the Born approximation; optionally their statistics."""
     config = _load(config_file, run_dir, executor)
-    result = _stages(config, workers, resume, kappa_too=True)
+    result = _stages(config, workers, resume, kappa_too=True, fresh_kappa=fresh_kappa)
     if result.failures:
         raise typer.Exit(EXIT_FAILURES)
     if not (config.lightcone.statistics if statistics is None else statistics):
@@ -149,7 +166,8 @@ def kappa(
 
     typer.echo(f"lensing-ssc kappa: patch statistics, {config.pipeline.input} input")
     with _running_job():
-        run = run_patch_statistics(config, workers=workers, resume=resume)
+        # New κ maps: the statistics of the old ones are of no use, and would be refused.
+        run = run_patch_statistics(config, workers=workers, resume=resume and not fresh_kappa)
     _report(run, _cache_line(config), figures=_draw_figures(config, run))
     if run.failures:
         raise typer.Exit(EXIT_FAILURES)

@@ -18,7 +18,8 @@ the run. The guide is ``docs/pipeline.md``; the science is :mod:`lensing_ssc.ana
 :func:`run_lightcone` (:mod:`.lightcone`) is the front half, before the patch statistics:
 mass shells from light-cone particles and κ maps from shells (Born approximation), per the
 config's ``lightcone`` section (``_lightcone_config``, ``_lightcone_plan``,
-``_lightcone_tasks``); its guide is ``docs/kappa.md``.
+``_lightcone_tasks``, and ``_lightcone_record`` for what each stage was made with); its
+guide is ``docs/kappa.md``.
 """
 
 from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection

@@ -8,8 +8,9 @@
   header (``NBAR``, the expected count per pixel, for counts).
 * :class:`KappaWorker` makes the κ map of one realisation and source: it reads the shells
   the source sees one at a time (:class:`~lensing_ssc.analysis.born.ConvergenceAccumulator`)
-  and writes ``kappa/kappa_zs{zs}_s{seed}.fits`` atomically, with the source, the shells
-  and the cosmology in the header.
+  and writes ``kappa/kappa_zs{zs}_s{seed}.fits`` atomically, with the source, the shells,
+  the cosmology and the digest of the κ settings (``KAPPAFP``, as ``lightcone.json``
+  records it: :mod:`._lightcone_record`) in the header.
 
 A task's files appear whole or not at all, and the runner's journal records the task only
 after they are written: a stage killed at any moment redoes only unfinished tasks. Memory
@@ -210,11 +211,15 @@ class ShellWorker:
 
 @dataclass(frozen=True)
 class KappaWorker:
-    """Makes the κ map of one realisation and source (picklable)."""
+    """Makes the κ map of one realisation and source (picklable).
+
+    ``fingerprint`` is the digest of the κ settings, written to each map's ``KAPPAFP``.
+    """
 
     section: LightconeSection
     shell_sets: dict[int, ShellSet]
     kappa_dir: Path
+    fingerprint: str
 
     def __call__(self, task: KappaTask) -> KappaSummary:
         started = time.perf_counter()
@@ -252,6 +257,7 @@ class KappaWorker:
             ("SHELLZ0", table[used[0]].z_min if used else 0.0, "near edge of the first shell"),
             ("SHELLZ1", table[used[-1]].z_max if used else 0.0, "far edge of the last shell"),
             *cosmology_cards(self.section),
+            ("KAPPAFP", self.fingerprint, "digest of the kappa settings"),
         ]
         path = self.kappa_dir / kappa_name(source, task.seed)
         _write(path, kappa, cards, np.dtype(self.section.kappa.dtype))

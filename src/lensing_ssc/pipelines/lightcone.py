@@ -19,8 +19,12 @@ to change, before any file is written.
 
 Every task is journalled (``tasks/shells.journal``, ``tasks/kappa.journal``): a stage killed
 at any moment, rerun, redoes only the tasks that had not finished, and a finished shell's
-file is not touched again. ``lightcone.json`` in the run directory fingerprints the
-section; resuming with other settings is refused rather than mixed. The κ maps are named
+file is not touched again. ``lightcone.json`` in the run directory records what the shells
+and what the κ maps depend on, one record each (:mod:`._lightcone_record`): resuming with
+other shell settings is refused rather than mixed, naming each change; other κ settings
+alone are refused too, unless ``fresh_kappa`` makes only the κ maps again from the kept
+shells. A κ map taken from the journal must carry its settings' digest in its header, so
+a map of other settings is never returned as this run's. The κ maps are named
 ``kappa_zs{zs}_s{seed}.fits`` (and ``kappa_nz{name}_s{seed}.fits``), which a
 ``pipeline.healpix`` set reads with ``pattern: kappa_zs{zs}_s{seed}.fits``; the command line
 is ``lensing-ssc shells`` / ``lensing-ssc kappa`` (:mod:`lensing_ssc.cli._lightcone`); the
@@ -30,7 +34,6 @@ guide is ``docs/kappa.md``; the science is :mod:`lensing_ssc.analysis.born` and
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -38,14 +41,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from lensing_ssc._version import __version__
 from lensing_ssc.analysis.healpix_files import read_healpix_header
-from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
+from lensing_ssc.core.base.exceptions import AnalysisError, ResourceError
 from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.core.io import atomic_write, hash_bytes
 from lensing_ssc.pipelines._config import PipelineConfig
 from lensing_ssc.pipelines._lightcone_config import LightconeSection
 from lensing_ssc.pipelines._lightcone_plan import LightconePlan, plan_lightcone
+from lensing_ssc.pipelines._lightcone_record import (
+    LIGHTCONE_FILE,
+    check_kappa_maps,
+    claim_lightcone,
+)
 from lensing_ssc.pipelines._lightcone_tasks import (
     KappaSummary,
     KappaWorker,
@@ -57,14 +63,12 @@ from lensing_ssc.pipelines._lightcone_tasks import (
 from lensing_ssc.pipelines._results import FailureRecord
 from lensing_ssc.pipelines.patch_statistics import _absolute
 from lensing_ssc.processing.managers import ManagerContext, RunDir
+from lensing_ssc.processing.managers.runlock import RunLock
 from lensing_ssc.processing.runner import MapResult, TaskRunner
 
 __all__ = ["LIGHTCONE_FILE", "LightconeRun", "Stage", "run_lightcone"]
 
 _log = logging.getLogger("lensing_ssc.pipelines")
-
-LIGHTCONE_FILE = "lightcone.json"
-"""The run directory's record of what its shells and κ maps depend on."""
 
 Stage = Literal["shells", "kappa"]
 
@@ -84,6 +88,9 @@ class LightconeRun:
         planned_mib: The memory the plan was checked for (``None`` with no limit to check).
         elapsed: Seconds the run took.
         executor, workers: What ran the tasks.
+        notes: What the run found in the run directory and did about it: the κ settings
+            that changed since the earlier run (their maps made again from the kept
+            shells), an earlier version's record taken.
     """
 
     run_dir: Path
@@ -95,6 +102,7 @@ class LightconeRun:
     elapsed: float
     executor: str
     workers: int
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -108,43 +116,8 @@ class LightconeRun:
             "elapsed": self.elapsed,
             "executor": self.executor,
             "workers": self.workers,
+            "notes": list(self.notes),
         }
-
-
-def _fingerprint(section: LightconeSection) -> str:
-    body = {
-        "version": __version__,
-        "lightcone": section.model_dump(mode="json", exclude={"statistics"}),
-    }
-    return hash_bytes(json.dumps(body, sort_keys=True).encode())
-
-
-def _claim(run_dir: Path, fingerprint: str, *, resume: bool) -> None:
-    marker = run_dir / LIGHTCONE_FILE
-    if resume and marker.exists():
-        try:
-            recorded = json.loads(marker.read_text()).get("fingerprint")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if recorded != fingerprint:
-            raise ConfigError(
-                f"run directory {str(run_dir)!r} holds shells or κ maps of other lightcone "
-                "settings (or another package version); resuming would mix them",
-                value=str(run_dir),
-                hint="pass --fresh to make them again, or choose another --run-dir",
-                field="run_dir",
-            )
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        record = {"fingerprint": fingerprint, "lensing_ssc_version": __version__}
-        atomic_write(marker, (json.dumps(record, indent=2) + "\n").encode())
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot use {str(run_dir)!r} as the run directory: {exc.strerror or exc}",
-            value=str(run_dir),
-            hint="choose a writable directory with --run-dir (or run_dir in the config)",
-            field="run_dir",
-        ) from exc
 
 
 def _input_nside(section: LightconeSection, plan: LightconePlan) -> int:
@@ -229,6 +202,7 @@ def run_lightcone(
     executor: str | None = None,
     workers: int | None = None,
     resume: bool = True,
+    fresh_kappa: bool = False,
     stages: Sequence[Stage] = ("shells", "kappa"),
 ) -> LightconeRun:
     """Make the shells and κ maps of ``config.lightcone``; resumable.
@@ -241,11 +215,14 @@ def run_lightcone(
         workers: Tasks at once; default ``config.pipeline.workers``, else the usable CPUs.
         resume: Continue what an earlier run in the same run directory finished (default);
             ``False`` makes everything again.
+        fresh_kappa: Keep the shells, make the κ maps again (after a change of the
+            ``kappa`` settings, which resuming otherwise refuses).
         stages: ``("shells",)`` stops after the shells; the default runs both.
 
     Raises:
         InterruptedRunError: a signal or a memory breach stopped the run; rerun to continue.
-        ConfigError: invalid settings, missing inputs, a run directory of other settings.
+        ConfigError: invalid settings, missing inputs, a run directory of other settings
+            (naming each change), a κ map in it made under other κ settings.
         ResourceError: the plan cannot fit under the memory limit.
         AnalysisError: shell ranges with gaps or overlaps, or shells failed, so no κ.
 
@@ -258,16 +235,30 @@ def run_lightcone(
     started = time.perf_counter()
     config = _absolute(PipelineConfig() if config is None else PipelineConfig.from_config(config))
     section = config.lightcone
-    run_dir = RunDir.from_config(config).path
+    layout = RunDir.from_config(config)
+    run_dir = layout.path
     plan = plan_lightcone(section, run_dir)
-    _claim(run_dir, _fingerprint(section), resume=resume)
-    with ManagerContext(
-        config=config,
-        description="light cone",
-        executor=executor or config.pipeline.executor,
-        max_workers=workers if workers is not None else config.pipeline.workers,
-        retries=config.pipeline.retries,
-    ) as ctx:
+    # Held from the claim until the context holds it too: a run refused because another
+    # runs in the directory changes none of its files, lightcone.json included.
+    with RunLock(layout.lock_file):
+        claim = claim_lightcone(
+            layout,
+            section,
+            plan,
+            resume=resume,
+            fresh_kappa=fresh_kappa,
+            kappa="kappa" in stages,
+        )
+        context = ManagerContext(
+            config=config,
+            description="light cone",
+            executor=executor or config.pipeline.executor,
+            max_workers=workers if workers is not None else config.pipeline.workers,
+            retries=config.pipeline.retries,
+        )
+    with context as ctx:
+        for note in claim.notes:
+            _log.info("%s", note)
         runner = ctx.runner_for()
         planned = plan_memory(ctx, runner, section, plan)
         ctx.check_resources()
@@ -297,7 +288,7 @@ def run_lightcone(
         kappa_files: list[str] = []
         if "kappa" in stages:
             maps = ctx.map(
-                KappaWorker(section, plan.shell_sets, plan.kappa_dir),
+                KappaWorker(section, plan.shell_sets, plan.kappa_dir, claim.kappa_fingerprint),
                 plan.kappa_tasks,
                 name="kappa",
                 key=lambda t: t.key,
@@ -307,6 +298,8 @@ def run_lightcone(
             failures += _failures("kappa", maps)
             summaries: list[KappaSummary | None] = list(maps.results)
             kappa_files = [s.file for s in summaries if s is not None]
+            if maps.skipped:  # the journal's word is not enough: the file must say so too
+                check_kappa_maps(run_dir, kappa_files, claim.kappa_fingerprint)
         executor_kind, n_workers = runner.executor_kind, runner.worker_count()
     return LightconeRun(
         run_dir=run_dir,
@@ -318,6 +311,7 @@ def run_lightcone(
         elapsed=time.perf_counter() - started,
         executor=executor_kind,
         workers=n_workers,
+        notes=claim.notes,
     )
 
 
