@@ -59,7 +59,6 @@ are drawn from the file by :func:`lensing_ssc.plotting.draw_run_figures`.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.analysis.comparison import SetComparison, compare_sets
 from lensing_ssc.core.base.exceptions import AnalysisError
-from lensing_ssc.core.io import atomic_write
+from lensing_ssc.core.io import atomic_open
 from lensing_ssc.pipelines._results_file import read_results
 from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._stacking import PatchRow, RowStack
@@ -459,38 +458,56 @@ def _metadata(merged: MergedResults) -> dict[str, str]:
 
 
 def write_results(merged: MergedResults, path: Path, fmt: str) -> Path:
-    """Write the results file atomically (a reader never sees half of it); return its path."""
+    """Write the results file atomically (a reader never sees half of it); return its path.
+
+    The file is written straight into the temporary file that replaces ``path``
+    (:func:`lensing_ssc.core.io.atomic_open`), dataset by dataset from the arrays the merge
+    holds: writing adds no copy of the results to this process's memory, which is at its
+    fullest at this moment of a large run.
+    """
     arrays = _flatten(merged)
     meta = _metadata(merged)
     attributes = _dataset_attributes(arrays)
-    buffer = io.BytesIO()
-    if fmt == "hdf5":
-        if h5py is None:  # pragma: no cover - results_format() refuses this first
-            raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
-        with h5py.File(buffer, "w", libver="earliest", track_order=True) as handle:
-            groups: dict[str, Any] = {"": handle}
-
-            def group_at(path: str) -> Any:
-                # Creating "a/b/c/mean" from the file looks up every group on the path, for
-                # each dataset: keeping each group at hand halves the write's time.
-                group = groups.get(path)
-                if group is None:
-                    parent, _, name = path.rpartition("/")
-                    group = groups[path] = group_at(parent).create_group(name)
-                return group
-
-            for key, value in arrays.items():
-                parent, _, name = key.rpartition("/")
-                dataset = group_at(parent).create_dataset(name, data=value, track_times=False)
-                dataset.attrs.update(attributes[key])
-            group = handle.create_group("meta", track_order=True)
-            for key, text in meta.items():
-                group.attrs[key] = text
-    else:
-        payload = dict(arrays)
-        payload.update({f"meta/{key}": np.array(text) for key, text in meta.items()})
-        payload["meta/datasets"] = np.array(json.dumps(attributes, sort_keys=True))
-        np.savez_compressed(buffer, **payload)  # type: ignore[arg-type]
+    if fmt == "hdf5" and h5py is None:  # pragma: no cover - results_format() refuses this first
+        raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, buffer.getvalue())
+    # h5py writes through the file object (not by path), so that HDF5 takes no file lock:
+    # some cluster filesystems refuse one, and the temporary file has one writer anyway.
+    with atomic_open(path, "w+b") as fh:
+        if fmt == "hdf5":
+            _write_hdf5(fh, arrays, meta, attributes)
+        else:
+            payload = dict(arrays)
+            payload.update({f"meta/{key}": np.array(text) for key, text in meta.items()})
+            payload["meta/datasets"] = np.array(json.dumps(attributes, sort_keys=True))
+            # Each array goes into the archive in slices, compressed as it goes.
+            np.savez_compressed(fh, **payload)  # type: ignore[arg-type]
     return path
+
+
+def _write_hdf5(
+    fh: Any,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, str],
+    attributes: Mapping[str, Mapping[str, str]],
+) -> None:
+    """The HDF5 layout of the module docstring, written into the open file ``fh``."""
+    with h5py.File(fh, "w", libver="earliest", track_order=True) as handle:
+        groups: dict[str, Any] = {"": handle}
+
+        def group_at(path: str) -> Any:
+            # Creating "a/b/c/mean" from the file looks up every group on the path, for
+            # each dataset: keeping each group at hand halves the write's time.
+            group = groups.get(path)
+            if group is None:
+                parent, _, name = path.rpartition("/")
+                group = groups[path] = group_at(parent).create_group(name)
+            return group
+
+        for key, value in arrays.items():
+            parent, _, name = key.rpartition("/")
+            dataset = group_at(parent).create_dataset(name, data=value, track_times=False)
+            dataset.attrs.update(attributes[key])
+        group = handle.create_group("meta", track_order=True)
+        for key, text in meta.items():
+            group.attrs[key] = text

@@ -74,6 +74,7 @@ from lensing_ssc.pipelines._inputs import (
     plan_maps,
     prepare_maps,
 )
+from lensing_ssc.pipelines._memory_plan import guard_memory, memory_limit_mb
 from lensing_ssc.pipelines._results import (
     FailureRecord,
     MergedResults,
@@ -87,7 +88,6 @@ from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._stacking import RowStack
 from lensing_ssc.pipelines._summary import SUMMARY_NAME, ssc_headline, summary_text
 from lensing_ssc.pipelines._tasks import (
-    WORKER_CACHE_MB,
     MapStore,
     MapSummary,
     MapWorker,
@@ -100,10 +100,10 @@ from lensing_ssc.pipelines._tomography import (
     merge_tomography,
     plan_tomography,
 )
-from lensing_ssc.processing.managers import ManagerContext, ResourceManager, RunDir
+from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.managers.runlock import RunLock
-from lensing_ssc.processing.runner import MapResult, TaskRunner
+from lensing_ssc.processing.runner import MapResult
 
 __all__ = ["PipelineRun", "run_patch_statistics"]
 
@@ -173,115 +173,6 @@ class PipelineRun:
             "workers": self.workers,
             "device": self.device,
         }
-
-
-# Peak temporaries of one patch's statistics, in patch sizes (measured: 17-27 for 128² to
-# 512² patches, quick to full settings).
-_PATCH_WORK = 32
-# Copies of each patch's statistics in this process by the end of a run: the journal's
-# mapping, the records read back, the stacked samples, and room for the summaries (measured
-# growth: ~4.6 × the packed values).
-_RESULT_COPIES = 5
-
-
-def _memory_limit_mb(config: ProcessingConfig) -> float | None:
-    """The job's memory limit (the config's, its cgroup's, its rlimits'), before any work:
-    a plan is bounded by it before it is built (:func:`._inputs.plan_maps`)."""
-    resources = ResourceManager(config=config)
-    try:
-        limit = resources.memory_limit
-    finally:
-        resources.close()
-    return None if limit is None else limit.limit_mb
-
-
-def _guard_memory(
-    ctx: ManagerContext, maps: Sequence[MapTask], runner: TaskRunner, values: int
-) -> None:
-    """Refuse to start a run whose estimated peak memory is above the job's memory limit.
-
-    The job's memory is the resident memory of this process and the ``runner``'s
-    workers (``runner.max_workers`` of them, in this process or not). A worker
-    holds a map being made, a patch's temporaries and its own map cache; a worker process
-    also starts as a copy of this one, whose resident pages it counts again. In-process
-    workers share this process's cache, which keeps the maps up to ``cache.max_size_mb``.
-    This process also keeps every patch's statistics (``values`` numbers each) to merge them.
-    The workers of a joined Dask cluster are other processes, often on other nodes: each
-    is held to its own ``memory_limit`` (:func:`_guard_cluster_memory`), and this
-    process's limit to what stays here.
-    """
-    limit = ctx.resource.memory_limit
-    joined = runner.joins_cluster
-    if not maps or (limit is None and not joined):
-        return
-    mib = 2**20
-    used = (ctx.resource.get_current_usage().memory_mb or 0.0) * mib
-    work = float(max(t.source.estimated_bytes() for t in maps))
-    work += _PATCH_WORK * max(t.source.patch_bytes() for t in maps)
-    maps_bytes = float(sum(t.source.output_bytes() for t in maps))
-    n_patches = sum(t.source.output_bytes() // t.source.patch_bytes() for t in maps)
-    here = used + _RESULT_COPIES * n_patches * values * 8.0
-    if joined:
-        _guard_cluster_memory(runner, work, min(WORKER_CACHE_MB * mib, maps_bytes))
-        if limit is not None and here > limit.limit_mb * mib:
-            raise ResourceError(
-                f"this process needs about {here / mib:.0f} MiB ({used / mib:.0f} MiB now, "
-                "then the merged results), more than the memory limit of "
-                f"{limit.limit_mb:.0f} MiB ({limit.source})",
-                value=limit.limit_mb,
-                hint="give the driver's job more memory, or raise resources.memory_limit_mb",
-            )
-        return
-    if limit is None:
-        return
-    workers = runner.max_workers
-    in_process = runner.runs_in_this_process
-    if in_process:
-        cache = min(ctx.config.cache.max_size_mb * mib, maps_bytes)
-        per_worker, here = work, here + cache
-        parts = f"{work / mib:.0f} MiB per worker"
-    else:
-        cache = min(WORKER_CACHE_MB * mib, maps_bytes)
-        per_worker = used + work + cache
-        parts = (
-            f"{per_worker / mib:.0f} MiB per worker process: {used / mib:.0f} MiB as a copy "
-            f"of this one, {work / mib:.0f} MiB of work, {cache / mib:.0f} MiB of cached maps"
-        )
-    need = here + workers * per_worker
-    if need > limit.limit_mb * mib:
-        raise ResourceError(
-            f"the run needs about {need / mib:.0f} MiB with {workers} worker(s): {parts}, and "
-            f"{here / mib:.0f} MiB in this process ({used / mib:.0f} MiB now, then the merged "
-            f"results{' and cached maps' if in_process else ''}); "
-            f"more than the memory limit of {limit.limit_mb:.0f} MiB ({limit.source})",
-            value=limit.limit_mb,
-            hint="use fewer workers (--workers), a smaller cache.max_size_mb, smaller maps "
-            "or patches, or raise resources.memory_limit_mb",
-        )
-
-
-def _guard_cluster_memory(runner: TaskRunner, work: float, cache: float) -> None:
-    """Refuse a run whose tasks would not fit under a joined Dask worker's ``memory_limit``.
-
-    A Dask worker runs ``nthreads`` tasks at once, each with ``work`` bytes, and keeps its
-    own map cache (``cache`` bytes); it does not start as a copy of this process, so this
-    process's memory is not counted. Workers without a limit are not checked.
-    """
-    mib = 2**20
-    for worker in runner.cluster_workers():
-        if worker.memory_limit is None:
-            continue
-        need = worker.nthreads * work + cache
-        if need > worker.memory_limit:
-            raise ResourceError(
-                f"Dask worker {worker.address} would need about {need / mib:.0f} MiB "
-                f"({worker.nthreads} task(s) at once of {work / mib:.0f} MiB, and "
-                f"{cache / mib:.0f} MiB of cached maps), more than its memory limit of "
-                f"{worker.memory_limit / mib:.0f} MiB",
-                value=worker.memory_limit,
-                hint="start the workers with more memory (dask worker --memory-limit) or "
-                "fewer threads (--nthreads), or use smaller maps or patches",
-            )
 
 
 def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> int:
@@ -606,7 +497,7 @@ def run_patch_statistics(
         cluster["scheduler_address"] = section.scheduler
     cluster["no_workers_timeout"] = section.no_workers_timeout
     max_workers = workers if workers is not None else section.workers
-    maps = plan_maps(section, memory_limit_mb=_memory_limit_mb(config))
+    maps = plan_maps(section, memory_limit_mb=memory_limit_mb(config))
     comparisons = plan_comparisons(section, maps)
     planned = _planned_geometries(maps)
     values = _check_geometries(planned, settings)  # before the run directory is claimed
@@ -633,7 +524,7 @@ def run_patch_statistics(
             runner.scheduler_address,
             runner.worker_count(),
         )
-        _guard_memory(ctx, maps, runner, values)
+        guard_memory(ctx, maps, runner, values)
         ctx.check_resources()
         store = MapStore(config, ctx.cache)
         _log.info(
@@ -646,6 +537,8 @@ def run_patch_statistics(
         )
         if runner.forks_workers:
             prepare_maps(maps)  # once here, not once in every worker
+        elif not runner.runs_in_this_process:
+            store.share_plans(maps)  # once here, into the run's cache the workers read
         made = ctx.map(
             MapWorker(store), maps, name="maps", key=lambda t: t.map_id, resume=resume, **cluster
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import stat
 import threading
@@ -24,6 +25,11 @@ from lensing_ssc.core.io import (
     is_temp_file,
     temp_name_for,
 )
+
+try:
+    import h5py
+except ImportError:  # pragma: no cover - exercised only without the extra
+    h5py = None
 
 HAS_PROC_FD = Path("/proc/self/fd").is_dir()
 needs_proc = pytest.mark.skipif(not HAS_PROC_FD, reason="needs /proc/self/fd to name fds")
@@ -118,6 +124,43 @@ def test_atomic_open_discards_on_exception(target: Path) -> None:
 
     with pytest.raises(KeyError, match="boom"):
         write_then_fail()
+    assert target.read_bytes() == OLD
+    assert temp_files(target.parent) == []
+
+
+def test_atomic_open_read_write_reads_back_what_it_wrote_before_the_commit(target: Path) -> None:
+    """mode "w+b" gives a seekable file that reads its own writes; the target changes on exit."""
+    with atomic_open(target, "w+b") as fh:
+        fh.write(NEW)
+        fh.seek(4)
+        assert fh.read(9) == NEW[4:13]
+        fh.seek(0)
+        fh.write(b"NEW")
+        assert target.read_bytes() == OLD
+    assert target.read_bytes() == b"NEW" + NEW[3:]
+    assert temp_files(target.parent) == []
+
+
+@pytest.mark.skipif(h5py is None, reason="needs h5py")
+def test_h5py_writes_through_atomic_open_and_the_file_reads_back(target: Path) -> None:
+    """h5py.File on an "w+b" atomic file writes a normal HDF5 file, seen only after the block."""
+    values = np.arange(50_000, dtype=np.float64).reshape(500, 100)
+    with atomic_open(target, "w+b") as fh:
+        with h5py.File(fh, "w") as handle:
+            handle.create_dataset("sets/a/samples", data=values)
+            handle["sets/a"].attrs["units"] = "1"
+        assert target.read_bytes() == OLD
+    with h5py.File(target, "r") as handle:
+        np.testing.assert_array_equal(handle["sets/a/samples"][...], values)
+        assert handle["sets/a"].attrs["units"] == "1"
+
+
+@pytest.mark.parametrize("mode", ["rb", "r+b", "ab", "w", "xb", "w+"])
+def test_atomic_open_refuses_other_modes_before_touching_anything(target: Path, mode: str) -> None:
+    """Only "wb" and "w+b" make sense for a new file; any other mode is refused, nothing made."""
+    refused = f"mode must be 'wb' or 'w\\+b', got '{re.escape(mode)}'"
+    with pytest.raises(ValueError, match=refused), atomic_open(target, mode):
+        pytest.fail("the block ran")
     assert target.read_bytes() == OLD
     assert temp_files(target.parent) == []
 

@@ -6,6 +6,9 @@ numpy array, the way checkpoints are), kills it with SIGKILL after a random dela
 reads the file: it must be exactly one of the two contents. ``cleanup_temp_files`` must
 then find and remove the temp file the killed writer left. The next writer is started
 while the current one runs, so process start-up overlaps the waiting.
+
+The last test kills an h5py writer halfway through a file opened with
+``atomic_open(path, "w+b")``, the way the pipeline writes its results file.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ import numpy as np
 import pytest
 
 from lensing_ssc.core.io import atomic_write, cleanup_temp_files, is_temp_file
+
+try:
+    import h5py
+except ImportError:  # pragma: no cover - exercised only without the extra
+    h5py = None
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
@@ -135,3 +143,57 @@ def test_sigkill_at_random_moments_never_tears_the_target(tmp_path: Path) -> Non
 def test_sigkill_many_rounds(tmp_path: Path) -> None:
     """400 SIGKILL rounds with another seed keep the same guarantees."""
     run_kills(tmp_path, rounds=400, seed=7)
+
+
+HDF5_WRITER = textwrap.dedent(
+    """
+    import sys
+
+    import h5py
+    import numpy as np
+
+    from lensing_ssc.core.io import atomic_open
+
+    with atomic_open(sys.argv[1], "w+b") as fh:
+        with h5py.File(fh, "w") as handle:
+            handle.create_dataset("first", data=np.full((1000, 1000), 7.0))
+            handle.flush()
+            print("half", flush=True)
+            sys.stdin.readline()  # killed while waiting here, half the file written
+            handle.create_dataset("second", data=np.full((1000, 1000), 8.0))
+    """
+)
+
+
+@pytest.mark.skipif(h5py is None, reason="needs h5py")
+def test_sigkill_mid_hdf5_write_through_atomic_open_leaves_the_old_file(tmp_path: Path) -> None:
+    """An HDF5 writer killed halfway through an atomic_open("w+b") file leaves the old file
+    readable, whole and unchanged, and a temp file that cleanup_temp_files removes."""
+    target = tmp_path / "results.h5"
+    with h5py.File(target, "w") as handle:
+        handle["old"] = np.arange(10.0)
+    before = target.read_bytes()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HDF5_WRITER, str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert writer.stdout is not None
+        line = writer.stdout.readline()
+        assert line == b"half\n", writer.communicate()[1].decode(errors="replace")
+        (temp,) = [p for p in tmp_path.iterdir() if is_temp_file(p)]
+        assert temp.stat().st_size > 8_000_000  # the first dataset is on disk, not in memory
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.communicate()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
+    assert writer.returncode == -signal.SIGKILL
+    assert target.read_bytes() == before
+    with h5py.File(target, "r") as handle:
+        assert list(handle) == ["old"]
+        np.testing.assert_array_equal(handle["old"][...], np.arange(10.0))
+    assert cleanup_temp_files(tmp_path) == [temp]

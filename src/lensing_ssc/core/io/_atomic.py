@@ -7,6 +7,8 @@ before the rename, the target is untouched and the temporary file is removed. A 
 killed outright (SIGKILL, the scheduler's time limit) cannot clean up after itself, so
 temporary names carry the writer's host, pid and thread, and :func:`cleanup_temp_files`
 removes the ones whose writer is gone.
+:func:`atomic_open` hands out the temporary file itself, readable too with ``"w+b"``, so
+writers that seek and read back (h5py, ``zipfile``) write straight to disk.
 
 Big writes are streamed to disk as they go and a big replaced file is freed off the
 caller's thread (see ``_STREAM_SLICE`` and ``_RELEASE_IN_BACKGROUND``), so a 1 GiB
@@ -31,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import psutil
@@ -70,8 +72,10 @@ _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
 # Windows cannot rename over an open file, so it frees in line.
 _RELEASE_IN_BACKGROUND = 64 << 20
 _DEFER_RELEASE = os.name != "nt"
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_OPEN_FLAGS |= getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS = os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# atomic_open's modes: "wb" for a writer that only writes, "w+b" for one that reads back
+# what it wrote (h5py needs a readable, seekable file: it rereads its metadata).
+_ACCESS = {"wb": os.O_WRONLY, "w+b": os.O_RDWR}
 _HOLD_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _HOLD_FLAGS |= getattr(os, "O_CLOEXEC", 0)
 # Filesystems that cannot sync a directory say so with one of these; the rename is then as
@@ -168,7 +172,9 @@ class _PendingFile:
         "temp",
     )
 
-    def __init__(self, target: Path, *, fsync: bool, sync_directory: bool = True) -> None:
+    def __init__(
+        self, target: Path, *, fsync: bool, sync_directory: bool = True, access: int = os.O_WRONLY
+    ) -> None:
         self.target = target
         self.fsync = fsync
         self.sync_directory = sync_directory
@@ -177,7 +183,7 @@ class _PendingFile:
         self.previous = 0  # start of the slice handed over last time
         self.temp = temp_name_for(target)
         try:
-            self.fd = os.open(self.temp, _OPEN_FLAGS, 0o666)
+            self.fd = os.open(self.temp, _OPEN_FLAGS | access, 0o666)
         except FileNotFoundError as exc:
             parent = target.parent
             if parent.is_dir():
@@ -319,19 +325,37 @@ def atomic_write(
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike, *, fsync: bool = True) -> Iterator[BinaryIO]:
+def atomic_open(path: PathLike, mode: str = "wb", *, fsync: bool = True) -> Iterator[BinaryIO]:
     """Open a binary file whose content replaces ``path`` only when the block exits cleanly.
 
     The same steps and guarantees as :func:`atomic_write`; on an exception inside the block
     the temporary file is removed, ``path`` is untouched and the exception propagates.
+    The file is the temporary file itself, so a writer that seeks and reads back (h5py,
+    ``zipfile``) writes straight to disk instead of building the file in memory first.
+
+    Args:
+        path: Target file; its directory must exist. An existing file's permissions are kept.
+        mode: ``"wb"`` (write only) or ``"w+b"`` (read and write, seekable: what
+            ``h5py.File(fh, "w")`` needs). The file starts empty either way.
+        fsync: As for :func:`atomic_write`.
+
+    Raises:
+        ValueError: ``mode`` is neither ``"wb"`` nor ``"w+b"``.
+        FileNotFoundError: The directory of ``path`` does not exist.
 
     Example:
         >>> with atomic_open(tmp / "table.txt") as fh:  # doctest: +SKIP
         ...     fh.write(b"a,b\\n1,2\\n")
+        >>> with atomic_open(tmp / "data.h5", "w+b") as fh:  # doctest: +SKIP
+        ...     with h5py.File(fh, "w") as f:
+        ...         f["x"] = np.arange(3)
     """
-    pending = _PendingFile(Path(path), fsync=fsync)
+    access = _ACCESS.get(mode)
+    if access is None:
+        raise ValueError(f"atomic_open writes a new file: mode must be 'wb' or 'w+b', got {mode!r}")
+    pending = _PendingFile(Path(path), fsync=fsync, access=access)
     try:
-        with open(pending.fd, "wb", closefd=False) as fh:
+        with cast(BinaryIO, open(pending.fd, mode, closefd=False)) as fh:
             yield fh
         pending.commit()
     except BaseException:
