@@ -10,7 +10,7 @@ source redshifts; ``to_xarray()``); :class:`PipelineConfig`
 is a run's configuration with its ``pipeline`` section. Modules: :mod:`.patch_statistics`
 (orchestration), ``_config`` (the section), ``_inputs`` (where patches come from),
 ``_tasks`` (the runner tasks), ``_tomography`` (cross spectra between source redshifts),
-``_results`` (merging and the results file),
+``_results`` (merging and the results file), ``_memory_plan`` (the memory guard),
 ``_results_file`` (reading it), ``_xarray`` (it as an xarray Dataset), ``_units`` and
 ``_summary``. The figures of a run are
 :mod:`lensing_ssc.plotting`'s (``draw_run_figures``), drawn by ``lensing-ssc run`` after

@@ -60,6 +60,7 @@ from lensing_ssc.pipelines._lightcone_tasks import (
     kappa_task_bytes,
     shell_task_bytes,
 )
+from lensing_ssc.pipelines._memory_plan import place_workers
 from lensing_ssc.pipelines._results import FailureRecord
 from lensing_ssc.pipelines.patch_statistics import _absolute
 from lensing_ssc.processing.managers import ManagerContext, RunDir
@@ -141,8 +142,10 @@ def plan_memory(
 ) -> float | None:
     """Refuse a plan whose stages cannot fit under the job's memory limit; its peak in MiB.
 
-    Each stage runs ``min(workers, tasks)`` tasks at once; a worker process also starts as a
-    copy of this process (its resident memory now). Returns ``None`` when there is no limit.
+    Each stage runs ``min(workers, tasks)`` tasks at once, counting the workers on this host
+    (:func:`._memory_plan.place_workers`); a worker process also starts as a copy of this
+    process (its resident memory now), an MPI rank as a fresh interpreter. Returns ``None``
+    when there is no limit.
 
     Raises:
         ResourceError: a stage would need more than the limit, naming what to change.
@@ -151,7 +154,8 @@ def plan_memory(
     if limit is None:
         return None
     used = (ctx.resource.get_current_usage().memory_mb or 0.0) * _MIB
-    copies = 0.0 if runner.runs_in_this_process else used
+    placed = place_workers(runner)
+    copies = 0.0 if runner.runs_in_this_process else placed.start_bytes(used)
     stages = [
         ("shells", shell_task_bytes(section), len(plan.shell_tasks)),
         ("kappa", kappa_task_bytes(section, _input_nside(section, plan)), len(plan.kappa_tasks)),
@@ -160,11 +164,12 @@ def plan_memory(
     for stage, per_task, n_tasks in stages:
         if n_tasks == 0:
             continue
-        at_once = min(runner.max_workers, n_tasks)
+        at_once = min(placed.here, n_tasks)
         need = used + at_once * (per_task + copies)
         peak = max(peak, need)
         if need > limit.limit_mb * _MIB:
-            copy = f" plus {used / _MIB:.0f} MiB as a copy of this process" if copies else ""
+            start = "at start" if placed.fresh else "as a copy of this process"
+            copy = f" plus {copies / _MIB:.0f} MiB {start}" if copies else ""
             raise ResourceError(
                 f"the {stage} stage needs about {need / _MIB:.0f} MiB: {at_once} task(s) at "
                 f"once of {per_task / _MIB:.0f} MiB each{copy}, and {used / _MIB:.0f} MiB in "
