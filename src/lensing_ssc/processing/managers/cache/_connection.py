@@ -3,7 +3,8 @@
 :class:`IndexAccess` owns what every disk-tier call goes through: the lock that makes the
 SQLite connection safe for threads, the connection itself (reopened in a forked child, since
 a connection must not cross a fork), and the reads not yet written to the index (access
-times, use counts, counter increments), which the next write transaction applies first.
+times, use counts, counter increments: :mod:`._read_batch`), which the next write
+transaction applies first.
 ``with access.locked as index`` and ``with access.write as (index, conn)`` are plain
 classes rather than generator context managers because the tier enters one per call and
 these cost a fraction as much. SQLite errors leave them as ``CacheError``; one that says
@@ -14,7 +15,7 @@ every call raises at once (the manager then goes on without its disk tier).
 It also chooses the index's journal mode once per directory (``cache.journal_mode``:
 WAL on a local disk, DELETE on a filesystem several hosts share; see :mod:`._filesystem`).
 What is read and written is the disk tier's business (:mod:`._disk`); the SQL is in
-:mod:`._index`.
+:mod:`._index` and :mod:`._database`.
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from lensing_ssc.core.base.exceptions import CacheError
 
 from ._damage import FileIdentity, file_identity, is_index_damaged, replace_index
+from ._database import COUNTERS, IndexModeError
 from ._filesystem import choose_journal_mode, filesystem_type
-from ._index import COUNTERS, Index, IndexModeError
+from ._index import Index
+from ._read_batch import ReadBatch
 from ._reserve import is_disk_full
 
 _log = logging.getLogger("lensing_ssc.processing.managers.cache")
@@ -60,11 +62,9 @@ __all__ = ["INDEX_NAME", "VALUES_DIR", "IndexAccess"]
 
 INDEX_NAME = "index.sqlite"
 VALUES_DIR = "values"
-_FLUSH_EVERY = 1.0  # seconds between batched writes of reads, at most
-_FLUSH_PENDING = 4096  # ... or this many distinct keys read
 
 
-class IndexAccess:
+class IndexAccess(ReadBatch):
     """Thread-safe, fork-aware access to one cache directory's index.
 
     Args:
@@ -105,10 +105,7 @@ class IndexAccess:
         self._identity: FileIdentity | None = None  # the index file this access opened
         self.journal_mode = ""  # "wal" or "delete", once opened
         self.lock = threading.Lock()
-        self.pending: dict[bytes, list[float]] = {}  # key -> [last access, uses]
-        self.counts = dict.fromkeys(COUNTERS, 0)
-        self.dirty = False  # counts hold increments not yet written
-        self.last_flush = time.monotonic()
+        super().__init__()
         self.locked = _Locked(self)
         self.write = _Write(self)
         self._pid = os.getpid()
@@ -296,33 +293,6 @@ class IndexAccess:
             hint="another process may hold it too long; `lensing-ssc cache stats RUN_DIR` "
             "shows whether it can be read",
         )
-
-    def count(self, name: str, amount: int = 1) -> None:
-        """Add to a cumulative counter of the index (lock held); written with the batch."""
-        self.counts[name] += amount
-        self.dirty = True
-
-    def record_read(self, key: bytes) -> bool:
-        """Note a read of ``key`` (lock held); whether the batch is due to be written."""
-        now = time.time()
-        seen = self.pending.get(key)
-        if seen is None:
-            self.pending[key] = [now, 1]
-        else:
-            seen[0] = now
-            seen[1] += 1
-        return (
-            len(self.pending) >= _FLUSH_PENDING or time.monotonic() - self.last_flush > _FLUSH_EVERY
-        )
-
-    def drain(self, index: Index, conn: sqlite3.Connection) -> None:
-        """Write the batched reads inside an open transaction (lock held)."""
-        if self.pending or self.dirty:
-            index.flush(conn, self.pending, self.counts)
-            self.pending.clear()
-            self.counts = dict.fromkeys(COUNTERS, 0)
-            self.dirty = False
-        self.last_flush = time.monotonic()
 
     def flush(self) -> None:
         """Write the batched reads now, if there are any."""

@@ -16,7 +16,7 @@ and any ``fuse.*`` type (sshfs, gcsfuse, CephFS and GlusterFS clients...). Elsew
 wherever the mount cannot be read (another OS, no ``/proc``), it chooses ``delete`` too:
 WAL is a speed-up, the rollback journal is correct everywhere.
 
-What the index does with the mode is in :mod:`._index`; the choice is made once per
+What the index does with the mode is in :mod:`._database`; the choice is made once per
 directory when :class:`._connection.IndexAccess` opens it.
 """
 

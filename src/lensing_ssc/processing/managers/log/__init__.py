@@ -6,7 +6,8 @@ and :mod:`._sinks` (the writer thread and where records go), :mod:`._context` (b
 fields), :mod:`._loggers`,
 :mod:`._timing` and :mod:`._operations` (timed spans, metrics), :mod:`._workers`,
 :mod:`._transport` and :mod:`._process_events` (records of other processes; exit, fork and
-SIGTERM), :mod:`._settings`. The manager itself is in :mod:`._manager`.
+SIGTERM), :mod:`._settings`. The manager itself is in :mod:`._manager`, over the parts it
+runs on, built and taken apart in :mod:`._wiring`.
 """
 
 from ._manager import (

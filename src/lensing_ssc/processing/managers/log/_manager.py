@@ -12,9 +12,11 @@ console. Context fields (``log_context``) follow the work through threads and ta
 exit and (when asked) SIGTERM write every record. Timing statistics live in
 ``performance`` and ``get_stats()``.
 
-Internals: :mod:`._context`, :mod:`._direct`, :mod:`._format`, :mod:`._json`, :mod:`._writer`,
-:mod:`._sinks`, :mod:`._transport`, :mod:`._timing`, :mod:`._loggers`,
-:mod:`._process_events`, :mod:`._settings`. User documentation: ``docs/log_manager.md``.
+The parts a manager runs on are built, forked and closed by its base class, in
+:mod:`._wiring`. Internals: :mod:`._context`, :mod:`._direct`, :mod:`._format`,
+:mod:`._json`, :mod:`._writer`, :mod:`._sinks`, :mod:`._transport`, :mod:`._timing`,
+:mod:`._loggers`, :mod:`._process_events`, :mod:`._settings`. User documentation:
+``docs/log_manager.md``.
 
 Example:
     >>> from lensing_ssc.processing.managers import LogManager
@@ -31,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,29 +48,16 @@ from lensing_ssc.processing.managers.log._context import (
     log_context,
 )
 from lensing_ssc.processing.managers.log._direct import get_direct_logger
-from lensing_ssc.processing.managers.log._format import make_formatter
-from lensing_ssc.processing.managers.log._operations import OperationLog
 from lensing_ssc.processing.managers.log._settings import (
     LogStats,
     LogWorkerConfig,
     level_number,
 )
-from lensing_ssc.processing.managers.log._sinks import (
-    Archiver,
-    ConsoleSink,
-    RotatingFileSink,
-    Sink,
-    list_backups,
-)
-from lensing_ssc.processing.managers.log._timing import (
-    PerformanceLogger,
-    Timer,
-    TimingRecorder,
-    TimingStats,
-)
+from lensing_ssc.processing.managers.log._sinks import ConsoleSink, Sink, list_backups
+from lensing_ssc.processing.managers.log._timing import Timer, TimingStats
 from lensing_ssc.processing.managers.log._transport import ExecutorTopic, lines_of_event
+from lensing_ssc.processing.managers.log._wiring import LogWiring
 from lensing_ssc.processing.managers.log._workers import (
-    WorkerLink,
     connect_worker,
     make_worker_config,
     node_local_sink,
@@ -77,7 +65,6 @@ from lensing_ssc.processing.managers.log._workers import (
     worker_fields,
     worker_settings,
 )
-from lensing_ssc.processing.managers.log._writer import EnqueueHandler, LogPipeline
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -100,7 +87,7 @@ _PACKAGE = _log_loggers.PACKAGE_LOGGER
 _WORKERS: dict[tuple[Any, str], LogManager] = {}
 
 
-class LogManager:
+class LogManager(LogWiring):
     """Structured, asynchronous logging for a run; see the module docstring.
 
     Args:
@@ -132,8 +119,6 @@ class LogManager:
             naming the field (``logging.level``), the value and what is allowed.
         LoggingError: an unwritable log path; ``handle_sigterm`` outside the main thread.
     """
-
-    _sigterm: _log_process.SigtermChain | None
 
     def __init__(
         self,
@@ -179,8 +164,8 @@ class LogManager:
         if settings.handle_sigterm:
             _log_process.SigtermChain.check_main_thread()
         self._settings = settings
-        self._archiver: Archiver | None = None
-        self._file: RotatingFileSink | None = None
+        self._archiver = None
+        self._file = None
         sinks: list[Sink] = []
         if settings.file is not None:
             self._file, self._archiver = open_log_file(settings, self._report)
@@ -192,51 +177,6 @@ class LogManager:
             self._archiver.start()
         if settings.handle_sigterm:
             self._sigterm = _log_process.SigtermChain(self.flush)
-
-    def _report(self, what: str, exc: BaseException) -> None:
-        self._pipeline.report(what, exc)
-
-    def _setup(
-        self, settings: LoggingSection, sinks: list[Sink], worker: LogWorkerConfig | None
-    ) -> None:
-        self._worker = worker
-        self._executor_topic: ExecutorTopic | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-        self._sigterm = None
-        level = level_number(settings.level)
-        formatter = make_formatter(settings.format)
-        if worker is not None:
-            formatter.static_fields = dict(worker.fields)
-        self._pipeline = LogPipeline(
-            formatter,
-            sinks,
-            flush_interval=settings.flush_interval,
-            queue_size=settings.queue_size,
-        )
-        self._handler = EnqueueHandler(self._pipeline, level)
-        self._link = WorkerLink(self._pipeline, self._handler, worker, self.close)
-        self._points = _log_loggers.attachment_points(settings.capture, settings.capture_root)
-        self._timings = TimingRecorder()
-        self.performance = PerformanceLogger(
-            get_direct_logger(f"{_PACKAGE}.performance"),
-            self._timings,
-            level_number(settings.timing_level),
-        )
-        self._ops = OperationLog(
-            get_direct_logger(f"{_PACKAGE}.operations"),
-            get_direct_logger(f"{_PACKAGE}.errors"),
-            self.performance,
-            self._timings,
-        )
-        self._pipeline.start()
-        at_root = self._points == (_log_loggers.ROOT,)
-        entry = _log_loggers.Attachment(
-            self._handler, level, None if at_root else settings.propagate
-        )
-        for name in self._points:
-            _log_loggers.attach(name, entry)
-        _log_process.register(self)
 
     # -- loggers and context -------------------------------------------------------------
     def get_logger(self, name: str | None = None) -> logging.Logger:
@@ -303,15 +243,11 @@ class LogManager:
         """Log an exception (type, message, traceback) or an error message at ERROR."""
         self._ops.error(error, message, self.get_logger(logger) if logger else None, fields)
 
-    # -- handlers, flushing, status ------------------------------------------------------
+    # -- handlers, statistics, status ----------------------------------------------------
     def add_handler(self, handler: logging.Handler) -> None:
         """Feed records to a stdlib handler too, on the writer thread (errors reported once)."""
         handler.handleError = self._pipeline.handler_error(handler)  # type: ignore[method-assign, assignment]
         self._pipeline.add_handler(handler)
-
-    def flush(self) -> None:
-        """Write every record logged before this call, on the calling thread."""
-        self._pipeline.flush()
 
     def get_stats(self) -> LogStats:
         """Counters, timing statistics per operation and the last value of each metric."""
@@ -439,42 +375,7 @@ class LogManager:
             if not manager.closed:
                 manager.flush()
 
-    def _before_fork(self) -> None:
-        if not self._closed:
-            self._link.before_fork()
-
-    def _after_fork_in_parent(self) -> None:
-        if not self._closed:
-            self._link.after_fork_in_parent()
-
-    def _after_fork_in_child(self) -> None:
-        self._pipeline.reset_after_fork()
-        self._lock = threading.Lock()
-        if not self._closed:
-            self._file, self._archiver, self._sigterm = None, None, None
-            self._link.after_fork_in_child()
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def close(self) -> None:
-        """Write every record, stop the threads, restore the loggers (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        _log_loggers.detach(self._handler)
-        if self._sigterm is not None:
-            self._sigterm.restore()
-        self._link.close(grace=1.0)
-        self._pipeline.stop()
-        self._pipeline.close_sinks()
-        if self._archiver is not None:
-            self._archiver.close()
-        _log_process.unregister(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
+    # -- lifecycle (flush and close: LogWiring) ------------------------------------------
     def __enter__(self) -> LogManager:
         return self
 
