@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
+
+# One OpenMP thread in the test process: the HEALPix transforms of some tests would otherwise
+# leave GNU OpenMP threads behind, and process pools started later in the same session would
+# then start afresh instead of forking (runner/_fork_guard.py), so a test's speed and its
+# start method would depend on which tests ran before it. The guard's own tests set
+# OMP_NUM_THREADS for the processes they start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import json
 import signal
 import subprocess
 import time

@@ -228,7 +228,9 @@ def forks_workers(
 ) -> bool:
     """Whether ``executor``'s workers start as forks of this process (and inherit its memory).
 
-    ``"processes"`` does with the ``fork`` start method (:func:`start_method`); the local
+    ``"processes"`` does with the ``fork`` start method (:func:`start_method`: as asked;
+    ``TaskRunner`` asks its pool's start instead, which does not fork Python's default into
+    a process where GNU OpenMP threads run, :mod:`._fork_guard`); the local
     cluster of ``"dask"`` only when ``mp_context`` asks for ``fork``
     (:func:`dask_start_method`). A Dask cluster the runner joins does not (``TaskRunner``
     knows whether it joins one), and a user's executor is not asked.

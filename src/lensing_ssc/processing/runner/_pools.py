@@ -4,7 +4,9 @@
 worker process dies), a factory the user passes (an executor class such as
 ``mpi4py.futures.MPIPoolExecutor`` counts), or an instance the user passes (used as is,
 never shut down or rebuilt by us). A user's executor is asked how many workers it has
-(:func:`pool_size`) unless the runner was told.
+(:func:`pool_size`) unless the runner was told. A process pool the runner starts asks the
+runner, at each start, how its workers start (:attr:`PoolAdapter.start_context`: a fork of
+this process only where that cannot hang, :mod:`._fork_guard`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Iterable
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from lensing_ssc.core.base.cpus import usable_cpus
@@ -54,13 +57,21 @@ class PoolAdapter(Adapter):
             thread's ``contextvars`` and pass through ``context_wrapper``.
         context_wrapper: Wraps each task's callable at submission (threads only).
         task_setup: Set-up each task carries (executors whose workers we do not start).
+
+    Attributes:
+        start_context: For a process pool the runner starts: called before each start of
+            the pool (the first, and each rebuild), it returns the ``mp_context`` the pool
+            starts with, overriding the factory's (``None``: Python's default). ``None``:
+            the factory's own.
     """
+
+    start_context: Callable[[], BaseContext | None] | None = None
 
     def __init__(
         self,
         kind: str,
         *,
-        factory: Callable[[], Executor] | None = None,
+        factory: Callable[..., Executor] | None = None,
         borrowed: Executor | None = None,
         n_workers: int | None,
         in_process: bool,
@@ -98,7 +109,11 @@ class PoolAdapter(Adapter):
         old = self._executor
         if old is not None:
             old.shutdown(wait=False, cancel_futures=True)
-        self._executor = new = self._factory()
+        if self.start_context is None:
+            new = self._factory()
+        else:
+            new = self._factory(mp_context=self.start_context())
+        self._executor = new
         self._stale = False
         self.generation += 1
         return new

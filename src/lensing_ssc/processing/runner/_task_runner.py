@@ -52,6 +52,7 @@ from lensing_ssc.processing.runner._executors import (
     runs_in_this_process,
     worker_count,
 )
+from lensing_ssc.processing.runner._fork_guard import PoolStarts
 from lensing_ssc.processing.runner._journal import Journal
 from lensing_ssc.processing.runner._keys import function_identity, item_keys
 from lensing_ssc.processing.runner._ledger import Ledger, Reporters
@@ -187,7 +188,8 @@ class TaskRunner:
             local cluster: an address (``tcp://host:8786``) or the file ``dask scheduler
             --scheduler-file`` writes. Default: ``DASK_SCHEDULER_ADDRESS`` when set.
         mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context of
-            the worker processes of ``"processes"`` (default: Python's) and of the local
+            the worker processes of ``"processes"`` (default: Python's, but not a fork of a
+            process where GNU OpenMP threads run: ``docs/runner.md``) and of the local
             ``"dask"`` cluster (default: ``"forkserver"`` where there is one).
         hooks: Callbacks for a coordinating context (:class:`RunnerHooks`).
 
@@ -271,6 +273,7 @@ class TaskRunner:
         self._compression = result_compression
         self._scheduler_address = scheduler_address
         self._mp_context = mp_context
+        self._pool_starts = PoolStarts(mp_context)  # how "processes" starts, at each start
         self.hooks = hooks or RunnerHooks()
         self._token = uuid.uuid4().hex
         self._adapter: Adapter | None = None
@@ -391,12 +394,20 @@ class TaskRunner:
         """Whether worker processes start as forks of this one, inheriting its memory.
 
         True only for ``"processes"`` with the ``fork`` start method (``mp_context``, else
-        Python's default), and for the local cluster of ``"dask"`` with ``mp_context``
-        ``"fork"`` (by default its workers fork from a fork server): what this process
-        computed before the first :meth:`map` is then in every worker without being
-        recomputed or sent.
+        Python's default unless GNU OpenMP threads run here, see ``docs/runner.md``), and
+        for the local cluster of ``"dask"`` with ``mp_context`` ``"fork"`` (by default its
+        workers fork from a fork server): what this process computed before the first
+        :meth:`map` is then in every worker without being recomputed or sent. For a
+        process pool, the answer is the choice made at its last start, or, before it
+        starts, the choice made now (its start makes it again, with the task in hand).
         """
+        if self._executor_spec == "processes":
+            return self._pool_starts.current().forks
         return forks_workers(self._executor_spec, self._mp_context) and not self.joins_cluster
+
+    def _start_pool(self) -> multiprocessing.context.BaseContext | None:
+        """The context of the process pool starting now (chosen afresh at each start)."""
+        return self._pool_starts.start(self.hooks.worker_initializer, self.hooks.initargs)
 
     def _adapter_now(self) -> Adapter:
         if self._adapter is None:
@@ -423,6 +434,8 @@ class TaskRunner:
                 setup=setup,
             )
             self._adapter.no_workers_timeout = self._no_workers_timeout
+            if self._executor_spec == "processes" and isinstance(self._adapter, PoolAdapter):
+                self._adapter.start_context = self._start_pool
             self._kind = self._adapter.kind
             if on_dask and hooks.worker_events:
                 self._dask_adapter().listen(hooks.worker_events)
@@ -574,6 +587,7 @@ class TaskRunner:
             elif self._executor_spec == "serial":
                 reason = run_serial(ledger, func, items, policy, hooks.should_stop)
             else:
+                self._pool_starts.task = func
                 reason = run_parallel(
                     ledger,
                     func,
