@@ -40,9 +40,11 @@ map (realisation) they were cut from. Variances and covariances use ddof = 1.
   upwards, the interval is always the bootstrap's basic one (the percentiles reflected
   about the estimate; Davison & Hinkley 1997, eq. 5.6).
 
-What this module does not do: build the sets (:mod:`lensing_ssc.analysis.ssc`), summarise
-one set (:mod:`lensing_ssc.analysis.covariance`), or write files (the pipeline's
-``_results``).
+Here: the comparison's types and :func:`compare_sets`, made of the estimators
+(``_estimators``), the resampling over maps (``_map_resampling``), the moments of a
+reweighted set (``_map_sums``) and the intervals (``_intervals``). What this module does
+not do: build the sets (:mod:`lensing_ssc.analysis.ssc`), summarise one set
+(:mod:`lensing_ssc.analysis.covariance`), or write files (the pipeline's ``_results``).
 """
 
 from __future__ import annotations
@@ -53,13 +55,23 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lensing_ssc.analysis._estimators import (
+    correlation_matrix,
+    hartlap_factor,
+    hartlap_sn,
+    predicted_excess,
+    ratio_or_nan,
+    signal_to_noise,
+    ssc_response,
+)
 from lensing_ssc.analysis._intervals import (
     basic_interval,
     bca_interval,
     jackknife_t_interval,
     percentile_interval,
 )
-from lensing_ssc.analysis._map_sums import MapSums, Moments, chi2_of, map_members
+from lensing_ssc.analysis._map_resampling import leave_one_map_out, map_bootstrap, map_weights
+from lensing_ssc.analysis._map_sums import MapSums, Moments
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -95,121 +107,6 @@ def interval_words(interval: str, n_resamples: int | None = None) -> str:
         return f"jackknife-t over maps; S/N: bootstrap over maps{resamples}"
     kind = "BCa" if interval == "bca" else "percentile"
     return f"{kind} bootstrap over maps{resamples}"
-
-
-def hartlap_factor(n_samples: int, n_entries: int) -> float:
-    """Return h = (N − p − 2)/(N − 1), the debiasing factor of an inverse sample covariance.
-
-    Args:
-        n_samples: N, the vectors the covariance was estimated from.
-        n_entries: p, the length of each vector.
-
-    Raises:
-        AnalysisError: N ≤ p + 2, where the inverse sample covariance has no finite mean.
-
-    Example:
-        >>> hartlap_factor(100, 8)
-        0.9090909090909091
-    """
-    if n_samples <= n_entries + 2:
-        raise AnalysisError(
-            f"{n_samples} samples cannot give the inverse covariance of {n_entries} entries "
-            f"(the Hartlap factor needs N > p + 2 = {n_entries + 2})",
-            value=n_samples,
-            hint="use more patches or maps, or fewer bins in the data vector",
-        )
-    return (n_samples - n_entries - 2) / (n_samples - 1)
-
-
-def _chi2(rows: np.ndarray) -> tuple[float, int]:
-    """Return μᵀ Ĉ⁻¹ μ of ``rows`` (no Hartlap factor) over its varying entries, and p."""
-    varying = rows.std(axis=0) > 0
-    covariance = np.zeros((rows.shape[1], rows.shape[1]))
-    if rows.shape[0] > 1:
-        data = rows[:, varying]
-        covariance[np.ix_(varying, varying)] = np.cov(data, rowvar=False).reshape(
-            data.shape[1], data.shape[1]
-        )
-    return chi2_of(rows.mean(axis=0), covariance, rows.shape[0])
-
-
-def signal_to_noise(samples: Any) -> float:
-    """Return S/N = √(h · μᵀ Ĉ⁻¹ μ) of one patch's data vector, over the rows of ``samples``.
-
-    Args:
-        samples: ``(N, F)`` data vectors; entries that never vary are left out.
-
-    Raises:
-        AnalysisError: N ≤ p + 2 (see :func:`hartlap_factor`), or a singular covariance.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> round(signal_to_noise(rng.normal(1.0, 1.0, size=(4000, 2))), 1)
-        1.4
-    """
-    rows = np.asarray(samples, dtype=float)
-    rows = rows.reshape(rows.shape[0], -1)
-    chi2, p = _chi2(rows)
-    factor = hartlap_factor(rows.shape[0], p)
-    if not np.isfinite(chi2):
-        raise AnalysisError(
-            "the covariance of the data vector is singular",
-            value=p,
-            hint="drop degenerate bins (e.g. PDF bins that add up to a constant)",
-        )
-    return float(np.sqrt(max(factor * chi2, 0.0)))
-
-
-def ssc_response(samples: Any, patch_mean: Any) -> np.ndarray:
-    """Return R = Cov(s, κ̄) / Var(κ̄) per entry: each entry's slope against the patch mean.
-
-    Example:
-        >>> kappa = np.array([-0.01, 0.0, 0.01, 0.02])
-        >>> ssc_response(np.c_[3.0 * kappa + 1.0, np.ones(4)], kappa).round(6).tolist()
-        [3.0, 0.0]
-    """
-    rows = np.asarray(samples, dtype=float)
-    rows = rows.reshape(rows.shape[0], -1)
-    kappa = np.asarray(patch_mean, dtype=float).ravel()
-    if kappa.shape[0] != rows.shape[0] or rows.shape[0] < 3:
-        raise AnalysisError(
-            f"need one patch mean per row and at least 3 rows: {rows.shape[0]} rows, "
-            f"{kappa.shape[0]} patch means",
-            value=(rows.shape[0], kappa.shape[0]),
-            hint="pass the patch means of the same patches, in the same order",
-        )
-    centred = kappa - kappa.mean()
-    variance = float(centred @ centred)
-    if variance == 0:
-        raise AnalysisError(
-            "the patch means never vary, so no response to them can be measured",
-            value=0.0,
-            hint="measure the response on patches cut from larger fields (sub-patches)",
-        )
-    return np.asarray(centred @ (rows - rows.mean(axis=0)) / variance)
-
-
-def map_bootstrap(
-    groups: Sequence[Any], n_resamples: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Return ``n_resamples`` row-index arrays, each drawing whole maps with replacement.
-
-    Args:
-        groups: The map of each row (any hashable label); rows of one map stay together.
-        n_resamples: How many resamples.
-        rng: The generator (seed it from the run's seed for reproducible intervals).
-
-    Example:
-        >>> draws = map_bootstrap(["a", "a", "b"], 2, np.random.default_rng(0))
-        >>> [sorted(d.tolist()) for d in draws]  # map "b" twice; then "a" (rows 0, 1) and "b"
-        [[2, 2], [0, 1, 2]]
-    """
-    members = map_members(list(groups))
-    draws = []
-    for _ in range(n_resamples):
-        chosen = rng.integers(0, len(members), size=len(members))
-        draws.append(np.concatenate([members[j] for j in chosen]))
-    return draws
 
 
 def setting_groups(keys: Sequence[str]) -> dict[str, list[str]]:
@@ -318,32 +215,6 @@ class SetComparison:
         }
 
 
-def _divide(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.asarray(top / bottom, dtype=float)
-    out[np.broadcast_to(bottom == 0, out.shape)] = np.nan
-    return out
-
-
-def _sn(moments: Moments, block: str) -> tuple[float, float]:
-    """S/N of a block with the Hartlap factor, and the factor (NaN, NaN where refused)."""
-    chi2, p = moments.chi2(block)
-    n = moments.n
-    if not np.isfinite(chi2) or n <= p + 2:
-        return float("nan"), float("nan")
-    factor = (n - p - 2) / (n - 1)
-    return float(np.sqrt(max(factor * chi2, 0.0))), factor
-
-
-def _correlation(rows: np.ndarray) -> np.ndarray:
-    std = rows.std(axis=0, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.asarray(np.cov(rows, rowvar=False, ddof=1).reshape(len(std), len(std)))
-        out = out / np.outer(std, std)
-    out[(std == 0)[:, None] | (std == 0)[None, :]] = np.nan
-    return out
-
-
 def _check(name: str, samples: Mapping[str, np.ndarray], groups: Sequence[Any]) -> None:
     for key, rows in samples.items():
         if rows.shape[0] != len(groups):
@@ -447,17 +318,17 @@ def compare_sets(
     bottom_sums = MapSums(bottom, denominator_maps, blocks)
 
     def measure(a: Moments, b: Moments) -> dict[str, Any]:
-        out: dict[str, Any] = {"ratio": _divide(a.variance, b.variance)}
-        out["sn"] = {name: (_sn(a, name)[0], _sn(b, name)[0]) for name in blocks}
-        out["predicted"] = _predicted(a, b)
+        out: dict[str, Any] = {"ratio": ratio_or_nan(a.variance, b.variance)}
+        out["sn"] = {name: (hartlap_sn(a, name)[0], hartlap_sn(b, name)[0]) for name in blocks}
+        out["predicted"] = predicted_excess(a, b)
         return out
 
     ones_top, ones_bottom = np.ones(top_sums.n_maps), np.ones(bottom_sums.n_maps)
     point_top, point_bottom = top_sums.moments(ones_top), bottom_sums.moments(ones_bottom)
     point = measure(point_top, point_bottom)
     point["measured"] = point["ratio"] - 1.0
-    top_weights = _map_weights(top_sums.n_maps, n_resamples, rng)
-    bottom_weights = _map_weights(bottom_sums.n_maps, n_resamples, rng)
+    top_weights = map_weights(top_sums.n_maps, n_resamples, rng)
+    bottom_weights = map_weights(bottom_sums.n_maps, n_resamples, rng)
     draws = [
         measure(top_sums.moments(i), bottom_sums.moments(j))
         for i, j in zip(top_weights, bottom_weights, strict=True)
@@ -470,7 +341,7 @@ def compare_sets(
         response = np.asarray(point_top.kappa_covariance) / point_top.kappa_variance
     jackknife: dict[str, list[np.ndarray]] = {}
     if interval != "percentile":
-        jackknife = _jackknife(top_sums, bottom_sums, point_top, point_bottom, ssc)
+        jackknife = leave_one_map_out(top_sums, bottom_sums, point_top, point_bottom, ssc)
 
     def bounds(
         name: str, estimate: np.ndarray, values: np.ndarray, block: Any, *, log: bool
@@ -485,13 +356,18 @@ def compare_sets(
     def build(name: str, block: Any, joint: bool) -> StatisticComparison:
         sn_draws = np.array([d["sn"][name] for d in draws])
         a_rows, b_rows = top[:, block], bottom[:, block]
-        hartlap = np.array([_sn(point_top, name)[1], _sn(point_bottom, name)[1]])
+        hartlap = np.array(
+            [
+                hartlap_sn(point_top, name)[1],
+                hartlap_sn(point_bottom, name)[1],
+            ]
+        )
         sn = np.array(point["sn"][name])
         ratio_interval = bounds("ratio", point["ratio"], ratio_draws, block, log=True)
         fields: dict[str, Any] = {
             "variance_ratio": point["ratio"][block],
             "variance_ratio_interval": ratio_interval,
-            "correlation": np.stack([_correlation(a_rows), _correlation(b_rows)]),
+            "correlation": np.stack([correlation_matrix(a_rows), correlation_matrix(b_rows)]),
             "signal_to_noise": sn,
             "signal_to_noise_interval": basic_interval(sn, sn_draws, confidence),
             "hartlap": hartlap,
@@ -522,62 +398,3 @@ def compare_sets(
         n_maps=(len(set(numerator_maps)), len(set(denominator_maps))),
         interval=interval,
     )
-
-
-def _map_weights(n_maps: int, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Per resample, how many times each map is drawn: the draws of :func:`map_bootstrap`."""
-    return [
-        np.bincount(rng.integers(0, n_maps, size=n_maps), minlength=n_maps)
-        for _ in range(n_resamples)
-    ]
-
-
-def _predicted(a: Moments, b: Moments) -> np.ndarray | None:
-    """R² Var(κ̄) / Var(denominator) per entry, or ``None`` without (varying) patch means."""
-    if a.kappa_covariance is None or not a.kappa_variance or a.kappa_variance <= 0:
-        return None
-    return _divide(a.kappa_covariance**2 / a.kappa_variance, b.variance)
-
-
-def _jackknife(
-    top: MapSums, bottom: MapSums, point_top: Moments, point_bottom: Moments, ssc: bool
-) -> dict[str, list[np.ndarray]]:
-    """Each compared quantity with one map of one set left out (jackknife-t and BCa).
-
-    Per quantity (``ratio``, and with patch means ``predicted`` and ``difference``, the
-    measured excess less the predicted) a list of two ``(G, F)`` arrays: numerator maps
-    left out, then denominator maps; the sets are independent samples. A set of one map
-    has no leave-one-out value (NaN).
-    """
-
-    def without(sums: MapSums) -> list[Moments | None]:
-        out: list[Moments | None] = []
-        for g in range(sums.n_maps):
-            weights = np.ones(sums.n_maps)
-            weights[g] = 0.0
-            out.append(sums.moments(weights) if weights @ sums.counts >= 2 else None)
-        return out
-
-    def stack(pairs: list[tuple[Moments | None, Moments]], what: str) -> np.ndarray:
-        width = point_top.variance.size
-        rows = []
-        for a, b in pairs:
-            if a is None:
-                rows.append(np.full(width, np.nan))
-                continue
-            ratio = _divide(a.variance, b.variance)
-            predicted = _predicted(a, b) if ssc else None
-            if what == "ratio":
-                rows.append(ratio)
-            else:
-                values = np.full(width, np.nan) if predicted is None else predicted
-                rows.append(values if what == "predicted" else ratio - 1.0 - values)
-        return np.array(rows)
-
-    top_out = [(m, point_bottom) for m in without(top)]
-    bottom_out: list[tuple[Moments | None, Moments]] = []
-    for m in without(bottom):
-        # Leaving out a denominator map changes only the denominator's moments.
-        bottom_out.append((None, point_bottom) if m is None else (point_top, m))
-    names = ["ratio", "predicted", "difference"] if ssc else ["ratio"]
-    return {name: [stack(top_out, name), stack(bottom_out, name)] for name in names}

@@ -9,10 +9,12 @@ views: sets, redshifts, statistics with bins and units, comparisons, the tomogra
 source redshifts; ``to_xarray()``); :class:`PipelineConfig`
 is a run's configuration with its ``pipeline`` section. Modules: :mod:`.patch_statistics`
 (orchestration), ``_config`` (the section), ``_inputs`` (where patches come from),
-``_tasks`` (the runner tasks), ``_tomography`` (cross spectra between source redshifts),
-``_results`` (merging and the results file), ``_memory_plan`` (the memory guard),
-``_results_file`` (reading it), ``_xarray`` (it as an xarray Dataset), ``_units`` and
-``_summary``. The figures of a run are
+``_tasks`` (the runner tasks), ``_tomography`` (cross spectra between source redshifts:
+the plan and the stage's task), ``_tomography_results`` (their joint data vectors and
+comparisons), ``_results`` (merging and the results file), ``_memory_plan`` (the memory
+guard), ``_results_reading`` (reading the file back), ``_results_file`` (what its paths
+mean) with ``_results_views`` (its typed views), ``_xarray`` (it as an xarray Dataset),
+``_units`` and ``_summary``. The figures of a run are
 :mod:`lensing_ssc.plotting`'s (``draw_run_figures``), drawn by ``lensing-ssc run`` after
 the run. The guide is ``docs/pipeline.md``; the science is :mod:`lensing_ssc.analysis`.
 :func:`run_lightcone` (:mod:`.lightcone`) is the front half, before the patch statistics:
@@ -23,15 +25,15 @@ guide is ``docs/kappa.md``.
 """
 
 from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
-from lensing_ssc.pipelines._results_file import (
+from lensing_ssc.pipelines._results_file import ResultsFile
+from lensing_ssc.pipelines._results_reading import read_results
+from lensing_ssc.pipelines._results_views import (
     Binning,
     ComparedStatistic,
     ResultsComparison,
-    ResultsFile,
     StatisticSummary,
     TomographicSpectra,
     parse_statistic_key,
-    read_results,
 )
 from lensing_ssc.pipelines.lightcone import LightconeRun, run_lightcone
 from lensing_ssc.pipelines.patch_statistics import PipelineRun, run_patch_statistics

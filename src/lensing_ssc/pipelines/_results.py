@@ -11,7 +11,7 @@ interval over maps (jackknife-t; for S/N a bootstrap seeded by the run's seed).
 :func:`write_results` writes one file — HDF5 when h5py is installed, else NPZ — holding
 every summary, the per-patch samples, the bin edges, the failures, the configuration and
 the package version, at :func:`results_path` in the run's results directory;
-:func:`read_results` (in :mod:`._results_file`) reads either back into a
+:func:`read_results` (in :mod:`._results_reading`) reads either back into a
 :class:`._results_file.ResultsFile`. Every HDF5 dataset carries ``units`` and
 ``description`` attributes (:mod:`._units`; ``meta/datasets`` in NPZ). The layout:
 
@@ -37,14 +37,14 @@ A HEALPix set with source redshifts is one set per redshift (``sets/bigbox/zs=1/
 ``meta/comparisons`` each comparison's path, numerator, denominator, ``z_source`` and
 ``resampling`` (method, interval kind, resamples, confidence level, seed, maps of each set).
 
-A set's tomography (:mod:`._tomography`) stacks, per patch of each realisation, its P =
-Z(Z+1)/2 auto and cross power spectra between its Z source redshifts (``pairs``: the
-redshift indices of each, ``(0, 0), (0, 1), …``): ``samples`` is ``(R, P, F)``, ``mean``
-and ``std`` ``(P, F)``, ``covariance`` and ``correlation`` those of the flattened ``P·F``
-data vector, ``cross_correlation`` r_ij(ℓ) ``(Z, Z, F)``. ``meta/tomography`` lists per set
-its redshifts, realisations, those left out with the reason and ``dropped_patches`` (per
-realisation, the patch places some of its maps dropped for their mask, so left out), and
-the comparisons.
+A set's tomography (:mod:`._tomography`, merged in :mod:`._tomography_results`) stacks,
+per patch of each realisation, its P = Z(Z+1)/2 auto and cross power spectra between its
+Z source redshifts (``pairs``: the redshift indices of each, ``(0, 0), (0, 1), …``):
+``samples`` is ``(R, P, F)``, ``mean`` and ``std`` ``(P, F)``, ``covariance`` and
+``correlation`` those of the flattened ``P·F`` data vector, ``cross_correlation`` r_ij(ℓ)
+``(Z, Z, F)``. ``meta/tomography`` lists per set its redshifts, realisations, those left
+out with the reason and ``dropped_patches`` (per realisation, the patch places some of its
+maps dropped for their mask, so left out), and the comparisons.
 
 ``meta/dropped_patches`` is ``{"total": N, "maps": {map id: count}}``: HEALPix patches
 dropped for their mask (never measured, never in a set). ``meta/nu_normalisation`` says, per
@@ -76,11 +76,11 @@ from lensing_ssc.analysis import (
 from lensing_ssc.analysis.comparison import SetComparison, compare_sets
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.core.io import atomic_open
-from lensing_ssc.pipelines._results_file import read_results
+from lensing_ssc.pipelines._results_reading import read_results
 from lensing_ssc.pipelines._sets import Comparison
 from lensing_ssc.pipelines._stacking import PatchRow, RowStack
 from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY
-from lensing_ssc.pipelines._tomography import TomographyResults
+from lensing_ssc.pipelines._tomography_results import TomographyResults
 from lensing_ssc.pipelines._units import dataset_units
 
 try:
@@ -258,7 +258,7 @@ def merge_patch_results(
         n_resamples: Bootstrap resamples per comparison.
         confidence: Confidence level of the intervals.
         tomography: The sets' spectra across source redshifts, merged
-            (:func:`._tomography.merge_tomography`); default none.
+            (:func:`._tomography_results.merge_tomography`); default none.
 
     Raises:
         AnalysisError: no set has the two patches a covariance needs.

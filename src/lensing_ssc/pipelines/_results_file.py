@@ -1,4 +1,4 @@
-"""Reading a results file back: :func:`read_results` and its typed view, :class:`ResultsFile`.
+"""A results file read back: :class:`ResultsFile`, its paths and what they mean.
 
 A :class:`ResultsFile` is a ``Mapping`` of dataset paths to arrays (and ``meta/...`` to
 decoded JSON), as ``read_results`` returned before, plus typed views of what the paths
@@ -10,226 +10,36 @@ predicted and measured), per set at several source redshifts its
 :meth:`~ResultsFile.tomography` (:class:`TomographicSpectra`: auto and cross spectra, their
 joint covariance, r_ij(ℓ)) and their :attr:`~ResultsFile.tomography_comparisons`, and
 :meth:`~ResultsFile.to_xarray` (:mod:`._xarray`). Files written before units and ℓ bin
-centres were stored read the same: both are derived from the paths and edges. The layout
-and the writer are in :mod:`._results`; units in :mod:`._units`; figures of a results file
-in :mod:`lensing_ssc.plotting`.
+centres were stored read the same: both are derived from the paths and edges.
+
+The view types are in :mod:`._results_views`; reading HDF5 and NPZ files
+(:func:`read_results`) in :mod:`._results_reading`. The layout and the writer are in
+:mod:`._results`; units in :mod:`._units`; figures of a results file in
+:mod:`lensing_ssc.plotting`.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis.comparison import StatisticComparison
 from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.pipelines._results_views import (
+    Binning,
+    ResultsComparison,
+    StatisticSummary,
+    TomographicSpectra,
+    parse_statistic_key,
+)
 from lensing_ssc.pipelines._units import dataset_units
-from lensing_ssc.processing.managers import RunDir
 
-try:
-    import h5py
-except ImportError:  # pragma: no cover - exercised only without the extra
-    h5py = None
+__all__ = ["ResultsFile"]
 
-__all__ = [
-    "Binning",
-    "ComparedStatistic",
-    "ResultsComparison",
-    "ResultsFile",
-    "StatisticSummary",
-    "TomographicSpectra",
-    "parse_statistic_key",
-    "read_results",
-]
-
-_RESULTS_FILE = (
-    "`lensing-ssc run` writes "
-    + str(RunDir("<run_dir>").results / "patch_statistics.h5")
-    + " or .npz"
-)
-_META_KEYS = ("config", "settings", "failures", "sets")
-# Written since masks, ν normalisation, named comparisons and units were recorded; decoded
-# when present.
-_OPTIONAL_META_KEYS = (
-    "dropped_patches",
-    "nu_normalisation",
-    "comparisons",
-    "datasets",
-    "tomography",
-)
 _SUMMARY_FIELDS = ("mean", "std", "covariance", "correlation", "samples")
-
-
-def parse_statistic_key(key: str) -> tuple[str, float, float | None]:
-    """``(name, n_gal, smoothing in arcmin or None)`` of a statistic key.
-
-    Example:
-        >>> parse_statistic_key("peaks/ngal=30/smoothing=2"), parse_statistic_key("cl/ngal=0")
-        (('peaks', 30.0, 2.0), ('cl', 0.0, None))
-    """
-    name, *rest = key.split("/")
-    values = dict(part.split("=", 1) for part in rest if "=" in part)
-    if "ngal" not in values:
-        raise AnalysisError(
-            f"{key!r} is not a statistic key",
-            value=key,
-            hint="statistic keys read name/ngal=N[/smoothing=S], e.g. 'peaks/ngal=30/smoothing=2'",
-        )
-    smoothing = values.get("smoothing")
-    return name, float(values["ngal"]), None if smoothing is None else float(smoothing)
-
-
-@dataclass(frozen=True, eq=False)
-class Binning:
-    """The bins of a statistic: ``variable`` is ``"ℓ"`` (log-spaced) or ``"ν"`` (equal width)."""
-
-    variable: str
-    centers: np.ndarray
-    edges: np.ndarray
-    units: str
-
-    @property
-    def log(self) -> bool:
-        """Whether the bins are log-spaced (ℓ), so a log axis shows them evenly."""
-        return self.variable == "ℓ"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "variable": self.variable,
-            "centers": self.centers.tolist(),
-            "edges": self.edges.tolist(),
-            "units": self.units,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class StatisticSummary:
-    """One statistic of one set (one source redshift): its bins, units and ensemble summary.
-
-    ``set`` is the results' set name (``bigbox/zs=1``); ``units`` those of ``mean``
-    (``covariance`` has their square).
-    """
-
-    set: str
-    key: str
-    name: str
-    n_gal: float
-    smoothing_arcmin: float | None
-    units: str
-    binning: Binning
-    mean: np.ndarray
-    std: np.ndarray
-    covariance: np.ndarray
-    correlation: np.ndarray
-    samples: np.ndarray
-
-    @property
-    def n_patches(self) -> int:
-        """Patches in the set (rows of ``samples``)."""
-        return int(self.samples.shape[0])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "set": self.set,
-            "key": self.key,
-            "units": self.units,
-            "binning": self.binning.to_dict(),
-            "n_patches": self.n_patches,
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
-        }
-
-
-@dataclass(frozen=True, eq=False, kw_only=True)
-class ComparedStatistic(StatisticComparison):
-    """One statistic of a compared pair as read back: the numbers of
-    :class:`~lensing_ssc.analysis.comparison.StatisticComparison` (intervals are ``(2, F)``,
-    low and high; the SSC fields are ``None`` in files without patch means), with the
-    statistic's key, bins and units.
-    """
-
-    key: str
-    binning: Binning
-    units: str
-
-    @property
-    def has_ssc(self) -> bool:
-        """Whether the predicted and measured SSC excess are there."""
-        return self.ssc_predicted is not None and self.ssc_measured is not None
-
-
-@dataclass(frozen=True, eq=False)
-class ResultsComparison:
-    """A compared pair of sets at one source redshift, read from a results file.
-
-    ``path`` is where its numbers lie under ``ssc/`` (empty for the synthetic pair). A
-    comparison of two sets' tomography (``bigbox~tiled/tomography``) has no single
-    ``z_source`` but ``z_sources``, and each statistic's entries are its P spectra of F ℓ
-    bins each, flattened (:attr:`TomographicSpectra.pairs` gives their order).
-    """
-
-    path: str
-    numerator: str
-    denominator: str
-    z_source: float | None
-    resampling: dict[str, Any]
-    results: ResultsFile = field(repr=False)
-    z_sources: tuple[float, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """``"bigbox/zs=1 / tiled/zs=1"``: what was divided by what."""
-        return f"{self.numerator} / {self.denominator}"
-
-    @property
-    def prefix(self) -> str:
-        return f"ssc/{self.path}/" if self.path else "ssc/"
-
-    @property
-    def statistics(self) -> tuple[str, ...]:
-        """The statistic keys compared."""
-        return tuple(
-            k for k in self.results.statistics if f"{self.prefix}{k}/variance_ratio" in self.results
-        )
-
-    def statistic(self, key: str) -> ComparedStatistic:
-        """The comparison of one statistic key (``cl/ngal=30``)."""
-        base = f"{self.prefix}{key}/"
-        if f"{base}variance_ratio" not in self.results:
-            raise AnalysisError(
-                f"comparison {self.label!r} has no statistic {key!r}",
-                value=key,
-                hint=f"choose from {', '.join(self.statistics)}",
-            )
-        values: dict[str, Any] = {
-            name: self.results.get(f"{base}{name}")
-            for name in StatisticComparison.__dataclass_fields__
-        }
-        return ComparedStatistic(
-            key=key,
-            binning=self.results.binning(key),
-            units=self.results.units(f"{base}variance_ratio"),
-            **values,
-        )
-
-    def joint(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per setting (``ngal=30/smoothing=2``): S/N of the joint data vector, its interval, h."""
-        out: dict[str, dict[str, np.ndarray]] = {}
-        start = f"{self.prefix}joint/"
-        for path in self.results:
-            if path.startswith(start) and path.endswith("/signal_to_noise"):
-                setting = path[len(start) : -len("/signal_to_noise")]
-                base = f"{start}{setting}/"
-                out[setting] = {
-                    q: self.results[f"{base}{q}"]
-                    for q in ("signal_to_noise", "signal_to_noise_interval", "hartlap")
-                }
-        return out
+_TOMOGRAPHY_FIELDS = ("mean", "std", "covariance", "correlation", "cross_correlation", "samples")
 
 
 class ResultsFile(Mapping[str, Any]):
@@ -538,149 +348,3 @@ class ResultsFile(Mapping[str, Any]):
         from lensing_ssc.pipelines._xarray import results_to_xarray
 
         return results_to_xarray(self)
-
-
-_TOMOGRAPHY_FIELDS = ("mean", "std", "covariance", "correlation", "cross_correlation", "samples")
-
-
-@dataclass(frozen=True, eq=False)
-class TomographicSpectra:
-    """One set's auto and cross power spectra between its source redshifts, at one n_gal.
-
-    The data vector of a patch is P = Z(Z+1)/2 spectra of F ℓ bins: ``pairs[p]`` is the
-    (i, j) of spectrum p, indices into ``z_sources`` (``(0, 0), (0, 1), (1, 1)`` for two).
-    ``mean`` and ``std`` are ``(P, F)``; ``covariance`` and ``correlation`` are the joint
-    ``(P·F, P·F)`` matrices of the flattened vector (spectrum-major); ``cross_correlation``
-    is r_ij(ℓ) ``(Z, Z, F)``; ``samples`` ``(R, P, F)``, with ``realisations[r]`` the
-    realisation of row r (``seed=3``). ``units`` are those of ``mean`` (``sr``).
-    """
-
-    set: str
-    key: str
-    n_gal: float
-    z_sources: tuple[float, ...]
-    pairs: tuple[tuple[int, int], ...]
-    binning: Binning
-    units: str
-    realisations: tuple[str, ...]
-    mean: np.ndarray
-    std: np.ndarray
-    covariance: np.ndarray
-    correlation: np.ndarray
-    cross_correlation: np.ndarray
-    samples: np.ndarray
-
-    def pair_index(self, z_i: float, z_j: float) -> int:
-        """The row of ``mean`` holding C_ij for source redshifts ``z_i`` and ``z_j``."""
-        try:
-            i, j = sorted((self.z_sources.index(float(z_i)), self.z_sources.index(float(z_j))))
-        except ValueError:
-            raise AnalysisError(
-                f"set {self.set!r} has no source redshift pair ({z_i:g}, {z_j:g})",
-                value=(z_i, z_j),
-                hint=f"choose from z_s = {', '.join(f'{z:g}' for z in self.z_sources)}",
-            ) from None
-        return self.pairs.index((i, j))
-
-    def spectrum(self, z_i: float, z_j: float) -> np.ndarray:
-        """The mean C_ij(ℓ) between source redshifts ``z_i`` and ``z_j`` (``(F,)``)."""
-        return np.asarray(self.mean[self.pair_index(z_i, z_j)])
-
-
-def _unreadable(file: Path, reason: str) -> AnalysisError:
-    return AnalysisError(
-        f"cannot read results file {str(file)!r}: {reason}",
-        value=str(file),
-        hint=f"expected a results file: {_RESULTS_FILE}",
-    )
-
-
-def _read_npz(file: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    # Opened here, not by np.load: it leaves its own handle open when the archive is damaged.
-    with file.open("rb") as handle:
-        data = np.load(handle, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise _unreadable(file, "it holds a single .npy array, not an NPZ archive")
-        with data:
-            for key in data.files:
-                out[key] = data[key] if not key.startswith("meta/") else str(data[key])
-    return out
-
-
-def _read_hdf5(file: Path) -> dict[str, Any]:
-    if h5py is None:
-        raise ModuleNotFoundError('HDF5 results need h5py: pip install "lensing-ssc[hdf5]"')
-    out: dict[str, Any] = {}
-    datasets: dict[str, dict[str, str]] = {}
-
-    def visit(name: str, node: Any) -> None:
-        if isinstance(node, h5py.Dataset):
-            out[name] = node[()]
-            if "units" in node.attrs:
-                datasets[name] = {
-                    "units": _text(node.attrs["units"]),
-                    "description": _text(node.attrs.get("description", "")),
-                }
-
-    with h5py.File(file, "r") as handle:
-        handle.visititems(visit)
-        meta = handle.get("meta")
-        for key, text in meta.attrs.items() if meta is not None else ():
-            out[f"meta/{key}"] = _text(text)
-    if datasets:
-        out["meta/datasets"] = json.dumps(datasets)
-    return out
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else bytes(value).decode()
-
-
-def read_results(path: str | Path) -> ResultsFile:
-    """Read a results file (HDF5 or NPZ) into a :class:`ResultsFile`.
-
-    It maps every dataset path to its array and ``meta/...`` to its value: ``meta/config``,
-    ``meta/settings``, ``meta/failures``, ``meta/sets`` and (in files that have them)
-    ``meta/dropped_patches``, ``meta/nu_normalisation``, ``meta/comparisons`` and
-    ``meta/datasets`` (units and description per path) are decoded from JSON;
-    ``meta/lensing_ssc_version`` is a string. A ``.npz`` suffix is read as NPZ, anything
-    else as HDF5.
-
-    Example:
-        >>> results = read_results("runs/default/results/patch_statistics.h5")  # doctest: +SKIP
-        >>> results["ssc/cl/ngal=0/variance_ratio"]  # doctest: +SKIP
-        >>> results.summary("cl/ngal=30", "subpatches").binning.centers  # doctest: +SKIP
-
-    Raises:
-        AnalysisError: the file is missing, unreadable, not HDF5/NPZ, or not a results file
-            (no ``meta/...`` entries); the underlying error is chained.
-        ModuleNotFoundError: an HDF5 file without h5py installed.
-    """
-    file = Path(path)
-    kind = "NPZ" if file.suffix == ".npz" else "HDF5"
-    try:
-        out = _read_npz(file) if kind == "NPZ" else _read_hdf5(file)
-    except AnalysisError:
-        raise
-    except FileNotFoundError as exc:
-        raise AnalysisError(
-            f"results file {str(file)!r} does not exist",
-            value=str(file),
-            hint=f"check the path: {_RESULTS_FILE}",
-        ) from exc
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        # OSError: unreadable, a directory, or not HDF5 ("file signature not found");
-        # ValueError/BadZipFile/EOFError: not an NPZ archive, or a truncated one.
-        raise _unreadable(file, f"not a readable {kind} file ({exc})") from exc
-    missing = [key for key in _META_KEYS if f"meta/{key}" not in out]
-    if missing:
-        raise _unreadable(
-            file, f"a {kind} file without the meta/{missing[0]} entry of a lensing-ssc results file"
-        )
-    for key in (*_META_KEYS, *(k for k in _OPTIONAL_META_KEYS if f"meta/{k}" in out)):
-        try:
-            out[f"meta/{key}"] = json.loads(out[f"meta/{key}"])
-        except json.JSONDecodeError as exc:
-            raise _unreadable(file, f"meta/{key} is not valid JSON ({exc})") from exc
-    return ResultsFile(out, file)

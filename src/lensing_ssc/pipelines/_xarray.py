@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lensing_ssc.pipelines._results_file import Binning, parse_statistic_key
+from lensing_ssc.pipelines._results_views import Binning, parse_statistic_key
 
 if TYPE_CHECKING:
     from lensing_ssc.pipelines._results_file import ResultsFile

@@ -94,12 +94,8 @@ from lensing_ssc.pipelines._tasks import (
     PatchTask,
     PatchWorker,
 )
-from lensing_ssc.pipelines._tomography import (
-    TomographyPlan,
-    TomographyWorker,
-    merge_tomography,
-    plan_tomography,
-)
+from lensing_ssc.pipelines._tomography import TomographyPlan, TomographyWorker, plan_tomography
+from lensing_ssc.pipelines._tomography_results import merge_tomography
 from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.managers.runlock import RunLock
