@@ -19,7 +19,8 @@ default) per patch on the GPU (CuPy), against the same batch on one CPU core (on
 and as a NumPy batch) and on all cores (a process per core), and prints the ratios; the goal
 is ≥ 100 × one core. ``--pipeline`` adds the synthetic pipeline end to end, ``device: gpu``
 against the processes executor on all cores (goal ≥ 10 ×). Where there is no GPU (no CuPy,
-no device) it says so and prints the CPU figures.
+no device) it prints one line saying why and how to get one, and exits with status 2 before
+measuring anything.
 
 Usage::
 
@@ -235,17 +236,16 @@ def all_cores_figure(batch: np.ndarray, repeat: int) -> tuple[float, int]:
 
 def gpu_main(count: int, pixels: int, repeat: int, pipeline: bool) -> int:
     """The statistics of a batch per patch on the GPU against one core and all cores."""
+    try:
+        device = select_device("gpu")
+    except ConfigError as exc:
+        print(f"bench_statistics.py --device gpu: no GPU to measure: {exc}", file=sys.stderr)
+        return 2
     print(
         f"lensing_ssc.analysis GPU benchmark  python {sys.version.split()[0]}  numpy "
         f"{np.__version__}  cpus: {os.cpu_count()}  {count} patches of {pixels}² at "
         f"{BATCH_PIXEL_ARCMIN}′, quick settings"
     )
-    try:
-        device = select_device("gpu")
-    except ConfigError as exc:
-        device = None
-        print(f"no GPU device is present: {exc.message}")
-        print("GPU figures: not measured. CPU figures follow.")
     batch = make_batch(count, pixels)
     sample = batch[: min(count, 256)]
     one, batched = numpy_batch_figures(sample, repeat)
@@ -257,8 +257,6 @@ def gpu_main(count: int, pixels: int, repeat: int, pipeline: bool) -> int:
     print(f"{'one core, NumPy batch':<44}{batched * 1e3:>10.3f}")
     print(f"{f'all {workers} cores, a process per core':<44}{cores * 1e3:>10.3f}")
     print(f"NumPy batch / one at a time: {one / batched:.2f}x faster")
-    if device is None:
-        return 0
     print(f"device: {device.description}")
     step = min(
         count, device.batch_size(working_bytes(pixels, BATCH_PIXEL_ARCMIN, _SETTINGS)) or count
@@ -270,8 +268,7 @@ def gpu_main(count: int, pixels: int, repeat: int, pipeline: bool) -> int:
         stats = compute_patch_statistics_batch(
             values, BATCH_PIXEL_ARCMIN, _SETTINGS, generators(0, step)
         )
-        for value in stats.values():
-            device.to_numpy(value)  # waits for the device, brings the results home
+        device.gather_columns(list(stats.values()))  # waits for the device, brings them home
 
     on_gpu(on_device)  # plans, kernels and tables: once
     resident = statistics.median(timed(lambda: on_gpu(on_device)) for _ in range(repeat)) / step

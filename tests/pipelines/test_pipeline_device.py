@@ -8,6 +8,9 @@ test marked ``gpu`` runs the real thing where CuPy and a CUDA device are present
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,13 +76,17 @@ def test_a_device_run_gives_the_cpu_numbers_in_chunks_of_its_memory(
 ) -> None:
     """Patches measured 3 at a time on a device: the CPU run's results; 'strict' recorded."""
     cpu = run_patch_statistics(tiny_config("cpu"))
-    run = run_patch_statistics(tiny_config("device"), device=_strict_device(3))
+    config = tiny_config("device", level="DEBUG")
+    run = run_patch_statistics(config, device=_strict_device(3))
     assert (run.device, cpu.device) == ("strict", "cpu")
     assert (run.n_patches, run.failures) == (cpu.n_patches, ())
     results = read_results(run.results_file)
     assert results["meta/config"]["pipeline"]["device"] == "strict"
     assert (run.run_dir / "tasks" / "patch-batches.journal").exists()
     _assert_close_results(results, read_results(cpu.results_file))
+    logged = "".join(path.read_text() for path in (config.run_dir / "logs").glob("*"))
+    assert "16 patches measured on strict" in logged
+    assert "(3 per device chunk)" in logged
 
 
 def test_a_device_run_resumes_its_batches_from_the_journal(tiny_config: ConfigFactory) -> None:
@@ -89,6 +96,59 @@ def test_a_device_run_resumes_its_batches_from_the_journal(tiny_config: ConfigFa
     assert again.resumed == first.n_maps + 1  # the maps, and the one batch of 16 patches
     assert again.n_patches == first.n_patches
     assert_same_results(read_results(again.results_file), read_results(first.results_file))
+
+
+# A device whose memory is this process's address space: when the pipeline first asks how
+# much is free, the limit is set 150 MiB above what the process holds, and the device claims
+# a TiB, so the batch's 16 patches of 256² (~300 MiB at once) go in one chunk and fail.
+_OUT_OF_MEMORY_RUN = """
+import json, resource, sys
+import array_api_strict
+from lensing_ssc.analysis import ArrayDevice
+from lensing_ssc.pipelines import PipelineConfig, run_patch_statistics
+
+def free_memory():
+    if resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY:
+        with open("/proc/self/statm") as statm:
+            held = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (held + 150 * 2**20, resource.RLIM_INFINITY))
+    return 2**40
+
+device = ArrayDevice(
+    "strict", array_api_strict, array_api_strict.Device("device1"), "stand-in", free_memory
+)
+run = run_patch_statistics(PipelineConfig.model_validate_json(sys.argv[1]), device=device)
+print(json.dumps({"results": str(run.results_file), "failures": len(run.failures)}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS as Linux has it")
+def test_a_chunk_the_device_has_no_memory_for_is_halved_with_the_same_noise(
+    tiny_config: ConfigFactory,
+) -> None:
+    """Out of memory mid-batch: the chunk is measured again in halves, and each patch's
+    statistics are the CPU run's (its noise drawn again from its seed)."""
+    pixels = {"synthetic": {"patch_pixels": 256, "patches_per_side": 2, "n_large_fields": 2}}
+    cpu = run_patch_statistics(tiny_config("cpu", **pixels))
+    config = tiny_config("device", level="DEBUG", **pixels)
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY_RUN, config.model_dump_json()],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    assert run["failures"] == 0
+    device, host = read_results(Path(run["results"])), read_results(cpu.results_file)
+    samples = sorted(key for key in host if key.endswith("/samples"))  # each patch's values
+    assert samples == sorted(key for key in device if key.endswith("/samples"))
+    for key in samples:
+        scale = float(np.abs(host[key]).max())
+        np.testing.assert_allclose(device[key], host[key], rtol=1e-12, atol=1e-12 * scale)
+    logged = "".join(path.read_text() for path in (config.run_dir / "logs").glob("*"))
+    assert "patches at once did not fit on strict" in logged
 
 
 def test_gpu_without_cupy_is_a_config_error_naming_the_extras(tiny_config: ConfigFactory) -> None:

@@ -97,8 +97,10 @@ def crop_rfft(kappa_k: Any, n: int, m: int) -> Any:
         return kappa_k
     half = m // 2
     columns = kappa_k[..., : half + 1]
-    xp = namespace(kappa_k)
-    return xp.concat((columns[..., :half, :], columns[..., n - half :, :]), axis=-2)
+    parts = (columns[..., :half, :], columns[..., n - half :, :])
+    if type(kappa_k) is np.ndarray:
+        return np.concatenate(parts, axis=-2)
+    return namespace(kappa_k).concat(parts, axis=-2)
 
 
 def fft_friendly_size(minimum: int, n: int) -> int:

@@ -74,7 +74,7 @@ def check_patch_stack(patch: Any, *, name: str = "patch") -> tuple[Any, bool]:
     array of any array-API library (CuPy, ...), which stays on its device. Raises
     ``AnalysisError`` saying what is wrong, as :func:`check_patch` does.
     """
-    if is_array(patch):
+    if type(patch) is not np.ndarray and is_array(patch):
         xp = namespace(patch)
         if not xp.isdtype(patch.dtype, ("real floating", "integral", "bool")):
             raise AnalysisError(

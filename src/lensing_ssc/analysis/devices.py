@@ -17,14 +17,14 @@ Not here: the batches a pipeline sends (:mod:`lensing_ssc.pipelines`), and the e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from lensing_ssc.analysis._arrays import is_numpy, namespace, to_numpy
-from lensing_ssc.core.base.exceptions import ConfigError
+from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
 
 try:
     import cupy
@@ -55,7 +55,7 @@ _EXTRAS_HINT = (
 
 # Share of the device's free memory one batch may fill: the estimate of
 # :func:`~lensing_ssc.analysis.patch_statistics.working_bytes` leaves out the binning's
-# one-hot block (128 MiB), CuPy's FFT plans and the memory pool's rounding of each block.
+# one-hot block (at most 144 MiB), CuPy's FFT plans and the memory pool's rounding.
 _BATCH_SHARE = 0.5
 
 
@@ -67,12 +67,20 @@ def _unbounded() -> int | None:
 class ArrayDevice:
     """An array namespace and a device of it: where a pipeline's statistics run.
 
+    :func:`select_device` builds the CPU's and CuPy's. Any other array-API library is
+    described the same way and passed as ``run_patch_statistics(config, device=...)``, e.g.
+    ``ArrayDevice("torch", array_api_compat.torch, "cuda:0", "PyTorch on GPU 0",
+    lambda: torch.cuda.mem_get_info(0)[0])``; the tests stand one in for a GPU with
+    ``array_api_strict`` on its ``Device("device1")``, which refuses to mix arrays of two
+    devices.
+
     Attributes:
-        name: ``"cpu"`` or ``"gpu"`` (a test may name its own).
+        name: ``"cpu"``, ``"gpu"``, or the name of another device (recorded in the results).
         xp: The array namespace (array-api-compat's NumPy or CuPy, array_api_strict, ...).
         device: The device of ``xp`` arrays go to; ``None`` for the namespace's default.
         description: One line naming the hardware, for the log.
-        free_memory: Returns the bytes the device has free now, ``None`` for no bound.
+        free_memory: Returns the bytes the device has free now, ``None`` for no bound
+            (then a pipeline sends each batch task whole, see :meth:`batch_size`).
 
     Example:
         >>> cpu = select_device("cpu")
@@ -101,16 +109,44 @@ class ArrayDevice:
         """``values`` (an array of this device) back on the host."""
         return to_numpy(values)
 
+    def gather_columns(self, arrays: Sequence[Any]) -> np.ndarray:
+        """``arrays`` (``(rows, k_i)`` float arrays of this device) side by side on the host.
+
+        One transfer for all of them, ``(rows, Σ k_i)``: on a GPU each read back waits for
+        the device, so a batch's 30-odd statistics come home at once.
+
+        Example:
+            >>> values = [np.ones((2, 3)), np.zeros((2, 1))]
+            >>> select_device("cpu").gather_columns(values).tolist()
+            [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
+        """
+        if len(arrays) == 1:
+            return to_numpy(arrays[0])
+        return to_numpy(namespace(*arrays).concat(list(arrays), axis=-1))
+
     def batch_size(self, bytes_per_patch: int) -> int | None:
         """How many patches of ``bytes_per_patch`` working memory to send at once.
 
         Half the device's free memory over the working memory of one patch, at least 1;
         ``None`` where the memory is not bounded (the CPU measures patch by patch).
+
+        Raises:
+            ResourceError: one patch needs more than all the free memory (``value``: the
+                bytes it needs), so no chunk could run.
         """
         free = self.free_memory()
         if free is None:
             return None
-        return max(1, int(free * _BATCH_SHARE) // max(1, int(bytes_per_patch)))
+        need = max(1, int(bytes_per_patch))
+        if need > free:
+            raise ResourceError(
+                f"one patch needs ~{need / 2**20:.0f} MiB of working memory, and "
+                f"{self.description or self.name} has {free / 2**20:.0f} MiB free",
+                value=need,
+                hint="free the device (other processes, other runs), measure smaller patches "
+                "or fewer statistics (bispectra), or use device 'cpu'",
+            )
+        return max(1, int(free * _BATCH_SHARE) // need)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: name and description."""

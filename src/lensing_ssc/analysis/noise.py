@@ -101,13 +101,16 @@ def unit_noise(
     noise map on a CPU and on a GPU; the stack is then copied to ``device`` of ``xp``. Map i
     is exactly ``rngs[i].standard_normal((n, n))``, also when threads draw a large stack.
     """
+    if len(rngs) == 1:  # one patch: NumPy's own draw (the same numbers)
+        host = rngs[0].standard_normal((1, n, n))
+        return host if is_numpy(xp) else xp.asarray(host, device=device)
     host = np.empty((len(rngs), n, n))
 
     def draw(i: int) -> None:
         rngs[i].standard_normal(out=host[i])
 
-    threads = min(usable_cpus(), len(rngs) // 8)
-    if len(rngs) < _THREADED_DRAWS or threads < 2:
+    threads = min(usable_cpus(), len(rngs) // 8) if len(rngs) >= _THREADED_DRAWS else 1
+    if threads < 2:
         for i in range(len(rngs)):
             draw(i)
     else:

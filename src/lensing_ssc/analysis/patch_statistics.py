@@ -43,7 +43,6 @@ from lensing_ssc.analysis._arrays import (
     array_device,
     constant,
     irfft2,
-    is_numpy,
     namespace,
     rfft2,
 )
@@ -152,6 +151,9 @@ def noisy_fourier_modes(
     if any(sigmas):
         noise = unit_noise(rngs, n, xp, array_device(patches))
         unit_noise_k = rfft2(noise if patches.ndim == 3 else noise[0])
+        # Not kept while the caller measures: on a device that is one map per patch less,
+        # and on the CPU the next arrays reuse its memory while it is in cache.
+        del noise
     for n_gal, sigma_pix in zip(settings.n_gal, sigmas, strict=True):
         if sigma_pix > 0 and unit_noise_k is not None:
             yield n_gal, signal_k + sigma_pix * unit_noise_k
@@ -192,7 +194,10 @@ def compute_patch_statistics(
             hint="pass one (n, n) patch at a time, or a stack to compute_patch_statistics_batch",
         )
     rng = np.random.default_rng() if rng is None else rng
-    measured = _measure(stack, check_pixel_size(pixel_size_arcmin), settings, [rng])
+    pixel = check_pixel_size(pixel_size_arcmin)
+    if type(stack) is np.ndarray:  # one NumPy patch: as a 2-D map, the way NumPy is fastest
+        return _measure(stack[0], pixel, settings, [rng])
+    measured = _measure(stack, pixel, settings, [rng])
     return {key: values[0, ...] for key, values in measured.items()}
 
 
@@ -233,8 +238,16 @@ def compute_patch_statistics_batch(
             value=len(generators),
             hint="pass one generator per patch, e.g. numpy.random.default_rng([seed, index])",
         )
-    step = max(1, _NUMPY_BATCH_PIXELS // stack.shape[-1] ** 2)
-    if not is_numpy(namespace(stack)) or rows <= step:
+    if type(stack) is not np.ndarray:
+        return _measure(stack, pixel, settings, generators)
+    step = _NUMPY_BATCH_PIXELS // stack.shape[-1] ** 2
+    if step <= 1 or rows == 1:  # one patch, or patches too large to group: 2-D maps
+        parts = [
+            _measure(one, pixel, settings, [rng])
+            for one, rng in zip(stack, generators, strict=True)
+        ]
+        return {key: np.stack([part[key] for part in parts]) for key in parts[0]}
+    if rows <= step:
         return _measure(stack, pixel, settings, generators)
     parts = [
         _measure(stack[first : first + step], pixel, settings, generators[first : first + step])
@@ -244,16 +257,17 @@ def compute_patch_statistics_batch(
 
 
 def _measure(
-    stack: Any,
+    work: Any,
     pixel: float,
     settings: StatisticsSettings | None,
     rngs: Sequence[np.random.Generator],
 ) -> dict[str, Any]:
-    """The work of both entry points, on a validated ``(b, n, n)`` stack."""
+    """The work of both entry points, on a validated ``(b, n, n)`` stack of any namespace,
+    or on one NumPy patch ``(n, n)`` (each statistic is then ``(bins,)``)."""
     settings = StatisticsSettings() if settings is None else settings
-    xp = namespace(stack)
-    device = array_device(stack)
-    n = stack.shape[-1]
+    xp = namespace(work)
+    device = array_device(work)
+    n = work.shape[-1]
     names = set(settings.statistics)
     configurations = [c for c in CONFIGURATIONS if f"bispectrum_{c}" in names]
     map_names = {name for name in MAP_STATISTICS if name in names}
@@ -266,9 +280,9 @@ def _measure(
     )
     bins = nu_bins(settings.nu_edges)
 
-    # One NumPy patch goes through as a 2-D map, the way NumPy is fastest (~4 % on 128²).
-    single = is_numpy(xp) and stack.shape[0] == 1
-    work = stack[0] if single else stack
+    # A stack's own σ are checked once, after the last setting: on a device, reading a value
+    # back waits for all the work queued before it.
+    own_sigmas: list[Any] = []
     results: dict[str, Any] = {}
     for n_gal, kappa_k in noisy_fourier_modes(work, pixel, settings, rngs):
         if binning is not None:
@@ -287,38 +301,48 @@ def _measure(
             if settings.subtract_patch_mean:
                 smoothed_k[..., 0, 0] = 0.0
             smoothed = irfft2(smoothed_k, n)
-            if single:
-                smoothed = smoothed[None, ...]
             _, shared_sigma = settings.nu_normalisation(n_gal, smoothing, pixel, n)
-            sigma_ref: Any = shared_sigma
-            if shared_sigma is None:
-                sigma_ref = xp.std(smoothed, axis=(-2, -1))
-                lowest = float(xp.min(sigma_ref))
+            sigma_ref: Any
+            if shared_sigma is not None:
+                sigma_ref = _checked_sigma(float(shared_sigma))
+            elif work.ndim == 2:
+                sigma_ref = _checked_sigma(float(smoothed.std()))
             else:
-                lowest = float(shared_sigma)
-            if not lowest > 0:
-                raise AnalysisError(
-                    "the patch is constant after smoothing, so ν = κ/σ is undefined",
-                    value=lowest,
-                    hint="check the input patch, or use n_gal > 0 with nu_reference='noise'",
-                )
+                own = xp.std(smoothed, axis=(-2, -1))
+                own_sigmas.append(xp.min(own))
+                # A constant patch (σ = 0) is refused below; until then ν divides by 1.
+                sigma_ref = xp.where(own > 0, own, xp.ones_like(own))
             measured = measure_map_statistics(smoothed, pixel, bins, sigma_ref, map_names)
             for name, values in measured.items():
                 results[statistic_key(name, n_gal, smoothing)] = values
-    if single:
-        return {key: np.reshape(results[key], (1, -1)) for key in _iter_keys(settings)}
+    if own_sigmas:
+        _checked_sigma(float(xp.min(xp.stack(own_sigmas))))
     return {key: results[key] for key in _iter_keys(settings)}
+
+
+def _checked_sigma(sigma: float) -> float:
+    """``sigma``, the ν normalisation of a smoothed patch, if it is > 0."""
+    if not sigma > 0:
+        raise AnalysisError(
+            "the patch is constant after smoothing, so ν = κ/σ is undefined",
+            value=sigma,
+            hint="check the input patch, or use n_gal > 0 with nu_reference='noise'",
+        )
+    return sigma
 
 
 def working_bytes(n: int, pixel_size_arcmin: float, settings: StatisticsSettings) -> int:
     """Bytes of array memory one ``n × n`` patch needs in :func:`compute_patch_statistics_batch`.
 
     An upper estimate, for sizing batches to a device's free memory: 40 maps' worth of
-    float64 (the Fourier modes of the patch, its noise and a noisy setting, the smoothed map
-    with its border, bin indices, extrema masks, finite differences and binned weights:
-    measured under array-api-strict, 33 to 37 maps for 128² and 256² patches), plus the
-    bispectrum's band maps (~6 per band on its cropped grid) when it is measured. The
-    one-hot block of the binning (at most 128 MiB, whatever the batch) is not included.
+    float64 (the Fourier modes of the patch and of a noisy setting, the smoothed map with its
+    border, bin indices, extrema masks, finite differences and binned weights), plus the
+    bispectrum's band maps (~6 per band on its cropped grid) when it is measured. Measured
+    under array-api-strict, whose arrays NumPy allocates and reports to ``tracemalloc``: at
+    most 18 maps besides the one-hot block, for 64² to 512² patches (the tests hold every
+    batch below this estimate); the rest is room for CuPy's FFT plans and memory pool. The
+    one-hot block of the binning (at most 2²⁴ elements as bool and float64, 144 MiB,
+    whatever the batch) is not included.
     """
     maps = 40 * n * n * 8
     names = set(settings.statistics)

@@ -10,10 +10,16 @@ They run one after the other in the run's own process (one device, one queue of 
 them to the device in chunks sized to its free memory
 (:meth:`~lensing_ssc.analysis.ArrayDevice.batch_size` over
 :func:`~lensing_ssc.analysis.patch_statistics.working_bytes`), measures each chunk with
-:func:`~lensing_ssc.analysis.compute_patch_statistics_batch` and returns each patch's
-:class:`._tasks.PackedStatistics`: what :class:`._tasks.PatchWorker` returns on a CPU, with
-the noise drawn by the same seeded generators (on the host), equal to ~1e-15.
-:func:`per_patch` turns the stage's result back into one entry per patch for the merge.
+:func:`~lensing_ssc.analysis.compute_patch_statistics_batch`, brings its statistics home in
+one transfer and returns each patch's :class:`._tasks.PackedStatistics`: what
+:class:`._tasks.PatchWorker` returns on a CPU, with the noise drawn by the same seeded
+generators (on the host), equal to ~1e-15. :func:`per_patch` turns the stage's result back
+into one entry per patch for the merge.
+
+Memory: a patch whose estimated working memory exceeds all the device's free memory is a
+``ResourceError`` before anything is sent. A chunk the device runs out of memory for (a
+``MemoryError``: CuPy's ``OutOfMemoryError`` is one) is halved and sent again, with the same
+noise; one patch that still does not fit is a ``ResourceError`` naming the batch.
 
 A batch fails or succeeds whole: a patch the statistics refuse (NaNs, a constant map) fails
 its batch, and each of the batch's patches is recorded with that error. The CPU's stage is
@@ -35,7 +41,7 @@ from numpy.random import default_rng
 
 from lensing_ssc.analysis import ArrayDevice, StatisticsSettings, compute_patch_statistics_batch
 from lensing_ssc.analysis.patch_statistics import working_bytes
-from lensing_ssc.core.base.exceptions import AnalysisError
+from lensing_ssc.core.base.exceptions import AnalysisError, ResourceError
 from lensing_ssc.pipelines._tasks import PATCH_MEAN_KEY, MapStore, PackedStatistics, PatchTask
 from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.runner import MapResult, TaskFailure
@@ -116,25 +122,20 @@ class BatchWorker:
             started = time.perf_counter()
             host = np.stack([self._patch(task) for task in batch.tasks])
             pixel = first.map.source.pixel_size_arcmin
-            rngs = [default_rng(t.map.noise_seed(self.seed, t.patch_index)) for t in batch.tasks]
+            seeds = [t.map.noise_seed(self.seed, t.patch_index) for t in batch.tasks]
             per_patch_bytes = working_bytes(host.shape[-1], pixel, self.settings)
-            step = self.device.batch_size(per_patch_bytes) or len(host)
-            packed: list[PackedStatistics] = []
             try:
-                for start in range(0, len(host), step):
-                    chunk = host[start : start + step]
-                    stats = compute_patch_statistics_batch(
-                        self.device.asarray(chunk), pixel, self.settings, rngs[start : start + step]
-                    )
-                    values = {key: self.device.to_numpy(v) for key, v in stats.items()}
-                    for row in range(len(chunk)):
-                        # The patch's mean κ travels with its statistics, as on the CPU.
-                        mean = np.array([float(chunk[row].mean())])
-                        packed.append(
-                            PackedStatistics.pack(
-                                {**{key: v[row] for key, v in values.items()}, PATCH_MEAN_KEY: mean}
-                            )
-                        )
+                step = self.device.batch_size(per_patch_bytes) or len(host)
+                packed: list[PackedStatistics] = []
+                start = 0
+                while start < len(host):
+                    stop = min(len(host), start + step)
+                    try:
+                        packed += self._chunk(host[start:stop], pixel, seeds[start:stop])
+                    except MemoryError as exc:
+                        step = self._smaller_step(batch, stop - start, per_patch_bytes, exc)
+                        continue
+                    start = stop
             except Exception as exc:
                 _log.warning("batch %s failed: %s", batch.key, exc)
                 raise
@@ -148,6 +149,42 @@ class BatchWorker:
             )
         self.computed.add(batch.key)
         return tuple(packed)
+
+    def _chunk(self, chunk: np.ndarray, pixel: float, seeds: list[Any]) -> list[PackedStatistics]:
+        """Measure ``chunk`` on the device; its statistics come back in one transfer."""
+        # Fresh generators per attempt: a chunk retried in halves draws the same noise.
+        rngs = [default_rng(seed) for seed in seeds]
+        on_device = self.device.asarray(chunk)
+        stats = compute_patch_statistics_batch(on_device, pixel, self.settings, rngs)
+        names = (*stats, PATCH_MEAN_KEY)
+        shapes = (*((int(v.shape[-1]),) for v in stats.values()), (1,))
+        values = self.device.gather_columns(list(stats.values()))
+        # The patch's mean κ travels with its statistics, as on the CPU.
+        means = np.array([[float(patch.mean())] for patch in chunk])
+        rows = np.concatenate([np.asarray(values, dtype=np.float64), means], axis=1)
+        return [PackedStatistics(names, shapes, row) for row in rows]
+
+    def _smaller_step(
+        self, batch: PatchBatch, size: int, per_patch_bytes: int, exc: MemoryError
+    ) -> int:
+        """Half of a chunk of ``size`` patches the device had no memory for, or raise."""
+        if size <= 1:
+            raise ResourceError(
+                f"the device ran out of memory measuring one patch of batch {batch.key} "
+                f"(~{per_patch_bytes / 2**20:.0f} MiB of working memory estimated): {exc}",
+                value=per_patch_bytes,
+                hint="free the device (other processes, other runs), measure smaller patches "
+                "or fewer statistics (bispectra), or use device 'cpu'",
+            ) from exc
+        _log.warning(
+            "batch %s: %d patches at once did not fit on %s (%s); trying %d at a time",
+            batch.key,
+            size,
+            self.device.name,
+            exc,
+            size // 2,
+        )
+        return size // 2
 
     def _patch(self, task: PatchTask) -> np.ndarray:
         patches, _ = self.store.patches(task.map)

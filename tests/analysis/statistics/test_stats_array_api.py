@@ -2,7 +2,7 @@
 
 Each test runs on NumPy and on array_api_strict (arrays on its second device, see
 ``conftest.py``) and compares with NumPy one patch at a time, which the other tests of this
-directory check against theory. The last test runs the same on CuPy, where there is a GPU.
+directory check against theory. The last two tests run on CuPy, where there is a GPU.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def test_smoothing_and_noise_of_a_stack_are_each_patchs_own(fields: np.ndarray, 
         {},
         {"nu_reference": "map"},
         {"nu_reference": "global", "nu_sigma": [0.01, 0.006], "subtract_patch_mean": False},
+        {"n_gal": [0, 7, 15, 30, 50], "smoothing_arcmin": [2, 5, 8, 10]},
     ],
-    ids=["noise", "map", "global"],
+    ids=["noise", "map", "global", "20 settings"],
 )
 def test_batch_statistics_equal_one_patch_at_a_time(
     fields: np.ndarray, xp: Any, overrides: dict[str, Any]
@@ -208,3 +209,21 @@ def test_gpu_batch_statistics_equal_the_cpu_ones() -> None:
     expected = compute_patch_statistics_batch(patches, PIXEL, settings, _generators(64))
     for key, values in expected.items():
         assert_close(device.to_numpy(measured[key]), values, name=key)
+
+
+@pytest.mark.gpu
+def test_gpu_results_stay_on_the_gpu_until_gathered() -> None:
+    """On CuPy every statistic of a batch is a CuPy array on the GPU; gather_columns brings
+    them home in one transfer, equal to the NumPy statistics to 1e-12."""
+    device = _gpu()
+    settings = StatisticsSettings.quick()
+    patches = gaussian_field(64, PIXEL, HalofitConvergenceSpectrum(), np.random.default_rng(3), 8)
+    measured = compute_patch_statistics_batch(
+        device.asarray(patches), PIXEL, settings, _generators(8)
+    )
+    for key, values in measured.items():
+        assert type(values).__module__.startswith("cupy"), key
+        assert values.device.id == device.device.id, key
+    expected = compute_patch_statistics_batch(patches, PIXEL, settings, _generators(8))
+    gathered = device.gather_columns(list(measured.values()))
+    assert_close(gathered, np.concatenate(list(expected.values()), axis=1))

@@ -133,6 +133,24 @@ def test_one_pass_equals_the_separate_estimators(rng: np.random.Generator, xp: A
     np.testing.assert_allclose(combined["v2"], v2, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize(("pixels", "maps"), [(96, 5), (512, 2), (1024, 1)])
+def test_every_numpy_blocking_gives_the_whole_map_sums(
+    rng: np.random.Generator, xp: Any, pixels: int, maps: int
+) -> None:
+    """Small maps grouped, large maps one by one, a map of 2²⁰ pixels in blocks of rows: each
+    map's statistics, in a stack or alone, are the whole-map one-hot sums of array_api_strict."""
+    smoothed = gaussian_smooth(rng.normal(size=(maps, pixels, pixels)), 1.0, 2.0)
+    sigmas = smoothed.std(axis=(1, 2))
+    stacked = map_statistics(on(xp, smoothed), 1.0, NU_EDGES, sigmas)
+    for i in range(maps):
+        alone = map_statistics(smoothed[i], 1.0, NU_EDGES, float(sigmas[i]))
+        for name in MAP_STATISTICS:
+            scale = float(np.abs(alone[name]).max())
+            np.testing.assert_allclose(
+                host(stacked[name])[i], alone[name], rtol=1e-12, atol=1e-12 * scale, err_msg=name
+            )
+
+
 def test_statistics_depend_only_on_nu(rng: np.random.Generator, xp: Any) -> None:
     """Measuring κ with σ equals measuring κ/σ with σ = 1 (V1, V2 scale-free in ν)."""
     kappa = gaussian_smooth(rng.normal(size=(64, 64)), 1.0, 2.0) * 0.01

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lensing_ssc.analysis._arrays import is_numpy, namespace
+from lensing_ssc.analysis._arrays import namespace
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = ["NuBins", "nu_bins"]
@@ -46,20 +46,27 @@ class NuBins:
 
         Args:
             values: ``(b, ...)`` values of any array namespace; row r belongs to patch r.
-            scale: ``(b,)`` ν normalisation of each row, in the same namespace.
+            scale: ``(b,)`` ν normalisation of each row, in the same namespace; for NumPy
+                values also one float for all of them.
 
         Returns:
-            ``(b, P)`` integer indices (``intp`` for NumPy).
+            ``(b, P)`` integer indices (``intp`` for NumPy); for NumPy values and a float
+            ``scale``, the indices of all values, flattened.
         """
-        xp = namespace(values)
-        step = 2.0 / (self.width * scale)
-        offset = 1.0 - 2.0 * float(self.edges[0]) / self.width
+        width = self.width
+        offset = 1.0 - 2.0 * float(self.edges[0]) / width
         top = float(2 * self.n_bins + 1)
-        u = xp.reshape(values, (values.shape[0], -1)) * step[:, None]
-        if is_numpy(xp):
+        if type(values) is np.ndarray:
+            if isinstance(scale, float):
+                u = values.ravel() * (2.0 / (width * scale))
+            else:
+                u = values.reshape(values.shape[0], -1) * (2.0 / (width * scale))[:, None]
             u += offset
             np.clip(u, 0.0, top, out=u)
             return u.astype(np.intp)
+        xp = namespace(values)
+        step = 2.0 / (width * scale)
+        u = xp.reshape(values, (values.shape[0], -1)) * step[:, None]
         u = xp.clip(u + offset, min=0.0, max=top)
         return xp.astype(xp.floor(u), xp.int64)
 
@@ -75,11 +82,11 @@ class NuBins:
 
     def above_centers(self, half_counts: Any) -> Any:
         """Return, for each bin centre, how many counted values lie above it (last axis)."""
-        xp = namespace(half_counts)
         # tail[..., j] = Σ_{i ≥ j}; bin b's centre is the boundary before half-bin 2 + 2b.
-        if is_numpy(xp):
+        if type(half_counts) is np.ndarray:
             tail = np.cumsum(half_counts[..., ::-1], axis=-1)[..., ::-1]
         else:
+            xp = namespace(half_counts)
             tail = xp.flip(xp.cumulative_sum(xp.flip(half_counts, axis=-1), axis=-1), axis=-1)
         return tail[..., 2 : 2 * self.n_bins + 1 : 2]
 

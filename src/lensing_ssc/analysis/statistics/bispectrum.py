@@ -40,7 +40,6 @@ from lensing_ssc.analysis._arrays import (
     array_device,
     constant,
     irfft2,
-    is_numpy,
     namespace,
     rfft2,
 )
@@ -93,14 +92,14 @@ class BispectrumPlan:
 
 def _band_maps(cropped: Any, masks: np.ndarray, m: int) -> Any:
     """``(..., bands, m, m)`` maps of each band of ``cropped`` (``(..., m, m//2 + 1)``)."""
-    xp = namespace(cropped)
-    on_device = constant(masks, xp, array_device(cropped))
-    return irfft2(cropped[..., None, :, :] * on_device, m)
+    if type(cropped) is not np.ndarray:
+        masks = constant(masks, namespace(cropped), array_device(cropped))
+    return irfft2(cropped[..., None, :, :] * masks, m)
 
 
 def _triple_sums(sides: Any, thirds: Any | None, configurations: Sequence[str]) -> dict[str, Any]:
     """Σ_x of the products of three band maps per bin (last axis), for each configuration."""
-    xp = namespace(sides)
+    xp = None if type(sides) is np.ndarray else namespace(sides)
     squared = sides * sides
     # The squeezed triangles' third side is in the first band, for every bin.
     partners = {"equilateral": sides, "isosceles": thirds, "squeezed": sides[..., 0, :, :]}
@@ -109,7 +108,7 @@ def _triple_sums(sides: Any, thirds: Any | None, configurations: Sequence[str]) 
         partner = partners[name]
         if partner is None:
             continue
-        if is_numpy(xp):
+        if xp is None:  # NumPy
             pattern = "...ij" if name == "squeezed" else "...bij"
             sums[name] = np.einsum(f"...bij,{pattern}->...b", squared, partner)
         elif name == "squeezed":
@@ -216,6 +215,8 @@ def bispectra_from_fourier(
     )
     sums = _triple_sums(sides, thirds, configurations)
     scale = (pixel_size_arcmin * ARCMIN) ** 4 / plan.n**2
+    if type(cropped) is np.ndarray:
+        return {name: scale * sums[name] / plan.normalisation[name] for name in configurations}
     xp, device = namespace(cropped), array_device(cropped)
     return {
         name: scale * sums[name] / constant(plan.normalisation[name], xp, device)

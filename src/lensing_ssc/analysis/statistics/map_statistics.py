@@ -21,7 +21,7 @@ Two ways to bin, with the same sums (added in another order, equal to ~1e-15):
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,6 @@ from lensing_ssc.analysis._arrays import (
     array_device,
     binned_sums,
     is_array,
-    is_numpy,
     namespace,
     to_numpy,
 )
@@ -85,6 +84,8 @@ def map_statistics(
             hint=f"choose from {', '.join(MAP_STATISTICS)}",
         )
     bins = nu_bins(nu_edges)
+    if not stacked and type(stack) is np.ndarray:  # one NumPy map: its 2-D path
+        return measure_map_statistics(stack[0], pixel, bins, float(scales[0]), set(names))
     measured = measure_map_statistics(stack, pixel, bins, scales, set(names))
     if stacked:
         return measured
@@ -117,29 +118,33 @@ def measure_map_statistics(
     """Do the work of :func:`map_statistics` on inputs that are already validated.
 
     Args:
-        stack: ``(b, n, n)`` float64 maps of any array namespace.
+        stack: ``(b, n, n)`` float64 maps of any array namespace, or one NumPy map ``(n, n)``.
         pixel: Pixel side in arcminutes.
         bins: The ν bins.
-        scale: ``(b,)`` σ of each map, in the namespace of ``stack`` (or one float).
+        scale: ``(b,)`` σ of each map, in the namespace of ``stack``, or one float.
         names: The statistics wanted.
 
     Returns:
-        ``{name: (b, bins)}`` in the namespace of ``stack``, in :data:`MAP_STATISTICS` order.
+        ``{name: (b, bins)}`` in the namespace of ``stack`` (``(bins,)`` for one NumPy map),
+        in :data:`MAP_STATISTICS` order.
     """
-    xp = namespace(stack)
-    rows, n = stack.shape[0], stack.shape[-1]
-    if isinstance(scale, (int, float)):
-        scale = xp.full((rows,), float(scale), dtype=xp.float64, device=array_device(stack))
     wanted = {"count"}
     if names & {"peaks", "minima"}:
         wanted |= {"peak", "minimum"}
     if names & {"v1", "v2"}:
         wanted |= {"gradient", "curvature"}
-    if is_numpy(xp):
-        sums = _numpy_sums(stack, bins, scale, wanted)
+    if type(stack) is np.ndarray and stack.ndim == 2:
+        sums = _map_sums(stack, bins, float(scale), wanted)
+    elif type(stack) is np.ndarray:
+        if isinstance(scale, (int, float)):
+            scale = np.full(stack.shape[0], float(scale))
+        sums = _stack_sums(stack, bins, scale, wanted)
     else:
+        if isinstance(scale, (int, float)):
+            xp, rows = namespace(stack), stack.shape[0]
+            scale = xp.full((rows,), float(scale), dtype=xp.float64, device=array_device(stack))
         sums = _array_sums(stack, bins, scale, wanted)
-    pixels = n * n
+    pixels = stack.shape[-1] ** 2
     found: dict[str, Any] = {}
     if "pdf" in names:
         found["pdf"] = bins.per_bin(sums["count"]) / (pixels * bins.width)
@@ -147,11 +152,12 @@ def measure_map_statistics(
         found["peaks"] = bins.per_bin(sums["peak"])
         found["minima"] = bins.per_bin(sums["minimum"])
     if names & {"v0", "v1", "v2"}:
-        zeros = sums["count"] * 0.0
+        if "gradient" not in wanted:  # V0 alone
+            sums["gradient"] = sums["curvature"] = sums["count"] * 0.0
         found["v0"], found["v1"], found["v2"] = minkowski_from_sums(
             sums["count"],
-            sums.get("gradient", zeros),
-            sums.get("curvature", zeros),
+            sums["gradient"],
+            sums["curvature"],
             bins,
             pixels,
             pixel,
@@ -160,48 +166,65 @@ def measure_map_statistics(
     return {name: found[name] for name in MAP_STATISTICS if name in names}
 
 
-def _blocks(rows: int, n: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(first map, end map, first row, end row)`` of each NumPy block of ~_BLOCK_PIXELS."""
-    if n * n >= _BLOCK_PIXELS:
-        step = max(1, _BLOCK_PIXELS // n)
-        for p in range(rows):
-            for start in range(0, n, step):
-                yield p, p + 1, start, min(n, start + step)
-    else:
-        group = _BLOCK_PIXELS // (n * n)
-        for first in range(0, rows, group):
-            yield first, min(rows, first + group), 0, n
+def _map_sums(values: np.ndarray, bins: NuBins, scale: float, wanted: set[str]) -> dict[str, Any]:
+    """NumPy's half-bin sums ``(K,)`` of one map ``(n, n)``, in blocks of ~_BLOCK_PIXELS rows."""
+    n = values.shape[0]
+    size = bins.n_half
+    sums = {name: np.zeros(size) for name in _SUMS if name in wanted}
+    padded = wrap_pad(values) if wanted & {"peak", "gradient"} else None
+    rows = max(1, _BLOCK_PIXELS // n)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        index = bins.half_index(values[start:stop], scale)
+        sums["count"] += np.bincount(index, minlength=size)
+        if padded is None:
+            continue
+        if "peak" in wanted:
+            peaks, minima = extrema_masks(padded, start, stop)
+            sums["peak"] += np.bincount(index[peaks.ravel()], minlength=size)
+            sums["minimum"] += np.bincount(index[minima.ravel()], minlength=size)
+        if "gradient" in wanted:
+            grad, curvature = derivative_weights(padded, start, stop)
+            sums["gradient"] += np.bincount(index, weights=grad.ravel(), minlength=size)
+            sums["curvature"] += np.bincount(index, weights=curvature.ravel(), minlength=size)
+    return sums
 
 
-def _numpy_sums(
+def _stack_sums(
     stack: np.ndarray, bins: NuBins, scale: np.ndarray, wanted: set[str]
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
+    """NumPy's half-bin sums ``(b, K)`` of a stack: small maps in groups of ~_BLOCK_PIXELS
+    (each map's bins offset by its row, so one ``bincount`` serves the group), large ones
+    map by map."""
     rows, n = stack.shape[0], stack.shape[-1]
+    group = _BLOCK_PIXELS // (n * n)
+    if group <= 1:
+        parts = [
+            _map_sums(one, bins, float(sigma), wanted)
+            for one, sigma in zip(stack, scale, strict=True)
+        ]
+        return {name: np.stack([part[name] for part in parts]) for name in parts[0]}
     size = bins.n_half
     sums = {name: np.zeros((rows, size)) for name in _SUMS if name in wanted}
-    need_padding = bool(wanted & {"peak", "gradient"})
-    padded = wrap_pad(stack) if need_padding else None
-    for first, end, start, stop in _blocks(rows, n):
+    padded = wrap_pad(stack) if wanted & {"peak", "gradient"} else None
+    for first in range(0, rows, group):
+        end = min(rows, first + group)
         shape = (end - first, size)
+        index = bins.half_index(stack[first:end], scale[first:end])
+        flat = (index + np.arange(shape[0])[:, None] * size).ravel()
         length = shape[0] * size
-        index = bins.half_index(stack[first:end, start:stop], scale[first:end])
-        flat = (
-            index.ravel()
-            if shape[0] == 1
-            else (index + np.arange(shape[0])[:, None] * size).ravel()
-        )
         sums["count"][first:end] += np.bincount(flat, minlength=length).reshape(shape)
         if padded is None:
             continue
         # One map: its 2-D view (numpy's loops over 3-D views cost ~25 % more on 128² maps).
         block = padded[first] if shape[0] == 1 else padded[first:end]
         if "peak" in wanted:
-            peaks, minima = extrema_masks(block, start, stop)
+            peaks, minima = extrema_masks(block)
             for name, mask in (("peak", peaks), ("minimum", minima)):
                 found = np.bincount(flat[mask.ravel()], minlength=length)
                 sums[name][first:end] += found.reshape(shape)
         if "gradient" in wanted:
-            grad, curvature = derivative_weights(block, start, stop)
+            grad, curvature = derivative_weights(block)
             for name, weights in (("gradient", grad), ("curvature", curvature)):
                 total = np.bincount(flat, weights=weights.ravel(), minlength=length)
                 sums[name][first:end] += total.reshape(shape)
