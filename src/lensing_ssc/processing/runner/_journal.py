@@ -30,8 +30,11 @@ where ``flock`` may be node-local. A filesystem that refuses ``flock`` (``ENOSYS
 ``ENOLCK``, ``EOPNOTSUPP``: Lustre mounted ``noflock``) opens the journal all the same,
 guarded by the lease alone, as the checkpoint store does.
 
-The record format and reading are in :mod:`._records`; scheduling is in :mod:`._engine`;
-keys are in :mod:`._keys`.
+This module opens a journal (locked, leased, checked, its earlier records indexed), runs
+its commit thread and closes it. The record format and reading are in :mod:`._records`;
+appending is in :mod:`._journal_appends`; what opening checks, and the errors naming a
+journal, are in :mod:`._journal_checks`; scheduling is in :mod:`._engine`; keys are in
+:mod:`._keys`.
 """
 
 from __future__ import annotations
@@ -40,31 +43,25 @@ import errno
 import json
 import logging
 import os
-import pickle
-import stat
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from lensing_ssc.core.base.exceptions import CheckpointError, ConfigError
-from lensing_ssc.core.io import compress, fsync_directory
+from lensing_ssc.core.base.exceptions import CheckpointError
+from lensing_ssc.core.io import fsync_directory
 from lensing_ssc.processing.runner._appender import Appender, open_appender
-from lensing_ssc.processing.runner._keys import same_function
-from lensing_ssc.processing.runner._owner import BEAT, OwnerLease, in_use_error, read_owner
-from lensing_ssc.processing.runner._records import (
-    _HEAD,
-    _HEADER,
-    _JOIN_BELOW,
-    KIND_DONE,
-    KIND_FAILED,
-    KIND_OPEN,
-    MAGIC,
-    JournalContents,
-    read_journal,
+from lensing_ssc.processing.runner._journal_appends import JournalAppends, encode_record
+from lensing_ssc.processing.runner._journal_checks import (
+    check_is_journal,
+    check_same_function,
+    io_error,
 )
+from lensing_ssc.processing.runner._owner import BEAT, OwnerLease, in_use_error, read_owner
+
+# Also offered here, to code that takes a journal apart record by record.
+from lensing_ssc.processing.runner._records import KIND_DONE as KIND_DONE
+from lensing_ssc.processing.runner._records import KIND_OPEN, JournalContents, read_journal
 from lensing_ssc.processing.runner._records import _records as _records
 
 try:
@@ -75,100 +72,11 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, documented
 __all__ = ["Journal", "JournalContents", "read_journal"]
 
 logger = logging.getLogger("lensing_ssc.processing.runner")
-COMPRESS_ABOVE = 64 * 1024
-_ZERO_BLOCK = 64 * 1024
 _sync = getattr(os, "fdatasync", os.fsync)
-
-
-def _encode(kind: int, key: str, codec: str, body: bytes) -> tuple[list[bytes], int]:
-    """The parts of one record, ready for one write, and their total length."""
-    key_bytes = key.encode("utf-8")
-    codec_bytes = codec.encode("ascii")
-    head = _HEAD.pack(kind, len(codec_bytes), len(key_bytes)) + key_bytes + codec_bytes
-    length = len(head) + len(body)
-    header = _HEADER.pack(MAGIC, length, zlib.crc32(body, zlib.crc32(head)))
-    if len(body) < _JOIN_BELOW:  # one small buffer: cheaper than a gather write
-        return [header + head + body], _HEADER.size + length
-    return [header + head, body], _HEADER.size + length
-
-
 _NO_FLOCK = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL})
-_HINTS = {
-    errno.ENOENT: "the directory does not exist (or was removed): create it or fix the path",
-    errno.ENOTDIR: "a part of the path is a file, not a directory: fix the path",
-    errno.EACCES: "the directory or file is not writable by this user",
-    errno.EPERM: "the directory or file is not writable by this user",
-    errno.EROFS: "the filesystem is read-only: put the journal on a writable one",
-    errno.ENOSPC: "the disk is full: free space, then run again (finished items are kept)",
-    errno.EDQUOT: "the disk quota is exhausted: free space, then run again",
-    errno.EBUSY: "another driver took this journal over (its heartbeat looked stale): stop "
-    "one of the two runs; the one left continues from the journal",
-}
 
 
-def _io_error(action: str, path: Path, exc: OSError) -> CheckpointError:
-    hint = _HINTS.get(
-        exc.errno or 0, "check that the directory is writable and the filesystem is healthy"
-    )
-    return CheckpointError(
-        f"could not {action} the task journal {str(path)!r}: {exc.strerror or exc}",
-        value=str(path),
-        hint=hint,
-    )
-
-
-def _check_is_journal(path: Path) -> bool:
-    """Whether ``path`` exists; raises ``ConfigError`` when it holds no journal.
-
-    A file is a journal when it is empty, starts with a record's magic (or a part of it:
-    a first record torn by a crash), holds only zeros (reserved by a run killed before its
-    first record), or holds at least one valid record (its start damaged).
-    """
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(
-            f"journal path {str(path)!r} is not a regular file",
-            value=str(path),
-            field="journal",
-            hint="give the path of a file, e.g. tasks/power.journal",
-        )
-    with open(path, "rb") as file:
-        head = file.read(len(MAGIC))
-        if not head or MAGIC.startswith(head):
-            return True
-        while head and not head.strip(b"\0"):
-            head = file.read(_ZERO_BLOCK)
-        if not head:
-            return True
-    if read_journal(path)[0].records:
-        return True
-    raise ConfigError(
-        f"{str(path)!r} is not a task journal: it holds other data, which using it as the "
-        "journal would erase",
-        value=str(path),
-        field="journal",
-        hint="give a journal path of its own (e.g. tasks/power.journal), or move the file away",
-    )
-
-
-def _check_same_function(path: Path, recorded: str, function: str) -> None:
-    """Refuse a journal whose results were computed by another function."""
-    if same_function(recorded, function):
-        return
-    raise ConfigError(
-        f"task journal {str(path)!r} holds results of {recorded}, not of {function}; "
-        "reusing them would return another function's results",
-        value=recorded,
-        field="journal",
-        hint="give this function a journal of its own (in ManagerContext.map, another name=), "
-        "or pass resume=False to start this journal afresh",
-    )
-
-
-class Journal:
+class Journal(JournalAppends):
     """An open journal, appended to by one thread and fsynced by its own daemon thread.
 
     Use :meth:`open`; the constructor is internal. Thread-safety: :meth:`append` from one
@@ -202,7 +110,7 @@ class Journal:
         self.last_sync_seconds = 0.0
         """How long the last fsync took (the cost of one synchronous :meth:`sync`)."""
         self._state_lock = threading.Lock()
-        self._error: OSError | None = None
+        self._error = None
         self._listener: Callable[[], None] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -263,7 +171,7 @@ class Journal:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _io_error("create", path, exc) from exc
+            raise io_error("create", path, exc) from exc
         lock_fd = cls._lock(path)
         try:
             owner = OwnerLease.acquire(path, beat=owner_beat, host=host)
@@ -272,17 +180,17 @@ class Journal:
             raise
         except OSError as exc:
             cls._unlock(lock_fd)
-            raise _io_error("take the owner lease of", path, exc) from exc
+            raise io_error("take the owner lease of", path, exc) from exc
         except BaseException:
             cls._unlock(lock_fd)
             raise
         try:
             contents, good_end = JournalContents(), 0
-            existed = _check_is_journal(path)
+            existed = check_is_journal(path)
             if resume and existed:
                 contents, good_end = read_journal(path, keys)
             if resume and contents.function is not None:
-                _check_same_function(path, contents.function, function)
+                check_same_function(path, contents.function, function)
             fd, appender = open_appender(path, good_end, mapped=mapped)
             if not existed:
                 fsync_directory(path.parent)
@@ -293,7 +201,7 @@ class Journal:
         except OSError as exc:
             owner.release()
             cls._unlock(lock_fd)
-            raise _io_error("open", path, exc) from exc
+            raise io_error("open", path, exc) from exc
         except BaseException:
             owner.release()
             cls._unlock(lock_fd)
@@ -309,7 +217,7 @@ class Journal:
             compression=compression,
         )
         meta = {"function": function, "pid": os.getpid()}
-        journal._append(_encode(KIND_OPEN, "", "none", json.dumps(meta).encode("utf-8")))
+        journal._append(encode_record(KIND_OPEN, "", "none", json.dumps(meta).encode("utf-8")))
         return journal, contents
 
     @staticmethod
@@ -323,7 +231,7 @@ class Journal:
                 lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
             )
         except OSError as exc:
-            raise _io_error("create the lock file of", path, exc) from exc
+            raise io_error("create the lock file of", path, exc) from exc
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -340,7 +248,7 @@ class Journal:
                     exc.strerror or exc,
                 )
                 return None
-            raise _io_error("lock", path, exc) from exc
+            raise io_error("lock", path, exc) from exc
         return lock_fd
 
     @staticmethod
@@ -357,57 +265,6 @@ class Journal:
         """Call ``listener()`` (from the journal thread) whenever ``durable_seq`` advances."""
         self._listener = listener
 
-    def append_done(self, key: str, value: Any) -> int:
-        """Record ``key`` as done with ``value``; returns the record's sequence number.
-
-        Raises:
-            pickle.PicklingError, TypeError, AttributeError: ``value`` cannot be pickled
-                (nothing is written).
-            CheckpointError: The write failed.
-        """
-        body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        if len(body) < _JOIN_BELOW:  # the common case, kept short: it runs once per item
-            key_bytes = key.encode("utf-8")
-            head = _HEAD.pack(KIND_DONE, 4, len(key_bytes)) + key_bytes + b"none" + body
-            return self._append_one(_HEADER.pack(MAGIC, len(head), zlib.crc32(head)) + head)
-        codec = "none"
-        if len(body) > COMPRESS_ABOVE and self._compression != "none":
-            codec, body = compress(body, self._compression)
-        return self._append(_encode(KIND_DONE, key, codec, body))
-
-    def append_failed(self, key: str, failure: dict[str, Any]) -> int:
-        """Record ``key`` as failed; returns the record's sequence number."""
-        return self._append(_encode(KIND_FAILED, key, "none", json.dumps(failure).encode()))
-
-    def _append(self, record: tuple[list[bytes], int]) -> int:
-        parts, total = record
-        if len(parts) == 1:
-            return self._append_one(parts[0])
-        if self._error is not None:
-            raise _io_error("sync", self.path, self._error) from self._error
-        try:
-            self._appender.append_parts(parts, total)
-        except OSError as exc:
-            raise _io_error("append to", self.path, exc) from exc
-        self._written += 1
-        if not self._fsync:
-            self._durable = self._written
-        return self._written
-
-    def _append_one(self, data: bytes) -> int:
-        # The once-per-item path, written out rather than shared with _append: routing
-        # both through one helper measured 160 ns more per record (1.33 -> 1.49 us).
-        if self._error is not None:
-            raise _io_error("sync", self.path, self._error) from self._error
-        try:
-            self._appender.append(data)
-        except OSError as exc:
-            raise _io_error("append to", self.path, exc) from exc
-        self._written += 1
-        if not self._fsync:
-            self._durable = self._written
-        return self._written
-
     def sync(self) -> None:
         """Make every record appended so far durable, now, in the calling thread.
 
@@ -415,12 +272,12 @@ class Journal:
             CheckpointError: fsync failed (here or in the journal thread).
         """
         if self._error is not None:
-            raise _io_error("sync", self.path, self._error) from self._error
+            raise io_error("sync", self.path, self._error) from self._error
         if self._closed or not self._fsync:
             return
         self._commit()
         if self._error is not None:
-            raise _io_error("sync", self.path, self._error) from self._error
+            raise io_error("sync", self.path, self._error) from self._error
 
     def _commit(self) -> None:
         target = self._written
@@ -487,7 +344,7 @@ class Journal:
                 self._owner.release()
             self._unlock(self._lock_fd)
         if self._error is not None:
-            raise _io_error("sync", self.path, self._error) from self._error
+            raise io_error("sync", self.path, self._error) from self._error
 
     def __enter__(self) -> Journal:
         return self

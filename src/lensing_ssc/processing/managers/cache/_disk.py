@@ -29,13 +29,15 @@ instead of failing a read.
 Keys reach this module already encoded (:mod:`._keys`); statistics are per process, with
 cumulative totals of every process kept in the index for ``lensing-ssc cache stats`` (and,
 counted from when a tier opened, for the run's status).
+
+This module opens the tier, carries it across forks, writes and removes entries, and keeps
+it tidy; the read side, lookups and the statistics, is :mod:`._disk_reads`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import secrets
 import sqlite3
 import time
@@ -48,21 +50,12 @@ from lensing_ssc.core.io import fsync_directory, hash_bytes
 
 from ._connection import INDEX_NAME, VALUES_DIR, IndexAccess
 from ._damage import is_index_damaged
+from ._disk_reads import DiskReads
 from ._filesystem import filesystem_type
-from ._index import Row, Victim
+from ._index import Victim
 from ._reclaim import ORPHAN_AGE, Room
 from ._reserve import ENTRY_OVERHEAD, SpaceGuard, is_disk_full, suppress_disk_full
-from ._stats import SharedStats, TierStats
-from ._values import (
-    CorruptEntry,
-    Encoded,
-    MemoryMap,
-    decode_value,
-    encode_value,
-    read_value_file,
-    verify_digest,
-    write_value_file,
-)
+from ._values import Encoded, MemoryMap, encode_value, write_value_file
 
 __all__ = ["INDEX_NAME", "DiskTier", "Outcome"]
 
@@ -81,7 +74,7 @@ class Outcome(enum.Enum):
     NO_ROOM = "no room"  # the filesystem is short of its free-space reserve, or full
 
 
-class DiskTier:
+class DiskTier(DiskReads):
     """A directory of cached values with a SQLite index, safe across processes.
 
     Args:
@@ -183,95 +176,6 @@ class DiskTier:
     def journal_mode(self) -> str:
         """The index's SQLite journal mode in this process: ``"wal"`` or ``"delete"``."""
         return self._access.journal_mode
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        """Count for this process and for the index's totals (lock held)."""
-        setattr(self, name, getattr(self, name) + amount)
-        self._access.count(name, amount)
-
-    def _unlink(self, victims: Sequence[Victim]) -> None:
-        for victim in victims:
-            if victim.file is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._values / victim.file)
-
-    # -- reading ------------------------------------------------------------------------
-    def get(self, key: bytes, *, count: bool = True) -> tuple[Any, Row] | None:
-        """The value stored under ``key`` and its row, or ``None``.
-
-        Args:
-            key: The canonical encoding of the key.
-            count: Count the hit or miss and the access (``False`` for polling).
-        """
-        for _ in range(3):  # a value file may be replaced between reading its row and it
-            with self._locked as index:
-                row = index.find(key)
-            if row is None:
-                break
-            if row.expires is not None and row.expires <= time.time():
-                with suppress_disk_full():  # else it stays, a miss, until there is room
-                    with self._write as (index, conn):
-                        removed = index.delete_row(conn, row)
-                        if removed:
-                            self._count("expirations")
-                    self._unlink(removed)
-                break
-            try:
-                value = self._load(row)
-            except FileNotFoundError:
-                with self._locked as index:
-                    if index.find(key) != row:
-                        continue  # replaced meanwhile: read the new entry
-                self._drop(row)
-                break
-            except CorruptEntry:
-                self._drop(row)
-                break
-            if not count:
-                return value, row
-            with self._lock:
-                self._count("hits")
-                due = self._access.record_read(key)
-            if due:
-                with suppress_disk_full():  # the batch is dropped: access times can wait
-                    self._access.flush()
-            return value, row
-        if count:
-            with self._lock:
-                self._count("misses")
-        return None
-
-    def _load(self, row: Row) -> Any:
-        if row.inline is not None:
-            if not verify_digest(row.inline, row.digest):
-                raise CorruptEntry("inline value fails its digest")
-            return decode_value(row.kind, row.codec, row.meta, row.inline)
-        if row.file is None:
-            raise CorruptEntry("entry has neither an inline value nor a value file")
-        return read_value_file(
-            self._values / row.file,
-            kind=row.kind,
-            codec=row.codec,
-            meta=row.meta,
-            size=row.size,
-            digest=row.digest,
-            memory_map=self.memory_map,
-        )
-
-    def _drop(self, row: Row) -> None:
-        """Remove a row found unreadable; on a full disk it stays, read as a miss each time."""
-        with suppress_disk_full():
-            self._remove(row)
-
-    def _remove(self, row: Row) -> None:
-        with self._write as (index, conn):
-            removed = index.delete_row(conn, row)
-        self._unlink(removed)
-
-    def contains(self, key: bytes) -> bool:
-        """Whether ``key`` has an entry that has not expired (its value is not read)."""
-        with self._locked as index:
-            return index.contains(key, time.time())
 
     # -- writing ------------------------------------------------------------------------
     def put(
@@ -424,10 +328,6 @@ class DiskTier:
         self._unlink(removed)
         return len(removed)
 
-    def flush(self) -> None:
-        """Write batched access times and counters to the index now."""
-        self._access.flush()
-
     # -- upkeep -------------------------------------------------------------------------
     def sweep(self, *, orphan_age: float = ORPHAN_AGE) -> int:
         """Remove value files no entry refers to and temporary files of dead writers.
@@ -440,48 +340,6 @@ class DiskTier:
             The number of files removed.
         """
         return self._room.sweep(orphan_age=orphan_age)
-
-    # -- reporting ----------------------------------------------------------------------
-    def stats(self) -> TierStats:
-        """This process's counters, and the bytes and entries the directory holds."""
-        with self._locked as index:
-            totals = index.totals()
-            return TierStats.build(
-                "disk",
-                self.hits,
-                self.misses,
-                evictions=self.evictions + self._room.evictions,
-                expirations=self.expirations + self._room.expirations,
-                rejected=self.rejected + self._room.rejected,
-                bytes=totals["bytes"],
-                entries=totals["entries"],
-                max_bytes=self.max_bytes,
-                max_entries=None,
-            )
-
-    def shared_stats(self) -> SharedStats:
-        """Lookups of every process sharing the directory since this tier opened.
-
-        The index's counters, plus this process's not yet written, less what they were at
-        opening. Other processes' lookups arrive with their batched writes (at most a
-        second or so late) and when their caches close.
-        """
-        with self._locked as index:
-            totals = index.totals()
-            pending = dict(self._access.counts)
-        hits, misses = (
-            max(0, totals[name] + pending[name] - self._opened_with[name])
-            for name in ("hits", "misses")
-        )
-        return SharedStats.build(hits, misses, since=self._opened)
-
-    def totals(self) -> dict[str, Any]:
-        """Cumulative counters of every process, bytes, entries and entries per tag."""
-        self.flush()
-        with self._locked as index:
-            totals: dict[str, Any] = index.totals()
-            totals["tags"] = index.tag_counts()
-        return totals
 
     def close(self) -> None:
         """Flush batched reads (unless the disk is full) and close."""
