@@ -2,10 +2,11 @@
 
 Usage: ``python cluster_job.py RUN_DIR SCHEDULER ITEMS SECONDS TAG`` (``SCHEDULER``:
 an address or a scheduler file, or ``serial`` to run here). Each item ``i`` leaves a
-marker ``RUN_DIR/markers/<TAG>-<i>-<uuid>.json`` when it starts, saying on which host it
-ran and whether it could see this driver's temporary directory, then works ``SECONDS``
-and returns numbers that depend on ``i`` only. The results go to ``RUN_DIR/results.pkl``
-(pickled, for a byte-for-byte comparison); exit status 0, 1 with failed items.
+marker ``RUN_DIR/markers/<TAG>-<i>-<uuid>.json`` (whole, or not at all) when it starts,
+saying on which host it ran and whether it could see this driver's temporary directory,
+then works ``SECONDS`` and returns numbers that depend on ``i`` only. The results go to
+``RUN_DIR/results.pkl`` (pickled, for a byte-for-byte comparison); exit status 0, 1 with
+failed items.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def work(item: tuple[int, str, str, float, str]) -> list[float]:
     """Leave a marker of where item ``i`` runs, work, return numbers of ``i`` alone."""
     index, markers, driver_tmp, seconds, tag = item
     where = {"index": index, "host": socket.gethostname(), "sees": os.path.isdir(driver_tmp)}
-    Path(markers, f"{tag}-{index}-{uuid.uuid4().hex}.json").write_text(json.dumps(where))
+    # Written whole, then renamed: the test reads the markers while items run, and kills
+    # workers; it must never see a marker that is there but not written yet.
+    name = f"{tag}-{index}-{uuid.uuid4().hex}"
+    partial = Path(markers, f".{name}.partial")
+    partial.write_text(json.dumps(where))
+    partial.replace(Path(markers, f"{name}.json"))
     time.sleep(seconds)
     return [math.sin(index * (k + 1)) * math.exp(-k / (index + 1)) for k in range(16)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import multiprocessing
 import os
@@ -23,7 +24,8 @@ distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (installed with distributed)
 import dask  # noqa: E402
 
-from lensing_ssc.core.base.exceptions import InterruptedRunError  # noqa: E402
+from lensing_ssc.core.base.exceptions import ConfigError, InterruptedRunError  # noqa: E402
+from lensing_ssc.processing.managers.log import LogManager  # noqa: E402
 from lensing_ssc.processing.runner import RunnerHooks, TaskRunner  # noqa: E402
 
 JOB = Path(__file__).with_name("runner_job.py")
@@ -80,6 +82,17 @@ def worker_settings(_: int) -> tuple[bool, str]:
         dask.config.get("distributed.worker.profile.enabled"),
         str(dask.config.get("distributed.admin.tick.interval")),
     )
+
+
+class Messages(logging.Handler):
+    """Keeps the message of each record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
@@ -227,20 +240,11 @@ def test_a_borrowed_cluster_keeps_its_own_dask_settings(client: distributed.Clie
     assert settings == {(True, "20ms")}
 
 
-@pytest.mark.parametrize(
-    ("method", "from_server"),
-    [
-        (None, True),
-        # forking a long-lived test process (threads of earlier tests) can fail to start
-        # the Nanny's worker: the reason mp_context="fork" is opt-in
-        pytest.param("fork", False, marks=pytest.mark.slow),
-        ("spawn", False),
-    ],
-)
+@pytest.mark.parametrize(("method", "from_server"), [(None, True), ("spawn", False)])
 def test_the_local_cluster_starts_its_workers_from_a_fork_server_unless_told(
     method: str | None, from_server: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """By default workers fork from a fork server; mp_context="fork" forks this process."""
+    """By default workers fork from a fork server; mp_context="spawn" starts them afresh."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("this platform has no fork server")
     marker = types.ModuleType(MARKER_MODULE)
@@ -251,10 +255,57 @@ def test_the_local_cluster_starts_its_workers_from_a_fork_server_unless_told(
         seen = set(runner.map(fork_marker, range(8)).results)
         during = dask.config.get("distributed.worker.multiprocessing-method")
     assert os.getpid() not in {pid for pid, _, _ in seen}
-    # A fork server's children are not this process's; only a fork of it has the marker.
+    # A fork server's children are not this process's, and neither copied its modules.
     assert {parent != os.getpid() for _, parent, _ in seen} == {from_server}
-    assert {token for _, _, token in seen} == {marker.token if method == "fork" else None}
+    assert {token for _, _, token in seen} == {None}
     assert during == before  # the start method was Dask's setting only while it started
+
+
+@pytest.mark.parametrize(
+    "fork", ["fork", multiprocessing.get_context("fork")], ids=["name", "context"]
+)
+def test_the_local_cluster_refuses_to_fork_its_workers_from_this_process(fork: Any) -> None:
+    """mp_context="fork" for the local cluster is a ConfigError naming the fix; no worker."""
+    children_before = set(multiprocessing.active_children())  # the module's cluster's
+    with (
+        TaskRunner("dask", max_workers=2, mp_context=fork) as runner,
+        pytest.raises(ConfigError) as info,
+    ):
+        runner.map(square, range(4))
+    error = info.value
+    assert (error.field, error.value) == ("mp_context", "fork")
+    assert error.message.startswith("the local Dask cluster cannot fork its workers")
+    assert "Python 3.12 deprecates" in error.message
+    assert error.hint is not None
+    assert error.hint.startswith("leave mp_context unset")
+    assert set(multiprocessing.active_children()) <= children_before  # nothing started
+
+
+def test_dask_client_warnings_go_to_the_run_log_while_the_runner_holds_its_client(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    """Dask's client warnings reach the run's log, not Dask's stderr handler, while the
+    runner holds a Client it opened; afterwards Dask's handler has them again."""
+    dask_log = distributed.client.logger
+    to_dask = Messages()  # beside Dask's own handler, which prints on stderr
+    dask_log.addHandler(to_dask)
+    log_file = tmp_path / "run.log"
+    try:
+        with (
+            LogManager(file_path=log_file, format_type="json"),
+            TaskRunner("dask", scheduler_address=client.scheduler.address) as runner,
+        ):
+            assert runner.map(square, range(4)).results == [0, 1, 4, 9]
+            # What Dask logs when a worker dies before a result is fetched.
+            dask_log.warning("Couldn't gather %s keys, rescheduling %s", 1, ("square-1",))
+        dask_log.warning("a warning of the user's own Client")
+    finally:
+        dask_log.removeHandler(to_dask)
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    gathers = [r for r in records if r["message"].startswith("Couldn't gather")]
+    assert [(r["logger"], r["level"]) for r in gathers] == [("distributed.client", "WARNING")]
+    assert to_dask.messages == ["a warning of the user's own Client"]
+    assert client.status == "running"
 
 
 def test_the_local_clusters_workers_ignore_a_ctrl_c() -> None:

@@ -108,12 +108,16 @@ def _markers(run_dir: Path, tag: str) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in (run_dir / "markers").glob(f"{tag}-*.json")]
 
 
-def _wait(what: str, ready: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    """Wait until ``ready()``, the process still running; fail after 90 s."""
+def _wait(
+    what: str, ready: Callable[[], bool], proc: subprocess.Popen[str], cluster: DaskProcesses
+) -> None:
+    """Wait until ``ready()``, the process still running; fail after 90 s, with the logs."""
     deadline = time.monotonic() + 90
     while not ready():
-        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no {what} within 90 s"
+        assert proc.poll() is None, (
+            f"the run ended before {what}: {proc.communicate()}\n{cluster.describe()}"
+        )
+        assert time.monotonic() < deadline, f"no {what} within 90 s\n{cluster.describe()}"
         time.sleep(0.02)
 
 
@@ -132,7 +136,6 @@ def _completed(journal: Path) -> int:
     return read_journal_summary(journal).completed if journal.exists() else 0
 
 
-@pytest.mark.slow  # namespaced workers failed to register within 60 s once in a full-suite run
 def test_ctx_map_on_other_nodes_survives_a_killed_worker_and_driver_redoing_nothing(
     start_dask: Callable[..., DaskProcesses],
     node: Callable[[int], Sequence[str]],
@@ -163,9 +166,9 @@ def test_ctx_map_on_other_nodes_survives_a_killed_worker_and_driver_redoing_noth
         started = _markers(run_dir, "first")
         return len(started) >= 6 and any(m["host"] == "node-1" for m in started)
 
-    _wait("6 items started, some on node-1", node_1_busy, first)
+    _wait("6 items started, some on node-1", node_1_busy, first, cluster)
     children.sigkill(cluster.workers[0])  # node-1, most likely with an item running
-    _wait("14 items saved", lambda: _completed(journal) >= 14, first)
+    _wait("14 items saved", lambda: _completed(journal) >= 14, first, cluster)
     children.sigkill(first)
     saved = _completed(journal)
     assert saved < ITEMS
@@ -177,7 +180,7 @@ def test_ctx_map_on_other_nodes_survives_a_killed_worker_and_driver_redoing_noth
         text=True,
         timeout=120,
     )
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, f"{again.stderr}\n{cluster.describe()}"
     rerun = [m["index"] for m in _markers(run_dir, "second")]
     assert len(rerun) == len(set(rerun)) == ITEMS - saved  # nothing saved ran again
     assert _completed(journal) == ITEMS
@@ -294,14 +297,13 @@ def test_cli_exits_3_with_one_line_on_a_lost_scheduler_and_a_new_cluster_finishe
     assert len(rerun) == len(set(rerun)) == total - saved > 0  # nothing saved ran again
 
 
-@pytest.mark.slow  # Dask's own gather traceback reaches stderr in about one run in three
 def test_cli_without_workers_for_the_configured_grace_exits_3_with_one_line(
     start_dask: Callable[..., DaskProcesses],
     tmp_path: Path,
     children: Any,
     wait_for_patches: WaitForPatches,
 ) -> None:
-    """LENSING_SSC_PIPELINE__NO_WORKERS_TIMEOUT=1 and every worker killed: exit 3, one line."""
+    """LENSING_SSC_PIPELINE__NO_WORKERS_TIMEOUT=1, every worker killed: exit 3, the stop alone."""
     run_dir = tmp_path / "run"
     config = _pipeline_config(tmp_path, run_dir)
     cluster = start_dask(workers=2)
@@ -318,10 +320,12 @@ def test_cli_without_workers_for_the_configured_grace_exits_3_with_one_line(
     _, err = first.communicate(timeout=120)
     assert first.returncode == 3, err
     assert time.monotonic() - killed < 30  # the configured second, not the default minute
-    said = [line for line in err.splitlines() if "had no workers" in line]
-    assert len(said) == 1, err
-    assert said[0].startswith(
+    # The command's report alone: what Dask says of the results lost with the workers (a
+    # gather to reschedule, its cancelled tasks) is for the run's log, not the terminal.
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(
         f"stopped: run 'patches' stopped (the Dask cluster at {cluster.address} had no workers "
-    )
-    assert "Traceback" not in err
+    ), err
+    assert lines[1] == "finished work is saved; run the same command again to continue", err
     assert read_journal_summary(run_dir / "tasks" / "patches.journal").failed == 0

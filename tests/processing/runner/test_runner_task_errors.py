@@ -192,6 +192,8 @@ def dask_client() -> Iterator[Any]:
             threads_per_worker=2,
             processes=True,
             dashboard_address=None,
+            # The scheduler's HTTP port (/health) would be 8787, taken by any other cluster.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.CRITICAL,
         )
     with cluster, distributed.Client(cluster, set_as_default=False) as client:

@@ -13,12 +13,17 @@ for it raises ``ModuleNotFoundError`` naming the extra.
   (:func:`~._executors.dask_start_method`): a single-threaded process, started once per
   process before ``distributed`` is imported here, that preloads ``distributed`` and this
   package's modules and forks each worker, which then starts in a fraction of a second
-  instead of importing them afresh (~2 s of CPU each, as Dask's default ``spawn`` does).
-  ``mp_context`` chooses another start method (``"fork"``: forks of this process). A
-  worker the Nanny starts again after a death starts Dask's default way: the start method
-  is a setting of the whole process, set only while the cluster starts. Every worker
-  ignores SIGINT, as pool workers do (a Ctrl-C reaches the whole process group; the runner
-  decides), and forgets signal handlers a fork copied from this process (:func:`dask_setup`).
+  instead of importing them afresh (~2 s of CPU each, as Dask's default ``spawn`` does);
+  what each worker would still read as it starts, the server reads once for all
+  (:mod:`._fork_warmup`). Its workers share this machine's cores, and say so
+  (``workers_per_core``): the scheduling loop sizes their tasks by the work they do, not
+  by how long they take while other workers hold the cores (:mod:`._engine`).
+  ``mp_context="spawn"`` starts them afresh; ``"fork"`` is refused with a ``ConfigError``
+  (:data:`_FORK_REFUSED` says why). A worker the Nanny starts again after a death starts
+  Dask's default way: the start method is a setting of the whole process, set only while
+  the cluster starts. Every worker ignores SIGINT, as pool workers do (a Ctrl-C reaches the
+  whole process group; the runner decides), and forgets signal handlers a fork copied from
+  this process (:func:`dask_setup`).
 - ``scheduler_address``: join a running cluster (``dask scheduler``, ``dask-jobqueue``); the
   runner owns only its Client. A scheduler that does not answer within Dask's connect
   timeout (``distributed.comm.timeouts.connect``) is a ``ConfigError`` naming the address.
@@ -43,6 +48,12 @@ Two faults of the cluster end a run like a graceful stop rather than as failed i
 and a cluster without workers for longer than ``no_workers_timeout`` seconds (a warning is
 logged once when the wait begins).
 
+Each task's result is fetched on the Client's event loop as soon as the task ends, never
+under a timeout that would cancel Dask's gather midway. While the runner holds a Client it
+opened, ``distributed``'s client logger writes to the runner's logger, so to the run's log
+file, not to stderr: a user of ``lensing-ssc run`` sees the run's one-line report of a
+fault, not Dask's lines about it. Both are in :mod:`._dask_client`.
+
 Workers' log records and progress counts reach the driver through Dask itself, never a
 local socket (a worker on another host cannot reach one): workers send them as events
 (``Worker.log_event``) and :meth:`DaskAdapter.listen` subscribes the driver's handlers to
@@ -58,12 +69,18 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
+from lensing_ssc.core.base.cpus import usable_cpus
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing.runner._adapter import Adapter
+from lensing_ssc.processing.runner._dask_client import (
+    CLIENT_LOG,
+    client_log_dropped,
+    fetch_when_done,
+)
 from lensing_ssc.processing.runner._worker import WorkerSetup
 
 try:
@@ -111,6 +128,16 @@ LOCAL_CLUSTER_CONFIG: dict[str, object] = {
 
 _START_METHOD = "distributed.worker.multiprocessing-method"
 
+_FORK_REFUSED = (
+    "the local Dask cluster cannot fork its workers from this process: Dask's Nanny forks "
+    "each one from a thread of its own while the cluster's event loop runs in another, and "
+    "a fork of a process with threads copies the locks they hold at that instant (a worker "
+    "hung at start-up in about 1 of 250 starts on a loaded machine; Python 3.12 deprecates "
+    "such forks) and this process's warning filters (under -W error, any warning a worker "
+    "gives while it starts ends it)"
+)
+"""Why ``mp_context="fork"`` is a ``ConfigError`` for the cluster the runner starts."""
+
 
 @dataclass(frozen=True)
 class ClusterWorker:
@@ -146,6 +173,7 @@ class DaskAdapter(Adapter):
     # A Dask task costs ~6 ms of CPU between client, scheduler and worker (measured with
     # no-op tasks on 2 cores); at 0.25 s per task that is ~2 % of the work, at 0.1 s 6 %.
     chunk_target = 0.25
+    task_overhead = 0.006
 
     def __init__(
         self,
@@ -161,10 +189,21 @@ class DaskAdapter(Adapter):
                 'the Dask executor needs the "dask" extra: pip install "lensing-ssc[dask]"',
                 name="distributed",
             )
+        if start_method == "fork" and client is None and scheduler_address is None:
+            raise ConfigError(
+                _FORK_REFUSED,
+                value="fork",
+                hint="leave mp_context unset: the workers then fork from a fork server that "
+                "preloads distributed and this package, as fast and single-threaded; or use "
+                '"spawn"',
+                field="mp_context",
+            )
         self.task_setup = setup
         self._given = client
         self._address = scheduler_address
         self._n_workers = n_workers
+        if client is None and scheduler_address is None:  # our cluster, on this machine's CPUs
+            self.workers_per_core = max(1.0, n_workers / usable_cpus())
         self._start_method = start_method
         self._client: Any = client
         self._cluster: Any = None
@@ -174,6 +213,8 @@ class DaskAdapter(Adapter):
         self._warned = False
         self._topics: dict[str, Callable[[Any], None]] = {}
         self._subscribed: Any = None  # the Client the topics are subscribed on
+        self._tasks: dict[Future[Any], Any] = {}  # each fetch's Dask future, until fetched
+        self._routes_log = False  # whether this adapter holds CLIENT_LOG
 
     def listen(self, topics: Mapping[str, Callable[[Any], None]]) -> None:
         """Subscribe each handler to its event topic, on this Client and each one started.
@@ -197,6 +238,9 @@ class DaskAdapter(Adapter):
         """The ``distributed.Client`` in use (started on first use)."""
         if self._client is None:
             self._start()
+            if not self._routes_log:
+                CLIENT_LOG.hold()
+                self._routes_log = True
         self._subscribe(self._client)
         return self._client
 
@@ -332,8 +376,23 @@ class DaskAdapter(Adapter):
         first = detail.strip().splitlines()[0] if detail.strip() else "connection closed"
         return f"lost the Dask scheduler at {self.scheduler_address}: {first}"
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False)
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Submit ``fn(*args)``; the future returned is done once its result is here.
+
+        The result is fetched as soon as the task ends, by a fetch nothing cancels
+        (:func:`~._dask_client.fetch_when_done`, which says why): a result lost with its
+        worker is waited for until it is computed again or :meth:`terminate` cancels the
+        task, while the scheduling loop goes on asking :meth:`fault`.
+        """
+        client = self.client
+        task = client.submit(fn, *args, pure=False)
+        fetched = fetch_when_done(client, task)
+        self._tasks[fetched] = task
+        fetched.add_done_callback(self._fetched)
+        return fetched
+
+    def _fetched(self, fetched: Future[Any]) -> None:
+        self._tasks.pop(fetched, None)  # the Dask future goes: its result is released
 
     def is_worker_death(self, exc: BaseException) -> bool:
         return isinstance(exc, distributed.KilledWorker)
@@ -350,7 +409,7 @@ class DaskAdapter(Adapter):
         After a lost scheduler there is nothing to cancel: the Client we opened is closed,
         so that the next run connects afresh (a user's Client is left as it is).
         """
-        pending = list(futures)
+        pending = [task for f in futures if (task := self._tasks.get(f)) is not None]
         client = self._client
         if client is not None and client.status not in _LIVE_CLIENT:
             if client is not self._given:
@@ -358,15 +417,11 @@ class DaskAdapter(Adapter):
             return
         # Cancelling tasks whose results are being fetched makes Dask log the interrupted
         # gather as an error with a traceback: the stop the run already reports in one line.
-        quiet = distributed.client.logger
-        quiet.addFilter(_drop_all)
-        try:
+        with client_log_dropped():
             if pending and client is not None:
                 client.cancel(pending)
             if self._cluster is not None:
                 self.close()
-        finally:
-            quiet.removeFilter(_drop_all)
 
     def close(self) -> None:
         client, cluster = self._client, self._cluster
@@ -384,14 +439,13 @@ class DaskAdapter(Adapter):
                 # Closing a Client that is reconnecting to a lost scheduler cancels its
                 # reconnection, which Dask logs as an error with a traceback: that is the
                 # fault the run already reports in one line.
-                quiet = distributed.client.logger  # the logger of the module that logs it
-                quiet.addFilter(_drop_all)
-                try:
+                with client_log_dropped():
                     client.close()
-                finally:
-                    quiet.removeFilter(_drop_all)
         if cluster is not None:
             cluster.close()
+        if self._routes_log:
+            self._routes_log = False
+            CLIENT_LOG.release()
 
 
 def dask_setup(worker: Any) -> None:
@@ -411,8 +465,3 @@ def dask_setup(worker: Any) -> None:
         if callable(handler):
             signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _drop_all(record: logging.LogRecord) -> bool:
-    """A logging filter that lets nothing through."""
-    return False
