@@ -25,19 +25,18 @@ start, workers ready, first results) and its ``close``, with the same for a proc
 the first in this process, which for Dask also starts the fork server its workers fork
 from (also paid once by each command; no round pays it either), then the median of more.
 
-Measured on 2 shared cores while other jobs kept the load average at 7 to 10 (the anchor
-gave only 1.12x, the ceiling 1.02x: the second core was mostly taken), medians:
+Measured on 2 shared cores (load average 4 to 8 with other jobs beside), medians:
 
-- ``--workers 2``, 5 rounds: serial 53.8 s, processes 46.8 s (0.91x serial), Dask 51.7 s
-  (0.88x serial); processes time / Dask time 1.00 (rounds 1.02, 0.74, 0.90, 1.00, 1.15).
-  Start-up: ``import distributed`` 1.05 s in a fresh interpreter; a 2-worker cluster's first
-  ``map`` 0.69 s and ``close`` 0.05 s (a process pool: 0.01 s and 0.00 s); the process's first
-  cluster, which also starts the fork server, ~2 s.
-- ``--workers 16``, 4 rounds (``--executors processes,dask``): processes 26.5 s, Dask 39.4 s;
-  processes time / Dask time 0.63 (rounds 0.58, 0.58, 0.68, 0.89): not met. A 16-worker
-  cluster's first ``map`` took 3.7 s (a pool's 0.14 s), and each of its 16 workers warms up
-  on its own (its maps' shared spectra, FFT buffers, its cache), where forked pool workers
-  inherit what the parent prepared.
+- ``--workers 2``, 5 rounds: serial 7.93 s, processes 4.94 s (1.60x serial), Dask 5.28 s
+  (1.51x serial); processes time / Dask time 0.96 (rounds 0.98, 0.97, 0.92, 0.94, 0.96);
+  anchor 1.83x, ceiling 1.98x. Start-up: ``import distributed`` 0.34 s in a fresh
+  interpreter; a 2-worker cluster's first ``map`` 0.11 s and ``close`` 0.03 s (a process
+  pool: 0.01 s and 0.00 s); the process's first cluster, which also starts the fork server,
+  1.01 s.
+- ``--workers 16``, 5 rounds (``--executors processes,dask``): processes 5.99 s, Dask 6.53 s;
+  processes time / Dask time 0.92 (rounds 0.92, 0.91, 0.93, 0.97, 0.90). A 16-worker
+  cluster's first ``map`` 0.49 s and ``close`` 0.09 s (a pool's 0.04 s and 0.02 s); the
+  process's first cluster 1.22 s.
 
 Usage::
 

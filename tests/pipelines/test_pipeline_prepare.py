@@ -1,8 +1,10 @@
-"""What the maps of a run share is computed once, before worker processes are forked."""
+"""What the maps of a run share is computed once: before worker processes are forked, or
+into the run's cache for workers that are not forks of the run's process."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -15,8 +17,10 @@ from lensing_ssc.analysis import HalofitConvergenceSpectrum, lognormal_field
 from lensing_ssc.analysis import fields as fields_module
 from lensing_ssc.analysis.fields import prepare_field
 from lensing_ssc.core.base.exceptions import AnalysisError
-from lensing_ssc.pipelines import PipelineSection
+from lensing_ssc.pipelines import PipelineConfig, PipelineSection
 from lensing_ssc.pipelines._inputs import plan_maps, prepare_maps
+from lensing_ssc.pipelines._tasks import MapStore, MapWorker
+from lensing_ssc.processing.managers import CacheManager
 
 _SECTION = PipelineSection.model_validate(
     {"synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 3}}
@@ -30,8 +34,7 @@ def test_a_process_forked_after_prepare_maps_draws_its_maps_without_recomputing_
     """A worker forked after prepare_maps draws identical maps without evaluating the spectrum."""
     maps = plan_maps(_SECTION)
     expected = [task.source.load() for task in maps]
-    fields_module._lognormal_plan.cache_clear()
-    fields_module._cached_amplitude.cache_clear()
+    fields_module._plans.clear()
     prepare_maps(maps)
     read, write = os.pipe()
     pid = os.fork()
@@ -65,9 +68,9 @@ def test_prepared_fields_are_the_fields_drawn_without_preparing() -> None:
     """Preparing a field plan ahead does not change the field a seed draws."""
     model = HalofitConvergenceSpectrum()
     shift = -model.minimum_convergence()
-    fields_module._lognormal_plan.cache_clear()
+    fields_module._plans.clear()
     cold = lognormal_field(64, 2.0, model, np.random.default_rng(5), shift=shift)
-    fields_module._lognormal_plan.cache_clear()
+    fields_module._plans.clear()
     prepare_field(64, 2.0, model, shift=shift)
     warm = lognormal_field(64, 2.0, model, np.random.default_rng(5), shift=shift)
     np.testing.assert_array_equal(warm, cold)
@@ -165,3 +168,86 @@ def test_worker_tasks_import_nothing_the_pipeline_module_did_not(tmp_path: Path)
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+_DRAW_IN_A_FRESH_PROCESS = """
+import pickle, sys
+import numpy as np
+from lensing_ssc.analysis import fields
+
+def refuse(*args):
+    raise RuntimeError("the spectrum was evaluated")
+
+fields.spectrum_on_grid = refuse
+from lensing_ssc.pipelines._tasks import MapWorker
+with open(sys.argv[1], "rb") as fh:
+    store, maps = pickle.load(fh)
+expected = np.load(sys.argv[2])
+try:
+    for task, want in zip(maps, expected, strict=True):
+        MapWorker(store)(task)
+        assert np.array_equal(store.patches(task)[0], want), task.map_id
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+else:
+    print("same maps")
+"""
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_worker_that_is_no_fork_draws_its_maps_from_the_plans_the_run_shared(
+    tmp_path: Path, shared: bool
+) -> None:
+    """A fresh process draws identical maps from the plans the run's process put in the run's
+    cache, without evaluating the spectrum; without sharing it would have to evaluate it."""
+    config = PipelineConfig(
+        run_dir=tmp_path / "run",
+        pipeline={"synthetic": {"patch_pixels": 64, "patches_per_side": 2, "n_large_fields": 2}},
+    )
+    maps = plan_maps(config.pipeline)
+    expected = np.stack([task.source.load() for task in maps])
+    with CacheManager(config=config) as cache:
+        store = MapStore(config, cache)
+        if shared:
+            store.share_plans(maps)
+        with open(tmp_path / "store.pkl", "wb") as fh:
+            pickle.dump((store, maps), fh)
+        np.save(tmp_path / "expected.npy", expected)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _DRAW_IN_A_FRESH_PROCESS,
+                str(tmp_path / "store.pkl"),
+                str(tmp_path / "expected.npy"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+    want = "same maps" if shared else "RuntimeError: the spectrum was evaluated"
+    assert out.stdout.strip() == want, out.stdout + out.stderr
+
+
+def test_a_recipe_that_cannot_be_shared_fails_its_map_tasks_not_the_run(tmp_path: Path) -> None:
+    """A spectrum table with bad values is not shared: each map task meets the AnalysisError."""
+    table = tmp_path / "bad.txt"
+    table.write_text("100 1e-9\n1000 -1e-9\n10000 1e-9\n")
+    config = PipelineConfig(
+        run_dir=tmp_path / "run",
+        pipeline={
+            "synthetic": {
+                "patch_pixels": 64,
+                "patches_per_side": 2,
+                "n_large_fields": 1,
+                "spectrum_table": str(table),
+            }
+        },
+    )
+    maps = plan_maps(config.pipeline)
+    with CacheManager(config=config) as cache:
+        store = MapStore(config, cache)
+        store.share_plans(maps)  # does not raise
+        with pytest.raises(AnalysisError, match="must be > 0"):
+            MapWorker(store)(maps[0])

@@ -11,13 +11,20 @@
 Pixels are point samples of the band-limited field (no pixel window); the ℓ = 0 mode is
 set to zero, so each Gaussian field has zero mean. Sub-patches of large fields and the
 matching periodic fields of an SSC study are built in :mod:`lensing_ssc.analysis.ssc`.
+
+What every field of one size, pixel size, spectrum and shift shares — the spectrum on the
+Fourier grid and, for a lognormal field, the Gaussian field's spectrum and variance — is a
+:class:`FieldPlan`, computed on the first draw and kept in the process for the next ones
+(:func:`prepare_field` computes it ahead, or keeps a plan another process computed).
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Hashable
-from functools import lru_cache
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,6 +34,7 @@ from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
+    "FieldPlan",
     "gaussian_correlation",
     "gaussian_field",
     "lognormal_field",
@@ -86,13 +94,90 @@ def _amplitude(n_pixels: int, pixel_size_arcmin: float, spectrum: Any) -> np.nda
     return amplitude
 
 
-_cached_amplitude = lru_cache(maxsize=16)(_amplitude)
+@dataclass(frozen=True, eq=False)
+class FieldPlan:
+    """What every field of one size, pixel size, spectrum and shift shares.
+
+    Plain arrays: a plan computed in one process can be stored (:meth:`packed`) and kept in
+    another (:func:`prepare_field` with ``plan=``), which then draws the same fields without
+    evaluating the spectrum.
+
+    Attributes:
+        amplitude: ``√(C / A_pix)`` on the rfft2 grid, ``(n, n // 2 + 1)``, read-only: of κ
+            for a Gaussian field, of the Gaussian field g behind κ for a lognormal one.
+        variance_g: σ_g², the variance of that g (lognormal); ``None`` for a Gaussian field.
+
+    Example:
+        >>> from lensing_ssc.analysis.spectra import HalofitConvergenceSpectrum
+        >>> plan = prepare_field(64, 2.0, HalofitConvergenceSpectrum())
+        >>> FieldPlan.unpack(plan.packed(), 64).amplitude.shape
+        (64, 33)
+    """
+
+    amplitude: np.ndarray
+    variance_g: float | None = None
+
+    def packed(self) -> np.ndarray:
+        """The plan as one read-only float64 array: σ_g² (NaN for none), then the amplitude."""
+        out = np.empty(1 + self.amplitude.size)
+        out[0] = math.nan if self.variance_g is None else self.variance_g
+        out[1:] = self.amplitude.ravel()
+        out.setflags(write=False)
+        return out
+
+    @classmethod
+    def unpack(cls, packed: np.ndarray, n_pixels: int) -> FieldPlan:
+        """The plan of an ``n_pixels``-wide field that :meth:`packed` made (its amplitude is
+        a read-only view of ``packed``).
+
+        Raises:
+            AnalysisError: ``packed`` is not a packed plan of that size.
+        """
+        n = _check_size(n_pixels)
+        shape = (n, n // 2 + 1)
+        values = np.asarray(packed)
+        if values.dtype != np.float64 or values.shape != (1 + shape[0] * shape[1],):
+            raise AnalysisError(
+                f"a packed field plan of {n}² pixels is {1 + shape[0] * shape[1]} float64 "
+                f"values, got {values.dtype} of shape {values.shape}",
+                value=values.shape,
+                hint="unpack with the n_pixels the plan was made for",
+            )
+        amplitude = values[1:].reshape(shape)
+        amplitude.setflags(write=False)
+        variance = float(values[0])
+        return cls(amplitude, None if math.isnan(variance) else variance)
 
 
-def _amplitude_for(n: int, pixel: float, spectrum: ConvergenceSpectrum) -> np.ndarray:
-    if isinstance(spectrum, Hashable):
-        return _cached_amplitude(n, pixel, spectrum)
-    return _amplitude(n, pixel, spectrum)  # an unhashable spectrum object: no caching
+# Plans of this process, oldest first, keyed (n, pixel, spectrum, shift or None).
+_MAX_PLANS = 16
+_plans: dict[tuple[Any, ...], FieldPlan] = {}
+_plans_lock = threading.Lock()
+
+
+def _keep(key: tuple[Any, ...], plan: FieldPlan) -> FieldPlan:
+    with _plans_lock:
+        _plans.pop(key, None)
+        _plans[key] = plan
+        while len(_plans) > _MAX_PLANS:
+            del _plans[next(iter(_plans))]
+    return plan
+
+
+def _plan(n: int, pixel: float, spectrum: Any, shift: float | None) -> FieldPlan:
+    """The kept plan, else one computed now (and kept, for a hashable spectrum)."""
+    if not isinstance(spectrum, Hashable):
+        return _make_plan(n, pixel, spectrum, shift)  # an unhashable spectrum object: not kept
+    key = (n, pixel, spectrum, shift)
+    plan = _plans.get(key)
+    return plan if plan is not None else _keep(key, _make_plan(n, pixel, spectrum, shift))
+
+
+def _make_plan(n: int, pixel: float, spectrum: Any, shift: float | None) -> FieldPlan:
+    if shift is None:
+        return FieldPlan(_amplitude(n, pixel, spectrum))
+    amplitude, variance_g = _lognormal_plan(n, pixel, spectrum, shift)
+    return FieldPlan(amplitude, variance_g)
 
 
 def _filtered_noise(
@@ -142,7 +227,7 @@ def gaussian_field(
     n = _check_size(n_pixels)
     pixel = check_pixel_size(pixel_size_arcmin)
     count = _check_count(n_fields)
-    return _filtered_noise(_amplitude_for(n, pixel, spectrum), n, count, rng)
+    return _filtered_noise(_plan(n, pixel, spectrum, None).amplitude, n, count, rng)
 
 
 def gaussian_correlation(xi_kappa: np.ndarray, shift: float) -> np.ndarray:
@@ -176,7 +261,6 @@ def shifted_lognormal(g: np.ndarray, variance_g: float, shift: float) -> np.ndar
     return g
 
 
-@lru_cache(maxsize=16)
 def _lognormal_plan(n: int, pixel: float, spectrum: Any, shift: float) -> tuple[np.ndarray, float]:
     pixel_area = (pixel * ARCMIN) ** 2
     cl = spectrum_on_grid(n, pixel, spectrum)
@@ -222,11 +306,10 @@ def lognormal_field(
     pixel = check_pixel_size(pixel_size_arcmin)
     count = _check_count(n_fields)
     lam = check_positive(shift, name="shift", hint="give the lognormal shift λ > 0, e.g. 0.05")
-    if isinstance(spectrum, Hashable):
-        amplitude, variance_g = _lognormal_plan(n, pixel, spectrum, lam)
-    else:  # an unhashable spectrum object: no caching
-        amplitude, variance_g = _lognormal_plan.__wrapped__(n, pixel, spectrum, lam)
-    return shifted_lognormal(_filtered_noise(amplitude, n, count, rng), variance_g, lam)
+    plan = _plan(n, pixel, spectrum, lam)
+    noise = _filtered_noise(plan.amplitude, n, count, rng)
+    # A plan kept under a shift is a lognormal one (prepare_field refuses others): it has σ_g².
+    return shifted_lognormal(noise, cast(float, plan.variance_g), lam)
 
 
 def prepare_field(
@@ -235,23 +318,46 @@ def prepare_field(
     spectrum: ConvergenceSpectrum,
     *,
     shift: float | None = None,
-) -> None:
-    """Compute and keep the Fourier amplitudes that fields of this size and spectrum share.
+    plan: FieldPlan | None = None,
+) -> FieldPlan:
+    """Compute and keep the :class:`FieldPlan` that fields of this size and spectrum share.
 
     :func:`gaussian_field` (``shift=None``) and :func:`lognormal_field` (``shift=λ``) do this
     on their first call and keep the result for later ones (for hashable spectra). Calling it
     ahead is useful before forking worker processes: they inherit the result instead of each
-    computing it again (for the halofit model, tens of milliseconds per process).
+    computing it again (for the halofit model, tens of milliseconds per process). Workers that
+    are not forks of this process can be given the plan instead: ``plan=`` keeps that one
+    without computing anything (it must be the plan of these arguments, computed elsewhere).
+
+    Returns:
+        The plan kept (or, for an unhashable spectrum, computed and not kept).
 
     Raises:
-        AnalysisError: Bad size, pixel size or shift, or a spectrum that returns bad values.
+        AnalysisError: Bad size, pixel size or shift, a spectrum that returns bad values, or a
+            ``plan`` of another size or kind (Gaussian for lognormal, or the reverse).
+
+    Example:
+        >>> from lensing_ssc.analysis.spectra import HalofitConvergenceSpectrum
+        >>> plan = prepare_field(64, 2.0, HalofitConvergenceSpectrum(), shift=0.03)
+        >>> prepare_field(64, 2.0, HalofitConvergenceSpectrum(), shift=0.03, plan=plan) is plan
+        True
     """
     n = _check_size(n_pixels)
     pixel = check_pixel_size(pixel_size_arcmin)
-    if not isinstance(spectrum, Hashable):
-        return  # nothing is kept for unhashable spectra
-    if shift is None:
-        _cached_amplitude(n, pixel, spectrum)
-    else:
+    lam = None
+    if shift is not None:
         lam = check_positive(shift, name="shift", hint="give the lognormal shift λ > 0, e.g. 0.05")
-        _lognormal_plan(n, pixel, spectrum, lam)
+    if plan is None:
+        return _plan(n, pixel, spectrum, lam)
+    want = (n, n // 2 + 1)
+    if plan.amplitude.shape != want or (plan.variance_g is None) != (lam is None):
+        kind = "Gaussian" if plan.variance_g is None else "lognormal"
+        raise AnalysisError(
+            f"a {kind} field plan of shape {plan.amplitude.shape} cannot serve "
+            f"{'Gaussian' if lam is None else 'lognormal'} fields of {n}² pixels",
+            value=plan.amplitude.shape,
+            hint="give the plan prepare_field returned for the same arguments",
+        )
+    if isinstance(spectrum, Hashable):
+        _keep((n, pixel, spectrum, lam), plan)
+    return plan

@@ -48,7 +48,7 @@ from lensing_ssc.analysis import (
     lognormal_field,
     patch_centers,
 )
-from lensing_ssc.analysis.fields import prepare_field
+from lensing_ssc.analysis.fields import FieldPlan, prepare_field
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.pipelines._config import HealpixSetSection, PipelineSection
@@ -65,6 +65,7 @@ __all__ = [
     "plan_comparisons",
     "plan_maps",
     "prepare_maps",
+    "synthetic_recipes",
 ]
 
 SET_CODES = {"subpatches": 0, "periodic": 1, "healpix": 2, "patches": 3}
@@ -191,7 +192,7 @@ class SyntheticMap:
         """The spectrum, the side of each drawn field and the lognormal shift (``None``:
         Gaussian)."""
         spectrum = _spectrum(self.cosmology, self.spectrum_table)
-        size = self.patch_pixels if self.periodic else self.patch_pixels * self.per_side
+        size = self.field_pixels
         if self.kind != "lognormal":
             return spectrum, size, None
         shift = self.shift
@@ -199,10 +200,17 @@ class SyntheticMap:
             shift = -HalofitConvergenceSpectrum(**dict(self.cosmology)).minimum_convergence()
         return spectrum, size, shift
 
-    def prepare(self) -> None:
-        """Compute what all maps of this recipe share (whatever their seed), in this process."""
+    @property
+    def field_pixels(self) -> int:
+        """Side of each drawn field: the large field's, or a patch's for periodic maps."""
+        return self.patch_pixels if self.periodic else self.patch_pixels * self.per_side
+
+    def prepare(self, plan: FieldPlan | None = None) -> FieldPlan:
+        """Compute what all maps of this recipe share (whatever their seed), in this process;
+        or keep ``plan``, computed for this recipe in another process
+        (:func:`lensing_ssc.analysis.fields.prepare_field`)."""
         spectrum, size, shift = self._recipe()
-        prepare_field(size, self.pixel_size_arcmin, spectrum, shift=shift)
+        return prepare_field(size, self.pixel_size_arcmin, spectrum, shift=shift, plan=plan)
 
     def load(self) -> np.ndarray:
         spectrum, size, shift = self._recipe()
@@ -642,11 +650,17 @@ def prepare_maps(maps: Sequence[MapTask]) -> None:
     A recipe that cannot be prepared (a spectrum table with bad values, say) is skipped:
     its map tasks meet the same error and record it per map, as without preparing.
     """
-    shared = {
-        replace(task.source, seed=()) for task in maps if isinstance(task.source, SyntheticMap)
-    }
-    for source in shared:
+    for source in synthetic_recipes(maps):
         try:
             source.prepare()
         except (AnalysisError, ConfigError):
             continue
+
+
+def synthetic_recipes(maps: Sequence[MapTask]) -> list[SyntheticMap]:
+    """The recipes of the synthetic maps among ``maps``, each once, without their seeds:
+    what maps differing only in their seed share (:meth:`SyntheticMap.prepare`)."""
+    recipes = dict.fromkeys(
+        replace(task.source, seed=()) for task in maps if isinstance(task.source, SyntheticMap)
+    )
+    return list(recipes)  # in the order of their first maps

@@ -32,6 +32,10 @@ class Adapter(ABC):
         kind: ``"threads"``, ``"processes"``, ``"dask"`` or ``"executor"`` (a user's).
         generation: Increases each time the executor is rebuilt after a worker died.
         chunk_target: Seconds of work per task that make the per-task overhead negligible.
+        task_overhead: Seconds of CPU a task costs beyond its items' own (0: negligible); the
+            loop then puts enough known-short items in each task to keep it a small share.
+        workers_per_core: Workers that share each core (a local cluster of more workers than
+            cores): an item's measured seconds are that many times the work it did.
         task_setup: Set-up each task carries, for workers the runner did not start.
         no_workers_timeout: Seconds a cluster may have no workers before that is a fault.
     """
@@ -39,6 +43,8 @@ class Adapter(ABC):
     kind: str = "executor"
     generation: int = 0
     chunk_target: float = 0.02
+    task_overhead: float = 0.0
+    workers_per_core: float = 1.0
     task_setup: WorkerSetup | None = None
     no_workers_timeout: float = 60.0
 

@@ -12,7 +12,12 @@ Whenever the loop kills workers, the processes their tasks started end with them
 
 The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
 or enough for about 0.1 s of queued work, at most 16), each a chunk of items
-(``chunksize``, or sized so a task lasts about the executor's ``chunk_target``). Futures
+(``chunksize``, or sized so a task holds about the executor's ``chunk_target`` of work,
+and, as the last items are spread over the workers, so that the executor's
+``task_overhead`` stays a small share of each task). Work is the items' measured time
+divided by the executor's ``workers_per_core``: on a machine with more workers than
+cores, an item takes that many times longer than the work it does. An executor with a
+per-task overhead first gets one single-item task per worker, to measure the items. Futures
 report back through a queue fed by their done-callbacks; the journal's commit thread posts
 to the same queue, so durable completions are reported without polling. What a worker
 carries back beside a task's outcomes (:attr:`~._worker.UnitReport.carried`) goes to
@@ -73,6 +78,11 @@ _POLL = 0.1
 _MAX_CHUNK = 1000
 _QUEUED_SECONDS = 0.1
 _MAX_TASKS_PER_WORKER = 16
+# A task of items of known length holds enough of them that the executor's per-task
+# overhead is at most this share of its work, even as the last items are spread over the
+# workers: the pipeline's patches (~10 ms of work each) on a Dask cluster (~6 ms a task)
+# end three to a task rather than one, and no worker waits on a longer task than ~30 ms.
+_OVERHEAD_SHARE = 0.2
 # Seconds the loop first waits for a done task's result, doubled at each further wait. A
 # Dask result still lives on its worker when the task is reported done; if that worker
 # dies meanwhile, fetching it waits for it to be computed again, forever on a cluster left
@@ -180,12 +190,20 @@ def _pause(delay: float, should_stop: StopCheck | None) -> str | None:
 
 @dataclass
 class ChunkSizer:
-    """Items per task: fixed, or sized from measured item times to last ``target`` seconds."""
+    """Items per task: fixed, or sized from measured item times to hold ``target`` seconds
+    of work.
+
+    ``overhead`` is what each task costs beyond its items (:attr:`Adapter.task_overhead`);
+    ``sharing`` the workers that share each core (:attr:`Adapter.workers_per_core`), by
+    which an item's measured time is divided to give its work.
+    """
 
     fixed: int | None
     target: float
     mean: float | None = None
     task_mean: float | None = None
+    overhead: float = 0.0
+    sharing: float = 1.0
 
     def observe(self, seconds: float, count: int) -> None:
         """Fold a task's measured time (per item and per task) into the running means."""
@@ -197,24 +215,31 @@ class ChunkSizer:
         """Tasks to keep submitted per worker: at least 2, and ~0.1 s of queued work.
 
         The queued work is what a worker runs while the runner is slow to hand it more (on
-        a loaded machine the runner's own process waits for a core too).
+        a loaded machine the runner's own process waits for a core too; where workers share
+        cores, a hand-off takes ``sharing`` times longer, and as much more is queued). Before
+        any task has been measured: 2, or 1 where each task has an overhead (its items are
+        sized once the first one is back).
         """
         if self.task_mean is None:
-            return 2
+            return 1 if self.overhead > 0 else 2
+        queued = _QUEUED_SECONDS * max(self.sharing, 1.0)
         return max(
             2,
-            min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(_QUEUED_SECONDS / max(self.task_mean, 1e-6))),
+            min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(queued / max(self.task_mean, 1e-6))),
         )
 
     def size(self, remaining: int, workers: int) -> int:
-        """Items for the next task, leaving enough tasks to keep every worker busy."""
+        """Items for the next task, leaving enough tasks to keep every worker busy, but
+        never so few that the per-task overhead passes its share of the task."""
         if self.fixed is not None:
             return self.fixed
         if self.mean is None:
             return 1
-        wanted = int(self.target / max(self.mean, 1e-9))
+        work = max(self.mean, 1e-9) / max(self.sharing, 1.0)
+        wanted = int(self.target / work)
         spread = remaining // (2 * max(workers, 1))
-        return max(1, min(wanted, spread, _MAX_CHUNK))
+        floor = math.ceil(self.overhead / (_OVERHEAD_SHARE * work))
+        return max(1, min(max(spread, floor), wanted, _MAX_CHUNK))
 
 
 @dataclass
@@ -401,7 +426,12 @@ def run_parallel(
         items,
         adapter,
         policy,
-        ChunkSizer(chunksize, adapter.chunk_target),
+        ChunkSizer(
+            chunksize,
+            adapter.chunk_target,
+            overhead=adapter.task_overhead,
+            sharing=adapter.workers_per_core,
+        ),
         max_in_flight,
         deque(ledger.todo),
         on_carried,
