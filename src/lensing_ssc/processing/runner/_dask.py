@@ -19,11 +19,11 @@ for it raises ``ModuleNotFoundError`` naming the extra.
   (``workers_per_core``): the scheduling loop sizes their tasks by the work they do, not
   by how long they take while other workers hold the cores (:mod:`._engine`).
   ``mp_context="spawn"`` starts them afresh; ``"fork"`` is refused with a ``ConfigError``
-  (:data:`_FORK_REFUSED` says why). A worker the Nanny starts again after a death starts
-  Dask's default way: the start method is a setting of the whole process, set only while
-  the cluster starts. Every worker ignores SIGINT, as pool workers do (a Ctrl-C reaches the
-  whole process group; the runner decides), and forgets signal handlers a fork copied from
-  this process (:func:`dask_setup`).
+  when the runner is made (:data:`~._executors.FORK_REFUSED` says why). A worker the Nanny
+  starts again after a death starts Dask's default way: the start method is a setting of
+  the whole process, set only while the cluster starts. Every worker ignores SIGINT, as
+  pool workers do (a Ctrl-C reaches the whole process group; the runner decides), and
+  forgets signal handlers a fork copied from this process (:func:`dask_setup`).
 - ``scheduler_address``: join a running cluster (``dask scheduler``, ``dask-jobqueue``); the
   runner owns only its Client. A scheduler that does not answer within Dask's connect
   timeout (``distributed.comm.timeouts.connect``) is a ``ConfigError`` naming the address.
@@ -128,16 +128,6 @@ LOCAL_CLUSTER_CONFIG: dict[str, object] = {
 
 _START_METHOD = "distributed.worker.multiprocessing-method"
 
-_FORK_REFUSED = (
-    "the local Dask cluster cannot fork its workers from this process: Dask's Nanny forks "
-    "each one from a thread of its own while the cluster's event loop runs in another, and "
-    "a fork of a process with threads copies the locks they hold at that instant (a worker "
-    "hung at start-up in about 1 of 250 starts on a loaded machine; Python 3.12 deprecates "
-    "such forks) and this process's warning filters (under -W error, any warning a worker "
-    "gives while it starts ends it)"
-)
-"""Why ``mp_context="fork"`` is a ``ConfigError`` for the cluster the runner starts."""
-
 
 @dataclass(frozen=True)
 class ClusterWorker:
@@ -188,15 +178,6 @@ class DaskAdapter(Adapter):
             raise ModuleNotFoundError(
                 'the Dask executor needs the "dask" extra: pip install "lensing-ssc[dask]"',
                 name="distributed",
-            )
-        if start_method == "fork" and client is None and scheduler_address is None:
-            raise ConfigError(
-                _FORK_REFUSED,
-                value="fork",
-                hint="leave mp_context unset: the workers then fork from a fork server that "
-                "preloads distributed and this package, as fast and single-threaded; or use "
-                '"spawn"',
-                field="mp_context",
             )
         self.task_setup = setup
         self._given = client

@@ -204,6 +204,44 @@ def dask_start_method(mp_context: multiprocessing.context.BaseContext | str | No
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+FORK_REFUSED = (
+    "the local Dask cluster cannot fork its workers from this process: Dask's Nanny forks "
+    "each one from a thread of its own while the cluster's event loop runs in another, and "
+    "a fork of a process with threads copies the locks they hold at that instant (a worker "
+    "hung at start-up in about 1 of 250 starts on a loaded machine; Python 3.12 deprecates "
+    "such forks) and this process's warning filters (under -W error, any warning a worker "
+    "gives while it starts ends it)"
+)
+"""Why ``mp_context="fork"`` is a ``ConfigError`` for the cluster the runner starts."""
+
+
+def check_dask_start(
+    executor: Any,
+    mp_context: multiprocessing.context.BaseContext | str | None,
+    scheduler_address: str | None,
+) -> None:
+    """Refuse ``fork`` for the local Dask cluster, when the runner is made (:data:`FORK_REFUSED`).
+
+    Raises:
+        ConfigError: ``executor`` is ``"dask"`` without a scheduler to join, and
+            ``mp_context`` asks for ``fork``.
+
+    Example:
+        >>> check_dask_start("dask", "spawn", None)  # refuses only fork
+    """
+    if executor != "dask" or scheduler_address is not None:
+        return
+    if dask_start_method(mp_context) == "fork":
+        raise ConfigError(
+            FORK_REFUSED,
+            value="fork",
+            hint="leave mp_context unset: the workers then fork from a fork server that "
+            "preloads distributed and this package, as fast and single-threaded; or use "
+            '"spawn"',
+            field="mp_context",
+        )
+
+
 def start_fork_server() -> None:
     """Start this process's ``multiprocessing`` fork server, if it is not running yet.
 
@@ -235,15 +273,12 @@ def forks_workers(
 
     ``"processes"`` does with the ``fork`` start method (:func:`start_method`: as asked;
     ``TaskRunner`` asks its pool's start instead, which does not fork Python's default into
-    a process where GNU OpenMP threads run, :mod:`._fork_guard`); the local
-    cluster of ``"dask"`` only when ``mp_context`` asks for ``fork``
-    (:func:`dask_start_method`). A Dask cluster the runner joins does not (``TaskRunner``
-    knows whether it joins one), and a user's executor is not asked.
+    a process where GNU OpenMP threads run, :mod:`._fork_guard`). The local cluster of
+    ``"dask"`` never does (:func:`check_dask_start` refuses ``fork``), nor does a cluster
+    the runner joins, and a user's executor is not asked.
     """
     if executor == "processes":
         return start_method(mp_context) == "fork"
-    if executor == "dask":
-        return dask_start_method(mp_context) == "fork"
     return False
 
 

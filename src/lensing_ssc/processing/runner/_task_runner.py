@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.io import resolve_codec
 from lensing_ssc.processing.runner._adapter import EXECUTOR_NAMES
-from lensing_ssc.processing.runner._executors import resolve_scheduler
+from lensing_ssc.processing.runner._executors import check_dask_start, resolve_scheduler
 from lensing_ssc.processing.runner._fork_guard import PoolStarts
 from lensing_ssc.processing.runner._options import (
     MAX_WORKERS,
@@ -94,7 +94,8 @@ class TaskRunner(RunnerRuns):
         mp_context: Start method (``"fork"``, ``"spawn"``, ``"forkserver"``) or context of
             the worker processes of ``"processes"`` (default: Python's, but not a fork of a
             process where GNU OpenMP threads run: ``docs/runner.md``) and of the local
-            ``"dask"`` cluster (default: ``"forkserver"`` where there is one).
+            ``"dask"`` cluster (default: ``"forkserver"`` where there is one; ``"fork"``
+            is refused there).
         hooks: Callbacks for a coordinating context (:class:`RunnerHooks`).
 
     Raises:
@@ -165,6 +166,7 @@ class TaskRunner(RunnerRuns):
                 hint="pass executor='dask' too",
             )
         scheduler_address = resolve_scheduler(scheduler_address, executor)
+        check_dask_start(executor, mp_context, scheduler_address)
         self._executor_spec = executor
         self._max_workers = max_workers
         self._policy = RetryPolicy(retries, float(retry_delay))
