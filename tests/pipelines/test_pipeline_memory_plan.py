@@ -10,6 +10,7 @@ driver would count four times.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -96,7 +97,8 @@ def _run_driver(
     mode: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], int]:
     """Run the driver under mpiexec: its output lines by first word, and the peak MiB of the
-    summed resident memory of every process under mpiexec."""
+    summed resident memory of the ranks under mpiexec (the Python processes the plan is of;
+    the launcher's own proxies, a few MiB, are the launcher's)."""
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     command = [
@@ -106,6 +108,7 @@ def _run_driver(
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     done = threading.Event()
+    python = os.path.realpath(sys.executable)  # what /proc/PID/exe names for a rank
 
     def sample() -> None:
         nonlocal peak
@@ -113,7 +116,8 @@ def _run_driver(
         while not done.is_set():
             with contextlib.suppress(psutil.Error):
                 tree = top.children(recursive=True)
-                peak = max(peak, sum(p.memory_info().rss for p in tree))
+                ranks = [p for p in tree if p.exe() == python]
+                peak = max(peak, sum(p.memory_info().rss for p in ranks))
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)

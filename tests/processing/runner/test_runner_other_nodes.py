@@ -3,10 +3,11 @@
 A real ``dask scheduler`` runs here; its workers each run in a namespace of their own that
 stands in for another node (``unshare --user --map-root-user --mount --uts``): another host
 name, and a private, empty ``/tmp`` (this process's temporary directory), so no worker sees
-the driver's sockets or anything else the driver keeps there. Only pytest's base temporary
-directory, which holds the run directories and the scheduler file, is mounted back at the
-same path: the shared filesystem of a cluster. Where such namespaces cannot be made, the
-tests are skipped, saying why.
+the driver's sockets or anything else the driver keeps there. Only what a cluster's shared
+filesystem holds is mounted back at its path: pytest's base temporary directory, which holds
+the run directories and the scheduler file, and the software (this interpreter's environment
+and this project's tree) where it lies in the temporary directory, as a CI job's often does.
+Where such namespaces cannot be made, the tests are skipped, saying why.
 
 The driver (``cluster_job.py`` for ``ctx.map``, ``lensing-ssc run`` for the pipeline) runs
 as a subprocess, so it can be SIGKILLed. Executions are counted independently of the
@@ -42,15 +43,28 @@ JOB = Path(__file__).with_name("cluster_job.py")
 ITEMS = 40
 WaitForPatches = Callable[[Path, int, subprocess.Popen[str]], None]  # tests/conftest.py's
 
-# Run in the new namespaces: keep the shared directory, hide the driver's temporary directory
-# under an empty tmpfs, put the shared directory back at its path, take another host name.
+# Run in the new namespaces: keep the shared directories (a colon-separated list) under a
+# tmpfs at the hold, hide the driver's temporary directory under an empty tmpfs, put the
+# shared directories back at their paths, take another host name.
 NODE_SCRIPT = """set -e
 shared=$1 hide=$2 hold=$3 node=$4
 shift 4
-mount --bind "$shared" "$hold"
+mount -t tmpfs lensing-ssc-hold "$hold"
+i=0
+IFS=:
+for dir in $shared; do
+    mkdir -p "$hold/$i"
+    mount --bind "$dir" "$hold/$i"
+    i=$((i + 1))
+done
 mount -t tmpfs lensing-ssc-node "$hide"
-mkdir -p "$shared"
-mount --bind "$hold" "$shared"
+i=0
+for dir in $shared; do
+    mkdir -p "$dir"
+    mount --bind "$hold/$i" "$dir"
+    i=$((i + 1))
+done
+unset IFS
 hostname "$node"
 exec env TMPDIR="$hide" "$@"
 """
@@ -69,23 +83,33 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Sequence[s
     """
     if shutil.which("unshare") is None:
         pytest.skip("unshare is not installed: no namespaces to stand in for other nodes")
-    shared = tmp_path_factory.getbasetemp().resolve()
+    runs = tmp_path_factory.getbasetemp().resolve()
     hide = Path(tempfile.gettempdir()).resolve()
+    software = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    software.add(Path(__file__).resolve().parents[3])  # the project: tests and sources
+    shared = [runs, *sorted(p for p in software if not _outside(p, hide) and p != hide)]
     hold = next(
-        (Path(h) for h in _HOLDS if Path(h).is_dir() and _outside(Path(h), hide, shared)), None
+        (Path(h) for h in _HOLDS if Path(h).is_dir() and _outside(Path(h), hide, *shared)), None
     )
     if hold is None:
         pytest.skip(f"no directory among {', '.join(_HOLDS)} to hold the shared mount")
+    if any(":" in str(p) for p in shared):
+        pytest.skip(f"a shared directory's path holds a colon: {shared}")
+    joined = ":".join(str(p) for p in shared)
 
     def prefix(n: int) -> list[str]:
         return [
             "unshare", "--user", "--map-root-user", "--mount", "--uts",
-            "sh", "-c", NODE_SCRIPT, "node", str(shared), str(hide), str(hold), f"node-{n}",
+            "sh", "-c", NODE_SCRIPT, "node", joined, str(hide), str(hold), f"node-{n}",
         ]  # fmt: skip
 
-    # The probe: the shared directory is there, a file of the driver's /tmp is not.
+    # The probe: the shared directory and this interpreter are there, a file of the driver's
+    # /tmp is not.
     with tempfile.NamedTemporaryFile(prefix="lensing-ssc-driver-only-") as secret:
-        check = f'test -d "{shared}" && ! test -e "{secret.name}" && test "$(hostname)" = node-0'
+        check = (
+            f'test -d "{runs}" && ! test -e "{secret.name}" && test "$(hostname)" = node-0 '
+            f'&& "{sys.executable}" -c "import lensing_ssc"'
+        )
         probe = subprocess.run(
             [*prefix(0), "sh", "-c", check], capture_output=True, text=True, timeout=30
         )
