@@ -44,6 +44,12 @@ from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.io import atomic_write, hash_bytes
 from lensing_ssc.pipelines._lightcone_config import LightconeSection
 from lensing_ssc.pipelines._lightcone_plan import LightconePlan
+from lensing_ssc.pipelines._run_record import (
+    flat_settings,
+    leaf_changes,
+    listed_changes,
+    version_change,
+)
 from lensing_ssc.processing.managers import RunDir
 
 __all__ = [
@@ -64,8 +70,6 @@ KAPPA_CARD = "KAPPAFP"
 """The κ maps' header card holding the digest of the κ record they were made under."""
 
 _KAPPA_GLOBS = ("kappa_zs*_s*.fits", "kappa_nz*_s*.fits")
-_CHANGES_SHOWN = 6
-_UNSET = object()
 
 
 def _digest(record: Mapping[str, Any]) -> str:
@@ -127,19 +131,6 @@ def kappa_record(section: LightconeSection, plan: LightconePlan) -> dict[str, An
     }
 
 
-def _flat(value: Any, path: str, into: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _flat(item, f"{path}.{key}", into)
-    else:
-        into[path] = value
-    return into
-
-
-def _shown(value: Any) -> str:
-    return "unset" if value is _UNSET else json.dumps(value)
-
-
 def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``name old → new`` for each recorded setting that differs, in a stable order.
 
@@ -148,15 +139,9 @@ def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         >>> changed_settings(old, {"lightcone": {"kappa": {"z_sources": [0.5, 1.0]}}})
         ['lightcone.kappa.z_sources [1.0] → [0.5, 1.0]']
     """
-    changes = []
-    if old.get("version") != new.get("version"):
-        changes.append(f"lensing_ssc version {old.get('version')} → {new.get('version')}")
-    before = _flat(old.get("lightcone", {}), "lightcone", {})
-    after = _flat(new.get("lightcone", {}), "lightcone", {})
-    for name in sorted(before.keys() | after.keys()):
-        was, now = before.get(name, _UNSET), after.get(name, _UNSET)
-        if was != now:
-            changes.append(f"{name} {_shown(was)} → {_shown(now)}")
+    before = flat_settings({"lightcone": old.get("lightcone", {})})
+    after = flat_settings({"lightcone": new.get("lightcone", {})})
+    changes = version_change(old, new) + leaf_changes(before, after)
     was_maps, now_maps = old.get("shell_maps", []), new.get("shell_maps", [])
     if was_maps != now_maps:
         changes.append(
@@ -167,13 +152,6 @@ def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         if was_tables[name] != now_tables[name]:
             changes.append(f"the values in the n(z) table of lightcone.kappa.nz.{name}.file")
     return changes
-
-
-def _listed(changes: Sequence[str]) -> str:
-    shown = list(changes[:_CHANGES_SHOWN])
-    if len(changes) > len(shown):
-        shown.append(f"and {len(changes) - len(shown)} more")
-    return "; ".join(shown)
 
 
 @dataclass(frozen=True)
@@ -280,7 +258,7 @@ def claim_lightcone(
             changes = changed_settings(old_shells.get("record", {}), shells)
             raise _refuse(
                 run_dir,
-                f"holds shells of other settings: {_listed(changes) or 'unknown'}; "
+                f"holds shells of other settings: {listed_changes(changes) or 'unknown'}; "
                 "resuming would mix them",
                 "pass --fresh to make the shells and κ maps again, or choose another --run-dir",
             )
@@ -291,7 +269,7 @@ def claim_lightcone(
             discard_kappa = True  # no record vouches for any κ map here
         elif old_kappa.get("fingerprint") != kappa_fp:
             changes = changed_settings(old_kappa.get("record", {}), wanted)
-            listed = _listed(changes) or "unknown"
+            listed = listed_changes(changes) or "unknown"
             if not fresh_kappa:
                 raise _refuse(
                     run_dir,

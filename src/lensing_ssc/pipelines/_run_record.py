@@ -27,7 +27,15 @@ from lensing_ssc.pipelines._config import PipelineSection
 from lensing_ssc.pipelines._inputs import MapTask
 from lensing_ssc.processing.managers import RunDir
 
-__all__ = ["changed_settings", "claim_run_dir", "run_record"]
+__all__ = [
+    "changed_settings",
+    "claim_run_dir",
+    "flat_settings",
+    "leaf_changes",
+    "listed_changes",
+    "run_record",
+    "version_change",
+]
 
 # Where and how fast a run computes, not what: a resumed run may change them.
 _NOT_RECORDED = frozenset(
@@ -64,6 +72,16 @@ def _fingerprint(record: Mapping[str, Any]) -> str:
     return hash_bytes(json.dumps(record, sort_keys=True).encode())
 
 
+def flat_settings(value: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested settings as one mapping of dotted names to values.
+
+    Example:
+        >>> flat_settings({"pipeline": {"seed": 42, "synthetic": {"n_large_fields": 8}}})
+        {'pipeline.seed': 42, 'pipeline.synthetic.n_large_fields': 8}
+    """
+    return _flat(value, "", {})
+
+
 def _flat(value: Any, path: str, into: dict[str, Any]) -> dict[str, Any]:
     if isinstance(value, Mapping) and value:
         for key, item in value.items():
@@ -73,6 +91,41 @@ def _flat(value: Any, path: str, into: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+def leaf_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """``name old → new`` for each dotted name whose value differs, sorted by name.
+
+    Example:
+        >>> leaf_changes({"pipeline.seed": 42}, {"pipeline.seed": 7, "pipeline.input": "x"})
+        ['pipeline.input "unset" → "x"', 'pipeline.seed 42 → 7']
+    """
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        was, now = before.get(name, "unset"), after.get(name, "unset")
+        if was != now:
+            changes.append(f"{name} {json.dumps(was)} → {json.dumps(now)}")
+    return changes
+
+
+def version_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The package version change between two records, if any, as a one-item list."""
+    if old.get("version") == new.get("version"):
+        return []
+    return [f"lensing_ssc version {old.get('version')} → {new.get('version')}"]
+
+
+def listed_changes(changes: Sequence[str]) -> str:
+    """The first few changes, joined, and how many more there are.
+
+    Example:
+        >>> listed_changes([f"a.{i} 0 → 1" for i in range(8)])
+        'a.0 0 → 1; a.1 0 → 1; a.2 0 → 1; a.3 0 → 1; a.4 0 → 1; a.5 0 → 1; and 2 more'
+    """
+    shown = list(changes[:_CHANGES_SHOWN])
+    if len(changes) > len(shown):
+        shown.append(f"and {len(changes) - len(shown)} more")
+    return "; ".join(shown)
+
+
 def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``name old → new`` for each recorded setting that differs, in a stable order.
 
@@ -80,11 +133,8 @@ def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         >>> changed_settings({"pipeline": {"seed": 42}}, {"pipeline": {"seed": 7}})
         ['pipeline.seed 42 → 7']
     """
-    changes = []
-    if old.get("version") != new.get("version"):
-        changes.append(f"lensing_ssc version {old.get('version')} → {new.get('version')}")
-    before = _flat({"pipeline": old.get("pipeline", {})}, "", {})
-    after = _flat({"pipeline": new.get("pipeline", {})}, "", {})
+    before = flat_settings({"pipeline": old.get("pipeline", {})})
+    after = flat_settings({"pipeline": new.get("pipeline", {})})
     # A statistics setting is shown as the run used it (the preset's value where unset).
     was_used, now_used = old.get("settings", {}), new.get("settings", {})
     for name in was_used.keys() | now_used.keys():
@@ -92,10 +142,7 @@ def changed_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
         if was != now:
             key = f"pipeline.statistics.{'names' if name == 'statistics' else name}"
             before[key], after[key] = was, now
-    for name in sorted(before.keys() | after.keys()):
-        was, now = before.get(name, "unset"), after.get(name, "unset")
-        if was != now:
-            changes.append(f"{name} {json.dumps(was)} → {json.dumps(now)}")
+    changes = version_change(old, new) + leaf_changes(before, after)
     old_maps, new_maps = old.get("maps", []), new.get("maps", [])
     if old_maps != new_maps:
         changes.append(f"the input maps ({len(old_maps)} → {len(new_maps)}, or their files)")
@@ -107,10 +154,7 @@ def _refusal(run_dir: str, recorded: Mapping[str, Any], record: Mapping[str, Any
     changes = changed_settings(recorded, record) if "pipeline" in recorded else []
     if not changes:
         return f"{message} (or another package version); resuming it would mix their results"
-    shown = changes[:_CHANGES_SHOWN]
-    if len(changes) > len(shown):
-        shown.append(f"and {len(changes) - len(shown)} more")
-    return f"{message}: {'; '.join(shown)}; resuming it would mix their results"
+    return f"{message}: {listed_changes(changes)}; resuming it would mix their results"
 
 
 def claim_run_dir(layout: RunDir, record: Mapping[str, Any], *, resume: bool) -> None:
