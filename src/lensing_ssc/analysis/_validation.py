@@ -29,41 +29,21 @@ MIN_PATCH_PIXELS = 8
 
 
 def check_patch(patch: Any, *, name: str = "patch") -> np.ndarray:
-    """Return ``patch`` as a float64 ``(n, n)`` array, or raise ``AnalysisError`` saying why not.
+    """Return ``patch`` as a float64 ``(n, n)`` NumPy array, or raise ``AnalysisError`` saying
+    why not: :func:`check_patch_stack`'s checks, for exactly one patch.
 
     Args:
         patch: Anything ``numpy.asarray`` accepts.
         name: How the error message refers to the input.
     """
-    try:
-        array = np.asarray(patch, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    stack, stacked = check_patch_stack(patch, name=name)
+    if stacked:
         raise AnalysisError(
-            f"{name} must be a 2-D array of numbers",
-            value=type(patch).__name__,
-            hint="pass a numpy array of shape (n, n)",
-        ) from exc
-    if array.ndim != 2 or array.shape[0] != array.shape[1]:
-        raise AnalysisError(
-            f"{name} must be a square 2-D array, got shape {array.shape}",
-            value=array.shape,
-            hint="pass one (n, n) patch at a time; cut rectangular maps into square patches",
+            f"{name} must be a square 2-D array, got shape {tuple(stack.shape)}",
+            value=tuple(stack.shape),
+            hint="pass one (n, n) patch at a time",
         )
-    if array.shape[0] < MIN_PATCH_PIXELS:
-        raise AnalysisError(
-            f"{name} is {array.shape[0]}×{array.shape[0]} pixels, fewer than "
-            f"{MIN_PATCH_PIXELS}×{MIN_PATCH_PIXELS}",
-            value=array.shape,
-            hint="use patches with more pixels",
-        )
-    if not np.isfinite(array).all():
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise AnalysisError(
-            f"{name} contains {bad} NaN or infinite pixel(s)",
-            value=bad,
-            hint="fill or cut out masked pixels before computing statistics",
-        )
-    return array
+    return np.asarray(stack[0])
 
 
 def check_patch_stack(patch: Any, *, name: str = "patch") -> tuple[Any, bool]:
