@@ -29,6 +29,20 @@ def test_student_t_quantiles_match_the_tables() -> None:
     assert halves[0] > halves[1] > halves[2]
 
 
+def test_many_student_t_quantiles_at_once_equal_each_alone_in_the_shape_given() -> None:
+    """700 degrees of freedom in a (2, 350) array, with ν → ∞, NaN and ν < 1 among them,
+    give each ν's own quantile in place (the tables are built 256 ν at a time)."""
+    rng = np.random.default_rng(3)
+    dof = rng.uniform(0.5, 80.0, size=(2, 350))
+    dof[0, :3] = [np.inf, 2e5, np.nan]
+    many = student_t_quantile(0.9, dof)
+    alone = np.array([student_t_quantile(0.9, np.array([v]))[0] for v in dof.ravel()])
+    assert many.shape == (2, 350)
+    np.testing.assert_allclose(many.ravel(), alone, rtol=1e-12)
+    assert many[0, 0] == many[0, 1] == many[0, 2] == pytest.approx(1.2816, abs=1e-4)
+    assert np.all(many[dof < 1.0] == pytest.approx(3.0777, abs=1e-4))
+
+
 def test_jackknife_t_is_the_estimate_plus_or_minus_t_times_the_jackknife_error() -> None:
     """Two samples: SE² = Σ (n−1)/n Σ (θ_(j) − θ̄)², Welch's ν, on ln θ when asked."""
     first = np.array([[1.1], [0.9], [1.0], [1.2]])

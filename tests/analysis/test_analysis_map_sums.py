@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lensing_ssc.analysis._map_sums import MapSums, chi2_of
+from lensing_ssc.analysis._map_sums import MapSums, chi2_of, chi2_of_moments, chi2_of_stack
 from lensing_ssc.analysis.comparison import signal_to_noise
 
 
@@ -57,3 +57,48 @@ def test_a_map_left_out_is_a_zero_weight() -> None:
     rest = rows[maps != 3]
     np.testing.assert_allclose(moments.variance, rest.var(axis=0, ddof=1), rtol=1e-9, atol=0)
     assert moments.kappa_variance is None
+
+
+def _direct_chi2(mean: np.ndarray, covariance: np.ndarray) -> float:
+    """μᵀ C⁻¹ μ over the entries with C_ii > 0, by a plain solve."""
+    v = np.diag(covariance) > 0
+    return float(mean[v] @ np.linalg.solve(covariance[np.ix_(v, v)], mean[v]))
+
+
+def test_a_stack_of_resamples_gives_each_ones_chi2_whichever_entries_vary() -> None:
+    """χ² of many covariances at once equals each one's, with other constant entries, a
+    singular matrix among regular ones, and too few rows, each answered on its own."""
+    rng = np.random.default_rng(11)
+    means, covariances, n, expected = [], [], [], []
+    for r in range(40):
+        data = rng.normal(size=(30, 5)) + rng.normal(size=5)
+        if r % 4 == 1:
+            data[:, r % 5] = 3.0  # one entry constant
+        if r % 7 == 3:
+            data[:, 4] = data[:, 0] + data[:, 1]  # degenerate: singular
+        c = np.cov(data, rowvar=False)
+        c[np.abs(c) < 1e-14] = 0.0
+        rows = 6.0 if r == 17 else 30.0  # n ≤ p + 2 for one
+        means.append(data.mean(axis=0))
+        covariances.append(c)
+        n.append(rows)
+        singular = r % 7 == 3 or rows <= np.count_nonzero(np.diag(c) > 0) + 2
+        expected.append(np.nan if singular else _direct_chi2(data.mean(axis=0), c))
+    chi2, p = chi2_of_stack(np.array(means), np.array(covariances), np.array(n))
+    np.testing.assert_allclose(chi2, expected, rtol=1e-10)
+    assert p.tolist() == [int(np.count_nonzero(np.diag(c) > 0)) for c in covariances]
+    alone = [chi2_of(m, c, k)[0] for m, c, k in zip(means, covariances, n, strict=True)]
+    np.testing.assert_allclose(chi2, alone, rtol=1e-12)
+
+
+def test_the_resamples_of_one_set_give_each_resamples_own_chi2() -> None:
+    """χ² of 50 bootstrap weightings at once equals that of each weighting's own moments."""
+    rng = np.random.default_rng(12)
+    rows, maps, kappa = _rows(rng)
+    sums = MapSums(rows, maps, {"all": slice(0, 4)}, kappa)
+    moments = [sums.moments(np.bincount(rng.integers(0, 12, 12), minlength=12)) for _ in range(50)]
+    chi2, p = chi2_of_moments(moments, "all")
+    for one, value, entries in zip(moments, chi2, p, strict=True):
+        alone = one.chi2("all")
+        assert entries == alone[1] == 3
+        np.testing.assert_allclose(value, alone[0], rtol=1e-12)

@@ -12,17 +12,19 @@ are drawn is in :mod:`._map_resampling`, how intervals are read in :mod:`._inter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis._map_sums import Moments, chi2_of
+from lensing_ssc.analysis._map_sums import Moments, chi2_of, chi2_of_moments
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
     "correlation_matrix",
     "hartlap_factor",
     "hartlap_sn",
+    "hartlap_sns",
     "predicted_excess",
     "ratio_or_nan",
     "signal_to_noise",
@@ -137,12 +139,19 @@ def ratio_or_nan(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
 
 def hartlap_sn(moments: Moments, block: str) -> tuple[float, float]:
     """S/N of a block with the Hartlap factor, and the factor (NaN, NaN where refused)."""
-    chi2, p = moments.chi2(block)
-    n = moments.n
-    if not np.isfinite(chi2) or n <= p + 2:
-        return float("nan"), float("nan")
-    factor = (n - p - 2) / (n - 1)
-    return float(np.sqrt(max(factor * chi2, 0.0))), factor
+    sn, factor = hartlap_sns([moments], block)
+    return float(sn[0]), float(factor[0])
+
+
+def hartlap_sns(moments: Sequence[Moments], block: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hartlap_sn` of many reweightings of one set: ``(R,)`` S/N and factors."""
+    chi2, p = chi2_of_moments(moments, block)
+    n = np.array([m.n for m in moments])
+    refused = ~np.isfinite(chi2) | (n <= p + 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(refused, np.nan, (n - p - 2) / (n - 1))
+        sn = np.where(refused, np.nan, np.sqrt(np.maximum(factor * chi2, 0.0)))
+    return sn, factor
 
 
 def correlation_matrix(rows: np.ndarray) -> np.ndarray:

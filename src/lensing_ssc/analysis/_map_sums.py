@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MapSums", "Moments", "chi2_of", "map_members"]
+__all__ = ["MapSums", "Moments", "chi2_of", "chi2_of_moments", "chi2_of_stack", "map_members"]
 
 # Inverse of the smallest Cholesky pivot² of a correlation matrix above which it is treated
 # as singular (double precision keeps about 16 digits; beyond 1e12 the solve's relative
@@ -50,25 +50,73 @@ def chi2_of(mean: np.ndarray, covariance: np.ndarray, n: float) -> tuple[float, 
 
     NaN when p = 0, n ≤ p + 2, or the correlation matrix is (near-)singular.
     """
-    varying = np.diag(covariance) > 0
-    p = int(np.count_nonzero(varying))
-    if p == 0 or n <= p + 2:
-        return float("nan"), p
-    scale = np.sqrt(np.diag(covariance)[varying])
+    chi2, p = chi2_of_stack(mean[None], covariance[None], np.array([float(n)]))
+    return float(chi2[0]), int(p[0])
+
+
+def chi2_of_stack(
+    means: np.ndarray, covariances: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`chi2_of` of R data vectors at once: ``(R, F)`` means, ``(R, F, F)`` covariances.
+
+    Returns the ``(R,)`` χ² and p. The vectors that share which entries vary are solved as
+    one batch: a resample's Cholesky solve is ~10 µs of LAPACK under ~80 µs of Python, and a
+    comparison asks for thousands of them.
+    """
+    varying = np.diagonal(covariances, axis1=1, axis2=2) > 0
+    p = np.count_nonzero(varying, axis=1)
+    chi2 = np.full(len(means), np.nan)
+    patterns, which = np.unique(varying, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    for k, pattern in enumerate(patterns):
+        rows = np.flatnonzero((which == k) & (n > p + 2))
+        if rows.size and pattern.any():
+            chi2[rows] = _whitened_chi2(
+                means[rows][:, pattern], covariances[np.ix_(rows, pattern, pattern)]
+            )
+    return chi2, p
+
+
+def _whitened_chi2(means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
+    """``(K,)`` μᵀ C⁻¹ μ of K full-rank-diagonal ``(K, p, p)`` covariances; NaN if singular."""
+    scale = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
     # In units of each entry's scatter: the correlation matrix, well conditioned unless
     # entries are degenerate (bins that add up to a constant).
-    correlation = covariance[np.ix_(varying, varying)] / np.outer(scale, scale)
+    correlations = covariances / (scale[:, :, None] * scale[:, None, :])
     # Cholesky refuses a matrix that is not positive definite; its smallest pivot² bounds
     # the smallest eigenvalue from above, so a tiny pivot marks a (near-)singular matrix.
-    # Both cost a fraction of an eigendecomposition, paid once per block and resample.
+    # Both cost a fraction of an eigendecomposition. A batch is refused whole when one of
+    # its matrices is refused, so then each is tried alone.
     try:
-        lower = np.linalg.cholesky(correlation)
+        lower = np.linalg.cholesky(correlations)
     except np.linalg.LinAlgError:
-        return float("nan"), p
-    if np.min(np.diag(lower)) ** 2 * _MAX_CONDITION <= 1.0:
-        return float("nan"), p
-    whitened = np.linalg.solve(lower, mean[varying] / scale)
-    return float(whitened @ whitened), p
+        if len(means) == 1:
+            return np.array([np.nan])
+        return np.concatenate(
+            [_whitened_chi2(means[i : i + 1], covariances[i : i + 1]) for i in range(len(means))]
+        )
+    out = np.full(len(means), np.nan)
+    regular = np.min(np.diagonal(lower, axis1=1, axis2=2), axis=1) ** 2 * _MAX_CONDITION > 1.0
+    if regular.any():
+        whitened = np.linalg.solve(lower[regular], (means[regular] / scale[regular])[..., None])
+        out[regular] = np.einsum("ki,ki->k", whitened[..., 0], whitened[..., 0])
+    return out
+
+
+def chi2_of_moments(moments: Sequence[Moments], block: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(R,)`` μᵀ Ĉ⁻¹ μ of a block's entries and p, for R reweightings of one set's maps."""
+    sums = moments[0]._sums
+    place = sums.blocks[block]
+    weights = np.stack([m._weights for m in moments])
+    n = np.array([m.n for m in moments])
+    centred_means = np.stack([m._mean[place] for m in moments])
+    products = sums.products[block]
+    scatter = (weights @ products.reshape(len(products), -1)).reshape(-1, *products.shape[1:])
+    outer = centred_means[:, :, None] * centred_means[:, None, :]
+    covariances = (scatter - n[:, None, None] * outer) / (n - 1)[:, None, None]
+    constant = np.stack([m.variance[place] <= 0 for m in moments])
+    covariances[constant[:, :, None] | constant[:, None, :]] = 0.0
+    return chi2_of_stack(sums.centre[place] + centred_means, covariances, n)
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,14 +140,8 @@ class Moments:
 
     def chi2(self, block: str) -> tuple[float, int]:
         """μᵀ Ĉ⁻¹ μ of a block's entries and p (see :func:`chi2_of`)."""
-        place = self._sums.blocks[block]
-        centred_mean = self._mean[place]
-        scatter = np.tensordot(self._weights, self._sums.products[block], axes=1)
-        covariance = (scatter - self.n * np.outer(centred_mean, centred_mean)) / (self.n - 1)
-        varying = self.variance[place] > 0
-        covariance[~varying, :] = 0.0
-        covariance[:, ~varying] = 0.0
-        return chi2_of(self._sums.centre[place] + centred_mean, covariance, self.n)
+        chi2, p = chi2_of_moments([self], block)
+        return float(chi2[0]), int(p[0])
 
 
 class MapSums:

@@ -59,6 +59,7 @@ from lensing_ssc.analysis._estimators import (
     correlation_matrix,
     hartlap_factor,
     hartlap_sn,
+    hartlap_sns,
     predicted_excess,
     ratio_or_nan,
     signal_to_noise,
@@ -317,26 +318,53 @@ def compare_sets(
     top_sums = MapSums(top, numerator_maps, blocks, kappa)
     bottom_sums = MapSums(bottom, denominator_maps, blocks)
 
-    def measure(a: Moments, b: Moments) -> dict[str, Any]:
-        out: dict[str, Any] = {"ratio": ratio_or_nan(a.variance, b.variance)}
-        out["sn"] = {name: (hartlap_sn(a, name)[0], hartlap_sn(b, name)[0]) for name in blocks}
-        out["predicted"] = predicted_excess(a, b)
-        return out
+    def measure(
+        tops: list[Moments], bottoms: list[Moments], solved: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Each quantity of R resamples of both sets: ``(R, F)`` arrays, ``(R, 2)`` S/N.
+
+        ``solved`` names, per block, the sets whose S/N is measured (default: all); NaN
+        for the others.
+        """
+        pairs = list(zip(tops, bottoms, strict=True))
+        predicted = [predicted_excess(a, b) for a, b in pairs]
+        sn = {}
+        for name in blocks:
+            wanted = (True, True) if solved is None else solved[name]
+            sn[name] = np.column_stack(
+                [
+                    hartlap_sns(moments, name)[0] if asked else np.full(len(moments), np.nan)
+                    for moments, asked in zip((tops, bottoms), wanted, strict=True)
+                ]
+            )
+        return {
+            "ratio": np.array([ratio_or_nan(a.variance, b.variance) for a, b in pairs]),
+            "sn": sn,
+            "predicted": None if predicted[0] is None else np.array(predicted),
+        }
 
     ones_top, ones_bottom = np.ones(top_sums.n_maps), np.ones(bottom_sums.n_maps)
     point_top, point_bottom = top_sums.moments(ones_top), bottom_sums.moments(ones_bottom)
-    point = measure(point_top, point_bottom)
+    at_point = measure([point_top], [point_bottom])
+    point: dict[str, Any] = {
+        "ratio": at_point["ratio"][0],
+        "sn": {name: sn[0] for name, sn in at_point["sn"].items()},
+        "predicted": None if at_point["predicted"] is None else at_point["predicted"][0],
+    }
     point["measured"] = point["ratio"] - 1.0
     top_weights = map_weights(top_sums.n_maps, n_resamples, rng)
     bottom_weights = map_weights(bottom_sums.n_maps, n_resamples, rng)
-    draws = [
-        measure(top_sums.moments(i), bottom_sums.moments(j))
-        for i, j in zip(top_weights, bottom_weights, strict=True)
-    ]
-    ratio_draws = np.array([d["ratio"] for d in draws])
+    # A resample's S/N only serves the interval about the point's, which is NaN where the
+    # point's is (a singular joint covariance, say): those resamples are not solved.
+    draws = measure(
+        [top_sums.moments(w) for w in top_weights],
+        [bottom_sums.moments(w) for w in bottom_weights],
+        {name: tuple(np.isfinite(sn)) for name, sn in point["sn"].items()},
+    )
+    ratio_draws = draws["ratio"]
     ssc = point["predicted"] is not None
     if ssc:
-        predicted_draws = np.array([d["predicted"] for d in draws])
+        predicted_draws = draws["predicted"]
         measured_draws = ratio_draws - 1.0
         response = np.asarray(point_top.kappa_covariance) / point_top.kappa_variance
     jackknife: dict[str, list[np.ndarray]] = {}
@@ -354,14 +382,9 @@ def compare_sets(
         return jackknife_t_interval(estimate[block], left_out, confidence, log=log)
 
     def build(name: str, block: Any, joint: bool) -> StatisticComparison:
-        sn_draws = np.array([d["sn"][name] for d in draws])
+        sn_draws = draws["sn"][name]
         a_rows, b_rows = top[:, block], bottom[:, block]
-        hartlap = np.array(
-            [
-                hartlap_sn(point_top, name)[1],
-                hartlap_sn(point_bottom, name)[1],
-            ]
-        )
+        hartlap = np.array([hartlap_sn(point_top, name)[1], hartlap_sn(point_bottom, name)[1]])
         sn = np.array(point["sn"][name])
         ratio_interval = bounds("ratio", point["ratio"], ratio_draws, block, log=True)
         fields: dict[str, Any] = {
