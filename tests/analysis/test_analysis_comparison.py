@@ -195,6 +195,32 @@ def test_compare_sets_reports_nan_signal_to_noise_where_patches_are_too_few() ->
     assert np.all(np.isnan(compared.hartlap))
 
 
+def test_a_number_two_statistics_share_counts_once_in_the_joint_signal_to_noise() -> None:
+    """The squeezed bispectrum's first bin is the equilateral one: the joint S/N of a
+    setting holding both is that of the vector with it once, not NaN from a singular
+    covariance, and its interval is a real one."""
+    rng = np.random.default_rng(13)
+    maps = np.repeat(np.arange(16), 10)
+
+    def sets() -> dict[str, np.ndarray]:
+        equilateral = rng.normal(1.0, 1.0, size=(160, 3))
+        squeezed = np.c_[equilateral[:, 0], rng.normal(0.5, 1.0, size=(160, 2))]
+        peaks = rng.normal(2.0, 1.0, size=(160, 2))
+        return {
+            "bispectrum_equilateral/ngal=0": equilateral,
+            "bispectrum_squeezed/ngal=0": squeezed,
+            "peaks/ngal=0/smoothing=2": peaks,
+        }
+
+    top, bottom = sets(), sets()
+    result = compare_sets(top, bottom, numerator_maps=maps, denominator_maps=maps, rng=rng)
+    joint = result.joint["ngal=0/smoothing=2"]
+    vector = np.concatenate([top[k] for k in top], axis=1)
+    assert joint.signal_to_noise[0] == pytest.approx(signal_to_noise(np.delete(vector, 3, axis=1)))
+    assert np.all(np.isfinite(joint.signal_to_noise_interval))
+    assert joint.hartlap[0] == pytest.approx(hartlap_factor(160, 7))
+
+
 def test_compare_sets_is_reproducible_from_its_seed() -> None:
     """The same seed gives the same bootstrap intervals, another seed other ones; the
     jackknife's ratio intervals do not depend on the seed."""

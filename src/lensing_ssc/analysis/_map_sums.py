@@ -55,15 +55,21 @@ def chi2_of(mean: np.ndarray, covariance: np.ndarray, n: float) -> tuple[float, 
 
 
 def chi2_of_stack(
-    means: np.ndarray, covariances: np.ndarray, n: np.ndarray
+    means: np.ndarray,
+    covariances: np.ndarray,
+    n: np.ndarray,
+    constant: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`chi2_of` of R data vectors at once: ``(R, F)`` means, ``(R, F, F)`` covariances.
 
-    Returns the ``(R,)`` χ² and p. The vectors that share which entries vary are solved as
-    one batch: a resample's Cholesky solve is ~10 µs of LAPACK under ~80 µs of Python, and a
-    comparison asks for thousands of them.
+    Returns the ``(R,)`` χ² and p. ``constant`` (``(R, F)``, optional) marks entries to
+    leave out, as if their rows and columns were 0. The vectors that share which entries
+    vary are solved as one batch: a resample's Cholesky solve is ~10 µs of LAPACK under
+    ~80 µs of Python, and a comparison asks for thousands of them.
     """
     varying = np.diagonal(covariances, axis1=1, axis2=2) > 0
+    if constant is not None:
+        varying &= ~constant
     p = np.count_nonzero(varying, axis=1)
     chi2 = np.full(len(means), np.nan)
     patterns, which = np.unique(varying, axis=0, return_inverse=True)
@@ -111,12 +117,11 @@ def chi2_of_moments(moments: Sequence[Moments], block: str) -> tuple[np.ndarray,
     n = np.array([m.n for m in moments])
     centred_means = np.stack([m._mean[place] for m in moments])
     products = sums.products[block]
-    scatter = (weights @ products.reshape(len(products), -1)).reshape(-1, *products.shape[1:])
-    outer = centred_means[:, :, None] * centred_means[:, None, :]
-    covariances = (scatter - n[:, None, None] * outer) / (n - 1)[:, None, None]
+    covariances = (weights @ products.reshape(len(products), -1)).reshape(-1, *products.shape[1:])
+    covariances -= n[:, None, None] * centred_means[:, :, None] * centred_means[:, None, :]
+    covariances /= (n - 1)[:, None, None]
     constant = np.stack([m.variance[place] <= 0 for m in moments])
-    covariances[constant[:, :, None] | constant[:, None, :]] = 0.0
-    return chi2_of_stack(sums.centre[place] + centred_means, covariances, n)
+    return chi2_of_stack(sums.centre[place] + centred_means, covariances, n, constant)
 
 
 @dataclass(frozen=True, eq=False)

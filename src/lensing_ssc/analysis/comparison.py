@@ -81,6 +81,7 @@ __all__ = [
     "SetComparison",
     "StatisticComparison",
     "compare_sets",
+    "distinct_entries",
     "hartlap_factor",
     "interval_words",
     "map_bootstrap",
@@ -138,6 +139,24 @@ def setting_groups(keys: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
+def distinct_entries(top: np.ndarray, bottom: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """``entries`` less those that repeat an earlier one exactly, row by row, in both sets.
+
+    A joint data vector can hold one number twice: the squeezed bispectrum's first bin has
+    all three sides in the first band, so it is the equilateral first bin. Counted twice, it
+    makes the joint covariance singular and the joint S/N NaN; counted once, it adds
+    nothing it does not already add.
+
+    Example:
+        >>> rows = np.array([[1.0, 2.0, 1.0], [3.0, 5.0, 3.0], [4.0, 4.0, 4.0]])
+        >>> distinct_entries(rows, rows, np.array([0, 1, 2])).tolist()
+        [0, 1]
+    """
+    columns = np.concatenate([top[:, entries], bottom[:, entries]]).T
+    _, first = np.unique(columns, axis=0, return_index=True)
+    return np.asarray(entries[np.sort(first)])
+
+
 @dataclass(frozen=True, eq=False)
 class StatisticComparison:
     """One statistic (or one setting's joint data vector) of two sets, compared.
@@ -183,7 +202,8 @@ class SetComparison:
 
     Attributes:
         statistics: Per statistic key.
-        joint: Per setting (:func:`setting_groups`): S/N of the joint data vector only.
+        joint: Per setting (:func:`setting_groups`): S/N of the joint data vector only
+            (its entries as :func:`distinct_entries` keeps them).
         method: :data:`RESAMPLING_METHOD`.
         n_resamples: Resamples drawn.
         confidence: Confidence level of the intervals.
@@ -301,7 +321,11 @@ def compare_sets(
     top = np.concatenate([np.asarray(numerator[k], dtype=float) for k in keys], axis=1)
     bottom = np.concatenate([np.asarray(denominator[k], dtype=float) for k in keys], axis=1)
     joints = {
-        setting: np.concatenate([np.arange(places[k].start, places[k].stop) for k in members])
+        setting: distinct_entries(
+            top,
+            bottom,
+            np.concatenate([np.arange(places[k].start, places[k].stop) for k in members]),
+        )
         for setting, members in setting_groups(keys).items()
     }
     blocks: dict[str, Any] = {**places, **joints}
