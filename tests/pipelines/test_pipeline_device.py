@@ -25,7 +25,7 @@ from lensing_ssc.analysis.patch_statistics import working_bytes
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.pipelines import PipelineConfig, read_results, run_patch_statistics
 from lensing_ssc.pipelines._batches import TASK_BYTES, PatchBatch, per_patch, plan_batches
-from lensing_ssc.pipelines._inputs import MapTask
+from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.pipelines._tasks import PatchTask
 from lensing_ssc.processing.runner import MapResult, TaskFailure
 

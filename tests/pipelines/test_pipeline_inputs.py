@@ -13,7 +13,8 @@ import pytest
 from lensing_ssc.analysis import patch_centers
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.pipelines import PipelineSection, read_results, run_patch_statistics
-from lensing_ssc.pipelines._inputs import SyntheticMap, plan_maps
+from lensing_ssc.pipelines._inputs import plan_maps
+from lensing_ssc.pipelines._map_recipes import SyntheticMap
 
 try:
     import healpy

@@ -52,7 +52,8 @@ WRITER = textwrap.dedent(
     import numpy as np
 
     from lensing_ssc.analysis import StatisticsSettings, summarize_statistics
-    from lensing_ssc.pipelines._results import MergedResults, SetSummary, write_results
+    from lensing_ssc.pipelines._merged_results import MergedResults, SetSummary
+    from lensing_ssc.pipelines._results import write_results
 
     def kib(field):
         text = Path("/proc/self/status").read_text()

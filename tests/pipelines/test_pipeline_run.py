@@ -28,7 +28,7 @@ from lensing_ssc.analysis import (
 )
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
 from lensing_ssc.pipelines import read_results, run_patch_statistics
-from lensing_ssc.pipelines._inputs import SyntheticMap
+from lensing_ssc.pipelines._map_recipes import SyntheticMap
 from lensing_ssc.pipelines._tasks import MAP_TAG
 from lensing_ssc.processing.managers import CacheManager
 
@@ -219,7 +219,7 @@ def test_cached_maps_damaged_between_the_stages_are_drawn_again_in_the_workers(
 
     config = tiny_config("processes")
     damaged: list[Path] = []
-    check = pipeline._check_geometries
+    check = pipeline.check_geometries
 
     def damage_then_check(*args: Any) -> Any:
         for path in sorted(config.cache_dir.glob("values/*/*.val")):
@@ -229,7 +229,7 @@ def test_cached_maps_damaged_between_the_stages_are_drawn_again_in_the_workers(
             damaged.append(path)
         return check(*args)  # the memory guard reads it, where the job has a memory limit
 
-    monkeypatch.setattr(pipeline, "_check_geometries", damage_then_check)
+    monkeypatch.setattr(pipeline, "check_geometries", damage_then_check)
     run = run_patch_statistics(config, executor="processes", workers=2)
     assert len(damaged) == 4
     assert (run.n_patches, run.failures) == (16, ())

@@ -16,7 +16,7 @@ from lensing_ssc.analysis import (
     stack_patch_statistics,
 )
 from lensing_ssc.core.base.exceptions import AnalysisError
-from lensing_ssc.pipelines._results import merge_patch_results
+from lensing_ssc.pipelines._merged_results import merge_patch_results
 from lensing_ssc.pipelines._tasks import PackedStatistics
 
 arrays = hnp.arrays(

@@ -17,7 +17,8 @@ import pytest
 from lensing_ssc.analysis import noise_sigma, patch_centers
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines import read_results, run_patch_statistics
-from lensing_ssc.pipelines._inputs import HealpixMap, MapTask
+from lensing_ssc.pipelines._healpix_maps import HealpixMap
+from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.pipelines._tasks import MapSummary
 from lensing_ssc.pipelines._tomography import plan_tomography
 

@@ -33,9 +33,11 @@
   maps' r_12(ℓ) = C_12/√(C_11 C_22) is the theory's (0.85 at ℓ = 100 for z_s = 1 and 2),
   not 1.
 
-Needs the ``healpix`` extra (healpy, which brings astropy). The pipeline that measures
-these maps is :mod:`lensing_ssc.pipelines`; ``lensing-ssc example healpix-ssc`` writes them
-with a config that runs the study.
+Needs the ``healpix`` extra (healpy, which brings astropy). The Gaussian fields' spectra
+and their Cholesky factors, cached per spectrum, are computed in :mod:`._lognormal_spectra`;
+here the arguments are checked and the maps drawn. The pipeline that measures these maps
+is :mod:`lensing_ssc.pipelines`; ``lensing-ssc example healpix-ssc`` writes them with a
+config that runs the study.
 """
 
 from __future__ import annotations
@@ -45,15 +47,16 @@ import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis.fields import gaussian_correlation, shifted_lognormal
+from lensing_ssc.analysis._lognormal_spectra import lognormal_plan
+from lensing_ssc.analysis.fields import shifted_lognormal
 from lensing_ssc.analysis.spectra import ConvergenceSpectrum, HalofitConvergenceSpectrum
 from lensing_ssc.analysis.theory import cross_convergence_spectrum
+from lensing_ssc.analysis.tomography import spectrum_pairs
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = [
@@ -122,65 +125,6 @@ def cut_multipole(patch_size_deg: float) -> int:
     return math.ceil(2.0 * math.pi / math.radians(patch_size_deg) - 1e-9)
 
 
-def _legendre(lmax: int, x: np.ndarray) -> np.ndarray:
-    """P_ℓ(x) for ℓ = 0 … lmax (rows), by the three-term recurrence."""
-    table = np.empty((lmax + 1, x.size))
-    table[0] = 1.0
-    if lmax > 0:
-        table[1] = x
-    for ell in range(2, lmax + 1):
-        table[ell] = ((2 * ell - 1) * x * table[ell - 1] - (ell - 1) * table[ell - 2]) / ell
-    return table
-
-
-@lru_cache(maxsize=4)
-def _quadrature(n: int) -> tuple[np.ndarray, np.ndarray]:
-    # Gauss–Legendre nodes cost an eigenvalue problem (0.6 s for n = 514); a light cone's
-    # shells draw many maps of one nside.
-    nodes, weights = np.polynomial.legendre.leggauss(n)
-    nodes.setflags(write=False)
-    weights.setflags(write=False)
-    return nodes, weights
-
-
-def _gaussian_spectra(cl: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """C_g(ℓ) of the Gaussian fields whose shifted exponentials have the spectra ``cl``.
-
-    ``cl`` is ``(P, ℓ_max + 1)``, one spectrum per row; ``shifts[p]`` is √(λ_i λ_j) of its
-    pair (λ for an auto spectrum), so ξ_g = ln(1 + ξ/(λ_i λ_j)).
-    """
-    lmax = cl.shape[1] - 1
-    nodes, weights = _quadrature(2 * (lmax + 1))
-    legendre = _legendre(lmax, nodes)
-    ell = np.arange(lmax + 1)
-    xi = ((2 * ell + 1) / (4 * math.pi) * cl) @ legendre
-    xi_g = np.stack(
-        [gaussian_correlation(row, shift) for row, shift in zip(xi, shifts, strict=True)]
-    )
-    cl_g = 2 * math.pi * ((weights * xi_g) @ legendre.T)
-    cl_g[:, 0] = 0.0
-    return np.asarray(cl_g)
-
-
-def _cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of ``(L, Z, Z)`` symmetric matrices, one per ℓ.
-
-    A pivot ≤ 0 (a multipole without power, or rounding in the transform's spectra) gives a
-    zero column, so a matrix that is only positive semi-definite still has a factor.
-    """
-    n = matrix.shape[1]
-    lower = np.zeros_like(matrix)
-    for i in range(n):
-        for j in range(i + 1):
-            rest = matrix[:, i, j] - np.sum(lower[:, i, :j] * lower[:, j, :j], axis=1)
-            if i == j:
-                lower[:, i, i] = np.sqrt(np.clip(rest, 0.0, None))
-            else:
-                pivot = lower[:, j, j]
-                lower[:, i, j] = np.divide(rest, pivot, out=np.zeros_like(rest), where=pivot > 0)
-    return lower
-
-
 def _check_cut(ell_cut: Any, lmax: int) -> int:
     if isinstance(ell_cut, bool) or not isinstance(ell_cut, (int, np.integer)):
         raise AnalysisError(
@@ -213,11 +157,6 @@ def _check_shifts(shifts: Sequence[float], n_maps: int) -> tuple[float, ...]:
     return values
 
 
-def _pairs(n_maps: int) -> list[tuple[int, int]]:
-    # The order of lensing_ssc.analysis.tomography.spectrum_pairs: (0,0), (0,1), …, (Z-1,Z-1).
-    return [(i, j) for i in range(n_maps) for j in range(i, n_maps)]
-
-
 def _n_maps(n_spectra: int) -> int:
     n_maps = round((math.sqrt(8 * n_spectra + 1) - 1) / 2)
     if n_spectra < 1 or n_maps * (n_maps + 1) // 2 != n_spectra:
@@ -227,33 +166,6 @@ def _n_maps(n_spectra: int) -> int:
             hint="give C_11, C_12, …, C_1Z, C_22, …, C_ZZ (3 spectra for 2 redshifts)",
         )
     return n_maps
-
-
-@lru_cache(maxsize=8)
-def _sky_plan(
-    lmax: int,
-    spectra: tuple[ConvergenceSpectrum, ...],
-    shifts: tuple[float, ...],
-    ell_cut: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The Cholesky factors ``(ℓ_max + 1, Z, Z)`` of C_g(ℓ) and each field's variance σ_g²."""
-    pairs = _pairs(len(shifts))
-    multipoles = np.arange(lmax + 1, dtype=float)
-    cl = np.array([np.asarray(spectrum(multipoles), dtype=float) for spectrum in spectra])
-    cl[:, :ell_cut] = 0.0
-    lam = np.array(shifts)
-    cl_g = _gaussian_spectra(cl, np.array([math.sqrt(lam[i] * lam[j]) for i, j in pairs]))
-    cl_g[:, :ell_cut] = 0.0
-    matrix = np.empty((lmax + 1, len(shifts), len(shifts)))
-    for row, (i, j) in enumerate(pairs):
-        matrix[:, i, j] = matrix[:, j, i] = cl_g[row]
-    lower = _cholesky(matrix)
-    # What the fields are drawn with, pivots clipped: their variances, for the exponential.
-    power = np.einsum("lik,lik->li", lower, lower)
-    variances = (2 * multipoles + 1) @ power / (4 * math.pi)
-    lower.setflags(write=False)
-    variances.setflags(write=False)
-    return lower, variances
 
 
 def lognormal_skies(
@@ -297,9 +209,9 @@ def lognormal_skies(
     try:
         hash(models)
     except TypeError:  # a spectrum that cannot key the cache (a mutable object) is planned afresh
-        lower, variances = _sky_plan.__wrapped__(lmax, models, lam, cut)
+        lower, variances = lognormal_plan.__wrapped__(lmax, models, lam, cut)
     else:
-        lower, variances = _sky_plan(lmax, models, lam, cut)
+        lower, variances = lognormal_plan(lmax, models, lam, cut)
 
     ell, m = healpy.Alm.getlm(lmax)
     rng = np.random.default_rng(seed)
@@ -445,7 +357,7 @@ def write_example_suites(
     shifts = [-model.minimum_convergence() for model in models]
     spectra = [
         models[i] if i == j else cross_convergence_spectrum(models[i], models[j])
-        for i, j in _pairs(len(models))
+        for i, j in spectrum_pairs(len(models))
     ]
     cosmology_cards = [
         (card, float(getattr(base, key)) if key != "nonlinear" else bool(base.nonlinear))

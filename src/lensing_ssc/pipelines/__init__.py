@@ -8,13 +8,16 @@ reads that file back as a :class:`ResultsFile` (a mapping of dataset paths with 
 views: sets, redshifts, statistics with bins and units, comparisons, the tomography across
 source redshifts; ``to_xarray()``); :class:`PipelineConfig`
 is a run's configuration with its ``pipeline`` section. Modules: :mod:`.patch_statistics`
-(orchestration), ``_config`` (the section), ``_inputs`` (where patches come from),
-``_tasks`` (the runner tasks), ``_tomography`` (cross spectra between source redshifts:
+(orchestration) with ``_run_setup`` (paths, executor, device), ``_patch_geometry`` (the
+geometry checks) and ``_merge_stage`` (the merge stage), ``_config`` (the section),
+``_inputs`` (which maps a run has) with ``_map_recipes`` and ``_healpix_maps`` (what each
+map is made from) and ``_input_identity`` (what identifies an input), ``_tasks`` (the
+runner tasks), ``_tomography`` (cross spectra between source redshifts:
 the plan and the stage's task), ``_tomography_results`` (their joint data vectors and
-comparisons), ``_results`` (merging and the results file), ``_memory_plan`` (the memory
-guard), ``_results_reading`` (reading the file back), ``_results_file`` (what its paths
-mean) with ``_results_views`` (its typed views), ``_xarray`` (it as an xarray Dataset),
-``_units`` and ``_summary``. The figures of a run are
+comparisons), ``_merged_results`` (merging), ``_results`` (the results file),
+``_memory_plan`` (the memory guard), ``_results_reading`` (reading the file back),
+``_results_file`` (what its paths mean) with ``_results_views`` (its typed views),
+``_xarray`` (it as an xarray Dataset), ``_units`` and ``_summary``. The figures of a run are
 :mod:`lensing_ssc.plotting`'s (``draw_run_figures``), drawn by ``lensing-ssc run`` after
 the run. The guide is ``docs/pipeline.md``; the science is :mod:`lensing_ssc.analysis`.
 :func:`run_lightcone` (:mod:`.lightcone`) is the front half, before the patch statistics:

@@ -36,7 +36,7 @@ from typing import Any
 
 from lensing_ssc.core.base.exceptions import ResourceError
 from lensing_ssc.core.config import ProcessingConfig
-from lensing_ssc.pipelines._inputs import MapTask
+from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.pipelines._tasks import WORKER_CACHE_MB
 from lensing_ssc.processing.managers import ManagerContext, ResourceManager
 from lensing_ssc.processing.runner import TaskRunner

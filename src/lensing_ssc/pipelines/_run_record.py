@@ -24,7 +24,7 @@ from lensing_ssc._version import __version__
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.core.io import atomic_write, hash_bytes
 from lensing_ssc.pipelines._config import PipelineSection
-from lensing_ssc.pipelines._inputs import MapTask
+from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.processing.managers import RunDir
 
 __all__ = [

@@ -12,7 +12,7 @@ Rows that are not all packed alike (``{key: array}`` rows, or packed rows whose 
 differ) are kept as they are and stacked by
 :func:`lensing_ssc.analysis.covariance.stack_patch_statistics`, which names the disagreement.
 
-Summaries, comparisons and the results file are in :mod:`._results`.
+Summaries and comparisons are in :mod:`._merged_results`, the results file in :mod:`._results`.
 """
 
 from __future__ import annotations

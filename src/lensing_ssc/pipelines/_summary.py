@@ -11,7 +11,8 @@ the map statistics' ratio is that only with the mean subtracted, and otherwise m
 mostly how the patch mean scatters (zero in periodic patches, whose ℓ = 0 mode is zero).
 Sets with tomography get a line each (redshifts, realisations, r_ij(ℓ)), and each compared
 pair of them the joint vector's variance ratios per spectrum and S/N.
-Numbers come from :class:`._results.MergedResults`; files are written by :mod:`.patch_statistics`.
+Numbers come from :class:`._merged_results.MergedResults`; files are written by
+:mod:`.patch_statistics`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from lensing_ssc._version import __version__
 from lensing_ssc.analysis import StatisticsSettings
 from lensing_ssc.analysis.comparison import StatisticComparison
-from lensing_ssc.pipelines._results import MergedResults
+from lensing_ssc.pipelines._merged_results import MergedResults
 
 __all__ = ["SUMMARY_NAME", "nu_description", "ssc_headline", "summary_text"]
 

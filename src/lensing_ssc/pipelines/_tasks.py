@@ -15,7 +15,8 @@ opens the run's cache once (:func:`_process_local`) and keeps the map in hand, s
 patch of the same map needs no lookup. What the synthetic maps of a recipe share (their
 :class:`~lensing_ssc.analysis.fields.FieldPlan`) reaches workers that are not forks of the
 run's process through the cache too (:meth:`MapStore.share_plans`): made once, read by
-each. Recipes are in :mod:`._inputs`; the orchestration in :mod:`.patch_statistics`.
+each. Recipes are in :mod:`._map_recipes` and :mod:`._healpix_maps`; the orchestration in
+:mod:`.patch_statistics`.
 """
 
 from __future__ import annotations
@@ -39,13 +40,9 @@ from lensing_ssc.analysis.fields import FieldPlan
 from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.pipelines._allocator import keep_freed_buffers
-from lensing_ssc.pipelines._inputs import (
-    HealpixMap,
-    MapSource,
-    MapTask,
-    SyntheticMap,
-    synthetic_recipes,
-)
+from lensing_ssc.pipelines._healpix_maps import HealpixMap
+from lensing_ssc.pipelines._inputs import synthetic_recipes
+from lensing_ssc.pipelines._map_recipes import MapSource, MapTask, SyntheticMap
 from lensing_ssc.processing.managers import CacheManager
 from lensing_ssc.processing.managers.log import log_context
 

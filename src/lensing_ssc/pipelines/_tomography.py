@@ -36,7 +36,8 @@ from numpy.random import default_rng
 from lensing_ssc.analysis import StatisticsSettings
 from lensing_ssc.analysis.tomography import compute_tomographic_spectra
 from lensing_ssc.core.base.exceptions import AnalysisError
-from lensing_ssc.pipelines._inputs import HealpixMap, MapTask
+from lensing_ssc.pipelines._healpix_maps import HealpixMap
+from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.pipelines._tasks import MapStore, MapSummary, PackedStatistics
 from lensing_ssc.processing.managers.log import log_context
 

@@ -61,8 +61,8 @@ from lensing_ssc.pipelines._lightcone_tasks import (
     shell_task_bytes,
 )
 from lensing_ssc.pipelines._memory_plan import place_workers
-from lensing_ssc.pipelines._results import FailureRecord
-from lensing_ssc.pipelines.patch_statistics import _absolute
+from lensing_ssc.pipelines._merged_results import FailureRecord
+from lensing_ssc.pipelines._run_setup import absolute_paths
 from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.runlock import RunLock
 from lensing_ssc.processing.runner import MapResult, TaskRunner
@@ -238,7 +238,9 @@ def run_lightcone(
         '.../runs/shells_demo/kappa/kappa_zs0.5_s0.fits'
     """
     started = time.perf_counter()
-    config = _absolute(PipelineConfig() if config is None else PipelineConfig.from_config(config))
+    config = absolute_paths(
+        PipelineConfig() if config is None else PipelineConfig.from_config(config)
+    )
     section = config.lightcone
     layout = RunDir.from_config(config)
     run_dir = layout.path

@@ -37,65 +37,42 @@ and where, the task runner's (asked through
 :meth:`~lensing_ssc.processing.managers.ManagerContext.runner_for`).
 The command line is ``lensing-ssc run`` (:mod:`lensing_ssc.cli._run`); ``docs/pipeline.md``
 is the guide.
+
+This module runs the stages in order; their parts are elsewhere: the run's maps and
+comparisons are planned in :mod:`._inputs`; the patch geometries are checked before the run
+directory is claimed and after the maps stage by :mod:`._patch_geometry`; the paths,
+executor and device a run is set up with are resolved by :mod:`._run_setup`; the merge
+stage reads the journals back into the merged numbers in :mod:`._merge_stage`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
-from collections import Counter
-from collections.abc import Iterator, MutableSequence, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lensing_ssc.analysis import (
-    ArrayDevice,
-    StatisticsSettings,
-    compute_patch_statistics,
-    select_device,
-)
-from lensing_ssc.core.base.exceptions import AnalysisError, ConfigError, ResourceError
+from lensing_ssc.analysis import ArrayDevice
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._batches import BatchWorker, per_patch, plan_batches
-from lensing_ssc.pipelines._config import PipelineConfig, PipelineSection
-from lensing_ssc.pipelines._inputs import (
-    SET_DESCRIPTIONS,
-    HealpixMap,
-    MapTask,
-    SyntheticMap,
-    dropped_patches,
-    plan_comparisons,
-    plan_maps,
-    prepare_maps,
-)
+from lensing_ssc.pipelines._config import PipelineConfig
+from lensing_ssc.pipelines._inputs import plan_comparisons, plan_maps, prepare_maps
 from lensing_ssc.pipelines._memory_plan import guard_memory, memory_limit_mb
-from lensing_ssc.pipelines._results import (
-    FailureRecord,
-    MergedResults,
-    merge_patch_results,
-    results_format,
-    results_path,
-    write_results,
+from lensing_ssc.pipelines._merge_stage import describe_input, merge_stages, writing_output
+from lensing_ssc.pipelines._merged_results import FailureRecord, MergedResults
+from lensing_ssc.pipelines._patch_geometry import (
+    check_geometries,
+    drop_odd_geometries,
+    planned_geometries,
 )
+from lensing_ssc.pipelines._results import results_format, results_path, write_results
 from lensing_ssc.pipelines._run_record import claim_run_dir, run_record
-from lensing_ssc.pipelines._sets import Comparison
-from lensing_ssc.pipelines._stacking import RowStack
+from lensing_ssc.pipelines._run_setup import absolute_paths, device_of, executor_of
 from lensing_ssc.pipelines._summary import SUMMARY_NAME, ssc_headline, summary_text
-from lensing_ssc.pipelines._tasks import (
-    MapStore,
-    MapSummary,
-    MapWorker,
-    PatchTask,
-    PatchWorker,
-)
+from lensing_ssc.pipelines._tasks import MapStore, MapSummary, MapWorker, PatchTask, PatchWorker
 from lensing_ssc.pipelines._tomography import TomographyPlan, TomographyWorker, plan_tomography
-from lensing_ssc.pipelines._tomography_results import merge_tomography
 from lensing_ssc.processing.managers import ManagerContext, RunDir
 from lensing_ssc.processing.managers.log import log_context
 from lensing_ssc.processing.managers.runlock import RunLock
@@ -171,84 +148,6 @@ class PipelineRun:
         }
 
 
-def _check_geometries(geometries: set[tuple[int, float]], settings: StatisticsSettings) -> int:
-    """Fail fast, once, when the settings do not fit the patches (too few modes in a bin).
-
-    Returns the number of values a patch's statistics hold (0 with no geometry to try).
-    """
-    values = 0
-    for pixels, pixel_size in sorted(geometries):
-        probe = np.random.default_rng(0).standard_normal((pixels, pixels))
-        try:
-            with log_context(step="plan"):
-                stats = compute_patch_statistics(
-                    probe, pixel_size, settings, np.random.default_rng(0)
-                )
-        except AnalysisError as exc:
-            raise AnalysisError(
-                f"pipeline.statistics does not fit patches of {_describe((pixels, pixel_size))}: "
-                f"{exc.message}",
-                value=exc.value,
-                hint=exc.hint,
-            ) from exc
-        values = max(values, sum(v.size for v in stats.values()))
-    return values
-
-
-def _planned_geometries(maps: Sequence[MapTask]) -> set[tuple[int, float]]:
-    """The patch geometries the config fixes before any map is made (not patch files')."""
-    return {
-        (task.source.patch_pixels, task.source.pixel_size_arcmin)
-        for task in maps
-        if isinstance(task.source, (SyntheticMap, HealpixMap))
-    }
-
-
-_ANALYSIS_ERROR = f"{AnalysisError.__module__}.{AnalysisError.__qualname__}"
-
-
-def _drop_odd_geometries(
-    maps: Sequence[MapTask], summaries: MutableSequence[MapSummary | None]
-) -> list[FailureRecord]:
-    """Fail the maps whose patches differ in size or pixel from the rest of their set.
-
-    A set's covariance needs one data vector per patch of one geometry: the most common
-    geometry of the set stays (on a tie, the first map's); each other map is a failure
-    naming both geometries, and the run goes on without it.
-    """
-    by_set: dict[str, dict[int, tuple[int, float]]] = {}
-    for i, (task, summary) in enumerate(zip(maps, summaries, strict=True)):
-        if summary is not None:
-            geometry = (summary.patch_pixels, summary.pixel_size_arcmin)
-            by_set.setdefault(task.set_name, {})[i] = geometry
-    records = []
-    for set_name, geometries in by_set.items():
-        counts = Counter(geometries.values())  # in first-seen order: max() keeps the first
-        kept = max(counts, key=counts.__getitem__)
-        if counts[kept] == len(geometries):
-            continue
-        example = maps[next(i for i, g in geometries.items() if g == kept)].label
-        for i, geometry in geometries.items():
-            if geometry == kept:
-                continue
-            task = maps[i]
-            message = (
-                f"{task.label} has patches of {_describe(geometry)}, but the {set_name} set's "
-                f"are {_describe(kept)} ({example} and {counts[kept] - 1} more): one "
-                "covariance needs patches of one size and pixel; run other sizes separately"
-            )
-            with log_context(map=task.map_id, step="maps"):
-                _log.error("maps %s refused: %s", task.map_id, message)
-            records.append(FailureRecord("maps", task.map_id, _ANALYSIS_ERROR, message))
-            summaries[i] = None
-    return records
-
-
-def _describe(geometry: tuple[int, float]) -> str:
-    pixels, pixel_size = geometry
-    return f"{pixels}² × {pixel_size:g}′"
-
-
 def _failures(stage: str, result: MapResult[Any]) -> list[FailureRecord]:
     records = []
     for failure in result.failures:
@@ -264,175 +163,6 @@ def _failures(stage: str, result: MapResult[Any]) -> list[FailureRecord]:
             )
         records.append(record)
     return records
-
-
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Turn a failed write of a run's output (a full disk, say) into one clear error."""
-    try:
-        yield
-    except OSError as exc:
-        raise ResourceError(
-            f"cannot write {str(path)!r}: {exc.strerror or exc}",
-            value=str(path),
-            hint="free space on its disk or choose another --run-dir, and rerun: every task "
-            "is saved, only the merge runs again",
-        ) from exc
-
-
-def _describe_input(section: PipelineSection, maps: Sequence[MapTask]) -> str:
-    if section.input == "healpix":
-        hp = section.healpix
-        names = hp.set_names()
-        sets = "" if names == ["healpix"] else f" in {len(names)} set(s) ({', '.join(names)})"
-        return (
-            f"{len(maps)} HEALPix map(s){sets}, {hp.patch_size_deg:g}° gnomonic patches of "
-            f"{hp.patch_pixels}² pixels"
-        )
-    if section.input == "patches":
-        return f"{len(maps)} flat patch file(s), {section.patches.pixel_size_arcmin:g}′ pixels"
-    syn = section.synthetic
-    spectrum = (
-        f"table {syn.spectrum_table}"
-        if syn.spectrum_table is not None
-        else f"halofit C(ℓ), z_s = {syn.cosmology.z_source:g}"
-    )
-    return f"synthetic {syn.kind} fields ({spectrum}), seed {section.seed}"
-
-
-def _merge(
-    section: PipelineSection,
-    config: dict[str, Any],
-    maps: Sequence[MapTask],
-    summaries: Sequence[MapSummary | None],
-    patch_tasks: Sequence[PatchTask],
-    patch_results: MapResult[Any],
-    failures: Sequence[FailureRecord],
-    comparisons: Sequence[Comparison],
-    tomography: TomographyPlan,
-    spectra: MapResult[Any] | None,
-) -> MergedResults:
-    # Each patch's row goes into its set's arrays as it is read back from the journal: the
-    # patch results are never all in memory, nor beside the stacked samples.
-    grouped: dict[str, RowStack] = {}
-    set_patches = Counter(patch.map.set_name for patch in patch_tasks)
-    info: dict[str, tuple[str, int, float, int]] = {}
-    metadata: dict[str, dict[str, Any]] = {}
-    for task, summary in zip(maps, summaries, strict=True):
-        if summary is None:
-            continue
-        if task.set_name not in grouped:
-            grouped[task.set_name] = RowStack(set_patches[task.set_name])
-        _, n_maps, _, _ = info.get(task.set_name, ("", 0, 0.0, 0))
-        info[task.set_name] = (
-            _set_description(section, task),
-            n_maps + 1,
-            summary.pixel_size_arcmin,
-            summary.patch_pixels,
-        )
-        if task.suite:
-            record = metadata.setdefault(
-                task.set_name, {"set": task.suite, "z_source": task.z_source, "maps": []}
-            )
-            record["maps"].append({"map": task.map_id, "file": task.label, **dict(task.metadata)})
-    patch_maps: dict[str, list[str]] = {}
-    for patch, stats in zip(patch_tasks, patch_results.results, strict=True):
-        if stats is not None:
-            grouped[patch.map.set_name].add(stats)
-            patch_maps.setdefault(patch.map.set_name, []).append(patch.map.map_id)
-    dropped = dropped_patches(maps, [None if s is None else s.n_patches for s in summaries])
-    if dropped:
-        _log.warning(
-            "%d patch(es) of %d map(s) dropped, masked above healpix.max_masked_fraction",
-            sum(dropped.values()),
-            len(dropped),
-        )
-    cross = merge_tomography(
-        tomography,
-        [] if spectra is None else spectra.results,
-        comparisons=section.comparisons(),
-        seed=section.seed,
-        n_resamples=section.compare_resamples,
-        confidence=section.compare_confidence,
-    )
-    return merge_patch_results(
-        grouped,
-        info=info,
-        settings=section.statistics_settings(),
-        failures=failures,
-        config=config,
-        dropped_patches=dropped,
-        comparisons=comparisons,
-        metadata=metadata,
-        patch_maps=patch_maps,
-        seed=section.seed,
-        n_resamples=section.compare_resamples,
-        confidence=section.compare_confidence,
-        tomography=cross,
-    )
-
-
-def _set_description(section: PipelineSection, task: MapTask) -> str:
-    """The summary's words for a set: its own ``description``, else what its maps are."""
-    if not task.suite or task.suite not in section.healpix.sets:
-        return SET_DESCRIPTIONS[task.suite or task.set_name]
-    text = section.healpix.sets[task.suite].description or (
-        f"gnomonic patches of the HEALPix maps of set {task.suite!r}"
-    )
-    return text if task.z_source is None else f"{text}, z_s = {task.z_source:g}"
-
-
-def _absolute(config: PipelineConfig) -> PipelineConfig:
-    """``config`` with its run directory, and the directories it names, as absolute paths.
-
-    Workers resolve a relative path against their own working directory, which on another
-    node is not the driver's: each would build its own cache there.
-    """
-
-    def absolute(path: Path | None) -> Path | None:
-        return None if path is None else Path(os.path.abspath(path))
-
-    return config.model_copy(
-        update={
-            "run_dir": absolute(config.run_dir),
-            "cache": config.cache.model_copy(update={"dir": absolute(config.cache.dir)}),
-            "checkpoint": config.checkpoint.model_copy(
-                update={"dir": absolute(config.checkpoint.dir)}
-            ),
-            "logging": config.logging.model_copy(update={"file": absolute(config.logging.file)}),
-        }
-    )
-
-
-def _executor_of(section: PipelineSection, executor: Any) -> Any:
-    """The executor to run on: ``executor`` (a name or an executor object) if given, else
-    the section's.
-
-    Raises:
-        ConfigError: ``executor`` is not ``"dask"`` while ``pipeline.scheduler`` names a
-            cluster to join.
-    """
-    if executor is None:
-        return section.executor
-    if section.scheduler is not None and executor != "dask":
-        named = executor if isinstance(executor, str) else type(executor).__name__
-        raise ConfigError(
-            f"executor {named!r} was asked for, but pipeline.scheduler "
-            f"({section.scheduler!r}) joins a Dask cluster",
-            value=executor,
-            hint="use executor 'dask', or drop pipeline.scheduler",
-            field="executor",
-        )
-    return executor
-
-
-def _device_of(section: PipelineSection, device: str | ArrayDevice | None) -> ArrayDevice:
-    """The device to measure on: ``device`` if given (a name or a device), else the section's."""
-    if isinstance(device, ArrayDevice):
-        return device
-    if device is None:
-        return select_device(section.device, setting="pipeline.device")
-    return select_device(device, setting="device")
 
 
 def run_patch_statistics(
@@ -483,11 +213,11 @@ def run_patch_statistics(
     """
     started = time.perf_counter()
     config = PipelineConfig() if config is None else PipelineConfig.from_config(config)
-    config = _absolute(config)  # before any of it is shipped to workers
+    config = absolute_paths(config)  # before any of it is shipped to workers
     section = config.pipeline
     settings = section.statistics_settings()
-    executor_name = _executor_of(section, executor)
-    on = _device_of(section, device)
+    executor_name = executor_of(section, executor)
+    on = device_of(section, device)
     cluster: dict[str, Any] = {}  # runner options: the Dask cluster to join, its grace
     if section.scheduler is not None:
         cluster["scheduler_address"] = section.scheduler
@@ -495,8 +225,8 @@ def run_patch_statistics(
     max_workers = workers if workers is not None else section.workers
     maps = plan_maps(section, memory_limit_mb=memory_limit_mb(config))
     comparisons = plan_comparisons(section, maps)
-    planned = _planned_geometries(maps)
-    values = _check_geometries(planned, settings)  # before the run directory is claimed
+    planned = planned_geometries(maps)
+    values = check_geometries(planned, settings)  # before the run directory is claimed
     layout = RunDir.from_config(config)
     run_dir = layout.path
     fmt = results_format(section.results_format)
@@ -541,9 +271,9 @@ def run_patch_statistics(
         ctx.check_resources()  # a stop requested during the maps stage ends the run here
         failures = _failures("maps", made)
         summaries: list[MapSummary | None] = list(made.results)
-        failures += _drop_odd_geometries(maps, summaries)
+        failures += drop_odd_geometries(maps, summaries)
         made_geometries = {(s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s}
-        _check_geometries(made_geometries - planned, settings)
+        check_geometries(made_geometries - planned, settings)
         patch_tasks = [
             PatchTask(task, j)
             for task, summary in zip(maps, summaries, strict=True)
@@ -604,7 +334,7 @@ def run_patch_statistics(
             recorded["pipeline"].update(
                 executor=ran_on, scheduler=scheduler, workers=n_workers, device=on.name
             )
-            merged = _merge(
+            merged = merge_stages(
                 section,
                 recorded,
                 maps,
@@ -616,7 +346,7 @@ def run_patch_statistics(
                 tomography,
                 spectra,
             )
-            with _writing(results_file):
+            with writing_output(results_file):
                 write_results(merged, results_file, fmt)
             files = [("results", results_file), ("log", layout.log_file)]
             summary_file = layout.results / SUMMARY_NAME
@@ -624,11 +354,11 @@ def run_patch_statistics(
             text = summary_text(
                 merged,
                 run_dir=run_dir,
-                input_description=_describe_input(section, maps),
+                input_description=describe_input(section, maps),
                 files=files,
                 elapsed=elapsed,
             )
-            with _writing(summary_file):
+            with writing_output(summary_file):
                 atomic_write(summary_file, text.encode())
             _log.info("results written to %s", results_file)
         if ctx.stop_requested:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.processing.runner import RunnerHooks, TaskRunner, run_map
 from lensing_ssc.processing.runner import _journal as journal_module
-from lensing_ssc.processing.runner._engine import ChunkSizer
+from lensing_ssc.processing.runner._chunk_sizer import ChunkSizer
 from lensing_ssc.processing.runner._keys import item_keys
 
 # ---- task functions (module level, so process workers can unpickle them) -------------------

@@ -8,7 +8,7 @@ import pytest
 
 from lensing_ssc.core.base.cpus import usable_cpus
 from lensing_ssc.processing.runner import TaskRunner
-from lensing_ssc.processing.runner._engine import ChunkSizer
+from lensing_ssc.processing.runner._chunk_sizer import ChunkSizer
 
 needs_dask = pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None, reason='needs the "dask" extra'

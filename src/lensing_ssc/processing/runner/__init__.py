@@ -4,7 +4,9 @@ Private parts: :mod:`._task_runner` (``TaskRunner``'s arguments and ``map``, and
 ``run_map``) over :mod:`._runner_executor` (its executor: started on first use, asked,
 closed) and :mod:`._runs` (one run: keys, journal, ledger, the loop, a stop), with
 :mod:`._options` (``RunnerHooks``, ``MAX_WORKERS`` and the argument checks), :mod:`._engine`
-(the serial and parallel scheduling loops), :mod:`._ledger` (the book-keeping),
+(the serial and parallel scheduling loops) with :mod:`._parallel_run` (a parallel run's
+tasks in flight, and what a dead worker means for them) and :mod:`._chunk_sizer` (items
+per task), :mod:`._ledger` (the book-keeping),
 :mod:`._journal` (the completion journal: opening, locking, the commit thread) with
 :mod:`._journal_appends` (appending records), :mod:`._journal_checks` (what opening checks),
 :mod:`._records` (the record format and reading) and :mod:`._appender`, :mod:`._keys` (item

@@ -17,7 +17,7 @@ for it raises ``ModuleNotFoundError`` naming the extra.
   what each worker would still read as it starts, the server reads once for all
   (:mod:`._fork_warmup`). Its workers share this machine's cores, and say so
   (``workers_per_core``): the scheduling loop sizes their tasks by the work they do, not
-  by how long they take while other workers hold the cores (:mod:`._engine`).
+  by how long they take while other workers hold the cores (:mod:`._chunk_sizer`).
   ``mp_context="spawn"`` starts them afresh; ``"fork"`` is refused with a ``ConfigError``
   when the runner is made (:data:`~._executors.FORK_REFUSED` says why). A worker the Nanny
   starts again after a death starts Dask's default way: the start method is a setting of
@@ -37,7 +37,7 @@ When a worker dies, Dask fails the tasks it held with ``KilledWorker`` (the clus
 runner starts allows no reruns: ``distributed.scheduler.allowed-failures`` is 0; a joined
 cluster keeps its own setting). Dask's attribution is loose (a worker holds queued tasks
 too), so the runner treats these items as suspects and runs each alone, as for a process
-pool (:mod:`._engine`). The Nanny restarts dead workers. Dask's own logs, which repeat
+pool (:mod:`._parallel_run`). The Nanny restarts dead workers. Dask's own logs, which repeat
 these failures, are kept to CRITICAL in the cluster the runner starts. A joined cluster
 may rerun a task on ``allowed-failures`` more workers before it gives up:
 :meth:`DaskAdapter.death_tries` tells the loop how many runs one ``KilledWorker`` stands

@@ -10,85 +10,51 @@ the running tasks (killing process-pool workers), keeps what had finished, and r
 Whenever the loop kills workers, the processes their tasks started end with them
 (:mod:`._process_tree`).
 
-The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: per worker, two,
-or enough for about 0.1 s of queued work, at most 16), each a chunk of items
-(``chunksize``, or sized so a task holds about the executor's ``chunk_target`` of work,
-and, as the last items are spread over the workers, so that the executor's
-``task_overhead`` stays a small share of each task). Work is the items' measured time
-divided by the executor's ``workers_per_core``: on a machine with more workers than
-cores, an item takes that many times longer than the work it does. An executor with a
-per-task overhead first gets one single-item task per worker, to measure the items. Futures
-report back through a queue fed by their done-callbacks; the journal's commit thread posts
-to the same queue, so durable completions are reported without polling. What a worker
-carries back beside a task's outcomes (:attr:`~._worker.UnitReport.carried`) goes to
-``on_carried`` in this thread, before the outcomes are recorded.
-
-A worker process that dies breaks a process pool and fails every task in flight (Dask
-fails the tasks queued on that worker). Those items become suspects: the pool is rebuilt
-and each suspect is run alone; one that kills its worker alone is the culprit, tried
-``retries`` more times and then recorded as failed (``WorkerDied``), while the others
-complete normally. A Dask scheduler may have run a task on several workers before it
-reports the death (its ``allowed-failures``): each item's runs are counted with those
-(:meth:`Adapter.death_tries`), and an item is not submitted again once a further
-submission would take it past ``retries + 1`` runs. A one-item task that the scheduler
-already ran on several dying workers is taken as its item's own death, without a run alone.
+The parallel loop keeps at most ``max_in_flight`` tasks submitted (default: what
+:meth:`~._chunk_sizer.ChunkSizer.tasks_per_worker` says per worker), each a chunk of items
+sized by :class:`~._chunk_sizer.ChunkSizer`. Futures report back through a queue fed by
+their done-callbacks; the journal's commit thread posts to the same queue, so durable
+completions are reported without polling. What a worker carries back beside a task's
+outcomes (:attr:`~._worker.UnitReport.carried`) goes to ``on_carried`` in this thread,
+before the outcomes are recorded.
 
 A fault of the executor itself (:meth:`Adapter.fault`: a lost Dask scheduler, a cluster
 without workers for too long) ends the run like a stop, at once: nothing is journalled as
-failed, what finished is saved, and the fault is returned as the stop reason. Fetching a
-done task's result is checked for a fault too: a Dask result lost with its worker before
-it was fetched would otherwise be awaited for ever on a cluster left without workers.
+failed, what finished is saved, and the fault is returned as the stop reason.
+
+Not here: the tasks in flight, how each task's end is settled and what a dead worker
+means for its items (:mod:`._parallel_run`), the task sizes (:mod:`._chunk_sizer`), the
+retries inside a worker (:mod:`._worker`), the journal (:mod:`._ledger`, :mod:`._journal`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, CancelledError
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any
 
 from lensing_ssc.processing.runner._adapter import Adapter
+from lensing_ssc.processing.runner._chunk_sizer import ChunkSizer
 from lensing_ssc.processing.runner._interrupts import (
     InterruptWatch,
     error_message,
     is_task_failure,
 )
 from lensing_ssc.processing.runner._ledger import Ledger
+from lensing_ssc.processing.runner._parallel_run import ParallelRun
 from lensing_ssc.processing.runner._process_tree import end_orphans, note_tree
-from lensing_ssc.processing.runner._worker import (
-    RetryPolicy,
-    describe_error,
-    retryable,
-    run_unit,
-)
+from lensing_ssc.processing.runner._worker import RetryPolicy, describe_error, retryable
 
-__all__ = ["ChunkSizer", "StopCheck", "run_parallel", "run_serial"]
+__all__ = ["StopCheck", "run_parallel", "run_serial"]
 
 StopCheck = Callable[[], "bool | str | None"]
 
 logger = logging.getLogger("lensing_ssc.processing.runner")
 
 _POLL = 0.1
-_MAX_CHUNK = 1000
-_QUEUED_SECONDS = 0.1
-_MAX_TASKS_PER_WORKER = 16
-# A task of items of known length holds enough of them that the executor's per-task
-# overhead is at most this share of its work, even as the last items are spread over the
-# workers: the pipeline's patches (~10 ms of work each) on a Dask cluster (~6 ms a task)
-# end three to a task rather than one, and no worker waits on a longer task than ~30 ms.
-_OVERHEAD_SHARE = 0.2
-# Seconds the loop first waits for a done task's result, doubled at each further wait. A
-# Dask result still lives on its worker when the task is reported done; if that worker
-# dies meanwhile, fetching it waits for it to be computed again, forever on a cluster left
-# without workers. Between waits the loop asks the executor for a fault.
-_RESULT_WAIT = 1.0
-WORKER_DIED = "WorkerDied"
 
 
 def _stop_reason(should_stop: StopCheck | None) -> str | None:
@@ -188,213 +154,6 @@ def _pause(delay: float, should_stop: StopCheck | None) -> str | None:
         time.sleep(min(left, _POLL))
 
 
-@dataclass
-class ChunkSizer:
-    """Items per task: fixed, or sized from measured item times to hold ``target`` seconds
-    of work.
-
-    ``overhead`` is what each task costs beyond its items (:attr:`Adapter.task_overhead`);
-    ``sharing`` the workers that share each core (:attr:`Adapter.workers_per_core`), by
-    which an item's measured time is divided to give its work.
-    """
-
-    fixed: int | None
-    target: float
-    mean: float | None = None
-    task_mean: float | None = None
-    overhead: float = 0.0
-    sharing: float = 1.0
-
-    def observe(self, seconds: float, count: int) -> None:
-        """Fold a task's measured time (per item and per task) into the running means."""
-        per_item = seconds / max(count, 1)
-        self.mean = per_item if self.mean is None else 0.8 * self.mean + 0.2 * per_item
-        self.task_mean = seconds if self.task_mean is None else 0.8 * self.task_mean + 0.2 * seconds
-
-    def tasks_per_worker(self) -> int:
-        """Tasks to keep submitted per worker: at least 2, and ~0.1 s of queued work.
-
-        The queued work is what a worker runs while the runner is slow to hand it more (on
-        a loaded machine the runner's own process waits for a core too; where workers share
-        cores, a hand-off takes ``sharing`` times longer, and as much more is queued). Before
-        any task has been measured: 2, or 1 where each task has an overhead (its items are
-        sized once the first one is back).
-        """
-        if self.task_mean is None:
-            return 1 if self.overhead > 0 else 2
-        queued = _QUEUED_SECONDS * max(self.sharing, 1.0)
-        return max(
-            2,
-            min(_MAX_TASKS_PER_WORKER, 1 + math.ceil(queued / max(self.task_mean, 1e-6))),
-        )
-
-    def size(self, remaining: int, workers: int) -> int:
-        """Items for the next task, leaving enough tasks to keep every worker busy, but
-        never so few that the per-task overhead passes its share of the task."""
-        if self.fixed is not None:
-            return self.fixed
-        if self.mean is None:
-            return 1
-        work = max(self.mean, 1e-9) / max(self.sharing, 1.0)
-        wanted = int(self.target / work)
-        spread = remaining // (2 * max(workers, 1))
-        floor = math.ceil(self.overhead / (_OVERHEAD_SHARE * work))
-        return max(1, min(max(spread, floor), wanted, _MAX_CHUNK))
-
-
-@dataclass
-class _Unit:
-    indexes: list[int]
-    generation: int
-    alone: bool = False
-
-
-@dataclass
-class _Parallel:
-    """State of one parallel run."""
-
-    ledger: Ledger
-    func: Callable[[Any], Any]
-    items: Sequence[Any]
-    adapter: Adapter
-    policy: RetryPolicy
-    sizer: ChunkSizer
-    max_in_flight: int | None
-    waiting: deque[int]
-    on_carried: Callable[[Any], None] | None = None
-    done: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
-    in_flight: dict[Any, _Unit] = field(default_factory=dict)
-    suspects: deque[int] = field(default_factory=deque)
-    starts: Counter[int] = field(default_factory=Counter)
-    tries: Counter[int] = field(default_factory=Counter)  # runs that died, counted
-    reruns: Counter[int] = field(default_factory=Counter)  # runs the scheduler added
-    stopping: bool = False
-    fault: str | None = None
-
-    def submit(self, indexes: list[int], *, alone: bool = False) -> None:
-        pairs = [(index, self.items[index]) for index in indexes]
-        args = (self.func, pairs, self.policy, self.adapter.task_setup)
-        try:
-            future = self.adapter.submit(run_unit, *args)
-        except BrokenExecutor:  # broke before its failed futures reached us
-            self.adapter.rebuild()
-            future = self.adapter.submit(run_unit, *args)
-        except Exception as exc:
-            fault = self.adapter.fault(exc)
-            if fault is None:
-                raise
-            self.fault = self.fault or fault
-            self.waiting.extendleft(reversed(indexes))  # left for the next run
-            return
-        self.starts.update(indexes)
-        self.in_flight[future] = _Unit(indexes, self.adapter.generation, alone)
-        self.ledger.in_flight += len(indexes)
-        future.add_done_callback(self.done.put)
-
-    def fill(self) -> None:
-        if self.fault is not None:
-            return
-        if self.suspects:
-            if not self.in_flight:  # run each suspect alone, so a death names its item
-                self.submit([self.suspects.popleft()], alone=True)
-            return
-        workers = self.adapter.workers()
-        cap = self.max_in_flight or workers * self.sizer.tasks_per_worker()
-        waiting = self.waiting
-        while waiting and len(self.in_flight) < cap:
-            size = min(self.sizer.size(len(waiting), workers), len(waiting))
-            self.submit([waiting.popleft() for _ in range(size)])
-
-    def settle(self, future: Any) -> None:
-        if future in self.in_flight and not future.done():
-            # Reported done, then undone: a Dask result lost with its worker before it was
-            # fetched, to be computed again. Waiting for it here would block the loop (and
-            # its fault checks) while the cluster may have no worker left to compute it.
-            future.add_done_callback(self.done.put)
-            return
-        unit = self.in_flight.pop(future, None)
-        if unit is None:
-            return
-        self.ledger.in_flight -= len(unit.indexes)
-        try:
-            report = self._result(future)
-            if report is None:  # the executor failed meanwhile: left for the next run
-                return
-        except CancelledError as exc:
-            self.fault = self.fault or self.adapter.fault(exc)
-            return
-        except Exception as exc:
-            self._lost(unit, exc)
-            return
-        if report.carried is not None and self.on_carried is not None:
-            self.on_carried(report.carried)
-        outcomes = report.outcomes
-        seconds = 0.0
-        for outcome in outcomes:
-            seconds += outcome.seconds
-            if outcome.ok:
-                self.ledger.record_success(outcome.index, outcome.value, outcome.attempts)
-            else:
-                error_type, message, trace = outcome.value
-                self.ledger.record_failure(
-                    outcome.index, error_type, message, trace, outcome.attempts
-                )
-        self.sizer.observe(seconds, len(outcomes))
-
-    def _result(self, future: Any) -> Any:
-        """The task's report, or ``None`` if the executor fails while it is fetched."""
-        wait = _RESULT_WAIT
-        while True:
-            started = time.monotonic()
-            try:
-                return future.result(timeout=wait)
-            except (TimeoutError, FutureTimeout):
-                if time.monotonic() - started < wait / 2:
-                    raise  # the task's own error, not the wait's
-                fault = self.adapter.fault()
-                if fault is not None:
-                    self.fault = self.fault or fault
-                    return None
-                wait *= 2
-
-    def _lost(self, unit: _Unit, exc: Exception) -> None:
-        """A task came back without outcomes: its worker died, or the transport failed."""
-        fault = self.adapter.fault(exc)
-        if fault is not None:  # the executor is gone, not the items: left for the next run
-            self.fault = self.fault or fault
-            return
-        if not self.adapter.is_worker_death(exc):
-            error = describe_error(exc)
-            for index in unit.indexes:
-                self.ledger.record_failure(index, *error, self.starts[index])
-            return
-        if self.stopping:
-            return  # the stop leaves these for the next run
-        if unit.generation == self.adapter.generation:
-            self.adapter.rebuild()
-        runs = self.adapter.death_tries(exc)
-        self.reruns.update(dict.fromkeys(unit.indexes, runs - 1))
-        if len(unit.indexes) == 1 and (unit.alone or runs > 1):
-            # Its own death: it ran alone, or the scheduler saw it on `runs` dying workers.
-            # A death among other tasks may be a neighbour's and is not counted.
-            index = unit.indexes[0]
-            self.tries[index] += runs
-            if self.tries[index] + runs > self.policy.retries + 1:
-                self._died(index, str(exc))
-            else:
-                self.suspects.appendleft(index)
-        else:
-            self.suspects.extend(unit.indexes)
-
-    def _died(self, index: int, detail: str) -> None:
-        message = (
-            "the worker process running this item died (os._exit, a signal, or the "
-            f"out-of-memory killer): {detail}"
-        )
-        attempts = self.starts[index] + self.reruns[index]
-        self.ledger.record_failure(index, WORKER_DIED, message, "", attempts)
-
-
 def _terminate(adapter: Adapter, futures: list[Any]) -> None:
     """Stop the running tasks now, and the processes that their killed workers started."""
     tree = note_tree() if adapter.kind != "threads" else None
@@ -420,7 +179,7 @@ def run_parallel(
 
     ``on_carried(payload)`` takes what a worker sent back beside a task's outcomes.
     """
-    run = _Parallel(
+    run = ParallelRun(
         ledger,
         func,
         items,
