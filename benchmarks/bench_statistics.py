@@ -187,7 +187,7 @@ def generators(first: int, count: int) -> list[np.random.Generator]:
 
 
 _SETTINGS = StatisticsSettings.quick()
-_SHARED: dict[str, np.ndarray] = {}  # the batch, inherited by forked workers
+_SHARED: dict[str, np.ndarray] = {}  # the batch, made again in each worker
 
 
 def _one_at_a_time(patches: np.ndarray, first: int = 0) -> None:
@@ -220,15 +220,28 @@ def numpy_batch_figures(batch: np.ndarray, repeat: int) -> tuple[float, float]:
     return statistics.median(times["one"]) / count, statistics.median(times["batch"]) / count
 
 
+def _make_shared(count: int, pixels: int) -> None:
+    _SHARED["batch"] = make_batch(count, pixels)  # seeded: the parent's batch
+
+
 def all_cores_figure(batch: np.ndarray, repeat: int) -> tuple[float, int]:
-    """Seconds per patch with a process per core, each measuring slices of the batch."""
+    """Seconds per patch with a process per core, each measuring slices of the batch.
+
+    The workers come from a fork server, not forked from this process: CUDA, which the GPU
+    measurement has started here, does not survive a fork (and its threads can deadlock
+    the child).
+    """
     workers = os.cpu_count() or 1
-    _SHARED["batch"] = batch
     count = len(batch)
     step = max(1, min(64, count // (4 * workers)))
     slices = [(first, min(count, first + step)) for first in range(0, count, step)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_make_shared,
+        initargs=(count, batch.shape[-1]),
+    ) as pool:
         list(pool.map(_measure_slice, slices[:workers]))  # start and warm every worker
         runs = [timed(lambda: sum(pool.map(_measure_slice, slices))) for _ in range(repeat)]
     return statistics.median(runs) / count, workers
@@ -270,14 +283,13 @@ def gpu_main(count: int, pixels: int, repeat: int, pipeline: bool) -> int:
         )
         device.gather_columns(list(stats.values()))  # waits for the device, brings them home
 
-    on_gpu(on_device)  # plans, kernels and tables: once
-    resident = statistics.median(timed(lambda: on_gpu(on_device)) for _ in range(repeat)) / step
-    with_copy = (
-        statistics.median(
+    with device.activated():  # CuPy works on the current device
+        on_gpu(on_device)  # plans, kernels and tables: once
+        resident = statistics.median(timed(lambda: on_gpu(on_device)) for _ in range(repeat))
+        with_copy = statistics.median(
             timed(lambda: on_gpu(device.asarray(batch[:step]))) for _ in range(repeat)
         )
-        / step
-    )
+    resident, with_copy = resident / step, with_copy / step
     print(f"{'GPU, patches already on the device':<44}{resident * 1e3:>10.4f}")
     print(f"{'GPU, copied from the host first':<44}{with_copy * 1e3:>10.4f}")
     ratio = single / with_copy

@@ -3,6 +3,7 @@ against the memory a batch really uses, results brought home, host noise for a s
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import tracemalloc
@@ -16,6 +17,7 @@ from lensing_ssc.analysis import (
     ArrayDevice,
     HalofitConvergenceSpectrum,
     StatisticsSettings,
+    _cuda,
     compute_patch_statistics_batch,
     gaussian_field,
     select_device,
@@ -75,19 +77,99 @@ def test_an_unknown_device_name_is_a_config_error() -> None:
 
 
 def test_gpu_without_cupy_names_both_extras_and_auto_falls_back() -> None:
-    """Without CuPy (or a device), 'gpu' is a ConfigError naming the extras; 'auto' is the CPU."""
-    if select_device("auto").name == "gpu":
-        pytest.skip("this machine has CuPy and a GPU")
-    with pytest.raises(ConfigError, match="device 'gpu' needs") as info:
+    """Without CuPy, 'gpu' is a ConfigError naming the extras; 'auto' is the CPU, saying why."""
+    if _cuda.installed():
+        pytest.skip("CuPy is installed here")
+    with pytest.raises(ConfigError, match="device 'gpu' needs a usable CUDA GPU") as info:
         select_device("gpu")
+    assert info.value.message.endswith("CuPy is not installed")
     assert all(extra in str(info.value) for extra in GPU_EXTRAS)
-    assert select_device("auto") is CPU_DEVICE
+    auto = select_device("auto")
+    assert (auto.name, auto.is_cpu, auto.batch_size(2**20)) == ("cpu", True, None)
+    assert auto.description == "NumPy on the CPU (no GPU: CuPy is not installed)"
+
+
+def _no_driver() -> ArrayDevice:
+    """A GPU finder on a node without an NVIDIA driver, as CuPy's says it."""
+    raise ConfigError(
+        "no NVIDIA driver is loaded (libcuda.so.1 was not found)",
+        value=None,
+        hint="run on a node with an NVIDIA GPU, where nvidia-smi lists it; or use device 'cpu'",
+    )
+
+
+def test_auto_without_a_usable_gpu_warns_and_measures_on_the_cpu(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """'auto' where the GPU cannot be used logs a warning with the reason and the fix, and
+    returns the CPU, whose description keeps the reason for the run's log."""
+    with caplog.at_level(logging.INFO, logger="lensing_ssc.analysis"):
+        device = select_device("auto", find_gpu=_no_driver)
+    assert (device.name, device.is_cpu) == ("cpu", True)
+    assert device.description == (
+        "NumPy on the CPU (no GPU: no NVIDIA driver is loaded (libcuda.so.1 was not found))"
+    )
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == (
+        "device 'auto' measures on the CPU: no usable GPU, no NVIDIA driver is loaded "
+        "(libcuda.so.1 was not found) (run on a node with an NVIDIA GPU, where nvidia-smi "
+        "lists it; or use device 'cpu')"
+    )
+
+
+def test_gpu_without_a_usable_gpu_fails_in_one_line_naming_the_problem() -> None:
+    """'gpu' where the GPU cannot be used: one ConfigError line, on the setting, with the
+    reason and the fix; nothing is chosen instead."""
+    with pytest.raises(ConfigError) as info:
+        select_device("gpu", setting="pipeline.device", find_gpu=_no_driver)
+    error = info.value
+    assert (error.field, error.value) == ("pipeline.device", "gpu")
+    assert error.message == (
+        "device 'gpu' needs a usable CUDA GPU: no NVIDIA driver is loaded "
+        "(libcuda.so.1 was not found)"
+    )
+    assert "where nvidia-smi lists it" in str(error)
+    assert "\n" not in str(error)
+
+
+def test_a_found_gpu_is_what_gpu_and_auto_select() -> None:
+    """The device the finder returns is the one 'gpu' and 'auto' select, and 'cpu' never
+    asks for it."""
+    found = ArrayDevice("gpu", np, None, "a found device", lambda: 10 * 2**20)
+    asked: list[str] = []
+
+    def finder() -> ArrayDevice:
+        asked.append("asked")
+        return found
+
+    assert select_device("gpu", find_gpu=finder) is found
+    assert select_device("auto", find_gpu=finder) is found
+    assert select_device("cpu", find_gpu=finder) is CPU_DEVICE
+    assert asked == ["asked", "asked"]
+
+
+def test_cupy_without_a_usable_gpu_is_one_line_for_gpu_and_the_cpu_for_auto() -> None:
+    """Where CuPy is installed but cannot measure (no driver, no device, no cuFFT, ...):
+    'gpu' is one ConfigError line saying why, 'auto' the CPU with the same reason."""
+    if not _cuda.installed():
+        pytest.skip("CuPy is not installed here (the gpu-cuda12 or gpu-cuda13 extra)")
+    problem = _cuda.cuda_problem()
+    if problem is None:
+        pytest.skip("CuPy can measure on this machine's GPU")
+    with pytest.raises(ConfigError) as info:
+        select_device("gpu")
+    assert info.value.message == f"device 'gpu' needs a usable CUDA GPU: {problem[0]}"
+    assert (info.value.hint, "\n" in str(info.value)) == (problem[1], False)
+    auto = select_device("auto")
+    assert auto.is_cpu
+    assert auto.description.endswith(f"(no GPU: {problem[0]})")
 
 
 def test_the_gpu_benchmark_without_a_gpu_fails_in_one_line() -> None:
-    """benchmarks/bench_statistics.py --device gpu on a machine without one: exit 2, one line
-    saying what is missing and how to install it, nothing measured."""
-    if select_device("auto").name == "gpu":
+    """benchmarks/bench_statistics.py --device gpu on a machine where CuPy cannot measure:
+    exit 2, one line saying what is missing and what to do, nothing measured."""
+    if _cuda.cuda_problem() is None:
         pytest.skip("this machine has CuPy and a GPU")
     script = Path(__file__).parents[2] / "benchmarks" / "bench_statistics.py"
     done = subprocess.run(
@@ -101,7 +183,8 @@ def test_the_gpu_benchmark_without_a_gpu_fails_in_one_line() -> None:
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("bench_statistics.py --device gpu: no GPU to measure: device 'gpu'")
-    assert all(extra in lines[0] for extra in GPU_EXTRAS)
+    if not _cuda.installed():
+        assert all(extra in lines[0] for extra in GPU_EXTRAS)
 
 
 def test_a_large_stack_draws_each_maps_noise_from_its_own_generator() -> None:
@@ -165,3 +248,32 @@ def test_working_bytes_bound_what_a_batch_allocates(pixels: int, count: int) -> 
     one_hot = 9 * min(2**24, count * pixels * pixels * half_bins)
     estimate = count * working_bytes(pixels, 2.0, settings)
     assert peak <= estimate + one_hot, (peak, estimate, one_hot)
+
+
+@pytest.mark.gpu
+def test_each_way_cupy_says_the_device_is_full_halves_a_chunk() -> None:
+    """CuPy's pool, cuFFT, cuBLAS and the CUDA runtime each say "out of memory" their own way
+    (only the pool's is a MemoryError): all four make a chunk be halved, other CUDA errors
+    do not."""
+    cupy = pytest.importorskip(
+        "cupy", reason="CuPy is not installed (the gpu-cuda12 or gpu-cuda13 extra)"
+    )
+    try:
+        cufft, cublas = cupy.cuda.cufft, cupy.cuda.cublas
+    except ImportError as exc:
+        pytest.skip(f"CuPy cannot load cuFFT or cuBLAS here: {exc}")
+    runtime = cupy.cuda.runtime
+    full = [
+        cupy.cuda.memory.OutOfMemoryError(2**30, 2**34),
+        cufft.CuFFTError(2),  # CUFFT_ALLOC_FAILED
+        cublas.CUBLASError(3),  # CUBLAS_STATUS_ALLOC_FAILED
+        runtime.CUDARuntimeError(2),  # cudaErrorMemoryAllocation
+    ]
+    other = [
+        cufft.CuFFTError(5),  # CUFFT_INTERNAL_ERROR
+        cublas.CUBLASError(1),  # CUBLAS_STATUS_NOT_INITIALIZED
+        runtime.CUDARuntimeError(1),  # cudaErrorInvalidValue
+        RuntimeError("CUFFT_ALLOC_FAILED"),
+    ]
+    assert [_cuda.out_of_memory(error) for error in full] == [True] * 4
+    assert [_cuda.out_of_memory(error) for error in other] == [False] * 4

@@ -13,18 +13,32 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from lensing_ssc.analysis import ArrayDevice, StatisticsSettings, select_device
+from lensing_ssc.analysis import (
+    ArrayDevice,
+    HalofitConvergenceSpectrum,
+    StatisticsSettings,
+    _cuda,
+    gaussian_field,
+    select_device,
+)
 from lensing_ssc.analysis._arrays import clear_constants
 from lensing_ssc.analysis.devices import GPU_EXTRAS
 from lensing_ssc.analysis.patch_statistics import working_bytes
 from lensing_ssc.core.base.exceptions import ConfigError
 from lensing_ssc.pipelines import PipelineConfig, read_results, run_patch_statistics
-from lensing_ssc.pipelines._batches import TASK_BYTES, PatchBatch, per_patch, plan_batches
+from lensing_ssc.pipelines._batches import (
+    TASK_BYTES,
+    BatchWorker,
+    PatchBatch,
+    per_patch,
+    plan_batches,
+)
 from lensing_ssc.pipelines._map_recipes import MapTask
 from lensing_ssc.pipelines._tasks import PatchTask
 from lensing_ssc.processing.runner import MapResult, TaskFailure
@@ -74,10 +88,11 @@ def _assert_close_results(device: Mapping[str, Any], cpu: Mapping[str, Any]) -> 
 def test_a_device_run_gives_the_cpu_numbers_in_chunks_of_its_memory(
     tiny_config: ConfigFactory,
 ) -> None:
-    """Patches measured 3 at a time on a device: the CPU run's results; 'strict' recorded."""
+    """Memory for 5 patches: measured 4 at a time (a power of two, so each chunk has the
+    same shape), with the CPU run's results; 'strict' recorded."""
     cpu = run_patch_statistics(tiny_config("cpu"))
     config = tiny_config("device", level="DEBUG")
-    run = run_patch_statistics(config, device=_strict_device(3))
+    run = run_patch_statistics(config, device=_strict_device(5))
     assert (run.device, cpu.device) == ("strict", "cpu")
     assert (run.n_patches, run.failures) == (cpu.n_patches, ())
     results = read_results(run.results_file)
@@ -86,7 +101,7 @@ def test_a_device_run_gives_the_cpu_numbers_in_chunks_of_its_memory(
     _assert_close_results(results, read_results(cpu.results_file))
     logged = "".join(path.read_text() for path in (config.run_dir / "logs").glob("*"))
     assert "16 patches measured on strict" in logged
-    assert "(3 per device chunk)" in logged
+    assert "(4 per device chunk)" in logged
 
 
 def test_a_device_run_resumes_its_batches_from_the_journal(tiny_config: ConfigFactory) -> None:
@@ -151,10 +166,138 @@ def test_a_chunk_the_device_has_no_memory_for_is_halved_with_the_same_noise(
     assert "patches at once did not fit on strict" in logged
 
 
+class PlanAllocationFailed(RuntimeError):
+    """How cuFFT says it has no memory for a plan (CuPy's ``CuFFTError``,
+    ``CUFFT_ALLOC_FAILED``): a ``RuntimeError``, not a ``MemoryError``."""
+
+
+class _CurrentDevice:
+    """array_api_strict's device1 as a context manager that makes it current while entered,
+    the way ``cupy.cuda.Device`` does (CuPy puts new arrays on the current device)."""
+
+    def __init__(self) -> None:
+        self.device = array_api_strict.Device("device1")
+        self.current = False
+
+    def __enter__(self) -> _CurrentDevice:
+        self.current = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.current = False
+
+
+class _FewPatchesFit:
+    """array_api_strict as the namespace of a device that holds ``fits`` patches at once:
+    sending more raises :class:`PlanAllocationFailed`. ``sent`` lists each transfer's size
+    and whether the device was current then."""
+
+    __name__ = "few_patches_fit"
+
+    def __init__(self, fits: int) -> None:
+        self.fits = fits
+        self.sent: list[tuple[int, bool]] = []
+
+    def asarray(self, values: np.ndarray, *, device: _CurrentDevice) -> Any:
+        self.sent.append((values.shape[0], device.current))
+        if values.shape[0] > self.fits:
+            raise PlanAllocationFailed("CUFFT_ALLOC_FAILED")
+        return array_api_strict.asarray(values, device=device.device)
+
+
+def _small_device(
+    fits: int, released: list[str], *, knows_plans: bool = True
+) -> tuple[ArrayDevice, _FewPatchesFit]:
+    """A device with memory for all patches by its count, but room for ``fits`` at once; it
+    calls PlanAllocationFailed out of memory when ``knows_plans`` (as CuPy's device does)."""
+    namespace = _FewPatchesFit(fits)
+    full = (MemoryError, PlanAllocationFailed) if knows_plans else (MemoryError,)
+    device = ArrayDevice(
+        "small",
+        namespace,
+        _CurrentDevice(),
+        "a device of little memory",
+        lambda: 2**40,
+        lambda exc: isinstance(exc, full),
+        lambda: released.append("released"),
+    )
+    return device, namespace
+
+
+def test_a_chunk_a_library_has_no_memory_for_is_halved_after_the_device_releases_memory(
+    tiny_config: ConfigFactory,
+) -> None:
+    """cuFFT's out-of-memory error (no MemoryError) on 16 patches at once: the device gives
+    back its memory and the chunk is halved until 2 fit, with the device current each time,
+    and the results are the CPU run's."""
+    cpu = run_patch_statistics(tiny_config("cpu"))
+    released: list[str] = []
+    device, namespace = _small_device(3, released)
+    config = tiny_config("device", level="DEBUG")
+    run = run_patch_statistics(config, device=device)
+    assert run.failures == ()
+    assert namespace.sent == [(16, True), (8, True), (4, True)] + [(2, True)] * 8
+    assert released == ["released"] * 3
+    _assert_close_results(read_results(run.results_file), read_results(cpu.results_file))
+    logged = "".join(path.read_text() for path in (config.run_dir / "logs").glob("*"))
+    assert "16 patches at once did not fit on small (CUFFT_ALLOC_FAILED); trying 8" in logged
+
+
+class _Maps:
+    """A map store holding given patch stacks by map id: all BatchWorker reads of one."""
+
+    def __init__(self, stacks: Mapping[str, np.ndarray]) -> None:
+        self.stacks = stacks
+
+    def patches(self, task: MapTask) -> tuple[np.ndarray, bool]:
+        return self.stacks[task.map_id], False
+
+
+def _two_batches() -> tuple[_Maps, list[PatchBatch]]:
+    """Two batches of 8 patches of 64² at 2′, from two maps."""
+    fields = gaussian_field(
+        64, 2.0, HalofitConvergenceSpectrum(), np.random.default_rng(5), n_fields=16
+    )
+    source = SimpleNamespace(pixel_size_arcmin=2.0)
+    maps = [MapTask(set_name="few", index=i, source=source) for i in range(2)]
+    store = _Maps({task.map_id: fields[8 * i : 8 * i + 8] for i, task in enumerate(maps)})
+    return store, [PatchBatch(tuple(PatchTask(task, j) for j in range(8))) for task in maps]
+
+
+def test_later_batches_start_from_the_chunk_that_fitted() -> None:
+    """After 8 and 4 patches did not fit, the second batch goes 2 at a time from its start,
+    and both batches give the numbers of a device that had room for all."""
+    store, batches = _two_batches()
+    settings = StatisticsSettings.quick()
+    released: list[str] = []
+    device, namespace = _small_device(3, released)
+    worker = BatchWorker(store, settings, 11, device)  # type: ignore[arg-type]
+    halved = [worker(batch) for batch in batches]
+    assert namespace.sent == [(8, True), (4, True)] + [(2, True)] * 8
+    assert released == ["released"] * 2
+    roomy = BatchWorker(store, settings, 11, _strict_device(16))  # type: ignore[arg-type]
+    for batch, values in zip(batches, halved, strict=True):
+        for got, want in zip(values, roomy(batch), strict=True):
+            assert got.names == want.names
+            np.testing.assert_allclose(got.values, want.values, rtol=1e-12, atol=1e-300)
+
+
+def test_an_error_the_device_does_not_call_out_of_memory_fails_the_batch_at_once() -> None:
+    """A RuntimeError that the device does not recognise as out of memory is raised from
+    the first chunk: nothing is halved, nothing released."""
+    store, batches = _two_batches()
+    released: list[str] = []
+    device, namespace = _small_device(3, released, knows_plans=False)
+    worker = BatchWorker(store, StatisticsSettings.quick(), 11, device)  # type: ignore[arg-type]
+    with pytest.raises(PlanAllocationFailed, match="CUFFT_ALLOC_FAILED"):
+        worker(batches[0])
+    assert (namespace.sent, released, worker.computed) == ([(8, True)], [], set())
+
+
 def test_gpu_without_cupy_is_a_config_error_naming_the_extras(tiny_config: ConfigFactory) -> None:
     """device 'gpu' where CuPy is missing: ConfigError on pipeline.device naming both extras."""
-    if select_device("auto").name == "gpu":
-        pytest.skip("this machine has CuPy and a GPU")
+    if _cuda.installed():
+        pytest.skip("CuPy is installed here")
     with pytest.raises(ConfigError, match="device 'gpu' needs") as info:
         run_patch_statistics(tiny_config(device="gpu"))
     assert info.value.field == "pipeline.device"
@@ -164,7 +307,7 @@ def test_gpu_without_cupy_is_a_config_error_naming_the_extras(tiny_config: Confi
 
 def test_auto_without_a_gpu_measures_on_the_cpu(tiny_config: ConfigFactory) -> None:
     """device 'auto' on a machine without CuPy or a GPU runs (and records) the CPU path."""
-    if select_device("auto").name == "gpu":
+    if _cuda.cuda_problem() is None:
         pytest.skip("this machine has CuPy and a GPU")
     run = run_patch_statistics(tiny_config(device="auto"))
     assert run.device == "cpu"

@@ -13,6 +13,10 @@ the standard lacks is here, written with its primitives:
 * :func:`to_numpy` — results back on the host;
 * :func:`rfft2`, :func:`irfft2` — the 2-D real FFTs of the last two axes, batched.
 
+On CuPy the arrays' device must be the current one (``with device:``, as
+:meth:`~lensing_ssc.analysis.ArrayDevice.activated` does): array-api-compat's CuPy
+creation functions ignore ``device=``, and CuPy runs kernels on the current device.
+
 NumPy keeps its fast paths where they give the same numbers (``bincount`` in the map
 statistics and the ℓ bins; ``einsum`` in the bispectrum); the tests run every estimator on
 NumPy and on ``array_api_strict`` and compare them to 1e-12. Which device runs a pipeline

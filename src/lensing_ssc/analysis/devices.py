@@ -9,27 +9,27 @@ and :meth:`ArrayDevice.batch_size` says how many patches fit.
 
 CuPy comes with an extra named for the CUDA major version of the machine's driver (the
 "CUDA Version" that ``nvidia-smi`` prints): ``lensing-ssc[gpu-cuda12]`` (``cupy-cuda12x``)
-or ``lensing-ssc[gpu-cuda13]`` (``cupy-cuda13x``). ``"gpu"`` without CuPy or without a
-device is a ``ConfigError`` naming them; ``"auto"`` then falls back to the CPU.
+or ``lensing-ssc[gpu-cuda13]`` (``cupy-cuda13x``). ``"gpu"`` where CuPy cannot measure (not
+installed, no driver, a driver too old, no device, a CUDA library missing: see
+:mod:`._cuda`) is a one-line ``ConfigError`` saying which and what to do; ``"auto"`` then
+logs the same as a warning and measures on the CPU.
 
 Not here: the batches a pipeline sends (:mod:`lensing_ssc.pipelines`), and the estimators.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from lensing_ssc.analysis import _cuda
 from lensing_ssc.analysis._arrays import is_numpy, namespace, to_numpy
 from lensing_ssc.core.base.exceptions import ConfigError, ResourceError
-
-try:
-    import cupy
-except ImportError:  # the gpu-cuda12 or gpu-cuda13 extra
-    cupy = None
 
 __all__ = [
     "CPU_DEVICE",
@@ -44,14 +44,10 @@ DeviceName = Literal["cpu", "gpu", "auto"]
 DEVICE_NAMES = ("cpu", "gpu", "auto")
 """The names :func:`select_device` takes."""
 
-GPU_EXTRAS = ("gpu-cuda12", "gpu-cuda13")
+GPU_EXTRAS = _cuda.GPU_EXTRAS
 """The extras that bring CuPy, by CUDA major version of the driver (``nvidia-smi``)."""
 
-_EXTRAS_HINT = (
-    "install CuPy for the CUDA major version that nvidia-smi prints: "
-    "pip install 'lensing-ssc[gpu-cuda12]' (CUDA 12.x) or 'lensing-ssc[gpu-cuda13]' "
-    "(CUDA 13.x); or use device 'cpu' (or 'auto', which takes the GPU only when there is one)"
-)
+_log = logging.getLogger("lensing_ssc.analysis")
 
 # Share of the device's free memory one batch may fill: the estimate of
 # :func:`~lensing_ssc.analysis.patch_statistics.working_bytes` leaves out the binning's
@@ -60,6 +56,14 @@ _BATCH_SHARE = 0.5
 
 
 def _unbounded() -> int | None:
+    return None
+
+
+def _memory_error(error: BaseException) -> bool:
+    return isinstance(error, MemoryError)
+
+
+def _nothing_to_release() -> None:
     return None
 
 
@@ -81,6 +85,11 @@ class ArrayDevice:
         description: One line naming the hardware, for the log.
         free_memory: Returns the bytes the device has free now, ``None`` for no bound
             (then a pipeline sends each batch task whole, see :meth:`batch_size`).
+        out_of_memory: Whether an error raised by work on the device means it was full
+            (then a pipeline measures the chunk again in halves); default: a
+            ``MemoryError``. CuPy's also knows cuFFT's, cuBLAS's and CUDA's ``RuntimeError``.
+        release_memory: Gives back what the device keeps besides live arrays, before a
+            smaller chunk is tried (CuPy: cached FFT plans, its pool's unused blocks).
 
     Example:
         >>> cpu = select_device("cpu")
@@ -93,6 +102,8 @@ class ArrayDevice:
     device: Any = None
     description: str = ""
     free_memory: Callable[[], int | None] = field(default=_unbounded)
+    out_of_memory: Callable[[BaseException], bool] = field(default=_memory_error)
+    release_memory: Callable[[], None] = field(default=_nothing_to_release)
 
     @property
     def is_cpu(self) -> bool:
@@ -108,6 +119,21 @@ class ArrayDevice:
     def to_numpy(self, values: Any) -> np.ndarray:
         """``values`` (an array of this device) back on the host."""
         return to_numpy(values)
+
+    def activated(self) -> AbstractContextManager[Any]:
+        """A context in which this device is the current one, for work on its arrays.
+
+        CuPy creates arrays and runs kernels on the current device of the calling thread,
+        whatever ``device=`` says; a ``cupy.cuda.Device`` (any device that is a context
+        manager) is entered, other devices need nothing.
+
+        Example:
+            >>> with select_device("cpu").activated():
+            ...     pass
+        """
+        if isinstance(self.device, AbstractContextManager):
+            return self.device
+        return nullcontext()
 
     def gather_columns(self, arrays: Sequence[Any]) -> np.ndarray:
         """``arrays`` (``(rows, k_i)`` float arrays of this device) side by side on the host.
@@ -157,17 +183,33 @@ CPU_DEVICE = ArrayDevice("cpu", namespace(np.empty(0)), None, "NumPy on the CPU"
 """NumPy on the host: what ``"cpu"`` selects."""
 
 
-def select_device(name: str, *, setting: str = "device") -> ArrayDevice:
+def select_device(
+    name: str,
+    *,
+    setting: str = "device",
+    find_gpu: Callable[[], ArrayDevice] | None = None,
+) -> ArrayDevice:
     """Return the :class:`ArrayDevice` of ``name``: ``"cpu"``, ``"gpu"`` or ``"auto"``.
 
     Args:
         name: ``"cpu"``: NumPy; ``"gpu"``: CuPy on the current CUDA device; ``"auto"``:
-            the GPU when CuPy and a device are there, else the CPU.
+            the GPU when CuPy can measure there, else the CPU (with a warning in the log
+            saying why not, where CuPy is installed).
         setting: How a ``ConfigError`` names the setting (``"pipeline.device"``).
+        find_gpu: Returns the GPU's device, or raises ``ConfigError`` saying why there is
+            none (its message) and what to do (its hint); default: CuPy on the current
+            CUDA device, checked by :func:`._cuda.cuda_problem`.
 
     Raises:
-        ConfigError: an unknown name, or ``"gpu"`` without CuPy or without a CUDA device
-            (naming the extras ``gpu-cuda12`` and ``gpu-cuda13``).
+        ConfigError: an unknown name, or ``"gpu"`` where there is no usable GPU: CuPy not
+            installed (naming the extras ``gpu-cuda12`` and ``gpu-cuda13``), no driver, a
+            driver too old, no device, a CUDA library missing; one line saying which.
+
+    Example:
+        >>> def no_gpu() -> ArrayDevice:
+        ...     raise ConfigError("no NVIDIA driver is loaded", value=None, hint="use 'cpu'")
+        >>> select_device("auto", find_gpu=no_gpu).description
+        'NumPy on the CPU (no GPU: no NVIDIA driver is loaded)'
     """
     if name not in DEVICE_NAMES:
         raise ConfigError(
@@ -178,55 +220,43 @@ def select_device(name: str, *, setting: str = "device") -> ArrayDevice:
         )
     if name == "cpu":
         return CPU_DEVICE
-    if cupy is None:
-        if name == "auto":
-            return CPU_DEVICE
-        raise ConfigError(
-            "device 'gpu' needs CuPy, which is not installed",
-            value=name,
-            hint=_EXTRAS_HINT,
-            field=setting,
-        )
-    problem = _cuda_problem()
-    if problem is not None:
-        if name == "auto":
-            return CPU_DEVICE
-        raise ConfigError(
-            f"device 'gpu' needs a CUDA device, and CuPy finds none: {problem}",
-            value=name,
-            hint=_EXTRAS_HINT,
-            field=setting,
-        )
-    return _gpu_device()
-
-
-def _cuda_problem() -> str | None:
-    """Why CuPy cannot use a GPU here (no driver, no device, a driver too old), or None."""
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError as exc:
-        return str(exc)
-    return None if count > 0 else "no device is visible (CUDA_VISIBLE_DEVICES?)"
+        return (find_gpu or _cuda_gpu)()
+    except ConfigError as exc:
+        if name == "gpu":
+            raise ConfigError(
+                f"device 'gpu' needs a usable CUDA GPU: {exc.message}",
+                value=name,
+                hint=exc.hint,
+                field=setting,
+            ) from exc
+        quiet = find_gpu is None and not _cuda.installed()  # a machine without CuPy: as planned
+        _log.log(
+            logging.INFO if quiet else logging.WARNING,
+            "device 'auto' measures on the CPU: no usable GPU, %s (%s)",
+            exc.message,
+            exc.hint,
+        )
+        return ArrayDevice(
+            "cpu", CPU_DEVICE.xp, None, f"{CPU_DEVICE.description} (no GPU: {exc.message})"
+        )
 
 
-def _gpu_device() -> ArrayDevice:
+def _cuda_gpu() -> ArrayDevice:
+    """CuPy on the current CUDA device, or a ``ConfigError`` saying why it cannot measure."""
+    problem = _cuda.cuda_problem()
+    if problem is not None:
+        reason, hint = problem
+        raise ConfigError(reason, value=None, hint=hint)
     from array_api_compat import cupy as cupy_namespace
 
-    device = cupy.cuda.Device()
-    properties = cupy.cuda.runtime.getDeviceProperties(device.id)
-    name = properties["name"]
-    label = name.decode() if isinstance(name, bytes) else str(name)
-    _, total = cupy.cuda.runtime.memGetInfo()
+    device = _cuda.device()
     return ArrayDevice(
         "gpu",
         cupy_namespace,
         device,
-        f"CuPy on GPU {device.id}: {label}, {total / 2**30:.0f} GiB",
-        _gpu_free_memory,
+        _cuda.describe(device),
+        lambda: _cuda.free_bytes(device),
+        _cuda.out_of_memory,
+        lambda: _cuda.release_memory(device),
     )
-
-
-def _gpu_free_memory() -> int:
-    """Bytes free on the current device, counting what CuPy's pool holds but does not use."""
-    free, _ = cupy.cuda.runtime.memGetInfo()
-    return int(free) + int(cupy.get_default_memory_pool().free_bytes())

@@ -17,9 +17,17 @@ generators (on the host), equal to ~1e-15. :func:`per_patch` turns the stage's r
 into one entry per patch for the merge.
 
 Memory: a patch whose estimated working memory exceeds all the device's free memory is a
-``ResourceError`` before anything is sent. A chunk the device runs out of memory for (a
-``MemoryError``: CuPy's ``OutOfMemoryError`` is one) is halved and sent again, with the same
-noise; one patch that still does not fit is a ``ResourceError`` naming the batch.
+``ResourceError`` before anything is sent. Chunks are a power of two patches (at most what
+fits): the same few shapes recur from batch to batch, so CuPy's cuFFT plans, cached per
+shape with their work areas, are made once. A chunk the device runs out of memory for (an
+error its :attr:`~lensing_ssc.analysis.ArrayDevice.out_of_memory` recognises: CuPy's
+``OutOfMemoryError``, a ``MemoryError``, but also cuFFT's ``CUFFT_ALLOC_FAILED``) is
+halved and sent again, with the same noise, after the device released what it keeps
+(:attr:`~lensing_ssc.analysis.ArrayDevice.release_memory`: CuPy's cached plans and unused
+pool blocks), and later batches start from the size that fitted; one patch that still does
+not fit is a ``ResourceError`` naming the batch. The work runs with the device current
+(:meth:`~lensing_ssc.analysis.ArrayDevice.activated`): CuPy puts new arrays on the
+current device of the thread, whichever ``device=`` says.
 
 A batch fails or succeeds whole: a patch the statistics refuse (NaNs, a constant map) fails
 its batch, and each of the batch's patches is recorded with that error. The CPU's stage is
@@ -94,6 +102,11 @@ def plan_batches(
     return batches
 
 
+def _power_of_two(count: int) -> int:
+    """The largest power of two ``≤ count`` (``count ≥ 1``)."""
+    return 1 << (max(1, count).bit_length() - 1)
+
+
 class BatchWorker:
     """Stage ``patches`` on a device: every statistic of a batch of patches.
 
@@ -115,25 +128,34 @@ class BatchWorker:
         self.seed = seed
         self.device = device
         self.computed: set[str] = set()
+        # The chunk size that fitted after the device ran out of memory: later batches
+        # start there rather than fail the same way first.
+        self._fits: int | None = None
 
     def __call__(self, batch: PatchBatch) -> tuple[PackedStatistics, ...]:
         first = batch.tasks[0]
-        with log_context(map=first.map.map_id, patch=first.patch_index, step="statistics"):
+        with (
+            log_context(map=first.map.map_id, patch=first.patch_index, step="statistics"),
+            self.device.activated(),
+        ):
             started = time.perf_counter()
             host = np.stack([self._patch(task) for task in batch.tasks])
             pixel = first.map.source.pixel_size_arcmin
             seeds = [t.map.noise_seed(self.seed, t.patch_index) for t in batch.tasks]
             per_patch_bytes = working_bytes(host.shape[-1], pixel, self.settings)
             try:
-                step = self.device.batch_size(per_patch_bytes) or len(host)
+                step = self._first_step(per_patch_bytes, len(host))
                 packed: list[PackedStatistics] = []
                 start = 0
                 while start < len(host):
                     stop = min(len(host), start + step)
                     try:
                         packed += self._chunk(host[start:stop], pixel, seeds[start:stop])
-                    except MemoryError as exc:
+                    except Exception as exc:
+                        if not self.device.out_of_memory(exc):
+                            raise
                         step = self._smaller_step(batch, stop - start, per_patch_bytes, exc)
+                        self._fits = step
                         continue
                     start = stop
             except Exception as exc:
@@ -150,6 +172,15 @@ class BatchWorker:
         self.computed.add(batch.key)
         return tuple(packed)
 
+    def _first_step(self, per_patch_bytes: int, patches: int) -> int:
+        """Patches per chunk: a power of two that fits the device's free memory (all the
+        batch where the memory is not bounded), no more than what fitted before."""
+        fits = self.device.batch_size(per_patch_bytes)
+        if fits is None:
+            return patches
+        step = _power_of_two(fits)
+        return step if self._fits is None else min(step, self._fits)
+
     def _chunk(self, chunk: np.ndarray, pixel: float, seeds: list[Any]) -> list[PackedStatistics]:
         """Measure ``chunk`` on the device; its statistics come back in one transfer."""
         # Fresh generators per attempt: a chunk retried in halves draws the same noise.
@@ -165,9 +196,10 @@ class BatchWorker:
         return [PackedStatistics(names, shapes, row) for row in rows]
 
     def _smaller_step(
-        self, batch: PatchBatch, size: int, per_patch_bytes: int, exc: MemoryError
+        self, batch: PatchBatch, size: int, per_patch_bytes: int, exc: Exception
     ) -> int:
         """Half of a chunk of ``size`` patches the device had no memory for, or raise."""
+        self.device.release_memory()
         if size <= 1:
             raise ResourceError(
                 f"the device ran out of memory measuring one patch of batch {batch.key} "

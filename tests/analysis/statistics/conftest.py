@@ -44,6 +44,18 @@ def _fresh_device_tables() -> Iterator[None]:
     clear_constants()
 
 
+@pytest.fixture(autouse=True)
+def _no_data_dependent_shapes() -> Iterator[None]:
+    """array_api_strict refuses boolean-mask indexing and nonzero-like functions: an array
+    whose shape depends on its values makes a GPU's host wait for it (CuPy reads the count
+    back), so the estimators use neither."""
+    if array_api_strict is None:
+        yield
+        return
+    with array_api_strict.ArrayAPIStrictFlags(boolean_indexing=False, data_dependent_shapes=False):
+        yield
+
+
 def on(xp: Any, values: Any) -> Any:
     """``values`` (host numbers) as a float64 array of ``xp`` (array_api_strict: device1)."""
     host_values = np.asarray(values, dtype=np.float64)

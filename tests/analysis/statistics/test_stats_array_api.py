@@ -202,7 +202,9 @@ def test_gpu_batch_statistics_equal_the_cpu_ones() -> None:
     """On CuPy, 64 patches of 128² give the NumPy statistics of each patch to 1e-12."""
     device = _gpu()
     settings = StatisticsSettings.quick()
-    patches = gaussian_field(128, PIXEL, HalofitConvergenceSpectrum(), np.random.default_rng(2), 64)
+    patches = gaussian_field(
+        128, PIXEL, HalofitConvergenceSpectrum(), np.random.default_rng(2), n_fields=64
+    )
     measured = compute_patch_statistics_batch(
         device.asarray(patches), PIXEL, settings, _generators(64)
     )
@@ -217,7 +219,9 @@ def test_gpu_results_stay_on_the_gpu_until_gathered() -> None:
     them home in one transfer, equal to the NumPy statistics to 1e-12."""
     device = _gpu()
     settings = StatisticsSettings.quick()
-    patches = gaussian_field(64, PIXEL, HalofitConvergenceSpectrum(), np.random.default_rng(3), 8)
+    patches = gaussian_field(
+        64, PIXEL, HalofitConvergenceSpectrum(), np.random.default_rng(3), n_fields=8
+    )
     measured = compute_patch_statistics_batch(
         device.asarray(patches), PIXEL, settings, _generators(8)
     )

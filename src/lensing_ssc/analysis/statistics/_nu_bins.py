@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lensing_ssc.analysis._arrays import namespace
+from lensing_ssc.analysis._arrays import array_device, namespace
 from lensing_ssc.core.base.exceptions import AnalysisError
 
 __all__ = ["NuBins", "nu_bins"]
@@ -67,7 +67,12 @@ class NuBins:
         xp = namespace(values)
         step = 2.0 / (width * scale)
         u = xp.reshape(values, (values.shape[0], -1)) * step[:, None]
-        u = xp.clip(u + offset, min=0.0, max=top)
+        # maximum and minimum, not clip: array-api-compat's clip for CuPy assigns through
+        # boolean masks, and each mask makes the host wait for the device.
+        device = array_device(values)
+        low = xp.zeros((), dtype=u.dtype, device=device)
+        high = xp.full((), top, dtype=u.dtype, device=device)
+        u = xp.minimum(xp.maximum(u + offset, low), high)
         return xp.astype(xp.floor(u), xp.int64)
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis._arrays import is_numpy, namespace
+from lensing_ssc.analysis._arrays import array_device, is_numpy, namespace
 
 __all__ = ["derivative_weights", "extrema_masks", "wrap_pad"]
 
@@ -115,6 +115,7 @@ def derivative_weights(padded: Any, start: int = 0, stop: int | None = None) -> 
         np.maximum(grad2, _TINY, out=grad2)
         numerator /= grad2
         return np.sqrt(grad2), numerator
-    grad2 = xp.clip(grad2, min=_TINY)
+    # Not clip: array-api-compat's clip for CuPy makes the host wait (see _nu_bins).
+    grad2 = xp.maximum(grad2, xp.full((), _TINY, dtype=grad2.dtype, device=array_device(grad2)))
     numerator /= grad2
     return xp.sqrt(grad2), numerator
