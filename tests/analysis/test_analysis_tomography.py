@@ -12,6 +12,7 @@ from lensing_ssc.analysis import (
     gaussian_field,
     summarize,
 )
+from lensing_ssc.analysis._arrays import array_device, clear_constants, to_numpy
 from lensing_ssc.analysis.statistics.power_spectrum import ell_binning
 from lensing_ssc.analysis.tomography import (
     compute_tomographic_spectra,
@@ -141,3 +142,33 @@ def test_bad_inputs_are_refused_with_the_reason() -> None:
         compute_tomographic_spectra(
             [patch, patch], PIXEL, StatisticsSettings.quick(statistics=["peaks"]), _rngs(1, 2)
         )
+
+
+def test_patches_of_another_array_library_give_the_numpy_spectra_on_their_device(
+    spectrum: HalofitConvergenceSpectrum, rng: np.random.Generator
+) -> None:
+    """array_api_strict patches on a second device (what CuPy's are to NumPy: no NumPy call
+    may take them), as a list or a stack: the NumPy spectra, on that device, and the same r."""
+    strict = pytest.importorskip("array_api_strict", reason="the dev extra has array-api-strict")
+    device = strict.Device("device1")
+    low, high = (gaussian_field(N, PIXEL, spectrum, rng) for _ in range(2))
+    want = compute_tomographic_spectra([low, high], PIXEL, SETTINGS, _rngs(1, 2))
+    on_device = [strict.asarray(patch, device=device) for patch in (low, high)]
+    clear_constants()
+    try:
+        with strict.ArrayAPIStrictFlags(boolean_indexing=False, data_dependent_shapes=False):
+            listed = compute_tomographic_spectra(on_device, PIXEL, SETTINGS, _rngs(1, 2))
+            stacked = compute_tomographic_spectra(
+                strict.stack(on_device), PIXEL, SETTINGS, _rngs(1, 2)
+            )
+    finally:
+        clear_constants()
+    for got in (listed, stacked):
+        assert sorted(got) == sorted(want)
+        for key, values in want.items():
+            assert array_device(got[key]) == device
+            scale = float(np.abs(values).max())
+            np.testing.assert_allclose(to_numpy(got[key]), values, rtol=0, atol=1e-12 * scale)
+            np.testing.assert_allclose(
+                cross_correlation(got[key], 2), cross_correlation(values, 2), rtol=1e-12
+            )

@@ -374,3 +374,23 @@ def test_gpu_run_gives_the_cpu_numbers(tiny_config: ConfigFactory) -> None:
     gpu = run_patch_statistics(tiny_config("gpu", device="gpu"))
     assert gpu.device == "gpu"
     _assert_close_results(read_results(gpu.results_file), read_results(cpu.results_file))
+
+
+def test_auto_on_the_cpu_says_why_in_the_run_log(tiny_config: ConfigFactory) -> None:
+    """device 'auto' that fell back to the CPU logs why, once, in the run's own log; a
+    'cpu' run logs no device line."""
+
+    def no_driver() -> ArrayDevice:
+        raise ConfigError("no NVIDIA driver is loaded", value=None, hint="use device 'cpu'")
+
+    config = tiny_config("auto")
+    run = run_patch_statistics(config, device=select_device("auto", find_gpu=no_driver))
+    assert run.device == "cpu"
+    line = "patch statistics on NumPy on the CPU (no GPU: no NVIDIA driver is loaded)"
+    logs = sorted((config.run_dir / "logs").glob("*"))
+    assert logs
+    assert [path.read_text().count(line) for path in logs] == [1] * len(logs)
+    plain = tiny_config("cpu")
+    run_patch_statistics(plain, device="cpu")
+    logged = "".join(path.read_text() for path in (plain.run_dir / "logs").glob("*"))
+    assert "patch statistics on" not in logged

@@ -125,7 +125,7 @@ def cuda_problem() -> tuple[str, str] | None:
             f"install the extra of the driver's CUDA version, pip install 'lensing-ssc[{extra}]', "
             "or update the driver"
             if extra in GPU_EXTRAS
-            else "update the driver (CUDA 12 needs 525.60 or later, CUDA 13 580.65)"
+            else "update the driver (CUDA 12 needs 525.60.13 or later, CUDA 13 580 or later)"
         )
         return (
             f"the NVIDIA driver supports CUDA {_version(driver)}, and this CuPy "
@@ -190,7 +190,7 @@ def device() -> Any:
 
 
 def describe(device: Any) -> str:
-    """``"CuPy on GPU 0: NVIDIA H100 80GB HBM3, 80 GiB"``: a device for the log."""
+    """``"CuPy 14.2.0 on GPU 0: NVIDIA H100 80GB HBM3, 80 GiB"``: a device for the log."""
     properties = cupy.cuda.runtime.getDeviceProperties(device.id)
     name = properties["name"]
     label = name.decode() if isinstance(name, bytes) else str(name)

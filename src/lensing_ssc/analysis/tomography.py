@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from lensing_ssc.analysis._arrays import array_device, is_array, namespace
+from lensing_ssc.analysis._arrays import array_device, is_array, namespace, to_numpy
 from lensing_ssc.analysis._grid import ARCMIN, crop_rfft
 from lensing_ssc.analysis._validation import check_patch_stack, check_pixel_size
 from lensing_ssc.analysis.patch_statistics import noisy_fourier_modes, statistic_key
@@ -163,17 +163,20 @@ def _redshift_stack(patches: Any) -> Any:
     return namespace(*arrays).concat(arrays, axis=0)
 
 
-def cross_correlation(spectra: np.ndarray, n_redshifts: int) -> np.ndarray:
+def cross_correlation(spectra: Any, n_redshifts: int) -> np.ndarray:
     """Return r_ij(ℓ) = C_ij / √(C_ii C_jj) as a ``(Z, Z, F)`` array from ``(P, F)`` spectra.
 
-    NaN where an auto spectrum is not positive. The diagonal is 1.
+    NaN where an auto spectrum is not positive. The diagonal is 1. ``spectra`` may be of
+    any array library (those of :func:`compute_tomographic_spectra` on a GPU): they are
+    brought to the host in one transfer, and ``r`` is a NumPy array.
 
     Example:
         >>> spectra = np.array([[4.0], [1.0], [1.0]])      # C_11, C_12, C_22 in one ℓ bin
         >>> cross_correlation(spectra, 2)[:, :, 0].tolist()
         [[1.0, 0.5], [0.5, 1.0]]
     """
-    values = np.asarray(spectra, dtype=float)
+    # NumPy refuses to convert a device's arrays implicitly (CuPy, array_api_strict).
+    values = np.asarray(to_numpy(spectra) if is_array(spectra) else spectra, dtype=float)
     pairs = spectrum_pairs(n_redshifts)
     if values.ndim != 2 or values.shape[0] != len(pairs):
         raise AnalysisError(

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from lensing_ssc.analysis import ArrayDevice
+from lensing_ssc.analysis.devices import CPU_DEVICE
 from lensing_ssc.core.config import ProcessingConfig
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines._batches import BatchWorker, per_patch, plan_batches
@@ -261,6 +262,10 @@ def run_patch_statistics(
             n_workers,
             "" if scheduler is None else f", Dask scheduler {scheduler}",
         )
+        if on is not CPU_DEVICE:
+            # Once logging is set up: a GPU's name, or why 'auto' measures on the CPU
+            # (select_device said so before the run's log existed).
+            _log.info("patch statistics on %s", on.description)
         if runner.forks_workers:
             prepare_maps(maps)  # once here, not once in every worker
         elif not runner.runs_in_this_process:
@@ -292,7 +297,6 @@ def run_patch_statistics(
             patches_resumed = measured.skipped
         else:
             # One device: its batches run in this process, one after the other.
-            _log.info("patch statistics on %s", on.description)
             geometry = {s.map_id: (s.patch_pixels, s.pixel_size_arcmin) for s in summaries if s}
             batches = plan_batches(patch_tasks, geometry)
             batch_worker = BatchWorker(store, settings, section.seed, on)
