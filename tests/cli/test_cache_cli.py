@@ -1,7 +1,8 @@
-"""``lensing-ssc cache stats|clear|invalidate`` on a run directory."""
+"""``lensing-ssc cache stats|clean|clear|invalidate`` on a run directory."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -104,3 +105,34 @@ def test_cache_group_runs_from_the_command_line(run_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "entries     3" in result.stdout
+
+
+def test_clean_asks_first_and_a_no_removes_nothing(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cache clean` names the entry count, and answering no exits 1 with every entry kept."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert main(["cache", "clean", str(run_dir)]) == 1
+    out = capsys.readouterr().out
+    assert f"remove all 3 entries of {run_dir / 'cache'}?" in out
+    assert "nothing removed" in out
+    with CacheManager(cache_dir=run_dir / "cache") as cache:
+        assert cache.get("cl") == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("answer", [["--yes"], []])
+def test_clean_removes_every_entry_and_says_how_much_disk_it_freed(
+    run_dir: Path,
+    answer: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`cache clean --yes`, or a yes to its question, empties the cache and says the MiB freed."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert main(["cache", "clean", str(run_dir), *answer]) == 0
+    out = capsys.readouterr().out
+    assert ("remove all 3 entries" in out) is not bool(answer)
+    assert f"removed 3 entries from {run_dir / 'cache'}, freed 0.8 MiB" in out
+    assert list((run_dir / "cache" / "values").glob("*/*.val")) == []
+    with CacheManager(cache_dir=run_dir / "cache") as cache:
+        assert cache.get_stats().disk.entries == 0  # type: ignore[union-attr]

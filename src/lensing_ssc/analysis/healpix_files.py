@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -74,6 +75,26 @@ def _table_hdu(hdul: Any, path: Path) -> Any:
     return hdul[1]
 
 
+@contextmanager
+def _open_table(path: str | Path) -> Iterator[Any]:
+    """The table HDU of a HEALPix map file, open (memory-mapped) inside the ``with``.
+
+    An ``OSError`` from opening or from reading inside the ``with`` becomes an
+    ``AnalysisError`` naming the file.
+    """
+    fits = _fits()
+    target = Path(path)
+    try:
+        with fits.open(target, memmap=True) as hdul:
+            yield _table_hdu(hdul, target)
+    except OSError as exc:
+        raise AnalysisError(
+            f"cannot read {str(target)!r} as FITS: {exc}",
+            value=str(target),
+            hint="check the path and that the file is a complete FITS file",
+        ) from exc
+
+
 def _geometry(header: Any, path: Path, npix_stored: int | None) -> tuple[int, bool]:
     ordering = str(header.get("ORDERING", "RING")).strip().upper()
     if ordering not in ("RING", "NESTED", "NEST"):
@@ -102,17 +123,8 @@ def _geometry(header: Any, path: Path, npix_stored: int | None) -> tuple[int, bo
 
 def read_healpix_header(path: str | Path) -> dict[str, Any]:
     """The header cards of a HEALPix map file's table (upper-case keys)."""
-    fits = _fits()
-    target = Path(path)
-    try:
-        with fits.open(target, memmap=True) as hdul:
-            return dict(_table_hdu(hdul, target).header)
-    except OSError as exc:
-        raise AnalysisError(
-            f"cannot read {str(target)!r} as FITS: {exc}",
-            value=str(target),
-            hint="check the path and that the file is a complete FITS file",
-        ) from exc
+    with _open_table(path) as hdu:
+        return dict(hdu.header)
 
 
 def read_healpix_map(path: str | Path, *, field: int = 0) -> HealpixMap:
@@ -121,27 +133,18 @@ def read_healpix_map(path: str | Path, *, field: int = 0) -> HealpixMap:
     Raises:
         AnalysisError: not a FITS file, not a full-sky HEALPix map, or no such column.
     """
-    fits = _fits()
     target = Path(path)
-    try:
-        with fits.open(target, memmap=True) as hdul:
-            hdu = _table_hdu(hdul, target)
-            columns = hdu.columns.names
-            if not 0 <= field < len(columns):
-                raise AnalysisError(
-                    f"{str(target)!r} has {len(columns)} column(s), no column {field}",
-                    value=field,
-                    hint=f"its columns: {', '.join(columns)}",
-                )
-            stored = hdu.data.field(field)
-            values = np.ascontiguousarray(stored.ravel(), dtype=stored.dtype.newbyteorder("="))
-            header = dict(hdu.header)
-    except OSError as exc:
-        raise AnalysisError(
-            f"cannot read {str(target)!r} as FITS: {exc}",
-            value=str(target),
-            hint="check the path and that the file is a complete FITS file",
-        ) from exc
+    with _open_table(target) as hdu:
+        columns = hdu.columns.names
+        if not 0 <= field < len(columns):
+            raise AnalysisError(
+                f"{str(target)!r} has {len(columns)} column(s), no column {field}",
+                value=field,
+                hint=f"its columns: {', '.join(columns)}",
+            )
+        stored = hdu.data.field(field)
+        values = np.ascontiguousarray(stored.ravel(), dtype=stored.dtype.newbyteorder("="))
+        header = dict(hdu.header)
     nside, nest = _geometry(header, target, values.size)
     if values.size != 12 * nside * nside:
         raise AnalysisError(

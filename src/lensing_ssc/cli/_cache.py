@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -121,6 +123,34 @@ def _disk_bytes(directory: Path) -> int:
     return total
 
 
+def _remove_all(
+    directory: Path, *, ask: bool, size: Callable[[dict[str, Any]], int]
+) -> tuple[int, int] | None:
+    """Remove every entry of the disk cache in ``directory``: ``(entries removed, size before)``.
+
+    ``size`` measures the cache just before the removal, given the index's totals. With
+    ``ask``, the user confirms first (``nothing removed`` and exit status 1 if not). A
+    damaged index is replaced by an empty one instead (:func:`_rebuild`), and ``None``
+    returned.
+    """
+    try:
+        with CacheDirectory(directory) as disk:
+            totals = disk.totals()
+            if ask and not typer.confirm(
+                f"remove all {totals['entries']} entries of {directory}?", default=False
+            ):
+                typer.echo("nothing removed")
+                raise typer.Exit(1)
+            before = size(totals)
+            removed = disk.clear()
+    except CacheError as exc:
+        if not CacheDirectory.is_damaged(exc):
+            raise
+        _rebuild(directory, exc, ask=ask)
+        return None
+    return removed, before
+
+
 @cache_app.command("clean", cls=ReadableCommand)
 def clean(
     run_dir: Path = _RUN_DIR,
@@ -132,24 +162,10 @@ def clean(
     A damaged index, whose entries cannot be listed, is replaced by an empty one instead.
     """
     directory = _find(run_dir, cache_dir)
-    try:
-        disk = CacheDirectory(directory)
-        try:
-            entries = disk.totals()["entries"]
-            if not yes and not typer.confirm(
-                f"remove all {entries} entries of {directory}?", default=False
-            ):
-                typer.echo("nothing removed")
-                raise typer.Exit(1)
-            before = _disk_bytes(directory)
-            removed = disk.clear()
-        finally:
-            disk.close()
-    except CacheError as exc:
-        if not CacheDirectory.is_damaged(exc):
-            raise
-        _rebuild(directory, exc, ask=not yes)
+    outcome = _remove_all(directory, ask=not yes, size=lambda _: _disk_bytes(directory))
+    if outcome is None:
         return
+    removed, before = outcome
     freed = max(before - _disk_bytes(directory), 0)
     typer.echo(f"removed {removed} entries from {directory}, freed {_mib(freed)}")
 
@@ -158,18 +174,10 @@ def clean(
 def clear(run_dir: Path = _RUN_DIR, cache_dir: Path | None = _CACHE_DIR) -> None:
     """Remove every entry of the disk cache, without asking (``clean --yes``'s former name)."""
     directory = _find(run_dir, cache_dir)
-    try:
-        disk = CacheDirectory(directory)
-        try:
-            size = disk.totals()["bytes"]
-            removed = disk.clear()
-        finally:
-            disk.close()
-    except CacheError as exc:
-        if not CacheDirectory.is_damaged(exc):
-            raise
-        _rebuild(directory, exc, ask=False)
+    outcome = _remove_all(directory, ask=False, size=lambda totals: totals["bytes"])
+    if outcome is None:
         return
+    removed, size = outcome
     typer.echo(f"removed {removed} entries ({_mib(size)}) from {directory}")
 
 

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from lensing_ssc.core.config import Integer, Real, Section
 
@@ -54,6 +54,18 @@ def _increasing(values: list[float] | None, what: str) -> list[float] | None:
     if values[0] < 0 or any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError(f"{what} must be ≥ 0 and strictly increasing, got {values}")
     return values
+
+
+def _power_of_two(value: int) -> int:
+    if value & (value - 1):
+        raise ValueError(f"nside must be a power of 2, got {value}")
+    return value
+
+
+# The bounds stay on each field (``Field(ge=1, le=...)``) so that the JSON schema shows them as
+# minimum/maximum and they are checked before the power of 2, as for any other number.
+_Nside = Annotated[Integer, AfterValidator(_power_of_two)]
+"""A HEALPix resolution: an integer power of 2 (shells and κ maps alike)."""
 
 
 class LightconeCosmologySection(Section):
@@ -143,19 +155,12 @@ class ShellsSection(Section):
     """
 
     source: Literal["lognormal", "particles", "maps"] = "lognormal"
-    nside: Integer = Field(default=128, ge=1, le=1 << 20)
+    nside: _Nside = Field(default=128, ge=1, le=1 << 20)
     z_edges: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
     chi_edges: Annotated[list[Real], BeforeValidator(_as_list)] | None = None
     per_task: Integer = Field(default=4, ge=1)
     particles: ParticlesSection | None = None
     maps: ShellMapsSection | None = None
-
-    @field_validator("nside")
-    @classmethod
-    def _power_of_two(cls, value: int) -> int:
-        if value & (value - 1):
-            raise ValueError(f"nside must be a power of 2, got {value}")
-        return value
 
     @field_validator("z_edges")
     @classmethod
@@ -204,19 +209,12 @@ class KappaSection(Section):
     are accumulated in float64 and stored as ``dtype``.
     """
 
-    nside: Integer = Field(default=128, ge=1, le=1 << 20)
+    nside: _Nside = Field(default=128, ge=1, le=1 << 20)
     z_sources: Annotated[list[Real], BeforeValidator(_as_list)] = Field(
         default_factory=lambda: [1.0]
     )
     nz: dict[str, NzSection] = Field(default_factory=dict)
     dtype: Literal["float32", "float64"] = "float32"
-
-    @field_validator("nside")
-    @classmethod
-    def _power_of_two(cls, value: int) -> int:
-        if value & (value - 1):
-            raise ValueError(f"nside must be a power of 2, got {value}")
-        return value
 
     @field_validator("z_sources")
     @classmethod

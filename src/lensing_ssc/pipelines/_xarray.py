@@ -127,6 +127,19 @@ def _describe(results: ResultsFile, path: str) -> dict[str, str]:
     return {"units": results.units(path), "description": f"{stem}: {words}"}
 
 
+def _copy(
+    data: dict[str, Any],
+    results: ResultsFile,
+    path: str,
+    name: str,
+    dims: list[str],
+    shape: list[int],
+    place: tuple[int, ...],
+) -> None:
+    """Copy the file's array at ``path`` to ``place`` in variable ``name`` (made on first use)."""
+    _variable(data, name, dims, shape, _describe(results, path))[place] = results[path]
+
+
 def _summaries(results: ResultsFile, grid: _Grid, data: dict[str, Any]) -> dict[str, Binning]:
     binnings: dict[str, Binning] = {}
     for key in results.statistics:
@@ -145,23 +158,19 @@ def _summaries(results: ResultsFile, grid: _Grid, data: dict[str, Any]) -> dict[
                 if place is None:
                     continue
                 for quantity in _SUMMARY:
-                    array = _variable(
-                        data,
-                        f"{name}_{quantity}",
-                        dims,
-                        shape,
-                        _describe(results, f"{base}{quantity}"),
+                    _copy(
+                        data, results, f"{base}{quantity}", f"{name}_{quantity}", dims, shape, place
                     )
-                    array[place] = results[f"{base}{quantity}"]
                 bin_dim = _bin_dim(name)
-                covariance = _variable(
+                _copy(
                     data,
+                    results,
+                    f"{base}covariance",
                     f"{name}_covariance",
                     [*dims, f"{bin_dim}_2"],
                     [*shape, bins],
-                    _describe(results, f"{base}covariance"),
+                    place,
                 )
-                covariance[place] = results[f"{base}covariance"]
     return binnings
 
 
@@ -181,14 +190,9 @@ def _comparisons(results: ResultsFile, grid: _Grid, data: dict[str, Any]) -> Non
                 continue
             for quantity in _COMPARED:
                 if f"{base}{quantity}" in results:
-                    array = _variable(
-                        data,
-                        f"{name}_{quantity}",
-                        dims,
-                        shape,
-                        _describe(results, f"{base}{quantity}"),
+                    _copy(
+                        data, results, f"{base}{quantity}", f"{name}_{quantity}", dims, shape, place
                     )
-                    array[place] = results[f"{base}{quantity}"]
             for quantity in _INTERVALS:
                 if f"{base}{quantity}" in results:
                     array = _variable(
@@ -199,15 +203,15 @@ def _comparisons(results: ResultsFile, grid: _Grid, data: dict[str, Any]) -> Non
                         _describe(results, f"{base}{quantity}"),
                     )
                     array[place] = np.asarray(results[f"{base}{quantity}"]).T
-            per_set = [*dims[:-1], "role"]
-            sn = _variable(
+            _copy(
                 data,
+                results,
+                f"{base}signal_to_noise",
                 f"{name}_signal_to_noise",
-                per_set,
+                [*dims[:-1], "role"],
                 [*shape[:-1], 2],
-                _describe(results, f"{base}signal_to_noise"),
+                place,
             )
-            sn[place] = results[f"{base}signal_to_noise"]
 
 
 def _tomography(results: ResultsFile, grid: _Grid, data: dict[str, Any]) -> None:
