@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,22 @@ def test_a_missing_column_names_the_columns_there_are(tmp_path: Path) -> None:
         read_healpix_map(path, field=3)
     assert info.value.value == 3
     assert "its columns: KAPPA" in str(info.value)
+
+
+@pytest.mark.parametrize("read", READERS)
+@pytest.mark.parametrize("warnings_as", ["error", "ignore"])
+def test_a_file_cut_short_is_one_analysis_error_saying_so(
+    tmp_path: Path, read: Callable[[Path], Any], warnings_as: str
+) -> None:
+    """Half of a map file (an interrupted copy): AnalysisError saying it is cut short, with
+    warnings as errors or ignored, instead of astropy's 'buffer is too small' TypeError."""
+    whole, path = tmp_path / "whole.fits", tmp_path / "half.fits"
+    write_healpix_map(whole, np.arange(12 * 32**2, dtype=np.float32))
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter(warnings_as)
+        with pytest.raises(AnalysisError, match=r"half\.fits' is cut short") as info:
+            read(path)
+    assert info.value.value == str(path)
+    assert "copy or write the file again" in str(info.value)

@@ -86,13 +86,42 @@ def _open_table(path: str | Path) -> Iterator[Any]:
     target = Path(path)
     try:
         with fits.open(target, memmap=True) as hdul:
-            yield _table_hdu(hdul, target)
+            hdu = _table_hdu(hdul, target)
+            _check_complete(hdu, target)
+            yield hdu
     except OSError as exc:
         raise AnalysisError(
             f"cannot read {str(target)!r} as FITS: {exc}",
             value=str(target),
             hint="check the path and that the file is a complete FITS file",
         ) from exc
+    except UserWarning as exc:
+        # astropy warns, rather than fails, when a file ends before its header says; with
+        # warnings as errors (``-W error``) that warning is what reaches here.
+        if "truncated" not in str(exc):
+            raise
+        raise _cut_short(target, str(exc)) from exc
+
+
+def _check_complete(hdu: Any, path: Path) -> None:
+    """Refuse a table whose data end past the end of the file (a copy cut short).
+
+    astropy only warns, then fails on reading the data with ``TypeError: buffer is too
+    small``, which says nothing of the file.
+    """
+    info = hdu.fileinfo()
+    needed = int(info["datLoc"]) + int(info["datSpan"])
+    size = path.stat().st_size
+    if size < needed:
+        raise _cut_short(path, f"{size} bytes, where its header needs {needed}")
+
+
+def _cut_short(path: Path, detail: str) -> AnalysisError:
+    return AnalysisError(
+        f"{str(path)!r} is cut short: {detail}",
+        value=str(path),
+        hint="copy or write the file again (an interrupted transfer or a full disk)",
+    )
 
 
 def _geometry(header: Any, path: Path, npix_stored: int | None) -> tuple[int, bool]:
