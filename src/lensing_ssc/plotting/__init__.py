@@ -15,8 +15,10 @@ run; the pipeline itself draws none.
 
 matplotlib (the ``plot`` extra) is imported on the first call, never by importing this
 package, and figures are :class:`matplotlib.figure.Figure` objects: ``pyplot``'s global
-state is untouched. Modules: ``_style`` (palette, labels, tick formatting), ``_draw`` and
-``_tomography`` and ``_run_figures``.
+state is untouched. Modules: ``_style`` (palette, labels, tick formatting), ``_layout``
+(where panels go, in inches), ``_draw`` and ``_tomography`` (what goes on them),
+``_run_figures`` and ``_forked`` (a run's PNGs, drawn at once in forked processes where
+that is safe).
 The guide is ``docs/pipeline.md`` ("Figures").
 """
 

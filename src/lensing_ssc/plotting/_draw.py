@@ -5,7 +5,8 @@ and picks its numbers through the file's typed views, so any set, source redshif
 (n_gal, σ_s) setting of the run can be drawn. Error bands are the patch-to-patch standard
 deviation (``band="std"``) or the standard error of the mean (``band="sem"``); intervals
 are those stored with each comparison (over maps: :mod:`lensing_ssc.analysis.comparison`).
-Colours, labels and ticks come from :mod:`._style`.
+Colours, labels and ticks come from :mod:`._style`; where each panel goes, from
+:mod:`._layout`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from lensing_ssc.pipelines import (
     StatisticSummary,
     parse_statistic_key,
 )
+from lensing_ssc.plotting._layout import (
+    HEADING,
+    fit_margins,
+    headed,
+    matrix_axes,
+    new_figure,
+    panel_axes,
+)
 from lensing_ssc.plotting._style import (
     LINESTYLES,
     colour,
-    matplotlib_module,
     plain_log_ticks,
     plain_number,
     setting_label,
@@ -35,12 +43,6 @@ from lensing_ssc.plotting._style import (
 )
 
 __all__ = ["plot_comparison", "plot_correlations", "plot_statistic"]
-
-
-def _figure(width: float, height: float) -> Any:
-    figure = matplotlib_module("figure").Figure(figsize=(width, height), layout="constrained")
-    matplotlib_module("backends.backend_agg").FigureCanvasAgg(figure)
-    return figure
 
 
 def _scaled(summary: StatisticSummary, values: np.ndarray) -> np.ndarray:
@@ -79,8 +81,9 @@ def plot_statistic(
         band: ``"std"``: ± the patch-to-patch standard deviation; ``"sem"``: ± the
             standard error of the mean.
     """
+    fit = ax is None
     if ax is None:
-        ax = _figure(6.4, 4.4).add_subplot()
+        ax = panel_axes(new_figure(6.4, 4.4), 1, 1)[0]
     summaries = [results.summary(key, name, z_source) for name in (sets or results.sets)]
     for index, summary in enumerate(summaries):
         x = summary.binning.centers
@@ -113,6 +116,8 @@ def plot_statistic(
     ax.set_title(_heading(key, z_source), fontsize="medium")
     what = "± 1σ over patches" if band == "std" else "± standard error"
     ax.legend(title=f"mean {what}", fontsize="small", title_fontsize="small")
+    if fit:
+        fit_margins([ax], 1)
     return ax
 
 
@@ -121,7 +126,7 @@ def _bin_ticks(ax: Any, centers: np.ndarray, variable: str) -> None:
     step = max(1, count // 6)
     ticks = np.arange(0, count, step)
     labels = [plain_number(float(f"{c:.2g}")) for c in centers[ticks]]
-    ax.set_xticks(ticks, labels, rotation=45 if variable == "ℓ" else 0)
+    ax.set_xticks(ticks, labels, rotation=45)
     ax.set_yticks(ticks, labels)
     axis_label = f"{variable} (bin centre)" + (" [rad⁻¹]" if variable == "ℓ" else " [1]")
     ax.set_xlabel(axis_label)
@@ -157,16 +162,16 @@ def plot_correlations(
         names = [results.group(name, z_source) for name in results.sets[:2]]
     panels = [results.summary(key, name) for name in names]
     if figure is None:
-        figure = _figure(4.2 * len(panels) + 1.2, 4.4)
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+        figure = new_figure(4.2 * len(panels) + 1.2, 4.4)
+    axes, bar = matrix_axes(figure, len(panels), head=HEADING, rotated=True)
     image = None
     for axis, summary in zip(axes, panels, strict=True):
         matrix = np.ma.masked_invalid(summary.correlation)
         image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r", origin="lower")
         _bin_ticks(axis, summary.binning.centers, summary.binning.variable)
         axis.set_title(f"{summary.set} ({summary.n_patches} patches)", fontsize="medium")
-    figure.colorbar(image, ax=list(axes), shrink=0.85, label="correlation coefficient [1]")
-    figure.suptitle(_heading(key, z_source).replace("\n", ": "), fontsize="medium")
+    figure.colorbar(image, cax=bar, label="correlation coefficient [1]")
+    headed(figure, _heading(key, z_source).replace("\n", ": "))
     return figure
 
 
@@ -227,20 +232,19 @@ def plot_comparison(
     pairs_per_row = 1 if len(keys) == 1 else 2
     rows = -(-len(keys) // pairs_per_row)
     if figure is None:
-        figure = _figure(4.6 * 2 * pairs_per_row, 3.4 * rows + 0.6)
-    axes = figure.subplots(rows, 2 * pairs_per_row, squeeze=False).ravel()
+        figure = new_figure(4.6 * 2 * pairs_per_row, 3.4 * rows + 0.6)
+    axes = panel_axes(figure, rows, 2 * pairs_per_row, head=HEADING, count=2 * len(keys))
     for index, key in enumerate(keys):
         compared = chosen.statistic(key)
         _ratio_panel(axes[2 * index], compared, key)
         _ssc_panel(axes[2 * index + 1], compared, key)
-    for axis in axes[2 * len(keys) :]:
-        axis.set_visible(False)
+    fit_margins(axes, 2 * pairs_per_row)
     level = chosen.resampling.get("confidence")
     # Results written before the interval kind was recorded had percentile intervals.
     how = interval_words(chosen.resampling.get("interval", "percentile")).split(";")[0]
     intervals = "" if level is None else f"; bands: {level:.0%} intervals, {how}"
     where = "" if chosen.z_source is None else f", z_s = {chosen.z_source:g}"
-    figure.suptitle(f"{chosen.label}{where}{intervals}", fontsize="medium")
+    headed(figure, f"{chosen.label}{where}{intervals}")
     return figure
 
 

@@ -18,12 +18,15 @@
 
 Each PNG is rendered into memory on the Agg canvas, never through ``pyplot``, and written
 atomically (:func:`lensing_ssc.core.io.atomic_write`): a reader never sees half a file.
+Panels sit at fixed places (:mod:`._layout`), so each save draws once; with
+``parallel=True`` the figures are drawn at once in forked processes (:mod:`._forked`).
 The pipeline draws no figures itself; the command draws these after the run, and whether
 that fails (no matplotlib, a full disk) does not change the run's outcome.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Callable
@@ -33,6 +36,8 @@ from typing import Any
 from lensing_ssc.core.io import atomic_write
 from lensing_ssc.pipelines import ResultsFile, read_results
 from lensing_ssc.plotting._draw import plot_comparison, plot_correlations, plot_statistic
+from lensing_ssc.plotting._forked import fork_is_safe, run_forked
+from lensing_ssc.plotting._layout import fit_margins, new_figure, panel_axes
 from lensing_ssc.plotting._style import matplotlib_module
 from lensing_ssc.plotting._tomography import plot_tomography
 
@@ -47,10 +52,6 @@ TOMOGRAPHY_FIGURE_NAME = "tomography.png"
 _COLUMNS = 4  # panels per row of statistics.png
 
 
-def _figure(width: float, height: float) -> Any:
-    return matplotlib_module("figure").Figure(figsize=(width, height), layout="constrained")
-
-
 def _first_redshift(results: ResultsFile) -> float | None:
     """The lowest source redshift of the run's sets, for runs whose sets have several."""
     redshifts = sorted({z for zs in results.redshifts.values() for z in zs})
@@ -62,10 +63,11 @@ def _statistics_figure(results: ResultsFile) -> Any:
     z_source = _first_redshift(results)
     columns = min(_COLUMNS, len(keys))
     rows = -(-len(keys) // columns)
-    figure = _figure(4.6 * columns, 3.9 * rows)
-    for index, key in enumerate(keys):
-        axes = figure.add_subplot(rows, columns, index + 1)
+    figure = new_figure(4.6 * columns, 3.9 * rows)
+    panels = panel_axes(figure, rows, columns, count=len(keys))
+    for axes, key in zip(panels, keys, strict=True):
         plot_statistic(results, key, z_source=z_source, ax=axes)
+    fit_margins(panels, columns)
     return figure
 
 
@@ -73,7 +75,7 @@ def _correlation_figure(results: ResultsFile) -> Any:
     keys = results.statistic_keys()
     columns = min(2, len(keys))
     rows = -(-len(keys) // columns)
-    figure = _figure(7.0 * columns, 3.6 * rows)
+    figure = new_figure(7.0 * columns, 3.6 * rows)
     panels = figure.subfigures(rows, columns, squeeze=False).ravel()
     z_source = _first_redshift(results)
     for panel, key in zip(panels, keys, strict=False):
@@ -83,23 +85,24 @@ def _correlation_figure(results: ResultsFile) -> Any:
 
 def _tomography_figure(results: ResultsFile) -> Any:
     sets = results.tomography_sets
-    figure = _figure(15.0, 4.4 * len(sets))
+    figure = new_figure(15.0, 4.4 * len(sets))
     panels = figure.subfigures(len(sets), 1, squeeze=False).ravel()
     for panel, name in zip(panels, sets, strict=True):
         plot_tomography(results, name, figure=panel)
     return figure
 
 
-def _save(figure: Any, path: Path) -> Path:
-    matplotlib_module("backends.backend_agg").FigureCanvasAgg(figure)
+def _draw(draw: Callable[[ResultsFile], Any], results: ResultsFile, path: Path) -> None:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    draw(results).savefig(buffer, format="png", dpi=100)
     atomic_write(path, buffer.getvalue())
-    return path
 
 
 def draw_run_figures(
-    results: ResultsFile | str | os.PathLike[str], directory: str | os.PathLike[str]
+    results: ResultsFile | str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    parallel: bool = False,
 ) -> list[Path]:
     """Draw a run's figures into ``directory`` (made if missing); return their paths.
 
@@ -107,11 +110,16 @@ def draw_run_figures(
         results: What :func:`lensing_ssc.pipelines.read_results` returns, or the path of
             the results file to read.
         directory: Where the PNGs go; a run's is ``run_dir / "figures"``.
+        parallel: Draw the figures at once, each in a forked process, where
+            :func:`~._forked.fork_is_safe` allows it (POSIX but not macOS, two or more
+            CPUs, no other thread); else, and by default, one after the other. The files
+            are the same either way.
 
     Raises:
         ModuleNotFoundError: matplotlib is not installed (one line naming the ``plot``
             extra); nothing is read or written then.
-        OSError: A figure could not be written (the figures before it are complete).
+        OSError: A figure could not be written (drawn one after the other, the figures
+            before it are complete; drawn at once, all the others are).
 
     Example:
         >>> run = run_patch_statistics(config)  # doctest: +SKIP
@@ -133,4 +141,10 @@ def draw_run_figures(
         drawers.append((ssc_ratio, lambda view: plot_comparison(view, z_source=z_source)))
     if results.tomography_sets:
         drawers.append((TOMOGRAPHY_FIGURE_NAME, _tomography_figure))
-    return [_save(draw(results), target / name) for name, draw in drawers]
+    jobs = [functools.partial(_draw, draw, results, target / name) for name, draw in drawers]
+    if parallel and len(jobs) > 1 and fork_is_safe():
+        run_forked(jobs)
+    else:
+        for job in jobs:
+            job()
+    return [target / name for name, _ in drawers]

@@ -3,18 +3,23 @@
 Labels spell the settings as the field writes them (``n_gal = 30 arcmin⁻²``,
 ``σ_s = 2′``) and each statistic with its units (``docs/analysis.md``, "Conventions and
 units"). Log axes get plain tick labels (``0.95``, ``3000``, ``10⁻⁵``), never
-matplotlib's ``9.5×10⁻¹``. Nothing here imports matplotlib at import time.
+matplotlib's ``9.5×10⁻¹``, and curve axes make ticks only where they draw them. Nothing
+here imports matplotlib at import time.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "OKABE_ITO",
     "colour",
+    "in_view_ticks",
     "matplotlib_module",
     "plain_log_ticks",
     "setting_label",
@@ -122,11 +127,83 @@ def plain_number(value: float) -> str:
     return f"{value:.0e}" if abs(value / float(f"{value:.0e}") - 1) < 1e-9 else f"{value:.2g}"
 
 
+@functools.cache
+def _in_view(kind: str) -> Any:
+    """matplotlib's ``kind`` locator (``"LogLocator"``, ``"AutoLocator"``), returning only
+    the ticks inside the view.
+
+    matplotlib makes a tick (five artists) for every location a locator returns, drawn or
+    not; ``LogLocator`` returns a decade beyond each end of the view (for ℓ from 300 to
+    3000, 45 ticks made to draw 9) and ``AutoLocator`` a step beyond. The ticks drawn are
+    the same.
+    """
+    base: Any = getattr(matplotlib_module("ticker"), kind)
+
+    class InView(base):
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            ticks = np.asarray(super().tick_values(vmin, vmax))
+            low, high = sorted((vmin, vmax))
+            slack = 1e-9 * (high - low)
+            return ticks[(ticks >= low - slack) & (ticks <= high + slack)]
+
+    InView.__name__ = InView.__qualname__ = f"InView{kind}"
+    return InView
+
+
+@functools.cache
+def _plain_log_locator() -> Any:
+    """The in-view ``LogLocator`` at 1, 2, 5 × 10ⁿ, keeping only the decades where those
+    are more than the axis has room for (over four decades their labels would overlap)."""
+
+    base: Any = _in_view("LogLocator")
+
+    class PlainLogLocator(base):
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            ticks = super().tick_values(vmin, vmax)
+            room = 9 if self.axis is None else self.axis.get_tick_space()
+            decades = ticks[np.isclose(ticks, 10.0 ** np.round(np.log10(ticks)))]
+            return decades if len(ticks) > room and len(decades) >= 2 else ticks
+
+    return PlainLogLocator
+
+
+def in_view_ticks(axes: Any) -> None:
+    """Give ``axes``' linear x and y axes matplotlib's default ticks, made only in view.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> axes = Figure().add_subplot()
+        >>> _ = axes.plot([1, 9], [0, 1])  # the view is 0.6 to 9.4
+        >>> in_view_ticks(axes)
+        >>> axes.xaxis.get_major_locator()().tolist()  # without 0 and 10
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    """
+    axes.xaxis.set_major_locator(_in_view("AutoLocator")())
+    axes.yaxis.set_major_locator(_in_view("AutoLocator")())
+
+
 def plain_log_ticks(axis: Any, which: str) -> None:
-    """Label a log ``which`` axis (``"x"``/``"y"``) at 1, 2, 5 × 10ⁿ with plain numbers."""
+    """Label a log ``which`` axis (``"x"``/``"y"``) at 1, 2, 5 × 10ⁿ with plain numbers.
+
+    Over more decades than the axis has room for, only 10ⁿ are labelled; the other
+    multiples are minor ticks.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> axes = Figure(figsize=(4, 3)).add_subplot()
+        >>> _ = axes.loglog([300, 3000], [0.005, 1000])
+        >>> plain_log_ticks(axes, "x"), plain_log_ticks(axes, "y")
+        (None, None)
+        >>> [plain_number(v) for v in axes.xaxis.get_major_locator()()]
+        ['500', '1000', '2000']
+        >>> [plain_number(v) for v in axes.yaxis.get_major_locator()()]  # six decades
+        ['0.01', '0.1', '1', '10', '100', '1000']
+    """
     ticker = matplotlib_module("ticker")
     target = axis.xaxis if which == "x" else axis.yaxis
-    target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(_plain_log_locator()(base=10, subs=(1.0, 2.0, 5.0)))
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: plain_number(v)))
-    target.set_minor_locator(ticker.LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    # Minor ticks where a major one is are not drawn (matplotlib removes overlapping ones).
+    minor = _in_view("LogLocator")(base=10, subs=tuple(float(n) for n in range(2, 10)))
+    target.set_minor_locator(minor)
     target.set_minor_formatter(ticker.NullFormatter())

@@ -18,10 +18,19 @@ import numpy as np
 
 from lensing_ssc.core.base.exceptions import AnalysisError
 from lensing_ssc.pipelines import ResultsFile, TomographicSpectra
+from lensing_ssc.plotting._layout import (
+    HEADING,
+    fit_margins,
+    headed,
+    matrix_axes,
+    matrix_width,
+    new_figure,
+    panel_axes,
+    size_inches,
+)
 from lensing_ssc.plotting._style import (
     LINESTYLES,
     colour,
-    matplotlib_module,
     plain_log_ticks,
     setting_label,
     statistic_label,
@@ -88,7 +97,7 @@ def _correlation_panel(axis: Any, spectra: TomographicSpectra) -> None:
     axis.legend(fontsize="small")
 
 
-def _joint_panel(figure: Any, axis: Any, spectra: TomographicSpectra) -> None:
+def _joint_panel(figure: Any, axis: Any, bar: Any, spectra: TomographicSpectra) -> None:
     matrix = np.ma.masked_invalid(spectra.correlation)
     image = axis.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r", origin="lower")
     bins = spectra.binning.centers.size
@@ -103,7 +112,7 @@ def _joint_panel(figure: Any, axis: Any, spectra: TomographicSpectra) -> None:
     axis.set_xlabel(f"z_s pair, {bins} ℓ bins each")
     axis.set_ylabel(f"z_s pair, {bins} ℓ bins each")
     axis.set_title("joint correlation matrix", fontsize="medium")
-    figure.colorbar(image, ax=axis, shrink=0.85, label="correlation coefficient [1]")
+    figure.colorbar(image, cax=bar, label="correlation coefficient [1]")
 
 
 def plot_tomography(
@@ -139,17 +148,19 @@ def plot_tomography(
         set = results.tomography_sets[0]
     spectra = results.tomography(set, n_gal)
     if figure is None:
-        figure = matplotlib_module("figure").Figure(figsize=(15.0, 4.4), layout="constrained")
-        matplotlib_module("backends.backend_agg").FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
-    _spectra_panel(axes[0], spectra)
-    _correlation_panel(axes[1], spectra)
-    _joint_panel(figure, axes[2], spectra)
+        figure = new_figure(15.0, 4.4)
+    curves = size_inches(figure)[0] - matrix_width(figure, 1, head=HEADING)
+    spectra_axis, coefficient_axis = panel_axes(figure, 1, 2, head=HEADING, width=curves)
+    (joint_axis,), bar = matrix_axes(figure, 1, head=HEADING, left=curves)
+    _spectra_panel(spectra_axis, spectra)
+    _correlation_panel(coefficient_axis, spectra)
+    fit_margins([spectra_axis, coefficient_axis], 2)
+    _joint_panel(figure, joint_axis, bar, spectra)
     patches = len(spectra.realisations)
     realisations = len(dict.fromkeys(spectra.realisations))
-    figure.suptitle(
+    headed(
+        figure,
         f"{set}: {setting_label(spectra.n_gal, None)}; {realisations} realisations, "
         f"{patches} patches",
-        fontsize="medium",
     )
     return figure
