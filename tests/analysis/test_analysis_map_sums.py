@@ -91,14 +91,22 @@ def test_a_stack_of_resamples_gives_each_ones_chi2_whichever_entries_vary() -> N
     np.testing.assert_allclose(chi2, alone, rtol=1e-12)
 
 
-def test_the_resamples_of_one_set_give_each_resamples_own_chi2() -> None:
-    """χ² of 50 bootstrap weightings at once equals that of each weighting's own moments."""
+def test_the_resamples_of_one_set_give_each_resamples_own_moments_and_chi2() -> None:
+    """50 bootstrap weightings at once: each one's variances, κ̄ terms and χ², as alone."""
     rng = np.random.default_rng(12)
     rows, maps, kappa = _rows(rng)
     sums = MapSums(rows, maps, {"all": slice(0, 4)}, kappa)
-    moments = [sums.moments(np.bincount(rng.integers(0, 12, 12), minlength=12)) for _ in range(50)]
-    chi2, p = chi2_of_moments(moments, "all")
-    for one, value, entries in zip(moments, chi2, p, strict=True):
-        alone = one.chi2("all")
-        assert entries == alone[1] == 3
-        np.testing.assert_allclose(value, alone[0], rtol=1e-12)
+    weights = np.array([np.bincount(rng.integers(0, 12, 12), minlength=12) for _ in range(50)])
+    stacked = sums.moments(weights)
+    chi2, p = chi2_of_moments(stacked, "all")
+    assert stacked.variance.shape == (50, 4)
+    for r, w in enumerate(weights):
+        alone = sums.moments(w)
+        assert stacked.n[r] == alone.n
+        np.testing.assert_allclose(stacked.variance[r], alone.variance, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(stacked.kappa_variance[r], alone.kappa_variance, rtol=1e-12)
+        np.testing.assert_allclose(
+            stacked.kappa_covariance[r], alone.kappa_covariance, rtol=1e-12, atol=1e-18
+        )
+        assert p[r] == alone.chi2("all")[1] == 3
+        np.testing.assert_allclose(chi2[r], alone.chi2("all")[0], rtol=1e-12)

@@ -12,7 +12,6 @@ are drawn is in :mod:`._map_resampling`, how intervals are read in :mod:`._inter
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -139,14 +138,14 @@ def ratio_or_nan(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
 
 def hartlap_sn(moments: Moments, block: str) -> tuple[float, float]:
     """S/N of a block with the Hartlap factor, and the factor (NaN, NaN where refused)."""
-    sn, factor = hartlap_sns([moments], block)
+    sn, factor = hartlap_sns(moments, block)
     return float(sn[0]), float(factor[0])
 
 
-def hartlap_sns(moments: Sequence[Moments], block: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`hartlap_sn` of many reweightings of one set: ``(R,)`` S/N and factors."""
+def hartlap_sns(moments: Moments, block: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hartlap_sn` of R reweightings of one set at once: ``(R,)`` S/N and factors."""
     chi2, p = chi2_of_moments(moments, block)
-    n = np.array([m.n for m in moments])
+    n = np.atleast_1d(moments.n)
     refused = ~np.isfinite(chi2) | (n <= p + 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(refused, np.nan, (n - p - 2) / (n - 1))
@@ -172,7 +171,16 @@ def correlation_matrix(rows: np.ndarray) -> np.ndarray:
 
 
 def predicted_excess(a: Moments, b: Moments) -> np.ndarray | None:
-    """R² Var(κ̄) / Var(denominator) per entry, or ``None`` without (varying) patch means."""
-    if a.kappa_covariance is None or not a.kappa_variance or a.kappa_variance <= 0:
+    """R² Var(κ̄) / Var(denominator) per entry, or ``None`` without (varying) patch means.
+
+    Of R weightings at once, ``(R, P)``, NaN for a weighting whose κ̄ does not vary.
+    """
+    if a.kappa_covariance is None:
         return None
-    return ratio_or_nan(a.kappa_covariance**2 / a.kappa_variance, b.variance)
+    kappa_variance = np.asarray(a.kappa_variance, dtype=float)
+    if kappa_variance.ndim == 0 and not kappa_variance > 0:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        response_squared = a.kappa_covariance**2 / kappa_variance[..., None]
+    response_squared[~(kappa_variance > 0)] = np.nan
+    return ratio_or_nan(response_squared, b.variance)

@@ -127,24 +127,28 @@ def _whitened_chi2(means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
     return np.where(np.min(pivots, axis=1) ** 2 * _MAX_CONDITION > 1.0, chi2, np.nan)
 
 
-def chi2_of_moments(moments: Sequence[Moments], block: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(R,)`` μᵀ Ĉ⁻¹ μ of a block's entries and p, for R reweightings of one set's maps."""
-    sums = moments[0]._sums
+def chi2_of_moments(moments: Moments, block: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(R,)`` μᵀ Ĉ⁻¹ μ of a block's entries and p, for R reweightings of one set's maps
+    (a :class:`Moments` of R weightings; R = 1 for one)."""
+    sums = moments._sums
     place = sums.blocks[block]
-    weights = np.stack([m._weights for m in moments])
-    n = np.array([m.n for m in moments])
-    centred_means = np.stack([m._mean[place] for m in moments])
+    weights = np.atleast_2d(moments._weights)
+    n = np.atleast_1d(moments.n)
+    centred_means = np.atleast_2d(moments._mean)[:, place]
     products = sums.products[block]
     covariances = (weights @ products.reshape(len(products), -1)).reshape(-1, *products.shape[1:])
     covariances -= n[:, None, None] * centred_means[:, :, None] * centred_means[:, None, :]
     covariances /= (n - 1)[:, None, None]
-    constant = np.stack([m.variance[place] <= 0 for m in moments])
+    constant = np.atleast_2d(moments.variance)[:, place] <= 0
     return chi2_of_stack(sums.centre[place] + centred_means, covariances, n, constant)
 
 
 @dataclass(frozen=True, eq=False)
 class Moments:
-    """The moments of one reweighting of a set's maps.
+    """The moments of one reweighting of a set's maps, or of R of them at once.
+
+    For R weightings every attribute gains a leading axis of R: ``n`` is ``(R,)``,
+    ``variance`` ``(R, P)``.
 
     Attributes:
         n: Rows taken (with repeats).
@@ -153,17 +157,17 @@ class Moments:
         kappa_covariance: ``(P,)`` covariance of each entry with κ̄, or ``None``.
     """
 
-    n: float
+    n: Any
     variance: np.ndarray
-    kappa_variance: float | None
+    kappa_variance: Any
     kappa_covariance: np.ndarray | None
     _sums: MapSums
     _weights: np.ndarray
     _mean: np.ndarray
 
     def chi2(self, block: str) -> tuple[float, int]:
-        """μᵀ Ĉ⁻¹ μ of a block's entries and p (see :func:`chi2_of`)."""
-        chi2, p = chi2_of_moments([self], block)
+        """μᵀ Ĉ⁻¹ μ of a block's entries and p, of one weighting (see :func:`chi2_of`)."""
+        chi2, p = chi2_of_moments(self, block)
         return float(chi2[0]), int(p[0])
 
 
@@ -212,17 +216,26 @@ class MapSums:
         return len(self.counts)
 
     def moments(self, weights: np.ndarray) -> Moments:
-        """The moments of the rows with map m taken ``weights[m]`` times."""
+        """The moments of the rows with map m taken ``weights[m]`` times.
+
+        ``weights`` of shape ``(R, G)`` gives the moments of R weightings at once.
+        """
         w = np.asarray(weights, dtype=float)
-        n = float(w @ self.counts)
-        mean = w @ self.sums / n
-        mean_square = w @ self.squares / n
-        variance = (mean_square - mean**2) * (n / (n - 1))
+        n = w @ self.counts
+        mean = w @ self.sums / n[..., None]
+        mean_square = w @ self.squares / n[..., None]
+        unbiased = n / (n - 1)
+        variance = (mean_square - mean**2) * unbiased[..., None]
         variance[variance <= _CONSTANT * mean_square] = 0.0
         kappa_variance = kappa_covariance = None
         if self.kappa is not None:
             k_sums, k_squares, cross = self.kappa
-            k_mean = float(w @ k_sums) / n
-            kappa_variance = (float(w @ k_squares) / n - k_mean**2) * (n / (n - 1))
-            kappa_covariance = (w @ cross / n - k_mean * mean) * (n / (n - 1))
+            k_mean = (w @ k_sums) / n
+            kappa_variance = ((w @ k_squares) / n - k_mean**2) * unbiased
+            kappa_covariance = (w @ cross / n[..., None] - k_mean[..., None] * mean) * unbiased[
+                ..., None
+            ]
+        if w.ndim == 1:
+            n = float(n)
+            kappa_variance = None if kappa_variance is None else float(kappa_variance)
         return Moments(n, variance, kappa_variance, kappa_covariance, self, w, mean)

@@ -299,47 +299,40 @@ def compare_sets(
     top_sums = MapSums(top, numerator_maps, blocks, kappa)
     bottom_sums = MapSums(bottom, denominator_maps, blocks)
 
-    def measure(
-        tops: list[Moments], bottoms: list[Moments], solved: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Each quantity of R resamples of both sets: ``(R, F)`` arrays, ``(R, 2)`` S/N.
+    def measure(a: Moments, b: Moments, solved: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Each quantity of R weightings of both sets: ``(R, F)`` arrays, ``(R, 2)`` S/N.
 
         ``solved`` names, per block, the sets whose S/N is measured (default: all); NaN
         for the others.
         """
-        pairs = list(zip(tops, bottoms, strict=True))
-        predicted = [predicted_excess(a, b) for a, b in pairs]
+        draws = np.size(a.n)
         sn = {}
         for name in blocks:
             wanted = (True, True) if solved is None else solved[name]
             sn[name] = np.column_stack(
                 [
-                    hartlap_sns(moments, name)[0] if asked else np.full(len(moments), np.nan)
-                    for moments, asked in zip((tops, bottoms), wanted, strict=True)
+                    hartlap_sns(moments, name)[0] if asked else np.full(draws, np.nan)
+                    for moments, asked in zip((a, b), wanted, strict=True)
                 ]
             )
         return {
-            "ratio": np.array([ratio_or_nan(a.variance, b.variance) for a, b in pairs]),
+            "ratio": ratio_or_nan(a.variance, b.variance),
             "sn": sn,
-            "predicted": None if predicted[0] is None else np.array(predicted),
+            "predicted": predicted_excess(a, b),
         }
 
     ones_top, ones_bottom = np.ones(top_sums.n_maps), np.ones(bottom_sums.n_maps)
     point_top, point_bottom = top_sums.moments(ones_top), bottom_sums.moments(ones_bottom)
-    at_point = measure([point_top], [point_bottom])
-    point: dict[str, Any] = {
-        "ratio": at_point["ratio"][0],
-        "sn": {name: sn[0] for name, sn in at_point["sn"].items()},
-        "predicted": None if at_point["predicted"] is None else at_point["predicted"][0],
-    }
+    point = measure(point_top, point_bottom)
+    point["sn"] = {name: sn[0] for name, sn in point["sn"].items()}
     point["measured"] = point["ratio"] - 1.0
     top_weights = map_weights(top_sums.n_maps, n_resamples, rng)
     bottom_weights = map_weights(bottom_sums.n_maps, n_resamples, rng)
     # A resample's S/N only serves the interval about the point's, which is NaN where the
     # point's is (a singular joint covariance, say): those resamples are not solved.
     draws = measure(
-        [top_sums.moments(w) for w in top_weights],
-        [bottom_sums.moments(w) for w in bottom_weights],
+        top_sums.moments(np.array(top_weights)),
+        bottom_sums.moments(np.array(bottom_weights)),
         {name: tuple(np.isfinite(sn)) for name, sn in point["sn"].items()},
     )
     ratio_draws = draws["ratio"]
