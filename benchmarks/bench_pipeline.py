@@ -25,18 +25,19 @@ start, workers ready, first results) and its ``close``, with the same for a proc
 the first in this process, which for Dask also starts the fork server its workers fork
 from (also paid once by each command; no round pays it either), then the median of more.
 
-Measured on 2 shared cores (load average 4 to 8 with other jobs beside), medians:
+Measured on 2 shared cores, medians:
 
-- ``--workers 2``, 5 rounds: serial 7.93 s, processes 4.94 s (1.60x serial), Dask 5.28 s
-  (1.51x serial); processes time / Dask time 0.96 (rounds 0.98, 0.97, 0.92, 0.94, 0.96);
-  anchor 1.83x, ceiling 1.98x. Start-up: ``import distributed`` 0.34 s in a fresh
-  interpreter; a 2-worker cluster's first ``map`` 0.11 s and ``close`` 0.03 s (a process
-  pool: 0.01 s and 0.00 s); the process's first cluster, which also starts the fork server,
-  1.01 s.
-- ``--workers 16``, 5 rounds (``--executors processes,dask``): processes 5.99 s, Dask 6.53 s;
-  processes time / Dask time 0.92 (rounds 0.92, 0.91, 0.93, 0.97, 0.90). A 16-worker
-  cluster's first ``map`` 0.49 s and ``close`` 0.09 s (a pool's 0.04 s and 0.02 s); the
-  process's first cluster 1.22 s.
+- ``--workers 2``, three runs of 5 rounds (``--executors serial,processes`` twice, then
+  with ``dask``): processes 1.83x, 1.68x, 1.65x serial (anchor 1.82x, 1.83x, 1.81x;
+  ceiling 1.91x, 1.93x, 1.91x). The last run: serial 6.77 s, processes 4.05 s, Dask 4.42 s
+  (1.54x serial); processes time / Dask time 0.92 (rounds 0.87, 0.95, 0.87, 0.95, 0.92).
+  Start-up: ``import distributed`` 0.30 s in a fresh interpreter; a 2-worker cluster's
+  first ``map`` 0.10 s and ``close`` 0.02 s (a process pool: 0.01 s and 0.00 s); the
+  process's first cluster, which also starts the fork server, 0.91 s.
+- ``--workers 16``, 5 rounds (``--executors processes,dask``): processes 4.98 s, Dask 5.51 s;
+  processes time / Dask time 0.92 (rounds 0.90, 0.92, 0.92, 0.88, 0.93). A 16-worker
+  cluster's first ``map`` 0.46 s and ``close`` 0.08 s (a pool's 0.04 s and 0.02 s); the
+  process's first cluster 1.16 s.
 
 Usage::
 
