@@ -153,13 +153,22 @@ def _in_view(kind: str) -> Any:
 @functools.cache
 def _plain_log_locator() -> Any:
     """The in-view ``LogLocator`` at 1, 2, 5 × 10ⁿ, keeping only the decades where those
-    are more than the axis has room for (over four decades their labels would overlap)."""
+    are more than the axis has room for (over four decades their labels would overlap), and
+    giving way to evenly spaced values (1.2, 1.4, …) where the view spans so little that
+    fewer than three of them fall in it (a variance ratio from 0.9 to 1.6 showed only 1)."""
 
     base: Any = _in_view("LogLocator")
+    ticker = matplotlib_module("ticker")
 
     class PlainLogLocator(base):
         def tick_values(self, vmin: float, vmax: float) -> Any:
             ticks = super().tick_values(vmin, vmax)
+            low, high = sorted((vmin, vmax))
+            if len(ticks) < 3 and low > 0:
+                even = ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+                even = even[(even >= low) & (even <= high)]
+                if len(even) >= 3:
+                    return even
             room = 9 if self.axis is None else self.axis.get_tick_space()
             decades = ticks[np.isclose(ticks, 10.0 ** np.round(np.log10(ticks)))]
             return decades if len(ticks) > room and len(decades) >= 2 else ticks
@@ -186,7 +195,7 @@ def plain_log_ticks(axis: Any, which: str) -> None:
     """Label a log ``which`` axis (``"x"``/``"y"``) at 1, 2, 5 × 10ⁿ with plain numbers.
 
     Over more decades than the axis has room for, only 10ⁿ are labelled; the other
-    multiples are minor ticks.
+    multiples are minor ticks. Over less than a factor of ~3, evenly spaced values are.
 
     Example:
         >>> from matplotlib.figure import Figure
@@ -198,6 +207,9 @@ def plain_log_ticks(axis: Any, which: str) -> None:
         ['500', '1000', '2000']
         >>> [plain_number(v) for v in axes.yaxis.get_major_locator()()]  # six decades
         ['0.01', '0.1', '1', '10', '100', '1000']
+        >>> _ = axes.set_ylim(0.9, 1.6)  # 1, 2, 5 × 10ⁿ would label only 1
+        >>> [plain_number(v) for v in axes.yaxis.get_major_locator()()]
+        ['1', '1.2', '1.4', '1.6']
     """
     ticker = matplotlib_module("ticker")
     target = axis.xaxis if which == "x" else axis.yaxis
