@@ -9,6 +9,7 @@ from lensing_ssc.analysis._intervals import (
     acceleration,
     bca_interval,
     jackknife_t_interval,
+    nonnegative_jackknife_t_interval,
     percentile_interval,
     student_t_quantile,
 )
@@ -88,3 +89,21 @@ def test_bca_moves_the_interval_towards_a_skewed_jackknife() -> None:
     moved = bca_interval(np.array([1.0]), draws, [skewed], 0.9)
     assert moved[1, 0] > plain[1, 0]
     assert moved[0, 0] > plain[0, 0]
+
+
+def test_a_nonnegative_quantity_near_zero_gets_an_interval_of_its_own_size() -> None:
+    """An SSC prediction of ~2e-4 whose leave-one-out values span 1e-7 to 1e-3 gets
+    [0, a few 1e-4] (on ln θ its upper end would be ~30 × the largest of them); one clear
+    of 0 gets the interval on ln θ unchanged."""
+    near_zero = [np.array([[1e-7], [1e-3], [2e-4], [5e-5]]), np.array([[5e-4], [1e-6], [3e-4]])]
+    estimate = np.array([2e-4])
+    on_log = jackknife_t_interval(estimate, near_zero, 0.68, log=True)
+    low, high = nonnegative_jackknife_t_interval(estimate, near_zero, 0.68)[:, 0]
+    assert on_log[1, 0] > 30 * 1e-3
+    assert low == 0.0
+    assert 2e-4 < high < 2e-3
+    clear = [np.array([[1.0], [1.1], [0.9], [1.05]]), np.array([[1.02], [0.97], [1.0]])]
+    np.testing.assert_array_equal(
+        nonnegative_jackknife_t_interval(np.array([1.0]), clear, 0.68),
+        jackknife_t_interval(np.array([1.0]), clear, 0.68, log=True),
+    )

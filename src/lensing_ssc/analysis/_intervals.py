@@ -55,6 +55,7 @@ __all__ = [
     "basic_interval",
     "bca_interval",
     "jackknife_t_interval",
+    "nonnegative_jackknife_t_interval",
     "percentile_interval",
     "student_t_quantile",
 ]
@@ -250,3 +251,27 @@ def jackknife_t_interval(
     if log:
         bounds = np.exp(bounds)
     return np.where(usable, bounds, np.nan)
+
+
+def nonnegative_jackknife_t_interval(
+    estimate: np.ndarray, leave_one_out: Sequence[np.ndarray], confidence: float
+) -> np.ndarray:
+    """:func:`jackknife_t_interval` of a θ ≥ 0: on ln θ where θ̂ stands clear of 0, else on
+    θ with the lower end held at 0.
+
+    On ln θ an interval stays positive and follows a skewed θ, but a θ̂ near 0 whose
+    leave-one-out values span decades (an SSC prediction of a statistic blind to the patch
+    mean: 10⁻⁷ to 10⁻³) gets an upper end orders of magnitude above all of them. Where the
+    interval on θ reaches 0 or below, θ̂ is not clear of 0 and that interval is given.
+
+    Example:
+        >>> near_zero = [np.array([[1e-7], [1e-3], [2e-4]]), np.array([[5e-4], [1e-6], [3e-4]])]
+        >>> low, high = nonnegative_jackknife_t_interval(np.array([2e-4]), near_zero, 0.68)
+        >>> float(low[0]), bool(high[0] < 2e-3)
+        (0.0, True)
+    """
+    linear = jackknife_t_interval(estimate, leave_one_out, confidence, log=False)
+    logarithmic = jackknife_t_interval(estimate, leave_one_out, confidence, log=True)
+    with np.errstate(invalid="ignore"):
+        clear = linear[0] > 0
+    return np.where(clear, logarithmic, np.stack([np.maximum(linear[0], 0.0), linear[1]]))
