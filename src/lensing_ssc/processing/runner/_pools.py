@@ -150,8 +150,16 @@ class PoolAdapter(Adapter):
         if executor is None or not self._owned:
             return
         if isinstance(executor, ProcessPoolExecutor):
-            _kill_workers(executor)
-        executor.shutdown(wait=False, cancel_futures=True)
+            # The pipe's write end, read before the shutdown lets go of the pool's queues.
+            writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+            killed = _kill_workers(executor)
+            # The shutdown's wake-up reaches the pool's manager thread with the workers'
+            # deaths, so it drops the cancelled tasks before it marks the pool broken
+            # (Python 3.11 raises InvalidStateError for a cancelled task it marks).
+            executor.shutdown(wait=False, cancel_futures=True)
+            _unblock_results(killed, writer)
+        else:
+            executor.shutdown(wait=False, cancel_futures=True)
         self._stale = True  # threads cannot be killed: they finish, unused, in the old pool
 
     def close(self) -> None:
@@ -161,13 +169,30 @@ class PoolAdapter(Adapter):
             executor.shutdown(wait=not self._stale, cancel_futures=True)
 
 
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
+def _kill_workers(pool: ProcessPoolExecutor) -> list[Any]:
+    """End ``pool``'s worker processes now; return them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     kill = getattr(pool, "kill_workers", None)  # Python 3.14+
     if kill is not None:
         kill()
-        return
+        return processes
     # Before 3.14 the pool exposes no way to stop a running task: end its processes.
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
+    for process in processes:
         if process.is_alive():
             process.kill()
+    return processes
+
+
+def _unblock_results(killed: list[Any], writer: Any) -> None:
+    """Let the pool's manager thread end when a killed worker was sending a result.
+
+    Such a worker leaves part of the result in the pipe, and the manager thread waits for
+    the rest forever: this process holds the pipe's write end too, so no end-of-file
+    comes, and the interpreter's exit joins that thread (``lensing-ssc run`` hung after a
+    second Ctrl-C). Nothing in this process writes results: with its write end
+    (``writer``) closed as well, the read ends in EOFError once the killed workers are gone.
+    """
+    for process in killed:
+        process.join(timeout=5.0)
+    if writer is not None:
+        writer.close()
