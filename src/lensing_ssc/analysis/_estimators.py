@@ -3,7 +3,7 @@
 Of one set's rows: :func:`hartlap_factor`, :func:`signal_to_noise` (with the Hartlap
 factor), :func:`ssc_response` (each entry's slope against the patch mean) and
 :func:`correlation_matrix`. Of the moments of a (resampled) set, from its maps' sums
-(:mod:`._map_sums`): :func:`hartlap_sn`, and of two sets' moments
+(:mod:`._map_sums`): :func:`hartlap_sns`, and of two sets' moments
 :func:`ratio_or_nan` (the variance ratio) and :func:`predicted_excess` (the SSC excess the
 response predicts). The conventions and their sources are in
 :mod:`lensing_ssc.analysis.comparison`, which compares two sets with these; how resamples
@@ -22,7 +22,6 @@ from lensing_ssc.core.base.exceptions import AnalysisError
 __all__ = [
     "correlation_matrix",
     "hartlap_factor",
-    "hartlap_sn",
     "hartlap_sns",
     "predicted_excess",
     "ratio_or_nan",
@@ -136,14 +135,9 @@ def ratio_or_nan(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     return out
 
 
-def hartlap_sn(moments: Moments, block: str) -> tuple[float, float]:
-    """S/N of a block with the Hartlap factor, and the factor (NaN, NaN where refused)."""
-    sn, factor = hartlap_sns(moments, block)
-    return float(sn[0]), float(factor[0])
-
-
 def hartlap_sns(moments: Moments, block: str) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`hartlap_sn` of R reweightings of one set at once: ``(R,)`` S/N and factors."""
+    """S/N of a block with the Hartlap factor, and the factor, of R reweightings of one set
+    at once (``(R,)`` each; NaN, NaN where refused: too few rows or a singular covariance)."""
     chi2, p = chi2_of_moments(moments, block)
     n = np.atleast_1d(moments.n)
     refused = ~np.isfinite(chi2) | (n <= p + 2)

@@ -60,7 +60,6 @@ from lensing_ssc.analysis._blas import one_blas_thread
 from lensing_ssc.analysis._estimators import (
     correlation_matrix,
     hartlap_factor,
-    hartlap_sn,
     hartlap_sns,
     predicted_excess,
     ratio_or_nan,
@@ -302,24 +301,26 @@ def compare_sets(
     bottom_sums = MapSums(bottom, denominator_maps, blocks)
 
     def measure(a: Moments, b: Moments, solved: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Each quantity of R weightings of both sets: ``(R, F)`` arrays, ``(R, 2)`` S/N.
+        """Each quantity of R weightings of both sets: ``(R, F)`` arrays, ``(R, 2)`` S/N
+        and Hartlap factors.
 
         ``solved`` names, per block, the sets whose S/N is measured (default: all); NaN
         for the others.
         """
-        draws = np.size(a.n)
-        sn = {}
+        unsolved = (np.full(np.size(a.n), np.nan),) * 2
+        sn, hartlap = {}, {}
         for name in blocks:
             wanted = (True, True) if solved is None else solved[name]
-            sn[name] = np.column_stack(
-                [
-                    hartlap_sns(moments, name)[0] if asked else np.full(draws, np.nan)
-                    for moments, asked in zip((a, b), wanted, strict=True)
-                ]
-            )
+            per_set = [
+                hartlap_sns(moments, name) if asked else unsolved
+                for moments, asked in zip((a, b), wanted, strict=True)
+            ]
+            sn[name] = np.column_stack([values for values, _ in per_set])
+            hartlap[name] = np.column_stack([factors for _, factors in per_set])
         return {
             "ratio": ratio_or_nan(a.variance, b.variance),
             "sn": sn,
+            "hartlap": hartlap,
             "predicted": predicted_excess(a, b),
         }
 
@@ -327,6 +328,7 @@ def compare_sets(
     point_top, point_bottom = top_sums.moments(ones_top), bottom_sums.moments(ones_bottom)
     point = measure(point_top, point_bottom)
     point["sn"] = {name: sn[0] for name, sn in point["sn"].items()}
+    point["hartlap"] = {name: factors[0] for name, factors in point["hartlap"].items()}
     point["measured"] = point["ratio"] - 1.0
     top_weights = map_weights(top_sums.n_maps, n_resamples, rng)
     bottom_weights = map_weights(bottom_sums.n_maps, n_resamples, rng)
@@ -364,8 +366,7 @@ def compare_sets(
     def build(name: str, block: Any, joint: bool) -> StatisticComparison:
         sn_draws = draws["sn"][name]
         a_rows, b_rows = top[:, block], bottom[:, block]
-        hartlap = np.array([hartlap_sn(point_top, name)[1], hartlap_sn(point_bottom, name)[1]])
-        sn = np.array(point["sn"][name])
+        sn = point["sn"][name]
         ratio_interval = bounds("ratio", point["ratio"], ratio_draws, block, scale="log")
         fields: dict[str, Any] = {
             "variance_ratio": point["ratio"][block],
@@ -373,7 +374,7 @@ def compare_sets(
             "correlation": np.stack([correlation_matrix(a_rows), correlation_matrix(b_rows)]),
             "signal_to_noise": sn,
             "signal_to_noise_interval": basic_interval(sn, sn_draws, confidence),
-            "hartlap": hartlap,
+            "hartlap": point["hartlap"][name],
         }
         if ssc and not joint:
             difference = point["measured"] - point["predicted"]
